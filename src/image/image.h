@@ -1,0 +1,36 @@
+// Image decoding the way the Hugging Face pipeline loads a file with Pillow:
+// JPEG (libjpeg-turbo, Pillow's settings), PNG (libpng), WebP (libwebp), GIF (giflib, first frame), BMP;
+// EXIF orientation applied (JPEG/PNG/WebP); then converted to RGB exactly as Pillow's Image.convert("RGB")
+// (L -> replicate, LA/RGBA -> drop alpha, P -> palette RGB, P with transparency -> palette RGB, 16-bit -> Pillow's
+// 8-bit rule, CMYK -> Pillow's conversion (Adobe inverted CMYK as Pillow reads it).
+//
+// Dimensions are read from the header and checked against `max_pixels` BEFORE any pixel buffer is allocated.
+// Every failure throws zeroshot::Error("<name>: <problem>") naming the file; nothing ever crashes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zeroshot::image {
+
+// Interleaved 8-bit RGB, row-major, no padding: pixels.size() == width * height * 3.
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;
+};
+
+struct DecodeOptions {
+  uint64_t max_pixels = 100'000'000;  // refuse larger images before decoding
+};
+
+RgbImage decode_file(const std::string& path, const DecodeOptions& opt = {});
+// `name` is used in error messages.
+RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt = {});
+
+// True if the file name has an image extension we decode (.jpg .jpeg .png .webp .gif .bmp, any case).
+bool has_image_extension(const std::string& path);
+
+}  // namespace zeroshot::image

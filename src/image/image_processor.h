@@ -1,0 +1,52 @@
+// CLIPImageProcessor: resize shortest edge (Pillow-exact BICUBIC), center crop, rescale, normalize.
+// Reads preprocessor_config.json in both styles: old ("size": 224, "crop_size": 224) and new
+// ("size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "image/image.h"
+
+namespace zeroshot::image {
+
+struct ImageProcessorConfig {
+  bool do_resize = true;
+  int shortest_edge = 224;
+  int resample = 3;  // PIL.Image.BICUBIC; only 3 (bicubic) and 2 (bilinear) are supported
+  bool do_center_crop = true;
+  int crop_height = 224;
+  int crop_width = 224;
+  bool do_rescale = true;
+  double rescale_factor = 1.0 / 255.0;
+  bool do_normalize = true;
+  float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};
+  float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
+  bool do_convert_rgb = true;
+
+  // Throws zeroshot::Error naming the file on malformed or unsupported settings.
+  static ImageProcessorConfig load(const std::string& preprocessor_config_json);
+};
+
+// Pillow-exact resize (Image.resize with BICUBIC or BILINEAR, reducing_gap=None): separable antialiased
+// convolution, horizontal pass then vertical pass, each rounded to 8 bits, fixed-point coefficients as in
+// Pillow's Resample.c.
+RgbImage resize(const RgbImage& src, int width, int height, int resample = 3);
+
+class ImageProcessor {
+ public:
+  explicit ImageProcessor(ImageProcessorConfig cfg) : cfg_(cfg) {}
+  const ImageProcessorConfig& config() const { return cfg_; }
+  int out_height() const { return cfg_.do_center_crop ? cfg_.crop_height : cfg_.shortest_edge; }
+  int out_width() const { return cfg_.do_center_crop ? cfg_.crop_width : cfg_.shortest_edge; }
+  // Writes pixel_values, layout [3, out_height, out_width] (CHW), into `out`.
+  // Resize: short edge -> shortest_edge, long edge -> int(shortest_edge * long / short).
+  // Crop: top = (h - crop_h) // 2, left = (w - crop_w) // 2 (zero padding if the image is smaller, as HF does).
+  void preprocess(const RgbImage& img, float* out) const;
+  std::vector<float> preprocess(const RgbImage& img) const;
+
+ private:
+  ImageProcessorConfig cfg_;
+};
+
+}  // namespace zeroshot::image

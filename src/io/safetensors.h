@@ -1,0 +1,87 @@
+// safetensors reader: memory-mapped, validated, zero-copy.
+//
+// Format: 8-byte little-endian header length N, N bytes of JSON {name: {dtype, shape, data_offsets:[b,e]}, ...,
+// "__metadata__": {...}}, then the byte buffer; offsets are relative to the buffer start.
+// Validation (each failure throws zeroshot::Error naming the file and the problem): file shorter than 8 bytes,
+// header length past the end of the file or absurd, header not a JSON object, unknown dtype, shape with negative
+// dims, byte size that does not equal prod(shape) * dtype size, offsets past the end of the buffer, begin > end,
+// overlapping tensors.
+//
+// A model may be split into shards (model.safetensors.index.json with a "weight_map"); WeightStore opens either.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "util/mapped_file.h"
+
+namespace zeroshot::io {
+
+enum class DType { F32, F16, BF16, F64, I64, I32, I16, I8, U8, BOOL };
+
+const char* dtype_name(DType t);
+size_t dtype_size(DType t);
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const uint8_t* data = nullptr;  // points into the mapped file; may be unaligned for F32
+  size_t nbytes = 0;
+  std::string file;  // the safetensors file it lives in (for error messages)
+
+  int64_t numel() const;
+  bool is_float() const { return dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16; }
+};
+
+// One .safetensors file.
+class SafeTensorsFile {
+ public:
+  explicit SafeTensorsFile(const std::string& path);  // maps + validates; throws zeroshot::Error
+  const std::string& path() const { return file_.path(); }
+  const std::map<std::string, TensorView>& tensors() const { return tensors_; }
+  const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+ private:
+  util::MappedFile file_;
+  std::map<std::string, TensorView> tensors_;
+  std::map<std::string, std::string> metadata_;
+};
+
+// All weights of a model: a single file or the shards named by an index file.
+class WeightStore {
+ public:
+  // `path` is a .safetensors file or a model.safetensors.index.json.
+  static WeightStore open(const std::string& path);
+  // Looks in `dir` for model.safetensors, then model.safetensors.index.json.
+  static WeightStore open_dir(const std::string& dir);
+
+  bool has(const std::string& name) const { return index_.count(name) != 0; }
+  // Throws zeroshot::Error("<file>: missing tensor <name>") when absent.
+  const TensorView& get(const std::string& name) const;
+  // Checks shape and that the dtype is F32/F16/BF16; throws "<file>: tensor <name> has shape [..], expected [..]".
+  const TensorView& get(const std::string& name, const std::vector<int64_t>& shape) const;
+  // Names of every tensor, for the "unexpected tensors" check.
+  std::vector<std::string> names() const;
+  // The file name to cite in errors that concern the model as a whole.
+  const std::string& origin() const { return origin_; }
+
+ private:
+  std::vector<std::unique_ptr<SafeTensorsFile>> files_;
+  std::map<std::string, const TensorView*> index_;
+  std::string origin_;
+};
+
+// Converts a F32/F16/BF16 tensor to f32 (copying into `out`, which must hold numel() floats).
+void to_f32(const TensorView& t, float* out);
+std::vector<float> to_f32(const TensorView& t);
+
+// IEEE half / bfloat16 -> float, exactly.
+float f16_to_f32(uint16_t h);
+float bf16_to_f32(uint16_t b);
+
+}  // namespace zeroshot::io
