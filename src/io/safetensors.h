@@ -80,6 +80,17 @@ class WeightStore {
 void to_f32(const TensorView& t, float* out);
 std::vector<float> to_f32(const TensorView& t);
 
+// Writes a safetensors file (header padded with spaces to a multiple of 8 so the data is aligned), atomically:
+// to <path>.tmp, then renamed. Throws zeroshot::Error naming the path on I/O failure.
+struct TensorData {
+  std::string name;
+  DType dtype = DType::F32;
+  std::vector<int64_t> shape;
+  const void* data = nullptr;  // numel * dtype_size bytes
+};
+void write_safetensors(const std::string& path, const std::vector<TensorData>& tensors,
+                       const std::map<std::string, std::string>& metadata = {});
+
 // IEEE half / bfloat16 -> float, exactly.
 float f16_to_f32(uint16_t h);
 float bf16_to_f32(uint16_t b);

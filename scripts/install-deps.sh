@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages zeroshot builds and tests with (run as root, or with sudo available).
+set -euo pipefail
+BUILD_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libexif-dev   # image decoding (libjpeg-turbo as Pillow)
+  libutf8proc-dev                                                      # Unicode classes + case mapping (tokenizer)
+  nlohmann-json3-dev libcli11-dev                                      # JSON, command line
+  libcurl4-openssl-dev                                                 # Hugging Face hub downloads
+  libopenblas-dev                                                      # f32 GEMM
+  libgtest-dev                                                         # tests
+)
+TEST_PACKAGES=(
+  python3                                                              # the local hub test server
+  python3-torch python3-numpy libopenblas0-pthread                     # the PyTorch peer (spot-check test)
+)
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" >/dev/null
+echo "install-deps: ok"

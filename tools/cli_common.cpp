@@ -1,0 +1,165 @@
+#include "cli_common.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "classify/label_sets.h"
+#include "image/image.h"
+
+namespace zeroshot::cli {
+
+namespace fs = std::filesystem;
+
+void ModelArgs::add_to(CLI::App& app) {
+  app.add_option("-m,--model", model,
+                 "Hugging Face model folder or hub id (downloaded once into the HF cache)")
+      ->default_val(std::string(kDefaultModel))
+      ->envname("ZEROSHOT_MODEL");
+  app.add_option("--threads", threads, "Worker threads (0: all cores)")->default_val(0)->check(CLI::NonNegativeNumber);
+  app.add_option("--max-megapixels", max_megapixels, "Refuse images larger than this, before decoding them")
+      ->default_val(100)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--revision", revision, "Hub revision (branch, tag or commit) for hub ids")->default_val("main");
+  app.add_flag("--offline", offline, "Never use the network (also HF_HUB_OFFLINE=1)");
+}
+
+std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
+  ModelOptions o;
+  o.threads = threads;
+  o.max_image_pixels = static_cast<uint64_t>(std::llround(max_megapixels * 1e6));
+  o.revision = revision;
+  o.offline = offline;
+  o.progress = !quiet;
+  return Model::load(model, o);
+}
+
+void add_format_option(CLI::App& app, std::string* format) {
+  app.add_option("-f,--format", *format, "Output: table (aligned, for people) or json (one object per line); "
+                                         "default: table on a terminal, json otherwise")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "table", "json"}));
+}
+
+bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
+bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
+
+Format resolve_format(const std::string& f) {
+  if (f == "json") return Format::Json;
+  if (f == "table") return Format::Table;
+  return stdout_is_tty() ? Format::Table : Format::Json;
+}
+
+std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inputs) {
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    const auto st = fs::status(in, ec);
+    if (ec || !fs::exists(st)) throw Error(in, "no such file or directory");
+    if (fs::is_directory(st)) {
+      std::vector<std::string> found;
+      for (fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec), end;
+           !ec && it != end; it.increment(ec)) {
+        if (it->is_regular_file(ec) && image::has_image_extension(it->path().string()))
+          found.push_back(it->path().string());
+      }
+      if (ec) throw Error(in, "cannot read directory: " + ec.message());
+      std::sort(found.begin(), found.end());
+      out.insert(out.end(), found.begin(), found.end());
+    } else {
+      out.push_back(in);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  const auto e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+}  // namespace
+
+std::vector<std::vector<std::string>> resolve_labels(const std::vector<std::string>& labels_opts,
+                                                     const std::string& labels_file) {
+  std::vector<std::vector<std::string>> classes;
+  for (const auto& opt : labels_opts) {
+    if (opt.find(',') == std::string::npos) {
+      if (const auto* set = classify::find_label_set(trim(opt))) {
+        classes.insert(classes.end(), set->classes.begin(), set->classes.end());
+        continue;
+      }
+    }
+    std::string cur;
+    for (size_t i = 0; i <= opt.size(); ++i) {
+      if (i == opt.size() || opt[i] == ',') {
+        std::string l = trim(cur);
+        if (l.empty()) throw Error("--labels \"" + opt + "\"", "empty label (labels are separated by commas)");
+        classes.push_back({l});
+        cur.clear();
+      } else {
+        cur += opt[i];
+      }
+    }
+  }
+  if (!labels_file.empty()) {
+    std::ifstream in(labels_file);
+    if (!in) throw Error(labels_file, "cannot open labels file");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::string l = trim(line);
+      if (!l.empty() && l[0] != '#') classes.push_back({l});
+    }
+    if (in.bad()) throw Error(labels_file, "read error");
+  }
+  if (classes.empty()) throw Error("labels", "none given: use --labels \"cat,dog\", --labels imagenet or --labels-file F");
+  // Duplicates would split the probability mass between identical rows: refuse them.
+  std::vector<std::string> seen;
+  for (const auto& c : classes) {
+    if (std::find(seen.begin(), seen.end(), c[0]) != seen.end()) throw Error("labels", "label \"" + c[0] + "\" is given twice");
+    seen.push_back(c[0]);
+  }
+  return classes;
+}
+
+std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts, const std::string& templates_set) {
+  std::vector<std::string> t = template_opts;
+  if (!templates_set.empty()) {
+    std::vector<std::string> set;
+    if (!classify::find_template_set(templates_set, &set))
+      throw Error("--templates " + templates_set, "unknown template set (imagenet80, imagenet7, or a label set name)");
+    t.insert(t.end(), set.begin(), set.end());
+  }
+  return t;
+}
+
+std::string json_string(const std::string& s) {
+  return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string json_float(float f) {
+  if (!std::isfinite(f)) return "null";
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, f);
+  return std::string(buf, r.ptr);
+}
+
+std::string json_floats(const float* v, size_t n) {
+  std::string s = "[";
+  for (size_t i = 0; i < n; ++i) {
+    if (i) s += ", ";
+    s += json_float(v[i]);
+  }
+  return s + "]";
+}
+
+}  // namespace zeroshot::cli

@@ -1,0 +1,117 @@
+// zeroshot embed: projected embeddings of texts and images, in the order given on the command line.
+#include <cstdio>
+#include <fstream>
+
+#include "classify/zero_shot.h"
+#include "cli_common.h"
+#include "commands.h"
+
+namespace zeroshot::cli {
+
+namespace {
+
+struct EmbedArgs {
+  ModelArgs model;
+  std::vector<std::string> texts, images, text_files;
+  bool normalize = false;
+  std::string format;
+  bool quiet = false;
+  CLI::Option *text_opt = nullptr, *image_opt = nullptr, *text_file_opt = nullptr;
+  CLI::App* cmd = nullptr;
+};
+
+struct Input {
+  bool image = false;
+  std::string value;
+};
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path, "cannot open text file");
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    out.push_back(line);
+  }
+  if (in.bad()) throw Error(path, "read error");
+  return out;
+}
+
+int run(const EmbedArgs& a) {
+  // Inputs in command-line order: CLI11 records the order options were parsed in.
+  std::vector<Input> inputs;
+  size_t ti = 0, ii = 0, fi = 0;
+  for (const CLI::Option* o : a.cmd->parse_order()) {
+    if (o == a.text_opt) inputs.push_back({false, a.texts.at(ti++)});
+    else if (o == a.image_opt) inputs.push_back({true, a.images.at(ii++)});
+    else if (o == a.text_file_opt)
+      for (auto& l : read_lines(a.text_files.at(fi++))) inputs.push_back({false, l});
+  }
+  if (inputs.empty()) throw Error("embed", "nothing to embed: give --text, --text-file or --image");
+  const Format fmt = resolve_format(a.format);
+  auto model = a.model.load(a.quiet);
+
+  std::vector<std::string> texts, images;
+  for (const auto& in : inputs) (in.image ? images : texts).push_back(in.value);
+  const Embeddings te = model->embed_texts(texts);
+  Embeddings ie;
+  ie.dim = model->embedding_dim();
+  std::vector<std::string> image_errors(images.size());
+  ie.data.resize(images.size() * ie.dim);
+  ie.rows = images.size();
+  bool failed = false;
+  model->embed_image_files(images, 8, [&](size_t i, const float* e, const std::string& err) {
+    if (e) std::copy(e, e + ie.dim, ie.data.begin() + static_cast<std::ptrdiff_t>(i * ie.dim));
+    else image_errors[i] = err, failed = true;
+    return true;
+  });
+
+  size_t t = 0, im = 0;
+  for (const auto& in : inputs) {
+    const size_t idx = in.image ? im++ : t++;
+    const char* kind = in.image ? "image" : "text";
+    if (in.image && !image_errors[idx].empty()) {
+      std::fprintf(stderr, "zeroshot: %s\n", image_errors[idx].c_str());
+      if (fmt == Format::Json)
+        std::printf("{\"kind\": \"image\", \"input\": %s, \"error\": %s}\n", json_string(in.value).c_str(),
+                    json_string(image_errors[idx]).c_str());
+      continue;
+    }
+    std::vector<float> v(in.image ? ie.row(idx) : te.row(idx), (in.image ? ie.row(idx) : te.row(idx)) + te.dim);
+    if (a.normalize) classify::l2_normalize_rows(v.data(), 1, v.size());
+    if (fmt == Format::Json) {
+      std::printf("{\"kind\": \"%s\", \"input\": %s, \"embedding\": %s}\n", kind, json_string(in.value).c_str(),
+                  json_floats(v.data(), v.size()).c_str());
+    } else {
+      double n = 0;
+      for (float x : v) n += static_cast<double>(x) * x;
+      std::printf("%-5s  %s\n       dim %zu  norm %.4f  [%s ...]\n", kind, in.value.c_str(), v.size(), std::sqrt(n),
+                  json_floats(v.data(), std::min<size_t>(v.size(), 4)).substr(1).c_str());
+    }
+  }
+  return failed ? 1 : 0;
+}
+
+}  // namespace
+
+void add_embed_command(CLI::App& app, std::function<int()>* action) {
+  auto a = std::make_shared<EmbedArgs>();
+  CLI::App* c = app.add_subcommand("embed", "Print projected embeddings of texts and images");
+  a->cmd = c;
+  a->model.add_to(*c);
+  a->text_opt = c->add_option("--text", a->texts, "A text to embed (repeatable)");
+  a->image_opt = c->add_option("--image", a->images, "An image file to embed (repeatable)");
+  a->text_file_opt = c->add_option("--text-file", a->text_files, "A file of texts, one per line (repeatable)");
+  c->add_flag("--normalize", a->normalize, "L2-normalize the embeddings");
+  add_format_option(*c, &a->format);
+  c->add_flag("-q,--quiet", a->quiet, "No progress bar");
+  c->footer(
+      "JSON (one line per input, in command-line order):\n"
+      "  {\"kind\": \"image\"|\"text\", \"input\": PATH_OR_TEXT, \"embedding\": [...]}\n"
+      "Embeddings are the model's projected features (get_image_features / get_text_features), not normalized\n"
+      "unless --normalize is given.");
+  c->callback([a, action] { *action = [a] { return run(*a); }; });
+}
+
+}  // namespace zeroshot::cli

@@ -1,0 +1,12 @@
+// Each command registers itself on the CLI11 app and, when chosen, sets the action main() runs.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace zeroshot::cli {
+
+void add_classify_command(CLI::App& app, std::function<int()>* action);
+void add_embed_command(CLI::App& app, std::function<int()>* action);
+
+}  // namespace zeroshot::cli
