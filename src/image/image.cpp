@@ -1,1 +1,138 @@
-// placeholder: being written
+// Format detection by magic bytes, the size guard, and EXIF transposition; the formats live in decode_*.cpp.
+#include "image/image.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include <sys/stat.h>
+
+#include "image/decode_internal.h"
+#include "zeroshot/error.h"
+
+namespace zeroshot::image {
+
+namespace detail {
+
+void check_size(int64_t width, int64_t height, const std::string& name, const DecodeOptions& opt) {
+  if (width <= 0 || height <= 0)
+    throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+  // Both are below 2^32 here in every caller, so the product cannot overflow 64 bits.
+  const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
+  if (width > 0x7fffffff || height > 0x7fffffff || pixels > opt.max_pixels)
+    throw Error(name, "image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels exceeds the limit of " +
+                          std::to_string(opt.max_pixels) + " pixels (possible decompression bomb)");
+}
+
+void allocate(RgbImage& img, int width, int height) {
+  img.width = width;
+  img.height = height;
+  img.pixels.assign(static_cast<size_t>(width) * static_cast<size_t>(height) * 3, 0);
+}
+
+RgbImage apply_orientation(RgbImage img, int orientation) {
+  if (orientation < 2 || orientation > 8) return img;
+  const int w = img.width, h = img.height;
+  const bool swap = orientation >= 5;  // 5..8 transpose the axes
+  RgbImage out;
+  out.width = swap ? h : w;
+  out.height = swap ? w : h;
+  out.pixels.resize(img.pixels.size());
+  const uint8_t* src = img.pixels.data();
+  uint8_t* dst = out.pixels.data();
+  // For each output pixel (x, y), the source pixel (sx, sy), per Pillow's Image.transpose methods.
+  for (int y = 0; y < out.height; ++y) {
+    for (int x = 0; x < out.width; ++x) {
+      int sx = x, sy = y;
+      switch (orientation) {
+        case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
+        case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
+        case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
+        case 5: sx = y; sy = x; break;                  // TRANSPOSE
+        case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 degrees clockwise)
+        case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
+        case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 degrees counter-clockwise)
+      }
+      const uint8_t* s = src + (static_cast<size_t>(sy) * w + sx) * 3;
+      uint8_t* d = dst + (static_cast<size_t>(y) * out.width + x) * 3;
+      d[0] = s[0];
+      d[1] = s[1];
+      d[2] = s[2];
+    }
+  }
+  return out;
+}
+
+}  // namespace detail
+
+namespace {
+
+bool starts_with(const uint8_t* data, size_t size, const char* magic, size_t n) {
+  return size >= n && std::memcmp(data, magic, n) == 0;
+}
+
+RgbImage decode_by_magic(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+  detail::Decoded d;
+  if (starts_with(data, size, "\xFF\xD8\xFF", 3)) {
+    d = detail::decode_jpeg(data, size, name, opt);
+  } else if (starts_with(data, size, "\x89PNG\r\n\x1A\n", 8)) {
+    d = detail::decode_png(data, size, name, opt);
+  } else if (starts_with(data, size, "GIF87a", 6) || starts_with(data, size, "GIF89a", 6)) {
+    d = detail::decode_gif(data, size, name, opt);
+  } else if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+    d = detail::decode_webp(data, size, name, opt);
+  } else if (starts_with(data, size, "BM", 2)) {
+    d = detail::decode_bmp(data, size, name, opt);
+  } else {
+    throw Error(name, "not a JPEG, PNG, WebP, GIF or BMP file");
+  }
+  return detail::apply_orientation(std::move(d.image), detail::find_orientation(d));
+}
+
+}  // namespace
+
+RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+  if (size == 0) throw Error(name, "empty file");
+  try {
+    return decode_by_magic(data, size, name, opt);
+  } catch (const std::bad_alloc&) {
+    throw Error(name, "out of memory while decoding");
+  }
+}
+
+RgbImage decode_file(const std::string& path, const DecodeOptions& opt) {
+  struct Closer {
+    void operator()(std::FILE* f) const { std::fclose(f); }
+  };
+  std::unique_ptr<std::FILE, Closer> f(std::fopen(path.c_str(), "rb"));
+  if (!f) throw Error(path, std::string("cannot open: ") + std::strerror(errno));
+  std::vector<uint8_t> bytes;
+  struct stat st {};
+  if (fstat(fileno(f.get()), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) throw Error(path, "is a directory");
+    if (S_ISREG(st.st_mode) && st.st_size > 0) bytes.reserve(static_cast<size_t>(st.st_size));
+  }
+  uint8_t buf[1 << 16];
+  for (;;) {
+    const size_t n = std::fread(buf, 1, sizeof buf, f.get());
+    bytes.insert(bytes.end(), buf, buf + n);
+    if (n < sizeof buf) break;
+  }
+  if (std::ferror(f.get())) throw Error(path, std::string("read error: ") + std::strerror(errno));
+  return decode_memory(bytes.data(), bytes.size(), path, opt);
+}
+
+bool has_image_extension(const std::string& path) {
+  const size_t dot = path.find_last_of('.');
+  const size_t slash = path.find_last_of("/\\");
+  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;
+  std::string ext = path.substr(dot + 1);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp" || ext == "gif" || ext == "bmp";
+}
+
+}  // namespace zeroshot::image

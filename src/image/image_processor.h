@@ -13,7 +13,11 @@ namespace zeroshot::image {
 struct ImageProcessorConfig {
   bool do_resize = true;
   int shortest_edge = 224;
-  int resample = 3;  // PIL.Image.BICUBIC; only 3 (bicubic) and 2 (bilinear) are supported
+  // "size": {"height": h, "width": w} resizes to exactly h x w (aspect ratio not kept); 0 = shortest_edge mode.
+  int resize_height = 0;
+  int resize_width = 0;
+  // PIL resampling filter: 3 BICUBIC, 2 BILINEAR, 1 LANCZOS, 4 BOX, 5 HAMMING (0 NEAREST is not supported).
+  int resample = 3;
   bool do_center_crop = true;
   int crop_height = 224;
   int crop_width = 224;
@@ -24,24 +28,33 @@ struct ImageProcessorConfig {
   float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};
   bool do_convert_rgb = true;
 
-  // Throws zeroshot::Error naming the file on malformed or unsupported settings.
+  // Throws zeroshot::Error naming the file on malformed or unsupported settings (including settings whose
+  // output size would depend on the image: no center crop with a shortest-edge resize, or no resize and no crop).
   static ImageProcessorConfig load(const std::string& preprocessor_config_json);
 };
 
-// Pillow-exact resize (Image.resize with BICUBIC or BILINEAR, reducing_gap=None): separable antialiased
+// Pillow-exact resize (Image.resize with reducing_gap=None; filters as in `resample` above): separable antialiased
 // convolution, horizontal pass then vertical pass, each rounded to 8 bits, fixed-point coefficients as in
-// Pillow's Resample.c.
+// Pillow's Resample.c. Same size: a copy. Throws zeroshot::Error for an unsupported filter or a bad size.
 RgbImage resize(const RgbImage& src, int width, int height, int resample = 3);
 
 class ImageProcessor {
  public:
   explicit ImageProcessor(ImageProcessorConfig cfg) : cfg_(cfg) {}
   const ImageProcessorConfig& config() const { return cfg_; }
-  int out_height() const { return cfg_.do_center_crop ? cfg_.crop_height : cfg_.shortest_edge; }
-  int out_width() const { return cfg_.do_center_crop ? cfg_.crop_width : cfg_.shortest_edge; }
+  int out_height() const {
+    return cfg_.do_center_crop ? cfg_.crop_height : (cfg_.resize_height > 0 ? cfg_.resize_height : cfg_.shortest_edge);
+  }
+  int out_width() const {
+    return cfg_.do_center_crop ? cfg_.crop_width : (cfg_.resize_width > 0 ? cfg_.resize_width : cfg_.shortest_edge);
+  }
   // Writes pixel_values, layout [3, out_height, out_width] (CHW), into `out`.
   // Resize: short edge -> shortest_edge, long edge -> int(shortest_edge * long / short).
   // Crop: top = (h - crop_h) // 2, left = (w - crop_w) // 2 (zero padding if the image is smaller, as HF does).
+  // Then (x * rescale_factor in double, cast to float - mean) / std in float, as HF's rescale + normalize.
+  // Only the pixels inside the crop are resampled (same values as resizing the whole image, then cropping).
+  // Throws zeroshot::Error("preprocess: ...") for an empty image or an output size other than out_height x
+  // out_width (possible only with a config built by hand that load() would refuse).
   void preprocess(const RgbImage& img, float* out) const;
   std::vector<float> preprocess(const RgbImage& img) const;
 
