@@ -6,7 +6,7 @@ BUILD_PACKAGES=(
   libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libexif-dev   # image decoding (libjpeg-turbo as Pillow)
   libutf8proc-dev                                                      # Unicode classes + case mapping (tokenizer)
   nlohmann-json3-dev libcli11-dev                                      # JSON, command line
-  libcurl4-openssl-dev                                                 # Hugging Face hub downloads
+  libcurl4-openssl-dev libssl-dev                                      # Hugging Face hub downloads, sha256
   libopenblas-dev                                                      # f32 GEMM
   libgtest-dev                                                         # tests
 )
