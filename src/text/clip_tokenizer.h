@@ -6,6 +6,10 @@
 // byte-to-unicode mapping, BPE with merges ranked by line order and "</w>" on the last symbol of a word,
 // then [bos] + ids + [eos]; longer than max_length: the first max_length-1 tokens and eos last.
 // Thread-safe for concurrent encode() calls (the per-word merge cache is guarded).
+//
+// Python semantics kept on purpose: lower() is str.lower(), so 'İ' (U+0130) becomes "i" + U+0307 (two tokens:
+// "i" and the combining dot), 'ẞ' (U+1E9E) becomes 'ß', and a word-final 'Σ' becomes 'ς'. Invalid UTF-8 is
+// decoded as Python's bytes.decode("utf-8", "replace") would (one U+FFFD per maximal invalid sequence).
 #pragma once
 
 #include <cstdint>
@@ -30,6 +34,7 @@ class ClipTokenizer {
   ClipTokenizer& operator=(ClipTokenizer&&) noexcept;
   ~ClipTokenizer();
 
+  // [bos] + ids + [eos]; longer than max_length: the first max_length-1 and eos. max_length 0: no truncation.
   std::vector<int32_t> encode(std::string_view utf8_text, size_t max_length = 77) const;
   int32_t bos_id() const;
   int32_t eos_id() const;
