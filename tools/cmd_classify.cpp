@@ -43,16 +43,17 @@ int run(const ClassifyArgs& a) {
   auto model = a.model.load(a.quiet);
   ZeroShotClassifier clf(*model, classes, templates);
 
-  util::ProgressBar bar(paths.size(), "classifying", !a.quiet && fmt == Format::Json);
+  util::ProgressBar bar("classifying", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
   size_t failed = 0;
+  const bool bar_shares_terminal = stdout_is_tty();
   model->embed_image_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
-    bar.tick();
+    if (bar_shares_terminal || !emb) bar.clear();
     if (!emb) {
       ++failed;
-      bar.clear();
       std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
       if (fmt == Format::Json)
         std::printf("{\"image\": %s, \"error\": %s}\n", json_string(paths[i]).c_str(), json_string(err).c_str());
+      bar.tick();
       return true;
     }
     const auto r = clf.classify(emb, a.top_k);
@@ -64,10 +65,10 @@ int run(const ClassifyArgs& a) {
       }
       std::printf("%s]}\n", line.c_str());
     } else {
-      bar.clear();
       print_table(paths[i], r);
     }
     std::fflush(stdout);
+    bar.tick();
     return true;
   });
   bar.finish();

@@ -54,12 +54,22 @@ std::string format_duration(double seconds) {
   return buf;
 }
 
-std::string progress_line(const std::string& label, uint64_t done, uint64_t total, double rate, int width) {
-  std::string sizes = total > 0
-                          ? format_bytes(static_cast<double>(done)) + "/" + format_bytes(static_cast<double>(total))
-                          : format_bytes(static_cast<double>(done));
+std::string progress_line(const std::string& label, uint64_t done, uint64_t total, double rate, int width,
+                          ProgressUnit unit) {
+  auto count = [unit](double v) {
+    if (unit == ProgressUnit::Bytes) return format_bytes(v);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.0f", v);
+    return std::string(buf);
+  };
+  std::string sizes = total > 0 ? count(static_cast<double>(done)) + "/" + count(static_cast<double>(total))
+                                : count(static_cast<double>(done));
   std::string tail = "  " + sizes;
-  if (rate > 0) tail += "  " + format_bytes(rate) + "/s";
+  if (rate > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, rate < 10 ? "%.2f/s" : "%.1f/s", rate);
+    tail += "  " + (unit == ProgressUnit::Bytes ? format_bytes(rate) + "/s" : std::string(buf));
+  }
   if (total > 0 && rate > 0 && done <= total)
     tail += "  ETA " + format_duration(static_cast<double>(total - done) / rate);
   std::string line = label;
@@ -83,8 +93,8 @@ std::string progress_line(const std::string& label, uint64_t done, uint64_t tota
   return line;
 }
 
-ProgressBar::ProgressBar(std::string label, uint64_t total, bool enabled, uint64_t initial)
-    : label_(std::move(label)), total_(total), initial_(initial), done_(initial) {
+ProgressBar::ProgressBar(std::string label, uint64_t total, bool enabled, uint64_t initial, ProgressUnit unit)
+    : label_(std::move(label)), unit_(unit), total_(total), initial_(initial), done_(initial) {
   active_ = enabled && ::isatty(STDERR_FILENO) && !env_true("HF_HUB_DISABLE_PROGRESS_BARS");
   start_ = last_draw_ = std::chrono::steady_clock::now();
   if (active_) draw(false);
@@ -101,6 +111,13 @@ void ProgressBar::update(uint64_t done) {
   draw(false);
 }
 
+void ProgressBar::clear() {
+  if (!active_ || finished_) return;
+  std::fprintf(stderr, "\r\x1b[K");
+  std::fflush(stderr);
+  last_draw_ = {};  // redraw at the next update
+}
+
 void ProgressBar::finish() {
   if (!active_ || finished_) return;
   finished_ = true;
@@ -111,7 +128,7 @@ void ProgressBar::draw(bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0.2 && done_ > initial_ ? static_cast<double>(done_ - initial_) / secs : 0.0;
   int width = terminal_width() - 1;
-  std::string line = progress_line(label_, done_, total_, rate, width);
+  std::string line = progress_line(label_, done_, total_, rate, width, unit_);
   // "\r" + clear-to-end-of-line keeps one line that is redrawn in place.
   std::fprintf(stderr, "\r%s\x1b[K%s", line.c_str(), final ? "\n" : "");
   std::fflush(stderr);
