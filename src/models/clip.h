@@ -50,10 +50,14 @@ struct ClipConfig {
 
 class ClipModel {
  public:
-  // Reads weights from the store (copied/converted to f32 where needed), checking every tensor's shape
-  // against the config and that no expected tensor is missing and no unexpected float tensor is present
-  // (int64 buffers such as position_ids are ignored). `threads` <= 0: all cores.
+  // Reads weights from the store, checking every tensor's shape against the config and that no expected tensor
+  // is missing and no unexpected float tensor is present (int64 buffers such as position_ids are ignored).
+  // F16/BF16 weights are converted to f32. `threads` <= 0: all cores.
+  // This form copies every weight: the store may be destroyed afterwards.
   ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, int threads = 0);
+  // Same checks, but keeps the store alive and uses its (memory-mapped) F32 tensors in place where they are
+  // float-aligned; only F16/BF16 (and unaligned F32) tensors are converted into owned copies.
+  ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads = 0);
   ~ClipModel();
   ClipModel(ClipModel&&) noexcept;
   ClipModel& operator=(ClipModel&&) noexcept;
@@ -61,10 +65,12 @@ class ClipModel {
   const ClipConfig& config() const;
   float logit_scale() const;  // the raw parameter; scores use exp(logit_scale)
 
-  // pixel_values: n x [3, image_size, image_size]; out: n x projection_dim.
+  // pixel_values: n x [num_channels, image_size, image_size]; out: n x projection_dim.
+  // Both encoders may be called concurrently from several threads; each row of out depends only on its input.
   void encode_images(const float* pixel_values, int n, float* out) const;
   // Each sequence already holds bos..eos (<= max_positions ids); any batch size, any lengths
   // (sequences are run at their true length, not padded to 77). out: ids.size() x projection_dim.
+  // Throws zeroshot::Error("input_ids[i]: ...") for an empty or too long sequence or an id outside the vocabulary.
   void encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const;
 
  private:

@@ -1,0 +1,66 @@
+// Transformer kernels over row-major f32 buffers (PyTorch semantics, f32 accumulation unless noted).
+// Each takes an optional ThreadPool (null: run in the calling thread); results do not depend on it.
+#pragma once
+
+#include <vector>
+
+#include "nn/thread_pool.h"
+
+namespace zeroshot::nn {
+
+enum class Act {
+  QuickGelu,  // x * sigmoid(1.702 x)                                  (HF "quick_gelu")
+  Gelu,       // 0.5 x (1 + erf(x / sqrt 2))                           (HF "gelu", torch exact GELU)
+  GeluTanh,   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))       (HF "gelu_new", "gelu_pytorch_tanh")
+};
+
+float quick_gelu(float x);
+float gelu_erf(float x);
+float gelu_tanh(float x);
+
+// y[m x n] = x[m x k] * w^T + bias: torch.nn.Linear with w in its [out = n, in = k] layout (no transpose copy).
+// bias may be null. y must not overlap x or w. Parallel over the columns of y.
+void linear(const float* x, int m, int k, const float* w, const float* bias, int n, float* y, ThreadPool* pool);
+
+// torch.nn.LayerNorm over the last `dim` values of each of `rows` rows: two-pass mean / biased variance with
+// double accumulators (no cancellation when |mean| >> std). gamma/beta may be null (1 / 0). y may equal x.
+void layer_norm(const float* x, long rows, int dim, const float* gamma, const float* beta, float eps, float* y,
+                ThreadPool* pool);
+
+// In-place softmax of the first `valid` of `cols` values of each row (max subtracted first); the remaining
+// cols - valid values are set to 0 (what an additive -inf mask gives).
+void softmax_row(float* x, int valid, int cols);
+
+// In-place activation of n values.
+void activate(Act act, float* x, long n, ThreadPool* pool);
+
+// y += x (n values).
+void add_inplace(float* y, const float* x, long n, ThreadPool* pool);
+
+// Multi-head scaled dot-product attention core over sequences stored back to back: sequence s has lens[s] rows,
+// starting after the rows of sequences 0..s-1. q, k, v, out: [sum(lens), heads * head_dim] row-major; head h of a
+// row is columns [h * head_dim, (h + 1) * head_dim) (torch's view(batch, seq, heads, head_dim)).
+// Per sequence and head: out = softmax(q k^T * scale, causal: key j > query i masked) v. Sequences never see
+// each other, so any mix of lengths runs together without padding.
+void attention(const float* q, const float* k, const float* v, const std::vector<int>& lens, int heads, int head_dim,
+               float scale, bool causal, float* out, ThreadPool* pool);
+
+// Weights of one self-attention block in torch.nn.Linear layout ([dim, dim] weights, [dim] biases).
+struct AttentionWeights {
+  const float* q_w = nullptr;
+  const float* q_b = nullptr;
+  const float* k_w = nullptr;
+  const float* k_b = nullptr;
+  const float* v_w = nullptr;
+  const float* v_b = nullptr;
+  const float* out_w = nullptr;
+  const float* out_b = nullptr;
+};
+
+// HF CLIPAttention: y = out_proj(attention(q_proj(x), k_proj(x), v_proj(x))) with scale head_dim^-0.5.
+// x, y: [sum(lens), dim] (sequences back to back, see attention()); y must not overlap x.
+// workspace: 4 * sum(lens) * dim floats, or null to allocate.
+void self_attention(const float* x, const std::vector<int>& lens, int dim, int heads, const AttentionWeights& w,
+                    bool causal, float* y, ThreadPool* pool, float* workspace = nullptr);
+
+}  // namespace zeroshot::nn
