@@ -22,7 +22,7 @@ struct Model::Impl {
   std::string name;
   std::string dir;
   ModelOptions opt;
-  io::WeightStore weights;
+  std::shared_ptr<const io::WeightStore> weights;
   models::ClipConfig cfg;
   std::unique_ptr<models::ClipModel> clip;
   std::unique_ptr<text::ClipTokenizer> tokenizer;
@@ -70,7 +70,8 @@ std::unique_ptr<Model> Model::load(const std::string& name_or_path, const ModelO
                                   std::to_string(impl->cfg.vision.image_size));
   impl->decode.max_pixels = opt.max_image_pixels;
 
-  impl->weights = io::WeightStore::open_dir(impl->dir);
+  // Memory-mapped weights used in place (no copy) where their dtype and alignment allow.
+  impl->weights = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(impl->dir));
   impl->clip = std::make_unique<models::ClipModel>(impl->cfg, impl->weights, opt.threads);
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
