@@ -15,7 +15,7 @@ using namespace zeroshot::testing;
 
 namespace {
 
-struct Run {
+struct CliRun {
   int code = -1;
   std::string out, err;
 };
@@ -32,12 +32,12 @@ std::string slurp(const std::string& path) {
 }
 
 // Runs the built binary with `args` (already quoted), stdin closed, HF cache isolated and offline.
-Run zeroshot_cli(const std::string& args) {
+CliRun zeroshot_cli(const std::string& args) {
   static int counter = 0;
   const std::string base = (fs::temp_directory_path() / ("zs_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++))).string();
   const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " +
                           args + " </dev/null >" + base + ".out 2>" + base + ".err";
-  Run r;
+  CliRun r;
   int st = std::system(cmd.c_str());
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   r.out = slurp(base + ".out");
@@ -82,12 +82,14 @@ struct ModelCopy {
   std::string path() const { return dir.string(); }
 };
 
-void expect_one_line_error(const Run& r, const std::string& must_name, const std::string& what = "") {
+void expect_one_line_error(const CliRun& r, const std::string& must_name, const std::string& what = "") {
   EXPECT_NE(r.code, 0);
   EXPECT_LT(r.code, 128) << "killed by a signal";
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find(must_name), std::string::npos) << r.err;
-  if (!what.empty()) EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  if (!what.empty()) {
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  }
 }
 
 }  // namespace
@@ -101,7 +103,7 @@ TEST(Cli, ClassifyJsonMatchesEveryZeroShotCase) {
       std::string args = "classify --model " + shell_quote(clip_dir(model)) + " --labels " + shell_quote(labels) +
                          " --format json " + shell_quote(image_path(c["image"].get<std::string>()));
       for (const auto& t : c["templates"]) args += " --template " + shell_quote(t.get<std::string>());
-      Run r = zeroshot_cli(args);
+      CliRun r = zeroshot_cli(args);
       ASSERT_EQ(r.code, 0) << r.err;
       auto lines = json_lines(r.out);
       ASSERT_EQ(lines.size(), 1u);
@@ -120,7 +122,7 @@ TEST(Cli, ClassifyJsonMatchesEveryZeroShotCase) {
 TEST(Cli, ClassifyFolderTopKAndTable) {
   const std::string m = shell_quote(clip_dir("clip-tiny-quickgelu"));
   // A folder: every decodable image in sorted order, bad_* files reported (exit 1) without stopping the others.
-  Run r = zeroshot_cli("classify -m " + m + " -l cat,dog,car -k 2 -f json " + shell_quote(fixtures() + "/images"));
+  CliRun r = zeroshot_cli("classify -m " + m + " -l cat,dog,car -k 2 -f json " + shell_quote(fixtures() + "/images"));
   EXPECT_EQ(r.code, 1);
   auto lines = json_lines(r.out);
   size_t ok = 0, bad = 0;
@@ -155,7 +157,7 @@ TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
   const std::string tf = (fs::temp_directory_path() / ("zs_texts_" + std::to_string(::getpid()))).string();
   std::ofstream(tf) << exp.json["texts"][0].get<std::string>() << "\n" << exp.json["texts"][1].get<std::string>() << "\n";
   const std::string img0 = exp.json["images"][0];
-  Run r = zeroshot_cli("embed -m " + shell_quote(clip_dir(model)) + " --text " + shell_quote(exp.json["texts"][2]) +
+  CliRun r = zeroshot_cli("embed -m " + shell_quote(clip_dir(model)) + " --text " + shell_quote(exp.json["texts"][2]) +
                        " --image " + shell_quote(image_path(img0)) + " --text-file " + shell_quote(tf) + " -f json");
   fs::remove(tf);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -189,7 +191,7 @@ TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
 TEST(Cli, EveryBadImageIsAOneLineError) {
   const std::string m = shell_quote(clip_dir("clip-tiny-quickgelu"));
   for (const char* bad : {"bad_bomb_60000x60000.png", "bad_empty.png", "bad_not_an_image.jpg", "bad_truncated.jpg"}) {
-    Run r = zeroshot_cli("classify -m " + m + " -l cat,dog -f json " + shell_quote(image_path(bad)));
+    CliRun r = zeroshot_cli("classify -m " + m + " -l cat,dog -f json " + shell_quote(image_path(bad)));
     // stderr: the file's error + the summary line.
     EXPECT_EQ(r.code, 1) << bad;
     EXPECT_EQ(count_lines(r.err), 2u) << r.err;
@@ -198,7 +200,7 @@ TEST(Cli, EveryBadImageIsAOneLineError) {
     EXPECT_EQ(r.code, 1) << bad;
     EXPECT_NE(r.err.find(image_path(bad)), std::string::npos) << r.err;
   }
-  Run r = zeroshot_cli("classify -m " + m + " -l cat,dog --max-megapixels 0.01 -f json " + shell_quote(image_path("chelsea.png")));
+  CliRun r = zeroshot_cli("classify -m " + m + " -l cat,dog --max-megapixels 0.01 -f json " + shell_quote(image_path("chelsea.png")));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("chelsea.png"), std::string::npos);
   r = zeroshot_cli("classify -m " + m + " -l cat,dog /no/such/file.jpg");
@@ -252,7 +254,7 @@ TEST(Cli, BrokenModelsAreOneLineErrors) {
   {
     ModelCopy mc("clip-tiny-gelu-f16");  // has tokenizer.json: losing merges.txt falls back to it
     fs::remove(mc.dir / "merges.txt");
-    Run r = classify(mc);
+    CliRun r = classify(mc);
     EXPECT_EQ(r.code, 0) << r.err;
   }
   {
@@ -264,12 +266,12 @@ TEST(Cli, BrokenModelsAreOneLineErrors) {
 
 TEST(Cli, UsageErrorsAndHelp) {
   for (const char* cmd : {"classify", "embed"}) {
-    Run r = zeroshot_cli(std::string(cmd) + " --help");
+    CliRun r = zeroshot_cli(std::string(cmd) + " --help");
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("--model"), std::string::npos);
     EXPECT_NE(r.out.find("--format"), std::string::npos);
   }
-  Run r = zeroshot_cli("classify -m " + shell_quote(clip_dir("clip-tiny-quickgelu")) + " " + shell_quote(image_path("chelsea.png")));
+  CliRun r = zeroshot_cli("classify -m " + shell_quote(clip_dir("clip-tiny-quickgelu")) + " " + shell_quote(image_path("chelsea.png")));
   expect_one_line_error(r, "labels");
   r = zeroshot_cli("classify -m " + shell_quote(clip_dir("clip-tiny-quickgelu")) + " -l cat -t 'no field' " + shell_quote(image_path("chelsea.png")));
   expect_one_line_error(r, "no field");
