@@ -44,8 +44,11 @@ int main(int argc, char** argv) {
         for (const auto& x : r)
           if (x.label == l) scores.push_back(x.score);
     }
-    std::vector<std::vector<int32_t>> ids;
-    for (const auto& l : labels) ids.push_back(model->tokenize(zeroshot::classify::fill_template(zeroshot::kDefaultImageTemplate, l)));
+    std::vector<std::vector<int64_t>> ids;  // I64: the dtype the peer's reader knows for integers
+    for (const auto& l : labels) {
+      auto t = model->tokenize(zeroshot::classify::fill_template(zeroshot::kDefaultImageTemplate, l));
+      ids.emplace_back(t.begin(), t.end());
+    }
     std::vector<zeroshot::io::TensorData> t = {
         {"pixel_values", zeroshot::io::DType::F32, {n, 3, s, s}, pixels.data()},
         {"image_embeds", zeroshot::io::DType::F32, {n, d}, emb.data.data()},
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
         {"scores", zeroshot::io::DType::F32, {n, static_cast<int64_t>(labels.size())}, scores.data()},
     };
     for (size_t k = 0; k < ids.size(); ++k)
-      t.push_back({"ids/" + std::to_string(k), zeroshot::io::DType::I32, {static_cast<int64_t>(ids[k].size())}, ids[k].data()});
+      t.push_back({"ids/" + std::to_string(k), zeroshot::io::DType::I64, {static_cast<int64_t>(ids[k].size())}, ids[k].data()});
     zeroshot::io::write_safetensors(argv[2], t, {{"logit_scale", std::to_string(model->logit_scale())}});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "peer_dump: %s\n", e.what());
