@@ -17,6 +17,6 @@ TEST_PACKAGES=(
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" >/dev/null
+$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
+$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}" >/dev/null
 echo "install-deps: ok"
