@@ -1,0 +1,839 @@
+#include "models/clap.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <set>
+
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "nn/audio_ops.h"
+#include "nn/ops.h"
+#include "nn/thread_pool.h"
+#include "zeroshot/error.h"
+
+namespace zeroshot::models {
+
+// ---------------------------------------------------------------------------------------------- config
+
+namespace {
+
+// Sizes above this are not a CLAP model (and would overflow the shape arithmetic).
+constexpr int64_t kMaxSize = 1 << 20;
+constexpr int kMaxStages = 8;
+
+std::string json_str(const io::Json& v) { return v.dump(); }
+
+int get_int(const io::Json& obj, const char* key, int def, int64_t min, const std::string& file, const std::string& prefix) {
+  if (!obj.contains(key)) return def;
+  const io::Json& v = obj[key];
+  if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > kMaxSize) {
+    const std::string what = min > 0 ? "a positive integer" : "a non-negative integer";
+    throw Error(file, prefix + key + " must be " + what + ", got " + json_str(v));
+  }
+  return static_cast<int>(v.get<int64_t>());
+}
+
+int get_size(const io::Json& obj, const char* key, int def, const std::string& file, const std::string& prefix) {
+  return get_int(obj, key, def, 1, file, prefix);
+}
+
+bool get_bool(const io::Json& obj, const char* key, bool def, const std::string& file, const std::string& prefix) {
+  if (!obj.contains(key)) return def;
+  const io::Json& v = obj[key];
+  if (!v.is_boolean()) throw Error(file, prefix + key + " must be true or false, got " + json_str(v));
+  return v.get<bool>();
+}
+
+float get_eps(const io::Json& obj, const char* key, float def, const std::string& file, const std::string& prefix) {
+  if (!obj.contains(key)) return def;
+  const io::Json& v = obj[key];
+  if (!v.is_number() || !(v.get<double>() >= 0.0) || !std::isfinite(v.get<double>()))
+    throw Error(file, prefix + key + " must be a non-negative number, got " + json_str(v));
+  return static_cast<float>(v.get<double>());
+}
+
+ClapAct get_act(const io::Json& obj, const char* key, ClapAct def, const std::string& file, const std::string& prefix) {
+  if (!obj.contains(key)) return def;
+  const io::Json& v = obj[key];
+  const std::string s = v.is_string() ? v.get<std::string>() : json_str(v);
+  if (s == "relu") return ClapAct::Relu;
+  if (s == "gelu") return ClapAct::Gelu;
+  if (s == "gelu_new" || s == "gelu_pytorch_tanh") return ClapAct::GeluTanh;
+  if (s == "quick_gelu") return ClapAct::QuickGelu;
+  if (s == "silu" || s == "swish") return ClapAct::Silu;
+  throw Error(file, prefix + key + " \"" + s +
+                        "\" is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu or silu)");
+}
+
+// A positive int, or a list of two equal positive ints (HF accepts both for patch sizes).
+int get_square(const io::Json& obj, const char* key, int def, const std::string& file, const std::string& prefix) {
+  if (!obj.contains(key)) return def;
+  const io::Json& v = obj[key];
+  auto ok = [](const io::Json& e) { return e.is_number_integer() && e.get<int64_t>() > 0 && e.get<int64_t>() <= kMaxSize; };
+  if (ok(v)) return static_cast<int>(v.get<int64_t>());
+  if (v.is_array() && v.size() == 2 && ok(v[0]) && ok(v[1])) {
+    if (v[0].get<int64_t>() != v[1].get<int64_t>())
+      throw Error(file, prefix + key + " " + json_str(v) + " is not supported (only square patches)");
+    return static_cast<int>(v[0].get<int64_t>());
+  }
+  throw Error(file, prefix + key + " must be a positive integer or a list of two, got " + json_str(v));
+}
+
+std::vector<int> get_list(const io::Json& obj, const char* key, const std::vector<int>& def, const std::string& file,
+                          const std::string& prefix) {
+  if (!obj.contains(key)) return def;
+  const io::Json& v = obj[key];
+  if (!v.is_array() || v.empty() || v.size() > kMaxStages)
+    throw Error(file, prefix + key + " must be a list of 1 to " + std::to_string(kMaxStages) + " positive integers, got " + json_str(v));
+  std::vector<int> out;
+  for (const io::Json& e : v) {
+    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 1024)
+      throw Error(file, prefix + key + " must be a list of positive integers, got " + json_str(v));
+    out.push_back(static_cast<int>(e.get<int64_t>()));
+  }
+  return out;
+}
+
+io::Json sub_config(const io::Json& j, const std::string& name, const std::string& file) {
+  if (!j.contains(name) || j[name].is_null()) return io::Json::object();
+  if (!j[name].is_object()) throw Error(file, name + " is not an object");
+  return j[name];
+}
+
+std::string str(int v) { return std::to_string(v); }
+
+void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path) {
+  const std::string p = "audio_config.";
+  a.window_size = get_size(aj, "window_size", a.window_size, path, p);
+  a.num_mel_bins = get_size(aj, "num_mel_bins", a.num_mel_bins, path, p);
+  a.spec_size = get_size(aj, "spec_size", a.spec_size, path, p);
+  a.patch_size = get_square(aj, "patch_size", a.patch_size, path, p);
+  const int stride = get_square(aj, "patch_stride", 4, path, p);  // HF default [4, 4], whatever patch_size is
+  if (stride != a.patch_size)
+    throw Error(path, p + "patch_stride " + str(stride) + " differs from patch_size " + str(a.patch_size) + " (overlapping patches are not supported)");
+  a.hidden_size = get_size(aj, "hidden_size", a.hidden_size, path, p);
+  a.patch_embeds_hidden_size = get_size(aj, "patch_embeds_hidden_size", a.patch_embeds_hidden_size, path, p);
+  a.depths = get_list(aj, "depths", a.depths, path, p);
+  a.num_heads = get_list(aj, "num_attention_heads", a.num_heads, path, p);
+  if (aj.contains("mlp_ratio")) {
+    const io::Json& v = aj["mlp_ratio"];
+    if (!v.is_number() || !(v.get<double>() > 0.0) || !(v.get<double>() <= 64.0))
+      throw Error(path, p + "mlp_ratio must be a positive number, got " + json_str(v));
+    a.mlp_ratio = static_cast<float>(v.get<double>());
+  }
+  a.qkv_bias = get_bool(aj, "qkv_bias", a.qkv_bias, path, p);
+  a.enable_fusion = get_bool(aj, "enable_fusion", a.enable_fusion, path, p);
+  a.enable_patch_layer_norm = get_bool(aj, "enable_patch_layer_norm", a.enable_patch_layer_norm, path, p);
+  if (!get_bool(aj, "flatten_patch_embeds", true, path, p))
+    throw Error(path, p + "flatten_patch_embeds false is not supported");
+  if (get_int(aj, "patch_embed_input_channels", 1, 1, path, p) != 1)
+    throw Error(path, p + "patch_embed_input_channels must be 1, got " + json_str(aj["patch_embed_input_channels"]));
+  if (aj.contains("fusion_type") && !aj["fusion_type"].is_null()) {
+    const io::Json& v = aj["fusion_type"];
+    if (!v.is_string()) throw Error(path, p + "fusion_type must be a string or null, got " + json_str(v));
+    // HF's patch embedding runs the AFF block for every other value; "channel_map" gives a 4-channel conv
+    // that its own forward cannot feed.
+    if (a.enable_fusion && v.get<std::string>() == "channel_map")
+      throw Error(path, p + "fusion_type \"channel_map\" is not supported");
+  }
+  a.aff_block_r = get_size(aj, "aff_block_r", a.aff_block_r, path, p);
+  a.layer_norm_eps = get_eps(aj, "layer_norm_eps", a.layer_norm_eps, path, p);
+  a.act = get_act(aj, "hidden_act", a.act, path, p);
+
+  // Geometry HF's code can run (and that this engine implements).
+  const int stages = static_cast<int>(a.depths.size());
+  if (a.num_heads.size() != a.depths.size())
+    throw Error(path, p + "num_attention_heads has " + str(static_cast<int>(a.num_heads.size())) + " entries, depths " + str(stages));
+  if (a.spec_size % a.num_mel_bins != 0)
+    throw Error(path, p + "spec_size " + str(a.spec_size) + " is not a multiple of num_mel_bins " + str(a.num_mel_bins));
+  if (static_cast<int64_t>(a.spec_size) * a.spec_size > kMaxSize * 16)
+    throw Error(path, p + "spec_size " + str(a.spec_size) + " is too large");
+  if (a.spec_size % a.patch_size != 0)
+    throw Error(path, p + "spec_size " + str(a.spec_size) + " is not a multiple of patch_size " + str(a.patch_size));
+  const int64_t unit = static_cast<int64_t>(a.window_size) << (stages - 1);
+  if (a.grid() % unit != 0)
+    throw Error(path, p + "spec_size / patch_size = " + str(a.grid()) + " is not a multiple of window_size * 2^(stages - 1) = " +
+                          std::to_string(unit) + " (padded windows are not supported)");
+  const int64_t last_dim = static_cast<int64_t>(a.patch_embeds_hidden_size) << (stages - 1);
+  if (last_dim > kMaxSize) throw Error(path, p + "patch_embeds_hidden_size * 2^(stages - 1) is too large");
+  if (a.hidden_size != last_dim)
+    throw Error(path, p + "hidden_size " + str(a.hidden_size) + " does not match patch_embeds_hidden_size * 2^(stages - 1) = " +
+                          std::to_string(last_dim));
+  for (int s = 0; s < stages; ++s) {
+    if (a.stage_dim(s) % a.num_heads[s] != 0)
+      throw Error(path, p + "stage " + str(s) + " width " + str(a.stage_dim(s)) + " is not divisible by num_attention_heads " +
+                            str(a.num_heads[s]));
+    if (a.mlp_dim(s) <= 0) throw Error(path, p + "mlp_ratio gives an empty MLP");
+  }
+  // HF's final "group 2D CNN" reshape needs the last grid split evenly into freq_ratio groups.
+  const int last_grid = a.grid() >> (stages - 1), fr = a.freq_ratio();
+  if (last_grid < fr || last_grid % (last_grid / fr) != 0)
+    throw Error(path, p + "final grid " + str(last_grid) + " cannot be grouped by spec_size / num_mel_bins = " + str(fr));
+  if (a.enable_fusion && a.spec_size < 3 * a.patch_size)
+    throw Error(path, p + "spec_size " + str(a.spec_size) + " is narrower than the fusion convolution (3 * patch_size)");
+  if (a.enable_fusion && a.patch_embeds_hidden_size / a.aff_block_r < 1)
+    throw Error(path, p + "aff_block_r " + str(a.aff_block_r) + " leaves no channels in the fusion block");
+}
+
+void load_text(const io::Json& tj, ClapTextConfig& t, const std::string& path) {
+  const std::string p = "text_config.";
+  t.vocab_size = get_size(tj, "vocab_size", t.vocab_size, path, p);
+  t.hidden_size = get_size(tj, "hidden_size", t.hidden_size, path, p);
+  t.num_layers = get_size(tj, "num_hidden_layers", t.num_layers, path, p);
+  t.num_heads = get_size(tj, "num_attention_heads", t.num_heads, path, p);
+  t.intermediate_size = get_size(tj, "intermediate_size", t.intermediate_size, path, p);
+  t.max_positions = get_size(tj, "max_position_embeddings", t.max_positions, path, p);
+  t.type_vocab_size = get_size(tj, "type_vocab_size", t.type_vocab_size, path, p);
+  t.pad_token_id = get_int(tj, "pad_token_id", t.pad_token_id, 0, path, p);
+  t.layer_norm_eps = get_eps(tj, "layer_norm_eps", t.layer_norm_eps, path, p);
+  t.act = get_act(tj, "hidden_act", t.act, path, p);
+  if (tj.contains("position_embedding_type")) {
+    const io::Json& v = tj["position_embedding_type"];
+    if (!v.is_string() || v.get<std::string>() != "absolute")
+      throw Error(path, p + "position_embedding_type " + json_str(v) + " is not supported (expected \"absolute\")");
+  }
+  if (t.hidden_size % t.num_heads != 0)
+    throw Error(path, p + "hidden_size " + str(t.hidden_size) + " is not divisible by num_attention_heads " + str(t.num_heads));
+  if (t.pad_token_id + 1 >= t.max_positions)
+    throw Error(path, p + "max_position_embeddings " + str(t.max_positions) + " leaves no position after pad_token_id " +
+                          str(t.pad_token_id));
+}
+
+}  // namespace
+
+ClapConfig ClapConfig::load(const std::string& path) {
+  const io::Json j = io::load_json(path);
+  if (!j.is_object()) throw Error(path, "not a JSON object");
+  if (!j.contains("model_type")) throw Error(path, "no model_type (expected \"clap\")");
+  const io::Json& mt = j["model_type"];
+  if (!mt.is_string() || mt.get<std::string>() != "clap")
+    throw Error(path, "model_type " + json_str(mt) + " is not supported (expected \"clap\")");
+  // Defaults are those of transformers' ClapAudioConfig / ClapTextConfig / ClapConfig.
+  ClapConfig c;
+  load_audio(sub_config(j, "audio_config", path), c.audio, path);
+  load_text(sub_config(j, "text_config", path), c.text, path);
+  // ClapConfig overwrites the towers' projection_dim / projection_hidden_act with its own.
+  c.projection_dim = get_size(j, "projection_dim", 512, path, "");
+  c.projection_act = get_act(j, "projection_hidden_act", ClapAct::Relu, path, "");
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------- model
+
+namespace {
+
+struct Norm {
+  const float* g = nullptr;
+  const float* b = nullptr;
+};
+
+struct Linear {
+  const float* w = nullptr;
+  const float* b = nullptr;
+};
+
+struct SwinBlock {
+  Norm ln_before, ln_after;
+  Linear qkv;  // query | key | value stacked along the outputs (owned): one GEMM with 3 x dim outputs
+  Linear o, fc1, fc2;
+  std::vector<float> bias;  // relative position bias [heads, ws^2, ws^2]
+  int shift = 0;
+};
+
+struct SwinStage {
+  int dim = 0, heads = 0, grid = 0, mlp = 0;
+  std::vector<SwinBlock> blocks;
+  std::vector<int32_t> perm_plain, perm_shifted;  // window order of the tokens
+  std::vector<float> mask;                        // shifted-window mask [windows, ws^2, ws^2] (empty: no shift)
+  Norm merge_ln;                                  // patch merging (all stages but the last)
+  const float* merge_w = nullptr;
+};
+
+struct TextLayer {
+  nn::AttentionWeights attn;
+  Norm ln_attn, ln_out;
+  Linear fc1, fc2;
+};
+
+// Aff branch: conv1x1 (c -> c/r), BN, ReLU, conv1x1 (c/r -> c), BN.
+struct AffBranch {
+  Linear c1, c2;
+  nn::BatchNormAffine bn1, bn2;
+};
+
+// Uninitialized float buffer (std::vector would zero it for nothing).
+struct Buffer {
+  explicit Buffer(size_t n) : p(new float[std::max<size_t>(n, 1)]) {}
+  float* get() const { return p.get(); }
+  std::unique_ptr<float[]> p;
+};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::string r = "[";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + "]";
+}
+
+void apply_act(ClapAct act, float* x, long n, nn::ThreadPool* p) {
+  switch (act) {
+    case ClapAct::Relu: nn::relu(x, n, p); return;
+    case ClapAct::Gelu: nn::activate(nn::Act::Gelu, x, n, p); return;
+    case ClapAct::GeluTanh: nn::activate(nn::Act::GeluTanh, x, n, p); return;
+    case ClapAct::QuickGelu: nn::activate(nn::Act::QuickGelu, x, n, p); return;
+    case ClapAct::Silu: nn::silu(x, n, p); return;
+  }
+}
+
+// y = x W^T + b through nn::linear. nn::linear splits the output columns over the threads, so each thread packs
+// all of x: for the tall, narrow GEMMs of the early Swin stages (thousands of rows, 96..384 columns) splitting the
+// rows instead (each thread a serial nn::linear on its slice) does less copying.
+void dense(const float* x, int m, int k, const Linear& l, int n, float* y, nn::ThreadPool* pool) {
+  constexpr int kMinRowsPerThread = 256;
+  const int threads = pool ? pool->threads() : 1;
+  if (threads < 2 || m < 2 * kMinRowsPerThread) {
+    nn::linear(x, m, k, l.w, l.b, n, y, pool);
+    return;
+  }
+  nn::parallel_ranges(pool, m, kMinRowsPerThread, [&](long r0, long r1) {
+    nn::linear(x + r0 * k, static_cast<int>(r1 - r0), k, l.w, l.b, n, y + r0 * n, nullptr);
+  });
+}
+
+// HF builds the patch-embedding, patch-merging and final LayerNorms of HTSAT without passing layer_norm_eps (only
+// the Swin blocks use it): torch's default.
+constexpr float kTorchLayerNormEps = 1e-5f;
+
+// Text rows (tokens of all sequences) per chunk.
+constexpr int64_t kMaxTextRows = 2048;
+
+}  // namespace
+
+struct ClapModel::Impl {
+  ClapConfig cfg;
+  std::shared_ptr<const io::WeightStore> keep;
+  std::vector<std::unique_ptr<float[]>> owned;
+  std::set<std::string> expected;
+  std::unique_ptr<nn::ThreadPool> pool;
+
+  // audio
+  nn::BatchNormAffine mel_bn;
+  Linear patch_proj, mel_conv;
+  Norm patch_ln;
+  AffBranch aff_local, aff_global;
+  std::vector<SwinStage> stages;
+  Norm audio_ln;
+  Linear audio_proj1, audio_proj2;
+  // text
+  const float* word_emb = nullptr;
+  const float* pos_emb = nullptr;
+  const float* type_emb = nullptr;
+  Norm emb_ln;
+  std::vector<TextLayer> text_layers;
+  Linear pooler, text_proj1, text_proj2;
+  float logit_scale_a = 0.0f, logit_scale_t = 0.0f;
+
+  // ------------------------------------------------------------------------------------------ loading
+
+  const float* fetch(const io::WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
+    const io::TensorView& t = ws.get(name, shape);
+    expected.insert(name);
+    if (t.dtype == io::DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+      return reinterpret_cast<const float*>(t.data);
+    owned.emplace_back(new float[static_cast<size_t>(t.numel())]);
+    io::to_f32(t, owned.back().get());
+    return owned.back().get();
+  }
+
+  Norm fetch_norm(const io::WeightStore& ws, const std::string& p, int64_t d) {
+    return {fetch(ws, p + ".weight", {d}), fetch(ws, p + ".bias", {d})};
+  }
+
+  Linear fetch_linear(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, bool bias) {
+    return {fetch(ws, p + ".weight", {out, in}), bias ? fetch(ws, p + ".bias", {out}) : nullptr};
+  }
+
+  // Linear layers with the same input stacked along the outputs, into one owned [parts * out, in] weight.
+  Linear fetch_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out, int64_t in, bool bias) {
+    const size_t wn = static_cast<size_t>(out * in), parts = prefixes.size();
+    std::unique_ptr<float[]> w(new float[parts * wn]), b(bias ? new float[parts * out] : nullptr);
+    for (size_t i = 0; i < parts; ++i) {
+      const Linear l = fetch_linear(ws, prefixes[i], out, in, bias);
+      std::copy(l.w, l.w + wn, w.get() + i * wn);
+      if (bias) std::copy(l.b, l.b + out, b.get() + i * out);
+    }
+    const Linear stacked{w.get(), b.get()};
+    owned.push_back(std::move(w));
+    if (bias) owned.push_back(std::move(b));
+    return stacked;
+  }
+
+  // A 1x1 or kh x kw single-input-channel Conv2d with bias, viewed as a Linear.
+  Linear fetch_conv(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, int64_t kh, int64_t kw) {
+    return {fetch(ws, p + ".weight", {out, in, kh, kw}), fetch(ws, p + ".bias", {out})};
+  }
+
+  nn::BatchNormAffine fetch_bn(const io::WeightStore& ws, const std::string& p, int64_t c) {
+    const float* w = fetch(ws, p + ".weight", {c});
+    const float* b = fetch(ws, p + ".bias", {c});
+    const float* mean = fetch(ws, p + ".running_mean", {c});
+    const float* var = fetch(ws, p + ".running_var", {c});
+    return nn::batch_norm_affine(mean, var, w, b, static_cast<int>(c), 1e-5);  // torch BatchNorm2d default eps
+  }
+
+  float fetch_scalar(const io::WeightStore& ws, const std::string& name) {
+    // A scalar parameter in HF ([]); conversions may store it as [1].
+    const io::TensorView& t = ws.get(name);
+    if (!t.is_float() || !(t.shape.empty() || t.shape == std::vector<int64_t>{1}))
+      throw Error(t.file, "tensor " + name + " has " + std::string(io::dtype_name(t.dtype)) + " " + shape_str(t.shape) +
+                              ", expected a float scalar");
+    expected.insert(name);
+    return io::to_f32(t)[0];
+  }
+
+  void load_audio(const io::WeightStore& ws) {
+    const ClapAudioConfig& a = cfg.audio;
+    const std::string e = "audio_model.audio_encoder.";
+    const int64_t d0 = a.patch_embeds_hidden_size, ps = a.patch_size;
+    mel_bn = fetch_bn(ws, e + "batch_norm", a.num_mel_bins);
+    patch_proj = fetch_conv(ws, e + "patch_embed.proj", d0, 1, ps, ps);
+    if (a.enable_patch_layer_norm) patch_ln = fetch_norm(ws, e + "patch_embed.norm", d0);
+    if (a.enable_fusion) {
+      const int64_t inter = d0 / a.aff_block_r;
+      mel_conv = fetch_conv(ws, e + "patch_embed.mel_conv2d", d0, 1, ps, 3 * ps);
+      const std::string f = e + "patch_embed.fusion_model.";
+      aff_local.c1 = fetch_conv(ws, f + "local_att.0", inter, d0, 1, 1);
+      aff_local.bn1 = fetch_bn(ws, f + "local_att.1", inter);
+      aff_local.c2 = fetch_conv(ws, f + "local_att.3", d0, inter, 1, 1);
+      aff_local.bn2 = fetch_bn(ws, f + "local_att.4", d0);
+      aff_global.c1 = fetch_conv(ws, f + "global_att.1", inter, d0, 1, 1);
+      aff_global.bn1 = fetch_bn(ws, f + "global_att.2", inter);
+      aff_global.c2 = fetch_conv(ws, f + "global_att.4", d0, inter, 1, 1);
+      aff_global.bn2 = fetch_bn(ws, f + "global_att.5", d0);
+    }
+    const int ws_ = a.window_size, nstages = static_cast<int>(a.depths.size());
+    const int64_t table_rows = static_cast<int64_t>(2 * ws_ - 1) * (2 * ws_ - 1);
+    for (int s = 0; s < nstages; ++s) {
+      SwinStage st;
+      st.dim = a.stage_dim(s);
+      st.heads = a.num_heads[s];
+      st.grid = a.grid() >> s;
+      st.mlp = a.mlp_dim(s);
+      const int64_t d = st.dim;
+      // HF: odd blocks shift by window / 2, unless the map is not larger than one window.
+      const int shift = st.grid > ws_ ? ws_ / 2 : 0;
+      for (int b = 0; b < a.depths[s]; ++b) {
+        const std::string p = e + "layers." + std::to_string(s) + ".blocks." + std::to_string(b) + ".";
+        SwinBlock blk;
+        blk.ln_before = fetch_norm(ws, p + "layernorm_before", d);
+        blk.qkv = fetch_stacked(ws, {p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, d, d,
+                                a.qkv_bias);
+        const float* table = fetch(ws, p + "attention.self.relative_position_bias_table", {table_rows, st.heads});
+        blk.bias = nn::expand_relative_position_bias(table, ws_, st.heads);
+        blk.o = fetch_linear(ws, p + "attention.output.dense", d, d, true);
+        blk.ln_after = fetch_norm(ws, p + "layernorm_after", d);
+        blk.fc1 = fetch_linear(ws, p + "intermediate.dense", st.mlp, d, true);
+        blk.fc2 = fetch_linear(ws, p + "output.dense", d, st.mlp, true);
+        blk.shift = b % 2 == 1 ? shift : 0;
+        st.blocks.push_back(std::move(blk));
+      }
+      st.perm_plain = nn::window_permutation(st.grid, ws_, 0);
+      if (shift > 0 && a.depths[s] > 1) {
+        st.perm_shifted = nn::window_permutation(st.grid, ws_, shift);
+        st.mask = nn::shifted_window_mask(st.grid, ws_, shift);
+      }
+      if (s + 1 < nstages) {
+        const std::string p = e + "layers." + std::to_string(s) + ".downsample.";
+        st.merge_ln = fetch_norm(ws, p + "norm", 4 * d);
+        st.merge_w = fetch(ws, p + "reduction.weight", {2 * d, 4 * d});
+      }
+      stages.push_back(std::move(st));
+    }
+    audio_ln = fetch_norm(ws, e + "norm", a.hidden_size);
+    audio_proj1 = fetch_linear(ws, "audio_projection.linear1", cfg.projection_dim, a.hidden_size, true);
+    audio_proj2 = fetch_linear(ws, "audio_projection.linear2", cfg.projection_dim, cfg.projection_dim, true);
+  }
+
+  void load_text(const io::WeightStore& ws) {
+    const ClapTextConfig& t = cfg.text;
+    const int64_t h = t.hidden_size;
+    word_emb = fetch(ws, "text_model.embeddings.word_embeddings.weight", {t.vocab_size, h});
+    pos_emb = fetch(ws, "text_model.embeddings.position_embeddings.weight", {t.max_positions, h});
+    type_emb = fetch(ws, "text_model.embeddings.token_type_embeddings.weight", {t.type_vocab_size, h});
+    emb_ln = fetch_norm(ws, "text_model.embeddings.LayerNorm", h);
+    for (int i = 0; i < t.num_layers; ++i) {
+      const std::string p = "text_model.encoder.layer." + std::to_string(i) + ".";
+      TextLayer l;
+      const Linear q = fetch_linear(ws, p + "attention.self.query", h, h, true);
+      const Linear k = fetch_linear(ws, p + "attention.self.key", h, h, true);
+      const Linear v = fetch_linear(ws, p + "attention.self.value", h, h, true);
+      const Linear o = fetch_linear(ws, p + "attention.output.dense", h, h, true);
+      l.attn = {q.w, q.b, k.w, k.b, v.w, v.b, o.w, o.b};
+      l.ln_attn = fetch_norm(ws, p + "attention.output.LayerNorm", h);
+      l.fc1 = fetch_linear(ws, p + "intermediate.dense", t.intermediate_size, h, true);
+      l.fc2 = fetch_linear(ws, p + "output.dense", h, t.intermediate_size, true);
+      l.ln_out = fetch_norm(ws, p + "output.LayerNorm", h);
+      text_layers.push_back(l);
+    }
+    pooler = fetch_linear(ws, "text_model.pooler.dense", h, h, true);
+    text_proj1 = fetch_linear(ws, "text_projection.linear1", cfg.projection_dim, h, true);
+    text_proj2 = fetch_linear(ws, "text_projection.linear2", cfg.projection_dim, cfg.projection_dim, true);
+  }
+
+  Impl(const ClapConfig& c, const io::WeightStore& ws, int threads) : cfg(c) {
+    if (cfg.audio.input_frames < 1 || cfg.audio.input_frames > cfg.audio.spec_size * cfg.audio.freq_ratio())
+      throw Error("ClapModel", "audio input_frames " + std::to_string(cfg.audio.input_frames) + " outside [1, " +
+                                   std::to_string(cfg.audio.spec_size * cfg.audio.freq_ratio()) + "]");
+    load_audio(ws);
+    load_text(ws);
+    logit_scale_a = fetch_scalar(ws, "logit_scale_a");
+    logit_scale_t = fetch_scalar(ws, "logit_scale_t");
+    for (const std::string& name : ws.names()) {
+      if (expected.count(name)) continue;
+      const io::TensorView& tv = ws.get(name);
+      if (tv.is_float())  // integer buffers (position_ids, relative_position_index, ...) are not parameters
+        throw Error(tv.file, "unexpected tensor " + name + " (not part of a CLAP model with this config.json)");
+    }
+    pool = std::make_unique<nn::ThreadPool>(threads);
+  }
+
+  // ------------------------------------------------------------------------------------------ audio
+
+  // Patch embedding with fusion of channels 1..3 (LAION's AFF) for the flagged clips, then LayerNorm.
+  // img: b x [channels, S, S]; out: b x [grid^2, D].
+  void patch_embed(const float* img, int b, int channels, const std::vector<char>& fuse, float* out, nn::ThreadPool* p) const {
+    const ClapAudioConfig& a = cfg.audio;
+    const int s = a.spec_size, ps = a.patch_size, g = a.grid(), d = a.patch_embeds_hidden_size;
+    const long tokens = static_cast<long>(g) * g;
+    const size_t plane = static_cast<size_t>(s) * s;
+    // Conv2d(1, D, ps, stride ps) on channel 0 = a GEMM over the unrolled patches.
+    Buffer patches(static_cast<size_t>(b) * tokens * ps * ps);
+    for (int i = 0; i < b; ++i)
+      nn::unroll_patches(img + static_cast<size_t>(i) * channels * plane, 1, s, s, ps, ps,
+                         patches.get() + static_cast<size_t>(i) * tokens * ps * ps, p);
+    dense(patches.get(), static_cast<int>(b * tokens), ps * ps, patch_proj, d, out, p);
+
+    const int lw = s / (3 * ps);  // mel_conv2d output width per channel
+    for (int i = 0; i < b; ++i) {
+      if (!fuse[i]) continue;
+      float* gi = out + static_cast<size_t>(i) * tokens * d;
+      // Local branch: channels 1..3 through mel_conv2d -> [3, g, lw, D], laid side by side along the time axis
+      // (HF's permute + flatten), zero-padded to g columns.
+      const long lrows = 3L * g * lw;
+      Buffer lp(static_cast<size_t>(lrows) * ps * 3 * ps);
+      nn::unroll_patches(img + (static_cast<size_t>(i) * channels + 1) * plane, 3, s, s, ps, 3 * ps, lp.get(), p);
+      Buffer lc(static_cast<size_t>(lrows) * d);
+      dense(lp.get(), static_cast<int>(lrows), 3 * ps * ps, mel_conv, d, lc.get(), p);
+      Buffer local(static_cast<size_t>(tokens) * d);
+      std::fill(local.get(), local.get() + tokens * d, 0.0f);
+      for (int ch = 0; ch < 3; ++ch)
+        for (int r = 0; r < g; ++r)
+          for (int j = 0; j < lw; ++j) {
+            const float* src = lc.get() + ((static_cast<size_t>(ch) * g + r) * lw + j) * d;
+            std::copy(src, src + d, local.get() + (static_cast<size_t>(r) * g + ch * lw + j) * d);
+          }
+      // AFF: xa = g + l; w = sigmoid(local_att(xa) + global_att(xa)); out = 2 g w + 2 l (1 - w).
+      Buffer xa(static_cast<size_t>(tokens) * d);
+      for (long k = 0; k < tokens * d; ++k) xa.get()[k] = gi[k] + local.get()[k];
+      const int inter = d / a.aff_block_r;
+      Buffer h1(static_cast<size_t>(tokens) * inter), latt(static_cast<size_t>(tokens) * d);
+      run_aff_branch(aff_local, xa.get(), tokens, d, inter, h1.get(), latt.get(), p);
+      std::vector<float> mean(static_cast<size_t>(d)), gh(static_cast<size_t>(inter)), gatt(static_cast<size_t>(d));
+      nn::column_mean(xa.get(), tokens, d, mean.data());
+      run_aff_branch(aff_global, mean.data(), 1, d, inter, gh.data(), gatt.data(), p);
+      nn::aff_combine(gi, local.get(), latt.get(), gatt.data(), tokens, d, gi, p);
+    }
+    if (a.enable_patch_layer_norm)
+      nn::layer_norm(out, b * tokens, d, patch_ln.g, patch_ln.b, kTorchLayerNormEps, out, p);
+  }
+
+  void run_aff_branch(const AffBranch& br, const float* x, long rows, int d, int inter, float* h, float* y,
+                      nn::ThreadPool* p) const {
+    dense(x, static_cast<int>(rows), d, br.c1, inter, h, p);
+    nn::batch_norm_channels_last(h, rows, br.bn1, h, p);
+    nn::relu(h, rows * inter, p);
+    dense(h, static_cast<int>(rows), inter, br.c2, d, y, p);
+    nn::batch_norm_channels_last(y, rows, br.bn2, y, p);
+  }
+
+  struct AudioScratch {
+    Buffer xw, qkv, ctx, mlp;
+    explicit AudioScratch(size_t act, size_t mlp_size) : xw(act), qkv(3 * act), ctx(act), mlp(mlp_size) {}
+  };
+
+  // One Swin block on b maps of [grid^2, dim], in place.
+  void swin_block(const SwinStage& st, const SwinBlock& blk, int b, float* x, AudioScratch& sc, nn::ThreadPool* p) const {
+    const ClapAudioConfig& a = cfg.audio;
+    const int dim = st.dim, ws = a.window_size, n = ws * ws;
+    const int rows = b * st.grid * st.grid;
+    const std::vector<int32_t>& perm = blk.shift ? st.perm_shifted : st.perm_plain;
+    // LayerNorm, roll and window partition (row-wise ops commute with the permutation: gather, then normalize).
+    nn::gather_rows(x, perm, b, dim, sc.xw.get(), p);
+    nn::layer_norm(sc.xw.get(), rows, dim, blk.ln_before.g, blk.ln_before.b, a.layer_norm_eps, sc.xw.get(), p);
+    dense(sc.xw.get(), rows, dim, blk.qkv, 3 * dim, sc.qkv.get(), p);
+    const int head_dim = dim / st.heads;
+    // head_dim ** -0.5 as Python computes it (double), then used as a float.
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
+    const int windows_per_map = (st.grid / ws) * (st.grid / ws);
+    const float* qkv = sc.qkv.get();
+    nn::window_attention(qkv, qkv + dim, qkv + 2 * dim, 3 * dim, b * windows_per_map, n, st.heads, head_dim, scale,
+                         blk.bias.data(), blk.shift ? st.mask.data() : nullptr, windows_per_map, sc.ctx.get(), p);
+    dense(sc.ctx.get(), rows, dim, blk.o, dim, sc.xw.get(), p);
+    // Window reverse + reverse roll + residual in one scatter.
+    nn::scatter_add_rows(x, perm, b, dim, sc.xw.get(), p);
+    nn::layer_norm(x, rows, dim, blk.ln_after.g, blk.ln_after.b, a.layer_norm_eps, sc.xw.get(), p);
+    dense(sc.xw.get(), rows, dim, blk.fc1, st.mlp, sc.mlp.get(), p);
+    apply_act(a.act, sc.mlp.get(), static_cast<long>(rows) * st.mlp, p);
+    dense(sc.mlp.get(), rows, st.mlp, blk.fc2, dim, sc.ctx.get(), p);
+    nn::add_inplace(x, sc.ctx.get(), static_cast<long>(rows) * dim, p);
+  }
+
+  // b clips [channels, frames, mels] -> pooled [b, hidden] and embeds [b, projection_dim] (either may be null).
+  void encode_audio_chunk(const float* feats, int b, int channels, const bool* is_longer, float* embeds, float* pooled,
+                          const ClapTap* tap, nn::ThreadPool* p) const {
+    const ClapAudioConfig& a = cfg.audio;
+    const int mels = a.num_mel_bins, frames = a.input_frames, fr = a.freq_ratio();
+    const int s = a.spec_size, width = s * fr;  // time frames after resizing
+    const long planes = static_cast<long>(b) * channels;
+
+    std::vector<char> fuse(static_cast<size_t>(b), 0);
+    if (a.enable_fusion && is_longer)
+      for (int i = 0; i < b; ++i) fuse[i] = is_longer[i] ? 1 : 0;
+
+    // BatchNorm over the mel bins, bicubic time resize, fold into the image.
+    Buffer img(static_cast<size_t>(planes) * s * s);
+    {
+      Buffer bn(static_cast<size_t>(planes) * frames * mels);
+      nn::batch_norm_channels_last(feats, planes * frames, mel_bn, bn.get(), p);
+      const float* timed = bn.get();
+      Buffer resized(frames < width ? static_cast<size_t>(planes) * width * mels : 0);
+      if (frames < width) {
+        nn::bicubic_resize_rows(bn.get(), static_cast<int>(planes), frames, width, mels, resized.get(), p);
+        timed = resized.get();
+      }
+      nn::fold_mel_to_image(timed, static_cast<int>(planes), fr, s, mels, img.get(), p);
+    }
+    if (tap) (*tap)("mel2img", img.get(), planes * s, s);
+
+    // Activation buffers sized for the largest stage.
+    const int g0 = a.grid();
+    size_t act = 0, mlp = 0;
+    for (const SwinStage& st : stages) {
+      const size_t rows = static_cast<size_t>(b) * st.grid * st.grid;
+      act = std::max(act, rows * st.dim);
+      mlp = std::max(mlp, rows * st.mlp);
+    }
+    Buffer x(act);
+    patch_embed(img.get(), b, channels, fuse, x.get(), p);
+    if (tap) (*tap)("patch_embeds", x.get(), static_cast<int64_t>(g0) * g0, a.patch_embeds_hidden_size);
+
+    AudioScratch sc(act, mlp);
+    for (size_t si = 0; si < stages.size(); ++si) {
+      const SwinStage& st = stages[si];
+      for (const SwinBlock& blk : st.blocks) swin_block(st, blk, b, x.get(), sc, p);
+      int out_grid = st.grid, out_dim = st.dim;
+      if (st.merge_w) {
+        const int half = st.grid / 2, rows = b * half * half;
+        nn::patch_merge(x.get(), b, st.grid, st.dim, sc.xw.get(), p);
+        nn::layer_norm(sc.xw.get(), rows, 4 * st.dim, st.merge_ln.g, st.merge_ln.b, kTorchLayerNormEps, sc.xw.get(), p);
+        dense(sc.xw.get(), rows, 4 * st.dim, {st.merge_w, nullptr}, 2 * st.dim, x.get(), p);
+        out_grid = half;
+        out_dim = 2 * st.dim;
+      }
+      if (tap) (*tap)("stage" + std::to_string(si), x.get(), static_cast<int64_t>(out_grid) * out_grid, out_dim);
+    }
+
+    // Final LayerNorm; HF's pooler is a mean over all tokens (its reshapes only permute them).
+    const int hid = a.hidden_size, last = stages.back().grid;
+    const long tokens = static_cast<long>(last) * last;
+    nn::layer_norm(x.get(), b * tokens, hid, audio_ln.g, audio_ln.b, kTorchLayerNormEps, x.get(), p);
+    if (tap) (*tap)("final_norm", x.get(), tokens, hid);
+    Buffer pool_out(static_cast<size_t>(b) * hid);
+    for (int i = 0; i < b; ++i)
+      nn::column_mean(x.get() + static_cast<size_t>(i) * tokens * hid, tokens, hid, pool_out.get() + static_cast<size_t>(i) * hid);
+    if (pooled) std::copy(pool_out.get(), pool_out.get() + static_cast<size_t>(b) * hid, pooled);
+    if (embeds) project(pool_out.get(), b, hid, audio_proj1, audio_proj2, embeds, p);
+  }
+
+  // ClapProjectionLayer: linear1, activation, linear2.
+  void project(const float* x, int rows, int in, const Linear& l1, const Linear& l2, float* out, nn::ThreadPool* p) const {
+    const int pd = cfg.projection_dim;
+    Buffer h(static_cast<size_t>(rows) * pd);
+    nn::linear(x, rows, in, l1.w, l1.b, pd, h.get(), p);
+    apply_act(cfg.projection_act, h.get(), static_cast<long>(rows) * pd, p);
+    nn::linear(h.get(), rows, pd, l2.w, l2.b, pd, out, p);
+  }
+
+  // ------------------------------------------------------------------------------------------ text
+
+  // Sequences back to back at their true lengths; row s of the results goes to embeds_rows[s] / pooled_rows[s].
+  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, float* const* embeds_rows,
+                         float* const* pooled_rows, const ClapTap* tap) const {
+    const ClapTextConfig& t = cfg.text;
+    nn::ThreadPool* p = pool.get();
+    const int h = t.hidden_size, b = static_cast<int>(seqs.size());
+    std::vector<int> lens(static_cast<size_t>(b));
+    std::vector<int64_t> starts(static_cast<size_t>(b));
+    int64_t rows = 0;
+    for (int s = 0; s < b; ++s) {
+      starts[s] = rows;
+      lens[s] = static_cast<int>(seqs[s]->size());
+      rows += lens[s];
+    }
+    Buffer x(static_cast<size_t>(rows) * h);
+    for (int s = 0; s < b; ++s) {
+      int count = 0;  // RoBERTa positions: cumsum(ids != pad) * (ids != pad) + pad
+      for (int i = 0; i < lens[s]; ++i) {
+        const int32_t id = (*seqs[s])[i];
+        const int pos = id != t.pad_token_id ? ++count + t.pad_token_id : t.pad_token_id;
+        const float* w = word_emb + static_cast<size_t>(id) * h;
+        const float* pe = pos_emb + static_cast<size_t>(pos) * h;
+        float* dst = x.get() + static_cast<size_t>(starts[s] + i) * h;
+        for (int j = 0; j < h; ++j) dst[j] = (w[j] + type_emb[j]) + pe[j];
+      }
+    }
+    nn::layer_norm(x.get(), rows, h, emb_ln.g, emb_ln.b, t.layer_norm_eps, x.get(), p);
+    if (tap) (*tap)("embeddings", x.get(), rows, h);
+
+    Buffer y(static_cast<size_t>(rows) * h), m(static_cast<size_t>(rows) * t.intermediate_size),
+        work(4 * static_cast<size_t>(rows) * h);
+    const int r = static_cast<int>(rows);
+    const long n = static_cast<long>(rows) * h;
+    for (const TextLayer& l : text_layers) {
+      // Post-LN: x = LN(attn(x) + x); x = LN(fc2(act(fc1(x))) + x).
+      nn::self_attention(x.get(), lens, h, t.num_heads, l.attn, false, y.get(), p, work.get());
+      nn::add_inplace(y.get(), x.get(), n, p);
+      nn::layer_norm(y.get(), rows, h, l.ln_attn.g, l.ln_attn.b, t.layer_norm_eps, x.get(), p);
+      nn::linear(x.get(), r, h, l.fc1.w, l.fc1.b, t.intermediate_size, m.get(), p);
+      apply_act(t.act, m.get(), static_cast<long>(rows) * t.intermediate_size, p);
+      nn::linear(m.get(), r, t.intermediate_size, l.fc2.w, l.fc2.b, h, y.get(), p);
+      nn::add_inplace(y.get(), x.get(), n, p);
+      nn::layer_norm(y.get(), rows, h, l.ln_out.g, l.ln_out.b, t.layer_norm_eps, x.get(), p);
+    }
+    if (tap) (*tap)("last_hidden_state", x.get(), rows, h);
+
+    // Pooler: tanh(dense(hidden state of the first token)).
+    Buffer first(static_cast<size_t>(b) * h), pooled(static_cast<size_t>(b) * h);
+    for (int s = 0; s < b; ++s)
+      std::copy(x.get() + static_cast<size_t>(starts[s]) * h, x.get() + static_cast<size_t>(starts[s] + 1) * h,
+                first.get() + static_cast<size_t>(s) * h);
+    nn::linear(first.get(), b, h, pooler.w, pooler.b, h, pooled.get(), p);
+    nn::tanh_inplace(pooled.get(), static_cast<long>(b) * h, p);
+    const int pd = cfg.projection_dim;
+    Buffer proj(static_cast<size_t>(b) * pd);
+    project(pooled.get(), b, h, text_proj1, text_proj2, proj.get(), p);
+    for (int s = 0; s < b; ++s) {
+      if (embeds_rows)
+        std::copy(proj.get() + static_cast<size_t>(s) * pd, proj.get() + static_cast<size_t>(s + 1) * pd, embeds_rows[s]);
+      if (pooled_rows)
+        std::copy(pooled.get() + static_cast<size_t>(s) * h, pooled.get() + static_cast<size_t>(s + 1) * h, pooled_rows[s]);
+    }
+  }
+
+  void check_ids(const std::vector<int32_t>& ids, size_t i) const {
+    const ClapTextConfig& t = cfg.text;
+    const std::string where = "input_ids[" + std::to_string(i) + "]";
+    if (ids.empty()) throw Error(where, "empty token sequence");
+    if (ids.size() > static_cast<size_t>(t.max_positions))
+      throw Error(where, std::to_string(ids.size()) + " tokens, more than max_position_embeddings " + std::to_string(t.max_positions));
+    int64_t count = 0;
+    for (int32_t id : ids) {
+      if (id < 0 || id >= t.vocab_size)
+        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
+      if (id != t.pad_token_id) ++count;
+    }
+    if (count + t.pad_token_id >= t.max_positions)
+      throw Error(where, std::to_string(count) + " tokens, more than the " + std::to_string(t.max_positions - t.pad_token_id - 1) +
+                             " positions of the model");
+  }
+};
+
+ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads) {
+  if (!weights) throw Error("ClapModel", "no weights");
+  impl_ = std::make_unique<Impl>(cfg, *weights, threads);
+  impl_->keep = std::move(weights);
+}
+
+ClapModel::~ClapModel() = default;
+ClapModel::ClapModel(ClapModel&&) noexcept = default;
+ClapModel& ClapModel::operator=(ClapModel&&) noexcept = default;
+
+const ClapConfig& ClapModel::config() const { return impl_->cfg; }
+float ClapModel::logit_scale_a() const { return impl_->logit_scale_a; }
+float ClapModel::logit_scale_t() const { return impl_->logit_scale_t; }
+
+namespace {
+
+void check_audio_args(const ClapAudioConfig& a, int n, int channels) {
+  if (n < 0) throw Error("input_features", "negative batch size " + std::to_string(n));
+  const int want = a.enable_fusion ? 4 : 1;
+  if (channels != want)
+    throw Error("input_features", std::to_string(channels) + " channels, the " + (a.enable_fusion ? "fused" : "unfused") +
+                                      " model takes " + std::to_string(want));
+}
+
+}  // namespace
+
+void ClapModel::encode_audio(const float* input_features, int n, int channels, const bool* is_longer, float* out_embeds,
+                             float* out_pooled) const {
+  const ClapAudioConfig& a = impl_->cfg.audio;
+  check_audio_args(a, n, channels);
+  if (n == 0) return;
+  if (!input_features || (!out_embeds && !out_pooled)) throw Error("encode_audio", "null buffer");
+  const size_t clip = static_cast<size_t>(channels) * a.input_frames * a.num_mel_bins;
+  auto one = [&](int i, nn::ThreadPool* p) {
+    impl_->encode_audio_chunk(input_features + i * clip, 1, channels, is_longer ? is_longer + i : nullptr,
+                              out_embeds ? out_embeds + static_cast<size_t>(i) * impl_->cfg.projection_dim : nullptr,
+                              out_pooled ? out_pooled + static_cast<size_t>(i) * a.hidden_size : nullptr, nullptr, p);
+  };
+  // Whole multiples of the thread count run one clip per thread with serial kernels (no synchronization between
+  // the many small steps of a clip); the rest one clip at a time spread over the pool. ~16 MB of activations
+  // per clip in flight for HTSAT-tiny. Either way each clip's result depends only on its input.
+  nn::ThreadPool* pool = impl_->pool.get();
+  const int together = pool->threads() < 2 ? 0 : n / pool->threads() * pool->threads();
+  if (together > 0) pool->parallel_for(together, [&](int i) { one(i, nullptr); });
+  for (int i = together; i < n; ++i) one(i, pool);
+}
+
+void ClapModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out_embeds, float* out_pooled) const {
+  for (size_t i = 0; i < ids.size(); ++i) impl_->check_ids(ids[i], i);
+  if (ids.empty()) return;
+  if (!out_embeds && !out_pooled) throw Error("encode_texts", "null output buffer");
+  // All sequences run together at their true lengths (ragged rows, no padding), in chunks of at most
+  // kMaxTextRows rows: every GEMM sees all of them, so the weights are streamed once per chunk.
+  const size_t pd = static_cast<size_t>(impl_->cfg.projection_dim), hd = static_cast<size_t>(impl_->cfg.text.hidden_size);
+  std::vector<const std::vector<int32_t>*> seqs;
+  std::vector<float*> erows, prows;
+  int64_t chunk_rows = 0;
+  auto flush = [&] {
+    if (!seqs.empty())
+      impl_->encode_text_chunk(seqs, out_embeds ? erows.data() : nullptr, out_pooled ? prows.data() : nullptr, nullptr);
+    seqs.clear();
+    erows.clear();
+    prows.clear();
+    chunk_rows = 0;
+  };
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (chunk_rows + static_cast<int64_t>(ids[i].size()) > kMaxTextRows) flush();
+    seqs.push_back(&ids[i]);
+    erows.push_back(out_embeds ? out_embeds + i * pd : nullptr);
+    prows.push_back(out_pooled ? out_pooled + i * hd : nullptr);
+    chunk_rows += static_cast<int64_t>(ids[i].size());
+  }
+  flush();
+}
+
+void ClapModel::debug_audio(const float* input_features, int channels, bool is_longer, const ClapTap& tap) const {
+  check_audio_args(impl_->cfg.audio, 1, channels);
+  if (!input_features) throw Error("debug_audio", "null buffer");
+  const bool flag = is_longer;
+  impl_->encode_audio_chunk(input_features, 1, channels, &flag, nullptr, nullptr, &tap, impl_->pool.get());
+}
+
+void ClapModel::debug_text(const std::vector<int32_t>& ids, const ClapTap& tap) const {
+  impl_->check_ids(ids, 0);
+  const std::vector<const std::vector<int32_t>*> seqs = {&ids};
+  impl_->encode_text_chunk(seqs, nullptr, nullptr, &tap);
+}
+
+}  // namespace zeroshot::models
