@@ -8,6 +8,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev libcli11-dev                                      # JSON, command line
   libcurl4-openssl-dev libssl-dev                                      # Hugging Face hub downloads, sha256
   libopenblas-dev                                                      # f32 GEMM
+  libsndfile1-dev libsoxr-dev libfftw3-dev                             # audio: decoding, resampling, STFT
   libgtest-dev                                                         # tests
 )
 TEST_PACKAGES=(
