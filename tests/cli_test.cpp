@@ -145,6 +145,13 @@ TEST(Cli, ClassifyFolderTopKAndTable) {
   EXPECT_EQ(bad, 4u);
   EXPECT_NE(r.err.find("4 of 25 images could not be read"), std::string::npos) << r.err;
 
+  // Inputs may follow the options: a path after --labels / --template is an input, not another label.
+  r = zeroshot_cli("classify -m " + m + " -l cat,dog -t 'a photo of a {}.' -f json " + shell_quote(image_path("chelsea.png")) +
+                   " " + shell_quote(image_path("rocket.jpg")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(json_lines(r.out).size(), 2u);
+  EXPECT_EQ(json_lines(r.out)[0]["result"].size(), 2u);
+
   r = zeroshot_cli("classify -m " + m + " -l cat,dog -f table " + shell_quote(image_path("chelsea.png")));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("chelsea.png"), std::string::npos);

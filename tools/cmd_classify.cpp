@@ -88,11 +88,13 @@ void add_classify_command(CLI::App& app, std::function<int()>* action) {
   a->model.add_to(*c);
   c->add_option("-l,--labels", a->labels,
                 "Comma-separated labels (\"cat,dog,a red car\"), or a built-in set: imagenet, cifar10, cifar100, "
-                "food101, oxfordpets, ... (repeatable)");
+                "food101, oxfordpets, ... (repeatable)")
+      ->allow_extra_args(false);  // one value per --labels, so image paths after it stay inputs
   c->add_option("--labels-file", a->labels_file, "File with one label per line (# starts a comment)");
   c->add_option("-t,--template", a->templates,
                 "Prompt template with {} for the label (repeatable: embeddings are ensembled); "
-                "default \"This is a photo of {}.\"");
+                "default \"This is a photo of {}.\"")
+      ->allow_extra_args(false);
   c->add_option("--templates", a->templates_set,
                 "Built-in template set: imagenet80 (CLIP's 80), imagenet7 (its 7 selected), or a label set's name");
   c->add_option("-k,--top-k", a->top_k, "Show only the k best labels (0: all)")->default_val(0);
