@@ -152,6 +152,13 @@ TEST(Cli, ClassifyFolderTopKAndTable) {
   ASSERT_EQ(json_lines(r.out).size(), 2u);
   EXPECT_EQ(json_lines(r.out)[0]["result"].size(), 2u);
 
+  // The built-in ImageNet set (CLIP's names, "missile" and "sunglasses" twice each, as published).
+  r = zeroshot_cli("classify -m " + m + " -l imagenet -k 3 -f json " + shell_quote(image_path("chelsea.png")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json_lines(r.out)[0]["result"].size(), 3u);
+  r = zeroshot_cli("classify -m " + m + " -l cat,cat " + shell_quote(image_path("chelsea.png")));
+  EXPECT_NE(r.err.find("given twice"), std::string::npos) << r.err;
+
   r = zeroshot_cli("classify -m " + m + " -l cat,dog -f table " + shell_quote(image_path("chelsea.png")));
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("chelsea.png"), std::string::npos);

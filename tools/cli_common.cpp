@@ -92,10 +92,14 @@ std::string trim(const std::string& s) {
 std::vector<std::vector<std::string>> resolve_labels(const std::vector<std::string>& labels_opts,
                                                      const std::string& labels_file) {
   std::vector<std::vector<std::string>> classes;
+  // Whether each class came from a built-in set: CLIP's ImageNet names repeat "missile" and "sunglasses" (two
+  // classes each, as published); only labels the user typed are checked for duplicates.
+  std::vector<bool> from_set;
   for (const auto& opt : labels_opts) {
     if (opt.find(',') == std::string::npos) {
       if (const auto* set = classify::find_label_set(trim(opt))) {
         classes.insert(classes.end(), set->classes.begin(), set->classes.end());
+        from_set.resize(classes.size(), true);
         continue;
       }
     }
@@ -105,6 +109,7 @@ std::vector<std::vector<std::string>> resolve_labels(const std::vector<std::stri
         std::string l = trim(cur);
         if (l.empty()) throw Error("--labels \"" + opt + "\"", "empty label (labels are separated by commas)");
         classes.push_back({l});
+        from_set.push_back(false);
         cur.clear();
       } else {
         cur += opt[i];
@@ -117,14 +122,19 @@ std::vector<std::vector<std::string>> resolve_labels(const std::vector<std::stri
     std::string line;
     while (std::getline(in, line)) {
       std::string l = trim(line);
-      if (!l.empty() && l[0] != '#') classes.push_back({l});
+      if (!l.empty() && l[0] != '#') {
+        classes.push_back({l});
+        from_set.push_back(false);
+      }
     }
     if (in.bad()) throw Error(labels_file, "read error");
   }
   if (classes.empty()) throw Error("labels", "none given: use --labels \"cat,dog\", --labels imagenet or --labels-file F");
-  // Duplicates would split the probability mass between identical rows: refuse them.
+  // Duplicates the user typed would split the probability mass between identical rows: refuse them.
   std::vector<std::string> seen;
-  for (const auto& c : classes) {
+  for (size_t i = 0; i < classes.size(); ++i) {
+    const auto& c = classes[i];
+    if (from_set[i]) continue;
     if (std::find(seen.begin(), seen.end(), c[0]) != seen.end()) throw Error("labels", "label \"" + c[0] + "\" is given twice");
     seen.push_back(c[0]);
   }
