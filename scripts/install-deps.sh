@@ -9,6 +9,8 @@ BUILD_PACKAGES=(
   libcurl4-openssl-dev libssl-dev                                      # Hugging Face hub downloads, sha256
   libopenblas-dev                                                      # f32 GEMM
   libsndfile1-dev libsoxr-dev libfftw3-dev                             # audio: decoding, resampling, STFT
+  libtomlplusplus-dev                                                  # moderation policies (TOML)
+  libsqlite3-dev libfaiss-dev zlib1g-dev                               # search index: store, ANN, checksums
   libgtest-dev                                                         # tests
 )
 TEST_PACKAGES=(

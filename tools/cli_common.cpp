@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "classify/label_sets.h"
+#include "audio/audio.h"
 #include "image/image.h"
 
 namespace zeroshot::cli {
@@ -27,6 +28,15 @@ void ModelArgs::add_to(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   app.add_option("--revision", revision, "Hub revision (branch, tag or commit) for hub ids")->default_val("main");
   app.add_flag("--offline", offline, "Never use the network (also HF_HUB_OFFLINE=1)");
+  app.add_option("--max-audio-seconds", max_audio_seconds, "Audio models: refuse longer audio files")
+      ->default_val(600)
+      ->check(CLI::PositiveNumber);
+  app.add_option("--crop", crop,
+                 "Audio models, clips over 10 s: middle (deterministic, default) or random (Hugging Face's draws "
+                 "after np.random.seed(--seed))")
+      ->default_val("middle")
+      ->check(CLI::IsMember({"middle", "random"}));
+  app.add_option("--seed", seed, "Seed of --crop random")->default_val(0);
 }
 
 std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
@@ -36,6 +46,9 @@ std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
   o.revision = revision;
   o.offline = offline;
   o.progress = !quiet;
+  o.max_audio_seconds = max_audio_seconds;
+  o.audio_crop = crop == "random" ? AudioCrop::Random : AudioCrop::Middle;
+  o.audio_seed = seed;
   return Model::load(model, o);
 }
 
@@ -75,6 +88,37 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
       out.push_back(in);
     }
   }
+  return out;
+}
+
+std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inputs, const Model& model) {
+  const bool audio_model = model.modality() == Modality::Audio;
+  auto wanted = [&](const std::string& p) {
+    return audio_model ? audio::has_audio_extension(p) : image::has_image_extension(p);
+  };
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    std::error_code ec;
+    const auto st = fs::status(in, ec);
+    if (ec || !fs::exists(st)) throw Error(in, "no such file or directory");
+    if (!fs::is_directory(st)) {
+      if (audio_model && image::has_image_extension(in) && !audio::has_audio_extension(in))
+        throw Error(in, "an image, but " + model.name() + " is an audio model (" + model.model_type() + ")");
+      if (!audio_model && audio::has_audio_extension(in) && !image::has_image_extension(in))
+        throw Error(in, "an audio file, but " + model.name() + " is an image model (" + model.model_type() + ")");
+      out.push_back(in);
+      continue;
+    }
+    std::vector<std::string> found;
+    for (fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (it->is_regular_file(ec) && wanted(it->path().string())) found.push_back(it->path().string());
+    }
+    if (ec) throw Error(in, "cannot read directory: " + ec.message());
+    std::sort(found.begin(), found.end());
+    out.insert(out.end(), found.begin(), found.end());
+  }
+  if (out.empty()) throw Error("inputs", audio_model ? "no audio files found" : "no image files found");
   return out;
 }
 

@@ -19,6 +19,10 @@ struct ModelArgs {
   double max_megapixels = 100;
   std::string revision = "main";
   bool offline = false;
+  // Audio models: --max-audio-seconds, --crop middle|random, --seed.
+  double max_audio_seconds = 600;
+  std::string crop = "middle";
+  uint32_t seed = 0;
   void add_to(CLI::App& app);
   std::unique_ptr<Model> load(bool quiet) const;
 };
@@ -30,6 +34,9 @@ Format resolve_format(const std::string& format);
 // Files named directly are kept (in order); folders are walked recursively for image files, sorted by path.
 // A missing path is an error naming it.
 std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inputs);
+// The same for the model's modality: folders are walked for image or audio files; a file named directly whose
+// extension belongs to the other modality is an error naming it ("... is an audio model ...").
+std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inputs, const Model& model);
 
 // Labels from --labels (comma-separated, or a built-in set name like "imagenet") and --labels-file (one per line).
 // Returns classes: classes[k][0] is the label shown, further entries synonyms (built-in sets only).

@@ -2,9 +2,12 @@
 #include <cstdio>
 #include <iostream>
 
+#include "api/trace.h"
+#include "classify/multi_label.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "util/progress.h"
+#include "zeroshot/tagging.h"
 
 namespace zeroshot::cli {
 
@@ -21,6 +24,12 @@ struct ClassifyArgs {
   size_t batch = 8;
   std::string format;
   bool quiet = false;
+  bool no_cache = false;  // label-embedding disk cache (ClassifierOptions::cache_dir)
+  // --multi-label (tagging): independent per-label scores; see run_multi_label.
+  bool multi_label = false;
+  std::string multi_label_mode = "probability";
+  std::vector<std::string> thresholds;  // "0.6" or "LABEL=0.6"
+  std::vector<std::string> negatives;
 };
 
 void print_table(const std::string& path, const std::vector<LabelScore>& r) {
@@ -34,16 +43,86 @@ void print_table(const std::string& path, const std::vector<LabelScore>& r) {
   }
 }
 
-int run(const ClassifyArgs& a) {
+// ---- multi-label tagging -------------------------------------------------------------------------------------
+
+void print_tags(const std::string& path, const std::vector<TagScore>& r) {
+  size_t w = 5;
+  for (const auto& s : r) w = std::max(w, s.label.size());
+  std::printf("%s\n", path.c_str());
+  for (const auto& s : r)
+    std::printf("  %-*s  %8.4f  %s %7.4f%s\n", static_cast<int>(w), s.label.c_str(), s.score, s.flagged ? ">=" : "< ",
+                s.threshold, s.flagged ? "  yes" : "");
+}
+
+// Labels from --labels and from a labels file whose lines may carry a threshold and a negative name (TAB-separated,
+// classify/multi_label.h); thresholds from --threshold (global or LABEL=T, which wins over the file's). All checked
+// before the model is loaded.
+struct TaggerSpec {
+  std::vector<std::vector<std::string>> classes;
+  std::vector<std::string> templates;
+  MultiLabelOptions opt;
+};
+
+TaggerSpec resolve_tagger(const ClassifyArgs& a) {
+  classify::ScoreOn on = classify::ScoreOn::Probability;
+  classify::parse_score_on(a.multi_label_mode, &on);
+  if (on == classify::ScoreOn::Cosine && !a.negatives.empty())
+    throw Error("--negative", "only applies to --multi-label-mode probability");
+  TaggerSpec t;
+  auto& classes = t.classes;
+  if (!a.labels.empty()) classes = resolve_labels(a.labels, "");
+  std::vector<std::optional<float>> thr(classes.size());
+  std::vector<std::string> neg(classes.size());
+  if (!a.labels_file.empty()) {
+    for (auto& l : classify::load_tag_labels_file(a.labels_file)) {
+      const std::string where = a.labels_file + ":" + std::to_string(l.line);
+      for (const auto& c : classes)
+        if (c[0] == l.name) throw Error(where, "label \"" + l.name + "\" is given twice");
+      if (l.threshold) classify::check_threshold(on, *l.threshold, where);
+      if (!l.negative.empty() && on == classify::ScoreOn::Cosine)
+        throw Error(where, "a negative only applies to --multi-label-mode probability");
+      classes.push_back({l.name});
+      thr.push_back(l.threshold);
+      neg.push_back(l.negative);
+    }
+  }
+  if (classes.empty()) throw Error("labels", "none given: use --labels \"cat,dog\", --labels imagenet or --labels-file F");
+  t.opt.on = on == classify::ScoreOn::Cosine ? ScoreOn::Cosine : ScoreOn::Probability;
+  for (const auto& spec_text : a.thresholds) {
+    const std::string where = "--threshold \"" + spec_text + "\"";
+    const auto spec = classify::parse_threshold_spec(spec_text);
+    classify::check_threshold(on, spec.value, where);
+    if (spec.label.empty()) {
+      t.opt.threshold = spec.value;
+      continue;
+    }
+    size_t k = 0;
+    while (k < classes.size() && classes[k][0] != spec.label) ++k;
+    if (k == classes.size()) throw Error(where, "no label \"" + spec.label + "\"");
+    thr[k] = spec.value;
+  }
+  if (on == classify::ScoreOn::Cosine && !t.opt.threshold)
+    for (size_t k = 0; k < classes.size(); ++k)
+      if (!thr[k])
+        throw Error("label \"" + classes[k][0] + "\"",
+                    "--multi-label-mode cosine needs a threshold: --threshold T, --threshold LABEL=T or a labels-file column");
+  t.opt.thresholds = std::move(thr);
+  t.opt.negatives = a.negatives;
+  t.opt.label_negatives = std::move(neg);
+  t.templates = resolve_templates(a.templates, a.templates_set);
+  return t;
+}
+
+int run_multi_label(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
-  const auto classes = resolve_labels(a.labels, a.labels_file);
-  const auto templates = resolve_templates(a.templates, a.templates_set);
+  TaggerSpec spec = resolve_tagger(a);
+  if (a.no_cache) spec.opt.classifier.cache_dir = "none";
   const auto paths = gather_image_inputs(a.inputs);
   if (paths.empty()) throw Error("inputs", "no image files found");
   auto model = a.model.load(a.quiet);
-  ZeroShotClassifier clf(*model, classes, templates);
+  const MultiLabelClassifier tagger(*model, std::move(spec.classes), std::move(spec.templates), std::move(spec.opt));
 
-  util::ProgressBar bar("classifying", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
+  util::ProgressBar bar("tagging", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
   size_t failed = 0;
   const bool bar_shares_terminal = stdout_is_tty();
   model->embed_image_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
@@ -56,9 +135,61 @@ int run(const ClassifyArgs& a) {
       bar.tick();
       return true;
     }
-    const auto r = clf.classify(emb, a.top_k);
+    const auto r = tagger.tag(emb, a.top_k);
     if (fmt == Format::Json) {
       std::string line = "{\"image\": " + json_string(paths[i]) + ", \"result\": [";
+      for (size_t k = 0; k < r.size(); ++k) {
+        if (k) line += ", ";
+        line += "{\"label\": " + json_string(r[k].label) + ", \"score\": " + json_float(r[k].score) +
+                ", \"threshold\": " + json_float(r[k].threshold) + ", \"flagged\": " + (r[k].flagged ? "true" : "false") + "}";
+      }
+      std::printf("%s]}\n", line.c_str());
+    } else {
+      print_tags(paths[i], r);
+    }
+    std::fflush(stdout);
+    bar.tick();
+    return true;
+  });
+  bar.finish();
+  if (failed) {
+    std::fprintf(stderr, "zeroshot: %zu of %zu images could not be read\n", failed, paths.size());
+    return 1;
+  }
+  return 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+int run(const ClassifyArgs& a) {
+  if (a.multi_label) return run_multi_label(a);
+  const Format fmt = resolve_format(a.format);
+  const auto classes = resolve_labels(a.labels, a.labels_file);
+  const auto templates = resolve_templates(a.templates, a.templates_set);
+  auto model = a.model.load(a.quiet);
+  // Image or audio files, by the model's modality (config.json's model_type).
+  const auto paths = gather_model_inputs(a.inputs, *model);
+  const char* key = model->modality() == Modality::Audio ? "audio" : "image";
+  ClassifierOptions copt;
+  if (a.no_cache) copt.cache_dir = "none";
+  ZeroShotClassifier clf(*model, classes, templates, copt);
+
+  util::ProgressBar bar("classifying", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
+  size_t failed = 0;
+  const bool bar_shares_terminal = stdout_is_tty();
+  model->embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
+    if (bar_shares_terminal || !emb) bar.clear();
+    if (!emb) {
+      ++failed;
+      std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
+      if (fmt == Format::Json)
+        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(paths[i]).c_str(), json_string(err).c_str());
+      bar.tick();
+      return true;
+    }
+    const auto r = clf.classify(emb, a.top_k);
+    if (fmt == Format::Json) {
+      std::string line = "{\"" + std::string(key) + "\": " + json_string(paths[i]) + ", \"result\": [";
       for (size_t k = 0; k < r.size(); ++k) {
         if (k) line += ", ";
         line += "{\"label\": " + json_string(r[k].label) + ", \"score\": " + json_float(r[k].score) + "}";
@@ -72,8 +203,9 @@ int run(const ClassifyArgs& a) {
     return true;
   });
   bar.finish();
+  trace::note("classify done");
   if (failed) {
-    std::fprintf(stderr, "zeroshot: %zu of %zu images could not be read\n", failed, paths.size());
+    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), model->modality() == Modality::Audio ? "audio files" : "images");
     return 1;
   }
   return 0;
@@ -101,12 +233,37 @@ void add_classify_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("-b,--batch-size", a->batch, "Images encoded together")->default_val(8)->check(CLI::Range(1, 1024));
   add_format_option(*c, &a->format);
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
+  c->add_flag("--no-cache", a->no_cache,
+              "Do not read or write the label-embedding cache ($XDG_CACHE_HOME/zeroshot, default ~/.cache/zeroshot)");
+  CLI::Option* ml = c->add_flag("--multi-label", a->multi_label,
+                                "Score every label on its own (tagging) instead of a softmax across the labels");
+  c->add_option("--multi-label-mode", a->multi_label_mode,
+                "probability: two-way softmax of the label against a negative (default); cosine: the raw cosine")
+      ->check(CLI::IsMember({"probability", "cosine"}))
+      ->needs(ml);
+  c->add_option("--threshold", a->thresholds,
+                "Flag threshold: 0.6 for every label, or LABEL=0.6 for one (repeatable); default 0.5 (probability)")
+      ->allow_extra_args(false)  // one value per --threshold: image paths after it stay inputs
+      ->needs(ml);
+  c->add_option("--negative", a->negatives,
+                "Negative name for the probability score, put through the templates (repeatable: ensembled); "
+                "default \"something\" and \"an object\"")
+      ->allow_extra_args(false)
+      ->needs(ml);
   c->footer(
       "Scores are those of the Hugging Face zero-shot-image-classification pipeline: softmax over the labels of\n"
       "exp(logit_scale) x cosine(image, label), sorted by score. With several templates each label's text\n"
       "embeddings are normalized, averaged and normalized again.\n"
       "JSON (one line per image): {\"image\": PATH, \"result\": [{\"label\": L, \"score\": S}, ...]};\n"
-      "an image that cannot be read gives {\"image\": PATH, \"error\": MESSAGE} and exit code 1.");
+      "an image that cannot be read gives {\"image\": PATH, \"error\": MESSAGE} and exit code 1.\n"
+      "Audio models (CLAP) take audio files and folders of them (default template \"This is a sound of {}.\",\n"
+      "exp(logit_scale_a)); their JSON lines say \"audio\" instead of \"image\".\n"
+      "\n"
+      "--multi-label scores each label independently: p = softmax([s*cos(x,label), s*cos(x,negative)])[0] with\n"
+      "s = exp(logit_scale) and the negative put through the same templates; flagged when p >= threshold. With\n"
+      "--multi-label-mode cosine the score is the cosine and thresholds are required. In --labels-file, a line may\n"
+      "be LABEL<TAB>THRESHOLD<TAB>NEGATIVE (both optional). JSON: {\"image\": PATH, \"result\": [{\"label\": L,\n"
+      "\"score\": S, \"threshold\": T, \"flagged\": true|false}, ...]} sorted by score.");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

@@ -1,4 +1,4 @@
-// zeroshot embed: projected embeddings of texts and images, in the order given on the command line.
+// zeroshot embed: projected embeddings of texts and images (or audio, for CLAP models), in the order given on the command line.
 #include <cstdio>
 #include <fstream>
 
@@ -12,17 +12,18 @@ namespace {
 
 struct EmbedArgs {
   ModelArgs model;
-  std::vector<std::string> texts, images, text_files;
+  std::vector<std::string> texts, images, text_files, audios;
   bool normalize = false;
   std::string format;
   bool quiet = false;
-  CLI::Option *text_opt = nullptr, *image_opt = nullptr, *text_file_opt = nullptr;
+  CLI::Option *text_opt = nullptr, *image_opt = nullptr, *text_file_opt = nullptr, *audio_opt = nullptr;
   CLI::App* cmd = nullptr;
 };
 
 struct Input {
-  bool image = false;
+  bool image = false;  // a file: image, or audio when `audio`
   std::string value;
+  bool audio = false;
 };
 
 std::vector<std::string> read_lines(const std::string& path) {
@@ -41,16 +42,23 @@ std::vector<std::string> read_lines(const std::string& path) {
 int run(const EmbedArgs& a) {
   // Inputs in command-line order: CLI11 records the order options were parsed in.
   std::vector<Input> inputs;
-  size_t ti = 0, ii = 0, fi = 0;
+  size_t ti = 0, ii = 0, fi = 0, ai = 0;
   for (const CLI::Option* o : a.cmd->parse_order()) {
     if (o == a.text_opt) inputs.push_back({false, a.texts.at(ti++)});
     else if (o == a.image_opt) inputs.push_back({true, a.images.at(ii++)});
+    else if (o == a.audio_opt) inputs.push_back({true, a.audios.at(ai++), true});
     else if (o == a.text_file_opt)
       for (auto& l : read_lines(a.text_files.at(fi++))) inputs.push_back({false, l});
   }
-  if (inputs.empty()) throw Error("embed", "nothing to embed: give --text, --text-file or --image");
+  if (inputs.empty()) throw Error("embed", "nothing to embed: give --text, --text-file, --image or --audio");
   const Format fmt = resolve_format(a.format);
   auto model = a.model.load(a.quiet);
+  const bool audio_model = model->modality() == Modality::Audio;
+  for (const auto& in : inputs)
+    if (in.image && in.audio != audio_model)
+      throw Error(in.audio ? "--audio " + in.value : "--image " + in.value,
+                  model->name() + " is an " + (audio_model ? "audio" : "image") + " model (" + model->model_type() +
+                      "): use --" + (audio_model ? "audio" : "image"));
 
   std::vector<std::string> texts, images;
   for (const auto& in : inputs) (in.image ? images : texts).push_back(in.value);
@@ -61,7 +69,7 @@ int run(const EmbedArgs& a) {
   ie.data.resize(images.size() * ie.dim);
   ie.rows = images.size();
   bool failed = false;
-  model->embed_image_files(images, 8, [&](size_t i, const float* e, const std::string& err) {
+  model->embed_files(images, 8, [&](size_t i, const float* e, const std::string& err) {
     if (e) std::copy(e, e + ie.dim, ie.data.begin() + static_cast<std::ptrdiff_t>(i * ie.dim));
     else image_errors[i] = err, failed = true;
     return true;
@@ -70,11 +78,11 @@ int run(const EmbedArgs& a) {
   size_t t = 0, im = 0;
   for (const auto& in : inputs) {
     const size_t idx = in.image ? im++ : t++;
-    const char* kind = in.image ? "image" : "text";
+    const char* kind = in.audio ? "audio" : in.image ? "image" : "text";
     if (in.image && !image_errors[idx].empty()) {
       std::fprintf(stderr, "zeroshot: %s\n", image_errors[idx].c_str());
       if (fmt == Format::Json)
-        std::printf("{\"kind\": \"image\", \"input\": %s, \"error\": %s}\n", json_string(in.value).c_str(),
+        std::printf("{\"kind\": \"%s\", \"input\": %s, \"error\": %s}\n", kind, json_string(in.value).c_str(),
                     json_string(image_errors[idx]).c_str());
       continue;
     }
@@ -102,13 +110,14 @@ void add_embed_command(CLI::App& app, std::function<int()>* action) {
   a->model.add_to(*c);
   a->text_opt = c->add_option("--text", a->texts, "A text to embed (repeatable)");
   a->image_opt = c->add_option("--image", a->images, "An image file to embed (repeatable)");
+  a->audio_opt = c->add_option("--audio", a->audios, "An audio file to embed, for audio models (CLAP; repeatable)");
   a->text_file_opt = c->add_option("--text-file", a->text_files, "A file of texts, one per line (repeatable)");
   c->add_flag("--normalize", a->normalize, "L2-normalize the embeddings");
   add_format_option(*c, &a->format);
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
   c->footer(
       "JSON (one line per input, in command-line order):\n"
-      "  {\"kind\": \"image\"|\"text\", \"input\": PATH_OR_TEXT, \"embedding\": [...]}\n"
+      "  {\"kind\": \"image\"|\"audio\"|\"text\", \"input\": PATH_OR_TEXT, \"embedding\": [...]}\n"
       "Embeddings are the model's projected features (get_image_features / get_text_features), not normalized\n"
       "unless --normalize is given.");
   c->callback([a, action] { *action = [a] { return run(*a); }; });

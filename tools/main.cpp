@@ -12,6 +12,12 @@ int main(int argc, char** argv) {
   std::function<int()> action;
   zeroshot::cli::add_classify_command(app, &action);
   zeroshot::cli::add_embed_command(app, &action);
+  zeroshot::cli::add_moderate_command(app, &action);
+  zeroshot::cli::add_index_command(app, &action);
+  zeroshot::cli::add_search_command(app, &action);
+  zeroshot::cli::add_dedup_command(app, &action);
+  zeroshot::cli::add_bench_command(app, &action);
+  zeroshot::cli::add_eval_command(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -23,10 +23,33 @@ namespace zeroshot {
 inline constexpr const char* kDefaultModel = "openai/clip-vit-base-patch32";
 // The Hugging Face zero-shot-image-classification pipeline's default template.
 inline constexpr const char* kDefaultImageTemplate = "This is a photo of {}.";
+// The Hugging Face zero-shot-audio-classification pipeline's default template.
+inline constexpr const char* kDefaultAudioTemplate = "This is a sound of {}.";
+
+// What a model's non-text tower reads: config.json decides (model_type "clip": images, "clap": audio).
+enum class Modality { Image, Audio };
+
+// Where clips longer than the model's 10 s window are cut (CLAP): Middle: the middle window (rand_trunc) or the
+// middle start of each third (fusion), deterministic, the fixtures' rule; Random: Hugging Face's draws after
+// np.random.seed(audio_seed), reseeded for every clip.
+enum class AudioCrop { Middle, Random };
+
+// Arithmetic of the encoders' linear layers (everything else is always f32):
+//   F32   exact (the default; matches the reference implementation within float rounding)
+//   BF16  bfloat16 weights and activations, f32 accumulation (AVX512-BF16)
+//   Int8  int8 weights per output channel, int8 activations per row, exact int32 dot products (AVX512-VNNI;
+//         faster still); uses zeroshot-int8.safetensors next to the model when it matches the weights
+// Measured agreement with F32 (min cosine of the embeddings): docs/quantized-format.md. CPUs without those
+// instructions run the same arithmetic on a slower portable path.
+enum class Precision { F32, BF16, Int8 };
 
 struct ModelOptions {
   int threads = 0;                         // <= 0: all cores
+  Precision precision = Precision::F32;
   uint64_t max_image_pixels = 100'000'000; // images larger than this are refused before decoding
+  double max_audio_seconds = 600;          // longer audio is refused (header first, then while decoding)
+  AudioCrop audio_crop = AudioCrop::Middle;
+  uint32_t audio_seed = 0;                 // AudioCrop::Random only
   // Hub ids only:
   std::string revision = "main";
   bool offline = false;                    // also HF_HUB_OFFLINE=1
@@ -44,15 +67,28 @@ struct Embeddings {
 class Model {
  public:
   // `name_or_path`: a Hugging Face model folder, or a hub id (resolved through the HF cache, downloaded if needed).
+  // Weights are memory-mapped and used in place. The tokenizer files must exist but are parsed on the first text
+  // call (tokenize, embed_texts), so a process that only embeds images (or finds its labels cached) skips them;
+  // a malformed tokenizer file is reported by that call.
   static std::unique_ptr<Model> load(const std::string& name_or_path, const ModelOptions& opt = {});
   ~Model();
 
   const std::string& name() const;       // as given to load()
   const std::string& directory() const;  // the local folder the files were read from
-  const char* model_type() const;        // "clip"
+  const char* model_type() const;        // "clip" or "clap"
+  // A stable id of what this model computes: 32 hex digits of a SHA-256 over config.json,
+  // preprocessor_config.json, the tokenizer files (vocab.json + merges.txt, or tokenizer.json), each weight file's
+  // name, size, safetensors header and 64 evenly spaced 4 KiB samples of its bytes, and the compute precision.
+  // The same files in another folder (or a hub snapshot) give the same id; re-saved or re-trained weights give
+  // another. Cheap (reads well under 1 MB, not the weights), computed on first call; for keying caches of
+  // embeddings (label embeddings, image indexes).
+  std::string fingerprint() const;
   size_t embedding_dim() const;          // projection dim
-  int image_size() const;                // the square input side of the vision tower
+  int image_size() const;                // the square input side of the vision tower (0 for audio models)
   float logit_scale() const;             // exp(logit_scale): multiplies cosines before the softmax
+                                         // (CLAP: exp(logit_scale_a), the audio-vs-text scale)
+  Modality modality() const;             // Image (clip) or Audio (clap)
+  const char* default_template() const;  // kDefaultImageTemplate or kDefaultAudioTemplate
 
   // Projected, un-normalized embeddings (HF get_text_features / get_image_features).
   Embeddings embed_texts(const std::vector<std::string>& texts) const;
@@ -64,6 +100,14 @@ class Model {
   // other files go on). Returning false from on_result stops early.
   using ImageResultFn = std::function<bool(size_t index, const float* embedding, const std::string& error)>;
   void embed_image_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const;
+
+  // Audio models (CLAP): files decoded like ffmpeg (mono, 48 kHz), the pipeline's features for one clip, projected
+  // un-normalized audio_embeds. The streaming form works like embed_image_files (decoding + features of the next
+  // batch on worker threads while one is encoded). An image model throws zeroshot::Error.
+  Embeddings embed_audio_files(const std::vector<std::string>& paths) const;
+  void embed_audio_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const;
+  // embed_image_files or embed_audio_files, by modality().
+  void embed_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const;
 
   // The steps, for callers that pipeline them (decode on some threads, encode batches on others):
   std::vector<int32_t> tokenize(const std::string& text) const;               // bos ... eos, <= 77 ids
@@ -84,34 +128,47 @@ struct LabelScore {
   float score = 0.f;
 };
 
+struct ClassifierOptions {
+  // Label embeddings are cached on disk, one file per (Model::fingerprint(), templates, labels), so that the next
+  // process with the same labels skips the text encoder (src/classify/label_cache.h has the format). "": the
+  // default folder, $XDG_CACHE_HOME/zeroshot or ~/.cache/zeroshot; "none": no cache; else that folder.
+  // A missing, corrupt or mismatched file is ignored and rewritten; cache I/O failures are never errors.
+  std::string cache_dir;
+};
+
 // Labels + templates -> label embeddings computed once (K x T prompts), then any number of inputs scored against
 // them: softmax over labels of exp(logit_scale) * cosine, sorted by score (the Hugging Face pipeline's output).
 class ZeroShotClassifier {
  public:
   // `templates` empty: the default template. Each template must contain "{}".
-  ZeroShotClassifier(const Model& model, std::vector<std::string> labels, std::vector<std::string> templates = {});
+  ZeroShotClassifier(const Model& model, std::vector<std::string> labels, std::vector<std::string> templates = {},
+                     const ClassifierOptions& options = {});
   // Classes with synonyms: classes[k][0] is the label shown; every name of a class is put through every template
   // and all of them are ensembled into the class's embedding.
   ZeroShotClassifier(const Model& model, std::vector<std::vector<std::string>> classes,
-                     std::vector<std::string> templates);
+                     std::vector<std::string> templates, const ClassifierOptions& options = {});
 
   const std::vector<std::string>& labels() const { return labels_; }
   const std::vector<std::string>& templates() const { return templates_; }
   // K x dim, L2-normalized.
   const Embeddings& label_embeddings() const { return label_embeds_; }
+  // Whether label_embeddings() were read from the disk cache (false: computed, and then stored when enabled).
+  bool label_embeddings_cached() const { return from_cache_; }
 
   // `embedding`: one projected embedding (normalized or not). top_k == 0: all labels.
   std::vector<LabelScore> classify(const float* embedding, size_t top_k = 0) const;
   std::vector<LabelScore> classify_image(const std::string& path, size_t top_k = 0) const;
+  std::vector<LabelScore> classify_audio(const std::string& path, size_t top_k = 0) const;
   // Cosine similarity to each label, in label order (for thresholds).
   std::vector<float> cosines(const float* embedding) const;
 
  private:
-  void build(std::vector<std::vector<std::string>> classes);
+  void build(std::vector<std::vector<std::string>> classes, const ClassifierOptions& options);
   const Model& model_;
   std::vector<std::string> labels_;
   std::vector<std::string> templates_;
   Embeddings label_embeds_;
+  bool from_cache_ = false;
 };
 
 }  // namespace zeroshot

@@ -1,4 +1,5 @@
-// The CLIP model (Hugging Face CLIPModel semantics), f32 compute, built from nn/ kernels.
+// The CLIP model (Hugging Face CLIPModel semantics), built from nn/ kernels: f32 compute by default; the linear
+// layers of the encoders can run in bf16 or int8 instead (nn/linear.h says exactly what each precision does).
 //
 // Vision: conv patch embedding (no bias) -> [class; patches] + positions -> pre_layrnorm -> encoder
 //         (pre-LN blocks: LN, MHA with q/k/v/out biases, residual, LN, fc1, act, fc2, residual)
@@ -14,8 +15,11 @@
 #include <string>
 #include <vector>
 
+#include "nn/linear.h"
+
 namespace zeroshot::io {
 class WeightStore;
+class SafeTensorsFile;
 }
 
 namespace zeroshot::models {
@@ -48,6 +52,28 @@ struct ClipConfig {
   static ClipConfig load(const std::string& config_json);
 };
 
+using Precision = nn::Precision;
+
+struct ClipOptions {
+  int threads = 0;  // <= 0: all cores
+  // F32 (exact), BF16 or Int8 for the q|k|v / out / fc1 / fc2 layers of both towers (and the patch embedding for
+  // BF16); everything else (embeddings, layer norms, attention, projections) is always f32.
+  Precision precision = Precision::F32;
+  // Int8 only: weights quantized beforehand (save_int8_weights' file). Used when its source fingerprint matches
+  // the weights being loaded; otherwise ignored and the weights are quantized at load (same bytes either way).
+  std::shared_ptr<const io::SafeTensorsFile> int8_weights;
+};
+
+// The int8 weights file (docs/quantized-format.md): every quantized layer's int8 weight and per-channel scale,
+// under the model's tensor names, with the source fingerprint in __metadata__.
+inline constexpr const char* kInt8WeightsFile = "zeroshot-int8.safetensors";
+// A fingerprint of the weights (names, dtypes, shapes, sizes and sampled bytes of every tensor; FNV-1a 64, hex).
+std::string weights_fingerprint(const io::WeightStore& weights);
+// Quantizes the layers that run in int8 and writes them to `path` (atomically). Throws zeroshot::Error.
+void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path);
+// True when `file` is an int8 weights file (format and version we read) made from `weights`.
+bool int8_weights_match(const io::SafeTensorsFile& file, const io::WeightStore& weights);
+
 class ClipModel {
  public:
   // Reads weights from the store, checking every tensor's shape against the config and that no expected tensor
@@ -58,15 +84,24 @@ class ClipModel {
   // Same checks, but keeps the store alive and uses its (memory-mapped) F32 tensors in place where they are
   // float-aligned; only F16/BF16 (and unaligned F32) tensors are converted into owned copies.
   ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads = 0);
+  // Either form with options (precision, int8 weights file). Weights that are converted for the kernels (every
+  // linear layer on the AVX-512 path, any precision other than F32) are not used in place: their pages of the
+  // mapped file are released after conversion, so the packed copy is not held twice.
+  ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, const ClipOptions& options);
+  ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, const ClipOptions& options);
   ~ClipModel();
   ClipModel(ClipModel&&) noexcept;
   ClipModel& operator=(ClipModel&&) noexcept;
 
   const ClipConfig& config() const;
   float logit_scale() const;  // the raw parameter; scores use exp(logit_scale)
+  Precision precision() const;
+  bool int8_from_file() const;  // Int8 weights came from ClipOptions::int8_weights
 
   // pixel_values: n x [num_channels, image_size, image_size]; out: n x projection_dim.
   // Both encoders may be called concurrently from several threads; each row of out depends only on its input.
+  // Each calling thread keeps its largest activation workspace between calls (at most one chunk of 2048 rows:
+  // ~40 MB for ViT-B), so repeated calls do not page-fault fresh buffers in.
   void encode_images(const float* pixel_values, int n, float* out) const;
   // Each sequence already holds bos..eos (<= max_positions ids); any batch size, any lengths
   // (sequences are run at their true length, not padded to 77). out: ids.size() x projection_dim.

@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <vector>
 
 #include "nn/gemm.h"
+#include "nn/kernels.h"
 
 namespace zeroshot::nn {
 
@@ -84,6 +86,12 @@ void linear(const float* x, int m, int k, const float* w, const float* bias, int
 void layer_norm(const float* x, long rows, int dim, const float* gamma, const float* beta, float eps, float* y,
                 ThreadPool* pool) {
   if (dim <= 0) return;
+  if (kern::cpu_has_avx512()) {
+    parallel_ranges(pool, rows, std::max(1L, kMinParallelElems / dim), [&](long r0, long r1) {
+      kern::avx512::layer_norm(x + r0 * dim, r1 - r0, dim, gamma, beta, eps, y + r0 * dim);
+    });
+    return;
+  }
   parallel_ranges(pool, rows, std::max(1L, kMinParallelElems / dim), [&](long r0, long r1) {
     for (long r = r0; r < r1; ++r) {
       const float* xr = x + r * dim;
@@ -148,7 +156,12 @@ void add_inplace(float* y, const float* x, long n, ThreadPool* pool) {
 
 void attention(const float* q, const float* k, const float* v, const std::vector<int>& lens, int heads, int head_dim,
                float scale, bool causal, float* out, ThreadPool* pool) {
-  const int dim = heads * head_dim;
+  const long dim = static_cast<long>(heads) * head_dim;
+  attention(q, k, v, dim, lens, heads, head_dim, scale, causal, out, dim, pool);
+}
+
+void attention(const float* q, const float* k, const float* v, long ld, const std::vector<int>& lens, int heads,
+               int head_dim, float scale, bool causal, float* out, long ld_out, ThreadPool* pool) {
   std::vector<long> starts(lens.size());
   long rows = 0, max_len = 0, work = 0;
   for (size_t s = 0; s < lens.size(); ++s) {
@@ -158,21 +171,41 @@ void attention(const float* q, const float* k, const float* v, const std::vector
     work += 2L * lens[s] * lens[s] * head_dim;
   }
   const long pairs = static_cast<long>(lens.size()) * heads;
-  if (pairs == 0) return;
+  if (pairs == 0 || max_len == 0) return;
   const long min_pairs = std::max(1L, kMinParallelGemm * pairs / (work + 1));
-  parallel_ranges(pool, pairs, min_pairs, [&](long p0, long p1) {
-    std::vector<float> scores(static_cast<size_t>(max_len * max_len));  // per chunk: no shared scratch
+  const bool avx = kern::cpu_has_avx512();
+  // A few ranges of (sequence, head) pairs per thread, taken in turn (a preempted thread's share moves on).
+  const long threads = pool ? pool->threads() : 1;
+  const long chunks = std::max(1L, std::min({pairs / min_pairs, threads * 4, pairs}));
+  auto range = [&](long c, const std::function<void(long, long)>& fn) { fn(pairs * c / chunks, pairs * (c + 1) / chunks); };
+  auto body = [&](long p0, long p1) {
+    // per chunk: no shared scratch
+    std::vector<float> scratch(avx ? kern::avx512::attention_work_floats(static_cast<int>(max_len), head_dim)
+                                   : static_cast<size_t>(max_len * max_len));
     for (long p = p0; p < p1; ++p) {
       const long s = p / heads, h = p % heads;
       const int len = lens[static_cast<size_t>(s)];
       if (len <= 0) continue;
-      const long off = starts[static_cast<size_t>(s)] * dim + h * head_dim;
-      gemm(false, true, len, len, head_dim, scale, q + off, dim, k + off, dim, 0.0f, scores.data(), len);
-      for (int i = 0; i < len; ++i) softmax_row(scores.data() + static_cast<long>(i) * len, causal ? i + 1 : len, len);
+      const long row0 = starts[static_cast<size_t>(s)];
+      const float* qs = q + row0 * ld + h * head_dim;
+      const float* ks = k + row0 * ld + h * head_dim;
+      const float* vs = v + row0 * ld + h * head_dim;
+      float* os = out + row0 * ld_out + h * head_dim;
+      if (avx) {
+        kern::avx512::attention_head(qs, ks, vs, ld, len, head_dim, scale, causal, os, ld_out, scratch.data());
+        continue;
+      }
+      float* scores = scratch.data();
+      gemm(false, true, len, len, head_dim, scale, qs, static_cast<int>(ld), ks, static_cast<int>(ld), 0.0f, scores, len);
+      for (int i = 0; i < len; ++i) softmax_row(scores + static_cast<long>(i) * len, causal ? i + 1 : len, len);
       // Causal rows have zeros past the diagonal, so the full product equals the masked one.
-      gemm(false, false, len, head_dim, len, 1.0f, scores.data(), len, v + off, dim, 0.0f, out + off, dim);
+      gemm(false, false, len, head_dim, len, 1.0f, scores, len, vs, static_cast<int>(ld), 0.0f, os, static_cast<int>(ld_out));
     }
-  });
+  };
+  if (chunks <= 1 || !pool)
+    body(0, pairs);
+  else
+    pool->parallel_for(static_cast<int>(chunks), [&](int c) { range(c, body); });
 }
 
 void self_attention(const float* x, const std::vector<int>& lens, int dim, int heads, const AttentionWeights& w,

@@ -45,6 +45,11 @@ void add_inplace(float* y, const float* x, long n, ThreadPool* pool);
 void attention(const float* q, const float* k, const float* v, const std::vector<int>& lens, int heads, int head_dim,
                float scale, bool causal, float* out, ThreadPool* pool);
 
+// The same with q, k, v rows at stride `ld` (e.g. views into one fused [rows, 3 * dim] q|k|v buffer) and out
+// rows at stride `ld_out`.
+void attention(const float* q, const float* k, const float* v, long ld, const std::vector<int>& lens, int heads,
+               int head_dim, float scale, bool causal, float* out, long ld_out, ThreadPool* pool);
+
 // Weights of one self-attention block in torch.nn.Linear layout ([dim, dim] weights, [dim] biases).
 struct AttentionWeights {
   const float* q_w = nullptr;

@@ -66,6 +66,157 @@ nlohmann::json parse_json_file(const std::string& path) {
   return j;
 }
 
+// ---- fast path for vocab.json -------------------------------------------------------------------------------------
+// vocab.json is one flat {"token": id, ...} object of ~50k entries. nlohmann's DOM (a std::map of json values, then
+// copied into the hash map) takes ~50 ms to build for it, most of a cold CLI call's tokenizer time; this scanner fills
+// the hash map directly in a few ms. It accepts only what it fully understands (strict JSON strings with validated
+// UTF-8 and escapes, ids that are non-negative int32 literals) and otherwise returns false: the file then goes
+// through nlohmann, which also words the error. Duplicate keys keep the last id, as nlohmann and Python do.
+
+bool is_json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+// One well-formed UTF-8 sequence starting at s[i] (a byte >= 0x80): appended to out, i advanced. RFC 3629 ranges:
+// no overlong forms, no surrogates, nothing above U+10FFFF.
+bool take_utf8(std::string_view s, size_t& i, std::string& out) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  size_t len;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (c >= 0xC2 && c <= 0xDF) len = 2;
+  else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+  } else {
+    return false;
+  }
+  if (i + len > s.size()) return false;
+  if (b(i + 1) < lo || b(i + 1) > hi) return false;
+  for (size_t k = 2; k < len; ++k)
+    if (b(i + k) < 0x80 || b(i + k) > 0xBF) return false;
+  out.append(s.data() + i, len);
+  i += len;
+  return true;
+}
+
+bool take_hex4(std::string_view s, size_t& i, uint32_t& v) {
+  if (i + 4 > s.size()) return false;
+  v = 0;
+  for (size_t k = 0; k < 4; ++k) {
+    const char c = s[i + k];
+    v <<= 4;
+    if (c >= '0' && c <= '9') v |= uint32_t(c - '0');
+    else if (c >= 'a' && c <= 'f') v |= uint32_t(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') v |= uint32_t(c - 'A' + 10);
+    else return false;
+  }
+  i += 4;
+  return true;
+}
+
+// A JSON string starting after its opening quote; i ends after the closing quote.
+bool take_json_string(std::string_view s, size_t& i, std::string& out) {
+  out.clear();
+  while (i < s.size()) {
+    const char c = s[i];
+    if (c == '"') {
+      ++i;
+      return true;
+    }
+    if (static_cast<unsigned char>(c) < 0x20) return false;
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      if (!take_utf8(s, i, out)) return false;
+      continue;
+    }
+    if (c != '\\') {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    if (++i >= s.size()) return false;
+    const char e = s[i++];
+    switch (e) {
+      case '"': out.push_back('"'); break;
+      case '\\': out.push_back('\\'); break;
+      case '/': out.push_back('/'); break;
+      case 'b': out.push_back('\b'); break;
+      case 'f': out.push_back('\f'); break;
+      case 'n': out.push_back('\n'); break;
+      case 'r': out.push_back('\r'); break;
+      case 't': out.push_back('\t'); break;
+      case 'u': {
+        uint32_t cp;
+        if (!take_hex4(s, i, cp)) return false;
+        if (cp >= 0xDC00 && cp <= 0xDFFF) return false;  // lone low surrogate
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+          uint32_t low;
+          if (i + 2 > s.size() || s[i] != '\\' || s[i + 1] != 'u') return false;
+          i += 2;
+          if (!take_hex4(s, i, low) || low < 0xDC00 || low > 0xDFFF) return false;
+          cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+        }
+        append_utf8(out, static_cast<char32_t>(cp));
+        break;
+      }
+      default:
+        return false;
+    }
+  }
+  return false;
+}
+
+bool parse_flat_vocab(std::string_view s, Vocab& vocab) {
+  size_t i = 0;
+  auto skip = [&] {
+    while (i < s.size() && is_json_space(s[i])) ++i;
+  };
+  skip();
+  if (i >= s.size() || s[i] != '{') return false;
+  ++i;
+  vocab.reserve(s.size() / 12);  // ~20 bytes per entry in CLIP's and GPT-2's files
+  std::string key;
+  skip();
+  if (i < s.size() && s[i] == '}') {
+    ++i;
+  } else {
+    for (;;) {
+      skip();
+      if (i >= s.size() || s[i] != '"') return false;
+      ++i;
+      if (!take_json_string(s, i, key)) return false;
+      skip();
+      if (i >= s.size() || s[i] != ':') return false;
+      ++i;
+      skip();
+      // A non-negative integer literal without leading zeros that fits int32.
+      if (i >= s.size() || s[i] < '0' || s[i] > '9') return false;
+      if (s[i] == '0' && i + 1 < s.size() && s[i + 1] >= '0' && s[i + 1] <= '9') return false;
+      int64_t id = 0;
+      while (i < s.size() && s[i] >= '0' && s[i] <= '9') {
+        id = id * 10 + (s[i++] - '0');
+        if (id > std::numeric_limits<int32_t>::max()) return false;
+      }
+      if (i < s.size() && (s[i] == '.' || s[i] == 'e' || s[i] == 'E')) return false;
+      vocab.insert_or_assign(key, static_cast<int32_t>(id));
+      skip();
+      if (i >= s.size()) return false;
+      if (s[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (s[i] != '}') return false;
+      ++i;
+      break;
+    }
+  }
+  skip();
+  return i == s.size();
+}
+
 Vocab parse_vocab(const nlohmann::json& j, const std::string& name) {
   if (!j.is_object()) throw Error(name, "vocabulary is not a JSON object of token -> id");
   Vocab vocab;
@@ -104,7 +255,15 @@ bool split_merge(std::string_view line, MergeRule& out) {
 
 Files load_vocab_and_merges(const std::string& vocab_json, const std::string& merges_txt, size_t max_merges) {
   Files f;
-  f.vocab = parse_vocab(parse_json_file(vocab_json), vocab_json);
+  {
+    const std::string text = read_file(vocab_json);
+    if (!parse_flat_vocab(text, f.vocab) || f.vocab.empty()) {
+      f.vocab.clear();
+      nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+      if (j.is_discarded()) throw Error(vocab_json, "not valid JSON");
+      f.vocab = parse_vocab(j, vocab_json);
+    }
+  }
   f.vocab_name = vocab_json;
   f.merges_name = merges_txt;
 
@@ -185,10 +344,12 @@ MergeTable MergeTable::build(const Vocab& vocab, const std::vector<MergeRule>& m
     id = it->second;
     return true;
   };
+  std::string joined;  // reused: no allocation per rule
   for (size_t r = 0; r < merges.size(); ++r) {
     const auto& m = merges[r];
     int32_t ia, ib, iab;
-    if (!lookup(m.left, ia) || !lookup(m.right, ib) || !lookup(m.left + m.right, iab))
+    joined.assign(m.left).append(m.right);
+    if (!lookup(m.left, ia) || !lookup(m.right, ib) || !lookup(joined, iab))
       throw Error(merges_name, "line " + std::to_string(m.line) + ": merge \"" + m.left + " " + m.right +
                                          "\" uses a symbol that is not in the vocabulary");
     t.ranks[pair_key(ia, ib)] = {int32_t(r), iab};

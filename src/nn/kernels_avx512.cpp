@@ -1,0 +1,500 @@
+// AVX-512 GEMM micro-kernels (f32 FMA, bf16 vdpbf16ps, int8 vpdpbusd), activation conversion, attention, layer
+// norm and vector activations. Layouts: kernels.h. Own kernels rather than a library, by measurement at the CLIP
+// shapes (one core): 2-2.5x OpenBLAS sgemm (Haswell kernels on this CPU, weights repacked per call); on par with
+// oneDNN 2.6 brgemm in f32 and bf16 and faster in int8 (its u8 x s8 matmul with a source zero point runs
+// gemm:jit), without oneDNN's OpenMP threads beside our pool.
+//
+// Only this file is compiled for AVX-512 (a target pragma, after every include: inline functions of the
+// standard headers keep the baseline ISA, so no AVX-512 copy of them can leak into the rest of the program).
+// Nothing here may run unless kern::cpu_has_avx512() said yes.
+// GCC 12 warns about the intrinsics headers' own _mm512_undefined_* (GCC bug 105593), not about this code.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "nn/kernels.h"
+
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vnni,fma,bmi,bmi2")
+
+namespace zeroshot::nn::kern::avx512 {
+
+namespace {
+
+typedef float float_alias __attribute__((may_alias));
+
+inline int imin(int a, int b) { return a < b ? a : b; }
+
+// ------------------------------------------------------------------------------------------- vector math
+
+// e^x: x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial (truncation < 1e-8 relative), 2^n by scalef
+// (exact, and it saturates to 0 / inf without special cases). NaN inputs are clamped; callers multiply by x.
+inline __m512 exp_ps(__m512 x) {
+  // e^88 < FLT_MAX: the result stays finite (recip() below relies on it).
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);  // ln2 split: hi has 16 bits
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// 1 / d for finite d >= 1: the 14-bit estimate and one Newton step (~1 ulp), far cheaper than a division.
+inline __m512 recip(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
+// x * sigmoid(1.702 x), in the scalar function's order of operations.
+inline __m512 quick_gelu_ps(__m512 x) {
+  const __m512 e = exp_ps(_mm512_mul_ps(_mm512_set1_ps(-1.702f), x));
+  return _mm512_mul_ps(x, recip(_mm512_add_ps(_mm512_set1_ps(1.0f), e)));
+}
+
+// 0.5 x (1 + tanh(u)), tanh(u) = 1 - 2 / (e^2u + 1) (absolute error ~1e-7 near 0, where the result is ~x/2).
+inline __m512 gelu_tanh_ps(__m512 x) {
+  const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
+  const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286535588f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+  const __m512 e = exp_ps(_mm512_add_ps(u, u));
+  const __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), recip(_mm512_add_ps(e, _mm512_set1_ps(1.0f))), _mm512_set1_ps(1.0f));
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
+}
+
+// 0.5 x (1 + erf(x / sqrt 2)) through erfc(|z|) = t exp(-z^2 + P(t)), t = 1 / (1 + |z|/2): P is our own degree-10
+// least-squares fit on [0, 12] (max error of the exponent 5e-8), so erfc has a small *relative* error and the
+// negative tail of GELU stays accurate.
+inline __m512 gelu_erf_ps(__m512 x) {
+  const __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f));
+  const __m512 az = _mm512_abs_ps(z);
+  const __m512 t = recip(_mm512_fmadd_ps(_mm512_set1_ps(0.5f), az, _mm512_set1_ps(1.0f)));
+  static const float kP[11] = {-1.265549279025171f,  1.0011105843988595f, 0.36067999266760165f, 0.18816924057568318f,
+                               -0.5678857754998103f, 1.3044127914903159f, -2.942578637454432f,  3.5635373676550213f,
+                               -2.315759894013766f,  0.7825817088630833f, -0.10871805051911515f};
+  __m512 p = _mm512_set1_ps(kP[10]);
+  for (int i = 9; i >= 0; --i) p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kP[i]));
+  const __m512 e = _mm512_mul_ps(t, exp_ps(_mm512_fnmadd_ps(az, az, p)));  // erfc(|z|)
+  const __mmask16 pos = _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GE_OQ);
+  const __m512 one_plus_erf = _mm512_mask_sub_ps(e, pos, _mm512_set1_ps(2.0f), e);
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), one_plus_erf);
+}
+
+inline __m512 apply_act(EpiAct act, __m512 v) {
+  switch (act) {
+    case EpiAct::None: return v;
+    case EpiAct::QuickGelu: return quick_gelu_ps(v);
+    case EpiAct::Gelu: return gelu_erf_ps(v);
+    case EpiAct::GeluTanh: return gelu_tanh_ps(v);
+  }
+  return v;
+}
+
+// Lanes [0, valid) of 16 (valid may be <= 0 or >= 16).
+inline __mmask16 tail_mask(int valid) {
+  return valid >= 16 ? static_cast<__mmask16>(0xFFFF) : valid <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << valid) - 1u);
+}
+
+// ------------------------------------------------------------------------------------------- micro-kernel
+
+// R rows (<= kMR) x 32 columns over all ku units: 2R accumulators in registers, B's two vectors loaded once per
+// unit and A's units broadcast from memory; then the epilogue. pf: the next panel to prefetch, or null.
+template <Prec P, int R>
+void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int col0, const uint8_t* pf) {
+  __m512 acc[R][2];
+  __m512i iacc[R][2];
+  if constexpr (P == Prec::Int8) {
+    for (int r = 0; r < R; ++r) iacc[r][0] = iacc[r][1] = _mm512_setzero_si512();
+  } else {
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  }
+  const uint32_t* ar[R];  // the rows, each walked unit by unit
+  for (int r = 0; r < R; ++r) ar[r] = a + r * g.lda;
+  const uint8_t* bp = b;
+  for (int u = 0; u < g.ku; ++u, bp += kPanelRowBytes) {
+    if (pf) {  // the next panel, into L2, while this one computes (weights stream from DRAM at small M)
+      _mm_prefetch(reinterpret_cast<const char*>(pf), _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(pf) + 64, _MM_HINT_T1);
+      pf += kPanelRowBytes;
+    }
+    if constexpr (P == Prec::F32) {
+      const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 64);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512 av = _mm512_set1_ps(reinterpret_cast<const float_alias*>(ar[r])[u]);
+        acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      }
+    } else if constexpr (P == Prec::BF16) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 64);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(static_cast<int>(ar[r][u]));
+        acc[r][0] = _mm512_dpbf16_ps(acc[r][0], av, b0);
+        acc[r][1] = _mm512_dpbf16_ps(acc[r][1], av, b1);
+      }
+    } else {
+      const __m512i b0 = _mm512_load_si512(bp), b1 = _mm512_load_si512(bp + 64);
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const __m512i av = _mm512_set1_epi32(static_cast<int>(ar[r][u]));
+        iacc[r][0] = _mm512_dpbusd_epi32(iacc[r][0], av, b0);
+        iacc[r][1] = _mm512_dpbusd_epi32(iacc[r][1], av, b1);
+      }
+    }
+  }
+
+  // Epilogue.
+  const int valid = imin(kNR, g.n - col0);
+  const __mmask16 m0 = tail_mask(valid), m1 = tail_mask(valid - 16);
+  __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
+  if (g.bias) {
+    bias0 = _mm512_maskz_loadu_ps(m0, g.bias + col0);
+    bias1 = _mm512_maskz_loadu_ps(m1, g.bias + col0 + 16);
+  }
+  __m512i cs0, cs1;
+  __m512 ws0, ws1;
+  if constexpr (P == Prec::Int8) {
+    cs0 = _mm512_loadu_si512(g.b_colsum + col0);
+    cs1 = _mm512_loadu_si512(g.b_colsum + col0 + 16);
+    ws0 = _mm512_loadu_ps(g.b_scale + col0);
+    ws1 = _mm512_loadu_ps(g.b_scale + col0 + 16);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < R; ++r) {
+    float* crow = g.c + static_cast<long>(row0 + r) * g.ldc + col0;
+    __m512 v0, v1;
+    if constexpr (P == Prec::Int8) {
+      // x ~= sa (u - zp), w ~= sw q: sum x w ~= sa sw (sum u q - zp sum q).
+      const __m512i zp = _mm512_set1_epi32(g.a_zp[row0 + r]);
+      const __m512 sa = _mm512_set1_ps(g.a_scale[row0 + r]);
+      v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[r][0], _mm512_mullo_epi32(zp, cs0))), _mm512_mul_ps(sa, ws0));
+      v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[r][1], _mm512_mullo_epi32(zp, cs1))), _mm512_mul_ps(sa, ws1));
+    } else {
+      v0 = acc[r][0];
+      v1 = acc[r][1];
+    }
+    v0 = _mm512_add_ps(v0, bias0);
+    v1 = _mm512_add_ps(v1, bias1);
+    if (g.accumulate) {
+      v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, crow), v0);
+      v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, crow + 16), v1);
+    }
+    if (g.act != EpiAct::None) {
+      v0 = apply_act(g.act, v0);
+      v1 = apply_act(g.act, v1);
+    }
+    _mm512_mask_storeu_ps(crow, m0, v0);
+    _mm512_mask_storeu_ps(crow + 16, m1, v1);
+  }
+}
+
+using TileFn = void (*)(const GemmCall&, const uint32_t*, const uint8_t*, int, int, const uint8_t*);
+
+template <Prec P>
+TileFn tile_for(int rows) {
+  switch (rows) {
+    case 1: return tile<P, 1>;
+    case 2: return tile<P, 2>;
+    case 3: return tile<P, 3>;
+    case 4: return tile<P, 4>;
+    case 5: return tile<P, 5>;
+    case 6: return tile<P, 6>;
+    case 7: return tile<P, 7>;
+    case 8: return tile<P, 8>;
+    case 9: return tile<P, 9>;
+    default: return tile<P, 10>;
+  }
+}
+
+TileFn pick_tile(Prec p, int rows) {
+  switch (p) {
+    case Prec::F32: return tile_for<Prec::F32>(rows);
+    case Prec::BF16: return tile_for<Prec::BF16>(rows);
+    case Prec::Int8: return tile_for<Prec::Int8>(rows);
+  }
+  return nullptr;
+}
+
+// Rows of A per chunk: the chunk's A blocks stay in L2 while every panel of the thread's range walks them.
+// No K blocking: measured on Zen 5 (1 MB L2), streaming whole B panels (up to 384 KB at K = 3072) from L2 beat
+// 32-64 KB K-slices kept in L1 with partial sums in C, at every CLIP shape.
+constexpr long kAChunkBytes = 1 << 20;
+constexpr int kPrefetchBlocks = 5;
+
+}  // namespace
+
+void gemm(const GemmCall& g, int p0, int p1, int rb0, int rb1) {
+  if (p0 >= p1 || rb0 >= rb1) return;
+  const size_t b_panel = static_cast<size_t>(g.ku) * kPanelRowBytes;
+  const long block_bytes = static_cast<long>(g.ku) * kMR * 4;
+  const int rb_chunk = static_cast<int>(kAChunkBytes / block_bytes > 1 ? kAChunkBytes / block_bytes : 1);
+  const TileFn full = pick_tile(g.prec, kMR);
+  const int np = panels(g.n);  // the next panel is prefetched even past p1: ranges are short (a few per thread)
+  for (int c0 = rb0; c0 < rb1; c0 += rb_chunk) {
+    const int c1 = imin(rb1, c0 + rb_chunk);
+    for (int p = p0; p < p1; ++p) {
+      const uint8_t* bp = g.b + p * b_panel;
+      for (int rb = c0; rb < c1; ++rb) {
+        const int rows = imin(kMR, g.m - rb * kMR);
+        const TileFn fn = rows == kMR ? full : pick_tile(g.prec, rows);
+        // The first row blocks of a panel prefetch the next one into L2 (at small M the weights stream from DRAM
+        // and each panel is used by few row blocks). Measured (one core, weights cycling through DRAM): M = 50
+        // f32 168 -> 205 GFLOP/s with the first block prefetching, 208-211 with every block (bf16 +7%, int8
+        // +7-13% more); at M = 400 prefetching from all 40 blocks cost f32 ~3%, hence the first few only.
+        const uint8_t* pf = rb - c0 < kPrefetchBlocks && p + 1 < np ? bp + b_panel : nullptr;
+        fn(g, g.a + static_cast<long>(rb) * kMR * g.lda, bp, rb * kMR, p * kNR, pf);
+      }
+    }
+  }
+}
+
+void convert_a(Prec p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
+               const RowNorm* norm, float* row_buf) {
+  const int ku = units(p, k);
+  for (int row = r0; row < r1; ++row) {
+    const float* xr = x + static_cast<long>(row) * ldx;
+    uint32_t* out = a + static_cast<long>(row) * lda;
+    if (norm) {
+      layer_norm(xr, 1, k, norm->gamma, norm->beta, norm->eps, row_buf);
+      xr = row_buf;
+    }
+    if (p == Prec::F32) {
+      for (int i = 0; i < k; i += 16) {
+        const __mmask16 m = tail_mask(k - i);
+        _mm512_mask_storeu_ps(reinterpret_cast<float_alias*>(out) + i, m, _mm512_maskz_loadu_ps(m, xr + i));
+      }
+    } else if (p == Prec::BF16) {
+      for (int i = 0; i < k; i += 32) {
+        const __m512 lo = _mm512_maskz_loadu_ps(tail_mask(k - i), xr + i);
+        const __m512 hi = _mm512_maskz_loadu_ps(tail_mask(k - i - 16), xr + i + 16);
+        // 16 units; past ku (a partial last step) masked off.
+        _mm512_mask_storeu_epi32(out + i / 2, tail_mask(ku - i / 2), (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+      }
+    } else {
+      // Per-row asymmetric quantization (the range always includes 0, so 0 is exact).
+      __m512 mn = _mm512_setzero_ps(), mx = _mm512_setzero_ps();
+      for (int i = 0; i < k; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(k - i), xr + i);
+        mn = _mm512_min_ps(mn, v);
+        mx = _mm512_max_ps(mx, v);
+      }
+      const float lo = _mm512_reduce_min_ps(mn), hi = _mm512_reduce_max_ps(mx);
+      float scale = (hi - lo) / 255.0f;
+      if (!(scale > 0.0f) || !(scale < 3.0e38f)) scale = 1.0f;  // all zero (or inf / nan: garbage in, no UB)
+      int z = static_cast<int>(__builtin_nearbyintf(-lo / scale));
+      z = z < 0 ? 0 : z > 255 ? 255 : z;
+      a_scale[row] = scale;
+      a_zp[row] = z;
+      const __m512 sc = _mm512_set1_ps(1.0f / scale);
+      const __m512i zv = _mm512_set1_epi32(z);
+      const __m512i zero = _mm512_setzero_si512(), top = _mm512_set1_epi32(255);
+      uint8_t* dst = reinterpret_cast<uint8_t*>(out);
+      // 16 values -> 16 bytes = 4 units; past k the zero point (times the zero weights there: 0).
+      for (int i = 0; i < ku * 4; i += 16) {
+        const __m512 v = _mm512_maskz_loadu_ps(tail_mask(k - i), xr + i);
+        __m512i iv = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(v, sc)), zv);
+        iv = _mm512_min_epi32(_mm512_max_epi32(iv, zero), top);
+        _mm_mask_storeu_epi8(dst + i, tail_mask(ku * 4 - i), _mm512_cvtepi32_epi8(iv));
+      }
+    }
+  }
+}
+
+namespace {
+
+// dst[c * ldd + i] = src[i * lds + c] for i < 16, c < cols (<= 16): a 16 x 16 block transposed in registers (rows
+// i >= rows read as zeros).
+void transpose16(const float* src, long lds, int rows, int cols, float* dst, long ldd) {
+  const __mmask16 cm = tail_mask(cols);
+  __m512 r[16];
+  for (int i = 0; i < 16; ++i) r[i] = i < rows ? _mm512_maskz_loadu_ps(cm, src + i * lds) : _mm512_setzero_ps();
+  // Per 128-bit lane L, u[4q + c] holds element 4L + c of rows 4q .. 4q + 3.
+  __m512 u[16];
+  for (int q = 0; q < 4; ++q) {
+    const __m512d lo01 = _mm512_castps_pd(_mm512_unpacklo_ps(r[4 * q], r[4 * q + 1]));
+    const __m512d hi01 = _mm512_castps_pd(_mm512_unpackhi_ps(r[4 * q], r[4 * q + 1]));
+    const __m512d lo23 = _mm512_castps_pd(_mm512_unpacklo_ps(r[4 * q + 2], r[4 * q + 3]));
+    const __m512d hi23 = _mm512_castps_pd(_mm512_unpackhi_ps(r[4 * q + 2], r[4 * q + 3]));
+    u[4 * q + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo01, lo23));
+    u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo01, lo23));
+    u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi01, hi23));
+    u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi01, hi23));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 vlo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), vhi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
+    const __m512 wlo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), whi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    const __m512 out[4] = {_mm512_shuffle_f32x4(vlo, wlo, 0x88), _mm512_shuffle_f32x4(vhi, whi, 0x88),
+                           _mm512_shuffle_f32x4(vlo, wlo, 0xdd), _mm512_shuffle_f32x4(vhi, whi, 0xdd)};
+    for (int e = 0; e < 4; ++e)  // element c + 4e of every row
+      if (c + 4 * e < cols) _mm512_storeu_ps(dst + (c + 4 * e) * ldd, out[e]);
+  }
+}
+
+// Scores of 4 query rows against JB blocks of 16 keys: s[r][j] = scale * q_r . k_j, k transposed in kt.
+// Rows past the sequence repeat its last row (computed, never stored), so the kernel is always 4 rows high.
+template <int JB>
+void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd, float scale, float* s) {
+  __m512 acc[4][JB];
+  for (int r = 0; r < 4; ++r)
+    for (int j = 0; j < JB; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (int d = 0; d < hd; ++d) {
+    __m512 kv[JB];
+    for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_ps(kt + static_cast<long>(d) * l16 + (jb0 + j) * 16);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512 qb = _mm512_set1_ps(q[r][d]);
+      for (int j = 0; j < JB; ++j) acc[r][j] = _mm512_fmadd_ps(qb, kv[j], acc[r][j]);
+    }
+  }
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int r = 0; r < 4; ++r)
+    for (int j = 0; j < JB; ++j) _mm512_storeu_ps(s + static_cast<long>(r) * l16 + (jb0 + j) * 16, _mm512_mul_ps(acc[r][j], sc));
+}
+
+// out_r[d0 .. d0 + 16 HB) = sum_j p[r][j] v_j over j < jn, for 4 rows (rows >= rows_out are not stored).
+template <int HB>
+void pv4(const float* p, int l16, const float* v, long ld, int jn, int d0, int hd, float* const out[4], int rows_out) {
+  __m512 acc[4][HB];
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_setzero_ps();
+  __mmask16 mk[HB];
+  for (int h = 0; h < HB; ++h) mk[h] = tail_mask(hd - d0 - 16 * h);
+  for (int j = 0; j < jn; ++j) {
+    const float* vj = v + static_cast<long>(j) * ld + d0;
+    __m512 vv[HB];
+    for (int h = 0; h < HB; ++h) vv[h] = _mm512_maskz_loadu_ps(mk[h], vj + 16 * h);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512 pb = _mm512_set1_ps(p[static_cast<long>(r) * l16 + j]);
+      for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_fmadd_ps(pb, vv[h], acc[r][h]);
+    }
+  }
+  for (int r = 0; r < rows_out; ++r)
+    for (int h = 0; h < HB; ++h) _mm512_mask_storeu_ps(out[r] + d0 + 16 * h, mk[h], acc[r][h]);
+}
+
+// In-place softmax of row[0, valid), zeros in [valid, l16).
+void softmax16(float* row, int valid, int l16) {
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  for (int j = 0; j < valid; j += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(valid - j), row + j));
+  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512 sum = _mm512_setzero_ps();
+  for (int j = 0; j < l16; j += 16) {
+    const __mmask16 k = j < valid ? tail_mask(valid - j) : 0;
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
+    sum = _mm512_add_ps(sum, e);
+    _mm512_storeu_ps(row + j, e);
+  }
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+  for (int j = 0; j < valid; j += 16) _mm512_storeu_ps(row + j, _mm512_mul_ps(_mm512_loadu_ps(row + j), inv));
+}
+
+}  // namespace
+
+size_t attention_work_floats(int len, int hd) {
+  const size_t l16 = static_cast<size_t>((len + 15) / 16 * 16);
+  return l16 * static_cast<size_t>(hd) + 4 * l16;
+}
+
+void attention_head(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale, bool causal,
+                    float* out, long ldo, float* work) {
+  if (len <= 0) return;
+  const int l16 = (len + 15) / 16 * 16;
+  float* kt = work;
+  float* s = kt + static_cast<long>(l16) * hd;
+  for (int j0 = 0; j0 < l16; j0 += 16)
+    for (int d0 = 0; d0 < hd; d0 += 16) transpose16(k + static_cast<long>(j0) * ld + d0, ld, len - j0, hd - d0, kt + static_cast<long>(d0) * l16 + j0, l16);
+  for (int i0 = 0; i0 < len; i0 += 4) {
+    const int rows = imin(4, len - i0);
+    const float* qr[4];
+    float* outr[4];
+    for (int r = 0; r < 4; ++r) {
+      const int i = imin(i0 + r, len - 1);
+      qr[r] = q + static_cast<long>(i) * ld;
+      outr[r] = out + static_cast<long>(i) * ldo;
+    }
+    // Causal rows only ever see keys up to the last of the 4 rows.
+    const int kn = causal ? i0 + rows : len;
+    const int kb = (kn + 15) / 16;
+    for (int jb = 0; jb < kb; jb += 4) {
+      switch (imin(4, kb - jb)) {
+        case 1: scores4<1>(qr, kt, l16, jb, hd, scale, s); break;
+        case 2: scores4<2>(qr, kt, l16, jb, hd, scale, s); break;
+        case 3: scores4<3>(qr, kt, l16, jb, hd, scale, s); break;
+        default: scores4<4>(qr, kt, l16, jb, hd, scale, s); break;
+      }
+    }
+    for (int r = 0; r < 4; ++r) softmax16(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16);
+    for (int d0 = 0; d0 < hd; d0 += 64) {
+      switch (imin(4, (hd - d0 + 15) / 16)) {
+        case 1: pv4<1>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
+        case 2: pv4<2>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
+        case 3: pv4<3>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
+        default: pv4<4>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
+      }
+    }
+  }
+}
+
+void layer_norm(const float* x, long rows, int dim, const float* gamma, const float* beta, float eps, float* y) {
+  for (long r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    // Two passes with double accumulators, as the portable nn::layer_norm.
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    int i = 0;
+    for (; i + 16 <= dim; i += 16) {
+      s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm256_loadu_ps(xr + i)));
+      s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_loadu_ps(xr + i + 8)));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < dim; ++i) sum += xr[i];
+    const double mean = sum / dim;
+    const __m512d mv = _mm512_set1_pd(mean);
+    s0 = s1 = _mm512_setzero_pd();
+    for (i = 0; i + 16 <= dim; i += 16) {
+      const __m512d d0 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(xr + i)), mv);
+      const __m512d d1 = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(xr + i + 8)), mv);
+      s0 = _mm512_fmadd_pd(d0, d0, s0);
+      s1 = _mm512_fmadd_pd(d1, d1, s1);
+    }
+    double sq = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < dim; ++i) sq += (xr[i] - mean) * (xr[i] - mean);
+    const double rstd = 1.0 / __builtin_sqrt(sq / dim + static_cast<double>(eps));
+    const __m512d rv = _mm512_set1_pd(rstd);
+    for (i = 0; i < dim; i += 16) {
+      const __mmask16 m = tail_mask(dim - i);
+      const __m512 xv = _mm512_maskz_loadu_ps(m, xr + i);
+      const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), mv), rv));
+      const __m256 hi = _mm512_cvtpd_ps(
+          _mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), mv), rv));
+      __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
+      if (gamma) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, gamma + i));
+      if (beta) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, beta + i));
+      _mm512_mask_storeu_ps(yr + i, m, v);
+    }
+  }
+}
+
+void activate(EpiAct act, float* x, long n) {
+  long i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, apply_act(act, _mm512_loadu_ps(x + i)));
+  if (i < n) {
+    const __mmask16 m = tail_mask(static_cast<int>(n - i));
+    _mm512_mask_storeu_ps(x + i, m, apply_act(act, _mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+
+}  // namespace zeroshot::nn::kern::avx512
+
+#pragma GCC pop_options

@@ -1,0 +1,513 @@
+#include "nn/linear.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <string>
+
+#include "nn/gemm.h"
+#include "nn/kernels.h"
+#include "zeroshot/error.h"
+
+namespace zeroshot::nn {
+
+// ---------------------------------------------------------------------------------------------- CPU dispatch
+
+namespace kern {
+
+namespace {
+
+bool forced_generic() {
+  const char* v = std::getenv("ZEROSHOT_KERNELS");
+  return v && std::string(v) == "generic";
+}
+
+struct Features {
+  bool avx512 = false, bf16 = false, vnni = false;
+  Features() {
+    if (forced_generic()) return;
+    __builtin_cpu_init();
+    // libgcc also checks that the OS saves the zmm state (XCR0) before reporting these.
+    avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+    bf16 = avx512 && __builtin_cpu_supports("avx512bf16");
+    vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+  }
+};
+
+const Features& features() {
+  static const Features f;
+  return f;
+}
+
+}  // namespace
+
+std::atomic<bool> forced{false};
+
+bool cpu_has_avx512() { return !forced.load(std::memory_order_relaxed) && features().avx512; }
+bool cpu_has_avx512_bf16() { return !forced.load(std::memory_order_relaxed) && features().bf16; }
+bool cpu_has_avx512_vnni() { return !forced.load(std::memory_order_relaxed) && features().vnni; }
+
+}  // namespace kern
+
+void force_generic_kernels(bool on) { kern::forced.store(on); }
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::F32: return "f32";
+    case Precision::BF16: return "bf16";
+    case Precision::Int8: return "int8";
+  }
+  return "?";
+}
+
+bool avx512_kernels(Precision p) {
+  switch (p) {
+    case Precision::F32: return kern::cpu_has_avx512();
+    case Precision::BF16: return kern::cpu_has_avx512_bf16();
+    case Precision::Int8: return kern::cpu_has_avx512_vnni();
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------- conversions
+
+uint16_t f32_to_bf16(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((b >> 16) | 0x40);  // NaN: keep it quiet
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return static_cast<uint16_t>(b >> 16);
+}
+
+namespace {
+
+float bf16_round(float x) {
+  const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;
+  float r;
+  std::memcpy(&r, &b, 4);
+  return r;
+}
+
+// Per-row activation quantization, bit for bit what kern::avx512::convert_a computes.
+void quant_params(const float* x, int k, float* scale, int* zp) {
+  float lo = 0.0f, hi = 0.0f;
+  for (int i = 0; i < k; ++i) {
+    lo = std::min(lo, x[i]);
+    hi = std::max(hi, x[i]);
+  }
+  float s = (hi - lo) / 255.0f;
+  if (!(s > 0.0f) || !(s < 3.0e38f)) s = 1.0f;
+  int z = static_cast<int>(std::nearbyint(-lo / s));
+  *scale = s;
+  *zp = std::clamp(z, 0, 255);
+}
+
+int quantize_u8(float x, float inv, int zp) {
+  const float v = x * inv;
+  // cvtps2dq semantics: nearest even; out of int range (or NaN) gives INT_MIN, then clamped.
+  const long r = std::isfinite(v) && std::fabs(v) < 2.0e9f ? std::lrint(v) : INT32_MIN;
+  return static_cast<int>(std::clamp<long>(r + zp, 0, 255));
+}
+
+constexpr long kMinParallelGemm = 1L << 18;  // multiply-adds below which one thread does it all
+// Activation values below which the conversion (layer norm, bf16 / int8) runs in the calling thread: it takes
+// microseconds, less than waking a worker (ViT-B/32 int8 batch 1, 3 alternating runs: 20-24 images/s serial
+// against 16-21 with the conversions of every GEMM split at 32K values).
+constexpr long kMinParallelPack = 1L << 20;
+constexpr int kChunksPerThread = 4;
+
+// Per calling thread, grown on demand and kept: the packed activations of one GEMM.
+struct Scratch {
+  std::vector<uint32_t> a;
+  std::vector<float> scale, tmp, normed, row;
+  std::vector<int32_t> zp;
+};
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+template <class T>
+void grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+kern::EpiAct epi_act(Act a) {
+  switch (a) {
+    case Act::QuickGelu: return kern::EpiAct::QuickGelu;
+    case Act::Gelu: return kern::EpiAct::Gelu;
+    case Act::GeluTanh: return kern::EpiAct::GeluTanh;
+  }
+  return kern::EpiAct::None;
+}
+
+float act_scalar(Act a, float x) {
+  switch (a) {
+    case Act::QuickGelu: return quick_gelu(x);
+    case Act::Gelu: return gelu_erf(x);
+    case Act::GeluTanh: return gelu_tanh(x);
+  }
+  return x;
+}
+
+}  // namespace
+
+Int8Weights quantize_int8(const float* w, int n, int k) {
+  Int8Weights q;
+  q.n = n;
+  q.k = k;
+  q.q.resize(static_cast<size_t>(n) * k);
+  q.scale.resize(static_cast<size_t>(n));
+  for (int j = 0; j < n; ++j) {
+    const float* row = w + static_cast<size_t>(j) * k;
+    float mx = 0.0f;
+    for (int i = 0; i < k; ++i) mx = std::max(mx, std::fabs(row[i]));
+    const float s = mx > 0.0f && std::isfinite(mx) ? mx / 127.0f : 1.0f;
+    q.scale[static_cast<size_t>(j)] = s;
+    int8_t* dst = q.q.data() + static_cast<size_t>(j) * k;
+    for (int i = 0; i < k; ++i) {
+      // Round half to even by adding and removing 1.5 * 2^23 (exact for |v| < 2^22; here |v| <= 127): the same
+      // as nearbyint in the default rounding mode, without a libm call per weight.
+      const float v = row[i] / s;
+      const float r = (v + 12582912.0f) - 12582912.0f;
+      dst[i] = static_cast<int8_t>(std::isfinite(r) ? std::clamp(r, -127.0f, 127.0f) : 0.0f);
+    }
+  }
+  return q;
+}
+
+// ---------------------------------------------------------------------------------------------- PackedLinear
+
+struct PackedLinear::Impl {
+  int n = 0, k = 0;
+  Precision prec = Precision::F32;
+  bool avx = false;
+  std::vector<float> bias_own;
+  const float* bias = nullptr;
+  // AVX-512 path
+  std::unique_ptr<uint8_t, AlignedFree> panels;
+  size_t panel_bytes = 0;
+  std::vector<float> b_scale;     // int8: per column, padded to whole panels
+  std::vector<int32_t> b_colsum;  // int8: sum of q over k, per column, padded
+  // Generic path: f32 weights [n, k] (in place for F32, else the rounded / quantized values), int8 scales.
+  const float* w = nullptr;
+  std::vector<float> w_own;
+  std::vector<float> w_scale;
+
+  bool borrowed = false;
+
+  void init(const float* wp, const float* bp, int n_, int k_, Precision p, KernelChoice kc) {
+    if (n_ <= 0 || k_ <= 0 || !wp)
+      throw Error("PackedLinear", "empty weight [" + std::to_string(n_) + ", " + std::to_string(k_) + "]");
+    n = n_;
+    k = k_;
+    prec = p;
+    avx = kc == KernelChoice::Auto && avx512_kernels(p);
+    set_bias(bp, avx || p != Precision::F32);
+    if (avx) {
+      switch (p) {
+        case Precision::F32: pack_f32(wp); break;
+        case Precision::BF16: pack_bf16(wp); break;
+        case Precision::Int8: pack_int8(quantize_int8(wp, n, k)); break;
+      }
+      return;
+    }
+    switch (p) {
+      case Precision::F32:
+        w = wp;
+        borrowed = true;
+        break;
+      case Precision::BF16:
+        w_own.resize(static_cast<size_t>(n) * k);
+        for (size_t i = 0; i < w_own.size(); ++i) w_own[i] = bf16_round(wp[i]);
+        w = w_own.data();
+        break;
+      case Precision::Int8: generic_int8(quantize_int8(wp, n, k)); break;
+    }
+  }
+
+  void set_bias(const float* b, bool copy) {
+    if (!b) return;
+    if (copy) {
+      bias_own.assign(b, b + n);
+      bias = bias_own.data();
+    } else {
+      bias = b;
+    }
+  }
+
+  uint8_t* alloc_panels() {
+    const int ku = kern::units(kern_prec(), k);
+    panel_bytes = static_cast<size_t>(kern::panels(n)) * ku * kern::kPanelRowBytes;
+    void* p = std::aligned_alloc(64, panel_bytes);
+    if (!p) throw Error("PackedLinear", "out of memory for " + std::to_string(panel_bytes) + " bytes of weights");
+    std::memset(p, 0, panel_bytes);
+    panels.reset(static_cast<uint8_t*>(p));
+    return panels.get();
+  }
+
+  kern::Prec kern_prec() const {
+    return prec == Precision::F32 ? kern::Prec::F32 : prec == Precision::BF16 ? kern::Prec::BF16 : kern::Prec::Int8;
+  }
+
+  // Panel p, unit u, column c, element e of the unit (see kernels.h).
+  size_t offset(int j, int i, int unit, size_t elem) const {
+    const int ku = kern::units(kern_prec(), k);
+    const int p = j / kern::kNR, c = j % kern::kNR, u = i / unit, e = i % unit;
+    return ((static_cast<size_t>(p) * ku + u) * kern::kNR * unit + static_cast<size_t>(c) * unit + e) * elem;
+  }
+
+  void pack_f32(const float* src) {
+    uint8_t* dst = alloc_panels();
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < k; ++i) std::memcpy(dst + offset(j, i, 1, 4), src + static_cast<size_t>(j) * k + i, 4);
+  }
+
+  void pack_bf16(const float* src) {
+    uint8_t* dst = alloc_panels();
+    for (int j = 0; j < n; ++j)
+      for (int i = 0; i < k; ++i) {
+        const uint16_t h = f32_to_bf16(src[static_cast<size_t>(j) * k + i]);
+        std::memcpy(dst + offset(j, i, 2, 2), &h, 2);
+      }
+  }
+
+  void pack_int8(const Int8Weights& q) {
+    uint8_t* dst = alloc_panels();
+    const size_t padded = static_cast<size_t>(kern::panels(n)) * kern::kNR;
+    b_scale.assign(padded, 0.0f);
+    b_colsum.assign(padded, 0);
+    for (int j = 0; j < n; ++j) {
+      int32_t sum = 0;
+      for (int i = 0; i < k; ++i) {
+        const int8_t v = q.q[static_cast<size_t>(j) * k + i];
+        dst[offset(j, i, 4, 1)] = static_cast<uint8_t>(v);
+        sum += v;
+      }
+      b_colsum[static_cast<size_t>(j)] = sum;
+      b_scale[static_cast<size_t>(j)] = q.scale[static_cast<size_t>(j)];
+    }
+  }
+
+  void generic_int8(const Int8Weights& q) {
+    w_own.resize(q.q.size());
+    for (size_t i = 0; i < q.q.size(); ++i) w_own[i] = q.q[i];
+    w = w_own.data();
+    w_scale = q.scale;
+  }
+};
+
+PackedLinear::PackedLinear() = default;
+PackedLinear::~PackedLinear() = default;
+PackedLinear::PackedLinear(PackedLinear&&) noexcept = default;
+PackedLinear& PackedLinear::operator=(PackedLinear&&) noexcept = default;
+
+PackedLinear::PackedLinear(const float* w, const float* bias, int n, int k, Precision p, KernelChoice kc)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->init(w, bias, n, k, p, kc);
+}
+
+PackedLinear::PackedLinear(std::vector<float> w, std::vector<float> bias, int n, int k, Precision p, KernelChoice kc)
+    : impl_(std::make_unique<Impl>()) {
+  if (w.size() != static_cast<size_t>(n) * static_cast<size_t>(k) || (!bias.empty() && bias.size() != static_cast<size_t>(n)))
+    throw Error("PackedLinear", "weight or bias size does not match [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  impl_->init(w.data(), bias.empty() ? nullptr : bias.data(), n, k, p, kc);
+  // Keep what the layer would otherwise borrow.
+  if (impl_->w == w.data()) {
+    impl_->w_own = std::move(w);
+    impl_->w = impl_->w_own.data();
+    impl_->borrowed = false;
+  }
+  if (impl_->bias && impl_->bias != impl_->bias_own.data()) {
+    impl_->bias_own = std::move(bias);
+    impl_->bias = impl_->bias_own.data();
+  }
+}
+
+PackedLinear::PackedLinear(const Int8Weights& q, const float* bias, KernelChoice kc) : impl_(std::make_unique<Impl>()) {
+  if (q.n <= 0 || q.k <= 0 || q.q.size() != static_cast<size_t>(q.n) * q.k || q.scale.size() != static_cast<size_t>(q.n))
+    throw Error("PackedLinear", "inconsistent int8 weights");
+  Impl& m = *impl_;
+  m.n = q.n;
+  m.k = q.k;
+  m.prec = Precision::Int8;
+  m.avx = kc == KernelChoice::Auto && avx512_kernels(Precision::Int8);
+  m.set_bias(bias, true);
+  if (m.avx)
+    m.pack_int8(q);
+  else
+    m.generic_int8(q);
+}
+
+int PackedLinear::in_features() const { return impl_ ? impl_->k : 0; }
+int PackedLinear::out_features() const { return impl_ ? impl_->n : 0; }
+Precision PackedLinear::precision() const { return impl_ ? impl_->prec : Precision::F32; }
+bool PackedLinear::uses_avx512() const { return impl_ && impl_->avx; }
+bool PackedLinear::borrows_weights() const { return impl_ && impl_->borrowed; }
+size_t PackedLinear::weight_bytes() const {
+  if (!impl_) return 0;
+  return impl_->panel_bytes + impl_->w_own.size() * sizeof(float) + impl_->bias_own.size() * sizeof(float) +
+         impl_->b_scale.size() * sizeof(float) + impl_->b_colsum.size() * sizeof(int32_t) +
+         impl_->w_scale.size() * sizeof(float);
+}
+
+void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, ThreadPool* pool, LinearPost post,
+                           const RowLayerNorm* norm) const {
+  if (!impl_) throw Error("PackedLinear", "forward on an empty layer");
+  const Impl& L = *impl_;
+  if (m <= 0) return;
+  const int n = L.n, k = L.k;
+  int threads = pool ? pool->threads() : 1;
+  if (static_cast<long>(m) * n * k < kMinParallelGemm) threads = 1;
+  Scratch& s = scratch();
+  auto rows_in_parallel = [&](const std::function<void(long, long)>& fn) {
+    if (threads > 1 && static_cast<long>(m) * k >= kMinParallelPack)
+      parallel_ranges(pool, m, 1, fn);
+    else
+      fn(0, m);
+  };
+
+  if (L.avx) {
+    const kern::Prec kp = L.kern_prec();
+    const int ku = kern::units(kp, k);
+    const uint32_t* a = reinterpret_cast<const uint32_t*>(x);  // F32 without norm: x itself
+    long lda = ldx;
+    if (kp != kern::Prec::F32 || norm) {
+      lda = (ku + 15) & ~15L;
+      grow(s.a, static_cast<size_t>(m) * lda);
+      if (kp == kern::Prec::Int8) {
+        grow(s.scale, static_cast<size_t>(m));
+        grow(s.zp, static_cast<size_t>(m));
+      }
+      uint32_t* out = s.a.data();
+      float* a_scale = s.scale.data();
+      int32_t* a_zp = s.zp.data();
+      kern::avx512::RowNorm rn;
+      if (norm) rn = {norm->gamma, norm->beta, norm->eps};
+      rows_in_parallel([&](long r0, long r1) {
+        Scratch& mine = scratch();  // this thread's row buffer
+        if (norm) grow(mine.row, static_cast<size_t>(k));
+        kern::avx512::convert_a(kp, x, k, ldx, static_cast<int>(r0), static_cast<int>(r1), out, lda, a_scale, a_zp,
+                                norm ? &rn : nullptr, norm ? mine.row.data() : nullptr);
+      });
+      a = out;
+    }
+
+    kern::GemmCall g;
+    g.prec = kp;
+    g.m = m;
+    g.n = n;
+    g.ku = ku;
+    g.a = a;
+    g.lda = lda;
+    g.a_scale = s.scale.data();
+    g.a_zp = s.zp.data();
+    g.b = L.panels.get();
+    g.b_scale = L.b_scale.data();
+    g.b_colsum = L.b_colsum.data();
+    g.bias = L.bias;
+    g.act = post.kind == LinearPost::Activate ? epi_act(post.act) : kern::EpiAct::None;
+    g.accumulate = post.kind == LinearPost::Accumulate;
+    g.c = y;
+    g.ldc = ldy;
+    const int np = kern::panels(n), blocks = kern::row_blocks(m);
+    if (threads <= 1) {
+      kern::avx512::gemm(g, 0, np, 0, blocks);
+    } else if (np >= threads) {
+      // A few ranges of panels per thread, taken in turn: when a thread is preempted (a shared machine) the others
+      // take over its remaining ranges instead of waiting for it.
+      const int chunks = std::min(np, threads * kChunksPerThread);
+      pool->parallel_for(chunks, [&](int c) {
+        kern::avx512::gemm(g, static_cast<int>(static_cast<long>(np) * c / chunks),
+                           static_cast<int>(static_cast<long>(np) * (c + 1) / chunks), 0, blocks);
+      });
+    } else {
+      pool->parallel_for(threads, [&](int t) {
+        kern::avx512::gemm(g, 0, np, static_cast<int>(static_cast<long>(blocks) * t / threads),
+                           static_cast<int>(static_cast<long>(blocks) * (t + 1) / threads));
+      });
+    }
+    return;
+  }
+
+  if (norm) {
+    grow(s.normed, static_cast<size_t>(m) * k);
+    float* h = s.normed.data();
+    rows_in_parallel([&](long r0, long r1) {
+      for (long r = r0; r < r1; ++r) layer_norm(x + r * ldx, 1, k, norm->gamma, norm->beta, norm->eps, h + r * k, nullptr);
+    });
+    x = h;
+    ldx = k;
+  }
+  // Generic path: the same rounded / quantized operands, as f32, through OpenBLAS.
+  const float* src = x;
+  long lds = ldx;
+  std::vector<float> row_scale;
+  if (L.prec != Precision::F32) {
+    grow(s.tmp, static_cast<size_t>(m) * k);
+    float* t = s.tmp.data();
+    if (L.prec == Precision::Int8) row_scale.resize(static_cast<size_t>(m));
+    for (int r = 0; r < m; ++r) {
+      const float* xr = x + static_cast<long>(r) * ldx;
+      float* tr = t + static_cast<long>(r) * k;
+      if (L.prec == Precision::BF16) {
+        for (int i = 0; i < k; ++i) tr[i] = bf16_round(xr[i]);
+      } else {
+        float sc;
+        int zp;
+        quant_params(xr, k, &sc, &zp);
+        row_scale[static_cast<size_t>(r)] = sc;
+        const float inv = 1.0f / sc;
+        for (int i = 0; i < k; ++i) tr[i] = static_cast<float>(quantize_u8(xr[i], inv, zp) - zp);
+      }
+    }
+    src = t;
+    lds = k;
+  }
+  const bool acc = post.kind == LinearPost::Accumulate;
+  // Accumulate needs the product apart from y; elsewhere it is computed in y and finished in place.
+  std::vector<float> prod;
+  float* out = y;
+  long ldo = ldy;
+  if (acc) {
+    prod.resize(static_cast<size_t>(m) * n);
+    out = prod.data();
+    ldo = n;
+  }
+  int parts = std::min(threads, (n + 15) / 16);
+  const int per = parts <= 1 ? n : (((n + parts - 1) / parts + 15) & ~15);
+  const int nblk = (n + per - 1) / per;
+  auto run = [&](int blk) {
+    const int j0 = blk * per, nc = std::min(per, n - j0);
+    gemm(false, true, m, nc, k, 1.0f, src, static_cast<int>(lds), L.w + static_cast<long>(j0) * k, k, 0.0f, out + j0,
+         static_cast<int>(ldo));
+    for (int r = 0; r < m; ++r) {
+      const float* o = out + static_cast<long>(r) * ldo + j0;
+      float* yr = y + static_cast<long>(r) * ldy + j0;
+      for (int j = 0; j < nc; ++j) {
+        float v = o[j];
+        if (L.prec == Precision::Int8) v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0 + j)];
+        if (L.bias) v += L.bias[j0 + j];
+        if (acc)
+          yr[j] += v;
+        else
+          yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
+      }
+    }
+  };
+  if (nblk <= 1 || !pool) {
+    for (int b = 0; b < nblk; ++b) run(b);
+  } else {
+    pool->parallel_for(nblk, run);
+  }
+}
+
+}  // namespace zeroshot::nn

@@ -1,0 +1,447 @@
+// Audio models (CLAP) through the public API and the CLI, against the reference outputs in
+// ../shared/fixtures/clap/<model>/expected.{json,safetensors} (tolerances: fixtures/clap/README.md).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "fixture_util.h"
+#include "zeroshot/zeroshot.h"
+
+namespace fs = std::filesystem;
+using namespace zeroshot;
+using namespace zeroshot::testing;
+
+namespace {
+
+std::string clap_dir(const std::string& model) { return fixtures() + "/clap/" + model; }
+std::string audio_path(const std::string& name) { return fixtures() + "/audio/" + name; }
+const std::vector<std::string> kClapModels = {"clap-tiny-unfused", "clap-tiny-fused"};
+const std::vector<std::string> kBadFiles = {"bad_empty.wav", "bad_huge_header.wav", "bad_text.wav", "bad_truncated.wav",
+                                            "bad_zero_channels.wav"};
+
+struct ClapExpected {
+  io::Json json;
+  io::SafeTensorsFile tensors;
+  explicit ClapExpected(const std::string& model)
+      : json(io::load_json(clap_dir(model) + "/expected.json")), tensors(clap_dir(model) + "/expected.safetensors") {}
+  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
+  std::vector<std::string> audio_files() const {
+    std::vector<std::string> v;
+    for (const auto& a : json["audio"]) v.push_back(a["file"].get<std::string>());
+    return v;
+  }
+};
+
+double cosine(const float* a, const float* b, size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
+  return ab / std::sqrt(aa * bb);
+}
+
+bool is_resampled(const std::string& f) { return f.rfind("resample_", 0) == 0; }
+
+ClassifierOptions no_cache() {
+  ClassifierOptions o;
+  o.cache_dir = "none";
+  return o;
+}
+
+// Scores within 5e-4 of the reference for every label; the same order except labels whose reference scores
+// differ by less than 5e-4, which may swap.
+void expect_zero_shot(const std::vector<LabelScore>& got, const io::Json& result, const std::string& what) {
+  ASSERT_EQ(got.size(), result.size()) << what;
+  std::map<std::string, float> ref;
+  for (const auto& r : result) ref[r["label"].get<std::string>()] = r["score"].get<float>();
+  for (size_t k = 0; k < got.size(); ++k) {
+    ASSERT_TRUE(ref.count(got[k].label)) << what << ": " << got[k].label;
+    EXPECT_NEAR(got[k].score, ref[got[k].label], 5e-4) << what << ": " << got[k].label;
+    const float ref_at_k = result[k]["score"].get<float>();
+    if (got[k].label != result[k]["label"].get<std::string>()) {
+      EXPECT_LT(std::fabs(ref[got[k].label] - ref_at_k), 5e-4) << what << ": rank " << k << " is " << got[k].label;
+    }
+  }
+}
+
+class ClapApi : public ::testing::TestWithParam<std::string> {
+ protected:
+  static std::map<std::string, std::unique_ptr<Model>>& models() {
+    static std::map<std::string, std::unique_ptr<Model>> m;
+    return m;
+  }
+  const Model& model() {
+    auto& m = models()[GetParam()];
+    if (!m) m = Model::load(clap_dir(GetParam()));
+    return *m;
+  }
+};
+
+TEST_P(ClapApi, Basics) {
+  const ClapExpected ex(GetParam());
+  EXPECT_EQ(model().modality(), Modality::Audio);
+  EXPECT_STREQ(model().model_type(), "clap");
+  EXPECT_STREQ(model().default_template(), "This is a sound of {}.");
+  // expected.json stores exp(logit_scale_a), the factor itself.
+  EXPECT_NEAR(model().logit_scale(), ex.json["logit_scale_a"].get<float>(), 1e-5 * ex.json["logit_scale_a"].get<float>());
+  EXPECT_EQ(model().embedding_dim(), static_cast<size_t>(ex.tensors.tensors().at("audio_embeds").shape[1]));
+  EXPECT_EQ(model().fingerprint().size(), 32u);
+}
+
+TEST_P(ClapApi, AudioEmbedsFromFiles) {
+  const ClapExpected ex(GetParam());
+  const auto files = ex.audio_files();
+  std::vector<std::string> paths;
+  for (const auto& f : files) paths.push_back(audio_path(f));
+  const Embeddings got = model().embed_audio_files(paths);
+  const std::vector<float> want = ex.get("audio_embeds");
+  const size_t dim = got.dim;
+  ASSERT_EQ(want.size(), files.size() * dim);
+  for (size_t i = 0; i < files.size(); ++i) {
+    const float* w = want.data() + i * dim;
+    if (is_resampled(files[i])) {
+      EXPECT_GE(cosine(got.row(i), w, dim), 0.99) << files[i];
+    } else {
+      EXPECT_LE(max_abs_diff(got.row(i), w, dim), 2e-4f * max_abs(w, dim)) << files[i];
+    }
+  }
+  // The streaming form gives the same rows (batches of 3, decoding on worker threads).
+  size_t calls = 0;
+  model().embed_audio_files(paths, 3, [&](size_t i, const float* e, const std::string& err) {
+    EXPECT_EQ(i, calls++);
+    EXPECT_TRUE(err.empty()) << err;
+    if (e) {
+      EXPECT_LE(max_abs_diff(e, got.row(i), dim), 1e-6f) << files[i];
+    }
+    return true;
+  });
+  EXPECT_EQ(calls, files.size());
+}
+
+TEST_P(ClapApi, TextEmbedsFromStrings) {
+  const ClapExpected ex(GetParam());
+  std::vector<std::string> texts;
+  for (const auto& t : ex.json["texts"]) texts.push_back(t.get<std::string>());
+  const Embeddings got = model().embed_texts(texts);
+  const std::vector<float> want = ex.get("text_embeds");
+  ASSERT_EQ(want.size(), texts.size() * got.dim);
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const float* w = want.data() + i * got.dim;
+    EXPECT_LE(max_abs_diff(got.row(i), w, got.dim), 1e-4f * max_abs(w, got.dim)) << texts[i];
+  }
+}
+
+TEST_P(ClapApi, ZeroShotCasesThroughTheClassifier) {
+  const ClapExpected ex(GetParam());
+  std::map<std::string, std::unique_ptr<ZeroShotClassifier>> classifiers;  // by labels + template
+  size_t cases = 0;
+  for (const auto& c : ex.json["zero_shot"]) {
+    const std::string file = c["audio"].get<std::string>();
+    std::vector<std::string> labels;
+    std::string key;
+    for (const auto& l : c["candidate_labels"]) labels.push_back(l.get<std::string>()), key += labels.back() + "\n";
+    const std::string tmpl = c["hypothesis_template"].get<std::string>();
+    key += tmpl;
+    auto& clf = classifiers[key];
+    if (!clf) {
+      // The default template is the pipeline's: pass none when the case used it.
+      std::vector<std::string> templates;
+      if (tmpl != "This is a sound of {}.") templates.push_back(tmpl);
+      clf = std::make_unique<ZeroShotClassifier>(model(), labels, templates, no_cache());
+      EXPECT_EQ(clf->templates(), std::vector<std::string>{tmpl});
+    }
+    const auto got = clf->classify_audio(audio_path(file));
+    if (is_resampled(file)) {
+      // Only a cosine tolerance applies to resampled files (AudioEmbedsFromFiles); the top label must agree when
+      // the reference's margin is clear.
+      const auto& r = c["result"];
+      if (r[0]["score"].get<float>() - r[1]["score"].get<float>() > 0.05f) {
+        EXPECT_EQ(got[0].label, r[0]["label"].get<std::string>());
+      }
+    } else {
+      expect_zero_shot(got, c["result"], GetParam() + " " + file + " [" + tmpl + "]");
+    }
+    ++cases;
+  }
+  EXPECT_EQ(cases, ex.json["zero_shot"].size());
+  EXPECT_GE(cases, 36u);
+}
+
+TEST_P(ClapApi, BadAudioFilesAreOneLineErrors) {
+  for (const auto& f : kBadFiles) {
+    try {
+      (void)model().embed_audio_files({audio_path(f)});
+      ADD_FAILURE() << f << " accepted";
+    } catch (const Error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find(f), std::string::npos) << m;
+      EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    }
+  }
+  // Streaming: the bad files report errors, the good one between them still embeds.
+  std::vector<std::string> paths = {audio_path(kBadFiles[0]), audio_path("tone_440hz_3s.wav"), audio_path(kBadFiles[1])};
+  std::vector<bool> ok;
+  model().embed_audio_files(paths, 2, [&](size_t, const float* e, const std::string& err) {
+    ok.push_back(e != nullptr);
+    EXPECT_EQ(e == nullptr, !err.empty());
+    return true;
+  });
+  EXPECT_EQ(ok, (std::vector<bool>{false, true, false}));
+}
+
+TEST_P(ClapApi, ImagesAreRefused) {
+  EXPECT_THROW((void)model().embed_image_files({image_path("chelsea.png")}), Error);
+}
+
+TEST_P(ClapApi, MaxAudioSeconds) {
+  ModelOptions o;
+  o.max_audio_seconds = 5;
+  auto m = Model::load(clap_dir(GetParam()), o);
+  EXPECT_NO_THROW((void)m->embed_audio_files({audio_path("tone_440hz_3s.wav")}));
+  try {
+    (void)m->embed_audio_files({audio_path("long_25s.wav")});
+    ADD_FAILURE() << "long_25s.wav accepted with max 5 s";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("long_25s.wav"), std::string::npos) << e.what();
+  }
+}
+
+TEST_P(ClapApi, RandomCropsDependOnTheSeedOnlyForLongClips) {
+  ModelOptions o;
+  o.audio_crop = AudioCrop::Random;
+  o.audio_seed = 1;
+  auto a = Model::load(clap_dir(GetParam()), o);
+  o.audio_seed = 2;
+  auto b = Model::load(clap_dir(GetParam()), o);
+  const std::vector<std::string> paths = {audio_path("long_25s.wav"), audio_path("tone_440hz_3s.wav")};
+  const Embeddings ea = a->embed_audio_files(paths), ea2 = a->embed_audio_files(paths), eb = b->embed_audio_files(paths);
+  const Embeddings det = model().embed_audio_files(paths);
+  const size_t d = ea.dim;
+  EXPECT_EQ(max_abs_diff(ea.row(0), ea2.row(0), d), 0.f);       // same seed, same crop
+  EXPECT_GT(max_abs_diff(ea.row(0), eb.row(0), d), 1e-6f);      // another seed, another crop
+  EXPECT_LE(max_abs_diff(ea.row(1), det.row(1), d), 1e-6f);      // short clips: no crop at all
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, ClapApi, ::testing::ValuesIn(kClapModels));
+
+TEST(ClipModel, AudioIsRefused) {
+  auto m = Model::load(clip_dir("clip-tiny-quickgelu"));
+  EXPECT_EQ(m->modality(), Modality::Image);
+  EXPECT_STREQ(m->default_template(), "This is a photo of {}.");
+  try {
+    (void)m->embed_audio_files({audio_path("tone_440hz_3s.wav")});
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("image model"), std::string::npos) << e.what();
+  }
+}
+
+// ---- the CLI ---------------------------------------------------------------------------------------------------
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string q(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+CliRun cli(const std::string& args) {
+  static int counter = 0;
+  const std::string base =
+      (fs::temp_directory_path() / ("zs_audio_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++))).string();
+  const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 XDG_CACHE_HOME=" + base + ".cache " +
+                          std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " + args + " </dev/null >" + base + ".out 2>" +
+                          base + ".err";
+  CliRun r;
+  const int st = std::system(cmd.c_str());
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  fs::remove(base + ".out");
+  fs::remove(base + ".err");
+  fs::remove_all(base + ".hf");
+  fs::remove_all(base + ".cache");
+  return r;
+}
+
+std::vector<io::Json> json_lines(const std::string& out) {
+  std::vector<io::Json> v;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
+  return v;
+}
+
+size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
+
+// The zero_shot case of expected.json for this file and template.
+const io::Json* find_case(const io::Json& ex, const std::string& file, const std::string& tmpl) {
+  for (const auto& c : ex["zero_shot"])
+    if (c["audio"].get<std::string>() == file && c["hypothesis_template"].get<std::string>() == tmpl) return &c;
+  return nullptr;
+}
+
+std::vector<LabelScore> to_scores(const io::Json& result) {
+  std::vector<LabelScore> v;
+  for (const auto& r : result) v.push_back({r["label"].get<std::string>(), r["score"].get<float>()});
+  return v;
+}
+
+TEST(AudioCli, ClassifyFileWithBuiltInEsc50Labels) {
+  for (const auto& model : kClapModels) {
+    const ClapExpected ex(model);
+    const io::Json* c = find_case(ex.json, "chord_3s.wav", "This is a sound of {}.");
+    ASSERT_NE(c, nullptr);
+    const CliRun r = cli("classify -q -m " + q(clap_dir(model)) + " -l esc50 -f json " + q(audio_path("chord_3s.wav")));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto out = json_lines(r.out);
+    ASSERT_EQ(out.size(), 1u) << r.out;
+    EXPECT_EQ(out[0]["audio"].get<std::string>(), audio_path("chord_3s.wav"));
+    expect_zero_shot(to_scores(out[0]["result"]), (*c)["result"], model + " cli chord_3s.wav");
+  }
+}
+
+TEST(AudioCli, ClassifyFolderWithTemplate) {
+  const std::string model = "clap-tiny-fused";
+  const ClapExpected ex(model);
+  const io::Json* first = find_case(ex.json, "tone_440hz_3s.wav", "{}");
+  ASSERT_NE(first, nullptr);
+  std::string labels;
+  for (const auto& l : (*first)["candidate_labels"]) labels += (labels.empty() ? "" : ",") + l.get<std::string>();
+  // A folder with a few good files, an image (skipped: not an audio extension) and nothing else.
+  const fs::path dir = fs::temp_directory_path() / ("zs_audio_folder_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir / "sub");
+  const std::vector<std::string> files = {"tone_440hz_3s.wav", "mix.flac", "stereo_3s.wav"};
+  fs::copy_file(audio_path(files[0]), dir / files[0]);
+  fs::copy_file(audio_path(files[1]), dir / "sub" / files[1]);
+  fs::copy_file(audio_path(files[2]), dir / files[2]);
+  fs::copy_file(image_path("chelsea.png"), dir / "chelsea.png");
+  const CliRun r = cli("classify -q -m " + q(clap_dir(model)) + " -l " + q(labels) + " -t '{}' -f json " + q(dir.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto out = json_lines(r.out);
+  ASSERT_EQ(out.size(), 3u) << r.out;
+  // Sorted by path: stereo_3s.wav, sub/mix.flac, tone_440hz_3s.wav.
+  const std::vector<std::string> order = {"stereo_3s.wav", "mix.flac", "tone_440hz_3s.wav"};
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_NE(out[i]["audio"].get<std::string>().find(order[i]), std::string::npos) << out[i].dump();
+    const io::Json* c = find_case(ex.json, order[i], "{}");
+    ASSERT_NE(c, nullptr) << order[i];
+    expect_zero_shot(to_scores(out[i]["result"]), (*c)["result"], "cli folder " + order[i]);
+  }
+  fs::remove_all(dir);
+}
+
+TEST(AudioCli, EmbedAudioAndTextsInOrder) {
+  const std::string model = "clap-tiny-unfused";
+  const ClapExpected ex(model);
+  const auto files = ex.audio_files();
+  const std::string text = ex.json["texts"][0].get<std::string>();
+  const CliRun r = cli("embed -q -m " + q(clap_dir(model)) + " --text " + q(text) + " --audio " +
+                       q(audio_path("tone_440hz_3s.wav")) + " --audio " + q(audio_path("mix.flac")) + " -f json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto out = json_lines(r.out);
+  ASSERT_EQ(out.size(), 3u) << r.out;
+  EXPECT_EQ(out[0]["kind"].get<std::string>(), "text");
+  EXPECT_EQ(out[1]["kind"].get<std::string>(), "audio");
+  EXPECT_EQ(out[2]["kind"].get<std::string>(), "audio");
+  const std::vector<float> audio = ex.get("audio_embeds"), texts = ex.get("text_embeds");
+  const size_t dim = audio.size() / files.size();
+  auto row_of = [&](const std::string& f) { return size_t(std::find(files.begin(), files.end(), f) - files.begin()); };
+  auto check = [&](const io::Json& e, const float* w, float tol) {
+    const auto v = e["embedding"].get<std::vector<float>>();
+    ASSERT_EQ(v.size(), dim);
+    EXPECT_LE(max_abs_diff(v.data(), w, dim), tol * max_abs(w, dim));
+  };
+  check(out[0], texts.data(), 1e-4f);
+  check(out[1], audio.data() + row_of("tone_440hz_3s.wav") * dim, 2e-4f);
+  check(out[2], audio.data() + row_of("mix.flac") * dim, 2e-4f);
+}
+
+TEST(AudioCli, BadAudioFilesAreOneLineErrors) {
+  for (const auto& f : kBadFiles) {
+    const CliRun r = cli("classify -q -m " + q(clap_dir("clap-tiny-unfused")) + " -l 'dog,rain' -f json " + q(audio_path(f)));
+    EXPECT_EQ(r.code, 1) << f;
+    EXPECT_NE(r.err.find(f), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("zeroshot: " + audio_path(f) + ": "), 0u) << r.err;
+    EXPECT_EQ(lines(r.err), 2u) << r.err;  // the file's error + the "1 of 1" summary
+    const CliRun e = cli("embed -q -m " + q(clap_dir("clap-tiny-fused")) + " --audio " + q(audio_path(f)) + " -f json");
+    EXPECT_EQ(e.code, 1) << f;
+    EXPECT_EQ(lines(e.err), 1u) << e.err;
+    EXPECT_NE(e.err.find(f), std::string::npos) << e.err;
+  }
+}
+
+TEST(AudioCli, ModalityMismatchIsAOneLineError) {
+  CliRun r = cli("embed -q -m " + q(clap_dir("clap-tiny-unfused")) + " --image " + q(image_path("chelsea.png")));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("audio model"), std::string::npos) << r.err;
+  r = cli("embed -q -m " + q(clip_dir("clip-tiny-quickgelu")) + " --audio " + q(audio_path("tone_440hz_3s.wav")));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("image model"), std::string::npos) << r.err;
+  r = cli("classify -q -m " + q(clap_dir("clap-tiny-unfused")) + " -l dog,rain " + q(image_path("chelsea.png")));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("chelsea.png"), std::string::npos) << r.err;
+  r = cli("classify -q -m " + q(clip_dir("clip-tiny-quickgelu")) + " -l dog,rain " + q(audio_path("tone_440hz_3s.wav")));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("tone_440hz_3s.wav"), std::string::npos) << r.err;
+}
+
+// A copy of a CLAP fixture model (symlinks) with one file replaced.
+struct ClapCopy {
+  fs::path dir;
+  explicit ClapCopy(const std::string& model, const std::string& tag) {
+    dir = fs::temp_directory_path() / ("zs_clap_" + std::to_string(::getpid()) + "_" + tag);
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (const auto& e : fs::directory_iterator(clap_dir(model))) fs::create_symlink(e.path(), dir / e.path().filename());
+  }
+  ~ClapCopy() { fs::remove_all(dir); }
+  void replace(const std::string& name, const std::string& bytes) {
+    fs::remove(dir / name);
+    std::ofstream(dir / name, std::ios::binary) << bytes;
+  }
+};
+
+TEST(AudioCli, BrokenModelsAreOneLineErrors) {
+  {
+    ClapCopy m("clap-tiny-unfused", "truncated");
+    const std::string full = slurp(clap_dir("clap-tiny-unfused") + "/model.safetensors");
+    m.replace("model.safetensors", full.substr(0, full.size() / 2));
+    const CliRun r = cli("classify -q -m " + q(m.dir.string()) + " -l dog,rain " + q(audio_path("tone_440hz_3s.wav")));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
+    EXPECT_THROW((void)Model::load(m.dir.string()), Error);
+  }
+  {
+    ClapCopy m("clap-tiny-fused", "type");
+    io::Json j = io::load_json(clap_dir("clap-tiny-fused") + "/config.json");
+    j["model_type"] = "wav2vec2";
+    m.replace("config.json", j.dump(2));
+    const CliRun r = cli("classify -q -m " + q(m.dir.string()) + " -l dog,rain " + q(audio_path("tone_440hz_3s.wav")));
+    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find("unsupported model_type \"wav2vec2\""), std::string::npos) << r.err;
+  }
+}
+
+}  // namespace

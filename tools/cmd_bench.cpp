@@ -1,0 +1,262 @@
+// zeroshot bench: load time, image and text throughput, peak memory and (for lower precisions) the embedding error
+// against f32, as one JSON object (or a table) — the engine's side of bench/compare.py.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <thread>
+
+#include "classify/label_sets.h"
+#include "cli_common.h"
+#include "commands.h"
+#include "nn/gemm.h"
+
+namespace zeroshot::cli {
+
+namespace {
+
+struct BenchArgs {
+  ModelArgs model;
+  size_t batch = 1;
+  size_t iters = 5;
+  std::string precision = "f32";
+  std::string images_dir;
+  std::string save_ids;  // the ImageNet prompts' token ids, for the peers (bench/compare.py)
+  std::string format = "json";
+};
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A field of /proc/self/status in MB ("VmHWM": peak resident set, "VmRSS": current); getrusage's ru_maxrss when
+// /proc is not there.
+double status_mb(const char* field) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  const std::string prefix = std::string(field) + ":";
+  while (std::getline(in, line))
+    if (line.rfind(prefix, 0) == 0) return std::strtod(line.c_str() + prefix.size(), nullptr) / 1024.0;
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_maxrss) / 1024.0;
+}
+
+std::string cpu_model() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      return colon == std::string::npos ? line : line.substr(line.find_first_not_of(' ', colon + 1));
+    }
+  return "unknown";
+}
+
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a.empty() ? "unknown" : a + " " + b + " " + c;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double min_row_cosine(const Embeddings& a, const Embeddings& b) {
+  double worst = 1.0;
+  for (size_t r = 0; r < a.rows; ++r) {
+    double ab = 0, aa = 0, bb = 0;
+    for (size_t i = 0; i < a.dim; ++i) {
+      ab += double(a.row(r)[i]) * b.row(r)[i];
+      aa += double(a.row(r)[i]) * a.row(r)[i];
+      bb += double(b.row(r)[i]) * b.row(r)[i];
+    }
+    worst = std::min(worst, ab / std::sqrt(aa * bb));
+  }
+  return worst;
+}
+
+ModelOptions model_options(const BenchArgs& a, const std::string& precision) {
+  ModelOptions o;
+  o.threads = a.model.threads;
+  o.max_image_pixels = static_cast<uint64_t>(std::llround(a.model.max_megapixels * 1e6));
+  o.revision = a.model.revision;
+  o.offline = a.model.offline;
+  o.progress = false;
+  o.precision = precision == "bf16" ? Precision::BF16 : precision == "int8" ? Precision::Int8 : Precision::F32;
+  return o;
+}
+
+int run(const BenchArgs& a) {
+  using nlohmann::ordered_json;
+  const ModelOptions opt = model_options(a, a.precision);  // checked before any work
+  std::vector<std::string> image_files;
+  if (!a.images_dir.empty()) {
+    image_files = gather_image_inputs({a.images_dir});
+    if (image_files.empty()) throw Error(a.images_dir, "no image files found");
+  }
+  const size_t n = a.batch, iters = a.iters;
+
+  auto t = Clock::now();
+  auto model = Model::load(a.model.model, opt);
+  const double load_s = seconds_since(t);
+  const double rss_after_load = status_mb("VmRSS");
+  const int side = model->image_size();
+  const size_t per_image = size_t(3) * side * side;
+
+  // Images: random pixel values (the processor's output range), the first batch timed on its own (it faults in
+  // the vision weights), then `iters` batches.
+  std::mt19937 rng(1234);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  std::vector<float> pixels(n * per_image);
+  for (float& v : pixels) v = normal(rng);
+  t = Clock::now();
+  const Embeddings first_images = model->embed_pixel_values(pixels.data(), n);
+  const double first_image_s = seconds_since(t);
+  t = Clock::now();
+  for (size_t i = 0; i < iters; ++i) model->embed_pixel_values(pixels.data(), n);
+  const double images_s = seconds_since(t);
+
+  // Texts: n sequences of 12 tokens (bos, 10 words, eos) as the PyTorch peer builds them.
+  const std::vector<int32_t> empty = model->tokenize("");  // [bos, eos]
+  std::vector<std::vector<int32_t>> ids(n);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i].push_back(empty.front());
+    for (size_t j = 0; j < 10; ++j) ids[i].push_back(static_cast<int32_t>(320 + (i * 7 + j) % 4000));
+    ids[i].push_back(empty.back());
+  }
+  t = Clock::now();
+  model->embed_token_ids(ids);
+  const double first_text_s = seconds_since(t);
+  t = Clock::now();
+  for (size_t i = 0; i < iters; ++i) model->embed_token_ids(ids);
+  const double texts_s = seconds_since(t);
+
+  // The 1,000 ImageNet class names through one template, tokenizer included (as a label set is built).
+  const classify::LabelSet* imagenet = classify::find_label_set("imagenet");
+  std::vector<std::string> prompts;
+  for (const auto& names : imagenet->classes) prompts.push_back("a photo of a " + names[0] + ".");
+  t = Clock::now();
+  std::vector<std::vector<int32_t>> prompt_ids;
+  for (const auto& p : prompts) prompt_ids.push_back(model->tokenize(p));
+  const double tokenize_s = seconds_since(t);
+  const Embeddings imagenet_embeds = model->embed_token_ids(prompt_ids);
+  const double imagenet_s = seconds_since(t);
+  if (!a.save_ids.empty()) {
+    std::ofstream out(a.save_ids);
+    out << nlohmann::json(prompt_ids).dump() << "\n";
+    if (!out) throw Error(a.save_ids, "cannot write");
+  }
+  const double peak_rss = status_mb("VmHWM");
+
+  ordered_json j;
+  j["model"] = model->name();
+  j["fingerprint"] = model->fingerprint();
+  j["precision"] = a.precision;
+  j["batch"] = n;
+  j["iters"] = iters;
+  j["load_s"] = load_s;
+  j["first_image_batch_s"] = first_image_s;
+  j["images_per_s"] = iters ? double(n * iters) / images_s : 0.0;
+  j["first_text_batch_s"] = first_text_s;
+  j["texts_per_s"] = iters ? double(n * iters) / texts_s : 0.0;
+  j["texts_per_s_imagenet1000"] = double(prompts.size()) / imagenet_s;
+  j["tokenize_imagenet1000_s"] = tokenize_s;
+  j["rss_after_load_mb"] = rss_after_load;
+  j["peak_rss_mb"] = peak_rss;
+
+  // Error against f32: a second, f32 model on the same inputs (the --images files when given, else the random
+  // pixels above) and the ImageNet prompts. Loaded after peak_rss_mb was read.
+  if (a.precision == "f32") {
+    j["min_cosine_vs_f32"] = nullptr;
+  } else {
+    auto ref = Model::load(a.model.model, model_options(a, "f32"));
+    Embeddings mine = first_images, theirs;
+    if (!image_files.empty()) {
+      // Files that do not decode (a fixtures folder holds some on purpose) are left out and counted.
+      std::vector<float> px;
+      size_t used = 0;
+      for (const auto& f : image_files) {
+        try {
+          const std::vector<float> p = model->preprocess_image_file(f);
+          px.insert(px.end(), p.begin(), p.end());
+          ++used;
+        } catch (const Error&) {
+        }
+      }
+      if (used == 0) throw Error(a.images_dir, "no image could be decoded");
+      mine = model->embed_pixel_values(px.data(), used);
+      theirs = ref->embed_pixel_values(px.data(), used);
+      j["cosine_images"] = used;
+      j["cosine_images_skipped"] = image_files.size() - used;
+    } else {
+      theirs = ref->embed_pixel_values(pixels.data(), n);
+    }
+    const double ci = min_row_cosine(mine, theirs);
+    const double ct = min_row_cosine(imagenet_embeds, ref->embed_token_ids(prompt_ids));
+    j["min_cosine_vs_f32"] = std::min(ci, ct);
+    j["min_cosine_vs_f32_images"] = ci;
+    j["min_cosine_vs_f32_texts"] = ct;
+    j["cosine_inputs"] = image_files.empty() ? std::string("random pixel values") : a.images_dir;
+  }
+
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  j["threads"] = a.model.threads > 0 ? static_cast<unsigned>(a.model.threads) : hw;
+  j["hardware_threads"] = hw;
+  j["gemm_backend"] = nn::gemm_backend();
+  j["cpu"] = cpu_model();
+  j["load_average"] = load_average();
+  j["date"] = utc_now();
+
+  if (resolve_format(a.format) == Format::Json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    for (const auto& [k, v] : j.items())
+      std::printf("%-26s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app, std::function<int()>* action) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* c = app.add_subcommand("bench", "Measure load time, images/s, texts/s and peak memory of a model");
+  a->model.add_to(*c);
+  c->add_option("-b,--batch", a->batch, "Images (and texts) per call")->default_val(1)->check(CLI::Range(1, 1024));
+  c->add_option("--iters", a->iters, "Timed calls after the first (untimed in the rates)")->default_val(5)->check(CLI::Range(1, 100000));
+  c->add_option("--precision", a->precision, "Compute precision of the linear layers")
+      ->default_val("f32")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+  c->add_option("--images", a->images_dir,
+                "Folder of images for min_cosine_vs_f32 (files that do not decode are skipped and counted; default: the "
+                "random pixel batch)");
+  c->add_option("--save-imagenet-ids", a->save_ids,
+                "Write the token ids of the 1,000 ImageNet prompts (a JSON array of arrays), for running the peers on "
+                "the same inputs");
+  c->add_option("-f,--format", a->format, "Output: json (one object, the default) or table")
+      ->default_val("json")
+      ->check(CLI::IsMember({"json", "table"}));
+  c->footer(
+      "Keys: load_s (Model::load), first_image_batch_s / first_text_batch_s (the first call, which faults in the\n"
+      "weights), images_per_s and texts_per_s (the next --iters calls of --batch random pixel values / 12-token\n"
+      "texts), texts_per_s_imagenet1000 (the 1,000 ImageNet class names through \"a photo of a {}.\", tokenizer\n"
+      "included), peak_rss_mb (VmHWM before any f32 reference is loaded), min_cosine_vs_f32 (lower precisions: the\n"
+      "smallest cosine between this model's and an f32 model's embeddings of the same images and ImageNet prompts;\n"
+      "null for f32), and the machine: threads, gemm_backend, cpu, load_average, date.");
+  c->callback([a, action] { *action = [a] { return run(*a); }; });
+}
+
+}  // namespace zeroshot::cli

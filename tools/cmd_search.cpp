@@ -1,0 +1,97 @@
+// zeroshot search: the images most similar to a query (texts, images, weighted sums), indexing first like rclip.
+#include <cstdio>
+
+#include "commands.h"
+#include "index/query.h"
+#include "index_cli.h"
+
+namespace zeroshot::cli {
+
+namespace {
+
+struct SearchArgs {
+  ModelArgs model;
+  IndexCliArgs index;
+  std::vector<std::string> words, images, dirs;
+  size_t top_k = 10;
+  size_t nprobe = 0;
+  bool all = false, no_index = false;
+  std::string format;
+  bool quiet = false;
+};
+
+int run(const SearchArgs& a) {
+  const auto terms = index::parse_query(a.words, a.images);
+  const std::string f = a.format == "auto" ? (stdout_is_tty() ? "table" : "json") : a.format;
+  const std::vector<std::string> dirs = a.dirs.empty() ? std::vector<std::string>{"."} : a.dirs;
+  auto model = a.model.load(a.quiet);
+  index::Store store = open_store(a.index, *model, !a.no_index);
+  if (!a.no_index) {
+    const index::IndexReport r = run_indexing(store, *model, dirs, a.index, a.quiet);
+    if (!a.quiet || !r.failures.empty()) print_index_brief(r);
+    if (r.interrupted) return kInterruptedExit;
+  }
+  const std::vector<float> q = index::query_vector(*model, terms);
+  index::SearchOptions o;
+  o.top_k = a.top_k;
+  o.ann_threshold = a.index.ann_threshold;
+  o.nprobe = a.nprobe;
+  if (!a.all)
+    for (const auto& d : dirs) o.scope.push_back(index::absolute_path(d));
+  index::SearchInfo info;
+  const auto results = index::search(store, q.data(), o, &info);
+  if (!a.quiet && info.ann && info.ann_status.action != index::AnnStatus::Loaded)
+    std::fprintf(stderr, "zeroshot: ANN index %s in %.1f s\n",
+                 info.ann_status.action == index::AnnStatus::Built ? "built" : "updated", info.ann_status.seconds);
+  size_t rank = 0;
+  for (const auto& r : results) {
+    ++rank;
+    if (f == "json")
+      std::printf("{\"rank\": %zu, \"path\": %s, \"score\": %s}\n", rank, json_string(r.path).c_str(),
+                  json_float(r.score).c_str());
+    else if (f == "paths")
+      std::printf("%s\n", r.path.c_str());
+    else
+      std::printf("%3zu  %7.4f  %s\n", rank, r.score, r.path.c_str());
+  }
+  if (results.empty() && f == "table")
+    std::printf("no images indexed under %s\n", a.all ? "the index" : "these folders");
+  return 0;
+}
+
+}  // namespace
+
+void add_search_command(CLI::App& app, std::function<int()>* action) {
+  auto a = std::make_shared<SearchArgs>();
+  CLI::App* c = app.add_subcommand("search", "Find the images most similar to a text, an image, or a mix of them");
+  a->model.add_to(*c);
+  a->index.add_to(*c);
+  c->add_option("query", a->words, "Query words: terms joined by + and -, \"W:term\" weights a term; a term that "
+                                   "names an image file (or starts with ./ / ../ ~/) is an image");
+  c->add_option("--image", a->images, "An image to search by (repeatable; added to the query)")
+      ->allow_extra_args(false);
+  c->add_option("-k,--top-k", a->top_k, "Results to show")->default_val(10)->check(CLI::Range(1, 1000000));
+  c->add_option("-d,--dir", a->dirs, "Search (and first index) the images under this folder (repeatable; "
+                                     "default: the current folder)")
+      ->allow_extra_args(false);
+  c->add_flag("--all", a->all, "Search every image in the index, not only those under --dir");
+  c->add_flag("--no-index", a->no_index, "Do not index first: search the database as it is");
+  c->add_option("--nprobe", a->nprobe, "ANN lists scanned per query (0: default; more: better recall, slower)")
+      ->default_val(0);
+  c->add_option("-f,--format", a->format, "Output: table, json (one object per line) or paths (one per line); "
+                                         "default: table on a terminal, json otherwise")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "table", "json", "paths"}));
+  c->add_flag("-q,--quiet", a->quiet, "No progress bars or notes");
+  c->footer(
+      "Examples:\n"
+      "  zeroshot search golden retriever                      # text\n"
+      "  zeroshot search ./pool.jpg                            # image (or --image pool.jpg)\n"
+      "  zeroshot search \"2:golden retriever\" + ./pool.jpg - fruit\n"
+      "Scores are cosines between each image and the normalized weighted sum of the terms' normalized\n"
+      "embeddings. Like rclip, the folder searched (--dir, default the current one) is indexed first\n"
+      "(incrementally); --no-index skips that. JSON: {\"rank\", \"path\", \"score\"} per line, best first.");
+  c->callback([a, action] { *action = [a] { return run(*a); }; });
+}
+
+}  // namespace zeroshot::cli
