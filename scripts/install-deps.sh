@@ -11,12 +11,16 @@ BUILD_PACKAGES=(
   libsndfile1-dev libsoxr-dev libfftw3-dev                             # audio: decoding, resampling, STFT
   libtomlplusplus-dev                                                  # moderation policies (TOML)
   libsqlite3-dev libfaiss-dev zlib1g-dev                               # search index: store, ANN, checksums
+  libcpp-httplib-dev                                                   # the HTTP server (zeroshot serve)
   libgtest-dev                                                         # tests
 )
 TEST_PACKAGES=(
   python3                                                              # the local hub test server
   python3-torch python3-numpy libopenblas0-pthread                     # the PyTorch peer (spot-check test)
+  nodejs chromium                                                      # the server's browser test (playwright-core)
 )
+# npm from Debian, unless the nodejs installed bundles it (NodeSource's conflicts with Debian's npm package).
+if ! command -v npm >/dev/null; then TEST_PACKAGES+=(npm); fi
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -315,6 +315,52 @@ TEST(AudioCli, ClassifyFileWithBuiltInEsc50Labels) {
   }
 }
 
+// --multi-label on audio: "audio" keys, and each label's probability computed here from the engine's cosines
+// (ZeroShotClassifier with the default template): p = 1 / (1 + exp(s (cos(x, negatives) - cos(x, label)))), the
+// negatives the documented neutral names ("something", "an object") ensembled into one class.
+TEST(AudioCli, MultiLabelTaggingOfAudio) {
+  const std::vector<std::string> files = {"chord_3s.wav", "speech_espeak.wav", "long_25s.wav"};
+  const std::vector<std::string> labels = {"dog", "rain", "siren", "crying baby"};
+  for (const auto& model : kClapModels) {
+    std::string args = "classify --multi-label -q -m " + q(clap_dir(model)) + " -l 'dog,rain,siren,crying baby' -f json";
+    std::vector<std::string> paths;
+    for (const auto& f : files) {
+      paths.push_back(audio_path(f));
+      args += " " + q(paths.back());
+    }
+    const CliRun r = cli(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto out = json_lines(r.out);
+    ASSERT_EQ(out.size(), files.size()) << r.out;
+
+    auto m = Model::load(clap_dir(model));
+    const ZeroShotClassifier pos(*m, labels, {}, no_cache());
+    const ZeroShotClassifier neg(*m, std::vector<std::vector<std::string>>{{"something", "an object"}}, {}, no_cache());
+    const Embeddings emb = m->embed_audio_files(paths);
+    for (size_t i = 0; i < files.size(); ++i) {
+      EXPECT_EQ(out[i]["audio"].get<std::string>(), paths[i]);
+      ASSERT_EQ(out[i]["result"].size(), labels.size()) << out[i].dump();
+      const auto cos = pos.cosines(emb.row(i));
+      const float cn = neg.cosines(emb.row(i))[0];
+      for (const auto& t : out[i]["result"]) {
+        const size_t k = std::find(labels.begin(), labels.end(), t["label"].get<std::string>()) - labels.begin();
+        ASSERT_LT(k, labels.size()) << t.dump();
+        const double p = 1.0 / (1.0 + std::exp(double(m->logit_scale()) * (double(cn) - double(cos[k]))));
+        EXPECT_NEAR(t["score"].get<double>(), p, 1e-5) << model << " " << files[i] << " " << labels[k];
+        EXPECT_EQ(t["flagged"].get<bool>(), t["score"].get<double>() >= t["threshold"].get<double>());
+      }
+    }
+  }
+  // A bad file among them: an "audio" error line, exit 1.
+  const CliRun bad = cli("classify --multi-label -q -m " + q(clap_dir("clap-tiny-unfused")) + " -l dog,rain -f json " +
+                         q(audio_path("chord_3s.wav")) + " " + q(audio_path("bad_text.wav")));
+  EXPECT_EQ(bad.code, 1);
+  const auto out = json_lines(bad.out);
+  ASSERT_EQ(out.size(), 2u) << bad.out;
+  EXPECT_TRUE(out[1].contains("error")) << bad.out;
+  EXPECT_EQ(out[1]["audio"].get<std::string>(), audio_path("bad_text.wav"));
+}
+
 TEST(AudioCli, ClassifyFolderWithTemplate) {
   const std::string model = "clap-tiny-fused";
   const ClapExpected ex(model);

@@ -16,7 +16,7 @@ python3 "$src/tests/support/hf_server.py" --repo "openai/clip-vit-base-patch32=$
   --log "$tmp/requests.log" >"$tmp/port" &
 server_pid=$!
 read -r port <"$tmp/port"
-export HF_HOME="$tmp/hf" HF_ENDPOINT="http://127.0.0.1:$port"
+export XDG_CACHE_HOME="$tmp/cache" HF_HOME="$tmp/hf" HF_ENDPOINT="http://127.0.0.1:$port"
 img="$fixtures/images/chelsea.png"
 
 "$build/zeroshot" classify "$img" --labels "cat,dog,a red car" -f json >"$tmp/cold.json" 2>"$tmp/cold.err" || fail "cold run: $(cat "$tmp/cold.err")"

@@ -31,11 +31,11 @@ std::string slurp(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
-// Runs the built binary with `args` (already quoted), stdin closed, HF cache isolated and offline.
+// Runs the built binary with `args` (already quoted), stdin closed, HF cache and label cache isolated, offline.
 CliRun zeroshot_cli(const std::string& args) {
   static int counter = 0;
   const std::string base = (fs::temp_directory_path() / ("zs_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++))).string();
-  const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " +
+  const std::string cmd = "HF_HOME=" + base + ".hf XDG_CACHE_HOME=" + base + ".cache HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " +
                           args + " </dev/null >" + base + ".out 2>" + base + ".err";
   CliRun r;
   int st = std::system(cmd.c_str());
@@ -45,6 +45,7 @@ CliRun zeroshot_cli(const std::string& args) {
   fs::remove(base + ".out");
   fs::remove(base + ".err");
   fs::remove_all(base + ".hf");
+  fs::remove_all(base + ".cache");
   return r;
 }
 

@@ -372,11 +372,12 @@ TEST(Eval, BadDataIsReportedClearly) {
   EXPECT_NE(r.err.find("only defined for the ESC-50 layout"), std::string::npos) << r.err;
 }
 
-TEST(Eval, Esc50IsReadButAudioIsNotWiredYet) {
+// ESC-50 through an image model: refused clearly (the audio evaluation itself: eval_audio_test.cpp).
+TEST(Eval, Esc50WithAnImageModelIsRefused) {
   Scratch s;
   s.write("esc/meta/esc50.csv", "filename,fold,target,category,esc10,src_file,take\n1-1-A-0.wav,1,0,dog,True,1,A\n");
   s.write("esc/audio/1-1-A-0.wav", "RIFF");
   const CliRun r = s.run("eval " + model_arg("clip-tiny-quickgelu") + " --data " + shell_quote(s.path("esc")) + " --fold 1");
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("CLAP audio model is not wired"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("layout holds audio clips, and"), std::string::npos) << r.err;
 }

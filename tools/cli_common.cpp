@@ -28,6 +28,7 @@ void ModelArgs::add_to(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   app.add_option("--revision", revision, "Hub revision (branch, tag or commit) for hub ids")->default_val("main");
   app.add_flag("--offline", offline, "Never use the network (also HF_HUB_OFFLINE=1)");
+  add_precision_option(app, &precision);
   app.add_option("--max-audio-seconds", max_audio_seconds, "Audio models: refuse longer audio files")
       ->default_val(600)
       ->check(CLI::PositiveNumber);
@@ -45,11 +46,33 @@ std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
   o.max_image_pixels = static_cast<uint64_t>(std::llround(max_megapixels * 1e6));
   o.revision = revision;
   o.offline = offline;
+  o.precision = parse_precision(precision);
   o.progress = !quiet;
   o.max_audio_seconds = max_audio_seconds;
   o.audio_crop = crop == "random" ? AudioCrop::Random : AudioCrop::Middle;
   o.audio_seed = seed;
   return Model::load(model, o);
+}
+
+CLI::Option* add_precision_option(CLI::App& app, std::string* precision) {
+  return app
+      .add_option("--precision", *precision,
+                  "Arithmetic of the linear layers: f32 (exact, the default), bf16 or int8 (faster; int8 uses "
+                  "zeroshot-int8.safetensors from `zeroshot quantize` when the model folder has it). Caches of "
+                  "embeddings are kept per precision")
+      ->default_val("f32")
+      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+}
+
+Precision parse_precision(const std::string& name) {
+  if (name == "f32") return Precision::F32;
+  if (name == "bf16") return Precision::BF16;
+  if (name == "int8") return Precision::Int8;
+  throw Error("--precision " + name, "unknown precision (f32, bf16 or int8)");
+}
+
+const char* precision_name(Precision p) {
+  return p == Precision::BF16 ? "bf16" : p == Precision::Int8 ? "int8" : "f32";
 }
 
 void add_format_option(CLI::App& app, std::string* format) {

@@ -19,6 +19,7 @@ struct ModelArgs {
   double max_megapixels = 100;
   std::string revision = "main";
   bool offline = false;
+  std::string precision = "f32";  // --precision f32|bf16|int8 (parse_precision)
   // Audio models: --max-audio-seconds, --crop middle|random, --seed.
   double max_audio_seconds = 600;
   std::string crop = "middle";
@@ -26,6 +27,12 @@ struct ModelArgs {
   void add_to(CLI::App& app);
   std::unique_ptr<Model> load(bool quiet) const;
 };
+
+// --precision f32|bf16|int8, the arithmetic of the linear layers (zeroshot::Precision). ModelArgs::add_to adds it;
+// a command without ModelArgs can add it alone. parse_precision throws zeroshot::Error for another name.
+CLI::Option* add_precision_option(CLI::App& app, std::string* precision);
+Precision parse_precision(const std::string& name);
+const char* precision_name(Precision p);
 
 // --format table|json; "auto" (the default): table on a terminal, json otherwise.
 void add_format_option(CLI::App& app, std::string* format);

@@ -1,12 +1,14 @@
 // zeroshot bench: load time, image and text throughput, peak memory and (for lower precisions) the embedding error
 // against f32, as one JSON object (or a table) — the engine's side of bench/compare.py.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -25,8 +27,8 @@ struct BenchArgs {
   ModelArgs model;
   size_t batch = 1;
   size_t iters = 5;
-  std::string precision = "f32";
   std::string images_dir;
+  std::string audio_dir;  // audio models: files for min_cosine_vs_f32
   std::string save_ids;  // the ImageNet prompts' token ids, for the peers (bench/compare.py)
   std::string format = "json";
 };
@@ -99,9 +101,175 @@ ModelOptions model_options(const BenchArgs& a, const std::string& precision) {
   return o;
 }
 
+// ---- audio models (CLAP) --------------------------------------------------------------------------------------
+
+namespace fs = std::filesystem;
+
+// A mono 16-bit PCM WAV (written here: a 44-byte header is all it takes).
+void write_wav(const std::string& path, const std::vector<float>& x, int rate) {
+  std::ofstream out(path, std::ios::binary);
+  auto u32 = [&](uint32_t v) { out.write(reinterpret_cast<const char*>(&v), 4); };
+  auto u16 = [&](uint16_t v) { out.write(reinterpret_cast<const char*>(&v), 2); };
+  const uint32_t bytes = static_cast<uint32_t>(x.size() * 2);
+  out.write("RIFF", 4);
+  u32(36 + bytes);
+  out.write("WAVEfmt ", 8);
+  u32(16);
+  u16(1);  // PCM
+  u16(1);  // mono
+  u32(static_cast<uint32_t>(rate));
+  u32(static_cast<uint32_t>(rate) * 2);
+  u16(2);
+  u16(16);
+  out.write("data", 4);
+  u32(bytes);
+  for (float v : x) u16(static_cast<uint16_t>(static_cast<int16_t>(std::lround(std::clamp(v, -1.f, 1.f) * 32767.f))));
+  if (!out) throw Error(path, "cannot write");
+}
+
+// `count` different 10 s clips at 48 kHz (tones + noise; the encoder's cost does not depend on the content).
+std::vector<std::string> make_clips(const fs::path& dir, size_t count) {
+  std::vector<std::string> paths;
+  std::mt19937 rng(99);
+  std::normal_distribution<float> noise(0.f, 0.05f);
+  const int rate = 48000;
+  for (size_t c = 0; c < count; ++c) {
+    std::vector<float> x(static_cast<size_t>(rate) * 10);
+    const double f0 = 110.0 * static_cast<double>(c + 1);
+    for (size_t i = 0; i < x.size(); ++i)
+      x[i] = static_cast<float>(0.3 * std::sin(2 * M_PI * f0 * static_cast<double>(i) / rate) +
+                                0.2 * std::sin(2 * M_PI * 3.7 * f0 * static_cast<double>(i) / rate)) +
+             noise(rng);
+    paths.push_back((dir / ("clip" + std::to_string(c) + ".wav")).string());
+    write_wav(paths.back(), x, rate);
+  }
+  return paths;
+}
+
+// Rows of embed_audio_files(paths, batch) in order; throws on a file that failed.
+Embeddings embed_clips(const Model& m, const std::vector<std::string>& paths, size_t batch) {
+  Embeddings e;
+  e.rows = paths.size();
+  e.dim = m.embedding_dim();
+  e.data.resize(e.rows * e.dim);
+  m.embed_audio_files(paths, batch, [&](size_t i, const float* v, const std::string& err) {
+    if (!v) throw Error(paths[i], err);
+    std::copy(v, v + e.dim, e.data.begin() + static_cast<std::ptrdiff_t>(i * e.dim));
+    return true;
+  });
+  return e;
+}
+
+// Clips per second through Model::embed_audio_files (decoding and features included, as a user runs it) at
+// batch size `batch`: one warm-up call, then `iters` calls of `batch` * 2 clips (so that the decoding of the next
+// batch overlaps the encoding as in a real run).
+double clips_per_s(const Model& m, const std::vector<std::string>& clips, size_t batch, size_t iters) {
+  std::vector<std::string> paths;
+  for (size_t i = 0; i < 2 * batch; ++i) paths.push_back(clips[i % clips.size()]);
+  embed_clips(m, paths, batch);
+  const auto t = Clock::now();
+  for (size_t i = 0; i < iters; ++i) embed_clips(m, paths, batch);
+  return double(paths.size() * iters) / seconds_since(t);
+}
+
+void run_audio(const BenchArgs& a, const Model& model, nlohmann::ordered_json& j) {
+  const fs::path dir = fs::temp_directory_path() / ("zeroshot-bench-" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  struct Cleanup {
+    fs::path d;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(d, ec);
+    }
+  } cleanup{dir};
+  const std::vector<std::string> clips = make_clips(dir, 8);
+  const size_t iters = a.iters;
+  const double c1 = clips_per_s(model, clips, 1, iters);
+  const double c8 = clips_per_s(model, clips, 8, iters);
+  j["clip_seconds"] = 10;
+  j["clips_per_s_batch1"] = c1;
+  j["clips_per_s_batch8"] = c8;
+  j["seconds_per_clip_batch1"] = 1.0 / c1;
+  j["real_time_factor"] = 10.0 * std::max(c1, c8);  // seconds of audio per second of compute
+
+  // Texts: 8 sequences (or --batch) of 12 tokens, as for image models.
+  const size_t n = std::max<size_t>(a.batch, 8);
+  const std::vector<int32_t> empty = model.tokenize("");  // [bos, eos]
+  std::vector<std::vector<int32_t>> ids(n);
+  for (size_t i = 0; i < n; ++i) {
+    ids[i].push_back(empty.front());
+    for (size_t k = 0; k < 10; ++k) ids[i].push_back(static_cast<int32_t>(320 + (i * 7 + k) % 4000));
+    ids[i].push_back(empty.back());
+  }
+  model.embed_token_ids(ids);
+  auto t = Clock::now();
+  for (size_t i = 0; i < iters; ++i) model.embed_token_ids(ids);
+  j["text_batch"] = n;
+  j["texts_per_s"] = double(n * iters) / seconds_since(t);
+  // The 50 ESC-50 class names through the model's template, tokenizer included.
+  std::vector<std::string> prompts;
+  for (const auto& names : classify::find_label_set("esc50")->classes)
+    prompts.push_back(std::string("This is a sound of ") + names[0] + ".");
+  t = Clock::now();
+  std::vector<std::vector<int32_t>> prompt_ids;
+  for (const auto& p : prompts) prompt_ids.push_back(model.tokenize(p));
+  const Embeddings esc_embeds = model.embed_token_ids(prompt_ids);
+  j["texts_per_s_esc50"] = double(prompts.size()) / seconds_since(t);
+  j["peak_rss_mb"] = status_mb("VmHWM");
+
+  if (a.model.precision == "f32") {
+    j["min_cosine_vs_f32"] = nullptr;
+    return;
+  }
+  std::vector<std::string> files = clips;
+  if (!a.audio_dir.empty()) {
+    files = gather_model_inputs({a.audio_dir}, model);
+    if (files.empty()) throw Error(a.audio_dir, "no audio files found");
+  }
+  auto ref = Model::load(a.model.model, model_options(a, "f32"));
+  // Files that do not decode (a fixtures folder holds some on purpose) are left out and counted.
+  std::vector<std::string> ok;
+  for (const auto& f : files) {
+    try {
+      embed_clips(*ref, {f}, 1);
+      ok.push_back(f);
+    } catch (const Error&) {
+    }
+  }
+  if (ok.empty()) throw Error(a.audio_dir, "no audio file could be decoded");
+  const double ca = min_row_cosine(embed_clips(model, ok, 8), embed_clips(*ref, ok, 8));
+  const double ct = min_row_cosine(esc_embeds, ref->embed_token_ids(prompt_ids));
+  j["min_cosine_vs_f32"] = std::min(ca, ct);
+  j["min_cosine_vs_f32_audio"] = ca;
+  j["min_cosine_vs_f32_texts"] = ct;
+  j["cosine_audio_files"] = ok.size();
+  j["cosine_audio_skipped"] = files.size() - ok.size();
+  j["cosine_inputs"] = a.audio_dir.empty() ? std::string("8 generated 10 s clips + the 50 ESC-50 prompts")
+                                           : a.audio_dir + " + the 50 ESC-50 prompts";
+}
+
+void machine_facts(const BenchArgs& a, nlohmann::ordered_json& j) {
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  j["threads"] = a.model.threads > 0 ? static_cast<unsigned>(a.model.threads) : hw;
+  j["hardware_threads"] = hw;
+  j["gemm_backend"] = nn::gemm_backend();
+  j["cpu"] = cpu_model();
+  j["load_average"] = load_average();
+  j["date"] = utc_now();
+}
+
+void print(const BenchArgs& a, const nlohmann::ordered_json& j) {
+  if (resolve_format(a.format) == Format::Json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    for (const auto& [k, v] : j.items())
+      std::printf("%-26s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+  }
+}
+
 int run(const BenchArgs& a) {
   using nlohmann::ordered_json;
-  const ModelOptions opt = model_options(a, a.precision);  // checked before any work
+  const ModelOptions opt = model_options(a, a.model.precision);  // checked before any work
   std::vector<std::string> image_files;
   if (!a.images_dir.empty()) {
     image_files = gather_image_inputs({a.images_dir});
@@ -113,6 +281,20 @@ int run(const BenchArgs& a) {
   auto model = Model::load(a.model.model, opt);
   const double load_s = seconds_since(t);
   const double rss_after_load = status_mb("VmRSS");
+  if (model->modality() == Modality::Audio) {
+    ordered_json j;
+    j["model"] = model->name();
+    j["model_type"] = model->model_type();
+    j["fingerprint"] = model->fingerprint();
+    j["precision"] = a.model.precision;
+    j["iters"] = iters;
+    j["load_s"] = load_s;
+    j["rss_after_load_mb"] = rss_after_load;
+    run_audio(a, *model, j);
+    machine_facts(a, j);
+    print(a, j);
+    return 0;
+  }
   const int side = model->image_size();
   const size_t per_image = size_t(3) * side * side;
 
@@ -164,7 +346,7 @@ int run(const BenchArgs& a) {
   ordered_json j;
   j["model"] = model->name();
   j["fingerprint"] = model->fingerprint();
-  j["precision"] = a.precision;
+  j["precision"] = a.model.precision;
   j["batch"] = n;
   j["iters"] = iters;
   j["load_s"] = load_s;
@@ -179,7 +361,7 @@ int run(const BenchArgs& a) {
 
   // Error against f32: a second, f32 model on the same inputs (the --images files when given, else the random
   // pixels above) and the ImageNet prompts. Loaded after peak_rss_mb was read.
-  if (a.precision == "f32") {
+  if (a.model.precision == "f32") {
     j["min_cosine_vs_f32"] = nullptr;
   } else {
     auto ref = Model::load(a.model.model, model_options(a, "f32"));
@@ -212,20 +394,8 @@ int run(const BenchArgs& a) {
     j["cosine_inputs"] = image_files.empty() ? std::string("random pixel values") : a.images_dir;
   }
 
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  j["threads"] = a.model.threads > 0 ? static_cast<unsigned>(a.model.threads) : hw;
-  j["hardware_threads"] = hw;
-  j["gemm_backend"] = nn::gemm_backend();
-  j["cpu"] = cpu_model();
-  j["load_average"] = load_average();
-  j["date"] = utc_now();
-
-  if (resolve_format(a.format) == Format::Json) {
-    std::printf("%s\n", j.dump().c_str());
-  } else {
-    for (const auto& [k, v] : j.items())
-      std::printf("%-26s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
-  }
+  machine_facts(a, j);
+  print(a, j);
   return 0;
 }
 
@@ -237,12 +407,11 @@ void add_bench_command(CLI::App& app, std::function<int()>* action) {
   a->model.add_to(*c);
   c->add_option("-b,--batch", a->batch, "Images (and texts) per call")->default_val(1)->check(CLI::Range(1, 1024));
   c->add_option("--iters", a->iters, "Timed calls after the first (untimed in the rates)")->default_val(5)->check(CLI::Range(1, 100000));
-  c->add_option("--precision", a->precision, "Compute precision of the linear layers")
-      ->default_val("f32")
-      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
   c->add_option("--images", a->images_dir,
                 "Folder of images for min_cosine_vs_f32 (files that do not decode are skipped and counted; default: the "
                 "random pixel batch)");
+  c->add_option("--audio", a->audio_dir,
+                "Audio models: folder of audio files for min_cosine_vs_f32 (default: the generated 10 s clips)");
   c->add_option("--save-imagenet-ids", a->save_ids,
                 "Write the token ids of the 1,000 ImageNet prompts (a JSON array of arrays), for running the peers on "
                 "the same inputs");
@@ -255,7 +424,12 @@ void add_bench_command(CLI::App& app, std::function<int()>* action) {
       "texts), texts_per_s_imagenet1000 (the 1,000 ImageNet class names through \"a photo of a {}.\", tokenizer\n"
       "included), peak_rss_mb (VmHWM before any f32 reference is loaded), min_cosine_vs_f32 (lower precisions: the\n"
       "smallest cosine between this model's and an f32 model's embeddings of the same images and ImageNet prompts;\n"
-      "null for f32), and the machine: threads, gemm_backend, cpu, load_average, date.");
+      "null for f32), and the machine: threads, gemm_backend, cpu, load_average, date.\n"
+      "Audio models (CLAP): clips_per_s_batch1 / clips_per_s_batch8 (generated 10 s clips at 48 kHz through\n"
+      "embed_audio_files: decoding, features and encoder; 2 x batch clips per timed call), seconds_per_clip_batch1,\n"
+      "real_time_factor (audio seconds per second), texts_per_s (batches of max(--batch, 8) 12-token texts),\n"
+      "texts_per_s_esc50, load_s, peak_rss_mb, min_cosine_vs_f32 (generated clips or --audio files, and the 50\n"
+      "ESC-50 prompts).");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

@@ -117,27 +117,30 @@ int run_multi_label(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
   TaggerSpec spec = resolve_tagger(a);
   if (a.no_cache) spec.opt.classifier.cache_dir = "none";
-  const auto paths = gather_image_inputs(a.inputs);
-  if (paths.empty()) throw Error("inputs", "no image files found");
   auto model = a.model.load(a.quiet);
+  // Image or audio files, by the model's modality (as in run).
+  const auto paths = gather_model_inputs(a.inputs, *model);
+  const bool audio = model->modality() == Modality::Audio;
+  const char* key = audio ? "audio" : "image";
+  if (paths.empty()) throw Error("inputs", audio ? "no audio files found" : "no image files found");
   const MultiLabelClassifier tagger(*model, std::move(spec.classes), std::move(spec.templates), std::move(spec.opt));
 
   util::ProgressBar bar("tagging", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
   size_t failed = 0;
   const bool bar_shares_terminal = stdout_is_tty();
-  model->embed_image_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
+  model->embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
     if (bar_shares_terminal || !emb) bar.clear();
     if (!emb) {
       ++failed;
       std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
       if (fmt == Format::Json)
-        std::printf("{\"image\": %s, \"error\": %s}\n", json_string(paths[i]).c_str(), json_string(err).c_str());
+        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(paths[i]).c_str(), json_string(err).c_str());
       bar.tick();
       return true;
     }
     const auto r = tagger.tag(emb, a.top_k);
     if (fmt == Format::Json) {
-      std::string line = "{\"image\": " + json_string(paths[i]) + ", \"result\": [";
+      std::string line = "{\"" + std::string(key) + "\": " + json_string(paths[i]) + ", \"result\": [";
       for (size_t k = 0; k < r.size(); ++k) {
         if (k) line += ", ";
         line += "{\"label\": " + json_string(r[k].label) + ", \"score\": " + json_float(r[k].score) +
@@ -153,7 +156,7 @@ int run_multi_label(const ClassifyArgs& a) {
   });
   bar.finish();
   if (failed) {
-    std::fprintf(stderr, "zeroshot: %zu of %zu images could not be read\n", failed, paths.size());
+    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), audio ? "audio files" : "images");
     return 1;
   }
   return 0;

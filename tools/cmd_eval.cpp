@@ -51,7 +51,7 @@ struct EvalArgs {
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// Image embeddings of the data set's files, one row per evaluated sample.
+// Image (or audio) embeddings of the data set's files, one row per evaluated sample.
 struct Inputs {
   std::vector<size_t> evaluated;
   std::vector<std::pair<size_t, std::string>> failed;
@@ -93,8 +93,9 @@ Inputs embed_direct(const Model& model, const eval::Dataset& d, const EvalArgs& 
   std::vector<float> store(paths.size() * dim);
   std::vector<const float*> emb(paths.size(), nullptr);
   std::vector<std::string> err(paths.size());
-  util::ProgressBar bar("images", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
-  model.embed_image_files(paths, a.batch, [&](size_t i, const float* e, const std::string& error) {
+  const bool audio = model.modality() == Modality::Audio;
+  util::ProgressBar bar(audio ? "clips" : "images", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
+  model.embed_files(paths, a.batch, [&](size_t i, const float* e, const std::string& error) {
     if (e) {
       std::copy(e, e + dim, store.begin() + static_cast<std::ptrdiff_t>(i * dim));
       emb[i] = store.data() + i * dim;
@@ -117,7 +118,7 @@ Inputs embed_direct(const Model& model, const eval::Dataset& d, const EvalArgs& 
 // model, beside the search index, so evaluation images never show up in search results.
 std::string default_cache_db(const Model& model) {
   const fs::path dir = fs::path(index::default_db_path()).parent_path() / "eval-cache";
-  return (dir / (index::model_fingerprint(model.directory()).substr(0, 16) + ".db")).string();
+  return (dir / (model.fingerprint().substr(0, 16) + ".db")).string();
 }
 
 Inputs embed_cached(const Model& model, const eval::Dataset& d, const EvalArgs& a, std::string* db_used) {
@@ -292,7 +293,7 @@ int run(const EvalArgs& a) {
   const Format fmt = resolve_format(a.format);
   std::vector<std::string> items = a.templates;
   items.insert(items.end(), a.template_text.begin(), a.template_text.end());
-  const auto sets = eval::resolve_template_sets(items);
+  (void)eval::resolve_template_sets(items);  // bad --templates are reported before the model loads
 
   eval::ReadOptions ro;
   ro.layout = eval::parse_layout(a.layout);
@@ -301,12 +302,17 @@ int run(const EvalArgs& a) {
   ro.classes = given_classes(a);
   const eval::Dataset d = eval::read_dataset(a.data, ro);
   for (const auto& w : d.warnings) std::fprintf(stderr, "zeroshot: warning: %s\n", w.c_str());
-  if (d.modality != "image")
-    throw Error(a.data, "the " + std::string(eval::layout_name(d.layout)) +
-                            " layout holds audio clips, and the CLAP audio model is not wired into the public API yet "
-                            "(the data set reader is ready)");
+  const bool audio_data = d.modality == "audio";
+  if (audio_data && (a.cache || !a.db.empty()))
+    throw Error(a.data, "--cache / --db keep image embeddings; audio clips (the esc50 layout) are embedded directly");
 
   auto model = a.model.load(a.quiet);
+  if (audio_data != (model->modality() == Modality::Audio))
+    throw Error(a.data, "the " + std::string(eval::layout_name(d.layout)) + " layout holds " +
+                            (audio_data ? "audio clips" : "images") + ", and " + a.model.model + " is an " +
+                            (audio_data ? "image" : "audio") + " model");
+  // "default" (and no --templates) means the model's own template: the audio pipeline's for CLAP.
+  const auto sets = eval::resolve_template_sets(items, model->default_template());
   eval::RunInfo info;
   info.model = a.model.model;
 
@@ -374,12 +380,14 @@ void add_eval_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("-t,--template", a->template_text, "A template with {} (repeatable; each is one more set)");
   c->add_flag("--multi-label", a->multi_label,
               "Score as multi-label (mean average precision) even when every sample has one label");
-  c->add_option("--fold", a->fold, "ESC-50: evaluate this fold only (1-5); default all, reported per fold")
+  c->add_option("--fold", a->fold,
+                "ESC-50 (needs an audio model; default template \"This is a sound of {}.\", --labels esc50 names the 50 "
+                "classes): evaluate this fold only (1-5); default all, reported per fold")
       ->default_val(0)
       ->check(CLI::Range(0, 1000));
   c->add_option("--report", a->report, "Write a self-contained HTML report here");
   c->add_option("-o,--output", a->output, "Write the JSON results here (CLIP_benchmark's keys)");
-  c->add_option("-b,--batch-size", a->batch, "Images encoded together")->default_val(16)->check(CLI::Range(1, 1024));
+  c->add_option("-b,--batch-size", a->batch, "Images (or audio clips) encoded together")->default_val(16)->check(CLI::Range(1, 1024));
   c->add_flag("--cache", a->cache,
               "Keep image embeddings in an index database (the store of `zeroshot index`), one per model, so a "
               "re-run only embeds new or changed files");

@@ -102,7 +102,9 @@ void IndexCliArgs::add_to(CLI::App& app) {
 std::string IndexCliArgs::db_path() const { return db.empty() ? index::default_db_path() : db; }
 
 index::Store open_store(const IndexCliArgs& a, const Model& model, bool create) {
-  index::ModelId id{model.name(), index::model_fingerprint(model.directory()), model.embedding_dim()};
+  // Model::fingerprint covers the weights, the preprocessing and the precision: an index made at f32 is never
+  // mixed with int8 embeddings.
+  index::ModelId id{model.name(), model.fingerprint(), model.embedding_dim()};
   return index::Store::open(a.db_path(), id, create, a.reindex);
 }
 

@@ -14,5 +14,7 @@ void add_search_command(CLI::App& app, std::function<int()>* action);
 void add_dedup_command(CLI::App& app, std::function<int()>* action);
 void add_bench_command(CLI::App& app, std::function<int()>* action);
 void add_eval_command(CLI::App& app, std::function<int()>* action);
+void add_serve_command(CLI::App& app, std::function<int()>* action);
+void add_quantize_command(CLI::App& app, std::function<int()>* action);
 
 }  // namespace zeroshot::cli

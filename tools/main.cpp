@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   zeroshot::cli::add_dedup_command(app, &action);
   zeroshot::cli::add_bench_command(app, &action);
   zeroshot::cli::add_eval_command(app, &action);
+  zeroshot::cli::add_serve_command(app, &action);
+  zeroshot::cli::add_quantize_command(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -47,7 +47,7 @@ ClapBackend::ClapBackend(const std::string& dir, const ClapBackendOptions& opt) 
     weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
   }
   trace::Phase p("build model");
-  model_ = std::make_unique<models::ClapModel>(cfg_, weights_, opt.threads);
+  model_ = std::make_unique<models::ClapModel>(cfg_, weights_, opt.threads, opt.precision);
   extractor_ = std::make_unique<audio::ClapFeatureExtractor>(fcfg);
 }
 

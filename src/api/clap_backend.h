@@ -28,6 +28,7 @@ struct ClapBackendOptions {
   double max_seconds = 600;                                   // longer audio is refused
   audio::CropMode crop = audio::CropMode::Deterministic;      // clips over 10 s: middle crops, or HF's draws
   uint64_t seed = 0;                                          // CropMode::Random: np.random.seed before each clip
+  nn::Precision precision = nn::Precision::F32;               // of the encoder layers' GEMMs (models/clap.h)
 };
 
 class ClapBackend {

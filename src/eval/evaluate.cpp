@@ -11,7 +11,7 @@
 
 namespace zeroshot::eval {
 
-std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& items) {
+std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& items, const std::string& default_template) {
   std::vector<TemplateSet> sets;
   for (const auto& raw : items) {
     TemplateSet s;
@@ -20,7 +20,7 @@ std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& i
       classify::validate_template(raw);
       s.templates = {raw};
     } else if (raw == "default") {
-      s.templates = {kDefaultImageTemplate};
+      s.templates = {default_template};
     } else if (!classify::find_template_set(raw, &s.templates) || s.templates.empty()) {
       throw Error("--templates " + raw,
                   "not a template set (default, imagenet80, imagenet7, a label set's name) nor a template with {}");
@@ -29,7 +29,7 @@ std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& i
       if (t.name == s.name) throw Error("--templates " + raw, "given twice");
     sets.push_back(std::move(s));
   }
-  if (sets.empty()) sets.push_back({"default", {kDefaultImageTemplate}});
+  if (sets.empty()) sets.push_back({"default", {default_template}});
   if (sets.size() > 1) {
     TemplateSet all{"ensemble", {}};
     std::set<std::string> seen;

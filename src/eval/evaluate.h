@@ -25,11 +25,13 @@ struct TemplateSet {
   std::vector<std::string> templates;
 };
 
-// Items of --templates: "default" (the pipeline's "This is a photo of {}."), a built-in set (imagenet80,
-// imagenet7, or a label set's name, e.g. cifar10), or a literal template containing {}. With more than one item an
-// "ensemble" set of all their templates (each once, in order) is added last. No items: {"default"}.
+// Items of --templates: "default" (`default_template`: the image pipeline's "This is a photo of {}.", or the
+// model's, Model::default_template()), a built-in set (imagenet80, imagenet7, or a label set's name, e.g.
+// cifar10), or a literal template containing {}. With more than one item an "ensemble" set of all their templates
+// (each once, in order) is added last. No items: {"default"}.
 // Throws zeroshot::Error on an unknown name, a bad template, or a name given twice.
-std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& items);
+std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& items,
+                                               const std::string& default_template = kDefaultImageTemplate);
 
 // The distinct prompts of all sets, and for each set and class the rows of `prompts` that ensemble into it.
 struct PromptPlan {

@@ -46,7 +46,10 @@ CliRun cli(const std::vector<std::string>& args) {
   const std::string base = (fs::temp_directory_path() / ("zs_index_cli_" + std::to_string(::getpid()) + "_" +
                                                          std::to_string(counter++))).string();
   // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
-  std::string cmd = "HF_HUB_OFFLINE=1 ";
+  // The label cache goes to a folder of this run (XDG_CACHE_HOME), not the user's.
+  std::string cmd = "HF_HUB_OFFLINE=1 XDG_CACHE_HOME=";
+  cmd += base;
+  cmd += ".cache ";
   cmd += quote(kBinary);
   for (const auto& a : args) {
     cmd += ' ';
@@ -64,6 +67,7 @@ CliRun cli(const std::vector<std::string>& args) {
   r.err = read_all(base + ".err");
   fs::remove(base + ".out");
   fs::remove(base + ".err");
+  fs::remove_all(base + ".cache");
   return r;
 }
 

@@ -86,44 +86,4 @@ std::string to_hex(const std::string& bytes) {
   return s;
 }
 
-std::string model_fingerprint(const std::string& dir) {
-  Sha256 h;
-  auto add_string = [&](const std::string& s) {
-    const uint64_t n = s.size();
-    h.update(&n, sizeof n);
-    h.update(s.data(), s.size());
-  };
-  for (const char* name : {"config.json", "preprocessor_config.json"}) {
-    const fs::path p = fs::path(dir) / name;
-    add_string(name);
-    std::error_code ec;
-    if (fs::exists(p, ec)) add_string(file_sha256(p.string()));
-  }
-  std::vector<fs::path> weights;
-  std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (it->path().extension() == ".safetensors" && it->is_regular_file(ec)) weights.push_back(it->path());
-  if (ec) throw Error(dir, "cannot list the model folder: " + ec.message());
-  std::sort(weights.begin(), weights.end());
-  constexpr size_t kSamples = 16, kChunk = 4096;
-  std::vector<char> buf(kChunk);
-  for (const auto& w : weights) {
-    const std::string p = w.string();
-    add_string(w.filename().string());
-    Fd f{::open(p.c_str(), O_RDONLY | O_CLOEXEC)};
-    if (f.fd < 0) throw Error(p, std::string("cannot open: ") + std::strerror(errno));
-    struct stat st {};
-    if (::fstat(f.fd, &st) != 0) throw Error(p, std::string("cannot stat: ") + std::strerror(errno));
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    h.update(&size, sizeof size);
-    for (size_t i = 0; i < kSamples; ++i) {
-      const uint64_t span = size > kChunk ? size - kChunk : 0;
-      const off_t at = static_cast<off_t>(span * i / (kSamples - 1));
-      const size_t n = pread_full(f.fd, buf.data(), kChunk, at, p);
-      h.update(buf.data(), n);
-    }
-  }
-  return to_hex(h.final());
-}
-
 }  // namespace zeroshot::index

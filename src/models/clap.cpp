@@ -1,5 +1,8 @@
 #include "models/clap.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -8,6 +11,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "nn/audio_ops.h"
+#include "nn/linear.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
 #include "zeroshot/error.h"
@@ -228,15 +232,13 @@ struct Norm {
   const float* b = nullptr;
 };
 
-struct Linear {
-  const float* w = nullptr;
-  const float* b = nullptr;
-};
+using nn::PackedLinear;
+using nn::Precision;
 
 struct SwinBlock {
   Norm ln_before, ln_after;
-  Linear qkv;  // query | key | value stacked along the outputs (owned): one GEMM with 3 x dim outputs
-  Linear o, fc1, fc2;
+  PackedLinear qkv;  // query | key | value stacked along the outputs: one GEMM with 3 x dim outputs
+  PackedLinear o, fc1, fc2;
   std::vector<float> bias;  // relative position bias [heads, ws^2, ws^2]
   int shift = 0;
 };
@@ -246,27 +248,73 @@ struct SwinStage {
   std::vector<SwinBlock> blocks;
   std::vector<int32_t> perm_plain, perm_shifted;  // window order of the tokens
   std::vector<float> mask;                        // shifted-window mask [windows, ws^2, ws^2] (empty: no shift)
-  Norm merge_ln;                                  // patch merging (all stages but the last)
-  const float* merge_w = nullptr;
+  bool merge = false;                             // patch merging (all stages but the last)
+  Norm merge_ln;
+  PackedLinear merge_w;
 };
 
 struct TextLayer {
-  nn::AttentionWeights attn;
+  PackedLinear qkv, o, fc1, fc2;  // qkv: query | key | value stacked
   Norm ln_attn, ln_out;
-  Linear fc1, fc2;
 };
 
 // Aff branch: conv1x1 (c -> c/r), BN, ReLU, conv1x1 (c/r -> c), BN.
 struct AffBranch {
-  Linear c1, c2;
+  PackedLinear c1, c2;
   nn::BatchNormAffine bn1, bn2;
 };
 
-// Uninitialized float buffer (std::vector would zero it for nothing).
-struct Buffer {
-  explicit Buffer(size_t n) : p(new float[std::max<size_t>(n, 1)]) {}
-  float* get() const { return p.get(); }
-  std::unique_ptr<float[]> p;
+// Drops the pages of a mapped tensor from this process (the file stays in the page cache): once a weight has
+// been copied or packed, its f32 original would otherwise stay resident for nothing. (The store maps the files
+// read-only, so a later read would fault the pages back in from the file.)
+void release_pages(const io::TensorView& t) {
+  const long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0) return;
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~static_cast<uintptr_t>(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) & ~static_cast<uintptr_t>(page - 1);
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
+// Uninitialized float buffer (std::vector would zero it for nothing), taken from a per-thread cache of blocks
+// kept between calls: fresh multi-megabyte allocations would be page-faulted in (and zeroed by the kernel) on
+// every call. A thread keeps at most kMaxCached blocks (the largest ones) once its buffers are released.
+class Buffer {
+ public:
+  explicit Buffer(size_t n) {
+    n = std::max<size_t>(n, 1);
+    std::vector<Block>& c = cache();
+    size_t best = c.size();
+    for (size_t i = 0; i < c.size(); ++i)
+      if (c[i].size >= n && (best == c.size() || c[i].size < c[best].size)) best = i;
+    if (best < c.size()) {
+      block_ = std::move(c[best]);
+      c.erase(c.begin() + static_cast<std::ptrdiff_t>(best));
+    } else {
+      block_.p.reset(new float[n]);
+      block_.size = n;
+    }
+  }
+  ~Buffer() {
+    std::vector<Block>& c = cache();
+    c.push_back(std::move(block_));
+    if (c.size() > kMaxCached)
+      c.erase(std::min_element(c.begin(), c.end(), [](const Block& a, const Block& b) { return a.size < b.size; }));
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  float* get() const { return block_.p.get(); }
+
+ private:
+  static constexpr size_t kMaxCached = 12;
+  struct Block {
+    std::unique_ptr<float[]> p;
+    size_t size = 0;
+  };
+  static std::vector<Block>& cache() {
+    thread_local std::vector<Block> c;
+    return c;
+  }
+  Block block_;
 };
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -285,20 +333,28 @@ void apply_act(ClapAct act, float* x, long n, nn::ThreadPool* p) {
   }
 }
 
-// y = x W^T + b through nn::linear. nn::linear splits the output columns over the threads, so each thread packs
-// all of x: for the tall, narrow GEMMs of the early Swin stages (thousands of rows, 96..384 columns) splitting the
-// rows instead (each thread a serial nn::linear on its slice) does less copying.
-void dense(const float* x, int m, int k, const Linear& l, int n, float* y, nn::ThreadPool* pool) {
-  constexpr int kMinRowsPerThread = 256;
-  const int threads = pool ? pool->threads() : 1;
-  if (threads < 2 || m < 2 * kMinRowsPerThread) {
-    nn::linear(x, m, k, l.w, l.b, n, y, pool);
-    return;
+// The activation fused into a GEMM's epilogue, when nn::Act has it (relu and silu run as a separate pass).
+bool fused_act(ClapAct a, nn::Act* out) {
+  switch (a) {
+    case ClapAct::Gelu: *out = nn::Act::Gelu; return true;
+    case ClapAct::GeluTanh: *out = nn::Act::GeluTanh; return true;
+    case ClapAct::QuickGelu: *out = nn::Act::QuickGelu; return true;
+    default: return false;
   }
-  nn::parallel_ranges(pool, m, kMinRowsPerThread, [&](long r0, long r1) {
-    nn::linear(x + r0 * k, static_cast<int>(r1 - r0), k, l.w, l.b, n, y + r0 * n, nullptr);
-  });
 }
+
+// y = act(norm(x) W^T + b) [rows x out].
+void linear_act(const PackedLinear& l, ClapAct act, const float* x, int rows, float* y, nn::ThreadPool* p,
+                const nn::RowLayerNorm* norm = nullptr) {
+  nn::Act a = nn::Act::Gelu;
+  if (fused_act(act, &a)) {
+    l.forward(x, rows, y, p, nn::LinearPost::activate(a), norm);
+  } else {
+    l.forward(x, rows, y, p, nn::LinearPost::store(), norm);
+    apply_act(act, y, static_cast<long>(rows) * l.out_features(), p);
+  }
+}
+
 
 // HF builds the patch-embedding, patch-merging and final LayerNorms of HTSAT without passing layer_norm_eps (only
 // the Swin blocks use it): torch's default.
@@ -311,6 +367,7 @@ constexpr int64_t kMaxTextRows = 2048;
 
 struct ClapModel::Impl {
   ClapConfig cfg;
+  Precision prec = Precision::F32;  // the Swin blocks, patch merging and RoBERTa layers; the rest stays f32
   std::shared_ptr<const io::WeightStore> keep;
   std::vector<std::unique_ptr<float[]>> owned;
   std::set<std::string> expected;
@@ -318,19 +375,19 @@ struct ClapModel::Impl {
 
   // audio
   nn::BatchNormAffine mel_bn;
-  Linear patch_proj, mel_conv;
+  PackedLinear patch_proj, mel_conv;
   Norm patch_ln;
   AffBranch aff_local, aff_global;
   std::vector<SwinStage> stages;
   Norm audio_ln;
-  Linear audio_proj1, audio_proj2;
+  PackedLinear audio_proj1, audio_proj2;
   // text
   const float* word_emb = nullptr;
   const float* pos_emb = nullptr;
   const float* type_emb = nullptr;
   Norm emb_ln;
   std::vector<TextLayer> text_layers;
-  Linear pooler, text_proj1, text_proj2;
+  PackedLinear pooler, text_proj1, text_proj2;
   float logit_scale_a = 0.0f, logit_scale_t = 0.0f;
 
   // ------------------------------------------------------------------------------------------ loading
@@ -349,28 +406,39 @@ struct ClapModel::Impl {
     return {fetch(ws, p + ".weight", {d}), fetch(ws, p + ".bias", {d})};
   }
 
-  Linear fetch_linear(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, bool bias) {
-    return {fetch(ws, p + ".weight", {out, in}), bias ? fetch(ws, p + ".bias", {out}) : nullptr};
+  // A torch Linear as a prepacked layer. Weights in the store (F32, used in place) or in `owned` outlive the
+  // layer, so the generic f32 path may read them where they are.
+  PackedLinear fetch_linear(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, bool bias,
+                            Precision pr = Precision::F32) {
+    const float* w = fetch(ws, p + ".weight", {out, in});
+    const float* b = bias ? fetch(ws, p + ".bias", {out}) : nullptr;
+    PackedLinear l(w, b, static_cast<int>(out), static_cast<int>(in), pr);
+    if (!l.borrows_weights()) release_pages(ws.get(p + ".weight"));
+    return l;
   }
 
-  // Linear layers with the same input stacked along the outputs, into one owned [parts * out, in] weight.
-  Linear fetch_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out, int64_t in, bool bias) {
+  // Linear layers with the same input stacked along the outputs, into one [parts * out, in] layer.
+  PackedLinear fetch_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out, int64_t in,
+                             bool bias, Precision pr) {
     const size_t wn = static_cast<size_t>(out * in), parts = prefixes.size();
-    std::unique_ptr<float[]> w(new float[parts * wn]), b(bias ? new float[parts * out] : nullptr);
+    std::vector<float> w(parts * wn), b(bias ? parts * static_cast<size_t>(out) : 0);
     for (size_t i = 0; i < parts; ++i) {
-      const Linear l = fetch_linear(ws, prefixes[i], out, in, bias);
-      std::copy(l.w, l.w + wn, w.get() + i * wn);
-      if (bias) std::copy(l.b, l.b + out, b.get() + i * out);
+      const float* pw = fetch(ws, prefixes[i] + ".weight", {out, in});
+      std::copy(pw, pw + wn, w.begin() + static_cast<long>(i * wn));
+      release_pages(ws.get(prefixes[i] + ".weight"));
+      if (bias) {
+        const float* pb = fetch(ws, prefixes[i] + ".bias", {out});
+        std::copy(pb, pb + out, b.begin() + static_cast<long>(i * out));
+      }
     }
-    const Linear stacked{w.get(), b.get()};
-    owned.push_back(std::move(w));
-    if (bias) owned.push_back(std::move(b));
-    return stacked;
+    return PackedLinear(std::move(w), std::move(b), static_cast<int>(parts * out), static_cast<int>(in), pr);
   }
 
-  // A 1x1 or kh x kw single-input-channel Conv2d with bias, viewed as a Linear.
-  Linear fetch_conv(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, int64_t kh, int64_t kw) {
-    return {fetch(ws, p + ".weight", {out, in, kh, kw}), fetch(ws, p + ".bias", {out})};
+  // A Conv2d with bias whose kernel covers its whole input patch (stride = kernel, or 1x1), viewed as a Linear.
+  PackedLinear fetch_conv(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, int64_t kh, int64_t kw) {
+    const float* w = fetch(ws, p + ".weight", {out, in, kh, kw});
+    const float* b = fetch(ws, p + ".bias", {out});
+    return PackedLinear(w, b, static_cast<int>(out), static_cast<int>(in * kh * kw), Precision::F32);
   }
 
   nn::BatchNormAffine fetch_bn(const io::WeightStore& ws, const std::string& p, int64_t c) {
@@ -427,13 +495,13 @@ struct ClapModel::Impl {
         SwinBlock blk;
         blk.ln_before = fetch_norm(ws, p + "layernorm_before", d);
         blk.qkv = fetch_stacked(ws, {p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, d, d,
-                                a.qkv_bias);
+                                a.qkv_bias, prec);
         const float* table = fetch(ws, p + "attention.self.relative_position_bias_table", {table_rows, st.heads});
         blk.bias = nn::expand_relative_position_bias(table, ws_, st.heads);
-        blk.o = fetch_linear(ws, p + "attention.output.dense", d, d, true);
+        blk.o = fetch_linear(ws, p + "attention.output.dense", d, d, true, prec);
         blk.ln_after = fetch_norm(ws, p + "layernorm_after", d);
-        blk.fc1 = fetch_linear(ws, p + "intermediate.dense", st.mlp, d, true);
-        blk.fc2 = fetch_linear(ws, p + "output.dense", d, st.mlp, true);
+        blk.fc1 = fetch_linear(ws, p + "intermediate.dense", st.mlp, d, true, prec);
+        blk.fc2 = fetch_linear(ws, p + "output.dense", d, st.mlp, true, prec);
         blk.shift = b % 2 == 1 ? shift : 0;
         st.blocks.push_back(std::move(blk));
       }
@@ -444,8 +512,9 @@ struct ClapModel::Impl {
       }
       if (s + 1 < nstages) {
         const std::string p = e + "layers." + std::to_string(s) + ".downsample.";
+        st.merge = true;
         st.merge_ln = fetch_norm(ws, p + "norm", 4 * d);
-        st.merge_w = fetch(ws, p + "reduction.weight", {2 * d, 4 * d});
+        st.merge_w = fetch_linear(ws, p + "reduction", 2 * d, 4 * d, false, prec);
       }
       stages.push_back(std::move(st));
     }
@@ -464,23 +533,21 @@ struct ClapModel::Impl {
     for (int i = 0; i < t.num_layers; ++i) {
       const std::string p = "text_model.encoder.layer." + std::to_string(i) + ".";
       TextLayer l;
-      const Linear q = fetch_linear(ws, p + "attention.self.query", h, h, true);
-      const Linear k = fetch_linear(ws, p + "attention.self.key", h, h, true);
-      const Linear v = fetch_linear(ws, p + "attention.self.value", h, h, true);
-      const Linear o = fetch_linear(ws, p + "attention.output.dense", h, h, true);
-      l.attn = {q.w, q.b, k.w, k.b, v.w, v.b, o.w, o.b};
+      const std::string a = p + "attention.self.";
+      l.qkv = fetch_stacked(ws, {a + "query", a + "key", a + "value"}, h, h, true, prec);
+      l.o = fetch_linear(ws, p + "attention.output.dense", h, h, true, prec);
       l.ln_attn = fetch_norm(ws, p + "attention.output.LayerNorm", h);
-      l.fc1 = fetch_linear(ws, p + "intermediate.dense", t.intermediate_size, h, true);
-      l.fc2 = fetch_linear(ws, p + "output.dense", h, t.intermediate_size, true);
+      l.fc1 = fetch_linear(ws, p + "intermediate.dense", t.intermediate_size, h, true, prec);
+      l.fc2 = fetch_linear(ws, p + "output.dense", h, t.intermediate_size, true, prec);
       l.ln_out = fetch_norm(ws, p + "output.LayerNorm", h);
-      text_layers.push_back(l);
+      text_layers.push_back(std::move(l));
     }
     pooler = fetch_linear(ws, "text_model.pooler.dense", h, h, true);
     text_proj1 = fetch_linear(ws, "text_projection.linear1", cfg.projection_dim, h, true);
     text_proj2 = fetch_linear(ws, "text_projection.linear2", cfg.projection_dim, cfg.projection_dim, true);
   }
 
-  Impl(const ClapConfig& c, const io::WeightStore& ws, int threads) : cfg(c) {
+  Impl(const ClapConfig& c, const io::WeightStore& ws, int threads, Precision pr) : cfg(c), prec(pr) {
     if (cfg.audio.input_frames < 1 || cfg.audio.input_frames > cfg.audio.spec_size * cfg.audio.freq_ratio())
       throw Error("ClapModel", "audio input_frames " + std::to_string(cfg.audio.input_frames) + " outside [1, " +
                                    std::to_string(cfg.audio.spec_size * cfg.audio.freq_ratio()) + "]");
@@ -511,7 +578,7 @@ struct ClapModel::Impl {
     for (int i = 0; i < b; ++i)
       nn::unroll_patches(img + static_cast<size_t>(i) * channels * plane, 1, s, s, ps, ps,
                          patches.get() + static_cast<size_t>(i) * tokens * ps * ps, p);
-    dense(patches.get(), static_cast<int>(b * tokens), ps * ps, patch_proj, d, out, p);
+    patch_proj.forward(patches.get(), static_cast<int>(b * tokens), out, p);
 
     const int lw = s / (3 * ps);  // mel_conv2d output width per channel
     for (int i = 0; i < b; ++i) {
@@ -523,7 +590,7 @@ struct ClapModel::Impl {
       Buffer lp(static_cast<size_t>(lrows) * ps * 3 * ps);
       nn::unroll_patches(img + (static_cast<size_t>(i) * channels + 1) * plane, 3, s, s, ps, 3 * ps, lp.get(), p);
       Buffer lc(static_cast<size_t>(lrows) * d);
-      dense(lp.get(), static_cast<int>(lrows), 3 * ps * ps, mel_conv, d, lc.get(), p);
+      mel_conv.forward(lp.get(), static_cast<int>(lrows), lc.get(), p);
       Buffer local(static_cast<size_t>(tokens) * d);
       std::fill(local.get(), local.get() + tokens * d, 0.0f);
       for (int ch = 0; ch < 3; ++ch)
@@ -549,10 +616,10 @@ struct ClapModel::Impl {
 
   void run_aff_branch(const AffBranch& br, const float* x, long rows, int d, int inter, float* h, float* y,
                       nn::ThreadPool* p) const {
-    dense(x, static_cast<int>(rows), d, br.c1, inter, h, p);
+    br.c1.forward(x, static_cast<int>(rows), h, p);
     nn::batch_norm_channels_last(h, rows, br.bn1, h, p);
     nn::relu(h, rows * inter, p);
-    dense(h, static_cast<int>(rows), inter, br.c2, d, y, p);
+    br.c2.forward(h, static_cast<int>(rows), y, p);
     nn::batch_norm_channels_last(y, rows, br.bn2, y, p);
   }
 
@@ -567,10 +634,12 @@ struct ClapModel::Impl {
     const int dim = st.dim, ws = a.window_size, n = ws * ws;
     const int rows = b * st.grid * st.grid;
     const std::vector<int32_t>& perm = blk.shift ? st.perm_shifted : st.perm_plain;
-    // LayerNorm, roll and window partition (row-wise ops commute with the permutation: gather, then normalize).
+    // LayerNorm, roll and window partition (row-wise ops commute with the permutation: gather, then normalize as
+    // the q|k|v product reads the rows).
     nn::gather_rows(x, perm, b, dim, sc.xw.get(), p);
-    nn::layer_norm(sc.xw.get(), rows, dim, blk.ln_before.g, blk.ln_before.b, a.layer_norm_eps, sc.xw.get(), p);
-    dense(sc.xw.get(), rows, dim, blk.qkv, 3 * dim, sc.qkv.get(), p);
+    const nn::RowLayerNorm ln1{blk.ln_before.g, blk.ln_before.b, a.layer_norm_eps};
+    const nn::RowLayerNorm ln2{blk.ln_after.g, blk.ln_after.b, a.layer_norm_eps};
+    blk.qkv.forward(sc.xw.get(), rows, sc.qkv.get(), p, nn::LinearPost::store(), &ln1);
     const int head_dim = dim / st.heads;
     // head_dim ** -0.5 as Python computes it (double), then used as a float.
     const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
@@ -578,14 +647,11 @@ struct ClapModel::Impl {
     const float* qkv = sc.qkv.get();
     nn::window_attention(qkv, qkv + dim, qkv + 2 * dim, 3 * dim, b * windows_per_map, n, st.heads, head_dim, scale,
                          blk.bias.data(), blk.shift ? st.mask.data() : nullptr, windows_per_map, sc.ctx.get(), p);
-    dense(sc.ctx.get(), rows, dim, blk.o, dim, sc.xw.get(), p);
+    blk.o.forward(sc.ctx.get(), rows, sc.xw.get(), p);
     // Window reverse + reverse roll + residual in one scatter.
     nn::scatter_add_rows(x, perm, b, dim, sc.xw.get(), p);
-    nn::layer_norm(x, rows, dim, blk.ln_after.g, blk.ln_after.b, a.layer_norm_eps, sc.xw.get(), p);
-    dense(sc.xw.get(), rows, dim, blk.fc1, st.mlp, sc.mlp.get(), p);
-    apply_act(a.act, sc.mlp.get(), static_cast<long>(rows) * st.mlp, p);
-    dense(sc.mlp.get(), rows, st.mlp, blk.fc2, dim, sc.ctx.get(), p);
-    nn::add_inplace(x, sc.ctx.get(), static_cast<long>(rows) * dim, p);
+    linear_act(blk.fc1, a.act, x, rows, sc.mlp.get(), p, &ln2);
+    blk.fc2.forward(sc.mlp.get(), rows, x, p, nn::LinearPost::accumulate());  // x += fc2(...)
   }
 
   // b clips [channels, frames, mels] -> pooled [b, hidden] and embeds [b, projection_dim] (either may be null).
@@ -632,11 +698,11 @@ struct ClapModel::Impl {
       const SwinStage& st = stages[si];
       for (const SwinBlock& blk : st.blocks) swin_block(st, blk, b, x.get(), sc, p);
       int out_grid = st.grid, out_dim = st.dim;
-      if (st.merge_w) {
+      if (st.merge) {
         const int half = st.grid / 2, rows = b * half * half;
         nn::patch_merge(x.get(), b, st.grid, st.dim, sc.xw.get(), p);
-        nn::layer_norm(sc.xw.get(), rows, 4 * st.dim, st.merge_ln.g, st.merge_ln.b, kTorchLayerNormEps, sc.xw.get(), p);
-        dense(sc.xw.get(), rows, 4 * st.dim, {st.merge_w, nullptr}, 2 * st.dim, x.get(), p);
+        const nn::RowLayerNorm ln{st.merge_ln.g, st.merge_ln.b, kTorchLayerNormEps};
+        st.merge_w.forward(sc.xw.get(), rows, x.get(), p, nn::LinearPost::store(), &ln);
         out_grid = half;
         out_dim = 2 * st.dim;
       }
@@ -652,16 +718,14 @@ struct ClapModel::Impl {
     for (int i = 0; i < b; ++i)
       nn::column_mean(x.get() + static_cast<size_t>(i) * tokens * hid, tokens, hid, pool_out.get() + static_cast<size_t>(i) * hid);
     if (pooled) std::copy(pool_out.get(), pool_out.get() + static_cast<size_t>(b) * hid, pooled);
-    if (embeds) project(pool_out.get(), b, hid, audio_proj1, audio_proj2, embeds, p);
+    if (embeds) project(pool_out.get(), b, audio_proj1, audio_proj2, embeds, p);
   }
 
   // ClapProjectionLayer: linear1, activation, linear2.
-  void project(const float* x, int rows, int in, const Linear& l1, const Linear& l2, float* out, nn::ThreadPool* p) const {
-    const int pd = cfg.projection_dim;
-    Buffer h(static_cast<size_t>(rows) * pd);
-    nn::linear(x, rows, in, l1.w, l1.b, pd, h.get(), p);
-    apply_act(cfg.projection_act, h.get(), static_cast<long>(rows) * pd, p);
-    nn::linear(h.get(), rows, pd, l2.w, l2.b, pd, out, p);
+  void project(const float* x, int rows, const PackedLinear& l1, const PackedLinear& l2, float* out, nn::ThreadPool* p) const {
+    Buffer h(static_cast<size_t>(rows) * cfg.projection_dim);
+    linear_act(l1, cfg.projection_act, x, rows, h.get(), p);
+    l2.forward(h.get(), rows, out, p);
   }
 
   // ------------------------------------------------------------------------------------------ text
@@ -695,20 +759,21 @@ struct ClapModel::Impl {
     nn::layer_norm(x.get(), rows, h, emb_ln.g, emb_ln.b, t.layer_norm_eps, x.get(), p);
     if (tap) (*tap)("embeddings", x.get(), rows, h);
 
-    Buffer y(static_cast<size_t>(rows) * h), m(static_cast<size_t>(rows) * t.intermediate_size),
-        work(4 * static_cast<size_t>(rows) * h);
-    const int r = static_cast<int>(rows);
-    const long n = static_cast<long>(rows) * h;
+    Buffer qkv(3 * static_cast<size_t>(rows) * h), ctx(static_cast<size_t>(rows) * h),
+        m(static_cast<size_t>(rows) * t.intermediate_size);
+    const int r = static_cast<int>(rows), head_dim = h / t.num_heads;
+    // head_dim ** -0.5 as Python computes it (double), then used as a float.
+    const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
     for (const TextLayer& l : text_layers) {
-      // Post-LN: x = LN(attn(x) + x); x = LN(fc2(act(fc1(x))) + x).
-      nn::self_attention(x.get(), lens, h, t.num_heads, l.attn, false, y.get(), p, work.get());
-      nn::add_inplace(y.get(), x.get(), n, p);
-      nn::layer_norm(y.get(), rows, h, l.ln_attn.g, l.ln_attn.b, t.layer_norm_eps, x.get(), p);
-      nn::linear(x.get(), r, h, l.fc1.w, l.fc1.b, t.intermediate_size, m.get(), p);
-      apply_act(t.act, m.get(), static_cast<long>(rows) * t.intermediate_size, p);
-      nn::linear(m.get(), r, t.intermediate_size, l.fc2.w, l.fc2.b, h, y.get(), p);
-      nn::add_inplace(y.get(), x.get(), n, p);
-      nn::layer_norm(y.get(), rows, h, l.ln_out.g, l.ln_out.b, t.layer_norm_eps, x.get(), p);
+      // Post-LN: x = LN(attn(x) + x); x = LN(fc2(act(fc1(x))) + x). The residual adds happen in the epilogues.
+      l.qkv.forward(x.get(), r, qkv.get(), p);
+      nn::attention(qkv.get(), qkv.get() + h, qkv.get() + 2 * h, 3L * h, lens, t.num_heads, head_dim, scale, false, ctx.get(),
+                    h, p);
+      l.o.forward(ctx.get(), r, x.get(), p, nn::LinearPost::accumulate());
+      nn::layer_norm(x.get(), rows, h, l.ln_attn.g, l.ln_attn.b, t.layer_norm_eps, x.get(), p);
+      linear_act(l.fc1, t.act, x.get(), r, m.get(), p);
+      l.fc2.forward(m.get(), r, x.get(), p, nn::LinearPost::accumulate());
+      nn::layer_norm(x.get(), rows, h, l.ln_out.g, l.ln_out.b, t.layer_norm_eps, x.get(), p);
     }
     if (tap) (*tap)("last_hidden_state", x.get(), rows, h);
 
@@ -717,11 +782,11 @@ struct ClapModel::Impl {
     for (int s = 0; s < b; ++s)
       std::copy(x.get() + static_cast<size_t>(starts[s]) * h, x.get() + static_cast<size_t>(starts[s] + 1) * h,
                 first.get() + static_cast<size_t>(s) * h);
-    nn::linear(first.get(), b, h, pooler.w, pooler.b, h, pooled.get(), p);
+    pooler.forward(first.get(), b, pooled.get(), p);
     nn::tanh_inplace(pooled.get(), static_cast<long>(b) * h, p);
     const int pd = cfg.projection_dim;
     Buffer proj(static_cast<size_t>(b) * pd);
-    project(pooled.get(), b, h, text_proj1, text_proj2, proj.get(), p);
+    project(pooled.get(), b, text_proj1, text_proj2, proj.get(), p);
     for (int s = 0; s < b; ++s) {
       if (embeds_rows)
         std::copy(proj.get() + static_cast<size_t>(s) * pd, proj.get() + static_cast<size_t>(s + 1) * pd, embeds_rows[s]);
@@ -748,9 +813,9 @@ struct ClapModel::Impl {
   }
 };
 
-ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads) {
+ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads, nn::Precision precision) {
   if (!weights) throw Error("ClapModel", "no weights");
-  impl_ = std::make_unique<Impl>(cfg, *weights, threads);
+  impl_ = std::make_unique<Impl>(cfg, *weights, threads, precision);
   impl_->keep = std::move(weights);
 }
 
@@ -761,6 +826,7 @@ ClapModel& ClapModel::operator=(ClapModel&&) noexcept = default;
 const ClapConfig& ClapModel::config() const { return impl_->cfg; }
 float ClapModel::logit_scale_a() const { return impl_->logit_scale_a; }
 float ClapModel::logit_scale_t() const { return impl_->logit_scale_t; }
+nn::Precision ClapModel::precision() const { return impl_->prec; }
 
 namespace {
 

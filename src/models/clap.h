@@ -1,4 +1,5 @@
-// The CLAP model (Hugging Face ClapModel semantics): HTSAT audio encoder + RoBERTa text encoder, f32 compute.
+// The CLAP model (Hugging Face ClapModel semantics): HTSAT audio encoder + RoBERTa text encoder; f32 compute, or
+// the encoder layers' GEMMs in bf16 / int8 (ClapModel's precision).
 //
 // Audio (input_features [n, channels, frames, mels], the ClapFeatureExtractor's output):
 //   BatchNorm2d over the mel bins (running stats) -> time resized to spec_size * freq_ratio frames (bicubic,
@@ -18,6 +19,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "nn/linear.h"
 
 namespace zeroshot::io {
 class WeightStore;
@@ -86,8 +89,11 @@ class ClapModel {
   // Reads weights from the store, checking every tensor's shape against the config and that no expected tensor
   // is missing and no unexpected float tensor is present (int64 buffers such as position_ids,
   // relative_position_index, num_batches_tracked are ignored). Keeps the store alive and uses its F32 tensors in
-  // place; F16/BF16 ones are converted to f32 copies. `threads` <= 0: all cores.
-  ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads = 0);
+  // place; F16/BF16 ones are converted to f32 copies. `threads` <= 0: all cores. `precision`: that of the GEMMs
+  // of the Swin blocks, the patch merging and the RoBERTa layers (nn/linear.h); the patch embedding, fusion,
+  // pooler and projections always run in f32.
+  ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads = 0,
+            nn::Precision precision = nn::Precision::F32);
   ~ClapModel();
   ClapModel(ClapModel&&) noexcept;
   ClapModel& operator=(ClapModel&&) noexcept;
@@ -95,6 +101,7 @@ class ClapModel {
   const ClapConfig& config() const;
   float logit_scale_a() const;  // raw parameters: scores use exp()
   float logit_scale_t() const;
+  nn::Precision precision() const;
 
   // input_features: n x [channels, audio.input_frames, audio.num_mel_bins]; channels must be 1 for an unfused
   // model and 4 for a fused one. is_longer: n flags (only fused models read it; null = all false).

@@ -247,6 +247,38 @@ TEST_P(ClapFixture, TextEmbedsPooledAndFeatures) {
   expect_rows(l2_normalized(embeds, proj()), T("text_features"), 1e-4f, "text_features", names);
 }
 
+// bf16 / int8 GEMMs in the encoder layers: embeddings close to the reference (the f32 ones), and the rest of the
+// model unchanged (the precision is really applied: the results differ from f32).
+TEST_P(ClapFixture, LowerPrecisionsStayCloseToTheReference) {
+  const auto ids = input_ids(fx_);
+  const int n = n_audio(), nt = static_cast<int>(ids.size());
+  auto min_cos = [&](const std::vector<float>& a, const Tensor& want) {
+    double worst = 1;
+    for (size_t r = 0; r * proj() < a.size(); ++r) {
+      double ab = 0, aa = 0, bb = 0;
+      for (int i = 0; i < proj(); ++i) {
+        const double x = a[r * proj() + i], y = want.v[r * proj() + i];
+        ab += x * y, aa += x * x, bb += y * y;
+      }
+      worst = std::min(worst, ab / std::sqrt(aa * bb));
+    }
+    return worst;
+  };
+  for (const nn::Precision p : {nn::Precision::BF16, nn::Precision::Int8}) {
+    const ClapModel m(cfg_, store_, 2, p);
+    EXPECT_EQ(m.precision(), p);
+    std::vector<float> audio(static_cast<size_t>(n) * proj()), text(static_cast<size_t>(nt) * proj());
+    m.encode_audio(fx_.features.data(), n, fx_.channels, longer(), audio.data());
+    m.encode_texts(ids, text.data());
+    const double ca = min_cos(audio, T("audio_embeds")), ct = min_cos(text, T("text_embeds"));
+    if (std::getenv("CLAP_TEST_VERBOSE"))
+      std::cout << nn::precision_name(p) << ": min cosine audio " << ca << ", text " << ct << "\n";
+    EXPECT_GT(ca, 0.999) << nn::precision_name(p);
+    EXPECT_GT(ct, 0.999) << nn::precision_name(p);
+    EXPECT_GT(max_abs_diff(audio.data(), T("audio_embeds").v.data(), audio.size()), 1e-6f) << nn::precision_name(p);
+  }
+}
+
 TEST_P(ClapFixture, Logits) {
   const auto ids = input_ids(fx_);
   const int na = n_audio(), nt = static_cast<int>(ids.size());

@@ -203,6 +203,19 @@ void release_pages(const io::TensorView& t) {
   if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
 }
 
+// Maps the pages of a mapped tensor in one call (MADV_POPULATE_READ, Linux 5.14; best effort).
+void populate_pages(const io::TensorView& t) {
+#ifdef MADV_POPULATE_READ
+  const long page = sysconf(_SC_PAGESIZE);
+  if (page <= 0 || t.nbytes == 0) return;
+  const uintptr_t b = reinterpret_cast<uintptr_t>(t.data) & ~static_cast<uintptr_t>(page - 1);
+  const uintptr_t e = reinterpret_cast<uintptr_t>(t.data) + t.nbytes;
+  (void)madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
+#else
+  (void)t;
+#endif
+}
+
 // The layers that run in the model's precision: the encoder blocks and the patch embedding (int8 there moved the
 // min cosine to f32 on 64 imagenet-samples photos with random ViT-B/32 weights from 0.99960 to 0.99957, and it is
 // ~20% of the int8 work when left in f32). The projections (tiny) and everything outside the GEMMs stay f32.
@@ -274,7 +287,11 @@ struct ClipModel::Impl {
   }
 
   // The weight as f32 without keeping a copy: in place when the mapping allows, else converted into `tmp`.
-  const float* weight_f32(const io::TensorView& t, std::vector<float>& tmp) {
+  // A weight about to be converted has its pages mapped in one call first (cheaper than a fault per 16 pages; the
+  // prefetch thread leaves converted weights alone so that nothing holds more than the layer being converted). A
+  // weight used in place is left to fault on use: a cached label set never touches the text tower.
+  const float* weight_f32(const io::TensorView& t, std::vector<float>& tmp, bool converted) {
+    if (converted) populate_pages(t);
     if (t.dtype == io::DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
       return reinterpret_cast<const float*>(t.data);
     tmp.resize(static_cast<size_t>(t.numel()));
@@ -324,16 +341,22 @@ struct ClipModel::Impl {
       views.push_back(&ws.get(p + ".weight", {out, in}));
       expected.insert(p + ".weight");
     }
-    if (prec == Precision::Int8 && from_file) return nn::PackedLinear(int8_from_file(prefixes, out, in), bias ? b.data() : nullptr);
+    if (prec == Precision::Int8 && from_file) {
+      // The f32 weights are never read, but the fingerprint's samples faulted some of their pages in (the kernel
+      // maps whole page-cache folios around a fault): drop them.
+      for (const io::TensorView* v : views) release_pages(*v);
+      return nn::PackedLinear(int8_from_file(prefixes, out, in), bias ? b.data() : nullptr);
+    }
     std::vector<float> tmp;
     const float* w;
+    const bool conv = converted(prec);
     if (views.size() == 1) {
-      w = weight_f32(*views[0], tmp);
+      w = weight_f32(*views[0], tmp, conv);
     } else {
       tmp.reserve(static_cast<size_t>(n * in));
       std::vector<float> part;
       for (const io::TensorView* v : views) {
-        const float* pw = weight_f32(*v, part);
+        const float* pw = weight_f32(*v, part, conv);
         tmp.insert(tmp.end(), pw, pw + out * in);
       }
       w = tmp.data();
@@ -341,12 +364,16 @@ struct ClipModel::Impl {
     return build(w, tmp, std::move(b), n, in, prec, views);
   }
 
+  // Whether a linear layer at `prec` gets its own packed / converted copy (else the generic f32 path reads the
+  // weights in place). weight_is_converted() says the same per weight name.
+  static bool converted(Precision prec) { return prec != Precision::F32 || nn::avx512_kernels(Precision::F32); }
+
   // The layer from f32 weights w [n, k] (held by `tmp` when they are a converted or stacked copy, else in the
   // store) and bias b (empty: none). Weights that get converted have their mapped pages released afterwards.
   nn::PackedLinear build(const float* w, std::vector<float>& tmp, std::vector<float> b, int64_t n, int64_t k, Precision prec,
                          const std::vector<const io::TensorView*>& views) {
     const bool in_tmp = !tmp.empty() && w == tmp.data();
-    const bool borrow = prec == Precision::F32 && !nn::avx512_kernels(Precision::F32);
+    const bool borrow = !converted(prec);
     const int ni = static_cast<int>(n), ki = static_cast<int>(k);
     if (borrow && zero_copy && !in_tmp) {
       // The generic f32 path reads the mapped weights in place; its bias must live as long as the model.
@@ -394,10 +421,12 @@ struct ClipModel::Impl {
     for (size_t i = 1; i < shape.size(); ++i) in *= shape[i];
     const io::TensorView& t = ws.get(name, shape);
     expected.insert(name);
-    if (prec == Precision::Int8 && from_file)
+    if (prec == Precision::Int8 && from_file) {
+      release_pages(t);  // as in make_linear
       return nn::PackedLinear(int8_from_file({name.substr(0, name.size() - std::string(".weight").size())}, shape[0], in), nullptr);
+    }
     std::vector<float> tmp;
-    const float* w = weight_f32(t, tmp);
+    const float* w = weight_f32(t, tmp, converted(prec));
     return build(w, tmp, {}, shape[0], in, prec, {&t});
   }
 
@@ -709,7 +738,8 @@ std::string weights_fingerprint(const io::WeightStore& weights) {
   return std::string("fnv1a64:") + hex;
 }
 
-void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path) {
+void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path,
+                       const std::function<void(size_t, size_t)>& progress) {
   const std::vector<std::string> names = int8_layer_weights(cfg);
   std::vector<nn::Int8Weights> q;
   std::vector<std::vector<int64_t>> shapes;
@@ -722,6 +752,8 @@ void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, co
     io::to_f32(t, tmp.data());
     q.push_back(nn::quantize_int8(tmp.data(), static_cast<int>(shape[0]), static_cast<int>(t.numel() / shape[0])));
     shapes.push_back(shape);
+    release_pages(t);
+    if (progress) progress(q.size(), names.size());
   }
   std::vector<io::TensorData> out;
   for (size_t i = 0; i < names.size(); ++i) {
@@ -736,6 +768,19 @@ void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, co
                        "q = round_half_even(w / scale) in [-127, 127]"},
   };
   io::write_safetensors(path, out, meta);
+}
+
+bool weight_is_converted(const std::string& name, Precision precision) {
+  auto ends_with = [&](const char* s) {
+    const size_t n = std::strlen(s);
+    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
+  };
+  const bool block_linear = name.find(".encoder.layers.") != std::string::npos &&
+                            (ends_with("_proj.weight") || ends_with(".fc1.weight") || ends_with(".fc2.weight"));
+  if (block_linear || name == "vision_model.embeddings.patch_embedding.weight")
+    return precision != Precision::F32 || nn::avx512_kernels(Precision::F32);  // as Impl::build decides
+  if (name == "visual_projection.weight" || name == "text_projection.weight") return nn::avx512_kernels(Precision::F32);
+  return false;
 }
 
 bool int8_weights_match(const io::SafeTensorsFile& file, const io::WeightStore& weights) {

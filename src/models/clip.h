@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -70,7 +71,13 @@ inline constexpr const char* kInt8WeightsFile = "zeroshot-int8.safetensors";
 // A fingerprint of the weights (names, dtypes, shapes, sizes and sampled bytes of every tensor; FNV-1a 64, hex).
 std::string weights_fingerprint(const io::WeightStore& weights);
 // Quantizes the layers that run in int8 and writes them to `path` (atomically). Throws zeroshot::Error.
-void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path);
+// `progress(done, total)`, when given, is called after each quantized weight (total: the number of weights).
+// The mapped pages of each f32 weight are released once quantized, so memory stays near the int8 size.
+void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path,
+                       const std::function<void(size_t done, size_t total)>& progress = {});
+// True when ClipModel builds its own copy of weight `name` (packed, converted or quantized) instead of reading the
+// memory-mapped tensor in place at `precision`; those tensors are read once at load and their pages released.
+bool weight_is_converted(const std::string& name, Precision precision);
 // True when `file` is an int8 weights file (format and version we read) made from `weights`.
 bool int8_weights_match(const io::SafeTensorsFile& file, const io::WeightStore& weights);
 

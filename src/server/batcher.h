@@ -1,0 +1,69 @@
+// Dynamic batching: images of concurrent requests are encoded together. Requests put preprocessed pixel values
+// in a bounded queue; one encoder thread takes up to max_batch of them once max_batch are waiting or the oldest has
+// waited max_wait, runs one forward pass, and hands each request its embedding row.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "server/metrics.h"
+#include "zeroshot/zeroshot.h"
+
+namespace zeroshot::server {
+
+// Thrown by submit() when the queue cannot take the images (the server answers 503 + Retry-After).
+struct QueueFull : std::runtime_error {
+  QueueFull() : std::runtime_error("the encoder queue is full; retry later") {}
+};
+// Set on pending futures when the batcher is stopped before their turn.
+struct ShuttingDown : std::runtime_error {
+  ShuttingDown() : std::runtime_error("the server is shutting down") {}
+};
+
+struct BatcherOptions {
+  size_t max_batch = 16;  // 1: no batching (each image encoded alone, in arrival order)
+  std::chrono::milliseconds max_wait{5};
+  size_t max_queue = 64;  // images waiting (not yet taken by the encoder)
+};
+
+class Batcher {
+ public:
+  Batcher(const Model& model, BatcherOptions opt, Metrics* metrics);
+  ~Batcher();  // stop(): pending images are still encoded
+  Batcher(const Batcher&) = delete;
+  Batcher& operator=(const Batcher&) = delete;
+
+  // Queues all `images` ([3, S, S] pixel values each) or none: throws QueueFull when they do not all fit.
+  // Each future yields the projected, un-normalized embedding (Model::embedding_dim() floats) or the encoder's error.
+  std::vector<std::future<std::vector<float>>> submit(std::vector<std::vector<float>> images);
+
+  size_t depth() const;
+  // Encodes what is queued, then ends the encoder thread; later submit() calls throw ShuttingDown.
+  void stop();
+
+ private:
+  struct Item {
+    std::vector<float> pixels;
+    std::promise<std::vector<float>> result;
+    std::chrono::steady_clock::time_point queued;
+  };
+  void run();
+
+  const Model& model_;
+  BatcherOptions opt_;
+  Metrics* metrics_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Item> queue_;
+  bool stopping_ = false;
+  std::thread worker_;
+};
+
+}  // namespace zeroshot::server

@@ -1,0 +1,191 @@
+// The server's pieces without a model: base64, key comparison, request parsing and limits, the LRU, metrics text.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "server/classifier_cache.h"
+#include "server/codec.h"
+#include "server/metrics.h"
+#include "server/request.h"
+#include "zeroshot/error.h"
+
+namespace zs = zeroshot::server;
+
+namespace {
+
+std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+int status_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const zs::HttpError& e) {
+    return e.status;
+  }
+  return 0;
+}
+
+zs::Body json_body(const std::string& text) {
+  static thread_local std::string keep;
+  keep = text;
+  zs::Body b;
+  b.json = &keep;
+  return b;
+}
+
+}  // namespace
+
+TEST(Base64, DecodesRfc4648Vectors) {
+  // RFC 4648 section 10 test vectors.
+  EXPECT_EQ(zs::base64_decode("", "x"), bytes(""));
+  EXPECT_EQ(zs::base64_decode("Zg==", "x"), bytes("f"));
+  EXPECT_EQ(zs::base64_decode("Zm8=", "x"), bytes("fo"));
+  EXPECT_EQ(zs::base64_decode("Zm9v", "x"), bytes("foo"));
+  EXPECT_EQ(zs::base64_decode("Zm9vYg==", "x"), bytes("foob"));
+  EXPECT_EQ(zs::base64_decode("Zm9vYmE=", "x"), bytes("fooba"));
+  EXPECT_EQ(zs::base64_decode("Zm9vYmFy", "x"), bytes("foobar"));
+  EXPECT_EQ(zs::base64_decode("Zm9vYmE", "x"), bytes("fooba"));  // padding optional
+  EXPECT_EQ(zs::base64_decode("data:image/png;base64,Zm9v", "x"), bytes("foo"));
+  EXPECT_EQ(zs::base64_decode("Zm9v\nYmFy", "x"), bytes("foobar"));
+}
+
+TEST(Base64, RefusesGarbage) {
+  EXPECT_THROW(zs::base64_decode("Zm9v!", "x"), zeroshot::Error);
+  EXPECT_THROW(zs::base64_decode("Z", "x"), zeroshot::Error);
+  EXPECT_THROW(zs::base64_decode("Zg==Zg==", "x"), zeroshot::Error);
+  EXPECT_THROW(zs::base64_decode("Zg=", "x"), zeroshot::Error);
+  EXPECT_THROW(zs::base64_decode("data:text/plain,hello", "x"), zeroshot::Error);
+}
+
+TEST(ConstantTimeEqual, ComparesWholeStrings) {
+  EXPECT_TRUE(zs::constant_time_equal("secret", "secret"));
+  EXPECT_FALSE(zs::constant_time_equal("secret", "secreT"));
+  EXPECT_FALSE(zs::constant_time_equal("secret", "secret2"));
+  EXPECT_FALSE(zs::constant_time_equal("", "x"));
+  EXPECT_TRUE(zs::constant_time_equal("", ""));
+}
+
+TEST(ParseClassify, NativeAndHuggingFaceForms) {
+  zs::Limits l;
+  auto r = zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": ["cat", "dog"], "top_k": 1,
+                                            "hypothesis_template": "a photo of {}."})"), l);
+  EXPECT_FALSE(r.hf);
+  EXPECT_EQ(r.image.bytes, bytes("foo"));
+  ASSERT_EQ(r.classes.size(), 2u);
+  EXPECT_EQ(r.classes[1][0], "dog");
+  EXPECT_EQ(r.top_k, 1u);
+  EXPECT_EQ(r.templates, std::vector<std::string>{"a photo of {}."});
+
+  auto h = zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"candidate_labels": "cat, dog,bird"}})"), l);
+  EXPECT_TRUE(h.hf);
+  ASSERT_EQ(h.classes.size(), 3u);
+  EXPECT_EQ(h.classes[2][0], "bird");
+
+  auto s = zs::parse_classify(json_body(R"({"image": "Zm9v", "label_set": "cifar10", "templates": "imagenet7"})"), l);
+  EXPECT_EQ(s.classes.size(), 10u);
+  EXPECT_EQ(s.label_set, "cifar10");
+  EXPECT_EQ(s.templates.size(), 7u);
+}
+
+TEST(ParseClassify, ErrorsAre400) {
+  zs::Limits l;
+  l.max_labels = 3;
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body("{not json"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body("[1,2]"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a,b,c,d"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a,a"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": 5, "candidate_labels": "a"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "https://x/y.png", "candidate_labels": "a"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a", "top_k": -1})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a", "hypothesis_template": "no braces"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "label_set": "imagenet"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "label_set": "esc50"})"), l); }), 400);
+}
+
+TEST(ParseClassify, Multipart) {
+  zs::Body b;
+  b.multipart = true;
+  b.parts = {{"image", "cat.png", "image/png", "xyz"}, {"candidate_labels", "", "", "cat,dog"},
+             {"candidate_labels", "", "", "bird"}, {"multi_label", "", "", "true"}};
+  auto r = zs::parse_classify(b, zs::Limits{});
+  EXPECT_EQ(r.image.name, "cat.png");
+  EXPECT_EQ(r.classes.size(), 3u);
+  EXPECT_TRUE(r.multi_label);
+  b.parts.erase(b.parts.begin());
+  EXPECT_EQ(status_of([&] { zs::parse_classify(b, zs::Limits{}); }), 400);
+}
+
+TEST(ParseSearch, QueryTermsAreTextWithWeights) {
+  auto r = zs::parse_search(json_body(R"({"query": "2:golden retriever + ./pool.jpg - fruit", "top_k": 3})"), zs::Limits{});
+  ASSERT_EQ(r.terms.size(), 3u);
+  EXPECT_EQ(r.terms[0].text, "golden retriever");
+  EXPECT_FLOAT_EQ(r.terms[0].weight, 2.f);
+  EXPECT_FALSE(r.terms[1].image);  // never a path on the server
+  EXPECT_EQ(r.terms[1].text, "./pool.jpg");
+  EXPECT_FLOAT_EQ(r.terms[2].weight, -1.f);
+  EXPECT_EQ(r.top_k, 3u);
+  EXPECT_EQ(status_of([] { zs::parse_search(json_body(R"({"query": "cat +"})"), zs::Limits{}); }), 400);
+  EXPECT_EQ(status_of([] { zs::parse_search(json_body(R"({"query": "- cat"})"), zs::Limits{}); }), 400);
+  EXPECT_EQ(status_of([] { zs::parse_search(json_body(R"({})"), zs::Limits{}); }), 400);
+}
+
+TEST(LruCache, EvictsLeastRecentlyUsed) {
+  zs::LruCache<int> c(2);
+  int built = 0;
+  bool hit = false;
+  auto make = [&](int v) { return [&built, v] { ++built; return std::make_shared<const int>(v); }; };
+  EXPECT_EQ(*c.get("a", make(1), &hit), 1);
+  EXPECT_FALSE(hit);
+  c.get("b", make(2), &hit);
+  EXPECT_EQ(*c.get("a", make(9), &hit), 1);
+  EXPECT_TRUE(hit);
+  c.get("c", make(3), &hit);  // evicts b
+  c.get("b", make(4), &hit);
+  EXPECT_FALSE(hit);
+  EXPECT_EQ(built, 4);
+  EXPECT_EQ(c.size(), 2u);
+  EXPECT_NE(zs::cache_key("k", {{"a,b"}}), zs::cache_key("k", {{"a", "b"}}));
+}
+
+TEST(Metrics, PrometheusText) {
+  zs::Metrics m;
+  m.observe_request("/v1/classify", 200, 0.02);
+  m.observe_request("/v1/classify", 400, 0.001);
+  m.observe_batch(3);
+  m.observe_cache(true);
+  const std::string t = m.render(zs::Gauges{2, 1, 0});
+  EXPECT_NE(t.find("zeroshot_http_requests_total{route=\"/v1/classify\",code=\"200\"} 1\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("zeroshot_http_request_duration_seconds_bucket{route=\"/v1/classify\",le=\"0.025\"} 2\n"),
+            std::string::npos) << t;
+  EXPECT_NE(t.find("zeroshot_batch_size_sum 3\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("zeroshot_queue_depth 2\n"), std::string::npos) << t;
+  EXPECT_NE(t.find("zeroshot_label_cache_hits_total 1\n"), std::string::npos) << t;
+}
+
+TEST(LruCache, ConcurrentMissesBuildOnce) {
+  zs::LruCache<int> c(4);
+  std::atomic<int> built{0};
+  std::atomic<int> misses{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < 8; ++i)
+    ts.emplace_back([&] {
+      bool hit = true;
+      auto v = c.get("k", [&] {
+        ++built;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return std::make_shared<const int>(7);
+      }, &hit);
+      EXPECT_EQ(*v, 7);
+      if (!hit) ++misses;
+    });
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(built.load(), 1);
+  EXPECT_EQ(misses.load(), 1);
+  // A failed build is reported to its waiters and not cached.
+  bool hit = false;
+  EXPECT_THROW(c.get("bad", [] () -> std::shared_ptr<const int> { throw std::runtime_error("no"); }, &hit),
+               std::runtime_error);
+  EXPECT_EQ(*c.get("bad", [] { return std::make_shared<const int>(1); }, &hit), 1);
+  EXPECT_FALSE(hit);
+}

@@ -1,0 +1,115 @@
+// zeroshot quantize: writes a model's int8 weights once (zeroshot-int8.safetensors, docs/quantized-format.md),
+// so that every later `--precision int8` load reads them instead of quantizing the f32 weights.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "io/hub.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "models/clip.h"
+#include "util/progress.h"
+
+namespace zeroshot::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct QuantizeArgs {
+  std::string model = kDefaultModel;
+  std::string revision = "main";
+  bool offline = false;
+  std::string precision = "int8";
+  std::string output;
+  bool quiet = false;
+};
+
+// A snapshot folder of the Hugging Face hub cache (<cache>/models--org--name/snapshots/<commit>): files there
+// are symlinks into blobs shared with Python tools, and a new file would be dropped by their cache cleaning.
+bool is_hub_snapshot(const fs::path& dir) {
+  const fs::path d = dir.lexically_normal();
+  const fs::path parent = d.has_filename() ? d.parent_path() : d.parent_path().parent_path();
+  return parent.filename() == "snapshots" && parent.parent_path().filename().string().rfind("models--", 0) == 0;
+}
+
+int run(const QuantizeArgs& a) {
+  if (a.precision != "int8") throw Error("--precision " + a.precision, "only int8 has a weights file");
+  std::error_code ec;
+  if (a.output.empty() && io::is_hub_id(a.model) && !fs::exists(a.model, ec))  // before any download
+    throw Error(a.model, "a hub id: its files live in the Hugging Face hub cache, shared with other tools; quantize a "
+                         "copy of the model in a folder of your own (huggingface-cli download " + a.model +
+                         " --local-dir DIR), or write elsewhere with -o FILE");
+  io::HubOptions hub;
+  hub.revision = a.revision;
+  hub.offline = a.offline;
+  hub.progress = !a.quiet;
+  const std::string dir = io::resolve_model(a.model, hub);
+  const fs::path config = fs::path(dir) / "config.json";
+  if (!fs::exists(config)) throw Error(dir, "no config.json (not a Hugging Face model folder)");
+  const io::Json j = io::load_json(config.string());
+  const std::string type = j.is_object() ? j.value("model_type", "") : "";
+  if (type != "clip")
+    throw Error(config.string(), "model_type \"" + type + "\": int8 weights files are for CLIP models only (others quantize at load)");
+
+  std::string out = a.output;
+  if (out.empty()) {
+    if (is_hub_snapshot(dir))
+      throw Error(dir, "a Hugging Face hub cache snapshot (shared with other tools): quantize a copy of the model "
+                       "in a folder of your own (huggingface-cli download " + a.model + " --local-dir DIR), or "
+                       "write elsewhere with -o FILE");
+    if (::access(dir.c_str(), W_OK) != 0)
+      throw Error(dir, "read-only folder: quantize a writable copy of the model, or write elsewhere with -o FILE");
+    out = (fs::path(dir) / models::kInt8WeightsFile).string();
+  }
+
+  const auto t0 = std::chrono::steady_clock::now();
+  const models::ClipConfig cfg = models::ClipConfig::load(config.string());
+  const io::WeightStore weights = io::WeightStore::open_dir(dir);
+  if (!a.quiet) std::fprintf(stderr, "quantizing %s to int8 -> %s\n", dir.c_str(), out.c_str());
+  {
+    // The patch embedding and six matrices per encoder layer (models::save_int8_weights' list).
+    const uint64_t total = 1 + 6 * static_cast<uint64_t>(cfg.vision.num_layers + cfg.text.num_layers);
+    util::ProgressBar bar("int8 weights", total, !a.quiet, 0, util::ProgressUnit::Items);
+    models::save_int8_weights(cfg, weights, out, [&](size_t done, size_t) { bar.update(done); });
+    bar.finish();
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto bytes = fs::file_size(out, ec);
+  if (!a.quiet)
+    std::fprintf(stderr, "wrote %s (%s in %.1f s); `--precision int8` loads of %s now read it\n", out.c_str(),
+                 util::format_bytes(ec ? 0.0 : static_cast<double>(bytes)).c_str(), s,
+                 a.output.empty() ? "this model" : "a model whose folder holds it");
+  std::printf("%s\n", out.c_str());
+  return 0;
+}
+
+}  // namespace
+
+void add_quantize_command(CLI::App& app, std::function<int()>* action) {
+  auto a = std::make_shared<QuantizeArgs>();
+  CLI::App* c = app.add_subcommand("quantize", "Write a model's int8 weights once, for fast --precision int8 loads");
+  c->add_option("-m,--model", a->model, "Hugging Face model folder (or hub id, with -o)")
+      ->default_val(std::string(kDefaultModel))
+      ->envname("ZEROSHOT_MODEL");
+  c->add_option("--revision", a->revision, "Hub revision (branch, tag or commit) for hub ids")->default_val("main");
+  c->add_flag("--offline", a->offline, "Never use the network (also HF_HUB_OFFLINE=1)");
+  c->add_option("--precision", a->precision, "The stored precision (int8: the one with a weights file)")
+      ->default_val("int8")
+      ->check(CLI::IsMember({"int8"}));
+  c->add_option("-o,--output", a->output,
+                "Where to write (default: <model folder>/zeroshot-int8.safetensors, the file a load looks for)");
+  c->add_flag("-q,--quiet", a->quiet, "No progress messages");
+  c->footer(
+      "The file holds every encoder layer's int8 weights and per-channel scales (docs/quantized-format.md) and the\n"
+      "fingerprint of the weights it was made from. A later load with --precision int8 uses it when the fingerprint\n"
+      "matches (same embeddings as quantizing at load, bit for bit; less memory, faster start) and ignores it\n"
+      "otherwise; a damaged file is an error naming it. Prints the path written.");
+  c->callback([a, action] { *action = [a] { return run(*a); }; });
+}
+
+}  // namespace zeroshot::cli

@@ -1,0 +1,142 @@
+// zeroshot serve: the HTTP inference server (src/server/server.h; API in docs/api.md).
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "cli_common.h"
+#include "commands.h"
+#include "server/server.h"
+
+namespace zeroshot::cli {
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+void on_signal(int sig) {
+  const unsigned char b = static_cast<unsigned char>(sig);
+  (void)!::write(g_signal_pipe[1], &b, 1);
+}
+
+struct ServeArgs {
+  ModelArgs model;
+  std::string api_key_file;
+  std::string label_cache;
+  bool no_batching = false;
+  double max_body_mb = 32;
+  bool quiet = false;
+  server::ServerOptions opt;
+};
+
+std::string read_api_key(const std::string& path) {
+  std::ifstream f(path);
+  if (!f) throw Error(path, "cannot read the API key file");
+  std::string key;
+  std::getline(f, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) key.pop_back();
+  if (key.empty()) throw Error(path, "the API key file's first line is empty");
+  return key;
+}
+
+int run(ServeArgs& a) {
+  server::ServerOptions opt = a.opt;
+  if (!a.api_key_file.empty()) opt.api_key = read_api_key(a.api_key_file);
+  opt.label_cache_dir = a.label_cache;
+  opt.precision = a.model.precision;
+  if (a.no_batching) opt.max_batch = 1, opt.max_wait_ms = 0;
+  opt.max_body_bytes = static_cast<size_t>(std::llround(a.max_body_mb * 1024 * 1024));
+
+  // SIGINT/SIGTERM: the handler only writes the signal's number to a pipe (async-signal-safe; any thread may take
+  // the signal, OpenBLAS's included), a watcher thread reads it and stops the server gracefully. Before the server
+  // runs, a signal just ends the process.
+  if (::pipe(g_signal_pipe) != 0) throw Error("serve", "cannot create a pipe");
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  std::atomic<server::Server*> serving{nullptr};
+  std::thread watcher([&] {
+    unsigned char sig = 0;
+    while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    }
+    if (sig == 0) return;  // woken by the guard below
+    server::Server* s = serving.load();
+    if (!s) std::_Exit(128 + sig);
+    if (!a.quiet) std::fprintf(stderr, "zeroshot: %s: finishing requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    s->stop();
+  });
+  struct Guard {  // on every way out: wake the watcher if it still waits for a signal, and join it
+    std::thread& t;
+    void finish() {
+      if (!t.joinable()) return;
+      const unsigned char zero = 0;
+      (void)!::write(g_signal_pipe[1], &zero, 1);  // no effect when a signal came first: the watcher read once
+      t.join();
+    }
+    ~Guard() { finish(); }
+  } guard{watcher};
+
+  auto model = a.model.load(a.quiet);  // --precision is one of the model options
+  server::Server srv(*model, opt);
+  const int port = srv.bind();
+  std::printf("zeroshot: serving %s on http://%s:%d/\n", model->name().c_str(),
+              opt.host.find(':') != std::string::npos ? ("[" + opt.host + "]").c_str() : opt.host.c_str(), port);
+  std::fflush(stdout);
+  serving = &srv;
+  srv.run();
+  guard.finish();  // the watcher may still be inside srv.stop()
+  if (!a.quiet) std::fprintf(stderr, "zeroshot: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, std::function<int()>* action) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* c = app.add_subcommand("serve", "HTTP inference server: JSON API, web page, dynamic batching");
+  a->model.add_to(*c);
+  c->add_option("--index", a->opt.index_db, "An index database (zeroshot index): enables /v1/search and thumbnails");
+  c->add_option("--policy", a->opt.policy_path, "A moderation policy (TOML): enables /v1/moderate");
+  c->add_option("--host", a->opt.host, "Address to listen on (0.0.0.0: every interface)")->default_val("127.0.0.1");
+  c->add_option("--port", a->opt.port, "Port (0: any free port; the address is printed)")
+      ->default_val(8080)
+      ->check(CLI::Range(0, 65535));
+  c->add_option("--api-key-file", a->api_key_file,
+                "File whose first line is the API key: /v1/* and /metrics then need \"Authorization: Bearer KEY\"");
+  c->add_option("--max-batch", a->opt.max_batch, "Images encoded together at most")
+      ->default_val(16)
+      ->check(CLI::Range(1, 1024));
+  c->add_option("--max-wait-ms", a->opt.max_wait_ms, "How long the first image of a batch waits for others")
+      ->default_val(5)
+      ->check(CLI::Range(0, 60000));
+  c->add_flag("--no-batching", a->no_batching, "Encode every image alone (--max-batch 1 --max-wait-ms 0)");
+  c->add_option("--max-queue", a->opt.max_queue, "Images waiting for the encoder; beyond it: 503 + Retry-After")
+      ->default_val(64)
+      ->check(CLI::Range(1, 100000));
+  c->add_option("--max-body-mb", a->max_body_mb, "Largest request body, MiB")->default_val(32)->check(CLI::Range(0.001, 4096.0));
+  c->add_option("--max-labels", a->opt.max_labels, "Labels per request")->default_val(1000)->check(CLI::Range(1, 100000));
+  c->add_option("--request-timeout", a->opt.request_timeout_s, "Seconds a request waits for the encoder; then 504")
+      ->default_val(60)
+      ->check(CLI::Range(0.001, 86400.0));
+  c->add_option("--http-threads", a->opt.http_threads, "Connections served at once")
+      ->default_val(32)
+      ->check(CLI::Range(1, 4096));
+  c->add_option("--label-cache", a->label_cache,
+                "Label-embedding disk cache folder, or none (default $XDG_CACHE_HOME/zeroshot)");
+  c->add_flag("-q,--quiet", a->quiet, "No progress bar or notes");
+  c->footer(
+      "The API (classify, embed, search, moderate, models, metrics) is documented in docs/api.md; the web page is\n"
+      "at /. The server binds 127.0.0.1 unless --host says otherwise, never fetches URLs, and on SIGTERM or\n"
+      "SIGINT finishes the requests in flight and exits 0.");
+  c->callback([a, action] { *action = [a] { return run(*a); }; });
+}
+
+}  // namespace zeroshot::cli
