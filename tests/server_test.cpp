@@ -18,6 +18,8 @@
 #include "eval/thumbnail.h"
 #include "index/indexer.h"
 #include "index/store.h"
+#include "server/batcher.h"
+#include "server/metrics.h"
 #include "server/server.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/zeroshot.h"
@@ -397,34 +399,58 @@ TEST(Server, ApiKey) {
 
 TEST(Server, FullQueueAnswers503WithRetryAfter) {
   zs::ServerOptions opt;
-  opt.max_queue = 1;
-  opt.max_batch = 64;
-  opt.max_wait_ms = 1500;  // the first image waits for company; the others find the queue full
+  opt.max_queue = 1;  // a request with two images can never fit
   Running s(opt);
-  const std::string body = json{{"image", b64_file(img("coffee.png"))}, {"candidate_labels", {"coffee", "a cat"}}}.dump();
-  std::vector<std::future<std::pair<int, std::string>>> replies;
-  for (int i = 0; i < 4; ++i) {
-    replies.push_back(std::async(std::launch::async, [&] {
-      auto c = s.client();
-      auto r = c.Post("/v1/classify", body, "application/json");
-      return r ? std::make_pair(r->status, r->get_header_value("Retry-After")) : std::make_pair(-1, std::string());
-    }));
-    if (i == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the first is queued first
-  }
-  int ok = 0, full = 0;
-  for (auto& f : replies) {
-    const auto [status, retry] = f.get();
-    if (status == 200) ++ok;
-    if (status == 503) {
-      ++full;
-      EXPECT_EQ(retry, "1");
-    }
-  }
-  EXPECT_EQ(ok, 1);
-  EXPECT_EQ(full, 3);
-  auto r = s.client().Post("/v1/classify", body, "application/json");  // the queue has drained
+  auto c = s.client();
+  const std::string one = b64_file(img("coffee.png"));
+  auto r = c.Post("/v1/embed", json{{"images", {one, one}}}.dump(), "application/json");
   ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->status, 503) << r->body;
+  EXPECT_EQ(r->get_header_value("Retry-After"), "1");
+  EXPECT_TRUE(json::parse(r->body).contains("error")) << r->body;
+  auto ok = c.Post("/v1/classify", json{{"image", one}, {"candidate_labels", {"coffee", "a cat"}}}.dump(),
+                   "application/json");  // the server goes on
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200) << ok->body;
+}
+
+// The batcher on its own: announced images are waited for (one batch), a lone image is not.
+std::vector<float> pixels_of(const std::string& name) { return model().preprocess_image_file(img(name)); }
+
+TEST(Batcher, WaitsForAnnouncedImagesAndNotForALoneOne) {
+  zs::Metrics metrics;
+  zs::Batcher b(model(), zs::BatcherOptions{16, std::chrono::milliseconds(5000), 64}, &metrics);
+  auto a1 = b.announce(1);
+  auto a2 = b.announce(1);
+  auto f1 = b.submit({pixels_of("coffee.png")}, a1);
+  // a2 is still on its way: the first image waits for it (up to 5 s).
+  EXPECT_EQ(f1[0].wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+  EXPECT_EQ(b.depth(), 1u);
+  auto f2 = b.submit({pixels_of("rocket.jpg")}, a2);
+  const auto e1 = f1[0].get(), e2 = f2[0].get();
+  const auto want = model().embed_image_files({img("coffee.png"), img("rocket.jpg")});
+  ASSERT_EQ(e1.size(), want.dim);
+  for (size_t k = 0; k < want.dim; ++k) {
+    EXPECT_NEAR(e1[k], want.row(0)[k], 1e-4 * (1 + std::fabs(want.row(0)[k])));
+    EXPECT_NEAR(e2[k], want.row(1)[k], 1e-4 * (1 + std::fabs(want.row(1)[k])));
+  }
+  const std::string text = metrics.render(zs::Gauges{});
+  EXPECT_NE(text.find("zeroshot_batch_size_count 1\n"), std::string::npos) << text;  // one forward pass of 2
+  EXPECT_NE(text.find("zeroshot_batch_size_sum 2\n"), std::string::npos) << text;
+
+  // Alone (nothing else announced): encoded at once, not after the 5 s max wait.
+  auto a3 = b.announce(1);
+  auto f3 = b.submit({pixels_of("coffee.png")}, a3);
+  EXPECT_EQ(f3[0].wait_for(std::chrono::milliseconds(2500)), std::future_status::ready);
+  // An announcement that never arrives (decoding failed) stops holding the queue when it is dropped.
+  auto f4 = [&] {
+    auto a4 = b.announce(1);
+    auto a5 = b.announce(1);
+    auto f = b.submit({pixels_of("rocket.jpg")}, a4);
+    EXPECT_EQ(f[0].wait_for(std::chrono::milliseconds(300)), std::future_status::timeout);
+    return f;
+  }();  // a5 destroyed here
+  EXPECT_EQ(f4[0].wait_for(std::chrono::milliseconds(2500)), std::future_status::ready);
 }
 
 TEST(Server, StopFinishesRequestsInFlight) {

@@ -22,6 +22,38 @@ void Batcher::stop() {
   if (worker_.joinable()) worker_.join();
 }
 
+Batcher::Arrival::~Arrival() {
+  if (b_) b_->withdraw(n_);
+}
+
+Batcher::Arrival Batcher::announce(size_t images) {
+  std::lock_guard<std::mutex> lock(mu_);
+  incoming_ += images;
+  return Arrival(this, images);
+}
+
+void Batcher::withdraw(size_t n) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    incoming_ -= std::min(incoming_, n);
+  }
+  cv_.notify_all();
+}
+
+std::vector<std::future<std::vector<float>>> Batcher::submit(std::vector<std::vector<float>> images, Arrival& arrival) {
+  if (arrival.b_ == this) {
+    arrival.b_ = nullptr;
+    std::lock_guard<std::mutex> lock(mu_);
+    incoming_ -= std::min(incoming_, arrival.n_);
+  }
+  try {
+    return submit(std::move(images));
+  } catch (...) {
+    cv_.notify_all();  // the encoder may be waiting for these images
+    throw;
+  }
+}
+
 size_t Batcher::depth() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size();
@@ -55,9 +87,11 @@ void Batcher::run() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping, nothing left
-      // Wait for a full batch, or until the oldest image has waited max_wait (not when stopping: drain now).
+      // Wait for a full batch, or until the oldest image has waited max_wait, or until no announced image is
+      // still being decoded (not when stopping: drain now).
       const auto deadline = queue_.front().queued + opt_.max_wait;
-      cv_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() >= opt_.max_batch; });
+      cv_.wait_until(lock, deadline,
+                     [&] { return stopping_ || queue_.size() >= opt_.max_batch || incoming_ == 0; });
       const size_t n = std::min(opt_.max_batch, queue_.size());
       for (size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));

@@ -1,6 +1,7 @@
 // Dynamic batching: images of concurrent requests are encoded together. Requests put preprocessed pixel values
-// in a bounded queue; one encoder thread takes up to max_batch of them once max_batch are waiting or the oldest has
-// waited max_wait, runs one forward pass, and hands each request its embedding row.
+// in a bounded queue; one encoder thread takes up to max_batch of them once max_batch are waiting, or the oldest has
+// waited max_wait, or no announced image is still on its way (a lone request is not kept waiting for company that
+// is not coming), runs one forward pass, and hands each request its embedding row.
 #pragma once
 
 #include <chrono>
@@ -35,6 +36,24 @@ struct BatcherOptions {
 
 class Batcher {
  public:
+  // Images a request will submit once decoded: while any are announced, the encoder waits (up to max_wait) for
+  // them to join the batch. Released by submit(images, arrival) or when the Arrival is destroyed (decoding failed).
+  class Arrival {
+   public:
+    Arrival() = default;
+    Arrival(Arrival&& o) noexcept : b_(o.b_), n_(o.n_) { o.b_ = nullptr; }
+    Arrival& operator=(Arrival&&) = delete;
+    Arrival(const Arrival&) = delete;
+    ~Arrival();
+
+   private:
+    friend class Batcher;
+    Arrival(Batcher* b, size_t n) : b_(b), n_(n) {}
+    Batcher* b_ = nullptr;
+    size_t n_ = 0;
+  };
+  Arrival announce(size_t images);
+
   Batcher(const Model& model, BatcherOptions opt, Metrics* metrics);
   ~Batcher();  // stop(): pending images are still encoded
   Batcher(const Batcher&) = delete;
@@ -43,6 +62,8 @@ class Batcher {
   // Queues all `images` ([3, S, S] pixel values each) or none: throws QueueFull when they do not all fit.
   // Each future yields the projected, un-normalized embedding (Model::embedding_dim() floats) or the encoder's error.
   std::vector<std::future<std::vector<float>>> submit(std::vector<std::vector<float>> images);
+  // The same, releasing `arrival`'s announcement (also when the queue is full).
+  std::vector<std::future<std::vector<float>>> submit(std::vector<std::vector<float>> images, Arrival& arrival);
 
   size_t depth() const;
   // Encodes what is queued, then ends the encoder thread; later submit() calls throw ShuttingDown.
@@ -55,6 +76,7 @@ class Batcher {
     std::chrono::steady_clock::time_point queued;
   };
   void run();
+  void withdraw(size_t n);
 
   const Model& model_;
   BatcherOptions opt_;
@@ -62,6 +84,7 @@ class Batcher {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Item> queue_;
+  size_t incoming_ = 0;  // announced images not yet submitted
   bool stopping_ = false;
   std::thread worker_;
 };

@@ -131,8 +131,9 @@ struct Server::Impl {
   std::vector<std::future<std::vector<float>>> submit(const std::vector<ImageInput>& images) {
     std::vector<std::vector<float>> px;
     px.reserve(images.size());
+    auto arrival = batcher.announce(images.size());  // the encoder waits for these while they decode
     for (const auto& in : images) px.push_back(model.preprocess_image_memory(in.bytes.data(), in.bytes.size(), in.name));
-    return batcher.submit(std::move(px));
+    return batcher.submit(std::move(px), arrival);
   }
   std::vector<float> wait(std::future<std::vector<float>>& f) {
     const auto d = std::chrono::duration<double>(opt.request_timeout_s);
