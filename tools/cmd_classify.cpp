@@ -113,6 +113,38 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
   return t;
 }
 
+// Embeds `paths` in batches under a progress bar and calls print(i, embedding) for each, in input order. A file that
+// cannot be read gets an error line (stderr, plus a JSON line with --format json), the others go on; exit code 1
+// when any failed.
+int embed_and_print(const Model& model, const std::vector<std::string>& paths, const ClassifyArgs& a, Format fmt,
+                    const char* bar_label, const std::function<void(size_t, const float*)>& print) {
+  const bool audio = model.modality() == Modality::Audio;
+  const char* key = audio ? "audio" : "image";
+  util::ProgressBar bar(bar_label, paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
+  size_t failed = 0;
+  const bool bar_shares_terminal = stdout_is_tty();
+  model.embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
+    if (bar_shares_terminal || !emb) bar.clear();
+    if (!emb) {
+      ++failed;
+      std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
+      if (fmt == Format::Json)
+        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(paths[i]).c_str(), json_string(err).c_str());
+    } else {
+      print(i, emb);
+      std::fflush(stdout);
+    }
+    bar.tick();
+    return true;
+  });
+  bar.finish();
+  if (failed) {
+    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), audio ? "audio files" : "images");
+    return 1;
+  }
+  return 0;
+}
+
 int run_multi_label(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
   TaggerSpec spec = resolve_tagger(a);
@@ -125,19 +157,7 @@ int run_multi_label(const ClassifyArgs& a) {
   if (paths.empty()) throw Error("inputs", audio ? "no audio files found" : "no image files found");
   const MultiLabelClassifier tagger(*model, std::move(spec.classes), std::move(spec.templates), std::move(spec.opt));
 
-  util::ProgressBar bar("tagging", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
-  size_t failed = 0;
-  const bool bar_shares_terminal = stdout_is_tty();
-  model->embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
-    if (bar_shares_terminal || !emb) bar.clear();
-    if (!emb) {
-      ++failed;
-      std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
-      if (fmt == Format::Json)
-        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(paths[i]).c_str(), json_string(err).c_str());
-      bar.tick();
-      return true;
-    }
+  return embed_and_print(*model, paths, a, fmt, "tagging", [&](size_t i, const float* emb) {
     const auto r = tagger.tag(emb, a.top_k);
     if (fmt == Format::Json) {
       std::string line = "{\"" + std::string(key) + "\": " + json_string(paths[i]) + ", \"result\": [";
@@ -150,16 +170,7 @@ int run_multi_label(const ClassifyArgs& a) {
     } else {
       print_tags(paths[i], r);
     }
-    std::fflush(stdout);
-    bar.tick();
-    return true;
   });
-  bar.finish();
-  if (failed) {
-    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), audio ? "audio files" : "images");
-    return 1;
-  }
-  return 0;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -177,19 +188,7 @@ int run(const ClassifyArgs& a) {
   if (a.no_cache) copt.cache_dir = "none";
   ZeroShotClassifier clf(*model, classes, templates, copt);
 
-  util::ProgressBar bar("classifying", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
-  size_t failed = 0;
-  const bool bar_shares_terminal = stdout_is_tty();
-  model->embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
-    if (bar_shares_terminal || !emb) bar.clear();
-    if (!emb) {
-      ++failed;
-      std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
-      if (fmt == Format::Json)
-        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(paths[i]).c_str(), json_string(err).c_str());
-      bar.tick();
-      return true;
-    }
+  const int code = embed_and_print(*model, paths, a, fmt, "classifying", [&](size_t i, const float* emb) {
     const auto r = clf.classify(emb, a.top_k);
     if (fmt == Format::Json) {
       std::string line = "{\"" + std::string(key) + "\": " + json_string(paths[i]) + ", \"result\": [";
@@ -201,17 +200,9 @@ int run(const ClassifyArgs& a) {
     } else {
       print_table(paths[i], r);
     }
-    std::fflush(stdout);
-    bar.tick();
-    return true;
   });
-  bar.finish();
   trace::note("classify done");
-  if (failed) {
-    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), model->modality() == Modality::Audio ? "audio files" : "images");
-    return 1;
-  }
-  return 0;
+  return code;
 }
 
 }  // namespace
