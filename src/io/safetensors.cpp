@@ -157,9 +157,10 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
 WeightStore WeightStore::open(const std::string& path) {
   WeightStore ws;
   ws.origin_ = path;
+  std::vector<std::shared_ptr<SafeTensorsFile>> files;
   const bool is_index = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
   if (!is_index) {
-    ws.files_.push_back(std::make_unique<SafeTensorsFile>(path));
+    files.push_back(std::make_shared<SafeTensorsFile>(path));
   } else {
     Json idx = load_json(path);
     if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
@@ -173,23 +174,42 @@ WeightStore WeightStore::open(const std::string& path) {
       shards.insert(shard);
     }
     const auto dir = std::filesystem::path(path).parent_path();
-    for (const auto& s : shards) ws.files_.push_back(std::make_unique<SafeTensorsFile>((dir / s).string()));
+    for (const auto& s : shards) files.push_back(std::make_shared<SafeTensorsFile>((dir / s).string()));
     // Every tensor the index promises must be in the shard it names.
     for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
       const std::string shard_path = (dir / it.value().get<std::string>()).string();
       bool found = false;
-      for (const auto& f : ws.files_)
+      for (const auto& f : files)
         if (f->path() == shard_path && f->tensors().count(it.key())) found = true;
       if (!found) throw Error(shard_path, "missing tensor " + it.key() + " (named by " + path + ")");
     }
   }
-  for (const auto& f : ws.files_) {
-    for (const auto& [name, t] : f->tensors()) {
-      auto [pos, inserted] = ws.index_.emplace(name, &t);
-      if (!inserted) throw Error(f->path(), "tensor " + name + " also appears in " + pos->second->file);
-    }
-  }
+  for (const auto& f : files)
+    for (const auto& [name, t] : f->tensors()) ws.add(t, f);
   return ws;
+}
+
+void WeightStore::add(TensorView view, std::shared_ptr<const void> owner) {
+  if (auto it = index_.find(view.name); it != index_.end())
+    throw Error(view.file, "tensor " + view.name + " also appears in " + it->second.file);
+  const std::string name = view.name;
+  index_.emplace(name, std::move(view));
+  if (owner && (owners_.empty() || owners_.back() != owner)) owners_.push_back(std::move(owner));
+}
+
+void WeightStore::add_owned(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes,
+                            const std::string& file) {
+  auto buf = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
+  TensorView v;
+  v.name = name;
+  v.dtype = dtype;
+  v.shape = std::move(shape);
+  v.data = buf->data();
+  v.nbytes = buf->size();
+  v.file = file;
+  if (static_cast<size_t>(v.numel()) * dtype_size(dtype) != v.nbytes)
+    throw Error(file, "tensor " + name + ": " + std::to_string(v.nbytes) + " bytes do not match its shape " + shape_str(v.shape));
+  add(std::move(v), std::move(buf));
 }
 
 WeightStore WeightStore::open_dir(const std::string& dir) {
@@ -206,7 +226,7 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
 const TensorView& WeightStore::get(const std::string& name) const {
   auto it = index_.find(name);
   if (it == index_.end()) throw Error(origin_, "missing tensor " + name);
-  return *it->second;
+  return it->second;
 }
 
 const TensorView& WeightStore::get(const std::string& name, const std::vector<int64_t>& shape) const {

@@ -52,13 +52,24 @@ class SafeTensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// All weights of a model: a single file or the shards named by an index file.
+// All weights of a model: a single file, the shards named by an index file, or tensors gathered from other
+// stores and owned buffers (a checkpoint in another layout translated to the names a model reads).
+// Every TensorView's data stays valid as long as the store (it keeps the files or buffers it points into alive).
 class WeightStore {
  public:
   // `path` is a .safetensors file or a model.safetensors.index.json.
   static WeightStore open(const std::string& path);
   // Looks in `dir` for model.safetensors, then model.safetensors.index.json.
   static WeightStore open_dir(const std::string& dir);
+
+  // Adds `view` under view.name; its data lives in (or is kept alive by) `owner`, which the store holds.
+  // Throws zeroshot::Error(view.file, "tensor <name> also appears in <file>") for a duplicate name.
+  void add(TensorView view, std::shared_ptr<const void> owner);
+  // Adds a tensor holding a copy of `bytes` (numel * dtype size). `file`: the file it was made from, for errors.
+  void add_owned(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes,
+                 const std::string& file);
+  // The file name cited by errors that concern the model as a whole (missing tensors).
+  void set_origin(std::string origin) { origin_ = std::move(origin); }
 
   bool has(const std::string& name) const { return index_.count(name) != 0; }
   // Throws zeroshot::Error("<file>: missing tensor <name>") when absent.
@@ -71,8 +82,8 @@ class WeightStore {
   const std::string& origin() const { return origin_; }
 
  private:
-  std::vector<std::unique_ptr<SafeTensorsFile>> files_;
-  std::map<std::string, const TensorView*> index_;
+  std::vector<std::shared_ptr<const void>> owners_;
+  std::map<std::string, TensorView> index_;
   std::string origin_;
 };
 
