@@ -113,6 +113,9 @@ class Model {
   std::vector<int32_t> tokenize(const std::string& text) const;               // bos ... eos, <= 77 ids
   std::vector<float> preprocess_image_file(const std::string& path) const;    // [3, S, S] pixel_values
   std::vector<float> preprocess_image_memory(const uint8_t* data, size_t size, const std::string& name) const;
+  // Already decoded pixels: interleaved 8-bit RGB, row-major, width * height * 3 bytes (a caller's own decoder, a
+  // PIL image converted to RGB). `name` is used in error messages.
+  std::vector<float> preprocess_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const;
   Embeddings embed_pixel_values(const float* pixel_values, size_t n) const;   // n x [3, S, S]
   Embeddings embed_token_ids(const std::vector<std::vector<int32_t>>& ids) const;
 

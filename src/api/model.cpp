@@ -259,6 +259,16 @@ std::vector<float> Model::preprocess_image_memory(const uint8_t* data, size_t si
   return impl_->processor->preprocess(image::decode_memory(data, size, name, impl_->decode));
 }
 
+std::vector<float> Model::preprocess_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const {
+  require_images(*this, name);
+  if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+  image::RgbImage img;
+  img.width = width;
+  img.height = height;
+  img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+  return impl_->processor->preprocess(img);
+}
+
 Embeddings Model::embed_pixel_values(const float* pixel_values, size_t n) const {
   require_images(*this, "pixel_values");
   trace::Phase p("encode images");
