@@ -6,12 +6,11 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "api/backend.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "io/hub.h"
-#include "io/json.h"
-#include "io/safetensors.h"
-#include "models/clip.h"
+#include "models/int8_weights.h"
 #include "util/progress.h"
 
 namespace zeroshot::cli {
@@ -49,13 +48,6 @@ int run(const QuantizeArgs& a) {
   hub.offline = a.offline;
   hub.progress = !a.quiet;
   const std::string dir = io::resolve_model(a.model, hub);
-  const fs::path config = fs::path(dir) / "config.json";
-  if (!fs::exists(config)) throw Error(dir, "no config.json (not a Hugging Face model folder)");
-  const io::Json j = io::load_json(config.string());
-  const std::string type = j.is_object() ? j.value("model_type", "") : "";
-  if (type != "clip")
-    throw Error(config.string(), "model_type \"" + type + "\": int8 weights files are for CLIP models only (others quantize at load)");
-
   std::string out = a.output;
   if (out.empty()) {
     if (is_hub_snapshot(dir))
@@ -68,14 +60,11 @@ int run(const QuantizeArgs& a) {
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  const models::ClipConfig cfg = models::ClipConfig::load(config.string());
-  const io::WeightStore weights = io::WeightStore::open_dir(dir);
   if (!a.quiet) std::fprintf(stderr, "quantizing %s to int8 -> %s\n", dir.c_str(), out.c_str());
   {
-    // The patch embedding and six matrices per encoder layer (models::save_int8_weights' list).
-    const uint64_t total = 1 + 6 * static_cast<uint64_t>(cfg.vision.num_layers + cfg.text.num_layers);
-    util::ProgressBar bar("int8 weights", total, !a.quiet, 0, util::ProgressUnit::Items);
-    models::save_int8_weights(cfg, weights, out, [&](size_t done, size_t) { bar.update(done); });
+    // Every family's int8 layers, as its own int8 load quantizes them (api::save_int8_weights builds the model).
+    util::ProgressBar bar("int8 weights", 0, !a.quiet, 0, util::ProgressUnit::Items);
+    api::save_int8_weights(dir, out, [&](size_t done) { bar.update(done); });
     bar.finish();
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -10,6 +10,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/weight_loader.h"
 #include "nn/audio_ops.h"
 #include "nn/linear.h"
 #include "nn/ops.h"
@@ -227,10 +228,7 @@ ClapConfig ClapConfig::load(const std::string& path) {
 
 namespace {
 
-struct Norm {
-  const float* g = nullptr;
-  const float* b = nullptr;
-};
+using Norm = NormWeights;
 
 using nn::PackedLinear;
 using nn::Precision;
@@ -263,17 +261,6 @@ struct AffBranch {
   PackedLinear c1, c2;
   nn::BatchNormAffine bn1, bn2;
 };
-
-// Drops the pages of a mapped tensor from this process (the file stays in the page cache): once a weight has
-// been copied or packed, its f32 original would otherwise stay resident for nothing. (The store maps the files
-// read-only, so a later read would fault the pages back in from the file.)
-void release_pages(const io::TensorView& t) {
-  const long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) return;
-  const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~static_cast<uintptr_t>(page - 1);
-  const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) & ~static_cast<uintptr_t>(page - 1);
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
-}
 
 // Uninitialized float buffer (std::vector would zero it for nothing), taken from a per-thread cache of blocks
 // kept between calls: fresh multi-megabyte allocations would be page-faulted in (and zeroed by the kernel) on
@@ -316,12 +303,6 @@ class Buffer {
   }
   Block block_;
 };
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
 
 void apply_act(ClapAct act, float* x, long n, nn::ThreadPool* p) {
   switch (act) {
@@ -370,7 +351,8 @@ struct ClapModel::Impl {
   Precision prec = Precision::F32;  // the Swin blocks, patch merging and RoBERTa layers; the rest stays f32
   std::shared_ptr<const io::WeightStore> keep;
   std::vector<std::unique_ptr<float[]>> owned;
-  std::set<std::string> expected;
+  std::vector<std::string> in_place;
+  bool from_file = false;
   std::unique_ptr<nn::ThreadPool> pool;
 
   // audio
@@ -392,92 +374,33 @@ struct ClapModel::Impl {
 
   // ------------------------------------------------------------------------------------------ loading
 
-  const float* fetch(const io::WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
-    const io::TensorView& t = ws.get(name, shape);
-    expected.insert(name);
-    if (t.dtype == io::DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
-      return reinterpret_cast<const float*>(t.data);
-    owned.emplace_back(new float[static_cast<size_t>(t.numel())]);
-    io::to_f32(t, owned.back().get());
-    return owned.back().get();
+  nn::BatchNormAffine load_bn(WeightLoader& w, const std::string& p, int64_t c) {
+    const float* g = w.tensor(p + ".weight", {c});
+    const float* b = w.tensor(p + ".bias", {c});
+    const float* mean = w.tensor(p + ".running_mean", {c});
+    const float* var = w.tensor(p + ".running_var", {c});
+    return nn::batch_norm_affine(mean, var, g, b, static_cast<int>(c), 1e-5);  // torch BatchNorm2d default eps
   }
 
-  Norm fetch_norm(const io::WeightStore& ws, const std::string& p, int64_t d) {
-    return {fetch(ws, p + ".weight", {d}), fetch(ws, p + ".bias", {d})};
-  }
-
-  // A torch Linear as a prepacked layer. Weights in the store (F32, used in place) or in `owned` outlive the
-  // layer, so the generic f32 path may read them where they are.
-  PackedLinear fetch_linear(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, bool bias,
-                            Precision pr = Precision::F32) {
-    const float* w = fetch(ws, p + ".weight", {out, in});
-    const float* b = bias ? fetch(ws, p + ".bias", {out}) : nullptr;
-    PackedLinear l(w, b, static_cast<int>(out), static_cast<int>(in), pr);
-    if (!l.borrows_weights()) release_pages(ws.get(p + ".weight"));
-    return l;
-  }
-
-  // Linear layers with the same input stacked along the outputs, into one [parts * out, in] layer.
-  PackedLinear fetch_stacked(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out, int64_t in,
-                             bool bias, Precision pr) {
-    const size_t wn = static_cast<size_t>(out * in), parts = prefixes.size();
-    std::vector<float> w(parts * wn), b(bias ? parts * static_cast<size_t>(out) : 0);
-    for (size_t i = 0; i < parts; ++i) {
-      const float* pw = fetch(ws, prefixes[i] + ".weight", {out, in});
-      std::copy(pw, pw + wn, w.begin() + static_cast<long>(i * wn));
-      release_pages(ws.get(prefixes[i] + ".weight"));
-      if (bias) {
-        const float* pb = fetch(ws, prefixes[i] + ".bias", {out});
-        std::copy(pb, pb + out, b.begin() + static_cast<long>(i * out));
-      }
-    }
-    return PackedLinear(std::move(w), std::move(b), static_cast<int>(parts * out), static_cast<int>(in), pr);
-  }
-
-  // A Conv2d with bias whose kernel covers its whole input patch (stride = kernel, or 1x1), viewed as a Linear.
-  PackedLinear fetch_conv(const io::WeightStore& ws, const std::string& p, int64_t out, int64_t in, int64_t kh, int64_t kw) {
-    const float* w = fetch(ws, p + ".weight", {out, in, kh, kw});
-    const float* b = fetch(ws, p + ".bias", {out});
-    return PackedLinear(w, b, static_cast<int>(out), static_cast<int>(in * kh * kw), Precision::F32);
-  }
-
-  nn::BatchNormAffine fetch_bn(const io::WeightStore& ws, const std::string& p, int64_t c) {
-    const float* w = fetch(ws, p + ".weight", {c});
-    const float* b = fetch(ws, p + ".bias", {c});
-    const float* mean = fetch(ws, p + ".running_mean", {c});
-    const float* var = fetch(ws, p + ".running_var", {c});
-    return nn::batch_norm_affine(mean, var, w, b, static_cast<int>(c), 1e-5);  // torch BatchNorm2d default eps
-  }
-
-  float fetch_scalar(const io::WeightStore& ws, const std::string& name) {
-    // A scalar parameter in HF ([]); conversions may store it as [1].
-    const io::TensorView& t = ws.get(name);
-    if (!t.is_float() || !(t.shape.empty() || t.shape == std::vector<int64_t>{1}))
-      throw Error(t.file, "tensor " + name + " has " + std::string(io::dtype_name(t.dtype)) + " " + shape_str(t.shape) +
-                              ", expected a float scalar");
-    expected.insert(name);
-    return io::to_f32(t)[0];
-  }
-
-  void load_audio(const io::WeightStore& ws) {
+  void load_audio(WeightLoader& w) {
     const ClapAudioConfig& a = cfg.audio;
     const std::string e = "audio_model.audio_encoder.";
     const int64_t d0 = a.patch_embeds_hidden_size, ps = a.patch_size;
-    mel_bn = fetch_bn(ws, e + "batch_norm", a.num_mel_bins);
-    patch_proj = fetch_conv(ws, e + "patch_embed.proj", d0, 1, ps, ps);
-    if (a.enable_patch_layer_norm) patch_ln = fetch_norm(ws, e + "patch_embed.norm", d0);
+    mel_bn = load_bn(w, e + "batch_norm", a.num_mel_bins);
+    patch_proj = w.matrix(e + "patch_embed.proj" + ".weight", {d0, 1, ps, ps}, e + "patch_embed.proj" + ".bias", Precision::F32);
+    if (a.enable_patch_layer_norm) patch_ln = w.norm(e + "patch_embed.norm", d0);
     if (a.enable_fusion) {
       const int64_t inter = d0 / a.aff_block_r;
-      mel_conv = fetch_conv(ws, e + "patch_embed.mel_conv2d", d0, 1, ps, 3 * ps);
+      mel_conv = w.matrix(e + "patch_embed.mel_conv2d" + ".weight", {d0, 1, ps, 3 * ps}, e + "patch_embed.mel_conv2d" + ".bias", Precision::F32);
       const std::string f = e + "patch_embed.fusion_model.";
-      aff_local.c1 = fetch_conv(ws, f + "local_att.0", inter, d0, 1, 1);
-      aff_local.bn1 = fetch_bn(ws, f + "local_att.1", inter);
-      aff_local.c2 = fetch_conv(ws, f + "local_att.3", d0, inter, 1, 1);
-      aff_local.bn2 = fetch_bn(ws, f + "local_att.4", d0);
-      aff_global.c1 = fetch_conv(ws, f + "global_att.1", inter, d0, 1, 1);
-      aff_global.bn1 = fetch_bn(ws, f + "global_att.2", inter);
-      aff_global.c2 = fetch_conv(ws, f + "global_att.4", d0, inter, 1, 1);
-      aff_global.bn2 = fetch_bn(ws, f + "global_att.5", d0);
+      aff_local.c1 = w.matrix(f + "local_att.0" + ".weight", {inter, d0, 1, 1}, f + "local_att.0" + ".bias", Precision::F32);
+      aff_local.bn1 = load_bn(w, f + "local_att.1", inter);
+      aff_local.c2 = w.matrix(f + "local_att.3" + ".weight", {d0, inter, 1, 1}, f + "local_att.3" + ".bias", Precision::F32);
+      aff_local.bn2 = load_bn(w, f + "local_att.4", d0);
+      aff_global.c1 = w.matrix(f + "global_att.1" + ".weight", {inter, d0, 1, 1}, f + "global_att.1" + ".bias", Precision::F32);
+      aff_global.bn1 = load_bn(w, f + "global_att.2", inter);
+      aff_global.c2 = w.matrix(f + "global_att.4" + ".weight", {d0, inter, 1, 1}, f + "global_att.4" + ".bias", Precision::F32);
+      aff_global.bn2 = load_bn(w, f + "global_att.5", d0);
     }
     const int ws_ = a.window_size, nstages = static_cast<int>(a.depths.size());
     const int64_t table_rows = static_cast<int64_t>(2 * ws_ - 1) * (2 * ws_ - 1);
@@ -493,15 +416,14 @@ struct ClapModel::Impl {
       for (int b = 0; b < a.depths[s]; ++b) {
         const std::string p = e + "layers." + std::to_string(s) + ".blocks." + std::to_string(b) + ".";
         SwinBlock blk;
-        blk.ln_before = fetch_norm(ws, p + "layernorm_before", d);
-        blk.qkv = fetch_stacked(ws, {p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, d, d,
-                                a.qkv_bias, prec);
-        const float* table = fetch(ws, p + "attention.self.relative_position_bias_table", {table_rows, st.heads});
+        blk.ln_before = w.norm(p + "layernorm_before", d);
+        blk.qkv = w.linear({p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, d, d, a.qkv_bias, prec);
+        const float* table = w.tensor(p + "attention.self.relative_position_bias_table", {table_rows, st.heads});
         blk.bias = nn::expand_relative_position_bias(table, ws_, st.heads);
-        blk.o = fetch_linear(ws, p + "attention.output.dense", d, d, true, prec);
-        blk.ln_after = fetch_norm(ws, p + "layernorm_after", d);
-        blk.fc1 = fetch_linear(ws, p + "intermediate.dense", st.mlp, d, true, prec);
-        blk.fc2 = fetch_linear(ws, p + "output.dense", d, st.mlp, true, prec);
+        blk.o = w.linear({p + "attention.output.dense"}, d, d, true, prec);
+        blk.ln_after = w.norm(p + "layernorm_after", d);
+        blk.fc1 = w.linear({p + "intermediate.dense"}, st.mlp, d, true, prec);
+        blk.fc2 = w.linear({p + "output.dense"}, d, st.mlp, true, prec);
         blk.shift = b % 2 == 1 ? shift : 0;
         st.blocks.push_back(std::move(blk));
       }
@@ -513,55 +435,58 @@ struct ClapModel::Impl {
       if (s + 1 < nstages) {
         const std::string p = e + "layers." + std::to_string(s) + ".downsample.";
         st.merge = true;
-        st.merge_ln = fetch_norm(ws, p + "norm", 4 * d);
-        st.merge_w = fetch_linear(ws, p + "reduction", 2 * d, 4 * d, false, prec);
+        st.merge_ln = w.norm(p + "norm", 4 * d);
+        st.merge_w = w.linear({p + "reduction"}, 2 * d, 4 * d, false, prec);
       }
       stages.push_back(std::move(st));
     }
-    audio_ln = fetch_norm(ws, e + "norm", a.hidden_size);
-    audio_proj1 = fetch_linear(ws, "audio_projection.linear1", cfg.projection_dim, a.hidden_size, true);
-    audio_proj2 = fetch_linear(ws, "audio_projection.linear2", cfg.projection_dim, cfg.projection_dim, true);
+    audio_ln = w.norm(e + "norm", a.hidden_size);
+    audio_proj1 = w.linear({"audio_projection.linear1"}, cfg.projection_dim, a.hidden_size, true, Precision::F32);
+    audio_proj2 = w.linear({"audio_projection.linear2"}, cfg.projection_dim, cfg.projection_dim, true, Precision::F32);
   }
 
-  void load_text(const io::WeightStore& ws) {
+  void load_text(WeightLoader& w) {
     const ClapTextConfig& t = cfg.text;
     const int64_t h = t.hidden_size;
-    word_emb = fetch(ws, "text_model.embeddings.word_embeddings.weight", {t.vocab_size, h});
-    pos_emb = fetch(ws, "text_model.embeddings.position_embeddings.weight", {t.max_positions, h});
-    type_emb = fetch(ws, "text_model.embeddings.token_type_embeddings.weight", {t.type_vocab_size, h});
-    emb_ln = fetch_norm(ws, "text_model.embeddings.LayerNorm", h);
+    word_emb = w.tensor("text_model.embeddings.word_embeddings.weight", {t.vocab_size, h});
+    pos_emb = w.tensor("text_model.embeddings.position_embeddings.weight", {t.max_positions, h});
+    type_emb = w.tensor("text_model.embeddings.token_type_embeddings.weight", {t.type_vocab_size, h});
+    emb_ln = w.norm("text_model.embeddings.LayerNorm", h);
     for (int i = 0; i < t.num_layers; ++i) {
       const std::string p = "text_model.encoder.layer." + std::to_string(i) + ".";
       TextLayer l;
       const std::string a = p + "attention.self.";
-      l.qkv = fetch_stacked(ws, {a + "query", a + "key", a + "value"}, h, h, true, prec);
-      l.o = fetch_linear(ws, p + "attention.output.dense", h, h, true, prec);
-      l.ln_attn = fetch_norm(ws, p + "attention.output.LayerNorm", h);
-      l.fc1 = fetch_linear(ws, p + "intermediate.dense", t.intermediate_size, h, true, prec);
-      l.fc2 = fetch_linear(ws, p + "output.dense", h, t.intermediate_size, true, prec);
-      l.ln_out = fetch_norm(ws, p + "output.LayerNorm", h);
+      l.qkv = w.linear({a + "query", a + "key", a + "value"}, h, h, true, prec);
+      l.o = w.linear({p + "attention.output.dense"}, h, h, true, prec);
+      l.ln_attn = w.norm(p + "attention.output.LayerNorm", h);
+      l.fc1 = w.linear({p + "intermediate.dense"}, t.intermediate_size, h, true, prec);
+      l.fc2 = w.linear({p + "output.dense"}, h, t.intermediate_size, true, prec);
+      l.ln_out = w.norm(p + "output.LayerNorm", h);
       text_layers.push_back(std::move(l));
     }
-    pooler = fetch_linear(ws, "text_model.pooler.dense", h, h, true);
-    text_proj1 = fetch_linear(ws, "text_projection.linear1", cfg.projection_dim, h, true);
-    text_proj2 = fetch_linear(ws, "text_projection.linear2", cfg.projection_dim, cfg.projection_dim, true);
+    pooler = w.linear({"text_model.pooler.dense"}, h, h, true, Precision::F32);
+    text_proj1 = w.linear({"text_projection.linear1"}, cfg.projection_dim, h, true, Precision::F32);
+    text_proj2 = w.linear({"text_projection.linear2"}, cfg.projection_dim, cfg.projection_dim, true, Precision::F32);
   }
 
-  Impl(const ClapConfig& c, const io::WeightStore& ws, int threads, Precision pr) : cfg(c), prec(pr) {
+  Impl(const ClapConfig& c, const io::WeightStore& ws, const ClapOptions& opt) : cfg(c), prec(opt.precision) {
     if (cfg.audio.input_frames < 1 || cfg.audio.input_frames > cfg.audio.spec_size * cfg.audio.freq_ratio())
       throw Error("ClapModel", "audio input_frames " + std::to_string(cfg.audio.input_frames) + " outside [1, " +
                                    std::to_string(cfg.audio.spec_size * cfg.audio.freq_ratio()) + "]");
-    load_audio(ws);
-    load_text(ws);
-    logit_scale_a = fetch_scalar(ws, "logit_scale_a");
-    logit_scale_t = fetch_scalar(ws, "logit_scale_t");
-    for (const std::string& name : ws.names()) {
-      if (expected.count(name)) continue;
-      const io::TensorView& tv = ws.get(name);
-      if (tv.is_float())  // integer buffers (position_ids, relative_position_index, ...) are not parameters
-        throw Error(tv.file, "unexpected tensor " + name + " (not part of a CLAP model with this config.json)");
-    }
-    pool = std::make_unique<nn::ThreadPool>(threads);
+    LoaderOptions lo;
+    if (prec == Precision::Int8) lo.int8_file = opt.int8_weights;
+    lo.int8_capture = opt.int8_capture;
+    lo.on_quantized = opt.on_quantized;
+    WeightLoader w(ws, "CLAP", lo);
+    from_file = w.int8_from_file();
+    load_audio(w);
+    load_text(w);
+    logit_scale_a = w.scalar("logit_scale_a");
+    logit_scale_t = w.scalar("logit_scale_t");
+    w.check_unused();
+    owned = w.take_buffers();
+    in_place = w.in_place();
+    pool = std::make_unique<nn::ThreadPool>(opt.threads);
   }
 
   // ------------------------------------------------------------------------------------------ audio
@@ -813,11 +738,17 @@ struct ClapModel::Impl {
   }
 };
 
-ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads, nn::Precision precision) {
+ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads, nn::Precision precision)
+    : ClapModel(cfg, std::move(weights), ClapOptions{threads, precision, nullptr, nullptr, {}}) {}
+
+ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, const ClapOptions& options) {
   if (!weights) throw Error("ClapModel", "no weights");
-  impl_ = std::make_unique<Impl>(cfg, *weights, threads, precision);
+  impl_ = std::make_unique<Impl>(cfg, *weights, options);
   impl_->keep = std::move(weights);
 }
+
+bool ClapModel::int8_from_file() const { return impl_->from_file; }
+const std::vector<std::string>& ClapModel::weights_in_place() const { return impl_->in_place; }
 
 ClapModel::~ClapModel() = default;
 ClapModel::ClapModel(ClapModel&&) noexcept = default;

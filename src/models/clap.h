@@ -20,10 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "models/int8_weights.h"
 #include "nn/linear.h"
 
 namespace zeroshot::io {
 class WeightStore;
+class SafeTensorsFile;
 }
 
 namespace zeroshot::models {
@@ -84,6 +86,18 @@ struct ClapConfig {
 // (each stage's output, after patch merging), "final_norm" [tokens, 8D]. Text: "embeddings", "last_hidden_state".
 using ClapTap = std::function<void(const std::string& name, const float* data, int64_t rows, int64_t cols)>;
 
+struct ClapOptions {
+  int threads = 0;  // <= 0: all cores
+  // Of the GEMMs of the Swin blocks, the patch merging and the RoBERTa layers (nn/linear.h); the patch embedding,
+  // fusion, pooler and projections always run in f32.
+  nn::Precision precision = nn::Precision::F32;
+  // Int8 only: weights quantized beforehand (int8_weights.h), used when made from these weights, else ignored.
+  std::shared_ptr<const io::SafeTensorsFile> int8_weights;
+  // Int8 only: every weight quantized at load is also appended here (to write an int8 weights file).
+  std::vector<Int8Record>* int8_capture = nullptr;
+  std::function<void(size_t)> on_quantized;
+};
+
 class ClapModel {
  public:
   // Reads weights from the store, checking every tensor's shape against the config and that no expected tensor
@@ -94,6 +108,7 @@ class ClapModel {
   // pooler and projections always run in f32.
   ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads = 0,
             nn::Precision precision = nn::Precision::F32);
+  ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, const ClapOptions& options);
   ~ClapModel();
   ClapModel(ClapModel&&) noexcept;
   ClapModel& operator=(ClapModel&&) noexcept;
@@ -102,6 +117,9 @@ class ClapModel {
   float logit_scale_a() const;  // raw parameters: scores use exp()
   float logit_scale_t() const;
   nn::Precision precision() const;
+  bool int8_from_file() const;  // Int8 weights came from ClapOptions::int8_weights
+  // Names of the tensors read in place from the store (their pages stay mapped; a prefetch may map them).
+  const std::vector<std::string>& weights_in_place() const;
 
   // input_features: n x [channels, audio.input_frames, audio.num_mel_bins]; channels must be 1 for an unfused
   // model and 4 for a fused one. is_longer: n flags (only fused models read it; null = all false).

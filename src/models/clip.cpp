@@ -13,6 +13,8 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/int8_weights.h"
+#include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
 #include "zeroshot/error.h"
@@ -128,10 +130,7 @@ ClipConfig ClipConfig::load(const std::string& path) {
 
 namespace {
 
-struct Norm {
-  const float* g = nullptr;
-  const float* b = nullptr;
-};
+using Norm = NormWeights;
 
 struct Layer {
   Norm ln1, ln2;
@@ -187,35 +186,6 @@ class Workspace {
   float* end_;
 };
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string r = "[";
-  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
-  return r + "]";
-}
-
-// Drops the pages of a mapped tensor from this process (the file stays in the page cache): once a weight has
-// been converted into packed form, its f32 original would otherwise stay resident for nothing.
-void release_pages(const io::TensorView& t) {
-  const long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0) return;
-  const uintptr_t b = (reinterpret_cast<uintptr_t>(t.data) + page - 1) & ~static_cast<uintptr_t>(page - 1);
-  const uintptr_t e = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes) & ~static_cast<uintptr_t>(page - 1);
-  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
-}
-
-// Maps the pages of a mapped tensor in one call (MADV_POPULATE_READ, Linux 5.14; best effort).
-void populate_pages(const io::TensorView& t) {
-#ifdef MADV_POPULATE_READ
-  const long page = sysconf(_SC_PAGESIZE);
-  if (page <= 0 || t.nbytes == 0) return;
-  const uintptr_t b = reinterpret_cast<uintptr_t>(t.data) & ~static_cast<uintptr_t>(page - 1);
-  const uintptr_t e = reinterpret_cast<uintptr_t>(t.data) + t.nbytes;
-  (void)madvise(reinterpret_cast<void*>(b), e - b, MADV_POPULATE_READ);
-#else
-  (void)t;
-#endif
-}
-
 // The layers that run in the model's precision: the encoder blocks and the patch embedding (int8 there moved the
 // min cosine to f32 on 64 imagenet-samples photos with random ViT-B/32 weights from 0.99960 to 0.99957, and it is
 // ~20% of the int8 work when left in f32). The projections (tiny) and everything outside the GEMMs stay f32.
@@ -225,36 +195,15 @@ struct Plan {
 };
 Plan plan_for(Precision p) { return {p, p}; }
 
-// The int8 file's names: the model's weight name, and "<name>_scale" for its per-output-channel scales.
-std::string scale_name(const std::string& weight) { return weight + "_scale"; }
-
-constexpr const char* kInt8Format = "zeroshot-int8";
-constexpr const char* kInt8Version = "1";
-
-// Names of the weights quantized in int8 mode, in file order.
-std::vector<std::string> int8_layer_weights(const ClipConfig& cfg) {
-  std::vector<std::string> names = {"vision_model.embeddings.patch_embedding.weight"};
-  for (const auto& [prefix, t] : {std::pair<std::string, const ClipTowerConfig*>{"vision_model", &cfg.vision},
-                                  std::pair<std::string, const ClipTowerConfig*>{"text_model", &cfg.text}}) {
-    for (int i = 0; i < t->num_layers; ++i) {
-      const std::string p = prefix + ".encoder.layers." + std::to_string(i);
-      for (const char* l : {".self_attn.q_proj", ".self_attn.k_proj", ".self_attn.v_proj", ".self_attn.out_proj", ".mlp.fc1", ".mlp.fc2"})
-        names.push_back(p + l + ".weight");
-    }
-  }
-  return names;
-}
-
 }  // namespace
 
 struct ClipModel::Impl {
   ClipConfig cfg;
   Plan plan;
   std::shared_ptr<const io::WeightStore> keep;  // set in zero-copy mode
-  std::shared_ptr<const io::SafeTensorsFile> int8_file;  // set when the int8 weights come from it
-  bool zero_copy = false;
+  bool from_file = false;                       // int8 layers came from the int8 weights file
   std::vector<std::unique_ptr<float[]>> owned;
-  std::set<std::string> expected;
+  std::vector<std::string> in_place;
   std::unique_ptr<nn::ThreadPool> pool;
 
   // vision
@@ -272,204 +221,55 @@ struct ClipModel::Impl {
   nn::PackedLinear text_proj;
   float logit_scale = 0.0f;
 
-  const float* fetch(const io::WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
-    const io::TensorView& t = ws.get(name, shape);
-    expected.insert(name);
-    if (zero_copy && t.dtype == io::DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
-      return reinterpret_cast<const float*>(t.data);
-    owned.emplace_back(new float[static_cast<size_t>(t.numel())]);
-    io::to_f32(t, owned.back().get());
-    return owned.back().get();
-  }
-
-  Norm fetch_norm(const io::WeightStore& ws, const std::string& p, int64_t d) {
-    return {fetch(ws, p + ".weight", {d}), fetch(ws, p + ".bias", {d})};
-  }
-
-  // The weight as f32 without keeping a copy: in place when the mapping allows, else converted into `tmp`.
-  // A weight about to be converted has its pages mapped in one call first (cheaper than a fault per 16 pages; the
-  // prefetch thread leaves converted weights alone so that nothing holds more than the layer being converted). A
-  // weight used in place is left to fault on use: a cached label set never touches the text tower.
-  const float* weight_f32(const io::TensorView& t, std::vector<float>& tmp, bool converted) {
-    if (converted) populate_pages(t);
-    if (t.dtype == io::DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
-      return reinterpret_cast<const float*>(t.data);
-    tmp.resize(static_cast<size_t>(t.numel()));
-    io::to_f32(t, tmp.data());
-    return tmp.data();
-  }
-
-  // The int8 weights "<prefix>.weight" of the file, stacked along the outputs (each [out, in] once flattened).
-  nn::Int8Weights int8_from_file(const std::vector<std::string>& prefixes, int64_t out, int64_t in) const {
-    nn::Int8Weights q;
-    q.n = static_cast<int>(out * static_cast<int64_t>(prefixes.size()));
-    q.k = static_cast<int>(in);
-    const auto& tensors = int8_file->tensors();
-    for (const std::string& p : prefixes) {
-      const std::string wn = p + ".weight";
-      const auto qt = tensors.find(wn), st = tensors.find(scale_name(wn));
-      if (qt == tensors.end() || st == tensors.end() || qt->second.dtype != io::DType::I8 || st->second.dtype != io::DType::F32 ||
-          qt->second.numel() != out * in || qt->second.shape.empty() || qt->second.shape[0] != out ||
-          st->second.shape != std::vector<int64_t>{out})
-        throw Error(int8_file->path(), "no valid int8 weight " + wn + " with " + std::to_string(out) + " x " + std::to_string(in) + " values");
-      const auto* qd = reinterpret_cast<const int8_t*>(qt->second.data);
-      q.q.insert(q.q.end(), qd, qd + qt->second.nbytes);
-      const size_t s0 = q.scale.size();
-      q.scale.resize(s0 + static_cast<size_t>(out));
-      std::memcpy(q.scale.data() + s0, st->second.data, static_cast<size_t>(out) * sizeof(float));
-      for (size_t i = s0; i < q.scale.size(); ++i)
-        if (!(q.scale[i] > 0.0f) || !std::isfinite(q.scale[i])) throw Error(int8_file->path(), "invalid scale in " + scale_name(wn));
-      release_pages(qt->second);  // copied: the packed layer is all that stays resident
-    }
-    return q;
-  }
-
-  // A linear layer from one or more weights stacked along the outputs ([out_i, in] each; biases all or none).
-  nn::PackedLinear make_linear(const io::WeightStore& ws, const std::vector<std::string>& prefixes, int64_t out, int64_t in,
-                               bool bias, Precision prec, bool from_file) {
-    const int64_t n = out * static_cast<int64_t>(prefixes.size());
-    std::vector<float> b;
-    if (bias) {
-      b.reserve(static_cast<size_t>(n));
-      for (const std::string& p : prefixes) {
-        const float* bp = fetch(ws, p + ".bias", {out});
-        b.insert(b.end(), bp, bp + out);
-      }
-    }
-    std::vector<const io::TensorView*> views;
-    for (const std::string& p : prefixes) {
-      views.push_back(&ws.get(p + ".weight", {out, in}));
-      expected.insert(p + ".weight");
-    }
-    if (prec == Precision::Int8 && from_file) {
-      // The f32 weights are never read, but the fingerprint's samples faulted some of their pages in (the kernel
-      // maps whole page-cache folios around a fault): drop them.
-      for (const io::TensorView* v : views) release_pages(*v);
-      return nn::PackedLinear(int8_from_file(prefixes, out, in), bias ? b.data() : nullptr);
-    }
-    std::vector<float> tmp;
-    const float* w;
-    const bool conv = converted(prec);
-    if (views.size() == 1) {
-      w = weight_f32(*views[0], tmp, conv);
-    } else {
-      tmp.reserve(static_cast<size_t>(n * in));
-      std::vector<float> part;
-      for (const io::TensorView* v : views) {
-        const float* pw = weight_f32(*v, part, conv);
-        tmp.insert(tmp.end(), pw, pw + out * in);
-      }
-      w = tmp.data();
-    }
-    return build(w, tmp, std::move(b), n, in, prec, views);
-  }
-
-  // Whether a linear layer at `prec` gets its own packed / converted copy (else the generic f32 path reads the
-  // weights in place). weight_is_converted() says the same per weight name.
-  static bool converted(Precision prec) { return prec != Precision::F32 || nn::avx512_kernels(Precision::F32); }
-
-  // The layer from f32 weights w [n, k] (held by `tmp` when they are a converted or stacked copy, else in the
-  // store) and bias b (empty: none). Weights that get converted have their mapped pages released afterwards.
-  nn::PackedLinear build(const float* w, std::vector<float>& tmp, std::vector<float> b, int64_t n, int64_t k, Precision prec,
-                         const std::vector<const io::TensorView*>& views) {
-    const bool in_tmp = !tmp.empty() && w == tmp.data();
-    const bool borrow = !converted(prec);
-    const int ni = static_cast<int>(n), ki = static_cast<int>(k);
-    if (borrow && zero_copy && !in_tmp) {
-      // The generic f32 path reads the mapped weights in place; its bias must live as long as the model.
-      const float* bp = nullptr;
-      if (!b.empty()) {
-        owned.emplace_back(new float[b.size()]);
-        std::copy(b.begin(), b.end(), owned.back().get());
-        bp = owned.back().get();
-      }
-      return nn::PackedLinear(w, bp, ni, ki, prec);
-    }
-    if (borrow) {
-      std::vector<float> own = in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * k);
-      return nn::PackedLinear(std::move(own), std::move(b), ni, ki, prec);
-    }
-    nn::PackedLinear l(w, b.empty() ? nullptr : b.data(), ni, ki, prec);  // converted: keeps no pointer
-    if (zero_copy)
-      for (const io::TensorView* v : views) release_pages(*v);
-    return l;
-  }
-
-  std::vector<Layer> fetch_layers(const io::WeightStore& ws, const std::string& prefix, const ClipTowerConfig& t, bool from_file) {
+  std::vector<Layer> load_layers(WeightLoader& w, const std::string& prefix, const ClipTowerConfig& t) {
     std::vector<Layer> layers;
     const int64_t d = t.hidden_size, inter = t.intermediate_size;
     const Precision pr = plan.blocks;
     for (int i = 0; i < t.num_layers; ++i) {
       const std::string p = prefix + ".encoder.layers." + std::to_string(i);
       Layer l;
-      l.ln1 = fetch_norm(ws, p + ".layer_norm1", d);
+      l.ln1 = w.norm(p + ".layer_norm1", d);
       const std::string a = p + ".self_attn.";
-      l.qkv = make_linear(ws, {a + "q_proj", a + "k_proj", a + "v_proj"}, d, d, true, pr, from_file);
-      l.out = make_linear(ws, {a + "out_proj"}, d, d, true, pr, from_file);
-      l.ln2 = fetch_norm(ws, p + ".layer_norm2", d);
-      l.fc1 = make_linear(ws, {p + ".mlp.fc1"}, inter, d, true, pr, from_file);
-      l.fc2 = make_linear(ws, {p + ".mlp.fc2"}, d, inter, true, pr, from_file);
+      l.qkv = w.linear({a + "q_proj", a + "k_proj", a + "v_proj"}, d, d, true, pr);
+      l.out = w.linear({a + "out_proj"}, d, d, true, pr);
+      l.ln2 = w.norm(p + ".layer_norm2", d);
+      l.fc1 = w.linear({p + ".mlp.fc1"}, inter, d, true, pr);
+      l.fc2 = w.linear({p + ".mlp.fc2"}, d, inter, true, pr);
       layers.push_back(std::move(l));
     }
     return layers;
   }
 
-  // A weight that is not a torch Linear (conv, projection without bias) as a linear layer over its first dim.
-  nn::PackedLinear make_matrix(const io::WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape, Precision prec,
-                               bool from_file = false) {
-    int64_t in = 1;
-    for (size_t i = 1; i < shape.size(); ++i) in *= shape[i];
-    const io::TensorView& t = ws.get(name, shape);
-    expected.insert(name);
-    if (prec == Precision::Int8 && from_file) {
-      release_pages(t);  // as in make_linear
-      return nn::PackedLinear(int8_from_file({name.substr(0, name.size() - std::string(".weight").size())}, shape[0], in), nullptr);
-    }
-    std::vector<float> tmp;
-    const float* w = weight_f32(t, tmp, converted(prec));
-    return build(w, tmp, {}, shape[0], in, prec, {&t});
-  }
-
-  Impl(const ClipConfig& c, const io::WeightStore& ws, bool zc, const ClipOptions& opt) : cfg(c), plan(plan_for(opt.precision)), zero_copy(zc) {
+  Impl(const ClipConfig& c, const io::WeightStore& ws, bool zc, const ClipOptions& opt) : cfg(c), plan(plan_for(opt.precision)) {
     const ClipTowerConfig& v = cfg.vision;
     const ClipTowerConfig& t = cfg.text;
     const int64_t vd = v.hidden_size, td = t.hidden_size, proj = cfg.projection_dim;
     const int64_t grid = v.image_size / v.patch_size;
-    bool from_file = false;
-    if (opt.precision == Precision::Int8 && opt.int8_weights && int8_weights_match(*opt.int8_weights, ws)) {
-      int8_file = opt.int8_weights;
-      from_file = true;
-    }
+    LoaderOptions lo;
+    lo.zero_copy = zc;
+    if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
+    lo.int8_capture = opt.int8_capture;
+    lo.on_quantized = opt.on_quantized;
+    WeightLoader w(ws, "CLIP", lo);
+    from_file = w.int8_from_file();
     // Vision first: a wrong vision width is reported on its first tensor.
-    class_emb = fetch(ws, "vision_model.embeddings.class_embedding", {vd});
-    patch = make_matrix(ws, "vision_model.embeddings.patch_embedding.weight", {vd, v.num_channels, v.patch_size, v.patch_size}, plan.patch,
-                        from_file);
-    vision_pos = fetch(ws, "vision_model.embeddings.position_embedding.weight", {grid * grid + 1, vd});
-    pre_ln = fetch_norm(ws, "vision_model.pre_layrnorm", vd);
-    vision_layers = fetch_layers(ws, "vision_model", v, from_file);
-    post_ln = fetch_norm(ws, "vision_model.post_layernorm", vd);
-    visual_proj = make_matrix(ws, "visual_projection.weight", {proj, vd}, Precision::F32);
+    class_emb = w.tensor("vision_model.embeddings.class_embedding", {vd});
+    patch = w.matrix("vision_model.embeddings.patch_embedding.weight", {vd, v.num_channels, v.patch_size, v.patch_size}, "", plan.patch);
+    vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {grid * grid + 1, vd});
+    pre_ln = w.norm("vision_model.pre_layrnorm", vd);
+    vision_layers = load_layers(w, "vision_model", v);
+    post_ln = w.norm("vision_model.post_layernorm", vd);
+    visual_proj = w.matrix("visual_projection.weight", {proj, vd}, "", Precision::F32);
 
-    token_emb = fetch(ws, "text_model.embeddings.token_embedding.weight", {t.vocab_size, td});
-    text_pos = fetch(ws, "text_model.embeddings.position_embedding.weight", {t.max_positions, td});
-    text_layers = fetch_layers(ws, "text_model", t, from_file);
-    final_ln = fetch_norm(ws, "text_model.final_layer_norm", td);
-    text_proj = make_matrix(ws, "text_projection.weight", {proj, td}, Precision::F32);
-
-    // A scalar parameter in HF ([]); some conversions store it as [1].
-    const io::TensorView& ls = ws.get("logit_scale");
-    if (!ls.is_float() || !(ls.shape.empty() || ls.shape == std::vector<int64_t>{1}))
-      throw Error(ls.file, "tensor logit_scale has " + std::string(io::dtype_name(ls.dtype)) + " " + shape_str(ls.shape) +
-                               ", expected a float scalar");
-    expected.insert("logit_scale");
-    logit_scale = io::to_f32(ls)[0];
-
-    for (const std::string& name : ws.names()) {
-      if (expected.count(name)) continue;
-      const io::TensorView& tv = ws.get(name);
-      if (tv.is_float())  // integer buffers (position_ids) are not parameters
-        throw Error(tv.file, "unexpected tensor " + name + " (not part of a CLIP model with this config.json)");
-    }
+    token_emb = w.tensor("text_model.embeddings.token_embedding.weight", {t.vocab_size, td});
+    text_pos = w.tensor("text_model.embeddings.position_embedding.weight", {t.max_positions, td});
+    text_layers = load_layers(w, "text_model", t);
+    final_ln = w.norm("text_model.final_layer_norm", td);
+    text_proj = w.matrix("text_projection.weight", {proj, td}, "", Precision::F32);
+    logit_scale = w.scalar("logit_scale");
+    w.check_unused();
+    owned = w.take_buffers();
+    in_place = w.in_place();
     pool = std::make_unique<nn::ThreadPool>(opt.threads);
   }
 
@@ -608,10 +408,10 @@ struct ClipModel::Impl {
 };
 
 ClipModel::ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, int threads)
-    : ClipModel(cfg, weights, ClipOptions{threads, Precision::F32, nullptr}) {}
+    : ClipModel(cfg, weights, ClipOptions{threads, Precision::F32, nullptr, nullptr, {}}) {}
 
 ClipModel::ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads)
-    : ClipModel(cfg, std::move(weights), ClipOptions{threads, Precision::F32, nullptr}) {}
+    : ClipModel(cfg, std::move(weights), ClipOptions{threads, Precision::F32, nullptr, nullptr, {}}) {}
 
 ClipModel::ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, const ClipOptions& options)
     : impl_(std::make_unique<Impl>(cfg, weights, false, options)) {}
@@ -629,7 +429,8 @@ ClipModel& ClipModel::operator=(ClipModel&&) noexcept = default;
 const ClipConfig& ClipModel::config() const { return impl_->cfg; }
 float ClipModel::logit_scale() const { return impl_->logit_scale; }
 Precision ClipModel::precision() const { return impl_->plan.blocks; }
-bool ClipModel::int8_from_file() const { return impl_->int8_file != nullptr; }
+bool ClipModel::int8_from_file() const { return impl_->from_file; }
+const std::vector<std::string>& ClipModel::weights_in_place() const { return impl_->in_place; }
 
 void ClipModel::encode_images(const float* pixel_values, int n, float* out) const {
   if (n < 0) throw Error("pixel_values", "negative batch size " + std::to_string(n));
@@ -685,112 +486,22 @@ void ClipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float
 
 namespace zeroshot::models {
 
-namespace {
-
-struct Fnv1a {
-  uint64_t h = 1469598103934665603ull;
-  void add(const void* p, size_t n) {
-    const auto* b = static_cast<const uint8_t*>(p);
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
-  }
-  void add(const std::string& s) { add(s.data(), s.size() + 1); }  // with the terminating 0: no ambiguity
-  void add_u64(uint64_t v) {
-    uint8_t b[8];
-    for (int i = 0; i < 8; ++i) b[i] = static_cast<uint8_t>(v >> (8 * i));
-    add(b, 8);
-  }
-};
-
-// The layer dims of a weight name from int8_layer_weights().
-std::vector<int64_t> int8_shape(const ClipConfig& cfg, const std::string& name) {
-  if (name == "vision_model.embeddings.patch_embedding.weight")
-    return {cfg.vision.hidden_size, cfg.vision.num_channels, cfg.vision.patch_size, cfg.vision.patch_size};
-  const ClipTowerConfig& t = name.rfind("vision_model.", 0) == 0 ? cfg.vision : cfg.text;
-  const int64_t d = t.hidden_size, inter = t.intermediate_size;
-  if (name.find(".mlp.fc1.") != std::string::npos) return {inter, d};
-  if (name.find(".mlp.fc2.") != std::string::npos) return {d, inter};
-  return {d, d};
-}
-
-}  // namespace
-
-std::string weights_fingerprint(const io::WeightStore& weights) {
-  // Cheap enough to run at every load (a few pages per tensor), and any two different checkpoints differ in it:
-  // every tensor's name, dtype, shape and size, and 3 samples of 256 bytes of its data (start, middle, end).
-  std::vector<std::string> names = weights.names();
-  std::sort(names.begin(), names.end());
-  Fnv1a f;
-  constexpr size_t kSample = 256;
-  for (const std::string& n : names) {
-    const io::TensorView& t = weights.get(n);
-    f.add(n);
-    f.add(std::string(io::dtype_name(t.dtype)));
-    f.add_u64(t.shape.size());
-    for (int64_t d : t.shape) f.add_u64(static_cast<uint64_t>(d));
-    f.add_u64(t.nbytes);
-    const size_t s = std::min(kSample, t.nbytes);
-    f.add(t.data, s);
-    f.add(t.data + (t.nbytes - s) / 2, s);
-    f.add(t.data + t.nbytes - s, s);
-  }
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(f.h));
-  return std::string("fnv1a64:") + hex;
-}
-
 void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path,
                        const std::function<void(size_t, size_t)>& progress) {
-  const std::vector<std::string> names = int8_layer_weights(cfg);
-  std::vector<nn::Int8Weights> q;
-  std::vector<std::vector<int64_t>> shapes;
-  q.reserve(names.size());
-  std::vector<float> tmp;
-  for (const std::string& n : names) {
-    const std::vector<int64_t> shape = int8_shape(cfg, n);
-    const io::TensorView& t = weights.get(n, shape);
-    tmp.resize(static_cast<size_t>(t.numel()));
-    io::to_f32(t, tmp.data());
-    q.push_back(nn::quantize_int8(tmp.data(), static_cast<int>(shape[0]), static_cast<int>(t.numel() / shape[0])));
-    shapes.push_back(shape);
-    release_pages(t);
-    if (progress) progress(q.size(), names.size());
+  // The model built at int8 with the loader capturing what it quantizes: the file holds exactly the layers an
+  // int8 load quantizes (the patch embedding and six matrices per encoder layer), under their own names.
+  const size_t total = 1 + 6 * static_cast<size_t>(cfg.vision.num_layers + cfg.text.num_layers);
+  std::vector<Int8Record> records;
+  ClipOptions o;
+  o.threads = 1;
+  o.precision = Precision::Int8;
+  o.int8_capture = &records;
+  if (progress) o.on_quantized = [&](size_t done) { progress(done, total); };
+  {
+    // Zero-copy over the caller's store (it outlives this call): nothing but the int8 layers is copied.
+    const ClipModel m(cfg, std::shared_ptr<const io::WeightStore>(&weights, [](const io::WeightStore*) {}), o);
   }
-  std::vector<io::TensorData> out;
-  for (size_t i = 0; i < names.size(); ++i) {
-    out.push_back({names[i], io::DType::I8, shapes[i], q[i].q.data()});
-    out.push_back({scale_name(names[i]), io::DType::F32, {q[i].n}, q[i].scale.data()});
-  }
-  const std::map<std::string, std::string> meta = {
-      {"format", kInt8Format},
-      {"format_version", kInt8Version},
-      {"source_fingerprint", weights_fingerprint(weights)},
-      {"quantization", "per output channel, symmetric: w ~= scale * q, scale = max|w| / 127 (1 for an all-zero row), "
-                       "q = round_half_even(w / scale) in [-127, 127]"},
-  };
-  io::write_safetensors(path, out, meta);
-}
-
-bool weight_is_converted(const std::string& name, Precision precision) {
-  auto ends_with = [&](const char* s) {
-    const size_t n = std::strlen(s);
-    return name.size() >= n && name.compare(name.size() - n, n, s) == 0;
-  };
-  const bool block_linear = name.find(".encoder.layers.") != std::string::npos &&
-                            (ends_with("_proj.weight") || ends_with(".fc1.weight") || ends_with(".fc2.weight"));
-  if (block_linear || name == "vision_model.embeddings.patch_embedding.weight")
-    return precision != Precision::F32 || nn::avx512_kernels(Precision::F32);  // as Impl::build decides
-  if (name == "visual_projection.weight" || name == "text_projection.weight") return nn::avx512_kernels(Precision::F32);
-  return false;
-}
-
-bool int8_weights_match(const io::SafeTensorsFile& file, const io::WeightStore& weights) {
-  const auto& m = file.metadata();
-  auto get = [&](const char* k) {
-    const auto it = m.find(k);
-    return it == m.end() ? std::string() : it->second;
-  };
-  return get("format") == kInt8Format && get("format_version") == kInt8Version &&
-         get("source_fingerprint") == weights_fingerprint(weights);
+  write_int8_weights(records, weights, path);
 }
 
 }  // namespace zeroshot::models

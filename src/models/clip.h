@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "models/int8_weights.h"
 #include "nn/linear.h"
 
 namespace zeroshot::io {
@@ -63,23 +64,16 @@ struct ClipOptions {
   // Int8 only: weights quantized beforehand (save_int8_weights' file). Used when its source fingerprint matches
   // the weights being loaded; otherwise ignored and the weights are quantized at load (same bytes either way).
   std::shared_ptr<const io::SafeTensorsFile> int8_weights;
+  // Int8 only: every weight quantized at load is also appended here (save_int8_weights), with a callback.
+  std::vector<Int8Record>* int8_capture = nullptr;
+  std::function<void(size_t)> on_quantized;
 };
 
-// The int8 weights file (docs/quantized-format.md): every quantized layer's int8 weight and per-channel scale,
-// under the model's tensor names, with the source fingerprint in __metadata__.
-inline constexpr const char* kInt8WeightsFile = "zeroshot-int8.safetensors";
-// A fingerprint of the weights (names, dtypes, shapes, sizes and sampled bytes of every tensor; FNV-1a 64, hex).
-std::string weights_fingerprint(const io::WeightStore& weights);
-// Quantizes the layers that run in int8 and writes them to `path` (atomically). Throws zeroshot::Error.
-// `progress(done, total)`, when given, is called after each quantized weight (total: the number of weights).
+// Quantizes the layers that run in int8 and writes them to `path` as an int8 weights file (int8_weights.h),
+// atomically. Throws zeroshot::Error. `progress(done, total)`, when given, is called after each quantized weight.
 // The mapped pages of each f32 weight are released once quantized, so memory stays near the int8 size.
 void save_int8_weights(const ClipConfig& cfg, const io::WeightStore& weights, const std::string& path,
                        const std::function<void(size_t done, size_t total)>& progress = {});
-// True when ClipModel builds its own copy of weight `name` (packed, converted or quantized) instead of reading the
-// memory-mapped tensor in place at `precision`; those tensors are read once at load and their pages released.
-bool weight_is_converted(const std::string& name, Precision precision);
-// True when `file` is an int8 weights file (format and version we read) made from `weights`.
-bool int8_weights_match(const io::SafeTensorsFile& file, const io::WeightStore& weights);
 
 class ClipModel {
  public:
@@ -104,6 +98,8 @@ class ClipModel {
   float logit_scale() const;  // the raw parameter; scores use exp(logit_scale)
   Precision precision() const;
   bool int8_from_file() const;  // Int8 weights came from ClipOptions::int8_weights
+  // Names of the tensors read in place from the store (their pages stay mapped; a prefetch may map them).
+  const std::vector<std::string>& weights_in_place() const;
 
   // pixel_values: n x [num_channels, image_size, image_size]; out: n x projection_dim.
   // Both encoders may be called concurrently from several threads; each row of out depends only on its input.

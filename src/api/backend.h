@@ -1,0 +1,95 @@
+// The model-family seam: zeroshot::Model holds one Backend and forwards to it; no Model method asks which family
+// it holds. A family (CLIP in the transformers layout, CLIP in the OpenCLIP layout, CLAP, ...) is one Backend
+// implementation plus one entry in the registry (families.cpp) that recognizes its checkpoint folder.
+//
+// A backend owns everything family-specific: the config reader, the weights (io::WeightStore, through
+// models::WeightLoader), the tokenizer, the non-text input's decoding and preprocessing, the encoders and the
+// score head. Model adds what is common: the batching pipeline over files (decode the next batch on worker
+// threads while one is encoded), the fingerprint, the weight prefetch, argument checks.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/weight_loader.h"
+#include "zeroshot/zeroshot.h"
+
+namespace zeroshot::io {
+class WeightStore;
+}
+
+namespace zeroshot::api {
+
+// How a family turns cosines into scores: logits = scale * cos + bias, then a softmax over the labels (CLIP,
+// CLAP) or a sigmoid per label (SigLIP).
+struct ScoreHead {
+  float scale = 1.0f;  // exp(logit_scale)
+  float bias = 0.0f;
+  bool sigmoid = false;
+};
+
+// One preprocessed item of the non-text tower: pixel_values [3, S, S] for images, input_features
+// [channels, frames, mels] for audio (is_longer: the fused CLAP flag).
+struct Input {
+  std::vector<float> values;
+  bool is_longer = false;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const char* model_type() const = 0;  // "clip", "clap", ...
+  virtual Modality modality() const = 0;
+  virtual size_t embedding_dim() const = 0;
+  virtual int image_size() const = 0;  // square side of the vision input; 0 for audio
+  virtual ScoreHead score_head() const = 0;
+  virtual const char* default_template() const = 0;
+
+  // The weights the encoders read (for the fingerprint and the prefetch).
+  virtual const io::WeightStore& weights() const = 0;
+  // The small files that define what the model computes besides its weights (config, preprocessing,
+  // tokenizer), in a fixed order; files that do not exist are skipped by the fingerprint.
+  virtual std::vector<std::string> definition_files() const = 0;
+  // The non-text tower's tensors that are read in place (worth mapping ahead of the first call).
+  virtual std::vector<std::string> prefetch_weights() const = 0;
+
+  // Text: ids with the family's special tokens, then projected, un-normalized embeddings (n x embedding_dim).
+  virtual std::vector<int32_t> tokenize(const std::string& text) const = 0;
+  virtual void encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const = 0;
+
+  // The non-text input, decoded and preprocessed (thread-safe; throws zeroshot::Error naming the input).
+  virtual Input load_file(const std::string& path) const = 0;
+  virtual Input load_memory(const uint8_t* data, size_t size, const std::string& name) const = 0;
+  // Interleaved 8-bit RGB already decoded by the caller (image families).
+  virtual Input load_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const = 0;
+  // n inputs (all of one shape) -> n x embedding_dim projected, un-normalized embeddings. Thread-safe.
+  virtual void encode(const Input* const* inputs, size_t n, float* out) const = 0;
+  // Image families: n preprocessed images back to back, without copying them into Inputs.
+  virtual void encode_pixel_values(const float* pixel_values, size_t n, float* out) const = 0;
+
+  // Whether int8 layers came from the model folder's int8 weights file.
+  virtual bool int8_from_file() const = 0;
+};
+
+// Set when a backend is built only to write its int8 weights file: the weight loader hands over every weight it
+// quantizes (and the model folder's own int8 file is not read).
+struct Int8Capture {
+  std::vector<models::Int8Record>* records = nullptr;
+  std::function<void(size_t)> progress;  // after each weight: the count so far
+};
+
+// The registry: builds the backend of the family that `dir` (a local model folder) holds, recognized by its files
+// (transformers config.json model_type, or open_clip_config.json). Throws zeroshot::Error naming the file for a
+// folder no family takes, with the families that exist.
+std::unique_ptr<Backend> load_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture = nullptr);
+
+// Writes the int8 weights file of the model in `dir` (the layers an int8 load quantizes, under their tensor
+// names) to `path`. progress(done) after each weight. Throws zeroshot::Error.
+void save_int8_weights(const std::string& dir, const std::string& path, const std::function<void(size_t)>& progress = {});
+
+}  // namespace zeroshot::api

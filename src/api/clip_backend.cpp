@@ -1,0 +1,177 @@
+#include "api/clip_backend.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "api/trace.h"
+#include "image/image.h"
+#include "image/image_processor.h"
+#include "io/safetensors.h"
+#include "models/int8_weights.h"
+#include "text/clip_tokenizer.h"
+
+namespace zeroshot::api {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class ClipBackend final : public Backend {
+ public:
+  ClipBackend(ClipCheckpoint ck, const ModelOptions& opt, const Int8Capture* capture) : ck_(std::move(ck)) {
+    models::ClipOptions copt;
+    copt.threads = opt.threads;
+    copt.precision = opt.precision == Precision::BF16   ? models::Precision::BF16
+                     : opt.precision == Precision::Int8 ? models::Precision::Int8
+                                                        : models::Precision::F32;
+    // Int8: weights quantized beforehand (`zeroshot quantize`), used when made from these weights (else ignored:
+    // quantized at load, same values). A file that is not valid safetensors is refused: it was meant to be used.
+    const fs::path int8_file = fs::path(ck_.dir) / models::kInt8WeightsFile;
+    if (capture) {
+      copt.int8_capture = capture->records;
+      copt.on_quantized = capture->progress;
+    } else if (copt.precision == models::Precision::Int8 && fs::exists(int8_file)) {
+      try {
+        copt.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file.string());
+      } catch (const Error& e) {
+        std::string why = e.what();
+        if (why.rfind(int8_file.string() + ": ", 0) == 0) why.erase(0, int8_file.string().size() + 2);
+        throw Error(int8_file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
+      }
+    }
+    trace::Phase p("build model");
+    clip_ = std::make_unique<models::ClipModel>(ck_.cfg, ck_.weights, copt);
+  }
+
+  const char* model_type() const override { return ck_.model_type.c_str(); }
+  Modality modality() const override { return Modality::Image; }
+  size_t embedding_dim() const override { return static_cast<size_t>(ck_.cfg.projection_dim); }
+  int image_size() const override { return ck_.cfg.vision.image_size; }
+  ScoreHead score_head() const override { return {std::exp(clip_->logit_scale()), 0.0f, false}; }
+  const char* default_template() const override { return kDefaultImageTemplate; }
+  const io::WeightStore& weights() const override { return *ck_.weights; }
+  std::vector<std::string> definition_files() const override { return ck_.definition_files; }
+  std::vector<std::string> prefetch_weights() const override {
+    std::vector<std::string> v;
+    for (const std::string& n : clip_->weights_in_place())
+      if (n.rfind("vision_model.", 0) == 0 || n.rfind("visual_projection.", 0) == 0) v.push_back(n);
+    return v;
+  }
+  bool int8_from_file() const override { return clip_->int8_from_file(); }
+
+  std::vector<int32_t> tokenize(const std::string& text) const override {
+    return tokenizer().encode(text, static_cast<size_t>(ck_.cfg.text.max_positions));
+  }
+  void encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const override {
+    if (!ids.empty()) clip_->encode_texts(ids, out);
+  }
+
+  Input load_file(const std::string& path) const override { return {ck_.preprocess.file(path), false}; }
+  Input load_memory(const uint8_t* data, size_t size, const std::string& name) const override {
+    return {ck_.preprocess.bytes(data, size, name), false};
+  }
+  Input load_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const override {
+    return {ck_.preprocess.rgb(rgb, width, height, name), false};
+  }
+  void encode(const Input* const* inputs, size_t n, float* out) const override {
+    if (n == 0) return;
+    const size_t per = inputs[0]->values.size();
+    std::vector<float> px(n * per);
+    for (size_t i = 0; i < n; ++i) {
+      if (inputs[i]->values.size() != per) throw Error("encode", "inputs of different sizes in one batch");
+      std::memcpy(px.data() + i * per, inputs[i]->values.data(), per * sizeof(float));
+    }
+    encode_pixel_values(px.data(), n, out);
+  }
+  void encode_pixel_values(const float* pixel_values, size_t n, float* out) const override {
+    if (n) clip_->encode_images(pixel_values, static_cast<int>(n), out);
+  }
+
+ private:
+  // Parsed on first use: ~30 ms that a cached label set or an image-only run never needs. (A mutex, not
+  // std::call_once: a failed load throws, and the next call must try again.)
+  const text::ClipTokenizer& tokenizer() const {
+    if (const text::ClipTokenizer* t = tokenizer_ready_.load(std::memory_order_acquire)) return *t;
+    std::lock_guard lock(mutex_);
+    if (!tokenizer_) {
+      trace::Phase p("load tokenizer");
+      tokenizer_ = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_dir(ck_.dir));
+      tokenizer_ready_.store(tokenizer_.get(), std::memory_order_release);
+    }
+    return *tokenizer_;
+  }
+
+  ClipCheckpoint ck_;
+  std::unique_ptr<models::ClipModel> clip_;
+  mutable std::mutex mutex_;
+  mutable std::unique_ptr<text::ClipTokenizer> tokenizer_;
+  mutable std::atomic<const text::ClipTokenizer*> tokenizer_ready_{nullptr};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_clip_backend(ClipCheckpoint ck, const ModelOptions& options, const Int8Capture* capture) {
+  return std::make_unique<ClipBackend>(std::move(ck), options, capture);
+}
+
+std::vector<std::string> clip_tokenizer_files(const std::string& dir) {
+  const fs::path d(dir);
+  std::error_code ec;
+  if (fs::is_regular_file(d / "vocab.json", ec) && fs::is_regular_file(d / "merges.txt", ec))
+    return {(d / "vocab.json").string(), (d / "merges.txt").string()};
+  if (fs::is_regular_file(d / "tokenizer.json", ec)) return {(d / "tokenizer.json").string()};
+  (void)text::ClipTokenizer::from_dir(dir);  // for its error message
+  throw Error(dir, "no CLIP tokenizer files (vocab.json + merges.txt, or tokenizer.json)");
+}
+
+ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options) {
+  const fs::path d(dir);
+  ClipCheckpoint ck;
+  ck.dir = dir;
+  ck.model_type = "clip";
+  const fs::path config = d / "config.json";
+  ck.cfg = models::ClipConfig::load(config.string());
+  const std::vector<std::string> tok = clip_tokenizer_files(dir);
+  const fs::path pre = d / "preprocessor_config.json";
+  ck.definition_files = {config.string(), pre.string()};
+  ck.definition_files.insert(ck.definition_files.end(), tok.begin(), tok.end());
+
+  image::ImageProcessorConfig pcfg;
+  if (fs::exists(pre)) {
+    pcfg = image::ImageProcessorConfig::load(pre.string());
+  } else {
+    // CLIP's standard processing at the vision tower's resolution.
+    pcfg.shortest_edge = pcfg.crop_height = pcfg.crop_width = ck.cfg.vision.image_size;
+  }
+  auto processor = std::make_shared<const image::ImageProcessor>(pcfg);
+  if (processor->out_height() != ck.cfg.vision.image_size || processor->out_width() != ck.cfg.vision.image_size)
+    throw Error(pre.string(), "crop size " + std::to_string(processor->out_height()) + "x" + std::to_string(processor->out_width()) +
+                                  " does not match vision_config.image_size " + std::to_string(ck.cfg.vision.image_size));
+  image::DecodeOptions decode;
+  decode.max_pixels = options.max_image_pixels;
+  ck.preprocess.file = [processor, decode](const std::string& path) {
+    return processor->preprocess(image::decode_file(path, decode));
+  };
+  ck.preprocess.bytes = [processor, decode](const uint8_t* data, size_t size, const std::string& name) {
+    return processor->preprocess(image::decode_memory(data, size, name, decode));
+  };
+  ck.preprocess.rgb = [processor](const uint8_t* rgb, int width, int height, const std::string& name) {
+    if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+    image::RgbImage img;
+    img.width = width;
+    img.height = height;
+    img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+    return processor->preprocess(img);
+  };
+  {
+    // Memory-mapped weights used in place (no copy) where their dtype and alignment allow.
+    trace::Phase p("open weights");
+    ck.weights = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
+  }
+  return ck;
+}
+
+}  // namespace zeroshot::api

@@ -1,0 +1,42 @@
+// The CLIP families: one backend over models::ClipModel for every checkpoint layout of the CLIP architecture.
+// A layout supplies its config, its weights under the transformers names ClipModel reads, and its image
+// preprocessing; the tokenizer (CLIP BPE, lazily parsed), the encoders and the softmax head are shared.
+//   - transformers (config.json model_type "clip"): CLIPImageProcessor from preprocessor_config.json.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "api/backend.h"
+#include "models/clip.h"
+
+namespace zeroshot::api {
+
+// The image side of a CLIP layout: a file, encoded bytes or decoded RGB pixels -> pixel_values [3, S, S].
+struct ImagePreprocess {
+  std::function<std::vector<float>(const std::string& path)> file;
+  std::function<std::vector<float>(const uint8_t* data, size_t size, const std::string& name)> bytes;
+  std::function<std::vector<float>(const uint8_t* rgb, int width, int height, const std::string& name)> rgb;
+};
+
+// What a layout hands to the shared backend.
+struct ClipCheckpoint {
+  std::string dir;
+  std::string model_type;                       // "clip", "open_clip"
+  models::ClipConfig cfg;                       // text.max_positions is the tokenizer's context length
+  std::shared_ptr<const io::WeightStore> weights;  // transformers CLIPModel names
+  std::vector<std::string> definition_files;    // config, preprocessing and tokenizer files (fingerprint)
+  ImagePreprocess preprocess;
+};
+
+// Throws zeroshot::Error naming the file at fault.
+std::unique_ptr<Backend> make_clip_backend(ClipCheckpoint ck, const ModelOptions& options, const Int8Capture* capture = nullptr);
+// The transformers layout in `dir` (config.json with model_type "clip").
+ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options);
+// The CLIP tokenizer files of `dir`: vocab.json + merges.txt, or tokenizer.json. Throws (the tokenizer's own
+// error) when neither is there.
+std::vector<std::string> clip_tokenizer_files(const std::string& dir);
+
+}  // namespace zeroshot::api
