@@ -10,6 +10,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/hf_config.h"
 #include "models/weight_loader.h"
 #include "nn/audio_ops.h"
 #include "nn/linear.h"
@@ -23,116 +24,49 @@ namespace zeroshot::models {
 
 namespace {
 
-// Sizes above this are not a CLAP model (and would overflow the shape arithmetic).
-constexpr int64_t kMaxSize = 1 << 20;
 constexpr int kMaxStages = 8;
+using hf::json_str;
+using hf::kMaxSize;
 
-std::string json_str(const io::Json& v) { return v.dump(); }
-
-int get_int(const io::Json& obj, const char* key, int def, int64_t min, const std::string& file, const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > kMaxSize) {
-    const std::string what = min > 0 ? "a positive integer" : "a non-negative integer";
-    throw Error(file, prefix + key + " must be " + what + ", got " + json_str(v));
-  }
-  return static_cast<int>(v.get<int64_t>());
-}
-
-int get_size(const io::Json& obj, const char* key, int def, const std::string& file, const std::string& prefix) {
-  return get_int(obj, key, def, 1, file, prefix);
-}
-
-bool get_bool(const io::Json& obj, const char* key, bool def, const std::string& file, const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  if (!v.is_boolean()) throw Error(file, prefix + key + " must be true or false, got " + json_str(v));
-  return v.get<bool>();
-}
-
-float get_eps(const io::Json& obj, const char* key, float def, const std::string& file, const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  if (!v.is_number() || !(v.get<double>() >= 0.0) || !std::isfinite(v.get<double>()))
-    throw Error(file, prefix + key + " must be a non-negative number, got " + json_str(v));
-  return static_cast<float>(v.get<double>());
-}
-
-ClapAct get_act(const io::Json& obj, const char* key, ClapAct def, const std::string& file, const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  const std::string s = v.is_string() ? v.get<std::string>() : json_str(v);
+ClapAct get_act(const hf::Fields& f, const char* key, ClapAct def) {
+  if (!f.has(key)) return def;
+  const std::string s = f.text(key, "");
   if (s == "relu") return ClapAct::Relu;
   if (s == "gelu") return ClapAct::Gelu;
   if (s == "gelu_new" || s == "gelu_pytorch_tanh") return ClapAct::GeluTanh;
   if (s == "quick_gelu") return ClapAct::QuickGelu;
   if (s == "silu" || s == "swish") return ClapAct::Silu;
-  throw Error(file, prefix + key + " \"" + s +
-                        "\" is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu or silu)");
-}
-
-// A positive int, or a list of two equal positive ints (HF accepts both for patch sizes).
-int get_square(const io::Json& obj, const char* key, int def, const std::string& file, const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  auto ok = [](const io::Json& e) { return e.is_number_integer() && e.get<int64_t>() > 0 && e.get<int64_t>() <= kMaxSize; };
-  if (ok(v)) return static_cast<int>(v.get<int64_t>());
-  if (v.is_array() && v.size() == 2 && ok(v[0]) && ok(v[1])) {
-    if (v[0].get<int64_t>() != v[1].get<int64_t>())
-      throw Error(file, prefix + key + " " + json_str(v) + " is not supported (only square patches)");
-    return static_cast<int>(v[0].get<int64_t>());
-  }
-  throw Error(file, prefix + key + " must be a positive integer or a list of two, got " + json_str(v));
-}
-
-std::vector<int> get_list(const io::Json& obj, const char* key, const std::vector<int>& def, const std::string& file,
-                          const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  if (!v.is_array() || v.empty() || v.size() > kMaxStages)
-    throw Error(file, prefix + key + " must be a list of 1 to " + std::to_string(kMaxStages) + " positive integers, got " + json_str(v));
-  std::vector<int> out;
-  for (const io::Json& e : v) {
-    if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > 1024)
-      throw Error(file, prefix + key + " must be a list of positive integers, got " + json_str(v));
-    out.push_back(static_cast<int>(e.get<int64_t>()));
-  }
-  return out;
-}
-
-io::Json sub_config(const io::Json& j, const std::string& name, const std::string& file) {
-  if (!j.contains(name) || j[name].is_null()) return io::Json::object();
-  if (!j[name].is_object()) throw Error(file, name + " is not an object");
-  return j[name];
+  f.fail(std::string(key) + " \"" + s + "\" is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu or silu)");
 }
 
 std::string str(int v) { return std::to_string(v); }
 
 void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path) {
   const std::string p = "audio_config.";
-  a.window_size = get_size(aj, "window_size", a.window_size, path, p);
-  a.num_mel_bins = get_size(aj, "num_mel_bins", a.num_mel_bins, path, p);
-  a.spec_size = get_size(aj, "spec_size", a.spec_size, path, p);
-  a.patch_size = get_square(aj, "patch_size", a.patch_size, path, p);
-  const int stride = get_square(aj, "patch_stride", 4, path, p);  // HF default [4, 4], whatever patch_size is
+  const hf::Fields f{aj, path, p};
+  a.window_size = f.size("window_size", a.window_size);
+  a.num_mel_bins = f.size("num_mel_bins", a.num_mel_bins);
+  a.spec_size = f.size("spec_size", a.spec_size);
+  a.patch_size = f.square("patch_size", a.patch_size);
+  const int stride = f.square("patch_stride", 4);  // HF default [4, 4], whatever patch_size is
   if (stride != a.patch_size)
     throw Error(path, p + "patch_stride " + str(stride) + " differs from patch_size " + str(a.patch_size) + " (overlapping patches are not supported)");
-  a.hidden_size = get_size(aj, "hidden_size", a.hidden_size, path, p);
-  a.patch_embeds_hidden_size = get_size(aj, "patch_embeds_hidden_size", a.patch_embeds_hidden_size, path, p);
-  a.depths = get_list(aj, "depths", a.depths, path, p);
-  a.num_heads = get_list(aj, "num_attention_heads", a.num_heads, path, p);
+  a.hidden_size = f.size("hidden_size", a.hidden_size);
+  a.patch_embeds_hidden_size = f.size("patch_embeds_hidden_size", a.patch_embeds_hidden_size);
+  a.depths = f.list("depths", a.depths, kMaxStages, 1024);
+  a.num_heads = f.list("num_attention_heads", a.num_heads, kMaxStages, 1024);
   if (aj.contains("mlp_ratio")) {
     const io::Json& v = aj["mlp_ratio"];
     if (!v.is_number() || !(v.get<double>() > 0.0) || !(v.get<double>() <= 64.0))
       throw Error(path, p + "mlp_ratio must be a positive number, got " + json_str(v));
     a.mlp_ratio = static_cast<float>(v.get<double>());
   }
-  a.qkv_bias = get_bool(aj, "qkv_bias", a.qkv_bias, path, p);
-  a.enable_fusion = get_bool(aj, "enable_fusion", a.enable_fusion, path, p);
-  a.enable_patch_layer_norm = get_bool(aj, "enable_patch_layer_norm", a.enable_patch_layer_norm, path, p);
-  if (!get_bool(aj, "flatten_patch_embeds", true, path, p))
+  a.qkv_bias = f.flag("qkv_bias", a.qkv_bias);
+  a.enable_fusion = f.flag("enable_fusion", a.enable_fusion);
+  a.enable_patch_layer_norm = f.flag("enable_patch_layer_norm", a.enable_patch_layer_norm);
+  if (!f.flag("flatten_patch_embeds", true))
     throw Error(path, p + "flatten_patch_embeds false is not supported");
-  if (get_int(aj, "patch_embed_input_channels", 1, 1, path, p) != 1)
+  if (f.integer("patch_embed_input_channels", 1, 1) != 1)
     throw Error(path, p + "patch_embed_input_channels must be 1, got " + json_str(aj["patch_embed_input_channels"]));
   if (aj.contains("fusion_type") && !aj["fusion_type"].is_null()) {
     const io::Json& v = aj["fusion_type"];
@@ -142,9 +76,9 @@ void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path)
     if (a.enable_fusion && v.get<std::string>() == "channel_map")
       throw Error(path, p + "fusion_type \"channel_map\" is not supported");
   }
-  a.aff_block_r = get_size(aj, "aff_block_r", a.aff_block_r, path, p);
-  a.layer_norm_eps = get_eps(aj, "layer_norm_eps", a.layer_norm_eps, path, p);
-  a.act = get_act(aj, "hidden_act", a.act, path, p);
+  a.aff_block_r = f.size("aff_block_r", a.aff_block_r);
+  a.layer_norm_eps = f.non_negative("layer_norm_eps", a.layer_norm_eps);
+  a.act = get_act(f, "hidden_act", a.act);
 
   // Geometry HF's code can run (and that this engine implements).
   const int stages = static_cast<int>(a.depths.size());
@@ -183,16 +117,17 @@ void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path)
 
 void load_text(const io::Json& tj, ClapTextConfig& t, const std::string& path) {
   const std::string p = "text_config.";
-  t.vocab_size = get_size(tj, "vocab_size", t.vocab_size, path, p);
-  t.hidden_size = get_size(tj, "hidden_size", t.hidden_size, path, p);
-  t.num_layers = get_size(tj, "num_hidden_layers", t.num_layers, path, p);
-  t.num_heads = get_size(tj, "num_attention_heads", t.num_heads, path, p);
-  t.intermediate_size = get_size(tj, "intermediate_size", t.intermediate_size, path, p);
-  t.max_positions = get_size(tj, "max_position_embeddings", t.max_positions, path, p);
-  t.type_vocab_size = get_size(tj, "type_vocab_size", t.type_vocab_size, path, p);
-  t.pad_token_id = get_int(tj, "pad_token_id", t.pad_token_id, 0, path, p);
-  t.layer_norm_eps = get_eps(tj, "layer_norm_eps", t.layer_norm_eps, path, p);
-  t.act = get_act(tj, "hidden_act", t.act, path, p);
+  const hf::Fields f{tj, path, p};
+  t.vocab_size = f.size("vocab_size", t.vocab_size);
+  t.hidden_size = f.size("hidden_size", t.hidden_size);
+  t.num_layers = f.size("num_hidden_layers", t.num_layers);
+  t.num_heads = f.size("num_attention_heads", t.num_heads);
+  t.intermediate_size = f.size("intermediate_size", t.intermediate_size);
+  t.max_positions = f.size("max_position_embeddings", t.max_positions);
+  t.type_vocab_size = f.size("type_vocab_size", t.type_vocab_size);
+  t.pad_token_id = f.integer("pad_token_id", t.pad_token_id, 0);
+  t.layer_norm_eps = f.non_negative("layer_norm_eps", t.layer_norm_eps);
+  t.act = get_act(f, "hidden_act", t.act);
   if (tj.contains("position_embedding_type")) {
     const io::Json& v = tj["position_embedding_type"];
     if (!v.is_string() || v.get<std::string>() != "absolute")
@@ -208,19 +143,15 @@ void load_text(const io::Json& tj, ClapTextConfig& t, const std::string& path) {
 }  // namespace
 
 ClapConfig ClapConfig::load(const std::string& path) {
-  const io::Json j = io::load_json(path);
-  if (!j.is_object()) throw Error(path, "not a JSON object");
-  if (!j.contains("model_type")) throw Error(path, "no model_type (expected \"clap\")");
-  const io::Json& mt = j["model_type"];
-  if (!mt.is_string() || mt.get<std::string>() != "clap")
-    throw Error(path, "model_type " + json_str(mt) + " is not supported (expected \"clap\")");
+  const io::Json j = hf::load(path, "clap");
   // Defaults are those of transformers' ClapAudioConfig / ClapTextConfig / ClapConfig.
   ClapConfig c;
-  load_audio(sub_config(j, "audio_config", path), c.audio, path);
-  load_text(sub_config(j, "text_config", path), c.text, path);
+  load_audio(hf::sub_config(j, {"audio_config"}, path), c.audio, path);
+  load_text(hf::sub_config(j, {"text_config"}, path), c.text, path);
   // ClapConfig overwrites the towers' projection_dim / projection_hidden_act with its own.
-  c.projection_dim = get_size(j, "projection_dim", 512, path, "");
-  c.projection_act = get_act(j, "projection_hidden_act", ClapAct::Relu, path, "");
+  const hf::Fields top{j, path, ""};
+  c.projection_dim = top.size("projection_dim", 512);
+  c.projection_act = get_act(top, "projection_hidden_act", ClapAct::Relu);
   return c;
 }
 

@@ -13,6 +13,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/hf_config.h"
 #include "models/int8_weights.h"
 #include "models/weight_loader.h"
 #include "nn/ops.h"
@@ -25,104 +26,65 @@ namespace zeroshot::models {
 
 namespace {
 
-// Sizes above this are not a CLIP model (and would overflow the shape arithmetic).
-constexpr int64_t kMaxSize = 1 << 20;
-
-std::string json_str(const io::Json& v) { return v.dump(); }
-
-int get_size(const io::Json& obj, const char* key, int def, const std::string& file, const std::string& prefix) {
-  if (!obj.contains(key)) return def;
-  const io::Json& v = obj[key];
-  if (!v.is_number_integer() || v.get<int64_t>() <= 0 || v.get<int64_t>() > kMaxSize)
-    throw Error(file, prefix + key + " must be a positive integer, got " + json_str(v));
-  return static_cast<int>(v.get<int64_t>());
-}
-
-Activation get_act(const io::Json& obj, const std::string& file, const std::string& prefix) {
-  if (!obj.contains("hidden_act")) return Activation::QuickGelu;  // HF default for both towers
-  const io::Json& v = obj["hidden_act"];
-  const std::string s = v.is_string() ? v.get<std::string>() : json_str(v);
+Activation get_act(const hf::Fields& f) {
+  if (!f.has("hidden_act")) return Activation::QuickGelu;  // HF default for both towers
+  const std::string s = f.text("hidden_act", "");
   if (s == "quick_gelu") return Activation::QuickGelu;
   if (s == "gelu") return Activation::Gelu;
   if (s == "gelu_new" || s == "gelu_pytorch_tanh") return Activation::GeluTanh;
-  throw Error(file, prefix + "hidden_act \"" + s + "\" is not supported (expected quick_gelu, gelu, gelu_new or gelu_pytorch_tanh)");
+  f.fail("hidden_act \"" + s + "\" is not supported (expected quick_gelu, gelu, gelu_new or gelu_pytorch_tanh)");
 }
 
-float get_eps(const io::Json& obj, const std::string& file, const std::string& prefix) {
-  if (!obj.contains("layer_norm_eps")) return 1e-5f;
-  const io::Json& v = obj["layer_norm_eps"];
-  if (!v.is_number() || !(v.get<double>() >= 0.0) || !std::isfinite(v.get<double>()))
-    throw Error(file, prefix + "layer_norm_eps must be a non-negative number, got " + json_str(v));
-  return static_cast<float>(v.get<double>());
-}
-
-// CLIPConfig: a "<name>_dict" (old checkpoints) takes precedence over "<name>"; missing means all defaults.
-io::Json sub_config(const io::Json& j, const std::string& name, const std::string& file) {
-  for (const std::string& key : {name + "_dict", name}) {
-    if (!j.contains(key) || j[key].is_null()) continue;
-    if (!j[key].is_object()) throw Error(file, key + " is not an object");
-    return j[key];
-  }
-  return io::Json::object();
-}
-
-void check_heads(const ClipTowerConfig& t, const std::string& file, const std::string& prefix) {
+void check_heads(const ClipTowerConfig& t, const hf::Fields& f) {
   if (t.hidden_size % t.num_heads != 0)
-    throw Error(file, prefix + "hidden_size " + std::to_string(t.hidden_size) + " is not divisible by num_attention_heads " +
-                          std::to_string(t.num_heads));
+    f.fail("hidden_size " + std::to_string(t.hidden_size) + " is not divisible by num_attention_heads " + std::to_string(t.num_heads));
 }
 
 }  // namespace
 
 ClipConfig ClipConfig::load(const std::string& path) {
-  const io::Json j = io::load_json(path);
-  if (!j.is_object()) throw Error(path, "not a JSON object");
-  if (!j.contains("model_type")) throw Error(path, "no model_type (expected \"clip\")");
-  const io::Json& mt = j["model_type"];
-  if (!mt.is_string() || mt.get<std::string>() != "clip")
-    throw Error(path, "model_type " + json_str(mt) + " is not supported (expected \"clip\")");
-
+  const io::Json j = hf::load(path, "clip");
   ClipConfig c;
-  // Defaults are those of transformers' CLIPTextConfig / CLIPVisionConfig / CLIPConfig.
-  const io::Json tj = sub_config(j, "text_config", path);
-  const std::string tp = "text_config.";
-  c.text.vocab_size = get_size(tj, "vocab_size", 49408, path, tp);
-  c.text.hidden_size = get_size(tj, "hidden_size", 512, path, tp);
-  c.text.intermediate_size = get_size(tj, "intermediate_size", 2048, path, tp);
-  c.text.num_layers = get_size(tj, "num_hidden_layers", 12, path, tp);
-  c.text.num_heads = get_size(tj, "num_attention_heads", 8, path, tp);
-  c.text.max_positions = get_size(tj, "max_position_embeddings", 77, path, tp);
-  c.text.act = get_act(tj, path, tp);
-  c.text.layer_norm_eps = get_eps(tj, path, tp);
+  // Defaults are those of transformers' CLIPTextConfig / CLIPVisionConfig / CLIPConfig. A "<name>_dict" (old
+  // checkpoints) takes precedence over "<name>"; missing means all defaults.
+  const io::Json tj = hf::sub_config(j, {"text_config_dict", "text_config"}, path);
+  const hf::Fields t{tj, path, "text_config."};
+  c.text.vocab_size = t.size("vocab_size", 49408);
+  c.text.hidden_size = t.size("hidden_size", 512);
+  c.text.intermediate_size = t.size("intermediate_size", 2048);
+  c.text.num_layers = t.size("num_hidden_layers", 12);
+  c.text.num_heads = t.size("num_attention_heads", 8);
+  c.text.max_positions = t.size("max_position_embeddings", 77);
+  c.text.act = get_act(t);
+  c.text.layer_norm_eps = t.non_negative("layer_norm_eps", 1e-5f);
   c.text.eos_token_id = 49407;
-  if (tj.contains("eos_token_id")) {
+  if (t.has("eos_token_id")) {
     const io::Json& v = tj["eos_token_id"];
     if (!v.is_number_integer() || v.get<int64_t>() < INT32_MIN || v.get<int64_t>() > INT32_MAX)
-      throw Error(path, tp + "eos_token_id must be an integer, got " + json_str(v));
+      t.fail("eos_token_id must be an integer, got " + hf::json_str(v));
     c.text.eos_token_id = static_cast<int>(v.get<int64_t>());
   }
-  check_heads(c.text, path, tp);
+  check_heads(c.text, t);
 
-  const io::Json vj = sub_config(j, "vision_config", path);
-  const std::string vp = "vision_config.";
-  c.vision.hidden_size = get_size(vj, "hidden_size", 768, path, vp);
-  c.vision.intermediate_size = get_size(vj, "intermediate_size", 3072, path, vp);
-  c.vision.num_layers = get_size(vj, "num_hidden_layers", 12, path, vp);
-  c.vision.num_heads = get_size(vj, "num_attention_heads", 12, path, vp);
-  c.vision.num_channels = get_size(vj, "num_channels", 3, path, vp);
-  c.vision.image_size = get_size(vj, "image_size", 224, path, vp);
-  c.vision.patch_size = get_size(vj, "patch_size", 32, path, vp);
-  c.vision.act = get_act(vj, path, vp);
-  c.vision.layer_norm_eps = get_eps(vj, path, vp);
-  check_heads(c.vision, path, vp);
+  const io::Json vj = hf::sub_config(j, {"vision_config_dict", "vision_config"}, path);
+  const hf::Fields v{vj, path, "vision_config."};
+  c.vision.hidden_size = v.size("hidden_size", 768);
+  c.vision.intermediate_size = v.size("intermediate_size", 3072);
+  c.vision.num_layers = v.size("num_hidden_layers", 12);
+  c.vision.num_heads = v.size("num_attention_heads", 12);
+  c.vision.num_channels = v.size("num_channels", 3);
+  c.vision.image_size = v.size("image_size", 224);
+  c.vision.patch_size = v.size("patch_size", 32);
+  c.vision.act = get_act(v);
+  c.vision.layer_norm_eps = v.non_negative("layer_norm_eps", 1e-5f);
+  check_heads(c.vision, v);
   if (c.vision.image_size % c.vision.patch_size != 0)
-    throw Error(path, vp + "image_size " + std::to_string(c.vision.image_size) + " is not divisible by patch_size " +
-                          std::to_string(c.vision.patch_size));
+    v.fail("image_size " + std::to_string(c.vision.image_size) + " is not divisible by patch_size " + std::to_string(c.vision.patch_size));
   const int64_t grid = c.vision.image_size / c.vision.patch_size;
-  if (grid * grid + 1 > kMaxSize) throw Error(path, vp + "image_size / patch_size gives an absurd number of patches");
+  if (grid * grid + 1 > hf::kMaxSize) v.fail("image_size / patch_size gives an absurd number of patches");
 
   // CLIPModel uses the top-level projection_dim (the towers' own projection_dim is ignored).
-  c.projection_dim = get_size(j, "projection_dim", 512, path, "");
+  c.projection_dim = hf::Fields{j, path, ""}.size("projection_dim", 512);
   return c;
 }
 
