@@ -2,7 +2,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "api/trace.h"
+#include "util/trace.h"
 #include "classify/multi_label.h"
 #include "cli_common.h"
 #include "commands.h"

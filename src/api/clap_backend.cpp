@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "api/trace.h"
+#include "util/trace.h"
 #include "audio/audio.h"
 #include "audio/clap_feature_extractor.h"
 #include "io/safetensors.h"

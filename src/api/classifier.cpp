@@ -1,4 +1,4 @@
-#include "api/trace.h"
+#include "util/trace.h"
 #include "classify/label_cache.h"
 #include "classify/zero_shot.h"
 #include "zeroshot/zeroshot.h"

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "api/trace.h"
+#include "util/trace.h"
 #include "image/image.h"
 #include "image/image_processor.h"
 #include "io/safetensors.h"

@@ -14,7 +14,7 @@
 
 #include "api/backend.h"
 #include "api/model_fingerprint.h"
-#include "api/trace.h"
+#include "util/trace.h"
 #include "io/hub.h"
 #include "io/safetensors.h"
 #include "zeroshot/zeroshot.h"

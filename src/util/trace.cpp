@@ -1,4 +1,4 @@
-#include "api/trace.h"
+#include "util/trace.h"
 
 #include <time.h>
 #include <unistd.h>
