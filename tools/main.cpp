@@ -6,7 +6,7 @@
 #include "zeroshot/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"zeroshot: exact zero-shot classification with CLIP models"};
+  CLI::App app{"zeroshot: exact zero-shot classification with contrastive models (CLIP for images, CLAP for audio)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "zeroshot 0.1.0");
   std::function<int()> action;

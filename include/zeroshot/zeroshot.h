@@ -1,4 +1,4 @@
-// zeroshot: exact zero-shot classification with contrastive models (CLIP), in C++.
+// zeroshot: exact zero-shot classification with contrastive models (CLIP for images, CLAP for audio), in C++.
 //
 //   auto model = zeroshot::Model::load("openai/clip-vit-base-patch32");   // or a Hugging Face model folder
 //   zeroshot::ZeroShotClassifier clf(*model, {"cat", "dog", "a red car"});  // default template
@@ -26,7 +26,7 @@ inline constexpr const char* kDefaultImageTemplate = "This is a photo of {}.";
 // The Hugging Face zero-shot-audio-classification pipeline's default template.
 inline constexpr const char* kDefaultAudioTemplate = "This is a sound of {}.";
 
-// What a model's non-text tower reads: config.json decides (model_type "clip": images, "clap": audio).
+// What a model's non-text tower reads: its family decides (CLIP: images, CLAP: audio).
 enum class Modality { Image, Audio };
 
 // Where clips longer than the model's 10 s window are cut (CLAP): Middle: the middle window (rand_trunc) or the
@@ -75,7 +75,7 @@ class Model {
 
   const std::string& name() const;       // as given to load()
   const std::string& directory() const;  // the local folder the files were read from
-  const char* model_type() const;        // "clip" or "clap"
+  const char* model_type() const;        // the family: "clip", "clap", "open_clip"
   // A stable id of what this model computes: 32 hex digits of a SHA-256 over config.json,
   // preprocessor_config.json, the tokenizer files (vocab.json + merges.txt, or tokenizer.json), each weight file's
   // name, size, safetensors header and 64 evenly spaced 4 KiB samples of its bytes, and the compute precision.

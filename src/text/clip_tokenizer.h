@@ -1,6 +1,6 @@
 // CLIP's byte-level BPE tokenizer, exactly as OpenAI's reference (and HF's slow CLIPTokenizer with ftfy).
 //
-// encode(): ftfy-like repair (see clip_tokenizer.cpp for what is and is not covered), html-unescape twice,
+// encode(): ftfy-like repair (ftfy.h says what is and is not mirrored), html-unescape twice,
 // whitespace collapse + strip, lower-case (Unicode-aware, via utf8proc), split with the CLIP pattern
 //   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
 // byte-to-unicode mapping, BPE with merges ranked by line order and "</w>" on the last symbol of a word,
