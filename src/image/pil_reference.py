@@ -140,6 +140,12 @@ def synthesize(src_dir, out_dir):
     save(photo.resize((1, 300), Image.BICUBIC).quantize(colors=16), "odd_1x300_palette.png")
     save(photo.resize((300, 1), Image.BICUBIC), "odd_300x1.png")
     save(la.resize((7, 9), Image.BICUBIC).convert("LA"), "odd_la_7x9.png")
+    for mode in ("1", "L", "P", "RGB", "RGBA"):  # Pillow writes RGBA as 32-bit BGRA that it reads back as RGB
+        save(pal if mode == "P" else (rgba if mode == "RGBA" else photo.convert(mode)), f"bmp_{mode.lower()}.bmp")
+    save(pal, "palette.gif")
+    save(photo.convert("L"), "gray_ramp.gif", optimize=False)  # identity gray color table: Pillow opens it as "L"
+    save(rgba, "alpha.webp", lossless=True)
+    save(rgba, "alpha_lossy.webp", quality=80)
     return made
 
 
