@@ -1,9 +1,10 @@
 // GIF through giflib: the first frame, composed as Pillow's GifImagePlugin does for frame 0.
 // The canvas is the logical screen, grown to hold the frame if the frame sticks out; it starts filled with the
 // frame's transparent index (from the graphic control extensions before the frame) or with index 0; the frame's
-// pixels are written at its offset; the indices are mode "P" with the local color table, else the global one, or
-// "L" without a table (or with the identity gray ramp, which Pillow drops). Indices past the table's end map to (i, i, i), the
-// entries of Pillow's default palette. The background color is not used for frame 0 (Pillow does not either).
+// pixels are written at its offset; the indices are mode "P" with the local color table, else the global one,
+// or "L" without a table (or with the identity gray ramp, which Pillow drops). Indices past the table's end map
+// to (i, i, i), the entries of Pillow's default palette. The background color is not used for frame 0 (Pillow
+// does not either).
 // giflib reports errors through return codes (no longjmp).
 #include <gif_lib.h>
 

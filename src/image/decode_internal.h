@@ -1,9 +1,9 @@
 // Internals shared by the per-format decoders (decode_*.cpp) and image.cpp. Not part of the public API.
 //
-// Each decoder turns a complete in-memory file into the image in Pillow's own mode, as Image.open(...) holds it
-// (before EXIF orientation; pil_image.h lists the modes), and hands back the metadata Pillow's getexif() would read, so that image.cpp
-// can apply ImageOps.exif_transpose. Decoders check the header dimensions with check_size() before any pixel
-// memory is allocated, and throw zeroshot::Error("<name>: <problem>") on any failure.
+// Each decoder turns a complete in-memory file into the image in Pillow's own mode, as Image.open(...) holds
+// it (before EXIF orientation; pil_image.h lists the modes), and hands back the metadata Pillow's getexif()
+// would read, so that image.cpp can apply ImageOps.exif_transpose. Decoders check the header dimensions with
+// check_size() before any pixel memory is allocated, and throw zeroshot::Error("<name>: <problem>") on any failure.
 #pragma once
 
 #include <cstddef>

@@ -54,23 +54,31 @@ PilImage apply_orientation(PilImage img, int orientation) {
   out.pixels.resize(img.pixels.size());
   const uint8_t* src = img.pixels.data();
   uint8_t* dst = out.pixels.data();
-  // For each output pixel (x, y), the source pixel (sx, sy), per Pillow's Image.transpose methods.
-  for (int y = 0; y < out.height; ++y) {
-    for (int x = 0; x < out.width; ++x) {
-      int sx = x, sy = y;
-      switch (orientation) {
-        case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
-        case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
-        case 5: sx = y; sy = x; break;                  // TRANSPOSE
-        case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 degrees clockwise)
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
-        case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 degrees counter-clockwise)
+  // For each output pixel (x, y), the source pixel (sx, sy), per Pillow's Image.transpose methods. The pixel size
+  // is a compile-time constant in each instance so the copy is a plain load and store.
+  auto run = [&]<size_t B>() {
+    for (int y = 0; y < out.height; ++y) {
+      for (int x = 0; x < out.width; ++x) {
+        int sx = x, sy = y;
+        switch (orientation) {
+          case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
+          case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
+          case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
+          case 5: sx = y; sy = x; break;                  // TRANSPOSE
+          case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 degrees clockwise)
+          case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
+          case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 degrees counter-clockwise)
+        }
+        std::memcpy(dst + (static_cast<size_t>(y) * out.width + x) * B, src + (static_cast<size_t>(sy) * w + sx) * B,
+                    B);
       }
-      const uint8_t* s = src + (static_cast<size_t>(sy) * w + sx) * bpp;
-      uint8_t* d = dst + (static_cast<size_t>(y) * out.width + x) * bpp;
-      for (size_t b = 0; b < bpp; ++b) d[b] = s[b];
     }
+  };
+  switch (bpp) {
+    case 1: run.template operator()<1>(); break;
+    case 2: run.template operator()<2>(); break;
+    case 3: run.template operator()<3>(); break;
+    default: run.template operator()<4>(); break;
   }
   return out;
 }

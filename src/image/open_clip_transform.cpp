@@ -32,7 +32,8 @@ ResizePlan plan_resize(int h, int w, const OpenClipTransformConfig& cfg) {
     // torchvision _compute_resized_output_size: int(requested * long / short), the product in exact integers.
     const bool w_short = w <= h;
     const double shrt = w_short ? w : h, lng = w_short ? h : w;
-    const double new_long = std::trunc(static_cast<double>(static_cast<int64_t>(th) * static_cast<int64_t>(lng)) / shrt);
+    const double new_long =
+        std::trunc(static_cast<double>(static_cast<int64_t>(th) * static_cast<int64_t>(lng)) / shrt);
     nh = w_short ? new_long : th;
     nw = w_short ? th : new_long;
   } else {
@@ -45,7 +46,8 @@ ResizePlan plan_resize(int h, int w, const OpenClipTransformConfig& cfg) {
     if (cfg.resize_mode == "shortest" && cfg.nonsquare_shortest_always_bicubic) resample = 3;
   }
   if (!(nh >= 1 && nw >= 1))
-    fail("image of " + std::to_string(w) + "x" + std::to_string(h) + " would be resized to 0 pixels (height and width must be > 0)");
+    fail("image of " + std::to_string(w) + "x" + std::to_string(h) +
+         " would be resized to 0 pixels (height and width must be > 0)");
   if (!(nh < (1 << 30) && nw < (1 << 30)) || nh * nw > 4e9)
     fail("image of " + std::to_string(w) + "x" + std::to_string(h) + " has too extreme an aspect ratio to resize");
   return {static_cast<int>(nh), static_cast<int>(nw), resample};

@@ -103,8 +103,26 @@ RgbImage to_rgb(const PilImage& img) {
 }
 
 RgbImage to_rgb(PilImage&& img) {
-  if (img.mode != PilMode::RGB) return to_rgb(static_cast<const PilImage&>(img));
+  // RGB is moved; RGBA and CMYK shrink to RGB in place (pixel i is written at 3i, at or before where it was read,
+  // 4i), which spares a second buffer on the decode path; other modes grow and take the copying path.
+  if (img.mode != PilMode::RGB && img.mode != PilMode::RGBA && img.mode != PilMode::CMYK)
+    return to_rgb(static_cast<const PilImage&>(img));
   if (!well_formed(img)) throw Error("to_rgb", "empty or malformed image");
+  const size_t n = static_cast<size_t>(img.width) * img.height;
+  uint8_t* p = img.pixels.data();
+  if (img.mode == PilMode::RGBA) {
+    for (size_t i = 0; i < n; ++i) p[3 * i] = p[4 * i], p[3 * i + 1] = p[4 * i + 1], p[3 * i + 2] = p[4 * i + 2];
+  } else if (img.mode == PilMode::CMYK) {
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t* in = p + 4 * i;
+      const int nk = 255 - in[3];
+      const uint8_t r = clip8(nk - static_cast<int>(muldiv255(in[0], nk)));
+      const uint8_t g = clip8(nk - static_cast<int>(muldiv255(in[1], nk)));
+      const uint8_t b = clip8(nk - static_cast<int>(muldiv255(in[2], nk)));
+      p[3 * i] = r, p[3 * i + 1] = g, p[3 * i + 2] = b;
+    }
+  }
+  img.pixels.resize(n * 3);
   RgbImage out;
   out.width = img.width;
   out.height = img.height;
