@@ -101,6 +101,81 @@ void OpenClipTransformConfig::check() const {
   }
 }
 
+namespace {
+
+int size_value(const io::Json& v, const std::string& key, const std::string& path) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 1 || v.get<int64_t>() > 65536)
+    throw Error(path, key + ": expected an integer size in 1..65536, got " + v.dump());
+  return v.get<int>();
+}
+
+// An int n (n x n) or [h, w].
+void read_size(const io::Json& v, const std::string& key, const std::string& path, OpenClipTransformConfig& c) {
+  if (v.is_array()) {
+    if (v.size() != 2) throw Error(path, key + ": expected an integer or [height, width], got " + v.dump());
+    c.height = size_value(v[0], key, path);
+    c.width = size_value(v[1], key, path);
+  } else {
+    c.height = c.width = size_value(v, key, path);
+  }
+}
+
+void read_triple(const io::Json& v, const std::string& key, const std::string& path, float* out) {
+  if (v.is_number()) {
+    out[0] = out[1] = out[2] = static_cast<float>(v.get<double>());
+    return;
+  }
+  if (!v.is_array() || v.size() != 3 || !v[0].is_number() || !v[1].is_number() || !v[2].is_number())
+    throw Error(path, key + ": expected 3 numbers, got " + v.dump());
+  for (int i = 0; i < 3; ++i) out[i] = static_cast<float>(v[i].get<double>());
+}
+
+std::string read_string(const io::Json& v, const std::string& key, const std::string& path) {
+  if (!v.is_string()) throw Error(path, key + ": expected a string, got " + v.dump());
+  return v.get<std::string>();
+}
+
+}  // namespace
+
+OpenClipTransformConfig open_clip_transform_config(const io::Json& cfg, const std::string& path) {
+  if (!cfg.is_object()) throw Error(path, "expected a JSON object");
+  OpenClipTransformConfig c;
+  if (cfg.contains("preprocess_cfg") && !cfg["preprocess_cfg"].is_null()) {
+    const io::Json& p = cfg["preprocess_cfg"];
+    if (!p.is_object()) throw Error(path, "preprocess_cfg: expected an object, got " + p.dump());
+    auto has = [&](const char* k) { return p.contains(k) && !p[k].is_null(); };
+    if (has("size")) read_size(p["size"], "preprocess_cfg.size", path, c);
+    if (has("mode") && read_string(p["mode"], "preprocess_cfg.mode", path) != "RGB")
+      throw Error(path, "preprocess_cfg.mode: only \"RGB\" is supported, got " + p["mode"].dump());
+    if (has("mean")) read_triple(p["mean"], "preprocess_cfg.mean", path, c.mean);
+    if (has("std")) read_triple(p["std"], "preprocess_cfg.std", path, c.std);
+    if (has("interpolation")) c.interpolation = read_string(p["interpolation"], "preprocess_cfg.interpolation", path);
+    if (has("resize_mode")) c.resize_mode = read_string(p["resize_mode"], "preprocess_cfg.resize_mode", path);
+    if (has("fill_color")) {
+      if (!p["fill_color"].is_number_integer())
+        throw Error(path, "preprocess_cfg.fill_color: expected an integer, got " + p["fill_color"].dump());
+      const int64_t f = p["fill_color"].get<int64_t>();
+      c.fill_color = f < -1 || f > 256 ? -1 : static_cast<int>(f);  // out of range either way: check() names it
+    }
+  }
+  // The visual tower's image_size wins over preprocess_cfg.size (factory.py forces it).
+  if (cfg.contains("model_cfg") && cfg["model_cfg"].is_object() && cfg["model_cfg"].contains("vision_cfg") &&
+      cfg["model_cfg"]["vision_cfg"].is_object()) {
+    const io::Json& v = cfg["model_cfg"]["vision_cfg"];
+    if (v.contains("image_size") && !v["image_size"].is_null()) {
+      read_size(v["image_size"], "model_cfg.vision_cfg.image_size", path, c);
+    } else {
+      c.height = c.width = 224;  // CLIPVisionCfg's default
+    }
+  }
+  try {
+    c.check();
+  } catch (const Error& e) {
+    throw Error(path, e.what());
+  }
+  return c;
+}
+
 void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg, float* out) {
   cfg.check();
   if (img.width <= 0 || img.height <= 0 ||

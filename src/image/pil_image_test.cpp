@@ -203,3 +203,42 @@ TEST(OpenClipTransform, RefusesWhatItCannotHonour) {
   p.mode = PilMode::P;  // no palette
   EXPECT_THROW(to_rgb(p), Error);
 }
+
+TEST(OpenClipTransform, ConfigFromOpenClipConfigJson) {
+  // The layout of a hub open_clip_config.json (e.g. laion/CLIP-ViT-B-32-laion2B-s34B-b79K), trimmed.
+  const auto cfg = open_clip_transform_config(io::parse_json(R"({
+    "model_cfg": {"embed_dim": 512, "vision_cfg": {"image_size": [256, 192], "layers": 12, "width": 768}},
+    "preprocess_cfg": {"mean": [0.5, 0.25, 0.125], "std": 0.5, "interpolation": "bilinear",
+                       "resize_mode": "squash", "fill_color": 7, "size": 999, "mode": "RGB"}})", "t"), "t.json");
+  EXPECT_EQ(cfg.height, 256);  // the visual tower's image_size wins over preprocess_cfg.size, as in factory.py
+  EXPECT_EQ(cfg.width, 192);
+  EXPECT_EQ(cfg.mean[1], 0.25f);
+  EXPECT_EQ(cfg.std[2], 0.5f);
+  EXPECT_EQ(cfg.interpolation, "bilinear");
+  EXPECT_EQ(cfg.resize_mode, "squash");
+  EXPECT_EQ(cfg.fill_color, 7);
+
+  // Defaults: PreprocessCfg's (224, OpenAI mean / std, bicubic, shortest, 0); null values do not override.
+  const auto d = open_clip_transform_config(
+      io::parse_json(R"({"model_cfg": {"vision_cfg": {}}, "preprocess_cfg": {"mean": null}})", "t"), "t.json");
+  const OpenClipTransformConfig def;
+  EXPECT_EQ(d.height, 224);
+  EXPECT_EQ(d.width, 224);
+  EXPECT_EQ(d.mean[0], def.mean[0]);
+  EXPECT_EQ(d.interpolation, "bicubic");
+  EXPECT_EQ(d.resize_mode, "shortest");
+
+  for (const char* bad : {R"({"preprocess_cfg": {"interpolation": "random"}})",
+                          R"({"preprocess_cfg": {"resize_mode": "fit"}})", R"({"preprocess_cfg": {"mean": [1, 2]}})",
+                          R"({"preprocess_cfg": {"mode": "RGBA"}})", R"({"preprocess_cfg": {"fill_color": 1000}})",
+                          R"({"preprocess_cfg": 3})", R"({"model_cfg": {"vision_cfg": {"image_size": [1, 2, 3]}}})",
+                          R"({"model_cfg": {"vision_cfg": {"image_size": -4}}})", R"([1])"}) {
+    SCOPED_TRACE(bad);
+    try {
+      open_clip_transform_config(io::parse_json(bad, "t"), "cfg.json");
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("cfg.json: ", 0), 0u) << e.what();
+    }
+  }
+}
