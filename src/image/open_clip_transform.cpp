@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
 
 #include "zeroshot/error.h"
 
@@ -192,7 +193,12 @@ void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg
   const int y0 = std::max(top, 0), y1 = std::min(top + oh, r.height);
   const int x0 = std::max(left, 0), x1 = std::min(left + ow, r.width);
   RgbImage window;
-  if (y1 > y0 && x1 > x0) window = to_rgb(resize_window(img, r.width, r.height, r.resample, x0, y0, x1 - x0, y1 - y0));
+  try {
+    if (y1 > y0 && x1 > x0)
+      window = to_rgb(resize_window(img, r.width, r.height, r.resample, x0, y0, x1 - x0, y1 - y0));
+  } catch (const std::bad_alloc&) {
+    fail("out of memory while resizing");
+  }
   uint8_t pad[3];
   fill_rgb(img, fill, pad);
 
@@ -219,9 +225,13 @@ void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg
 
 std::vector<float> open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg) {
   cfg.check();
-  std::vector<float> out(static_cast<size_t>(3) * cfg.height * cfg.width);
-  open_clip_transform(img, cfg, out.data());
-  return out;
+  try {
+    std::vector<float> out(static_cast<size_t>(3) * cfg.height * cfg.width);
+    open_clip_transform(img, cfg, out.data());
+    return out;
+  } catch (const std::bad_alloc&) {
+    fail("out of memory");
+  }
 }
 
 }  // namespace zeroshot::image

@@ -133,28 +133,31 @@ RgbImage to_rgb(PilImage&& img) {
 namespace {
 
 // Pillow's nearest-neighbour resize (_imaging.c _resize -> ImagingScaleAffine): source coordinate of output
-// position i is COORD(a * 0.5 + i * a) with a = in / out, accumulated by repeated addition as Pillow does; -1
-// (outside) leaves the pixel zero.
-std::vector<int> nearest_table(int in_size, int out_size) {
+// position i is COORD(a * 0.5 + i * a) with a = in / out, accumulated by repeated addition as Pillow does (so the
+// walk starts at 0 even for a window); -1 (outside) leaves the pixel zero. Returns positions [o0, o1).
+std::vector<int> nearest_table(int in_size, int out_size, int o0, int o1) {
   const double a = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
-  std::vector<int> t(out_size);
+  std::vector<int> t(o1 - o0);
   double v = 0.0 + a * 0.5;
-  for (int i = 0; i < out_size; ++i) {
-    const int c = v < 0.0 ? -1 : static_cast<int>(v);
-    t[i] = (c >= 0 && c < in_size) ? c : -1;
+  for (int i = 0; i < o1; ++i) {
+    if (i >= o0) {
+      const int c = v < 0.0 ? -1 : static_cast<int>(v);
+      t[i - o0] = (c >= 0 && c < in_size) ? c : -1;
+    }
     v += a;
   }
   return t;
 }
 
 void nearest_window(const PilImage& img, int width, int height, int x0, int y0, int ww, int wh, uint8_t* out) {
-  const std::vector<int> xt = nearest_table(img.width, width), yt = nearest_table(img.height, height);
+  const std::vector<int> xt = nearest_table(img.width, width, x0, x0 + ww);
+  const std::vector<int> yt = nearest_table(img.height, height, y0, y0 + wh);
   const size_t bpp = bytes_per_pixel(img.mode);
   for (int y = 0; y < wh; ++y) {
     uint8_t* o = out + static_cast<size_t>(y) * ww * bpp;
-    const int sy = yt[y0 + y];
+    const int sy = yt[y];
     for (int x = 0; x < ww; ++x, o += bpp) {
-      const int sx = xt[x0 + x];
+      const int sx = xt[x];
       if (sy < 0 || sx < 0) {
         std::memset(o, 0, bpp);
       } else {
