@@ -50,7 +50,7 @@ PilImage decode_native_memory(const uint8_t* data, size_t size, const std::strin
 // Image.convert("RGB"): 1/L/LA replicate (alpha dropped), I clipped to 0..255, P through the palette, RGBA drops
 // alpha, CMYK by Pillow's cmyk2rgb. decode_file(p) == to_rgb(decode_native_file(p)).
 RgbImage to_rgb(const PilImage& img);
-RgbImage to_rgb(PilImage&& img);  // RGB moves its pixels instead of copying
+RgbImage to_rgb(PilImage&& img);  // reuses the buffer: RGB is moved, RGBA and CMYK are converted in place
 
 // Image.resize((width, height), resample) with reducing_gap None, as Pillow does it per mode: same size -> a copy;
 // P and 1 -> NEAREST whatever `resample` says; NEAREST (0) -> Pillow's affine nearest-neighbour sampling;
