@@ -2,7 +2,8 @@
 // uncompressed format is a header plus rows, so a small careful parser is simpler than another dependency. It
 // follows Pillow's BmpImagePlugin: headers of 12 (OS/2), 40, 64, 108 and 124 bytes; 1/4/8-bit palette images,
 // 16-bit (5-5-5, or 5-6-5 with bitfields), 24-bit and 32-bit; the bitfield layouts Pillow accepts; bottom-up rows
-// unless the height is negative; pixel data at the offset the file header gives (Pillow's adjustment when that
+// unless the height is negative; Pillow's modes (P, or 1 / L for a gray-ramp palette; RGBA for bitfields with
+// alpha; else RGB); pixel data at the offset the file header gives (Pillow's adjustment when that
 // offset points at the palette included). RLE-compressed files are refused. Every read is bounds-checked.
 #include <algorithm>
 #include <cstring>
@@ -97,6 +98,7 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
 
   uint8_t palette[256][3];
   for (int i = 0; i < 256; ++i) palette[i][0] = palette[i][1] = palette[i][2] = static_cast<uint8_t>(i);
+  bool gray_ramp = false;
   if (layout == Layout::Palette) {
     if (colors == 0 || colors > 65536) throw Error(name, "BMP: unsupported palette size (" + std::to_string(colors) + ")");
     // Entries are BGR(X); a palette cut short by the end of the file keeps the default entries (as Pillow).
@@ -106,6 +108,13 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
       const uint8_t* e = data + pos + i * padding;
       palette[i][0] = e[2], palette[i][1] = e[1], palette[i][2] = e[0];
     }
+    // Pillow compares the palette bytes it read with its gray ramp; a short palette is never the ramp.
+    gray_ramp = avail >= colors;
+    for (uint32_t i = 0; gray_ramp && i < colors; ++i) {
+      const uint8_t* e = data + pos + static_cast<size_t>(i) * padding;
+      const uint32_t v = colors == 2 ? i * 255 : i;
+      if (e[0] != v || e[1] != v || e[2] != v) gray_ramp = false;
+    }
     pos += std::min<size_t>(static_cast<size_t>(colors) * padding, size - std::min(pos, size));
   }
   if (offset == 0) offset = pos;
@@ -113,12 +122,27 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
   const size_t stride = ((static_cast<size_t>(width) * bits + 31) >> 3) & ~size_t{3};
   need(offset + stride * static_cast<size_t>(height));  // no overflow: width * height is capped by check_size
 
+  // Pillow's mode: P, unless the palette is its gray ramp ((0,0,0), (255,255,255) for 2 colors; (i,i,i) otherwise),
+  // which makes the image "1" or "L"; RGBA for the bitfield layouts with alpha; else RGB.
+  PilMode mode = PilMode::RGB;
+  if (layout == Layout::Palette) {
+    mode = gray_ramp ? (colors == 2 ? PilMode::k1 : PilMode::L) : PilMode::P;
+  } else if (layout == Layout::ABGR || layout == Layout::RGBA || layout == Layout::BGRA) {
+    mode = PilMode::RGBA;
+  }
+  if (bits == 32 && compression != 3) mode = PilMode::RGB;
+  const int bpp = bytes_per_pixel(mode);
+
   Decoded out;
-  allocate(out.image, static_cast<int>(width), static_cast<int>(height));
+  allocate(out.image, static_cast<int>(width), static_cast<int>(height), mode);
+  if (mode == PilMode::P) {
+    out.image.palette.resize(768);
+    for (int i = 0; i < 256; ++i) std::memcpy(&out.image.palette[3 * i], palette[i], 3);
+  }
   for (int64_t y = 0; y < height; ++y) {
     const uint8_t* row = data + offset + stride * static_cast<size_t>(top_down ? y : height - 1 - y);
-    uint8_t* dst = out.image.pixels.data() + static_cast<size_t>(y) * width * 3;
-    for (int64_t x = 0; x < width; ++x, dst += 3) {
+    uint8_t* dst = out.image.pixels.data() + static_cast<size_t>(y) * width * bpp;
+    for (int64_t x = 0; x < width; ++x, dst += bpp) {
       const uint8_t* p;
       uint32_t v;
       switch (layout) {
@@ -127,7 +151,9 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
           if (bits == 8) idx = row[x];
           else if (bits == 4) idx = (row[x >> 1] >> ((x & 1) ? 0 : 4)) & 15;
           else idx = (row[x >> 3] >> (7 - (x & 7))) & 1;
-          std::memcpy(dst, palette[idx], 3);
+          if (mode == PilMode::P) dst[0] = static_cast<uint8_t>(idx);
+          else if (mode == PilMode::k1) dst[0] = idx ? 255 : 0;
+          else dst[0] = palette[idx][0];  // gray ramp: the value
           break;
         }
         case Layout::BGR15:
@@ -150,15 +176,18 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
         case Layout::BGRA:
           p = row + 4 * x;
           dst[0] = p[2], dst[1] = p[1], dst[2] = p[0];
+          if (bpp == 4) dst[3] = p[3];
           break;
         case Layout::XBGR:
         case Layout::ABGR:
           p = row + 4 * x;
           dst[0] = p[3], dst[1] = p[2], dst[2] = p[1];
+          if (bpp == 4) dst[3] = p[0];
           break;
         case Layout::RGBA:
           p = row + 4 * x;
           dst[0] = p[0], dst[1] = p[1], dst[2] = p[2];
+          if (bpp == 4) dst[3] = p[3];
           break;
       }
     }

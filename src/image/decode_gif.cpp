@@ -1,9 +1,10 @@
 // GIF through giflib: the first frame, composed as Pillow's GifImagePlugin does for frame 0.
 // The canvas is the logical screen, grown to hold the frame if the frame sticks out; it starts filled with the
 // frame's transparent index (from the graphic control extensions before the frame) or with index 0; the frame's
-// pixels are written at its offset; then indices map through the local color table, else the global one, else
-// (no table) gray: Pillow's "P" or "L" mode converted to RGB. Indices past the table's end map to (i, i, i), the
-// entries of Pillow's default palette. The background color is not used for frame 0 (Pillow does not either).
+// pixels are written at its offset; the indices are mode "P" with the local color table, else the global one,
+// or "L" without a table (or with the identity gray ramp, which Pillow drops). Indices past the table's end map
+// to (i, i, i), the entries of Pillow's default palette. The background color is not used for frame 0 (Pillow
+// does not either).
 // giflib reports errors through return codes (no longjmp).
 #include <gif_lib.h>
 
@@ -91,22 +92,27 @@ Decoded decode_gif(const uint8_t* data, size_t size, const std::string& name, co
       }
     }
 
-    uint8_t palette[256][3];
-    for (int i = 0; i < 256; ++i) palette[i][0] = palette[i][1] = palette[i][2] = static_cast<uint8_t>(i);
+    Decoded out;
+    allocate(out.image, static_cast<int>(cw), static_cast<int>(ch), PilMode::L);
+    out.image.pixels = std::move(index);
     const ColorMapObject* map = desc.ColorMap ? desc.ColorMap : gif->SColorMap;
     if (map && map->Colors) {
+      // Pillow keeps a color table only if it is not the identity gray ramp (_is_palette_needed); without one the
+      // frame is "L".
+      bool needed = false;
       for (int i = 0; i < map->ColorCount && i < 256; ++i) {
-        palette[i][0] = map->Colors[i].Red;
-        palette[i][1] = map->Colors[i].Green;
-        palette[i][2] = map->Colors[i].Blue;
+        const GifColorType& c = map->Colors[i];
+        if (c.Red != i || c.Green != i || c.Blue != i) needed = true;
       }
-    }
-    Decoded out;
-    allocate(out.image, static_cast<int>(cw), static_cast<int>(ch));
-    uint8_t* dst = out.image.pixels.data();
-    for (size_t i = 0; i < index.size(); ++i, dst += 3) {
-      const uint8_t* c = palette[index[i]];
-      dst[0] = c[0], dst[1] = c[1], dst[2] = c[2];
+      if (needed) {
+        out.image.mode = PilMode::P;
+        out.image.palette = gray_palette();
+        for (int i = 0; i < map->ColorCount && i < 256; ++i) {
+          out.image.palette[3 * i] = map->Colors[i].Red;
+          out.image.palette[3 * i + 1] = map->Colors[i].Green;
+          out.image.palette[3 * i + 2] = map->Colors[i].Blue;
+        }
+      }
     }
     return out;
   }

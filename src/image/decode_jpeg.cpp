@@ -1,6 +1,6 @@
 // JPEG through libjpeg-turbo with Pillow's settings (JpegDecode.c): library defaults (ISLOW DCT, fancy upsampling),
-// out_color_space GRAYSCALE / RGB / CMYK by component count, 4-component data read as inverted ("CMYK;I": Pillow
-// assumes Adobe conventions for every CMYK JPEG) and converted with Pillow's cmyk2rgb. Like Pillow without
+// out_color_space GRAYSCALE / RGB / CMYK by component count, giving modes L / RGB / CMYK; 4-component data is read
+// as inverted ("CMYK;I": Pillow assumes Adobe conventions for every CMYK JPEG). Like Pillow without
 // LOAD_TRUNCATED_IMAGES, running out of data before the last scanline is an error; other libjpeg warnings (corrupt
 // data it can recover from) are ignored, and a missing EOI after the last scanline is accepted.
 //
@@ -30,8 +30,7 @@ struct JpegState {
   std::jmp_buf jump{};
   char message[JMSG_LENGTH_MAX]{};
   bool created = false;
-  std::vector<uint8_t> row;         // one decoded scanline (gray, CMYK)
-  std::vector<JSAMPROW> rows;       // output rows (RGB)
+  std::vector<JSAMPROW> rows;       // output rows
   ~JpegState() {
     if (created) jpeg_destroy_decompress(&cinfo);
   }
@@ -60,13 +59,6 @@ void on_progress(j_common_ptr cinfo) {
     std::snprintf(state_of(cinfo)->message, JMSG_LENGTH_MAX, "more than %d scans in a progressive JPEG", kMaxScans);
     std::longjmp(state_of(cinfo)->jump, 1);
   }
-}
-
-// Pillow's MULDIV255 / cmyk2rgb on inverted ("CMYK;I") samples.
-inline uint8_t cmyk_channel(int c, int nk) {
-  const int tmp = c * nk + 128;
-  const int v = nk - (((tmp >> 8) + tmp) >> 8);
-  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
 }
 
 // Returns false after a libjpeg error (message in s->message). Throws Error for the size limit (no C frame is
@@ -110,39 +102,24 @@ bool jpeg_core(JpegState* s, const uint8_t* data, size_t size, const std::string
   const int w = static_cast<int>(s->cinfo.output_width), h = static_cast<int>(s->cinfo.output_height);
   const int comps = s->cinfo.output_components;
   check_size(w, h, name, opt);
-  allocate(out->image, w, h);
-  if (comps == 3) {  // RGB rows go straight into the image, several at a time
-    s->rows.resize(h);
-    for (int y = 0; y < h; ++y) s->rows[y] = out->image.pixels.data() + static_cast<size_t>(y) * w * 3;
-    while (s->cinfo.output_scanline < s->cinfo.output_height) {
-      const JDIMENSION y = s->cinfo.output_scanline;
-      if (jpeg_read_scanlines(&s->cinfo, &s->rows[y], s->cinfo.output_height - y) == 0) {
-        std::snprintf(s->message, JMSG_LENGTH_MAX, "image data ends early");
-        return false;
-      }
-    }
-    return true;
+  allocate(out->image, w, h, comps == 1 ? PilMode::L : (comps == 3 ? PilMode::RGB : PilMode::CMYK));
+  if (bytes_per_pixel(out->image.mode) != comps) {
+    std::snprintf(s->message, JMSG_LENGTH_MAX, "unexpected number of output components (%d)", comps);
+    return false;
   }
-  s->row.resize(static_cast<size_t>(w) * comps);
+  // Rows go straight into the image, several at a time.
+  const size_t stride = static_cast<size_t>(w) * comps;
+  s->rows.resize(h);
+  for (int y = 0; y < h; ++y) s->rows[y] = out->image.pixels.data() + static_cast<size_t>(y) * stride;
   while (s->cinfo.output_scanline < s->cinfo.output_height) {
-    const size_t y = s->cinfo.output_scanline;
-    JSAMPROW rows[1] = {s->row.data()};
-    if (jpeg_read_scanlines(&s->cinfo, rows, 1) != 1) {
+    const JDIMENSION y = s->cinfo.output_scanline;
+    if (jpeg_read_scanlines(&s->cinfo, &s->rows[y], s->cinfo.output_height - y) == 0) {
       std::snprintf(s->message, JMSG_LENGTH_MAX, "image data ends early");
       return false;
     }
-    const uint8_t* in = s->row.data();
-    uint8_t* dst = out->image.pixels.data() + y * w * 3;
-    if (comps == 1) {
-      for (int x = 0; x < w; ++x) dst[3 * x] = dst[3 * x + 1] = dst[3 * x + 2] = in[x];
-    } else {
-      for (int x = 0; x < w; ++x, in += 4, dst += 3) {
-        const int nk = in[3];  // 255 - (255 - K): K inverted once by "CMYK;I", once by cmyk2rgb
-        dst[0] = cmyk_channel(255 - in[0], nk);
-        dst[1] = cmyk_channel(255 - in[1], nk);
-        dst[2] = cmyk_channel(255 - in[2], nk);
-      }
-    }
+  }
+  if (comps == 4) {  // rawmode "CMYK;I": Pillow stores 255 - sample
+    for (uint8_t& v : out->image.pixels) v = static_cast<uint8_t>(255 - v);
   }
   // No jpeg_finish_decompress: like Pillow, what follows the last scanline (normally EOI) is not required.
   return true;

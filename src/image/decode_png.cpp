@@ -1,9 +1,9 @@
-// PNG through libpng, converted to RGB the way Pillow's PngImagePlugin modes + convert("RGB") do it:
-//   gray 1/2/4/8 bit -> "1"/"L;2"/"L;4"/"L" (scaled by 255/85/17/1, what png_set_expand_gray_1_2_4_to_8 does),
-//   gray 16 bit -> "I" -> RGB clips to 0..255 (values >= 255 become 255; Pillow 9.4's i2rgb),
-//   gray+alpha, RGB, RGBA: 16-bit samples keep their high byte ("*;16B" rawmodes), alpha is dropped,
-//   palette: index -> PLTE entry (tRNS ignored, as convert("RGB") does); indices past the PLTE get Pillow's
-//   default palette entry (i, i, i).
+// PNG through libpng, in the modes of Pillow's PngImagePlugin:
+//   gray 1 bit -> "1"; 2/4/8 bit -> "L" ("L;2"/"L;4" scaled by 85/17, what png_set_expand_gray_1_2_4_to_8 does),
+//   gray 16 bit -> "I" (Pillow 9.4; to_rgb clips to 0..255),
+//   gray+alpha, RGB, RGBA -> LA, RGB, RGBA; 16-bit samples keep their high byte ("*;16B" rawmodes),
+//   palette -> P with the PLTE entries (tRNS ignored, as convert("RGB") and resize do); indices past the PLTE get
+//   Pillow's default palette entry (i, i, i).
 // No gamma, sBIT or ICC handling: Pillow applies none. EXIF comes from eXIf or a "Raw profile type exif" text
 // chunk, XMP from "XML:com.adobe.xmp" (both read before and after the image data, as Pillow's getexif() does).
 // CRC errors in critical chunks and in ancillary chunks before the image data are fatal (Pillow checks those too);
@@ -29,7 +29,7 @@ struct PngState {
   size_t size = 0;
   size_t pos = 0;
   char message[256] = {0};
-  std::vector<uint8_t> buffer;       // decoded rows before conversion (when not decoding straight into RGB)
+  std::vector<uint8_t> buffer;       // 16-bit gray rows before conversion to int32
   std::vector<png_bytep> rows;
   ~PngState() {
     if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
@@ -124,60 +124,59 @@ bool png_core(PngState* s, const std::string& name, const DecodeOptions& opt, De
   png_get_IHDR(s->png, s->info, &w, &h, &depth, &color, &interlace, nullptr, nullptr);
   check_size(w, h, name, opt);
 
-  // Transformations to 1 byte per sample, channels as in the file (palette stays indices).
+  // Transformations to Pillow's in-memory layout: 1 byte per sample (16-bit gray aside), channels as in the file,
+  // palette images as indices.
   if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(s->png);
   if (color == PNG_COLOR_TYPE_PALETTE && depth < 8) png_set_packing(s->png);
-  if (depth == 16 && color != PNG_COLOR_TYPE_GRAY) png_set_strip_16(s->png);  // high byte, not rounded
-  if (color & PNG_COLOR_MASK_ALPHA) png_set_strip_alpha(s->png);
+  const bool gray16 = depth == 16 && color == PNG_COLOR_TYPE_GRAY;
+  if (depth == 16 && !gray16) png_set_strip_16(s->png);  // high byte, not rounded
   png_set_interlace_handling(s->png);
   png_read_update_info(s->png, s->info);
 
+  PilMode mode;
+  switch (color) {
+    case PNG_COLOR_TYPE_GRAY: mode = gray16 ? PilMode::I : (depth == 1 ? PilMode::k1 : PilMode::L); break;
+    case PNG_COLOR_TYPE_GRAY_ALPHA: mode = PilMode::LA; break;
+    case PNG_COLOR_TYPE_PALETTE: mode = PilMode::P; break;
+    case PNG_COLOR_TYPE_RGB: mode = PilMode::RGB; break;
+    case PNG_COLOR_TYPE_RGB_ALPHA: mode = PilMode::RGBA; break;
+    default:
+      std::snprintf(s->message, sizeof s->message, "unsupported color type %d", color);
+      return false;
+  }
   const size_t rowbytes = png_get_rowbytes(s->png, s->info);
-  allocate(out->image, static_cast<int>(w), static_cast<int>(h));
-  uint8_t* rgb = out->image.pixels.data();
-  const bool direct = color == PNG_COLOR_TYPE_RGB || color == PNG_COLOR_TYPE_RGB_ALPHA;  // rows are RGB already
-  if (direct && rowbytes != static_cast<size_t>(w) * 3) {
+  allocate(out->image, static_cast<int>(w), static_cast<int>(h), mode);
+  const size_t stride = static_cast<size_t>(w) * (gray16 ? 2 : bytes_per_pixel(mode));
+  if (rowbytes != stride) {
     std::snprintf(s->message, sizeof s->message, "unexpected row size");
     return false;
   }
+  uint8_t* dst = out->image.pixels.data();
   s->rows.resize(h);
-  if (direct) {
-    for (png_uint_32 y = 0; y < h; ++y) s->rows[y] = rgb + static_cast<size_t>(y) * w * 3;
-  } else {
+  if (gray16) {
     s->buffer.resize(rowbytes * h);
     for (png_uint_32 y = 0; y < h; ++y) s->rows[y] = s->buffer.data() + y * rowbytes;
+  } else {
+    for (png_uint_32 y = 0; y < h; ++y) s->rows[y] = dst + y * stride;
   }
   png_read_image(s->png, s->rows.data());
 
-  if (!direct) {
-    uint8_t palette[256][3];
-    if (color == PNG_COLOR_TYPE_PALETTE) {
-      for (int i = 0; i < 256; ++i) palette[i][0] = palette[i][1] = palette[i][2] = static_cast<uint8_t>(i);
-      png_colorp plte = nullptr;
-      int n = 0;
-      if (png_get_PLTE(s->png, s->info, &plte, &n) && plte) {
-        for (int i = 0; i < n && i < 256; ++i) {
-          palette[i][0] = plte[i].red;
-          palette[i][1] = plte[i].green;
-          palette[i][2] = plte[i].blue;
-        }
-      }
+  if (gray16) {  // "I;16B" -> "I": big-endian samples to int32
+    const size_t n = static_cast<size_t>(w) * h;
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t v = (s->buffer[2 * i] << 8) | s->buffer[2 * i + 1];
+      std::memcpy(dst + 4 * i, &v, 4);
     }
-    for (png_uint_32 y = 0; y < h; ++y) {
-      const uint8_t* in = s->rows[y];
-      uint8_t* dst = rgb + static_cast<size_t>(y) * w * 3;
-      for (png_uint_32 x = 0; x < w; ++x, dst += 3) {
-        uint8_t v0, v1, v2;
-        if (color == PNG_COLOR_TYPE_PALETTE) {
-          const uint8_t* p = palette[in[x]];
-          v0 = p[0], v1 = p[1], v2 = p[2];
-        } else if (color == PNG_COLOR_TYPE_GRAY && depth == 16) {  // "I" mode, clipped to 0..255
-          const int v = (in[2 * x] << 8) | in[2 * x + 1];
-          v0 = v1 = v2 = static_cast<uint8_t>(v > 255 ? 255 : v);
-        } else {  // gray, gray+alpha (alpha stripped)
-          v0 = v1 = v2 = in[x];
-        }
-        dst[0] = v0, dst[1] = v1, dst[2] = v2;
+  }
+  if (mode == PilMode::P) {
+    out->image.palette = gray_palette();
+    png_colorp plte = nullptr;
+    int n = 0;
+    if (png_get_PLTE(s->png, s->info, &plte, &n) && plte) {
+      for (int i = 0; i < n && i < 256; ++i) {
+        out->image.palette[3 * i] = plte[i].red;
+        out->image.palette[3 * i + 1] = plte[i].green;
+        out->image.palette[3 * i + 2] = plte[i].blue;
       }
     }
   }

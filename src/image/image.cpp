@@ -28,41 +28,57 @@ void check_size(int64_t width, int64_t height, const std::string& name, const De
                           std::to_string(opt.max_pixels) + " pixels (possible decompression bomb)");
 }
 
-void allocate(RgbImage& img, int width, int height) {
+void allocate(PilImage& img, int width, int height, PilMode mode) {
   img.width = width;
   img.height = height;
-  img.pixels.assign(static_cast<size_t>(width) * static_cast<size_t>(height) * 3, 0);
+  img.mode = mode;
+  img.pixels.assign(static_cast<size_t>(width) * static_cast<size_t>(height) * bytes_per_pixel(mode), 0);
 }
 
-RgbImage apply_orientation(RgbImage img, int orientation) {
+std::vector<uint8_t> gray_palette() {
+  std::vector<uint8_t> p(768);
+  for (int i = 0; i < 256; ++i) p[3 * i] = p[3 * i + 1] = p[3 * i + 2] = static_cast<uint8_t>(i);
+  return p;
+}
+
+PilImage apply_orientation(PilImage img, int orientation) {
   if (orientation < 2 || orientation > 8) return img;
   const int w = img.width, h = img.height;
   const bool swap = orientation >= 5;  // 5..8 transpose the axes
-  RgbImage out;
+  const size_t bpp = static_cast<size_t>(bytes_per_pixel(img.mode));
+  PilImage out;
+  out.mode = img.mode;
+  out.palette = std::move(img.palette);
   out.width = swap ? h : w;
   out.height = swap ? w : h;
   out.pixels.resize(img.pixels.size());
   const uint8_t* src = img.pixels.data();
   uint8_t* dst = out.pixels.data();
-  // For each output pixel (x, y), the source pixel (sx, sy), per Pillow's Image.transpose methods.
-  for (int y = 0; y < out.height; ++y) {
-    for (int x = 0; x < out.width; ++x) {
-      int sx = x, sy = y;
-      switch (orientation) {
-        case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
-        case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
-        case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
-        case 5: sx = y; sy = x; break;                  // TRANSPOSE
-        case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 degrees clockwise)
-        case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
-        case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 degrees counter-clockwise)
+  // For each output pixel (x, y), the source pixel (sx, sy), per Pillow's Image.transpose methods. The pixel size
+  // is a compile-time constant in each instance so the copy is a plain load and store.
+  auto run = [&]<size_t B>() {
+    for (int y = 0; y < out.height; ++y) {
+      for (int x = 0; x < out.width; ++x) {
+        int sx = x, sy = y;
+        switch (orientation) {
+          case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
+          case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
+          case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
+          case 5: sx = y; sy = x; break;                  // TRANSPOSE
+          case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 degrees clockwise)
+          case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
+          case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 degrees counter-clockwise)
+        }
+        std::memcpy(dst + (static_cast<size_t>(y) * out.width + x) * B, src + (static_cast<size_t>(sy) * w + sx) * B,
+                    B);
       }
-      const uint8_t* s = src + (static_cast<size_t>(sy) * w + sx) * 3;
-      uint8_t* d = dst + (static_cast<size_t>(y) * out.width + x) * 3;
-      d[0] = s[0];
-      d[1] = s[1];
-      d[2] = s[2];
     }
+  };
+  switch (bpp) {
+    case 1: run.template operator()<1>(); break;
+    case 2: run.template operator()<2>(); break;
+    case 3: run.template operator()<3>(); break;
+    default: run.template operator()<4>(); break;
   }
   return out;
 }
@@ -75,7 +91,7 @@ bool starts_with(const uint8_t* data, size_t size, const char* magic, size_t n) 
   return size >= n && std::memcmp(data, magic, n) == 0;
 }
 
-RgbImage decode_by_magic(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
   detail::Decoded d;
   if (starts_with(data, size, "\xFF\xD8\xFF", 3)) {
     d = detail::decode_jpeg(data, size, name, opt);
@@ -95,7 +111,7 @@ RgbImage decode_by_magic(const uint8_t* data, size_t size, const std::string& na
 
 }  // namespace
 
-RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+PilImage decode_native_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
   if (size == 0) throw Error(name, "empty file");
   try {
     return decode_by_magic(data, size, name, opt);
@@ -104,7 +120,18 @@ RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name
   }
 }
 
-RgbImage decode_file(const std::string& path, const DecodeOptions& opt) {
+RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+  PilImage native = decode_native_memory(data, size, name, opt);
+  try {
+    return to_rgb(std::move(native));
+  } catch (const std::bad_alloc&) {
+    throw Error(name, "out of memory while decoding");
+  }
+}
+
+namespace {
+
+std::vector<uint8_t> read_file(const std::string& path) {
   struct Closer {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
@@ -123,7 +150,19 @@ RgbImage decode_file(const std::string& path, const DecodeOptions& opt) {
     if (n < sizeof buf) break;
   }
   if (std::ferror(f.get())) throw Error(path, std::string("read error: ") + std::strerror(errno));
+  return bytes;
+}
+
+}  // namespace
+
+RgbImage decode_file(const std::string& path, const DecodeOptions& opt) {
+  const std::vector<uint8_t> bytes = read_file(path);
   return decode_memory(bytes.data(), bytes.size(), path, opt);
+}
+
+PilImage decode_native_file(const std::string& path, const DecodeOptions& opt) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return decode_native_memory(bytes.data(), bytes.size(), path, opt);
 }
 
 bool has_image_extension(const std::string& path) {

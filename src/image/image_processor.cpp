@@ -5,204 +5,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <numbers>
 
+#include "image/resample.h"
 #include "io/json.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::image {
 
 namespace {
-
-// ---------------------------------------------------------------------------------------------------------------
-// Pillow's filters (Resample.c), written out with the same constants and expression order.
-
-double box_filter(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
-
-double bilinear_filter(double x) {
-  if (x < 0.0) x = -x;
-  return x < 1.0 ? 1.0 - x : 0.0;
-}
-
-double hamming_filter(double x) {
-  if (x < 0.0) x = -x;
-  if (x == 0.0) return 1.0;
-  if (x >= 1.0) return 0.0;
-  x = x * std::numbers::pi;
-  return std::sin(x) / x * (0.54f + 0.46f * std::cos(x));
-}
-
-double bicubic_filter(double x) {
-  constexpr double a = -0.5;
-  if (x < 0.0) x = -x;
-  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
-  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
-  return 0.0;
-}
-
-double sinc_filter(double x) {
-  if (x == 0.0) return 1.0;
-  x = x * std::numbers::pi;
-  return std::sin(x) / x;
-}
-
-double lanczos_filter(double x) {
-  if (-3.0 <= x && x < 3.0) return sinc_filter(x) * sinc_filter(x / 3);
-  return 0.0;
-}
-
-struct Filter {
-  double (*fn)(double);
-  double support;
-};
-
-const Filter* filter_for(int resample) {
-  static const Filter kLanczos{lanczos_filter, 3.0}, kBilinear{bilinear_filter, 1.0}, kBicubic{bicubic_filter, 2.0},
-      kBox{box_filter, 0.5}, kHamming{hamming_filter, 1.0};
-  switch (resample) {
-    case 1: return &kLanczos;
-    case 2: return &kBilinear;
-    case 3: return &kBicubic;
-    case 4: return &kBox;
-    case 5: return &kHamming;
-    default: return nullptr;
-  }
-}
-
-constexpr int kPrecisionBits = 32 - 8 - 2;
-
-// Fixed-point coefficients for the output positions [o0, o1) of a resize from in_size to out_size:
-// Pillow's precompute_coeffs followed by normalize_coeffs_8bpc.
-struct Coeffs {
-  int ksize = 0;
-  std::vector<int> first;  // first source index of each output position
-  std::vector<int> count;  // number of taps
-  std::vector<int32_t> k;  // ksize per output position
-};
-
-Coeffs precompute(int in_size, int out_size, int o0, int o1, const Filter& f) {
-  // Pillow passes the box as floats: (double)(in1 - in0) with in0 = 0.0f, in1 = (float)in_size.
-  const double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
-  const double filterscale = scale < 1.0 ? 1.0 : scale;
-  const double support = f.support * filterscale;
-  Coeffs c;
-  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
-  const int n = o1 - o0;
-  c.first.resize(n);
-  c.count.resize(n);
-  c.k.assign(static_cast<size_t>(n) * c.ksize, 0);
-  std::vector<double> w(c.ksize);
-  for (int xx = o0; xx < o1; ++xx) {
-    const double center = 0.0 + (xx + 0.5) * scale;
-    const double ss = 1.0 / filterscale;
-    int xmin = static_cast<int>(center - support + 0.5);
-    if (xmin < 0) xmin = 0;
-    int xmax = static_cast<int>(center + support + 0.5);
-    if (xmax > in_size) xmax = in_size;
-    xmax -= xmin;
-    xmax = std::min(xmax, c.ksize);  // cannot happen (Pillow relies on it); keeps the buffer safe regardless
-    double ww = 0.0;
-    for (int x = 0; x < xmax; ++x) {
-      const double v = f.fn((x + xmin - center + 0.5) * ss);
-      w[x] = v;
-      ww += v;
-    }
-    int32_t* k = &c.k[static_cast<size_t>(xx - o0) * c.ksize];
-    for (int x = 0; x < xmax; ++x) {
-      double v = w[x];
-      if (ww != 0.0) v /= ww;
-      k[x] = v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
-                   : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
-    }
-    c.first[xx - o0] = xmin;
-    c.count[xx - o0] = std::max(xmax, 0);
-  }
-  return c;
-}
-
-inline uint8_t clip8(int v) {
-  v >>= kPrecisionBits;  // arithmetic shift (C++20), as Pillow's lookup table index
-  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
-}
-
-// A block of interleaved RGB rows: pixel (x, y) at base + y * stride + x * 3.
-struct Plane {
-  const uint8_t* base;
-  size_t stride;
-};
-
-// Horizontal pass: rows [0, rows) of `in` -> out (rows x n pixels, packed), coefficient set `c`.
-void horizontal(Plane in, int rows, const Coeffs& c, uint8_t* out) {
-  const int n = static_cast<int>(c.first.size());
-  for (int y = 0; y < rows; ++y) {
-    const uint8_t* src = in.base + y * in.stride;
-    uint8_t* dst = out + static_cast<size_t>(y) * n * 3;
-    for (int xx = 0; xx < n; ++xx) {
-      const int32_t* k = &c.k[static_cast<size_t>(xx) * c.ksize];
-      const uint8_t* p = src + static_cast<size_t>(c.first[xx]) * 3;
-      int s0 = 1 << (kPrecisionBits - 1), s1 = s0, s2 = s0;
-      for (int x = 0, cnt = c.count[xx]; x < cnt; ++x, p += 3) {
-        s0 += p[0] * k[x];
-        s1 += p[1] * k[x];
-        s2 += p[2] * k[x];
-      }
-      dst[3 * xx] = clip8(s0);
-      dst[3 * xx + 1] = clip8(s1);
-      dst[3 * xx + 2] = clip8(s2);
-    }
-  }
-}
-
-// Vertical pass: `in` rows are source rows shifted by `row0`; out has c.first.size() rows of `width` pixels.
-void vertical(Plane in, int row0, int width, const Coeffs& c, uint8_t* out) {
-  const int n = static_cast<int>(c.first.size());
-  const size_t row_bytes = static_cast<size_t>(width) * 3;
-  // Sums accumulate tap by tap over a whole row (integer sums: the order does not change the result).
-  std::vector<int> acc(row_bytes);
-  for (int yy = 0; yy < n; ++yy) {
-    const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
-    const uint8_t* src = in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride;
-    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
-    for (int y = 0, cnt = c.count[yy]; y < cnt; ++y) {
-      const uint8_t* p = src + y * in.stride;
-      const int ky = k[y];
-      for (size_t i = 0; i < row_bytes; ++i) acc[i] += p[i] * ky;
-    }
-    uint8_t* dst = out + yy * row_bytes;
-    for (size_t i = 0; i < row_bytes; ++i) dst[i] = clip8(acc[i]);
-  }
-}
-
-// Pillow's resize of `src` to width x height, computing only the window [x0, x0 + ww) x [y0, y0 + wh) of the
-// result (packed RGB into `out`). Every output pixel depends only on its own coefficients, so the window has the
-// same values as the full resize.
-void resize_window(const RgbImage& src, int width, int height, const Filter& f, int x0, int y0, int ww, int wh,
-                   uint8_t* out) {
-  const Plane whole{src.pixels.data(), static_cast<size_t>(src.width) * 3};
-  const bool need_h = width != src.width, need_v = height != src.height;
-
-  // Source rows the vertical pass reads.
-  Coeffs vc;
-  int r0 = y0, r1 = y0 + wh;
-  if (need_v) {
-    vc = precompute(src.height, height, y0, y0 + wh, f);
-    r0 = vc.first.front();
-    r1 = vc.first.back() + vc.count.back();
-  }
-  std::vector<uint8_t> tmp;
-  Plane rows{whole.base + static_cast<size_t>(r0) * whole.stride + static_cast<size_t>(x0) * 3, whole.stride};
-  if (need_h) {
-    const Coeffs hc = precompute(src.width, width, x0, x0 + ww, f);
-    tmp.resize(static_cast<size_t>(r1 - r0) * ww * 3);
-    horizontal({whole.base + static_cast<size_t>(r0) * whole.stride, whole.stride}, r1 - r0, hc, tmp.data());
-    rows = {tmp.data(), static_cast<size_t>(ww) * 3};
-  }
-  if (need_v) {
-    vertical(rows, r0, ww, vc, out);
-  } else {
-    for (int y = 0; y < wh; ++y) std::memcpy(out + static_cast<size_t>(y) * ww * 3, rows.base + y * rows.stride, ww * 3);
-  }
-}
 
 int floor_div2(int v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
 
@@ -286,7 +96,7 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path) {
   }
   if (cfg.contains("resample") && !cfg["resample"].is_null()) {
     c.resample = get_int(cfg["resample"], "resample", path);
-    if (!filter_for(c.resample))
+    if (!detail::valid_filter(c.resample))
       throw Error(path, "resample " + std::to_string(c.resample) +
                             " is not supported (1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING)");
   }
@@ -309,8 +119,7 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path) {
 }
 
 RgbImage resize(const RgbImage& src, int width, int height, int resample) {
-  const Filter* f = filter_for(resample);
-  if (!f) throw Error("resize", "unsupported resampling filter " + std::to_string(resample));
+  if (!detail::valid_filter(resample)) throw Error("resize", "unsupported resampling filter " + std::to_string(resample));
   if (src.width <= 0 || src.height <= 0 || src.pixels.size() != static_cast<size_t>(src.width) * src.height * 3)
     throw Error("resize", "empty or malformed image");
   if (width <= 0 || height <= 0) throw Error("resize", "invalid output size");
@@ -318,15 +127,15 @@ RgbImage resize(const RgbImage& src, int width, int height, int resample) {
   out.width = width;
   out.height = height;
   out.pixels.resize(static_cast<size_t>(width) * height * 3);
-  resize_window(src, width, height, *f, 0, 0, width, height, out.pixels.data());
+  detail::resample_window_u8(src.pixels.data(), src.width, src.height, 3, width, height, resample, 0, 0, width, height,
+                             out.pixels.data());
   return out;
 }
 
 void ImageProcessor::preprocess(const RgbImage& img, float* out) const {
   if (img.width <= 0 || img.height <= 0 || img.pixels.size() != static_cast<size_t>(img.width) * img.height * 3)
     throw Error("preprocess", "empty or malformed image");
-  const Filter* f = filter_for(cfg_.resample);
-  if (!f) throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
+  if (!detail::valid_filter(cfg_.resample)) throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
 
   // Size after resize (HF get_resize_output_image_size; Python's int(S * long / short) truncates a double).
   int rw = img.width, rh = img.height;
@@ -365,7 +174,9 @@ void ImageProcessor::preprocess(const RgbImage& img, float* out) const {
   const int x0 = std::max(left, 0), x1 = std::min(left + ow, rw);
   const int wh = std::max(y1 - y0, 0), ww = std::max(x1 - x0, 0);
   std::vector<uint8_t> window(static_cast<size_t>(wh) * ww * 3);
-  if (wh > 0 && ww > 0) resize_window(img, rw, rh, *f, x0, y0, ww, wh, window.data());
+  if (wh > 0 && ww > 0)
+    detail::resample_window_u8(img.pixels.data(), img.width, img.height, 3, rw, rh, cfg_.resample, x0, y0, ww, wh,
+                               window.data());
 
   // HF: rescale = (x as float64) * factor -> float32; normalize = (x - mean) / std in float32. One table per channel.
   float lut[3][256];

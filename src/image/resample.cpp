@@ -1,0 +1,265 @@
+// Pillow's Resample.c, written out with the same constants and expression order (see resample.h).
+#include "image/resample.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numbers>
+#include <vector>
+
+namespace zeroshot::image::detail {
+
+namespace {
+
+double box_filter(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
+
+double bilinear_filter(double x) {
+  if (x < 0.0) x = -x;
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+double hamming_filter(double x) {
+  if (x < 0.0) x = -x;
+  if (x == 0.0) return 1.0;
+  if (x >= 1.0) return 0.0;
+  x = x * std::numbers::pi;
+  return std::sin(x) / x * (0.54f + 0.46f * std::cos(x));
+}
+
+double bicubic_filter(double x) {
+  constexpr double a = -0.5;
+  if (x < 0.0) x = -x;
+  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1;
+  if (x < 2.0) return (((x - 5) * x + 8) * x - 4) * a;
+  return 0.0;
+}
+
+double sinc_filter(double x) {
+  if (x == 0.0) return 1.0;
+  x = x * std::numbers::pi;
+  return std::sin(x) / x;
+}
+
+double lanczos_filter(double x) {
+  if (-3.0 <= x && x < 3.0) return sinc_filter(x) * sinc_filter(x / 3);
+  return 0.0;
+}
+
+struct Filter {
+  double (*fn)(double);
+  double support;
+};
+
+const Filter* filter_for(int resample) {
+  static const Filter kLanczos{lanczos_filter, 3.0}, kBilinear{bilinear_filter, 1.0}, kBicubic{bicubic_filter, 2.0},
+      kBox{box_filter, 0.5}, kHamming{hamming_filter, 1.0};
+  switch (resample) {
+    case 1: return &kLanczos;
+    case 2: return &kBilinear;
+    case 3: return &kBicubic;
+    case 4: return &kBox;
+    case 5: return &kHamming;
+    default: return nullptr;
+  }
+}
+
+constexpr int kPrecisionBits = 32 - 8 - 2;
+
+// Coefficients for the output positions [o0, o1) of a resize from in_size to out_size: Pillow's precompute_coeffs
+// (normalized doubles, kept in `kd` for the 32-bit path) followed by normalize_coeffs_8bpc (fixed point, `k`).
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> first;  // first source index of each output position
+  std::vector<int> count;  // number of taps
+  std::vector<int32_t> k;  // ksize per output position
+  std::vector<double> kd;  // same, as doubles (only when asked for)
+};
+
+Coeffs precompute(int in_size, int out_size, int o0, int o1, const Filter& f, bool doubles) {
+  // Pillow passes the box as floats: (double)(in1 - in0) with in0 = 0.0f, in1 = (float)in_size.
+  const double scale = static_cast<double>(static_cast<float>(in_size) - 0.0f) / out_size;
+  const double filterscale = scale < 1.0 ? 1.0 : scale;
+  const double support = f.support * filterscale;
+  Coeffs c;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  const int n = o1 - o0;
+  c.first.resize(n);
+  c.count.resize(n);
+  c.k.assign(static_cast<size_t>(n) * c.ksize, 0);
+  if (doubles) c.kd.assign(static_cast<size_t>(n) * c.ksize, 0.0);
+  std::vector<double> w(c.ksize);
+  for (int xx = o0; xx < o1; ++xx) {
+    const double center = 0.0 + (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    int xmin = static_cast<int>(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    int xmax = static_cast<int>(center + support + 0.5);
+    if (xmax > in_size) xmax = in_size;
+    xmax -= xmin;
+    xmax = std::min(xmax, c.ksize);  // cannot happen (Pillow relies on it); keeps the buffer safe regardless
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      const double v = f.fn((x + xmin - center + 0.5) * ss);
+      w[x] = v;
+      ww += v;
+    }
+    int32_t* k = &c.k[static_cast<size_t>(xx - o0) * c.ksize];
+    for (int x = 0; x < xmax; ++x) {
+      double v = w[x];
+      if (ww != 0.0) v /= ww;
+      if (doubles) c.kd[static_cast<size_t>(xx - o0) * c.ksize + x] = v;
+      k[x] = v < 0 ? static_cast<int32_t>(-0.5 + v * (1 << kPrecisionBits))
+                   : static_cast<int32_t>(0.5 + v * (1 << kPrecisionBits));
+    }
+    c.first[xx - o0] = xmin;
+    c.count[xx - o0] = std::max(xmax, 0);
+  }
+  return c;
+}
+
+inline uint8_t clip8(int v) {
+  v >>= kPrecisionBits;  // arithmetic shift (C++20), as Pillow's lookup table index
+  return static_cast<uint8_t>(v < 0 ? 0 : (v > 255 ? 255 : v));
+}
+
+// Pillow's ROUND_UP: (int)(f >= 0 ? f + 0.5F : f - 0.5F), computed in double. Values outside int32 (only from
+// absurd inputs) are clamped instead of being undefined behaviour.
+inline int32_t round_up(double f) {
+  const double r = f >= 0.0 ? f + 0.5 : f - 0.5;
+  if (!(r > -2147483648.0)) return INT32_MIN;
+  if (!(r < 2147483647.0)) return INT32_MAX;
+  return static_cast<int32_t>(r);
+}
+
+// A block of interleaved rows: pixel (x, y), band b at base[y * stride + x * C + b].
+template <typename T>
+struct Plane {
+  const T* base;
+  size_t stride;
+};
+
+// Horizontal pass, 8 bits, C bands: rows [0, rows) of `in` -> out (rows x n pixels, packed).
+template <int C>
+void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
+  const int n = static_cast<int>(c.first.size());
+  for (int y = 0; y < rows; ++y) {
+    const uint8_t* src = in.base + y * in.stride;
+    uint8_t* dst = out + static_cast<size_t>(y) * n * C;
+    for (int xx = 0; xx < n; ++xx) {
+      const int32_t* k = &c.k[static_cast<size_t>(xx) * c.ksize];
+      const uint8_t* p = src + static_cast<size_t>(c.first[xx]) * C;
+      int s[C];
+      for (int b = 0; b < C; ++b) s[b] = 1 << (kPrecisionBits - 1);
+      for (int x = 0, cnt = c.count[xx]; x < cnt; ++x, p += C) {
+        for (int b = 0; b < C; ++b) s[b] += p[b] * k[x];
+      }
+      for (int b = 0; b < C; ++b) dst[C * xx + b] = clip8(s[b]);
+    }
+  }
+}
+
+// Vertical pass, 8 bits: `in` rows are source rows shifted by `row0`; out has c.first.size() rows of `row_bytes`.
+void vertical_u8(Plane<uint8_t> in, int row0, size_t row_bytes, const Coeffs& c, uint8_t* out) {
+  const int n = static_cast<int>(c.first.size());
+  // Sums accumulate tap by tap over a whole row (integer sums: the order does not change the result).
+  std::vector<int> acc(row_bytes);
+  for (int yy = 0; yy < n; ++yy) {
+    const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
+    const uint8_t* src = in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride;
+    std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
+    for (int y = 0, cnt = c.count[yy]; y < cnt; ++y) {
+      const uint8_t* p = src + y * in.stride;
+      const int ky = k[y];
+      for (size_t i = 0; i < row_bytes; ++i) acc[i] += p[i] * ky;
+    }
+    uint8_t* dst = out + yy * row_bytes;
+    for (size_t i = 0; i < row_bytes; ++i) dst[i] = clip8(acc[i]);
+  }
+}
+
+// Pillow's 32bpc passes: double sums in tap order (the order matters for doubles), ROUND_UP per pass.
+void horizontal_i32(Plane<int32_t> in, int rows, const Coeffs& c, int32_t* out) {
+  const int n = static_cast<int>(c.first.size());
+  for (int y = 0; y < rows; ++y) {
+    const int32_t* src = in.base + y * in.stride;
+    for (int xx = 0; xx < n; ++xx) {
+      const double* k = &c.kd[static_cast<size_t>(xx) * c.ksize];
+      const int32_t* p = src + c.first[xx];
+      double ss = 0.0;
+      for (int x = 0, cnt = c.count[xx]; x < cnt; ++x) ss += p[x] * k[x];
+      out[static_cast<size_t>(y) * n + xx] = round_up(ss);
+    }
+  }
+}
+
+void vertical_i32(Plane<int32_t> in, int row0, int width, const Coeffs& c, int32_t* out) {
+  const int n = static_cast<int>(c.first.size());
+  for (int yy = 0; yy < n; ++yy) {
+    const double* k = &c.kd[static_cast<size_t>(yy) * c.ksize];
+    const int32_t* src = in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride;
+    for (int xx = 0; xx < width; ++xx) {
+      double ss = 0.0;
+      for (int y = 0, cnt = c.count[yy]; y < cnt; ++y) ss += src[y * in.stride + xx] * k[y];
+      out[static_cast<size_t>(yy) * width + xx] = round_up(ss);
+    }
+  }
+}
+
+template <typename T, typename H, typename V>
+void resample_window(const T* src, int src_w, int src_h, int channels, int width, int height, const Filter& f, int x0,
+                     int y0, int ww, int wh, T* out, bool doubles, H horizontal, V vertical) {
+  const Plane<T> whole{src, static_cast<size_t>(src_w) * channels};
+  const bool need_h = width != src_w, need_v = height != src_h;
+
+  // Source rows the vertical pass reads.
+  Coeffs vc;
+  int r0 = y0, r1 = y0 + wh;
+  if (need_v) {
+    vc = precompute(src_h, height, y0, y0 + wh, f, doubles);
+    r0 = vc.first.front();
+    r1 = vc.first.back() + vc.count.back();
+  }
+  std::vector<T> tmp;
+  Plane<T> rows{whole.base + static_cast<size_t>(r0) * whole.stride + static_cast<size_t>(x0) * channels,
+                whole.stride};
+  if (need_h) {
+    const Coeffs hc = precompute(src_w, width, x0, x0 + ww, f, doubles);
+    tmp.resize(static_cast<size_t>(r1 - r0) * ww * channels);
+    horizontal({whole.base + static_cast<size_t>(r0) * whole.stride, whole.stride}, r1 - r0, hc, tmp.data());
+    rows = {tmp.data(), static_cast<size_t>(ww) * channels};
+  }
+  const size_t row_elems = static_cast<size_t>(ww) * channels;
+  if (need_v) {
+    vertical(rows, r0, row_elems, vc, out);
+  } else {
+    for (int y = 0; y < wh; ++y) std::memcpy(out + y * row_elems, rows.base + y * rows.stride, row_elems * sizeof(T));
+  }
+}
+
+}  // namespace
+
+bool valid_filter(int resample) { return filter_for(resample) != nullptr; }
+
+void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
+                        int x0, int y0, int ww, int wh, uint8_t* out) {
+  const Filter& f = *filter_for(resample);
+  void (*h)(Plane<uint8_t>, int, const Coeffs&, uint8_t*) = nullptr;
+  switch (channels) {
+    case 1: h = horizontal_u8<1>; break;
+    case 2: h = horizontal_u8<2>; break;
+    case 3: h = horizontal_u8<3>; break;
+    default: h = horizontal_u8<4>; break;
+  }
+  resample_window<uint8_t>(src, src_w, src_h, channels, width, height, f, x0, y0, ww, wh, out, false, h, vertical_u8);
+}
+
+void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0,
+                         int y0, int ww, int wh, int32_t* out) {
+  const Filter& f = *filter_for(resample);
+  resample_window<int32_t>(src, src_w, src_h, 1, width, height, f, x0, y0, ww, wh, out, true, horizontal_i32,
+                           [](Plane<int32_t> in, int row0, size_t row_elems, const Coeffs& c, int32_t* o) {
+                             vertical_i32(in, row0, static_cast<int>(row_elems), c, o);
+                           });
+}
+
+}  // namespace zeroshot::image::detail

@@ -1,0 +1,26 @@
+// Pillow's resampling (libImaging/Resample.c), shared by ImageProcessor (RGB) and the per-mode resize of PilImage.
+// Not part of the public API.
+//
+// resample_window_u8: Image.resize of an interleaved 8-bit image with 1..4 bands (each band independently, as
+// Pillow's 8bpc path does), reducing_gap None: horizontal pass then vertical pass, each rounded to 8 bits with
+// Pillow's fixed-point coefficients. resample_window_i32: the same for a 32-bit integer image (mode "I"), with
+// Pillow's double coefficients and ROUND_UP. Both compute only the window [x0, x0 + ww) x [y0, y0 + wh) of the
+// width x height result (packed into `out`): each output pixel depends only on its own coefficients, so the window
+// holds the same values as the full resize. Filters: 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING.
+// Callers check sizes and the filter (valid_filter) first; nothing here throws except std::bad_alloc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace zeroshot::image::detail {
+
+bool valid_filter(int resample);
+
+void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
+                        int x0, int y0, int ww, int wh, uint8_t* out);
+
+void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0,
+                         int y0, int ww, int wh, int32_t* out);
+
+}  // namespace zeroshot::image::detail
