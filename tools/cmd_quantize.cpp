@@ -1,5 +1,6 @@
 // zeroshot quantize: writes a model's int8 weights once (zeroshot-int8.safetensors, docs/quantized-format.md),
 // so that every later `--precision int8` load reads them instead of quantizing the f32 weights.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -54,7 +55,10 @@ int run(const QuantizeArgs& a) {
       throw Error(dir, "a Hugging Face hub cache snapshot (shared with other tools): quantize a copy of the model "
                        "in a folder of your own (huggingface-cli download " + a.model + " --local-dir DIR), or "
                        "write elsewhere with -o FILE");
-    if (::access(dir.c_str(), W_OK) != 0)
+    // A folder without write permission bits is read-only to us even as root (whom access() lets write anywhere):
+    // a shared or mounted model folder is not ours to add files to.
+    struct stat st {};
+    if (::access(dir.c_str(), W_OK) != 0 || (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 0222) == 0))
       throw Error(dir, "read-only folder: quantize a writable copy of the model, or write elsewhere with -o FILE");
     out = (fs::path(dir) / models::kInt8WeightsFile).string();
   }
