@@ -263,6 +263,12 @@ const std::vector<std::string>& weight_file_names() {
   return names;
 }
 
+std::vector<std::string> open_clip_weight_files() {
+  return {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+          "open_clip_pytorch_model.pth",  "model.safetensors",                   "pytorch_model.bin",
+          "pytorch_model.pth",            "model.pth"};
+}
+
 const TensorView& WeightStore::get(const std::string& name) const {
   auto it = index_.find(name);
   if (it == index_.end()) throw Error(origin_, "missing tensor " + name);

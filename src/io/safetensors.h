@@ -95,6 +95,13 @@ class WeightStore {
 // model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json.
 const std::vector<std::string>& weight_file_names();
 
+// The weight files of an OpenCLIP folder or hub repo (open_clip_config.json beside them), in open_clip's order
+// (factory.py _find_checkpoint_in_dir, open_clip 3.x; its hub download tries open_clip_model.safetensors, then
+// open_clip_pytorch_model.bin, the same precedence): open_clip_model.safetensors,
+// open_clip_pytorch_model.safetensors, open_clip_pytorch_model.bin, open_clip_pytorch_model.pth,
+// model.safetensors, pytorch_model.bin, pytorch_model.pth, model.pth. Each is one file (WeightStore::open).
+std::vector<std::string> open_clip_weight_files();
+
 // Converts a F32/F16/BF16 tensor to f32 (copying into `out`, which must hold numel() floats).
 void to_f32(const TensorView& t, float* out);
 std::vector<float> to_f32(const TensorView& t);
