@@ -358,6 +358,7 @@ float bf16_to_f32(uint16_t b) {
 
 void to_f32(const TensorView& t, float* out) {
   const int64_t n = t.numel();
+  if (n == 0) return;
   switch (t.dtype) {
     case DType::F32: std::memcpy(out, t.data, static_cast<size_t>(n) * 4); return;
     case DType::F16:

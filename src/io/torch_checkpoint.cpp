@@ -580,10 +580,9 @@ LoadedTensor make_tensor(const std::string& path, const std::string& name, const
     if (t.size[d] != 1 && t.stride[d] != expect) contiguous = false;
     expect *= t.size[d];
   }
-  if (numel == 0) {
-    auto empty = std::make_shared<const std::vector<uint8_t>>();
-    out.view.data = empty->data();
-    out.owner = empty;
+  if (numel == 0) {  // a valid pointer all the same: callers may pass it to memcpy/memcmp with length 0
+    static const uint8_t kNoBytes[8] = {};
+    out.view.data = kNoBytes;
     return out;
   }
   const uint8_t* base = st.data + static_cast<size_t>(t.offset) * es;
@@ -648,7 +647,8 @@ struct ZipEntry {
 class Zip {
  public:
   explicit Zip(const std::string& path) : path_(path) {
-    z_ = unzOpen64(path.c_str());
+    handle_.reset(unzOpen64(path.c_str()));
+    z_ = handle_.get();
     if (!z_) throw Error(path, "truncated or corrupt zip archive (no readable central directory)");
     int rc = unzGoToFirstFile(z_);
     while (rc == UNZ_OK) {
@@ -665,9 +665,6 @@ class Zip {
       rc = unzGoToNextFile(z_);
     }
     if (rc != UNZ_END_OF_LIST_OF_FILE) throw Error(path, "corrupt zip central directory");
-  }
-  ~Zip() {
-    if (z_) unzClose(z_);
   }
   Zip(const Zip&) = delete;
   Zip& operator=(const Zip&) = delete;
@@ -727,7 +724,11 @@ class Zip {
     unzCloseCurrentFile(z_);
     throw Error(path_, what);
   }
+  struct Closer {
+    void operator()(void* z) const { unzClose(z); }
+  };
   std::string path_;
+  std::unique_ptr<void, Closer> handle_;  // closed even when the constructor throws
   unzFile z_ = nullptr;
   std::map<std::string, ZipEntry> entries_;
   std::vector<std::string> order_;
