@@ -144,6 +144,36 @@ TEST_F(TorchCheckpoint, ShardedIndexAndOpenDir) {
           ": no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json");
 }
 
+// The shared CLIP and CLAP fixtures re-saved by torch.save: the same tensors, byte for byte, as their
+// model.safetensors, so the models built from them give the fixtures' expected outputs.
+TEST_F(TorchCheckpoint, SharedFixturesResavedByTorchHoldTheSameTensors) {
+  int compared = 0;
+  for (const char* family : {"clip", "clap"}) {
+    const fs::path root = fs::path(ZEROSHOT_FIXTURES) / family;
+    if (!fs::is_directory(root)) continue;
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (!fs::exists(e.path() / "model.safetensors")) continue;
+      const fs::path copy = kDir / "fixtures" / family / e.path().filename();
+      ASSERT_TRUE(fs::exists(copy / "pytorch_model.bin")) << copy;
+      const WeightStore ref = WeightStore::open_dir(e.path().string());
+      for (const char* file : {"pytorch_model.bin", "legacy.bin"}) {
+        SCOPED_TRACE((copy / file).string());
+        const WeightStore bin = WeightStore::open((copy / file).string());
+        ASSERT_EQ(bin.names(), ref.names());
+        for (const auto& name : ref.names()) {
+          const TensorView &a = ref.get(name), &b = bin.get(name);
+          EXPECT_EQ(a.dtype, b.dtype) << name;
+          EXPECT_EQ(a.shape, b.shape) << name;
+          ASSERT_EQ(a.nbytes, b.nbytes) << name;
+          EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << name;
+        }
+        ++compared;
+      }
+    }
+  }
+  EXPECT_GE(compared, 8);  // clip-tiny-quickgelu, clip-tiny-gelu-f16, clap-tiny-fused, clap-tiny-unfused
+}
+
 TEST_F(TorchCheckpoint, MaliciousPicklesAreRefusedWithoutRunningAnything) {
   const fs::path marker = kDir / "bad" / "PWNED";
   for (const char* f : {"os_system.bin", "os_system_legacy.bin"}) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes PyTorch checkpoints made by torch.save itself, for src/io/torch_checkpoint_test.cpp.
 
-    make_torch_checkpoints.py OUTDIR        (Debian's python3-torch: /usr/bin/python3)
+    make_torch_checkpoints.py OUTDIR [FIXTURES]      (Debian's python3-torch: /usr/bin/python3)
 
 OUTDIR/
   zip.bin, legacy.bin       one state dict (F32, F16, BF16, an int64 buffer, a transposed tensor, two tensors
@@ -18,11 +18,15 @@ OUTDIR/
   bad/                      inputs that must be refused: os.system / builtins.eval via __reduce__ (each would
                             create bad/PWNED if run), a complex (unknown) storage type, a tensor whose size does
                             not fit its storage, a zip without one data record, a big-endian byteorder record
+  fixtures/<family>/<model>/pytorch_model.bin   with FIXTURES (the shared fixtures folder): each
+                            <family>/<model>/model.safetensors of clip/ and clap/ re-saved by torch.save (zip), and
+  fixtures/<family>/<model>/legacy.bin          in the legacy format
   done                      written last
 """
 import collections
 import json
 import os
+import struct
 import sys
 import zipfile
 
@@ -125,6 +129,40 @@ rewrite(os.path.join(out, "zip.bin"), os.path.join(bad, "missing_record.bin"), z
 rewrite(os.path.join(out, "zip.bin"), os.path.join(out, "little_endian.bin"), zipfile.ZIP_STORED, byteorder=b"little")
 rewrite(os.path.join(out, "zip.bin"), os.path.join(bad, "big_endian.bin"), zipfile.ZIP_STORED, byteorder=b"big")
 assert not os.path.exists(marker)
+
+# --- the shared fixtures, re-saved as transformers' save_pretrained(safe_serialization=False) would ---
+SAFE_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64}
+
+
+def read_safetensors(path):  # parsed here so that only torch is needed
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    body = data[8 + n :]
+    sd = collections.OrderedDict()
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        dtype = SAFE_DTYPES[info["dtype"]]
+        t = torch.frombuffer(bytearray(body[b:e]), dtype=dtype) if e > b else torch.empty(0, dtype=dtype)
+        sd[name] = t.reshape(info["shape"]).clone()
+    return sd
+
+
+if len(sys.argv) > 2:
+    for family in ("clip", "clap"):
+        root = os.path.join(sys.argv[2], family)
+        for model in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+            src = os.path.join(root, model, "model.safetensors")
+            if not os.path.isfile(src):
+                continue
+            dst = os.path.join(out, "fixtures", family, model)
+            os.makedirs(dst, exist_ok=True)
+            sd = read_safetensors(src)
+            torch.save(sd, os.path.join(dst, "pytorch_model.bin"))
+            torch.save(sd, os.path.join(dst, "legacy.bin"), _use_new_zipfile_serialization=False)
 
 with open(os.path.join(out, "done"), "w") as f:
     f.write("ok\n")
