@@ -644,10 +644,47 @@ struct ZipEntry {
   unz_file_info64 info{};
 };
 
+// minizip reads through these callbacks from our mapping of the file: no seek/read system calls per record
+// (stdio would issue a few per record, thousands for a large state dict), and the bytes it checks are the bytes
+// the tensors then point into.
+struct MemCursor {
+  const uint8_t* data;
+  uint64_t size;
+  uint64_t pos = 0;
+};
+
+voidpf mem_open(voidpf opaque, const void*, int) {
+  const auto* f = static_cast<const util::MappedFile*>(opaque);
+  return new MemCursor{f->data(), f->size()};
+}
+uLong mem_read(voidpf, voidpf stream, void* buf, uLong size) {
+  auto* c = static_cast<MemCursor*>(stream);
+  const uint64_t n = c->pos >= c->size ? 0 : std::min<uint64_t>(size, c->size - c->pos);
+  if (n) std::memcpy(buf, c->data + c->pos, n);
+  c->pos += n;
+  return static_cast<uLong>(n);
+}
+uLong mem_write(voidpf, voidpf, const void*, uLong) { return 0; }
+ZPOS64_T mem_tell(voidpf, voidpf stream) { return static_cast<MemCursor*>(stream)->pos; }
+long mem_seek(voidpf, voidpf stream, ZPOS64_T offset, int origin) {
+  auto* c = static_cast<MemCursor*>(stream);
+  uint64_t base = origin == ZLIB_FILEFUNC_SEEK_SET ? 0 : origin == ZLIB_FILEFUNC_SEEK_CUR ? c->pos : c->size;
+  if (offset > UINT64_MAX - base) return -1;
+  c->pos = base + offset;  // past the end is allowed, as with fseek; reads there return nothing
+  return 0;
+}
+int mem_close(voidpf, voidpf stream) {
+  delete static_cast<MemCursor*>(stream);
+  return 0;
+}
+int mem_error(voidpf, voidpf) { return 0; }
+
 class Zip {
  public:
-  explicit Zip(const std::string& path) : path_(path) {
-    handle_.reset(unzOpen64(path.c_str()));
+  Zip(const std::string& path, const util::MappedFile& file) : path_(path) {
+    zlib_filefunc64_def io{mem_open, mem_read,  mem_write, mem_tell,
+                           mem_seek, mem_close, mem_error, const_cast<util::MappedFile*>(&file)};
+    handle_.reset(unzOpen2_64(path.c_str(), &io));
     z_ = handle_.get();
     if (!z_) throw Error(path, "truncated or corrupt zip archive (no readable central directory)");
     int rc = unzGoToFirstFile(z_);
@@ -736,7 +773,7 @@ class Zip {
 
 std::vector<LoadedTensor> read_zip(const std::string& path) {
   auto file = std::make_shared<util::MappedFile>(path);
-  Zip zip(path);
+  Zip zip(path, *file);
   // torch names the records <archive>/...; the archive folder is whatever name the file was saved under.
   std::string prefix;
   for (const auto& n : zip.names()) {
