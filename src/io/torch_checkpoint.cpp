@@ -912,8 +912,10 @@ std::vector<LoadedTensor> read_legacy(const std::string& path) {
 
 bool is_torch_checkpoint(const uint8_t* head, size_t n) {
   if (n >= 4 && head[0] == 'P' && head[1] == 'K' && head[2] == 3 && head[3] == 4) return true;
-  return n >= 14 && head[0] == 0x80 && head[1] == 2 && head[2] == 0x8a && head[3] == 10 &&
-         std::memcmp(head + 4, kLegacyMagic, 10) == 0;
+  // The legacy format starts with a pickle (PROTO 2..5). A safetensors file can start with the same two bytes
+  // (its header length), but has its JSON header's '{' at byte 8, where torch's legacy files have a byte of the
+  // magic number (protocols 2, 3) or of a frame length (4, 5; 0 below 1 TB).
+  return n >= 9 && head[0] == 0x80 && head[1] >= 2 && head[1] <= 5 && head[8] != '{';
 }
 
 std::vector<LoadedTensor> read_torch_checkpoint(const std::string& path) {

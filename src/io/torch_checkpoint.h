@@ -44,8 +44,8 @@ struct LoadedTensor {
 // Reads every tensor of the state dict in the checkpoint at `path` (zip or legacy format).
 std::vector<LoadedTensor> read_torch_checkpoint(const std::string& path);
 
-// True when the first bytes of a file are those of a torch.save checkpoint (a zip archive, or the legacy
-// format's protocol-2 pickle of its magic number).
+// True when the first bytes (at least 9) of a file are those of a torch.save checkpoint: a zip archive, or the
+// legacy format's first pickle (protocol 2-5) and not a safetensors header.
 bool is_torch_checkpoint(const uint8_t* head, size_t n);
 
 }  // namespace zeroshot::io

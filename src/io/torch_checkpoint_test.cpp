@@ -86,6 +86,11 @@ TEST_F(TorchCheckpoint, LegacyFormatMatchesTorch) {
   expect_all(WeightStore::open((kDir / "legacy.bin").string()), "legacy");
 }
 
+TEST_F(TorchCheckpoint, PickleProtocol4MatchesTorch) {
+  expect_all(WeightStore::open((kDir / "zip_proto4.bin").string()), "zip, protocol 4");
+  expect_all(WeightStore::open((kDir / "legacy_proto4.bin").string()), "legacy, protocol 4");
+}
+
 TEST_F(TorchCheckpoint, RewrittenZipsMatchTorch) {
   expect_all(WeightStore::open((kDir / "deflated.bin").string()), "deflated");
   expect_all(WeightStore::open((kDir / "restored.bin").string()), "stored by zipfile");
@@ -172,6 +177,23 @@ TEST_F(TorchCheckpoint, SharedFixturesResavedByTorchHoldTheSameTensors) {
     }
   }
   EXPECT_GE(compared, 8);  // clip-tiny-quickgelu, clip-tiny-gelu-f16, clap-tiny-fused, clap-tiny-unfused
+}
+
+// WeightStore::open tells the formats apart by content, not by name, including a safetensors file whose header
+// length (640 = 0x280) begins with the bytes of a protocol-2 pickle.
+TEST_F(TorchCheckpoint, WeightStoreDispatchesOnContent) {
+  fs::copy_file(kDir / "zip.bin", tmp_ / "weights.safetensors");
+  expect_all(WeightStore::open((tmp_ / "weights.safetensors").string()), "zip named .safetensors");
+  fs::copy_file(kDir / "legacy.bin", tmp_ / "weights");
+  expect_all(WeightStore::open((tmp_ / "weights").string()), "legacy without extension");
+
+  std::string header = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  header.resize(640, ' ');
+  std::string file = std::string("\x80\x02\0\0\0\0\0\0", 8) + header + std::string("\0\0\x80\x3f\0\0\0\x40", 8);
+  write_all(tmp_ / "pickle_like.bin", file);
+  ASSERT_TRUE(file[0] == '\x80' && file[1] == 2);
+  const WeightStore ws = WeightStore::open((tmp_ / "pickle_like.bin").string());
+  EXPECT_EQ(to_f32(ws.get("x")), (std::vector<float>{1, 2}));
 }
 
 TEST_F(TorchCheckpoint, MaliciousPicklesAreRefusedWithoutRunningAnything) {

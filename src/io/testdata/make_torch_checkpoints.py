@@ -10,6 +10,7 @@ OUTDIR/
   deflated.bin, restored.bin  zip.bin rewritten by Python's zipfile: every record deflated / stored again
                             (stored at whatever offset zipfile chooses, usually not aligned)
   little_endian.bin         zip.bin with the byteorder record torch >= 2.1 writes ("little")
+  zip_proto4.bin, legacy_proto4.bin   the same with pickle_protocol=4
   wrapped.bin               {"epoch": 3, "state_dict": <the state dict>} (open_clip's training checkpoints)
   nested.bin                {"model": <the state dict>} (refused)
   sharded/                  pytorch_model-0000{1,2}-of-00002.bin + pytorch_model.bin.index.json
@@ -65,6 +66,9 @@ with open(os.path.join(out, "expected", "manifest.json"), "w") as f:
 
 torch.save(sd, os.path.join(out, "zip.bin"))
 torch.save(sd, os.path.join(out, "legacy.bin"), _use_new_zipfile_serialization=False)
+# Protocol 4 (FRAME, STACK_GLOBAL, MEMOIZE, SHORT_BINUNICODE) instead of torch's default 2.
+torch.save(sd, os.path.join(out, "zip_proto4.bin"), pickle_protocol=4)
+torch.save(sd, os.path.join(out, "legacy_proto4.bin"), pickle_protocol=4, _use_new_zipfile_serialization=False)
 torch.save({"epoch": 3, "state_dict": sd}, os.path.join(out, "wrapped.bin"))
 torch.save({"model": sd}, os.path.join(out, "nested.bin"))
 
