@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "io/json.h"
+#include "io/safetensors.h"
 #include "util/progress.h"
 #include "zeroshot/error.h"
 
@@ -1008,8 +1009,12 @@ std::string resolve_model(const std::string& model, const HubOptions& opt) {
   if (std::string why = repo_id_error(model); !why.empty())
     throw Error(model, "no such local folder, and not a valid Hugging Face model id: " + why);
 
-  // config.json pins the commit; everything else is fetched at that commit, into the same snapshot.
-  std::string config = hub_file(model, "config.json", opt);
+  // The config pins the commit; everything else is fetched at that commit, into the same snapshot. A transformers
+  // config.json wins over open_clip_config.json when a repo has both (transformers' files are then complete).
+  std::string config = hub_file(model, "config.json", opt, /*optional=*/true);
+  const bool open_clip = config.empty();
+  if (open_clip) config = hub_file(model, "open_clip_config.json", opt, /*optional=*/true);
+  if (config.empty()) hub_file(model, "config.json", opt);  // neither: the usual error (not found, offline, ...)
   fs::path snapshot = fs::path(config).parent_path();
   HubOptions at = opt;
   at.revision = snapshot.filename().string();
@@ -1017,25 +1022,30 @@ std::string resolve_model(const std::string& model, const HubOptions& opt) {
                         "tokenizer_config.json", "special_tokens_map.json"})
     hub_file(model, f, at, /*optional=*/true);
 
-  if (!hub_file(model, "model.safetensors", at, true).empty()) return snapshot.string();
-  std::string index = hub_file(model, "model.safetensors.index.json", at, true);
-  if (index.empty()) {
-    bool offline = opt.offline || offline_env();
-    throw Error(model,
-                "neither model.safetensors nor model.safetensors.index.json found at revision " + at.revision +
-                    (offline ? " in the cache (HF_HUB_OFFLINE is set)" : " (only safetensors weights are supported)"));
+  // Weights: the first file of the layout's order that the repo has (each absent one costs a 404 probe once;
+  // the .no_exist markers keep a warm cache offline). Only what exists is downloaded.
+  const std::vector<std::string> order = open_clip ? open_clip_weight_files() : weight_file_names();
+  for (const std::string& f : order) {
+    std::string path = hub_file(model, f, at, /*optional=*/true);
+    if (path.empty()) continue;
+    if (f.size() < 5 || f.compare(f.size() - 5, 5, ".json") != 0) return snapshot.string();
+    Json j = load_json(path);
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw Error(path, "no \"weight_map\" object");
+    std::set<std::string> shards;
+    for (const auto& [tensor, file] : j["weight_map"].items()) {
+      if (!file.is_string()) throw Error(path, "weight_map[\"" + one_line(tensor, 80) + "\"] is not a file name");
+      shards.insert(file.get<std::string>());
+    }
+    if (shards.empty()) throw Error(path, "empty \"weight_map\"");
+    for (const auto& shard : shards) hub_file(model, shard, at);
+    return snapshot.string();
   }
-  Json j = load_json(index);
-  if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
-    throw Error(index, "no \"weight_map\" object");
-  std::set<std::string> shards;
-  for (const auto& [tensor, file] : j["weight_map"].items()) {
-    if (!file.is_string()) throw Error(index, "weight_map[\"" + one_line(tensor, 80) + "\"] is not a file name");
-    shards.insert(file.get<std::string>());
-  }
-  if (shards.empty()) throw Error(index, "empty \"weight_map\"");
-  for (const auto& s : shards) hub_file(model, s, at);
-  return snapshot.string();
+  std::string names;
+  for (size_t i = 0; i < order.size(); ++i) names += (i ? (i + 1 == order.size() ? " or " : ", ") : "") + order[i];
+  bool offline = opt.offline || offline_env();
+  throw Error(model, "no weights (" + names + ") found at revision " + at.revision +
+                         (offline ? " in the cache (HF_HUB_OFFLINE is set)" : ""));
 }
 
 }  // namespace zeroshot::io

@@ -68,12 +68,16 @@ std::string repo_cache_dir(const std::string& repo_id, const HubOptions& opt);
 std::string hub_file(const std::string& repo_id, const std::string& filename, const HubOptions& opt,
                      bool optional = false);
 
-// Resolves a model argument to a local folder holding config.json, weights, tokenizer and preprocessor files.
+// Resolves a model argument to a local folder holding the config, weights, tokenizer and preprocessor files.
 // A path that exists is returned as is ("~/" expanded); a path-like string ("/", ".", "~" first) that does
-// not exist, or a string that is not a valid repo id, is an Error. A hub id fetches config.json (required;
-// its commit pins all other files), preprocessor_config.json and the tokenizer files (vocab.json, merges.txt,
-// tokenizer.json, tokenizer_config.json, special_tokens_map.json: each optional), then model.safetensors or,
-// when absent, model.safetensors.index.json and every shard of its weight_map; returns the snapshot folder.
+// not exist, or a string that is not a valid repo id, is an Error. A hub id fetches config.json or, when the
+// repo has none, open_clip_config.json (one of them required; its commit pins all other files; config.json
+// wins when both exist), preprocessor_config.json and the tokenizer files (vocab.json, merges.txt,
+// tokenizer.json, tokenizer_config.json, special_tokens_map.json: each optional), then the first weights file
+// the repo has, in transformers' order (weight_file_names(): model.safetensors, model.safetensors.index.json,
+// pytorch_model.bin, pytorch_model.bin.index.json; an index brings every shard of its weight_map) or, for an
+// OpenCLIP repo, open_clip's (open_clip_weight_files()). Absent files cost one 404 probe each (remembered in
+// .no_exist); only files that exist are downloaded. Returns the snapshot folder.
 std::string resolve_model(const std::string& model, const HubOptions& opt = {});
 
 }  // namespace zeroshot::io

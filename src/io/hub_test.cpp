@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "io/json.h"
+#include "io/safetensors.h"
 #include "util/progress.h"
 #include "zeroshot/error.h"
 
@@ -484,6 +485,120 @@ TEST_F(Hub, ShardedWeightsAndNestedFiles) {
   size_t n = server_->request_count();
   EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
   EXPECT_EQ(server_->request_count(), n);
+}
+
+// The files resolve_model asked the hub about (HEAD /<repo>/resolve/<rev>/<file>), in order.
+std::vector<std::string> probed(const std::vector<std::string>& log) {
+  std::vector<std::string> out;
+  const std::string head = "HEAD /" + kRepo + "/resolve/";
+  for (const auto& l : log) {
+    if (l.rfind(head, 0) != 0) continue;
+    size_t file = l.find('/', head.size()) + 1;
+    out.push_back(l.substr(file, l.find(' ', file) - file));
+  }
+  return out;
+}
+
+// Every file of a snapshot folder (relative names, sorted).
+std::vector<std::string> snapshot_files(const fs::path& dir) {
+  std::vector<std::string> out;
+  for (auto& e : fs::recursive_directory_iterator(dir))
+    if (!fs::is_directory(e.path())) out.push_back(e.path().lexically_relative(dir).string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// A repo folder with the fixture's config and tokenizer files (no weights) plus `extra` files of made-up bytes
+// (resolve_model only downloads weights; reading them is WeightStore's job).
+fs::path make_repo(const fs::path& dir, const std::vector<std::string>& extra, bool config_json = true) {
+  fs::create_directories(dir);
+  for (const auto& f : kModelFiles)
+    if (f != "model.safetensors" && (config_json || f != "config.json")) fs::copy_file(fs::path(kFixture) / f, dir / f);
+  for (const auto& f : extra) write_all(dir / f, "bytes of " + f);
+  return dir;
+}
+
+const std::vector<std::string> kTokenizerProbes = {"preprocessor_config.json", "vocab.json", "merges.txt",
+                                                   "tokenizer.json",           "tokenizer_config.json",
+                                                   "special_tokens_map.json"};
+
+std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+TEST_F(Hub, PytorchBinOnlyRepo) {
+  fs::path repo = make_repo(tmp_ / "binonly", {"pytorch_model.bin"});
+  start({}, repo.string());
+  EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
+  // transformers' order: safetensors and its index probed (404), then pytorch_model.bin; nothing after it.
+  EXPECT_EQ(probed(server_->requests()),
+            concat(concat({"config.json"}, kTokenizerProbes),
+                   {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin"}));
+  EXPECT_EQ(snapshot_files(snapshot()), snapshot_files(repo));  // the cache holds exactly what exists
+  EXPECT_EQ(read_all(snapshot() / "pytorch_model.bin"), "bytes of pytorch_model.bin");
+  for (const char* f : {"model.safetensors", "model.safetensors.index.json"})
+    EXPECT_TRUE(fs::is_regular_file(storage() / ".no_exist" / kCommit / f)) << f;
+  size_t n = server_->request_count();
+  EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());  // warm: the markers answer, no request
+  EXPECT_EQ(server_->request_count(), n);
+}
+
+TEST_F(Hub, PytorchBinShardedRepo) {
+  const std::vector<std::string> shards = {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"};
+  fs::path repo = make_repo(tmp_ / "binshards", shards);
+  write_all(repo / "pytorch_model.bin.index.json",
+            Json({{"metadata", {{"total_size", 8}}},
+                  {"weight_map", {{"a", shards[0]}, {"b", shards[1]}, {"c", shards[1]}}}})
+                .dump());
+  start({}, repo.string());
+  EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
+  EXPECT_EQ(probed(server_->requests()),
+            concat(concat({"config.json"}, kTokenizerProbes),
+                   {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
+                    "pytorch_model.bin.index.json", shards[0], shards[1]}));
+  EXPECT_EQ(snapshot_files(snapshot()), snapshot_files(repo));
+}
+
+TEST_F(Hub, OpenClipOnlyRepo) {
+  fs::path repo = make_repo(tmp_ / "openclip", {"open_clip_config.json", "open_clip_pytorch_model.bin"},
+                            /*config_json=*/false);
+  start({}, repo.string());
+  EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
+  // No config.json: open_clip_config.json pins the commit, then open_clip's order up to the first file found.
+  EXPECT_EQ(probed(server_->requests()),
+            concat(concat({"config.json", "open_clip_config.json"}, kTokenizerProbes),
+                   {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                    "open_clip_pytorch_model.bin"}));
+  EXPECT_EQ(snapshot_files(snapshot()), snapshot_files(repo));
+  const std::vector<std::string> order = open_clip_weight_files();
+  EXPECT_EQ(std::vector<std::string>(order.begin(), order.begin() + 3),
+            (std::vector<std::string>{"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                                      "open_clip_pytorch_model.bin"}));
+
+  // Without any weights: one error naming what was looked for.
+  fs::remove(repo / "open_clip_pytorch_model.bin");
+  opt_.cache_dir = (tmp_ / "cache2").string();
+  std::string msg = error_of([&] { resolve_model(kRepo, opt_); });
+  EXPECT_EQ(msg.rfind("test-org/tiny-clip: no weights (open_clip_model.safetensors, ", 0), 0u) << msg;
+  EXPECT_NE(msg.find(" or model.pth) found at revision " + kCommit), std::string::npos) << msg;
+}
+
+TEST_F(Hub, TransformersConfigWinsOverOpenClip) {
+  fs::path repo =
+      make_repo(tmp_ / "both", {"open_clip_config.json", "open_clip_model.safetensors", "model.safetensors"});
+  start({}, repo.string());
+  EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
+  EXPECT_EQ(probed(server_->requests()), concat(concat({"config.json"}, kTokenizerProbes), {"model.safetensors"}));
+  EXPECT_FALSE(fs::exists(snapshot() / "open_clip_config.json"));
+  EXPECT_FALSE(fs::exists(snapshot() / "open_clip_model.safetensors"));
+}
+
+TEST_F(Hub, NoConfigAtAllIsTheUsualError) {
+  fs::path repo = make_repo(tmp_ / "noconfig", {"model.safetensors"}, /*config_json=*/false);
+  start({}, repo.string());
+  EXPECT_EQ(error_of([&] { resolve_model(kRepo, opt_); }),
+            "test-org/tiny-clip: file config.json not found at revision main");
 }
 
 TEST_F(Hub, CacheMadeByHuggingfaceHubIsFoundOffline) {

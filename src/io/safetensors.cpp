@@ -8,6 +8,7 @@
 #include <set>
 
 #include "io/json.h"
+#include "io/torch_checkpoint.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::io {
@@ -154,38 +155,72 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
   }
 }
 
+namespace {
+
+std::string head_bytes(const std::string& path, size_t n) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw Error(path, std::strerror(errno));
+  std::string head(n, '\0');
+  head.resize(std::fread(head.data(), 1, n, f));
+  std::fclose(f);
+  return head;
+}
+
+bool is_json_index(const std::string& path) {
+  if (path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0) return true;
+  const std::string h = head_bytes(path, 16);
+  // A safetensors file whose header length happens to start with byte '{' still has its JSON at byte 8.
+  if (h.size() > 8 && h[8] == '{') return false;
+  size_t i = h.find_first_not_of(" \t\r\n");
+  return i != std::string::npos && h[i] == '{';
+}
+
+// The tensors of one weights file: a safetensors file or a torch.save checkpoint (told apart by content).
+std::vector<LoadedTensor> load_weights_file(const std::string& path) {
+  const std::string h = head_bytes(path, 16);
+  if (is_torch_checkpoint(reinterpret_cast<const uint8_t*>(h.data()), h.size())) return read_torch_checkpoint(path);
+  auto f = std::make_shared<SafeTensorsFile>(path);
+  std::vector<LoadedTensor> out;
+  for (const auto& [name, t] : f->tensors()) out.push_back({t, f, true});
+  return out;
+}
+
+}  // namespace
+
 WeightStore WeightStore::open(const std::string& path) {
   WeightStore ws;
   ws.origin_ = path;
-  std::vector<std::shared_ptr<SafeTensorsFile>> files;
-  const bool is_index = path.size() >= 5 && path.compare(path.size() - 5, 5, ".json") == 0;
-  if (!is_index) {
-    files.push_back(std::make_shared<SafeTensorsFile>(path));
-  } else {
-    Json idx = load_json(path);
-    if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
-      throw Error(path, "index has no \"weight_map\" object");
-    std::set<std::string> shards;
-    for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
-      if (!it.value().is_string()) throw Error(path, "weight_map entry " + it.key() + " is not a file name");
-      std::string shard = it.value().get<std::string>();
-      if (shard.find("..") != std::string::npos || (!shard.empty() && shard[0] == '/'))
-        throw Error(path, "weight_map names a file outside the model folder: " + shard);
-      shards.insert(shard);
-    }
-    const auto dir = std::filesystem::path(path).parent_path();
-    for (const auto& s : shards) files.push_back(std::make_shared<SafeTensorsFile>((dir / s).string()));
-    // Every tensor the index promises must be in the shard it names.
-    for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
-      const std::string shard_path = (dir / it.value().get<std::string>()).string();
-      bool found = false;
-      for (const auto& f : files)
-        if (f->path() == shard_path && f->tensors().count(it.key())) found = true;
-      if (!found) throw Error(shard_path, "missing tensor " + it.key() + " (named by " + path + ")");
-    }
+  if (!is_json_index(path)) {
+    for (auto& t : load_weights_file(path)) ws.add(std::move(t.view), std::move(t.owner));
+    return ws;
   }
-  for (const auto& f : files)
-    for (const auto& [name, t] : f->tensors()) ws.add(t, f);
+  Json idx = load_json(path);
+  if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
+    throw Error(path, "index has no \"weight_map\" object");
+  std::map<std::string, std::set<std::string>> shards;  // shard -> the tensors the index puts there
+  for (auto it = idx["weight_map"].begin(); it != idx["weight_map"].end(); ++it) {
+    if (!it.value().is_string()) throw Error(path, "weight_map entry " + it.key() + " is not a file name");
+    std::string shard = it.value().get<std::string>();
+    if (shard.find("..") != std::string::npos || (!shard.empty() && shard[0] == '/'))
+      throw Error(path, "weight_map names a file outside the model folder: " + shard);
+    shards[shard].insert(it.key());
+  }
+  if (shards.empty()) throw Error(path, "empty \"weight_map\"");
+  const auto dir = std::filesystem::path(path).parent_path();
+  for (const auto& [shard, promised] : shards) {
+    const std::string shard_path = (dir / shard).string();
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(shard_path, ec))
+      throw Error(path, "weight_map names " + shard + ", which is missing (" + shard_path + ")");
+    std::set<std::string> found;
+    for (auto& t : load_weights_file(shard_path)) {
+      found.insert(t.view.name);
+      ws.add(std::move(t.view), std::move(t.owner));
+    }
+    // Every tensor the index promises must be in the shard it names.
+    for (const auto& name : promised)
+      if (!found.count(name)) throw Error(shard_path, "missing tensor " + name + " (named by " + path + ")");
+  }
   return ws;
 }
 
@@ -214,13 +249,24 @@ void WeightStore::add_owned(const std::string& name, DType dtype, std::vector<in
 
 WeightStore WeightStore::open_dir(const std::string& dir) {
   namespace fs = std::filesystem;
-  fs::path single = fs::path(dir) / "model.safetensors";
-  fs::path index = fs::path(dir) / "model.safetensors.index.json";
-  if (fs::exists(single)) return open(single.string());
-  if (fs::exists(index)) return open(index.string());
-  if (fs::exists(fs::path(dir) / "pytorch_model.bin"))
-    throw Error(dir, "only pytorch_model.bin found; zeroshot reads safetensors weights (model.safetensors)");
-  throw Error(dir, "no model.safetensors or model.safetensors.index.json");
+  for (const std::string& name : weight_file_names()) {
+    fs::path p = fs::path(dir) / name;
+    std::error_code ec;
+    if (fs::exists(p, ec)) return open(p.string());
+  }
+  throw Error(dir, "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json");
+}
+
+const std::vector<std::string>& weight_file_names() {
+  static const std::vector<std::string> names = {"model.safetensors", "model.safetensors.index.json",
+                                                 "pytorch_model.bin", "pytorch_model.bin.index.json"};
+  return names;
+}
+
+std::vector<std::string> open_clip_weight_files() {
+  return {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
+          "open_clip_pytorch_model.pth",  "model.safetensors",                   "pytorch_model.bin",
+          "pytorch_model.pth",            "model.pth"};
 }
 
 const TensorView& WeightStore::get(const std::string& name) const {
@@ -312,6 +358,7 @@ float bf16_to_f32(uint16_t b) {
 
 void to_f32(const TensorView& t, float* out) {
   const int64_t n = t.numel();
+  if (n == 0) return;
   switch (t.dtype) {
     case DType::F32: std::memcpy(out, t.data, static_cast<size_t>(n) * 4); return;
     case DType::F16:

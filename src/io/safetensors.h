@@ -7,7 +7,8 @@
 // dims, byte size that does not equal prod(shape) * dtype size, offsets past the end of the buffer, begin > end,
 // overlapping tensors.
 //
-// A model may be split into shards (model.safetensors.index.json with a "weight_map"); WeightStore opens either.
+// A model may be split into shards (model.safetensors.index.json with a "weight_map"); WeightStore opens either,
+// and PyTorch checkpoints too (pytorch_model.bin and its index: torch_checkpoint.h).
 #pragma once
 
 #include <cstddef>
@@ -57,9 +58,12 @@ class SafeTensorsFile {
 // Every TensorView's data stays valid as long as the store (it keeps the files or buffers it points into alive).
 class WeightStore {
  public:
-  // `path` is a .safetensors file or a model.safetensors.index.json.
+  // `path` is a weights file (safetensors or torch.save's zip / legacy format, told apart by content) or a
+  // JSON index ({"weight_map": {tensor: shard}}, as model.safetensors.index.json and
+  // pytorch_model.bin.index.json) whose shards may be of either kind. A shard the index names that does not
+  // exist, or that lacks a tensor the index puts there: Error.
   static WeightStore open(const std::string& path);
-  // Looks in `dir` for model.safetensors, then model.safetensors.index.json.
+  // Opens the first of weight_file_names() that exists in `dir` (transformers' order); none: Error.
   static WeightStore open_dir(const std::string& dir);
 
   // Adds `view` under view.name; its data lives in (or is kept alive by) `owner`, which the store holds.
@@ -86,6 +90,17 @@ class WeightStore {
   std::map<std::string, TensorView> index_;
   std::string origin_;
 };
+
+// The weight files of a transformers model folder, in the order transformers prefers them: model.safetensors,
+// model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json.
+const std::vector<std::string>& weight_file_names();
+
+// The weight files of an OpenCLIP folder or hub repo (open_clip_config.json beside them), in open_clip's order
+// (factory.py _find_checkpoint_in_dir, open_clip 3.x; its hub download tries open_clip_model.safetensors, then
+// open_clip_pytorch_model.bin, the same precedence): open_clip_model.safetensors,
+// open_clip_pytorch_model.safetensors, open_clip_pytorch_model.bin, open_clip_pytorch_model.pth,
+// model.safetensors, pytorch_model.bin, pytorch_model.pth, model.pth. Each is one file (WeightStore::open).
+std::vector<std::string> open_clip_weight_files();
 
 // Converts a F32/F16/BF16 tensor to f32 (copying into `out`, which must hold numel() floats).
 void to_f32(const TensorView& t, float* out);
