@@ -17,6 +17,7 @@ BUILD_PACKAGES=(
 TEST_PACKAGES=(
   python3                                                              # the local hub test server
   python3-torch python3-numpy libopenblas0-pthread                     # the PyTorch peer (spot-check test)
+  python3-venv python3-torchvision                                     # the reference venv (scripts/reference-venv.sh)
   nodejs chromium                                                      # the server's browser test (playwright-core)
 )
 # npm from Debian, unless the nodejs installed bundles it (NodeSource's conflicts with Debian's npm package).
