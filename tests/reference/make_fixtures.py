@@ -53,8 +53,8 @@ NATIVE = {
             "quick_gelu": False,
             "vision_cfg": {"image_size": 64, "layers": 2, "width": 48, "head_width": 16, "mlp_ratio": 2.5,
                            "patch_size": 16},
-            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 40, "heads": 5, "layers": 2,
-                         "mlp_ratio": 3.3},
+            "text_cfg": {"context_length": 32, "vocab_size": 49408, "width": 60, "heads": 5, "layers": 2,
+                         "mlp_ratio": 2.05},  # int(60 * 2.05) = int(122.99999999999999) = 122
         },
         "preprocess": {"image_mean": (0.5, 0.45, 0.4), "image_std": (0.2, 0.25, 0.3),
                        "image_interpolation": "bilinear", "image_resize_mode": "longest"},
