@@ -30,6 +30,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+# One thread everywhere (torch's pool and the BLAS underneath), set before torch loads: the same run gives the
+# same bytes, whatever the machine's core count or the caller's environment.
+for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = "1"
+
 import numpy as np
 import torch
 from PIL import Image, ImageOps
@@ -133,8 +138,9 @@ def hf_state_to_open_clip(sd, cfg):
 
 
 def copy_shared_files(src, dst):
+    # Not the weights, and not the engine's own side files (zeroshot-int8.safetensors) a test run may leave there.
     for f in sorted(src.iterdir()):
-        if f.name != "model.safetensors":
+        if f.is_file() and f.name != "model.safetensors" and not f.name.startswith("zeroshot-"):
             shutil.copy(f, dst / f.name)
 
 
