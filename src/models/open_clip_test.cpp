@@ -458,6 +458,38 @@ TEST(OpenClipWeights, SlicesAreZeroCopy) {
     for (int64_t o = 0; o < p.shape[1]; ++o) ASSERT_EQ(tv[o * p.shape[0] + i], pv[i * p.shape[1] + o]);
 }
 
+// The same weights in the layouts open_clip also loads: CustomTextCLIP's ("text." before the text tower), saved
+// from a DataParallel model ("module." before everything), with the attn_mask buffer older versions saved.
+TEST(OpenClipWeights, CustomTextModulePrefixAndAttnMask) {
+  const std::string dir = kReference + "/open_clip/native-gelu-longest";
+  const OpenClipConfig cfg = load_open_clip_config(dir + "/open_clip_config.json");
+  const io::SafeTensorsFile file(dir + "/open_clip_model.safetensors");
+  std::vector<io::TensorData> tensors;
+  std::vector<std::string> names;
+  names.reserve(file.tensors().size() + 1);
+  for (const auto& [name, t] : file.tensors()) {
+    const bool text = name.rfind("visual.", 0) != 0 && name != "logit_scale";
+    names.push_back("module." + std::string(text ? "text." : "") + name);
+    tensors.push_back({names.back(), t.dtype, t.shape, t.data});
+  }
+  const int ctx = cfg.context_length;
+  std::vector<float> mask(static_cast<size_t>(ctx) * ctx, 0.0f);
+  names.push_back("module.text.attn_mask");
+  tensors.push_back({names.back(), io::DType::F32, {ctx, ctx}, mask.data()});
+  const TempDir tmp;
+  const std::string path = tmp.write("custom.safetensors", "");
+  io::write_safetensors(path, tensors);
+
+  auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(path));
+  ASSERT_TRUE(src->has("module.text.token_embedding.weight"));
+  const ClipModel model(cfg.clip, open_clip_to_hf(src, cfg.clip), 2);
+  const Expected e = load_expected(dir);
+  const int dim = cfg.clip.projection_dim;
+  std::vector<float> txt(e.input_ids.size() * dim);
+  model.encode_texts(e.input_ids, txt.data());
+  EXPECT_LE(max_abs_diff(txt.data(), e.text_embeds.data(), txt.size()), 1e-4f * max_abs(e.text_embeds));
+}
+
 // The bad inputs of tests/reference: each a one-line error naming the file and the problem.
 TEST(OpenClipBad, RefusedWithOneLine) {
   const std::string bad = kReference + "/open_clip-bad/";
