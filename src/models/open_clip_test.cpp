@@ -490,6 +490,14 @@ TEST(OpenClipWeights, CustomTextModulePrefixAndAttnMask) {
   EXPECT_LE(max_abs_diff(txt.data(), e.text_embeds.data(), txt.size()), 1e-4f * max_abs(e.text_embeds));
 }
 
+// Every file the list names is what open_clip's save_for_hf writes.
+TEST(OpenClipWeights, FileNamesAreWhatOpenClipSaves) {
+  const std::string dir = kReference + "/open_clip/native-gelu-longest";
+  EXPECT_TRUE(fs::exists(dir + "/" + kOpenClipConfigFile));
+  for (const std::string& f : open_clip_weight_file_names()) EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
+  EXPECT_EQ(open_clip_weight_file_names().front(), "open_clip_model.safetensors");
+}
+
 // The bad inputs of tests/reference: each a one-line error naming the file and the problem.
 TEST(OpenClipBad, RefusedWithOneLine) {
   const std::string bad = kReference + "/open_clip-bad/";
