@@ -19,6 +19,7 @@ TEST_PACKAGES=(
   python3                                                              # the local hub test server
   python3-torch python3-numpy libopenblas0-pthread                     # the PyTorch peer (spot-check test)
   python3-pil python3-torchvision                                      # Pillow-mode images, open_clip's transform (pil_image_test)
+  python3-venv                                                         # the reference venv (scripts/reference-venv.sh)
   nodejs chromium                                                      # the server's browser test (playwright-core)
 )
 # npm from Debian, unless the nodejs installed bundles it (NodeSource's conflicts with Debian's npm package).

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${ZEROSHOT_SHARED:-$(cd .. && pwd)/shared}"
 JOBS="${JOBS:-$(nproc)}"
+scripts/reference-venv.sh  # transformers + open_clip for tests/reference (quick when already made)
 run_suite() {  # build-dir, extra cmake args...
   local dir=$1; shift
   cmake -S . -B "$dir" -G Ninja -DZEROSHOT_SHARED="$SHARED" -DZEROSHOT_FIXTURES="$SHARED/fixtures" "$@" >/dev/null

@@ -1,0 +1,84 @@
+// OpenCLIP checkpoints (open_clip_config.json + open_clip_model.safetensors / open_clip_pytorch_model.bin) as a
+// ClipModel: the config mapped onto ClipConfig, the tensors renamed to the Hugging Face CLIPModel names ClipModel
+// reads. The forward pass is the same computation (open_clip 2.24 model.py / transformer.py):
+//   vision: conv1 (no bias) -> [class_embedding; patches] + positional_embedding -> ln_pre -> pre-LN resblocks
+//           (ln_1, MultiheadAttention with stacked in_proj q|k|v and biases, ln_2, c_fc, act, c_proj) -> ln_post on
+//           the class token ("tok" pooling) -> @ proj [width, embed_dim];
+//   text:   token_embedding + positional_embedding -> causal resblocks -> ln_final -> the row at argmax(ids)
+//           (the end-of-text token, the highest id) -> @ text_projection [width, embed_dim].
+// LayerNorm eps is torch's default 1e-5; activation QuickGELU when quick_gelu, else exact (erf) GELU;
+// mlp width int(width * mlp_ratio) (truncated, as Python's int()); vision heads width // head_width.
+//
+// Only the ViT CLIP towers are built. Every other architecture or option that changes the computation (timm,
+// ResNet and Hugging Face towers, CoCa, layer scale, attentional pooling, other pool types, custom blocks,
+// logit_bias heads, ...) and every key this reader does not know is refused with a one-line
+// zeroshot::Error("<config file>: ...") naming it; options that only matter for training (patch_dropout,
+// output_tokens, the timm_* / hf_* keys of an absent tower, ...) are accepted and ignored.
+//
+// Thread safety: plain functions over immutable inputs.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "models/clip.h"
+
+namespace zeroshot::io {
+class WeightStore;
+}
+
+namespace zeroshot::models {
+
+enum class OpenClipInterpolation { Bicubic, Bilinear };
+enum class OpenClipResizeMode { Shortest, Longest, Squash };
+
+// open_clip's eval transform (transform.py image_transform, is_train=False) as data. Its steps on a PIL image:
+//   Shortest: Resize(size) (shortest edge) then CenterCrop(size);
+//   Longest:  ResizeKeepRatio(size, longest=1) then CenterCropOrPad(size, fill=fill_color);
+//   Squash:   Resize((size, size));
+// then convert("RGB") (after resizing), ToTensor, Normalize(mean, std) in float32.
+struct OpenClipPreprocess {
+  // open_clip's create_model replaces preprocess_cfg.size with the vision tower's image_size, so this is
+  // vision_cfg.image_size whatever preprocess_cfg says.
+  int size = 224;
+  std::array<float, 3> mean = {0.48145466f, 0.4578275f, 0.40821073f};  // OPENAI_DATASET_MEAN
+  std::array<float, 3> std = {0.26862954f, 0.26130258f, 0.27577711f};  // OPENAI_DATASET_STD
+  // "random" (a training option) is bicubic at inference, as in open_clip.
+  OpenClipInterpolation interpolation = OpenClipInterpolation::Bicubic;
+  OpenClipResizeMode resize_mode = OpenClipResizeMode::Shortest;
+  int fill_color = 0;  // Longest only: the padding value (0..255, every channel)
+};
+
+struct OpenClipConfig {
+  // text.eos_token_id is 2, ClipModel's argmax-of-ids pooling rule, which is open_clip's text_global_pool
+  // "argmax" (the same position as the first 49407 for any ids a CLIP tokenizer makes).
+  // text.max_positions == context_length.
+  ClipConfig clip;
+  OpenClipPreprocess preprocess;
+  int context_length = 77;  // the tokenizer truncates to this many ids (bos .. eot), as open_clip's tokenizer
+};
+
+inline constexpr const char* kOpenClipConfigFile = "open_clip_config.json";
+
+// The weight files of an OpenCLIP folder or hub repo, in the order open_clip's download_pretrained_from_hf tries
+// them (for its default file name, open_clip_pytorch_model.bin, it looks for the .safetensors alternative first):
+// open_clip_model.safetensors, open_clip_pytorch_model.bin.
+const std::vector<std::string>& open_clip_weight_file_names();
+
+// Reads an open_clip_config.json ({"model_cfg": {...}, "preprocess_cfg": {...}}, or a bare model config as
+// open_clip's own model_configs/*.json). Throws zeroshot::Error naming the file for invalid JSON, a refused
+// architecture or option (see the top of this file), or invalid sizes.
+OpenClipConfig load_open_clip_config(const std::string& open_clip_config_json);
+
+// The tensors of an OpenCLIP state dict under the names ClipModel reads (see clip.cpp): q/k/v are zero-copy row
+// slices of in_proj_weight / in_proj_bias, everything else is the source tensor itself, except visual.proj and
+// text_projection, which are transposed into owned copies of the same dtype. Accepts the CustomTextCLIP layout
+// ("text." before the text tower's names) and DataParallel's "module." prefix. Checks every tensor's shape
+// against `cfg` and that none is missing; a tensor that is not part of the model is an error naming it, except
+// non-float buffers and the attn_mask buffer older open_clip versions saved. Errors cite the source's file and
+// the open_clip tensor name. The result keeps `src` alive.
+std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src, const ClipConfig& cfg);
+
+}  // namespace zeroshot::models
