@@ -47,10 +47,10 @@ bool literal_at(std::u32string_view t, size_t i, std::string_view lit) {
 
 }  // namespace
 
-size_t clip_match_token(std::u32string_view t, size_t i) {
+size_t clip_match_token(std::u32string_view t, size_t i, const ClipSpecialTokens& specials) {
   if (t[i] == U'<') {
-    if (literal_at(t, i, kBos)) return 15;
-    if (literal_at(t, i, kEos)) return 13;
+    if (literal_at(t, i, specials.bos)) return specials.bos.size();
+    if (literal_at(t, i, specials.eos)) return specials.eos.size();
   }
   if (t[i] == U'\'') {
     for (std::string_view c : {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"})
@@ -81,13 +81,14 @@ struct ClipTokenizer::Impl {
   std::array<int32_t, 256> byte_end_id{};  // ... and as the last symbol of a word (with "</w>")
   bpe::MergeTable merges;
   int32_t bos = 0, eos = 0;
+  ClipSpecialTokens specials;  // how bos / eos are spelled in a text
   bpe::WordCache cache;
 
-  explicit Impl(bpe::Files files);
+  Impl(bpe::Files files, ClipSpecialTokens specials);
   void encode_word(const std::string& word, std::vector<int32_t>& out) const;
 };
 
-ClipTokenizer::Impl::Impl(bpe::Files files) : vocab(std::move(files.vocab)) {
+ClipTokenizer::Impl::Impl(bpe::Files files, ClipSpecialTokens sp) : vocab(std::move(files.vocab)), specials(std::move(sp)) {
   auto lookup = [&](const std::string& tok, int32_t& id) {
     auto it = vocab.find(tok);
     if (it == vocab.end()) return false;
@@ -107,11 +108,11 @@ ClipTokenizer::Impl::Impl(bpe::Files files) : vocab(std::move(files.vocab)) {
 
 // The word's bytes as symbols ("</w>" on the last one), then BPE.
 void ClipTokenizer::Impl::encode_word(const std::string& word, std::vector<int32_t>& out) const {
-  if (word == kBos) {
+  if (word == specials.bos) {
     out.push_back(bos);
     return;
   }
-  if (word == kEos) {
+  if (word == specials.eos) {
     out.push_back(eos);
     return;
   }
@@ -130,22 +131,22 @@ ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
 ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
 ClipTokenizer::~ClipTokenizer() = default;
 
-ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt) {
-  return ClipTokenizer(std::make_unique<Impl>(bpe::load_vocab_and_merges(vocab_json, merges_txt, kClipMerges)));
+ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt, ClipSpecialTokens specials) {
+  return ClipTokenizer(std::make_unique<Impl>(bpe::load_vocab_and_merges(vocab_json, merges_txt, kClipMerges), std::move(specials)));
 }
 
-ClipTokenizer ClipTokenizer::from_tokenizer_json(const std::string& tokenizer_json) {
-  return ClipTokenizer(std::make_unique<Impl>(bpe::load_tokenizer_json(tokenizer_json, kClipMerges)));
+ClipTokenizer ClipTokenizer::from_tokenizer_json(const std::string& tokenizer_json, ClipSpecialTokens specials) {
+  return ClipTokenizer(std::make_unique<Impl>(bpe::load_tokenizer_json(tokenizer_json, kClipMerges), std::move(specials)));
 }
 
-ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
+ClipTokenizer ClipTokenizer::from_dir(const std::string& dir, ClipSpecialTokens specials) {
   namespace fs = std::filesystem;
   const fs::path d(dir);
   std::error_code ec;
   const bool has_vocab = fs::is_regular_file(d / "vocab.json", ec);
   const bool has_merges = fs::is_regular_file(d / "merges.txt", ec);
-  if (has_vocab && has_merges) return from_files((d / "vocab.json").string(), (d / "merges.txt").string());
-  if (fs::is_regular_file(d / "tokenizer.json", ec)) return from_tokenizer_json((d / "tokenizer.json").string());
+  if (has_vocab && has_merges) return from_files((d / "vocab.json").string(), (d / "merges.txt").string(), std::move(specials));
+  if (fs::is_regular_file(d / "tokenizer.json", ec)) return from_tokenizer_json((d / "tokenizer.json").string(), std::move(specials));
   std::string missing = !has_vocab && !has_merges ? "vocab.json and merges.txt" : has_vocab ? "merges.txt" : "vocab.json";
   throw Error(dir, "no CLIP tokenizer: missing " + missing + " (and no tokenizer.json)");
 }
@@ -161,7 +162,7 @@ std::vector<int32_t> ClipTokenizer::encode(std::string_view utf8_text, size_t ma
   std::vector<int32_t> ids;
   std::string word;
   for (size_t i = 0; i < text.size() && ids.size() < enough;) {
-    const size_t len = clip_match_token(text, i);
+    const size_t len = clip_match_token(text, i, impl_->specials);
     if (len == 0) {
       ++i;
       continue;

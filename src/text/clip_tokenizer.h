@@ -18,17 +18,20 @@
 #include <string_view>
 #include <vector>
 
+#include "text/text_normalize.h"
+
 namespace zeroshot::text {
 
 class ClipTokenizer {
  public:
-  // From vocab.json + merges.txt.
-  static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt);
+  // From vocab.json + merges.txt. `specials`: how bos / eos are spelled in texts (text_normalize.h); the ids are
+  // the vocabulary's <|startoftext|> / <|endoftext|> either way.
+  static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt, ClipSpecialTokens specials = {});
   // From a `tokenizers` tokenizer.json (model.vocab + model.merges).
-  static ClipTokenizer from_tokenizer_json(const std::string& tokenizer_json);
+  static ClipTokenizer from_tokenizer_json(const std::string& tokenizer_json, ClipSpecialTokens specials = {});
   // From a model folder: vocab.json + merges.txt if present, else tokenizer.json; a clear error naming the
   // folder and the missing files otherwise.
-  static ClipTokenizer from_dir(const std::string& dir);
+  static ClipTokenizer from_dir(const std::string& dir, ClipSpecialTokens specials = {});
 
   ClipTokenizer(ClipTokenizer&&) noexcept;
   ClipTokenizer& operator=(ClipTokenizer&&) noexcept;

@@ -31,10 +31,19 @@ std::u32string_view py_strip(std::u32string_view text);
 // CLIP's whitespace_clean: regex.sub(r"\s+", " ", text).strip().
 std::u32string whitespace_clean(std::u32string_view text);
 
+// How the special tokens are spelled in the text: OpenAI's tokenizer (and Hugging Face's) "<|startoftext|>" /
+// "<|endoftext|>"; open_clip's own tokenizer "<start_of_text>" / "<end_of_text>" (the same ids, 49406 / 49407).
+// A text that spells the other pair is tokenized as plain text, as each reference does.
+struct ClipSpecialTokens {
+  std::string bos = "<|startoftext|>";
+  std::string eos = "<|endoftext|>";
+  static ClipSpecialTokens open_clip() { return {"<start_of_text>", "<end_of_text>"}; }
+};
+
 // Length of the token the CLIP pattern matches at i of lower-cased text (0: nothing matches there and the character
 // is skipped), as the `regex` module matches it with IGNORECASE:
 //   <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-// (defined in clip_tokenizer.cpp).
-size_t clip_match_token(std::u32string_view text, size_t i);
+// with `specials`' spellings in place of the first two (defined in clip_tokenizer.cpp).
+size_t clip_match_token(std::u32string_view text, size_t i, const ClipSpecialTokens& specials = {});
 
 }  // namespace zeroshot::text
