@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "image/pil_image.h"
-#include "io/json.h"
 
 namespace zeroshot::image {
 
@@ -45,13 +44,6 @@ struct OpenClipTransformConfig {
   void check() const;
 };
 
-// The transform open_clip builds for a checkpoint's open_clip_config.json (factory.create_model_from_pretrained):
-// PreprocessCfg defaults, overlaid with the non-null keys of "preprocess_cfg" (size, mode, mean, std,
-// interpolation, resize_mode, fill_color), then the size forced to model_cfg.vision_cfg.image_size (int or [h, w];
-// open_clip's default 224) as the model's visual tower sets it. A single number for mean / std is used for all
-// three channels. Throws zeroshot::Error("<path>: <key>: <problem>") for malformed values, mode other than "RGB",
-// and whatever check() refuses (so "random" interpolation is refused here too).
-OpenClipTransformConfig open_clip_transform_config(const io::Json& open_clip_config, const std::string& path);
 
 // Writes [3, cfg.height, cfg.width] floats into `out`. Checks the config first.
 void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg, float* out);

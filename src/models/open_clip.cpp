@@ -311,11 +311,6 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-const std::vector<std::string>& open_clip_weight_file_names() {
-  static const std::vector<std::string> names = {"open_clip_model.safetensors", "open_clip_pytorch_model.bin"};
-  return names;
-}
-
 OpenClipConfig load_open_clip_config(const std::string& path) {
   const Json j = io::load_json(path);
   if (!j.is_object()) throw Error(path, "not a JSON object");

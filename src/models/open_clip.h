@@ -62,11 +62,6 @@ struct OpenClipConfig {
 
 inline constexpr const char* kOpenClipConfigFile = "open_clip_config.json";
 
-// The weight files of an OpenCLIP folder or hub repo, in the order open_clip's download_pretrained_from_hf tries
-// them (for its default file name, open_clip_pytorch_model.bin, it looks for the .safetensors alternative first):
-// open_clip_model.safetensors, open_clip_pytorch_model.bin.
-const std::vector<std::string>& open_clip_weight_file_names();
-
 // Reads an open_clip_config.json ({"model_cfg": {...}, "preprocess_cfg": {...}}, or a bare model config as
 // open_clip's own model_configs/*.json). Throws zeroshot::Error naming the file for invalid JSON, a refused
 // architecture or option (see the top of this file), or invalid sizes.

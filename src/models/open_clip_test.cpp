@@ -490,12 +490,17 @@ TEST(OpenClipWeights, CustomTextModulePrefixAndAttnMask) {
   EXPECT_LE(max_abs_diff(txt.data(), e.text_embeds.data(), txt.size()), 1e-4f * max_abs(e.text_embeds));
 }
 
-// Every file the list names is what open_clip's save_for_hf writes.
+// open_clip's search order (io::open_clip_weight_files) finds what its save_for_hf writes, safetensors first.
 TEST(OpenClipWeights, FileNamesAreWhatOpenClipSaves) {
   const std::string dir = kReference + "/open_clip/native-gelu-longest";
   EXPECT_TRUE(fs::exists(dir + "/" + kOpenClipConfigFile));
-  for (const std::string& f : open_clip_weight_file_names()) EXPECT_TRUE(fs::exists(dir + "/" + f)) << f;
-  EXPECT_EQ(open_clip_weight_file_names().front(), "open_clip_model.safetensors");
+  const std::vector<std::string> order = io::open_clip_weight_files();
+  ASSERT_GE(order.size(), 3u);
+  EXPECT_EQ(order[0], "open_clip_model.safetensors");
+  EXPECT_TRUE(fs::exists(dir + "/" + order[0]));
+  EXPECT_TRUE(fs::exists(dir + "/open_clip_pytorch_model.bin"));
+  EXPECT_LT(std::find(order.begin(), order.end(), "open_clip_model.safetensors") - order.begin(),
+            std::find(order.begin(), order.end(), "open_clip_pytorch_model.bin") - order.begin());
 }
 
 // The bad inputs of tests/reference: each a one-line error naming the file and the problem.
