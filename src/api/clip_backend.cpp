@@ -9,8 +9,11 @@
 #include "util/trace.h"
 #include "image/image.h"
 #include "image/image_processor.h"
+#include "image/open_clip_transform.h"
+#include "image/pil_image.h"
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
+#include "models/open_clip.h"
 #include "text/clip_tokenizer.h"
 
 namespace zeroshot::api {
@@ -98,7 +101,7 @@ class ClipBackend final : public Backend {
     std::lock_guard lock(mutex_);
     if (!tokenizer_) {
       trace::Phase p("load tokenizer");
-      tokenizer_ = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_dir(ck_.dir));
+      tokenizer_ = std::make_unique<text::ClipTokenizer>(text::ClipTokenizer::from_dir(ck_.dir, ck_.specials));
       tokenizer_ready_.store(tokenizer_.get(), std::memory_order_release);
     }
     return *tokenizer_;
@@ -170,6 +173,72 @@ ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options)
     // Memory-mapped weights used in place (no copy) where their dtype and alignment allow.
     trace::Phase p("open weights");
     ck.weights = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
+  }
+  return ck;
+}
+
+ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& options) {
+  const fs::path d(dir);
+  const fs::path config = d / models::kOpenClipConfigFile;
+  const models::OpenClipConfig oc = models::load_open_clip_config(config.string());
+  ClipCheckpoint ck;
+  ck.dir = dir;
+  ck.model_type = "open_clip";
+  ck.specials = text::ClipSpecialTokens::open_clip();  // open_clip's SimpleTokenizer spells them so
+  ck.cfg = oc.clip;  // text.max_positions = context_length: the tokenizer truncates there, as open_clip's
+  std::vector<std::string> tok;
+  try {
+    tok = clip_tokenizer_files(dir);
+  } catch (const Error&) {
+    // open_clip ships its BPE vocabulary inside the Python package; hub repos carry it as tokenizer files.
+    throw Error(dir, "an OpenCLIP folder without CLIP tokenizer files (vocab.json + merges.txt, or tokenizer.json); "
+                     "the hub repos of OpenCLIP models carry them");
+  }
+  ck.definition_files = {config.string()};
+  ck.definition_files.insert(ck.definition_files.end(), tok.begin(), tok.end());
+
+  image::OpenClipTransformConfig t;
+  t.height = t.width = oc.preprocess.size;
+  for (int c = 0; c < 3; ++c) {
+    t.mean[c] = oc.preprocess.mean[static_cast<size_t>(c)];
+    t.std[c] = oc.preprocess.std[static_cast<size_t>(c)];
+  }
+  t.interpolation = oc.preprocess.interpolation == models::OpenClipInterpolation::Bilinear ? "bilinear" : "bicubic";
+  t.resize_mode = oc.preprocess.resize_mode == models::OpenClipResizeMode::Longest  ? "longest"
+                  : oc.preprocess.resize_mode == models::OpenClipResizeMode::Squash ? "squash"
+                                                                                     : "shortest";
+  t.fill_color = oc.preprocess.fill_color;
+  t.check();
+  if (t.height != ck.cfg.vision.image_size)
+    throw Error(config.string(), "preprocess size " + std::to_string(t.height) + " does not match vision_cfg.image_size " +
+                                     std::to_string(ck.cfg.vision.image_size));
+  image::DecodeOptions decode;
+  decode.max_pixels = options.max_image_pixels;
+  ck.preprocess.file = [t, decode](const std::string& path) { return image::open_clip_transform(image::decode_native_file(path, decode), t); };
+  ck.preprocess.bytes = [t, decode](const uint8_t* data, size_t size, const std::string& name) {
+    return image::open_clip_transform(image::decode_native_memory(data, size, name, decode), t);
+  };
+  ck.preprocess.rgb = [t](const uint8_t* rgb, int width, int height, const std::string& name) {
+    if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+    image::PilImage img;
+    img.width = width;
+    img.height = height;
+    img.mode = image::PilMode::RGB;
+    img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+    return image::open_clip_transform(img, t);
+  };
+
+  std::string weights;
+  for (const std::string& f : io::open_clip_weight_files())
+    if (fs::is_regular_file(d / f)) {
+      weights = (d / f).string();
+      break;
+    }
+  if (weights.empty()) throw Error(dir, "an OpenCLIP folder without weights (looked for " + io::open_clip_weight_files().front() + ", ...)");
+  {
+    trace::Phase p("open weights");
+    auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(weights));
+    ck.weights = models::open_clip_to_hf(std::move(src), ck.cfg);
   }
   return ck;
 }
