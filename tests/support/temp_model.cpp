@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 namespace zeroshot::testing {
@@ -19,7 +20,16 @@ void TempModel::write_config() const { write_file(config_path(), config_.dump(2)
 
 void TempModel::write_weights() const {
   std::vector<io::TensorData> v;
-  for (const auto& [name, t] : tensors_) v.push_back({name, t.dtype, t.shape, t.bytes.data()});
+  for (const auto& [name, t] : tensors_) {
+    size_t n = io::dtype_size(t.dtype);
+    for (int64_t d : t.shape) n *= static_cast<size_t>(d);
+    // The writer reads numel * dtype size bytes: a tensor edited into another shape needs bytes to match.
+    if (n != t.bytes.size()) {
+      ADD_FAILURE() << name << ": " << t.bytes.size() << " bytes for " << n << " in its shape";
+      return;
+    }
+    v.push_back({name, t.dtype, t.shape, t.bytes.data()});
+  }
   io::write_safetensors(weights_path(), v, metadata_);
 }
 
