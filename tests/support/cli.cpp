@@ -18,6 +18,11 @@ namespace zeroshot::testing {
 
 namespace fs = std::filesystem;
 
+Args operator+(Args a, const Args& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 std::string zeroshot_binary() { return std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot"; }
 
 namespace {
@@ -43,7 +48,7 @@ std::vector<char*> pointers(std::vector<std::string>& strings) {
 
 }  // namespace
 
-CliProcess::CliProcess(const std::vector<std::string>& args, const CliOptions& o)
+CliProcess::CliProcess(const Args& args, const CliOptions& o)
     : scratch_(std::make_unique<TempDir>("cli")), timeout_s_(o.timeout_s) {
   const fs::path home = o.home.empty() ? scratch_->path : fs::path(o.home);
   std::map<std::string, std::string> set = {
@@ -125,7 +130,7 @@ CliResult CliProcess::wait() {
   return r;
 }
 
-CliResult run_cli(const std::vector<std::string>& args, const CliOptions& options) {
+CliResult run_cli(const Args& args, const CliOptions& options) {
   return CliProcess(args, options).wait();
 }
 

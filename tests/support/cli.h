@@ -24,6 +24,10 @@
 
 namespace zeroshot::testing {
 
+// An argument list; `a + b` joins two (for a shared prefix of options).
+using Args = std::vector<std::string>;
+Args operator+(Args a, const Args& b);
+
 struct CliResult {
   int code = -1;
   std::string out, err;
@@ -45,7 +49,7 @@ std::string zeroshot_binary();
 // A started child. The destructor kills (SIGKILL) and reaps one still running.
 class CliProcess {
  public:
-  explicit CliProcess(const std::vector<std::string>& args, const CliOptions& options = {});
+  explicit CliProcess(const Args& args, const CliOptions& options = {});
   ~CliProcess();
   CliProcess(const CliProcess&) = delete;
   CliProcess& operator=(const CliProcess&) = delete;
@@ -69,6 +73,6 @@ class CliProcess {
 };
 
 // Runs the CLI to the end: CliProcess(args, options).wait().
-CliResult run_cli(const std::vector<std::string>& args, const CliOptions& options = {});
+CliResult run_cli(const Args& args, const CliOptions& options = {});
 
 }  // namespace zeroshot::testing

@@ -17,7 +17,8 @@ float max_abs_diff(const float* a, const float* b, size_t n) {
   float m = 0;
   for (size_t i = 0; i < n; ++i) {
     const float d = std::fabs(a[i] - b[i]);
-    if (!(d <= m)) m = d;  // NaN sticks (std::max would drop it)
+    if (std::isnan(d)) return d;  // std::max would drop it, and a later element would hide it
+    m = std::max(m, d);
   }
   return m;
 }
