@@ -1,7 +1,8 @@
 // End to end through the public API: files and strings in, the reference's numbers out, for both fixture models.
 #include <gtest/gtest.h>
 
-#include "fixture_util.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
 #include "zeroshot/zeroshot.h"
 
 using namespace zeroshot;
