@@ -24,19 +24,6 @@ const std::vector<std::string> kClapModels = {"clap-tiny-unfused", "clap-tiny-fu
 const std::vector<std::string> kBadFiles = {"bad_empty.wav", "bad_huge_header.wav", "bad_text.wav", "bad_truncated.wav",
                                             "bad_zero_channels.wav"};
 
-struct ClapExpected {
-  io::Json json;
-  io::SafeTensorsFile tensors;
-  explicit ClapExpected(const std::string& model)
-      : json(io::load_json(clap_dir(model) + "/expected.json")), tensors(clap_dir(model) + "/expected.safetensors") {}
-  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
-  std::vector<std::string> audio_files() const {
-    std::vector<std::string> v;
-    for (const auto& a : json["audio"]) v.push_back(a["file"].get<std::string>());
-    return v;
-  }
-};
-
 double cosine(const float* a, const float* b, size_t n) {
   double ab = 0, aa = 0, bb = 0;
   for (size_t i = 0; i < n; ++i) ab += double(a[i]) * b[i], aa += double(a[i]) * a[i], bb += double(b[i]) * b[i];
@@ -242,15 +229,6 @@ TEST(ClipModel, AudioIsRefused) {
 // ---- the CLI ---------------------------------------------------------------------------------------------------
 
 CliResult cli(const Args& args) { return run_cli(args); }
-
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
-}
 
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 

@@ -19,15 +19,6 @@ namespace {
 // Runs the built binary with `args`, stdin closed, HF cache and label cache isolated, offline.
 CliResult zeroshot_cli(const Args& args) { return run_cli(args); }
 
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
-}
-
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 // A copy of a fixture model in a temp folder (big files symlinked), to break one thing at a time.

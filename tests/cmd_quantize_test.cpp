@@ -27,18 +27,7 @@ namespace {
 
 // The built binary with its caches under `home`, offline, tracing its phases.
 CliResult zeroshot_cli(const TempDir& home, const Args& args) {
-  CliOptions o;
-  o.home = home.str();
-  o.env = {{"ZEROSHOT_TRACE", "1"}};
-  return run_cli(args, o);
-}
-
-size_t label_cache_files(const TempDir& home) {
-  const fs::path d = home.path / "xdg" / "zeroshot" / "label-embeddings";
-  size_t n = 0;
-  if (fs::exists(d))
-    for (const auto& e : fs::directory_iterator(d)) n += e.is_regular_file();
-  return n;
+  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
 }
 
 // A writable copy of a fixture model (the fixtures are read-only).
@@ -180,10 +169,10 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
   TempDir home;
   const Args classify = {"classify", image_path("chelsea.png"), "-m", dir, "-f", "json", "-q", "-l", "cat,dog,car"};
   ASSERT_EQ(zeroshot_cli(home, classify).code, 0);
-  EXPECT_EQ(label_cache_files(home), 1u);
+  EXPECT_EQ(label_cache_files(home.str()), 1u);
   const CliResult a = zeroshot_cli(home, classify + Args{"--precision", "int8"});
   ASSERT_EQ(a.code, 0) << a.err;
-  EXPECT_EQ(label_cache_files(home), 2u);  // not the f32 entry
+  EXPECT_EQ(label_cache_files(home.str()), 2u);  // not the f32 entry
   EXPECT_NE(a.err.find("load tokenizer"), std::string::npos) << a.err;  // the labels were encoded at int8
   const CliResult b = zeroshot_cli(home, classify + Args{"--precision", "int8"});
   ASSERT_EQ(b.code, 0) << b.err;

@@ -76,11 +76,7 @@ class Esc50Folder {
   std::string root() const { return (dir_ / "esc").string(); }
   std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
 
-  CliResult run(const Args& args) const {
-    CliOptions o;
-    o.home = tmp_.str();
-    return run_cli(args, o);
-  }
+  CliResult run(const Args& args) const { return run_cli_in(tmp_.str(), args); }
 
  private:
   TempDir tmp_{"eval_audio"};

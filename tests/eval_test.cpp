@@ -28,11 +28,7 @@ class Scratch {
     fs::create_directories((dir_.path / rel).parent_path());
     fs::create_symlink(target, dir_.path / rel);
   }
-  CliResult run(const Args& args) const {
-    CliOptions o;
-    o.home = dir_.str();
-    return run_cli(args, o);
-  }
+  CliResult run(const Args& args) const { return run_cli_in(dir_.str(), args); }
 
  private:
   TempDir dir_{"eval"};

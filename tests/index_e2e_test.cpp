@@ -23,6 +23,7 @@ using namespace zeroshot;
 using namespace zeroshot::index::testing;
 using zeroshot::testing::CliProcess;
 using zeroshot::testing::CliResult;
+using zeroshot::testing::json_lines;
 using zeroshot::testing::run_cli;
 
 namespace {
@@ -38,15 +39,6 @@ CliResult cli(const std::vector<std::string>& args) { return run_cli(args); }
 io::Json json_of(const CliResult& r) {
   EXPECT_EQ(r.code, 0) << r.err;
   return io::parse_json(r.out, "index output");
-}
-
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
 }
 
 std::vector<std::string> good_fixture_images() {

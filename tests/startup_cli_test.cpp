@@ -19,18 +19,7 @@ namespace {
 
 // The built binary with its caches in `home` (HF and XDG), offline, stdin closed, tracing its phases.
 CliResult zeroshot_cli(const TempDir& home, const Args& args) {
-  CliOptions o;
-  o.home = home.str();
-  o.env = {{"ZEROSHOT_TRACE", "1"}};
-  return run_cli(args, o);
-}
-
-size_t cache_files(const TempDir& home) {
-  const fs::path d = home.path / "xdg" / "zeroshot" / "label-embeddings";
-  size_t n = 0;
-  if (fs::exists(d))
-    for (const auto& e : fs::directory_iterator(d)) n += e.is_regular_file();
-  return n;
+  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
 }
 
 }  // namespace
@@ -89,10 +78,10 @@ TEST(ClassifyCli, LabelCacheWrittenThenUsed) {
   const Args args = base + Args{"-l", "cat,dog,car"};
   const CliResult nocache = zeroshot_cli(home, args + Args{"--no-cache"});
   ASSERT_EQ(nocache.code, 0) << nocache.err;
-  EXPECT_EQ(cache_files(home), 0u);
+  EXPECT_EQ(label_cache_files(home.str()), 0u);
   const CliResult first = zeroshot_cli(home, args);
   ASSERT_EQ(first.code, 0) << first.err;
-  EXPECT_EQ(cache_files(home), 1u);
+  EXPECT_EQ(label_cache_files(home.str()), 1u);
   EXPECT_NE(first.err.find("load tokenizer"), std::string::npos) << first.err;  // ZEROSHOT_TRACE phases
   const CliResult second = zeroshot_cli(home, args);
   ASSERT_EQ(second.code, 0) << second.err;
@@ -101,5 +90,5 @@ TEST(ClassifyCli, LabelCacheWrittenThenUsed) {
   EXPECT_EQ(second.out, nocache.out);
   // Other labels: another entry.
   ASSERT_EQ(zeroshot_cli(home, base + Args{"-l", "cat,dog,car,bird"}).code, 0);
-  EXPECT_EQ(cache_files(home), 2u);
+  EXPECT_EQ(label_cache_files(home.str()), 2u);
 }

@@ -41,15 +41,6 @@ CliResult zeroshot_cli(const Args& args, const std::string& cache_home = "") {
   return run_cli(args, o);
 }
 
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
-}
-
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 using Vec = std::vector<double>;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <sstream>
 #include <thread>
 
 extern char** environ;
@@ -132,6 +133,31 @@ CliResult CliProcess::wait() {
 
 CliResult run_cli(const Args& args, const CliOptions& options) {
   return CliProcess(args, options).wait();
+}
+
+CliResult run_cli_in(const std::string& home, const Args& args,
+                     const std::vector<std::pair<std::string, std::string>>& env) {
+  CliOptions o;
+  o.home = home;
+  o.env = env;
+  return run_cli(args, o);
+}
+
+std::vector<io::Json> json_lines(const std::string& out) {
+  std::vector<io::Json> v;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
+  return v;
+}
+
+size_t label_cache_files(const std::string& home) {
+  const fs::path d = fs::path(home) / "xdg" / "zeroshot" / "label-embeddings";
+  size_t n = 0;
+  if (fs::exists(d))
+    for (const auto& e : fs::directory_iterator(d)) n += e.is_regular_file();
+  return n;
 }
 
 }  // namespace zeroshot::testing

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/json.h"
 #include "support/temp_dir.h"
 
 namespace zeroshot::testing {
@@ -74,5 +75,13 @@ class CliProcess {
 
 // Runs the CLI to the end: CliProcess(args, options).wait().
 CliResult run_cli(const Args& args, const CliOptions& options = {});
+// run_cli with CliOptions::home = `home` (caches kept from run to run) and `env` added.
+CliResult run_cli_in(const std::string& home, const Args& args,
+                     const std::vector<std::pair<std::string, std::string>>& env = {});
+
+// The output of a `--format json` run: one JSON value per non-empty line (zeroshot::Error for a bad line).
+std::vector<io::Json> json_lines(const std::string& out);
+// How many entries the label-embedding cache holds for runs in `home` ($XDG_CACHE_HOME/zeroshot/label-embeddings).
+size_t label_cache_files(const std::string& home);
 
 }  // namespace zeroshot::testing

@@ -1,6 +1,7 @@
 // Where the shared fixtures are (../shared/fixtures, never copied into the repo; the build passes the path as
-// ZEROSHOT_FIXTURES) and how to read the CLIP reference outputs in clip/<model>/expected.{json,safetensors}.
-// Expected throws zeroshot::Error naming the file when a fixture is missing or damaged.
+// ZEROSHOT_FIXTURES) and how to read the reference outputs in clip/<model>/ and clap/<model>/
+// expected.{json,safetensors}. Expected and ClapExpected throw zeroshot::Error naming the file when a fixture is
+// missing or damaged.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +35,19 @@ struct Expected {
     for (const auto& t : json["ftfy_sensitive_texts"])
       if (t.get<std::string>() == text) return true;
     return false;
+  }
+};
+
+struct ClapExpected {
+  io::Json json;
+  io::SafeTensorsFile tensors;
+  explicit ClapExpected(const std::string& model)
+      : json(io::load_json(clap_dir(model) + "/expected.json")), tensors(clap_dir(model) + "/expected.safetensors") {}
+  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
+  std::vector<std::string> audio_files() const {
+    std::vector<std::string> v;
+    for (const auto& a : json["audio"]) v.push_back(a["file"].get<std::string>());
+    return v;
   }
 };
 

@@ -82,6 +82,19 @@ TEST(CliRunner, EnvironmentIsIsolated) {
   EXPECT_EQ(r.out, "0");
 }
 
+TEST(CliRunner, JsonLinesAndLabelCacheFiles) {
+  const auto v = json_lines("{\"a\": 1}\n\n[2]\n");
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_EQ(v[0]["a"], 1);
+  EXPECT_EQ(v[1][0], 2);
+  EXPECT_THROW(json_lines("{\n"), Error);
+  const TempDir home("home");
+  EXPECT_EQ(label_cache_files(home.str()), 0u);
+  home.file("xdg/zeroshot/label-embeddings/one.bin", "x");
+  home.file("xdg/zeroshot/label-embeddings/two.bin", "y");
+  EXPECT_EQ(label_cache_files(home.str()), 2u);
+}
+
 TEST(CliRunner, TimeoutKillsAndFails) {
   CliOptions o = sh_options();
   o.timeout_s = 0.3;
