@@ -92,7 +92,7 @@ TEST_P(ClapApi, AudioEmbedsFromFiles) {
     if (is_resampled(files[i])) {
       EXPECT_GE(cosine(got.row(i), w, dim), 0.99) << files[i];
     } else {
-      EXPECT_LE(max_abs_diff(got.row(i), w, dim), 2e-4f * max_abs(w, dim)) << files[i];
+      EXPECT_LE(max_abs_diff(got.row(i), w, dim), kAudioEmbedRelTol * max_abs(w, dim)) << files[i];
     }
   }
   // The streaming form gives the same rows (batches of 3, decoding on worker threads).
@@ -117,7 +117,7 @@ TEST_P(ClapApi, TextEmbedsFromStrings) {
   ASSERT_EQ(want.size(), texts.size() * got.dim);
   for (size_t i = 0; i < texts.size(); ++i) {
     const float* w = want.data() + i * got.dim;
-    EXPECT_LE(max_abs_diff(got.row(i), w, got.dim), 1e-4f * max_abs(w, got.dim)) << texts[i];
+    EXPECT_LE(max_abs_diff(got.row(i), w, got.dim), kTextEmbedRelTol * max_abs(w, got.dim)) << texts[i];
   }
 }
 
@@ -356,9 +356,9 @@ TEST(AudioCli, EmbedAudioAndTextsInOrder) {
     ASSERT_EQ(v.size(), dim);
     EXPECT_LE(max_abs_diff(v.data(), w, dim), tol * max_abs(w, dim));
   };
-  check(out[0], texts.data(), 1e-4f);
-  check(out[1], audio.data() + row_of("tone_440hz_3s.wav") * dim, 2e-4f);
-  check(out[2], audio.data() + row_of("mix.flac") * dim, 2e-4f);
+  check(out[0], texts.data(), kTextEmbedRelTol);
+  check(out[1], audio.data() + row_of("tone_440hz_3s.wav") * dim, kAudioEmbedRelTol);
+  check(out[2], audio.data() + row_of("mix.flac") * dim, kAudioEmbedRelTol);
 }
 
 TEST(AudioCli, BadAudioFilesAreOneLineErrors) {

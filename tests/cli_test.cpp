@@ -147,7 +147,7 @@ TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
   auto check = [&](const io::Json& line, const float* want, float scale) {
     const auto got = line["embedding"].get<std::vector<float>>();
     ASSERT_EQ(got.size(), dim);
-    EXPECT_LE(max_abs_diff(got.data(), want, dim), 1e-4f * scale);
+    EXPECT_LE(max_abs_diff(got.data(), want, dim), kEmbedRelTol * scale);
   };
   check(lines[0], te.data() + 2 * dim, max_abs(te.data(), te.size()));
   check(lines[1], ie.data(), max_abs(ie.data(), ie.size()));

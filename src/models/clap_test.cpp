@@ -38,6 +38,9 @@ std::string fixture(const std::string& model) { return clap_dir() + "/" + model;
 
 using zeroshot::testing::max_abs;
 using zeroshot::testing::max_abs_diff;
+using zeroshot::testing::kAudioEmbedRelTol;
+using zeroshot::testing::kClapLogitTol;
+using zeroshot::testing::kTextEmbedRelTol;
 
 std::vector<float> l2_normalized(const std::vector<float>& v, int dim) {
   std::vector<float> out(v.size());
@@ -193,9 +196,9 @@ TEST_P(ClapFixture, AudioEmbedsPooledAndFeatures) {
   const int n = n_audio();
   std::vector<float> embeds(static_cast<size_t>(n) * proj()), pooled(static_cast<size_t>(n) * cfg_.audio.hidden_size);
   model_->encode_audio(fx_.features.data(), n, fx_.channels, longer(), embeds.data(), pooled.data());
-  expect_rows(pooled, T("audio_pooled"), 2e-4f, "audio_pooled", fx_.files);
-  expect_rows(embeds, T("audio_embeds"), 2e-4f, "audio_embeds", fx_.files);
-  expect_rows(l2_normalized(embeds, proj()), T("audio_features"), 2e-4f, "audio_features", fx_.files);
+  expect_rows(pooled, T("audio_pooled"), kAudioEmbedRelTol, "audio_pooled", fx_.files);
+  expect_rows(embeds, T("audio_embeds"), kAudioEmbedRelTol, "audio_embeds", fx_.files);
+  expect_rows(l2_normalized(embeds, proj()), T("audio_features"), kAudioEmbedRelTol, "audio_features", fx_.files);
 }
 
 TEST_P(ClapFixture, AudioWithoutFusion) {
@@ -212,7 +215,7 @@ TEST_P(ClapFixture, AudioWithoutFusion) {
   std::vector<float> embeds(static_cast<size_t>(n) * proj());
   const std::vector<char> no(static_cast<size_t>(n), 0);
   model_->encode_audio(feats.data(), n, fx_.channels, reinterpret_cast<const bool*>(no.data()), embeds.data());
-  expect_rows(embeds, T("audio_embeds_is_longer_false"), 2e-4f, "audio_embeds_is_longer_false", rows);
+  expect_rows(embeds, T("audio_embeds_is_longer_false"), kAudioEmbedRelTol, "audio_embeds_is_longer_false", rows);
   // null is_longer means all false
   std::vector<float> again(embeds.size());
   model_->encode_audio(feats.data(), n, fx_.channels, nullptr, again.data());
@@ -231,9 +234,9 @@ TEST_P(ClapFixture, TextEmbedsPooledAndFeatures) {
   for (int i = 0; i < n; ++i) names.push_back("text " + std::to_string(i));
   std::vector<float> embeds(static_cast<size_t>(n) * proj()), pooled(static_cast<size_t>(n) * cfg_.text.hidden_size);
   model_->encode_texts(ids, embeds.data(), pooled.data());
-  expect_rows(pooled, T("text_pooled"), 1e-4f, "text_pooled", names);
-  expect_rows(embeds, T("text_embeds"), 1e-4f, "text_embeds", names);
-  expect_rows(l2_normalized(embeds, proj()), T("text_features"), 1e-4f, "text_features", names);
+  expect_rows(pooled, T("text_pooled"), kTextEmbedRelTol, "text_pooled", names);
+  expect_rows(embeds, T("text_embeds"), kTextEmbedRelTol, "text_embeds", names);
+  expect_rows(l2_normalized(embeds, proj()), T("text_features"), kTextEmbedRelTol, "text_features", names);
 }
 
 // bf16 / int8 GEMMs in the encoder layers: embeddings close to the reference (the f32 ones), and the rest of the
@@ -278,8 +281,8 @@ TEST_P(ClapFixture, Logits) {
   const auto per_text = scaled_cosines(text, audio, proj(), std::exp(static_cast<double>(model_->logit_scale_t())));
   ASSERT_EQ(T("logits_per_audio").shape, (std::vector<int64_t>{na, nt}));
   ASSERT_EQ(T("logits_per_text").shape, (std::vector<int64_t>{nt, na}));
-  EXPECT_LE(max_abs_diff(per_audio.data(), T("logits_per_audio").v.data(), per_audio.size()), 1e-3f);
-  EXPECT_LE(max_abs_diff(per_text.data(), T("logits_per_text").v.data(), per_text.size()), 1e-3f);
+  EXPECT_LE(max_abs_diff(per_audio.data(), T("logits_per_audio").v.data(), per_audio.size()), kClapLogitTol);
+  EXPECT_LE(max_abs_diff(per_text.data(), T("logits_per_text").v.data(), per_text.size()), kClapLogitTol);
 }
 
 // The pipeline's zero-shot scores: softmax over labels of exp(logit_scale_a) * cos(audio, text of each label),
@@ -335,8 +338,8 @@ TEST_P(ClapFixture, DebugIntermediates) {
     const Tensor& want = T("debug/" + file + "/" + name);
     ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (2e-4f * max_abs(want.v)) << "\n";
-    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), 2e-4f * max_abs(want.v)) << file << " " << name;
+      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (kAudioEmbedRelTol * max_abs(want.v)) << "\n";
+    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kAudioEmbedRelTol * max_abs(want.v)) << file << " " << name;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"mel2img", "patch_embeds", "stage0", "stage1", "stage2", "stage3", "final_norm"}));
 
@@ -351,8 +354,8 @@ TEST_P(ClapFixture, DebugIntermediates) {
     const Tensor& want = T("debug/text0/" + name);
     ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (1e-4f * max_abs(want.v)) << "\n";
-    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), 1e-4f * max_abs(want.v)) << "text0 " << name;
+      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (kTextEmbedRelTol * max_abs(want.v)) << "\n";
+    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kTextEmbedRelTol * max_abs(want.v)) << "text0 " << name;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"embeddings", "last_hidden_state"}));
 }

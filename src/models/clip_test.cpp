@@ -61,6 +61,8 @@ Expected load_expected(const std::string& dir) {
 
 using zeroshot::testing::max_abs;
 using zeroshot::testing::max_abs_diff;
+using zeroshot::testing::kEmbedRelTol;
+using zeroshot::testing::kLogitTol;
 
 // exp(logit_scale) * cosine(image_i, text_j), in double.
 std::vector<float> logits_per_image(const std::vector<float>& img, const std::vector<float>& txt, int dim, float logit_scale) {
@@ -138,7 +140,7 @@ TEST_P(ClipFixture, ImageEmbedsBatchAndOneByOne) {
   const int n = n_images();
   ASSERT_EQ(exp_.image_embeds_shape, (std::vector<int64_t>{n, proj()}));
   ASSERT_EQ(exp_.pixels.size(), n * image_floats());
-  const float tol = 1e-4f * max_abs(exp_.image_embeds);
+  const float tol = kEmbedRelTol * max_abs(exp_.image_embeds);
 
   std::vector<float> batch(static_cast<size_t>(n) * proj());
   model_->encode_images(exp_.pixels.data(), n, batch.data());
@@ -162,7 +164,7 @@ TEST_P(ClipFixture, TextEmbeds) {
   ASSERT_EQ(exp_.text_embeds_shape, (std::vector<int64_t>{n, proj()}));
   std::vector<float> got(static_cast<size_t>(n) * proj());
   model_->encode_texts(exp_.input_ids, got.data());
-  const float tol = 1e-4f * max_abs(exp_.text_embeds);
+  const float tol = kEmbedRelTol * max_abs(exp_.text_embeds);
   for (int i = 0; i < n; ++i)
     EXPECT_LE(max_abs_diff(&got[i * proj()], &exp_.text_embeds[i * proj()], proj()), tol) << "text " << i;
 }
@@ -174,7 +176,7 @@ TEST_P(ClipFixture, LogitsPerImage) {
   model_->encode_images(exp_.pixels.data(), ni, img.data());
   model_->encode_texts(exp_.input_ids, txt.data());
   const auto logits = logits_per_image(img, txt, proj(), model_->logit_scale());
-  EXPECT_LE(max_abs_diff(logits.data(), exp_.logits.data(), logits.size()), 1e-3f);
+  EXPECT_LE(max_abs_diff(logits.data(), exp_.logits.data(), logits.size()), kLogitTol);
 }
 
 TEST_P(ClipFixture, TextBatchCompositionIndependence) {
@@ -502,7 +504,7 @@ TEST(ClipLoad, UnalignedF32WeightsAreCopied) {
   const Expected e = load_expected(fixture("clip-tiny-quickgelu"));
   std::vector<float> out(cfg.projection_dim);
   m.encode_images(e.pixels.data(), 1, out.data());
-  EXPECT_LE(max_abs_diff(out.data(), e.image_embeds.data(), out.size()), 1e-4f * max_abs(e.image_embeds));
+  EXPECT_LE(max_abs_diff(out.data(), e.image_embeds.data(), out.size()), kEmbedRelTol * max_abs(e.image_embeds));
 }
 
 // Timing on the tiny model (informational; run with --gtest_also_run_disabled_tests).
