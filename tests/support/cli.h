@@ -9,7 +9,7 @@
 //    reads or writes the user's caches; HF_HUB_OFFLINE=1 unless `offline` is false; then CliOptions::env on top
 //    (an entry there replaces any of the above).
 // The exit code is the program's, or 128 + N when signal N ended it. A run past `timeout_s` is killed (SIGKILL:
-// code 137) and flagged `timed_out`. A failure to start the program is a test failure (code -1), not an exception.
+// code 137), flagged `timed_out` and reported as a test failure; so is a failure to start the program (code -1).
 // Not thread-safe: one CliProcess per thread.
 #pragma once
 
