@@ -250,7 +250,8 @@ TEST(AudioCli, ClassifyFileWithBuiltInEsc50Labels) {
     const ClapExpected ex(model);
     const io::Json* c = find_case(ex.json, "chord_3s.wav", "This is a sound of {}.");
     ASSERT_NE(c, nullptr);
-    const CliResult r = cli({"classify", "-q", "-m", clap_dir(model), "-l", "esc50", "-f", "json", audio_path("chord_3s.wav")});
+    const CliResult r =
+        cli({"classify", "-q", "-m", clap_dir(model), "-l", "esc50", "-f", "json", audio_path("chord_3s.wav")});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto out = json_lines(r.out);
     ASSERT_EQ(out.size(), 1u) << r.out;
@@ -266,7 +267,8 @@ TEST(AudioCli, MultiLabelTaggingOfAudio) {
   const std::vector<std::string> files = {"chord_3s.wav", "speech_espeak.wav", "long_25s.wav"};
   const std::vector<std::string> labels = {"dog", "rain", "siren", "crying baby"};
   for (const auto& model : kClapModels) {
-    Args args = {"classify", "--multi-label", "-q", "-m", clap_dir(model), "-l", "dog,rain,siren,crying baby", "-f", "json"};
+    Args args = {"classify", "--multi-label", "-q", "-m", clap_dir(model)};
+    args = args + Args{"-l", "dog,rain,siren,crying baby", "-f", "json"};
     std::vector<std::string> paths;
     for (const auto& f : files) {
       paths.push_back(audio_path(f));
@@ -296,8 +298,8 @@ TEST(AudioCli, MultiLabelTaggingOfAudio) {
     }
   }
   // A bad file among them: an "audio" error line, exit 1.
-  const CliResult bad = cli({"classify", "--multi-label", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", "-f", "json",
-                            audio_path("chord_3s.wav"), audio_path("bad_text.wav")});
+  const CliResult bad = cli({"classify", "--multi-label", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain",
+                             "-f", "json", audio_path("chord_3s.wav"), audio_path("bad_text.wav")});
   EXPECT_EQ(bad.code, 1);
   const auto out = json_lines(bad.out);
   ASSERT_EQ(out.size(), 2u) << bad.out;
@@ -321,7 +323,8 @@ TEST(AudioCli, ClassifyFolderWithTemplate) {
   fs::copy_file(audio_path(files[1]), dir / "sub" / files[1]);
   fs::copy_file(audio_path(files[2]), dir / files[2]);
   fs::copy_file(image_path("chelsea.png"), dir / "chelsea.png");
-  const CliResult r = cli({"classify", "-q", "-m", clap_dir(model), "-l", labels, "-t", "{}", "-f", "json", dir.string()});
+  const CliResult r =
+      cli({"classify", "-q", "-m", clap_dir(model), "-l", labels, "-t", "{}", "-f", "json", dir.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto out = json_lines(r.out);
   ASSERT_EQ(out.size(), 3u) << r.out;
@@ -340,8 +343,8 @@ TEST(AudioCli, EmbedAudioAndTextsInOrder) {
   const ClapExpected ex(model);
   const auto files = ex.audio_files();
   const std::string text = ex.json["texts"][0].get<std::string>();
-  const CliResult r = cli({"embed", "-q", "-m", clap_dir(model), "--text", text, "--audio", audio_path("tone_440hz_3s.wav"), "--audio",
-                          audio_path("mix.flac"), "-f", "json"});
+  const CliResult r = cli({"embed", "-q", "-m", clap_dir(model), "--text", text, "--audio",
+                           audio_path("tone_440hz_3s.wav"), "--audio", audio_path("mix.flac"), "-f", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto out = json_lines(r.out);
   ASSERT_EQ(out.size(), 3u) << r.out;
@@ -363,7 +366,8 @@ TEST(AudioCli, EmbedAudioAndTextsInOrder) {
 
 TEST(AudioCli, BadAudioFilesAreOneLineErrors) {
   for (const auto& f : kBadFiles) {
-    const CliResult r = cli({"classify", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", "-f", "json", audio_path(f)});
+    const CliResult r =
+        cli({"classify", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", "-f", "json", audio_path(f)});
     EXPECT_EQ(r.code, 1) << f;
     EXPECT_NE(r.err.find(f), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("zeroshot: " + audio_path(f) + ": "), 0u) << r.err;
@@ -412,7 +416,8 @@ TEST(AudioCli, BrokenModelsAreOneLineErrors) {
     ClapCopy m("clap-tiny-unfused", "truncated");
     const std::string full = read_file(clap_dir("clap-tiny-unfused") + "/model.safetensors");
     m.replace("model.safetensors", full.substr(0, full.size() / 2));
-    const CliResult r = cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
+    const CliResult r =
+        cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
@@ -423,7 +428,8 @@ TEST(AudioCli, BrokenModelsAreOneLineErrors) {
     io::Json j = io::load_json(clap_dir("clap-tiny-fused") + "/config.json");
     j["model_type"] = "wav2vec2";
     m.replace("config.json", j.dump(2));
-    const CliResult r = cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
+    const CliResult r =
+        cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("unsupported model_type \"wav2vec2\""), std::string::npos) << r.err;

@@ -61,8 +61,8 @@ TEST(Cli, ClassifyJsonMatchesEveryZeroShotCase) {
         if (!labels.empty()) labels += ',';
         labels += l.get<std::string>();
       }
-      Args args = {"classify", "--model", clip_dir(model), "--labels", labels, "--format", "json",
-                   image_path(c["image"].get<std::string>())};
+      Args args = {"classify", "--model",  clip_dir(model), "--labels",
+                   labels,     "--format", "json",          image_path(c["image"].get<std::string>())};
       for (const auto& t : c["templates"]) args = args + Args{"--template", t.get<std::string>()};
       CliResult r = zeroshot_cli(args);
       ASSERT_EQ(r.code, 0) << r.err;
@@ -83,7 +83,8 @@ TEST(Cli, ClassifyJsonMatchesEveryZeroShotCase) {
 TEST(Cli, ClassifyFolderTopKAndTable) {
   const std::string m = clip_dir("clip-tiny-quickgelu");
   // A folder: every decodable image in sorted order, bad_* files reported (exit 1) without stopping the others.
-  CliResult r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog,car", "-k", "2", "-f", "json", fixtures() + "/images"});
+  CliResult r =
+      zeroshot_cli({"classify", "-m", m, "-l", "cat,dog,car", "-k", "2", "-f", "json", fixtures() + "/images"});
   EXPECT_EQ(r.code, 1);
   auto lines = json_lines(r.out);
   size_t ok = 0, bad = 0;
@@ -107,8 +108,8 @@ TEST(Cli, ClassifyFolderTopKAndTable) {
   EXPECT_NE(r.err.find("4 of 25 images could not be read"), std::string::npos) << r.err;
 
   // Inputs may follow the options: a path after --labels / --template is an input, not another label.
-  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-t", "a photo of a {}.", "-f", "json", image_path("chelsea.png"),
-                    image_path("rocket.jpg")});
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-t", "a photo of a {}.", "-f", "json",
+                    image_path("chelsea.png"), image_path("rocket.jpg")});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(json_lines(r.out).size(), 2u);
   EXPECT_EQ(json_lines(r.out)[0]["result"].size(), 2u);
@@ -130,10 +131,11 @@ TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
   const std::string model = "clip-tiny-quickgelu";
   Expected exp(model);
   const TempDir tmp("texts");
-  const std::string tf = tmp.file("texts.txt", exp.json["texts"][0].get<std::string>() + "\n" + exp.json["texts"][1].get<std::string>() + "\n");
+  const std::string tf = tmp.file(
+      "texts.txt", exp.json["texts"][0].get<std::string>() + "\n" + exp.json["texts"][1].get<std::string>() + "\n");
   const std::string img0 = exp.json["images"][0];
-  CliResult r = zeroshot_cli({"embed", "-m", clip_dir(model), "--text", exp.json["texts"][2].get<std::string>(), "--image",
-                                   image_path(img0), "--text-file", tf, "-f", "json"});
+  CliResult r = zeroshot_cli({"embed", "-m", clip_dir(model), "--text", exp.json["texts"][2].get<std::string>(),
+                              "--image", image_path(img0), "--text-file", tf, "-f", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 4u);
@@ -174,7 +176,8 @@ TEST(Cli, EveryBadImageIsAOneLineError) {
     EXPECT_EQ(r.code, 1) << bad;
     EXPECT_NE(r.err.find(image_path(bad)), std::string::npos) << r.err;
   }
-  CliResult r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "--max-megapixels", "0.01", "-f", "json", image_path("chelsea.png")});
+  CliResult r = zeroshot_cli(
+      {"classify", "-m", m, "-l", "cat,dog", "--max-megapixels", "0.01", "-f", "json", image_path("chelsea.png")});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("chelsea.png"), std::string::npos);
   r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "/no/such/file.jpg"});
@@ -183,7 +186,9 @@ TEST(Cli, EveryBadImageIsAOneLineError) {
 
 TEST(Cli, BrokenModelsAreOneLineErrors) {
   const std::string img = image_path("chelsea.png");
-  auto classify = [&](const ModelCopy& mc) { return zeroshot_cli({"classify", "-m", mc.path(), "-l", "cat,dog", img}); };
+  auto classify = [&](const ModelCopy& mc) {
+    return zeroshot_cli({"classify", "-m", mc.path(), "-l", "cat,dog", img});
+  };
   {
     ModelCopy mc("clip-tiny-quickgelu");
     const std::string w = read_file(clip_dir("clip-tiny-quickgelu") + "/model.safetensors");
@@ -247,7 +252,8 @@ TEST(Cli, UsageErrorsAndHelp) {
   }
   CliResult r = zeroshot_cli({"classify", "-m", clip_dir("clip-tiny-quickgelu"), image_path("chelsea.png")});
   expect_one_line_error(r, "labels");
-  r = zeroshot_cli({"classify", "-m", clip_dir("clip-tiny-quickgelu"), "-l", "cat", "-t", "no field", image_path("chelsea.png")});
+  r = zeroshot_cli(
+      {"classify", "-m", clip_dir("clip-tiny-quickgelu"), "-l", "cat", "-t", "no field", image_path("chelsea.png")});
   expect_one_line_error(r, "no field");
   r = zeroshot_cli({"frobnicate"});
   EXPECT_NE(r.code, 0);

@@ -133,7 +133,8 @@ fs::path synthetic_model(const TempDir& home) {
 }
 
 io::Json bench(const TempDir& home, const fs::path& model, const std::string& precision) {
-  const CliResult r = zeroshot_cli(home, {"bench", "-m", model.string(), "--iters", "1", "--threads", "2", "--precision", precision});
+  const CliResult r =
+      zeroshot_cli(home, {"bench", "-m", model.string(), "--iters", "1", "--threads", "2", "--precision", precision});
   EXPECT_EQ(r.code, 0) << r.err;
   return io::parse_json(r.out, "bench output");
 }
@@ -147,7 +148,8 @@ TEST(PrecisionOption, EveryModelCommandHasIt) {
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_NE(r.out.find("--precision"), std::string::npos) << cmd;
   }
-  const CliResult bad = zeroshot_cli(home, {"embed", "-m", clip_dir("clip-tiny-quickgelu"), "--text", "a", "--precision", "f16"});
+  const CliResult bad =
+      zeroshot_cli(home, {"embed", "-m", clip_dir("clip-tiny-quickgelu"), "--text", "a", "--precision", "f16"});
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("--precision"), std::string::npos) << bad.err;
 }
@@ -185,13 +187,15 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
   fs::copy_file(image_path("chelsea.png"), photos / "chelsea.png");
   const Args db = {"--db", (home.path / "index.db").string(), "-q"};
   ASSERT_EQ(zeroshot_cli(home, Args{"index", "-m", dir} + db + Args{photos.string()}).code, 0);
-  const CliResult mixed = zeroshot_cli(home, Args{"index", "-m", dir, "--precision", "int8"} + db + Args{photos.string()});
+  const CliResult mixed =
+      zeroshot_cli(home, Args{"index", "-m", dir, "--precision", "int8"} + db + Args{photos.string()});
   EXPECT_NE(mixed.code, 0);
   EXPECT_NE(mixed.err.find("made with another model"), std::string::npos) << mixed.err;
 
   // embed: the precision is in effect (close to f32, not equal).
   const Args embed = {"embed", "-m", dir, "-f", "json", "--image", image_path("chelsea.png"), "--text", "a cat"};
-  const auto e32 = embeddings(zeroshot_cli(home, embed).out), e16 = embeddings(zeroshot_cli(home, embed + Args{"--precision", "bf16"}).out);
+  const auto e32 = embeddings(zeroshot_cli(home, embed).out),
+             e16 = embeddings(zeroshot_cli(home, embed + Args{"--precision", "bf16"}).out);
   ASSERT_EQ(e32.size(), 2u);
   ASSERT_EQ(e16.size(), 2u);
   EXPECT_NE(e32, e16);
@@ -201,7 +205,8 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
 TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   TempDir home;
   const fs::path dir = copy_model(home, "clip-tiny-quickgelu", "model");
-  const Args embed = {"-f", "json", "--threads", "2", "--image", image_path("chelsea.png"), "--text", "a cat", "--text", "a photo of a dog"};
+  const Args embed = {"-f", "json", "--threads", "2", "--image", image_path("chelsea.png"),
+                      "--text", "a cat", "--text", "a photo of a dog"};
   const CliResult at_load = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   ASSERT_EQ(at_load.code, 0) << at_load.err;
 
@@ -252,7 +257,8 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   EXPECT_EQ(hub_id.code, 1);
   EXPECT_NE(hub_id.err.find("org/not-downloaded: a hub id"), std::string::npos) << hub_id.err;
   // -o elsewhere is fine.
-  EXPECT_EQ(zeroshot_cli(home, {"quantize", "-q", "-m", snap.string(), "-o", (home.path / "q.safetensors").string()}).code, 0);
+  const Args elsewhere = {"quantize", "-q", "-m", snap.string(), "-o", (home.path / "q.safetensors").string()};
+  EXPECT_EQ(zeroshot_cli(home, elsewhere).code, 0);
   EXPECT_TRUE(fs::exists(home.path / "q.safetensors"));
 
   // A read-only folder (root writes anywhere: checked only as another user).
@@ -298,7 +304,8 @@ TEST(Quantize, ClapModelsToo) {
     const Embeddings aa = at_load->embed_audio_files({sound}), af = from_file->embed_audio_files({sound});
     EXPECT_EQ(ta.data, tf.data) << m;
     EXPECT_EQ(aa.data, af.data) << m;
-    const CliResult e = zeroshot_cli(home, {"embed", "-m", dir.string(), "--precision", "int8", "--text", "dog", "--format", "json"});
+    const CliResult e =
+        zeroshot_cli(home, {"embed", "-m", dir.string(), "--precision", "int8", "--text", "dog", "--format", "json"});
     EXPECT_EQ(e.code, 0) << e.err;
     EXPECT_NE(e.err.find("int8 weights read from zeroshot-int8.safetensors"), std::string::npos) << e.err;
   }

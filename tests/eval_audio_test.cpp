@@ -167,8 +167,8 @@ TEST(EvalAudio, Esc50AccuracyOverallAndPerFoldEqualsTheEnginesOwn) {
     }
     Esc50Folder f(targets);
     // --labels: all six categories compete, whichever the CSV uses.
-    const CliResult r = f.run({"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", all_labels, "-f", "json", "-q", "-o",
-                                 f.path("out.json")});
+    const CliResult r = f.run({"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", all_labels, "-f", "json",
+                               "-q", "-o", f.path("out.json")});
     ASSERT_EQ(r.code, 0) << r.err;
     const io::Json j = io::parse_json(r.out, "stdout");
     EXPECT_EQ(io::load_json(f.path("out.json")), j);
@@ -187,7 +187,8 @@ TEST(EvalAudio, Esc50AccuracyOverallAndPerFoldEqualsTheEnginesOwn) {
     expect_folds(j["templates"][0], want, m);
 
     // --fold 2: that fold only.
-    const CliResult r2 = f.run({"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", all_labels, "--fold", "2", "-f", "json", "-q"});
+    const CliResult r2 = f.run(
+        {"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", all_labels, "--fold", "2", "-f", "json", "-q"});
     ASSERT_EQ(r2.code, 0) << r2.err;
     const io::Json j2 = io::parse_json(r2.out, "stdout");
     const FoldHits want2 = engine_hits(*model, category_labels(), 2, targets);

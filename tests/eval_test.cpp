@@ -114,7 +114,8 @@ TEST(Eval, MetricsEqualTheEnginesOwnClassification) {
   for (const auto& m : clip_models()) {
     Scratch s;
     const std::string csv = s.write("labels.csv", hand_csv());
-    const CliResult r = s.run(eval_args(model_arg(m), csv, {"--templates", "default,imagenet7", "-f", "json", "-q", "-o", s.path("out.json")}));
+    const CliResult r = s.run(eval_args(
+        model_arg(m), csv, {"--templates", "default,imagenet7", "-f", "json", "-q", "-o", s.path("out.json")}));
     ASSERT_EQ(r.code, 0) << r.err;
     const io::Json j = io::parse_json(r.out, "stdout");
     EXPECT_EQ(io::load_json(s.path("out.json")), j);
@@ -178,7 +179,8 @@ TEST(Eval, MultiLabelAveragePrecisionFromTheEnginesCosines) {
     for (const auto& l : ls) csv += "," + l;
     csv += "\n";
   }
-  const CliResult r = s.run(eval_args(model_arg(m), s.write("ml.csv", csv), {"--label-cache", "none", "-f", "json", "-q"}));
+  const CliResult r =
+      s.run(eval_args(model_arg(m), s.write("ml.csv", csv), {"--label-cache", "none", "-f", "json", "-q"}));
   ASSERT_EQ(r.code, 0) << r.err;
   const io::Json j = io::parse_json(r.out, "stdout");
   EXPECT_TRUE(j["multi_label"].get<bool>());

@@ -280,7 +280,8 @@ TEST_F(IndexCli, DedupFindsAReencodedCopy) {
   const auto emb = library_embeddings();
   ASSERT_GT(dot(emb.at(lib / "astronaut.png"), emb.at(lib / "astronaut-q70.jpg")), 0.99);
   for (const std::string thr : {"0.99", "0.94"}) {
-    const CliResult r = cli({"dedup", "-m", kModel, "--db", db, "--format", "json", "-q", "-t", thr, lib.path.string()});
+    const CliResult r =
+        cli({"dedup", "-m", kModel, "--db", db, "--format", "json", "-q", "-t", thr, lib.path.string()});
     ASSERT_EQ(r.code, 0) << r.err;
     std::set<std::set<std::string>> got;
     for (const auto& line : json_lines(r.out)) {

@@ -26,7 +26,8 @@ CliResult zeroshot_cli(const TempDir& home, const Args& args) {
 
 TEST(BenchCli, JsonHasTheKeys) {
   TempDir home;
-  const CliResult r = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--batch", "2", "--iters", "1", "--format", "json"});
+  const CliResult r = zeroshot_cli(
+      home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--batch", "2", "--iters", "1", "--format", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;  // one object, one line
   const io::Json j = io::parse_json(r.out, "bench output");
@@ -57,8 +58,8 @@ TEST(BenchCli, JsonHasTheKeys) {
 TEST(BenchCli, LowerPrecisionReportsTheErrorAgainstF32) {
   TempDir home;
   for (const char* p : {"bf16", "int8"}) {
-    const CliResult r = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--iters", "1", "--precision", p,
-                                             "--images", fixtures() + "/images", "--format", "json"});
+    const CliResult r = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--iters", "1",
+                                            "--precision", p, "--images", fixtures() + "/images", "--format", "json"});
     if (r.code != 0) {  // a build without that precision: a clear one-line error naming the option
       EXPECT_NE(r.err.find(std::string("--precision ") + p), std::string::npos) << r.err;
       EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

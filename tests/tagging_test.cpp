@@ -141,7 +141,6 @@ std::vector<std::string> test_images() {
   return imgs;
 }
 
-
 void expect_one_line_error(const CliResult& r, int code, const std::string& must_name, const std::string& what = "") {
   EXPECT_EQ(r.code, code) << r.err;
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
@@ -188,7 +187,8 @@ TEST(Tagging, MultiLabelProbabilitiesMatchAnIndependentComputation) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", t_dog);
   const std::string lf = write_temp("labels.txt", "# tags\ndog\t" + std::string(buf) + "\ta toy\n");
-  Args args = {"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,a red car", "--labels-file", lf, "-f", "json"};
+  Args args = {"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,a red car"};
+  args = args + Args{"--labels-file", lf, "-f", "json"};
   for (const auto& t : templates) args = args + Args{"-t", t};
   std::snprintf(buf, sizeof buf, "%.9g", t_cat);
   args = args + Args{"--threshold", buf};
@@ -233,8 +233,9 @@ TEST(Tagging, CosineModeAndDefaults) {
   ASSERT_FALSE(std::isnan(t));
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", t);
-  CliResult r = zeroshot_cli(Args{"classify", "--multi-label", "--multi-label-mode", "cosine", "-m", clip_dir(kModel), "-l",
-                                    "cat,dog", "--threshold", buf, "-f", "json"} + images);
+  CliResult r = zeroshot_cli(Args{"classify", "--multi-label", "--multi-label-mode", "cosine", "-m", clip_dir(kModel),
+                                  "-l", "cat,dog", "--threshold", buf, "-f", "json"} +
+                             images);
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), images.size());
@@ -251,7 +252,8 @@ TEST(Tagging, CosineModeAndDefaults) {
   EXPECT_LT(flagged, images.size());
 
   // Defaults: default template, neutral negatives, threshold 0.5; --top-k keeps the best.
-  r = zeroshot_cli({"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,dog", "-k", "1", "-f", "json", images[0]});
+  r = zeroshot_cli(
+      {"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,dog", "-k", "1", "-f", "json", images[0]});
   ASSERT_EQ(r.code, 0) << r.err;
   lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 1u);
@@ -274,19 +276,24 @@ TEST(Tagging, CosineModeAndDefaults) {
 
 TEST(Tagging, BadMultiLabelInputsAreOneLineErrors) {
   const Args base = {"classify", "--multi-label", "-m", clip_dir(kModel), image_path("chelsea.png")};
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "1.5"}), 1, "--threshold \"1.5\"", "between 0 and 1");
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "bird=0.5"}), 1, "bird=0.5", "no label \"bird\"");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "1.5"}), 1, "--threshold \"1.5\"",
+                        "between 0 and 1");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "bird=0.5"}), 1, "bird=0.5",
+                        "no label \"bird\"");
   expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "high"}), 1, "--threshold \"high\"");
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--multi-label-mode", "cosine"}), 1, "label \"cat\"", "threshold");
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat", "--multi-label-mode", "cosine", "--threshold", "0.2", "--negative", "x"}), 1,
-                        "--negative");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--multi-label-mode", "cosine"}), 1, "label \"cat\"",
+                        "threshold");
+  expect_one_line_error(
+      zeroshot_cli(base + Args{"-l", "cat", "--multi-label-mode", "cosine", "--threshold", "0.2", "--negative", "x"}),
+      1, "--negative");
   const std::string lf = write_temp("bad_labels.txt", "cat\ndog\t0.5x\n");
   expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 1, lf + ":2", "not a number");
   std::ofstream(lf) << "cat\t0.7\ncat\n";
   expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 1, lf + ":2", "twice");
   fs::remove(lf);
   // The tagging options need --multi-label (a usage error, not an exit code 0).
-  CliResult r = zeroshot_cli({"classify", "-m", clip_dir(kModel), "-l", "cat", "--threshold", "0.5", image_path("chelsea.png")});
+  CliResult r =
+      zeroshot_cli({"classify", "-m", clip_dir(kModel), "-l", "cat", "--threshold", "0.5", image_path("chelsea.png")});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("multi-label"), std::string::npos) << r.err;
 }
@@ -443,11 +450,13 @@ TEST(Moderation, MalformedPoliciesAreOneLineErrorsWithExitCode2) {
     expect_one_line_error(zeroshot_cli(run + Args{pf}), 2, pf + c.where + ":", c.what);
   }
   fs::remove(pf);
-  expect_one_line_error(zeroshot_cli(run + Args{temp_path("missing.toml")}), 2, temp_path("missing.toml"), "cannot open");
+  expect_one_line_error(zeroshot_cli(run + Args{temp_path("missing.toml")}), 2, temp_path("missing.toml"),
+                        "cannot open");
   // A bad policy is reported before a missing model is looked for.
   std::ofstream(pf) << cat + "on = 3\n";
-  expect_one_line_error(zeroshot_cli({"moderate", "-m", "/no/such/model", "-f", "json", "--policy", pf, image_path("chelsea.png")}),
-                        2, pf + ":4:", "on must be a string");
+  expect_one_line_error(
+      zeroshot_cli({"moderate", "-m", "/no/such/model", "-f", "json", "--policy", pf, image_path("chelsea.png")}), 2,
+      pf + ":4:", "on must be a string");
   fs::remove(pf);
   // Other trouble is 2 as well: a missing image, a missing model.
   const std::string good = write_temp("good_policy.toml", cat);

@@ -59,7 +59,7 @@ TEST(Datasets, ImageFolderLikeTorchvision) {
   t.file("data/cat/notes.txt", "x");
   t.file("data/golden_retriever/d.webp", "x");
   t.file("data/.thumbnails/x.jpg", "x");  // hidden folders are not classes
-  t.file("data/top.jpg", "x");             // files beside the class folders are ignored
+  t.file("data/top.jpg", "x");            // files beside the class folders are ignored
   EXPECT_EQ(detect_layout(t / "data"), Layout::Folder);
   const Dataset d = read_dataset(t / "data");
   EXPECT_EQ(d.layout, Layout::Folder);
@@ -146,8 +146,9 @@ TEST(Datasets, CsvRowsHeaderQuotesAndMultiLabel) {
   t.file("imgs/b, with comma.png", "x");
   t.file("imgs/c.jpg", "x");
   const std::string abs = t.file("elsewhere/d.jpg", "x");
-  t.file("labels.csv", "path,label\n# a comment\nimgs/a.jpg,dog\n\"imgs/b, with comma.png\",cat\nimgs/c.jpg, cat , dog\n" +
-                          abs + ",bird\r\n");
+  t.file("labels.csv",
+         "path,label\n# a comment\nimgs/a.jpg,dog\n\"imgs/b, with comma.png\",cat\nimgs/c.jpg, cat , dog\n" + abs +
+             ",bird\r\n");
   const Dataset d = read_dataset(t / "labels.csv");
   EXPECT_EQ(d.layout, Layout::Csv);
   EXPECT_EQ(names(d), (std::vector<std::string>{"bird", "cat", "dog"}));
@@ -267,11 +268,11 @@ TEST(Datasets, ImagenetSamplesWithBuiltInNames) {
 TEST(Datasets, Esc50Layout) {
   TempDir t;
   t.file("ESC-50-master/meta/esc50.csv",
-        "filename,fold,target,category,esc10,src_file,take\n"
-        "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
-        "1-100038-A-14.wav,1,2,chirping_birds,False,100038,A\n"
-        "2-100648-A-1.wav,2,1,rooster,False,100648,A\n"
-        "2-100648-B-0.wav,2,0,dog,True,100648,B\n");
+         "filename,fold,target,category,esc10,src_file,take\n"
+         "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
+         "1-100038-A-14.wav,1,2,chirping_birds,False,100038,A\n"
+         "2-100648-A-1.wav,2,1,rooster,False,100648,A\n"
+         "2-100648-B-0.wav,2,0,dog,True,100648,B\n");
   for (const char* f : {"1-100032-A-0.wav", "1-100038-A-14.wav", "2-100648-A-1.wav", "2-100648-B-0.wav"})
     t.file(std::string("ESC-50-master/audio/") + f, "RIFF");
   const std::string root = t / "ESC-50-master";

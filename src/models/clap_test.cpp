@@ -36,11 +36,11 @@ using io::Json;
 std::string clap_dir() { return std::string(ZEROSHOT_FIXTURES) + "/clap"; }
 std::string fixture(const std::string& model) { return clap_dir() + "/" + model; }
 
-using zeroshot::testing::max_abs;
-using zeroshot::testing::max_abs_diff;
 using zeroshot::testing::kAudioEmbedRelTol;
 using zeroshot::testing::kClapLogitTol;
 using zeroshot::testing::kTextEmbedRelTol;
+using zeroshot::testing::max_abs;
+using zeroshot::testing::max_abs_diff;
 
 std::vector<float> l2_normalized(const std::vector<float>& v, int dim) {
   std::vector<float> out(v.size());
@@ -338,8 +338,10 @@ TEST_P(ClapFixture, DebugIntermediates) {
     const Tensor& want = T("debug/" + file + "/" + name);
     ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (kAudioEmbedRelTol * max_abs(want.v)) << "\n";
-    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kAudioEmbedRelTol * max_abs(want.v)) << file << " " << name;
+      std::cout << name << ": max err / tolerance = "
+                << max_abs_diff(d, want.v.data(), want.v.size()) / (kAudioEmbedRelTol * max_abs(want.v)) << "\n";
+    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kAudioEmbedRelTol * max_abs(want.v))
+        << file << " " << name;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"mel2img", "patch_embeds", "stage0", "stage1", "stage2", "stage3", "final_norm"}));
 
@@ -354,7 +356,8 @@ TEST_P(ClapFixture, DebugIntermediates) {
     const Tensor& want = T("debug/text0/" + name);
     ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (kTextEmbedRelTol * max_abs(want.v)) << "\n";
+      std::cout << name << ": max err / tolerance = "
+                << max_abs_diff(d, want.v.data(), want.v.size()) / (kTextEmbedRelTol * max_abs(want.v)) << "\n";
     EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kTextEmbedRelTol * max_abs(want.v)) << "text0 " << name;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"embeddings", "last_hidden_state"}));

@@ -59,10 +59,10 @@ Expected load_expected(const std::string& dir) {
   return e;
 }
 
-using zeroshot::testing::max_abs;
-using zeroshot::testing::max_abs_diff;
 using zeroshot::testing::kEmbedRelTol;
 using zeroshot::testing::kLogitTol;
+using zeroshot::testing::max_abs;
+using zeroshot::testing::max_abs_diff;
 
 // exp(logit_scale) * cosine(image_i, text_j), in double.
 std::vector<float> logits_per_image(const std::vector<float>& img, const std::vector<float>& txt, int dim, float logit_scale) {

@@ -131,9 +131,7 @@ CliResult CliProcess::wait() {
   return r;
 }
 
-CliResult run_cli(const Args& args, const CliOptions& options) {
-  return CliProcess(args, options).wait();
-}
+CliResult run_cli(const Args& args, const CliOptions& options) { return CliProcess(args, options).wait(); }
 
 CliResult run_cli_in(const std::string& home, const Args& args,
                      const std::vector<std::pair<std::string, std::string>>& env) {

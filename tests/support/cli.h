@@ -36,12 +36,12 @@ struct CliResult {
 };
 
 struct CliOptions {
-  std::string home;        // folder for the HF and XDG dirs; "" = a fresh one per run
-  std::string stdin_bytes;  // "" = stdin is /dev/null
+  std::string home;                                      // folder for the HF and XDG dirs; "" = a fresh one per run
+  std::string stdin_bytes;                               // "" = stdin is /dev/null
   std::vector<std::pair<std::string, std::string>> env;  // extra variables (win over the defaults)
-  bool offline = true;      // HF_HUB_OFFLINE=1
-  double timeout_s = 540;   // below ctest's 600 s, so a hung child is reported by the test, not by ctest
-  std::string binary;       // "" = <build>/zeroshot
+  bool offline = true;                                   // HF_HUB_OFFLINE=1
+  double timeout_s = 540;  // below ctest's 600 s, so a hung child is reported by the test, not by ctest
+  std::string binary;      // "" = <build>/zeroshot
 };
 
 // The built CLI: <build dir>/zeroshot.

@@ -13,11 +13,11 @@
 namespace zeroshot::testing {
 
 // fixtures/README.md, "Tolerances the tests should hold" (CLIP).
-inline constexpr float kPixelTol = 1e-5f;        // pixel_values: max abs diff
+inline constexpr float kPixelTol = 1e-5f;          // pixel_values: max abs diff
 inline constexpr float kCmykPixelMeanTol = 0.02f;  // pixel_values of cmyk.jpg: mean abs diff
-inline constexpr float kEmbedRelTol = 1e-4f;     // image_embeds, text_embeds: max abs diff / max abs value
-inline constexpr float kLogitTol = 1e-3f;        // logits_per_image: max abs diff
-inline constexpr float kScoreTol = 1e-4f;        // zero_shot scores: max abs diff
+inline constexpr float kEmbedRelTol = 1e-4f;       // image_embeds, text_embeds: max abs diff / max abs value
+inline constexpr float kLogitTol = 1e-3f;          // logits_per_image: max abs diff
+inline constexpr float kScoreTol = 1e-4f;          // zero_shot scores: max abs diff
 // fixtures/clap/README.md, "Tolerances a C++ engine should hold" (CLAP).
 inline constexpr float kAudioEmbedRelTol = 2e-4f;  // audio_pooled, audio_embeds, audio_features
 inline constexpr float kTextEmbedRelTol = 1e-4f;   // text_pooled, text_embeds, text_features

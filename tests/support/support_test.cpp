@@ -64,8 +64,9 @@ TEST(CliRunner, SignalsRead128PlusN) {
 
 TEST(CliRunner, EnvironmentIsIsolated) {
   const TempDir home("home");
-  const std::string show = "printf '%s|%s|%s|%s|%s|%s' \"$HF_HOME\" \"$HF_HUB_CACHE\" \"$XDG_CACHE_HOME\" "
-                           "\"$XDG_DATA_HOME\" \"$HF_HUB_OFFLINE\" \"$EXTRA\"";
+  const std::string show =
+      "printf '%s|%s|%s|%s|%s|%s' \"$HF_HOME\" \"$HF_HUB_CACHE\" \"$XDG_CACHE_HOME\" "
+      "\"$XDG_DATA_HOME\" \"$HF_HUB_OFFLINE\" \"$EXTRA\"";
   CliOptions o = sh_options();
   o.home = home.str();
   o.env = {{"EXTRA", "x y"}};

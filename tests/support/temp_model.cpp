@@ -10,7 +10,8 @@ namespace zeroshot::testing {
 TempModel::TempModel(const std::string& model_dir) {
   config_ = io::load_json(model_dir + "/config.json");
   const io::SafeTensorsFile f(model_dir + "/model.safetensors");
-  for (const auto& [name, t] : f.tensors()) tensors_[name] = {t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes)};
+  for (const auto& [name, t] : f.tensors())
+    tensors_[name] = {t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes)};
   metadata_ = f.metadata();
   write_config();
   write_weights();
@@ -35,7 +36,8 @@ void TempModel::write_weights() const {
 
 void TempModel::truncate_weights(size_t keep_bytes) const {
   write_weights();
-  std::filesystem::resize_file(weights_path(), std::min<uintmax_t>(keep_bytes, std::filesystem::file_size(weights_path())));
+  std::filesystem::resize_file(weights_path(),
+                               std::min<uintmax_t>(keep_bytes, std::filesystem::file_size(weights_path())));
 }
 
 void TempModel::edit_raw(const std::function<void(io::Json& header, std::string& data)>& edit) const {
