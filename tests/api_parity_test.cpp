@@ -1,7 +1,8 @@
 // End to end through the public API: files and strings in, the reference's numbers out, for both fixture models.
 #include <gtest/gtest.h>
 
-#include "fixture_util.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
 #include "zeroshot/zeroshot.h"
 
 using namespace zeroshot;
@@ -44,7 +45,7 @@ TEST_P(ApiParity, PixelValuesFromFiles) {
       for (size_t i = 0; i < got.size(); ++i) sum += std::fabs(got[i] - want[i]);
       EXPECT_LE(sum / got.size(), 0.02) << name;
     } else {
-      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), 1e-5f) << name;
+      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), kPixelTol) << name;
     }
   }
 }
@@ -59,7 +60,7 @@ TEST_P(ApiParity, ImageEmbeddingsFromFiles) {
   for (size_t r = 0; r < got.rows; ++r) {
     const float* g = got.row(r);
     const float* w = want.data() + r * got.dim;
-    const float tol = 1e-4f * max_abs(want.data(), want.size());
+    const float tol = kEmbedRelTol * max_abs(want.data(), want.size());
     if (paths[r].find("cmyk.jpg") != std::string::npos) continue;
     EXPECT_LE(max_abs_diff(g, w, got.dim), tol) << paths[r];
   }
@@ -79,7 +80,7 @@ TEST_P(ApiParity, TextEmbeddingsAndLogits) {
   for (const auto& t : expected_->json["texts"]) texts.push_back(t.get<std::string>());
   const Embeddings te = model_->embed_texts(texts);
   const auto want = expected_->get("text_embeds");
-  const float tol = 1e-4f * max_abs(want.data(), want.size());
+  const float tol = kEmbedRelTol * max_abs(want.data(), want.size());
   for (size_t r = 0; r < te.rows; ++r) {
     if (expected_->ftfy_sensitive(texts[r]) && model_->tokenize(texts[r]) != expected_->json["input_ids"][r].get<std::vector<int32_t>>())
       continue;

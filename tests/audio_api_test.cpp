@@ -1,8 +1,6 @@
 // Audio models (CLAP) through the public API and the CLI, against the reference outputs in
 // ../shared/fixtures/clap/<model>/expected.{json,safetensors} (tolerances: fixtures/clap/README.md).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -10,7 +8,10 @@
 #include <map>
 #include <sstream>
 
-#include "fixture_util.h"
+#include "support/cli.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -19,24 +20,9 @@ using namespace zeroshot::testing;
 
 namespace {
 
-std::string clap_dir(const std::string& model) { return fixtures() + "/clap/" + model; }
-std::string audio_path(const std::string& name) { return fixtures() + "/audio/" + name; }
 const std::vector<std::string> kClapModels = {"clap-tiny-unfused", "clap-tiny-fused"};
 const std::vector<std::string> kBadFiles = {"bad_empty.wav", "bad_huge_header.wav", "bad_text.wav", "bad_truncated.wav",
                                             "bad_zero_channels.wav"};
-
-struct ClapExpected {
-  io::Json json;
-  io::SafeTensorsFile tensors;
-  explicit ClapExpected(const std::string& model)
-      : json(io::load_json(clap_dir(model) + "/expected.json")), tensors(clap_dir(model) + "/expected.safetensors") {}
-  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
-  std::vector<std::string> audio_files() const {
-    std::vector<std::string> v;
-    for (const auto& a : json["audio"]) v.push_back(a["file"].get<std::string>());
-    return v;
-  }
-};
 
 double cosine(const float* a, const float* b, size_t n) {
   double ab = 0, aa = 0, bb = 0;
@@ -106,7 +92,7 @@ TEST_P(ClapApi, AudioEmbedsFromFiles) {
     if (is_resampled(files[i])) {
       EXPECT_GE(cosine(got.row(i), w, dim), 0.99) << files[i];
     } else {
-      EXPECT_LE(max_abs_diff(got.row(i), w, dim), 2e-4f * max_abs(w, dim)) << files[i];
+      EXPECT_LE(max_abs_diff(got.row(i), w, dim), kAudioEmbedRelTol * max_abs(w, dim)) << files[i];
     }
   }
   // The streaming form gives the same rows (batches of 3, decoding on worker threads).
@@ -131,7 +117,7 @@ TEST_P(ClapApi, TextEmbedsFromStrings) {
   ASSERT_EQ(want.size(), texts.size() * got.dim);
   for (size_t i = 0; i < texts.size(); ++i) {
     const float* w = want.data() + i * got.dim;
-    EXPECT_LE(max_abs_diff(got.row(i), w, got.dim), 1e-4f * max_abs(w, got.dim)) << texts[i];
+    EXPECT_LE(max_abs_diff(got.row(i), w, got.dim), kTextEmbedRelTol * max_abs(w, got.dim)) << texts[i];
   }
 }
 
@@ -242,49 +228,7 @@ TEST(ClipModel, AudioIsRefused) {
 
 // ---- the CLI ---------------------------------------------------------------------------------------------------
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string q(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-CliRun cli(const std::string& args) {
-  static int counter = 0;
-  const std::string base =
-      (fs::temp_directory_path() / ("zs_audio_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++))).string();
-  const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 XDG_CACHE_HOME=" + base + ".cache " +
-                          std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " + args + " </dev/null >" + base + ".out 2>" +
-                          base + ".err";
-  CliRun r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  fs::remove_all(base + ".hf");
-  fs::remove_all(base + ".cache");
-  return r;
-}
-
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
-}
+CliResult cli(const Args& args) { return run_cli(args); }
 
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
@@ -306,7 +250,8 @@ TEST(AudioCli, ClassifyFileWithBuiltInEsc50Labels) {
     const ClapExpected ex(model);
     const io::Json* c = find_case(ex.json, "chord_3s.wav", "This is a sound of {}.");
     ASSERT_NE(c, nullptr);
-    const CliRun r = cli("classify -q -m " + q(clap_dir(model)) + " -l esc50 -f json " + q(audio_path("chord_3s.wav")));
+    const CliResult r =
+        cli({"classify", "-q", "-m", clap_dir(model), "-l", "esc50", "-f", "json", audio_path("chord_3s.wav")});
     ASSERT_EQ(r.code, 0) << r.err;
     const auto out = json_lines(r.out);
     ASSERT_EQ(out.size(), 1u) << r.out;
@@ -322,13 +267,14 @@ TEST(AudioCli, MultiLabelTaggingOfAudio) {
   const std::vector<std::string> files = {"chord_3s.wav", "speech_espeak.wav", "long_25s.wav"};
   const std::vector<std::string> labels = {"dog", "rain", "siren", "crying baby"};
   for (const auto& model : kClapModels) {
-    std::string args = "classify --multi-label -q -m " + q(clap_dir(model)) + " -l 'dog,rain,siren,crying baby' -f json";
+    Args args = {"classify", "--multi-label", "-q", "-m", clap_dir(model)};
+    args = args + Args{"-l", "dog,rain,siren,crying baby", "-f", "json"};
     std::vector<std::string> paths;
     for (const auto& f : files) {
       paths.push_back(audio_path(f));
-      args += " " + q(paths.back());
+      args.push_back(paths.back());
     }
-    const CliRun r = cli(args);
+    const CliResult r = cli(args);
     ASSERT_EQ(r.code, 0) << r.err;
     const auto out = json_lines(r.out);
     ASSERT_EQ(out.size(), files.size()) << r.out;
@@ -352,8 +298,8 @@ TEST(AudioCli, MultiLabelTaggingOfAudio) {
     }
   }
   // A bad file among them: an "audio" error line, exit 1.
-  const CliRun bad = cli("classify --multi-label -q -m " + q(clap_dir("clap-tiny-unfused")) + " -l dog,rain -f json " +
-                         q(audio_path("chord_3s.wav")) + " " + q(audio_path("bad_text.wav")));
+  const CliResult bad = cli({"classify", "--multi-label", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain",
+                             "-f", "json", audio_path("chord_3s.wav"), audio_path("bad_text.wav")});
   EXPECT_EQ(bad.code, 1);
   const auto out = json_lines(bad.out);
   ASSERT_EQ(out.size(), 2u) << bad.out;
@@ -369,15 +315,16 @@ TEST(AudioCli, ClassifyFolderWithTemplate) {
   std::string labels;
   for (const auto& l : (*first)["candidate_labels"]) labels += (labels.empty() ? "" : ",") + l.get<std::string>();
   // A folder with a few good files, an image (skipped: not an audio extension) and nothing else.
-  const fs::path dir = fs::temp_directory_path() / ("zs_audio_folder_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const TempDir tmp("audio_folder");
+  const fs::path dir = tmp.path;
   fs::create_directories(dir / "sub");
   const std::vector<std::string> files = {"tone_440hz_3s.wav", "mix.flac", "stereo_3s.wav"};
   fs::copy_file(audio_path(files[0]), dir / files[0]);
   fs::copy_file(audio_path(files[1]), dir / "sub" / files[1]);
   fs::copy_file(audio_path(files[2]), dir / files[2]);
   fs::copy_file(image_path("chelsea.png"), dir / "chelsea.png");
-  const CliRun r = cli("classify -q -m " + q(clap_dir(model)) + " -l " + q(labels) + " -t '{}' -f json " + q(dir.string()));
+  const CliResult r =
+      cli({"classify", "-q", "-m", clap_dir(model), "-l", labels, "-t", "{}", "-f", "json", dir.string()});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto out = json_lines(r.out);
   ASSERT_EQ(out.size(), 3u) << r.out;
@@ -389,7 +336,6 @@ TEST(AudioCli, ClassifyFolderWithTemplate) {
     ASSERT_NE(c, nullptr) << order[i];
     expect_zero_shot(to_scores(out[i]["result"]), (*c)["result"], "cli folder " + order[i]);
   }
-  fs::remove_all(dir);
 }
 
 TEST(AudioCli, EmbedAudioAndTextsInOrder) {
@@ -397,8 +343,8 @@ TEST(AudioCli, EmbedAudioAndTextsInOrder) {
   const ClapExpected ex(model);
   const auto files = ex.audio_files();
   const std::string text = ex.json["texts"][0].get<std::string>();
-  const CliRun r = cli("embed -q -m " + q(clap_dir(model)) + " --text " + q(text) + " --audio " +
-                       q(audio_path("tone_440hz_3s.wav")) + " --audio " + q(audio_path("mix.flac")) + " -f json");
+  const CliResult r = cli({"embed", "-q", "-m", clap_dir(model), "--text", text, "--audio",
+                           audio_path("tone_440hz_3s.wav"), "--audio", audio_path("mix.flac"), "-f", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto out = json_lines(r.out);
   ASSERT_EQ(out.size(), 3u) << r.out;
@@ -413,19 +359,20 @@ TEST(AudioCli, EmbedAudioAndTextsInOrder) {
     ASSERT_EQ(v.size(), dim);
     EXPECT_LE(max_abs_diff(v.data(), w, dim), tol * max_abs(w, dim));
   };
-  check(out[0], texts.data(), 1e-4f);
-  check(out[1], audio.data() + row_of("tone_440hz_3s.wav") * dim, 2e-4f);
-  check(out[2], audio.data() + row_of("mix.flac") * dim, 2e-4f);
+  check(out[0], texts.data(), kTextEmbedRelTol);
+  check(out[1], audio.data() + row_of("tone_440hz_3s.wav") * dim, kAudioEmbedRelTol);
+  check(out[2], audio.data() + row_of("mix.flac") * dim, kAudioEmbedRelTol);
 }
 
 TEST(AudioCli, BadAudioFilesAreOneLineErrors) {
   for (const auto& f : kBadFiles) {
-    const CliRun r = cli("classify -q -m " + q(clap_dir("clap-tiny-unfused")) + " -l 'dog,rain' -f json " + q(audio_path(f)));
+    const CliResult r =
+        cli({"classify", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", "-f", "json", audio_path(f)});
     EXPECT_EQ(r.code, 1) << f;
     EXPECT_NE(r.err.find(f), std::string::npos) << r.err;
     EXPECT_EQ(r.err.find("zeroshot: " + audio_path(f) + ": "), 0u) << r.err;
     EXPECT_EQ(lines(r.err), 2u) << r.err;  // the file's error + the "1 of 1" summary
-    const CliRun e = cli("embed -q -m " + q(clap_dir("clap-tiny-fused")) + " --audio " + q(audio_path(f)) + " -f json");
+    const CliResult e = cli({"embed", "-q", "-m", clap_dir("clap-tiny-fused"), "--audio", audio_path(f), "-f", "json"});
     EXPECT_EQ(e.code, 1) << f;
     EXPECT_EQ(lines(e.err), 1u) << e.err;
     EXPECT_NE(e.err.find(f), std::string::npos) << e.err;
@@ -433,19 +380,19 @@ TEST(AudioCli, BadAudioFilesAreOneLineErrors) {
 }
 
 TEST(AudioCli, ModalityMismatchIsAOneLineError) {
-  CliRun r = cli("embed -q -m " + q(clap_dir("clap-tiny-unfused")) + " --image " + q(image_path("chelsea.png")));
+  CliResult r = cli({"embed", "-q", "-m", clap_dir("clap-tiny-unfused"), "--image", image_path("chelsea.png")});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("audio model"), std::string::npos) << r.err;
-  r = cli("embed -q -m " + q(clip_dir("clip-tiny-quickgelu")) + " --audio " + q(audio_path("tone_440hz_3s.wav")));
+  r = cli({"embed", "-q", "-m", clip_dir("clip-tiny-quickgelu"), "--audio", audio_path("tone_440hz_3s.wav")});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("image model"), std::string::npos) << r.err;
-  r = cli("classify -q -m " + q(clap_dir("clap-tiny-unfused")) + " -l dog,rain " + q(image_path("chelsea.png")));
+  r = cli({"classify", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", image_path("chelsea.png")});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("chelsea.png"), std::string::npos) << r.err;
-  r = cli("classify -q -m " + q(clip_dir("clip-tiny-quickgelu")) + " -l dog,rain " + q(audio_path("tone_440hz_3s.wav")));
+  r = cli({"classify", "-q", "-m", clip_dir("clip-tiny-quickgelu"), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("tone_440hz_3s.wav"), std::string::npos) << r.err;
@@ -453,14 +400,11 @@ TEST(AudioCli, ModalityMismatchIsAOneLineError) {
 
 // A copy of a CLAP fixture model (symlinks) with one file replaced.
 struct ClapCopy {
-  fs::path dir;
-  explicit ClapCopy(const std::string& model, const std::string& tag) {
-    dir = fs::temp_directory_path() / ("zs_clap_" + std::to_string(::getpid()) + "_" + tag);
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+  TempDir tmp;
+  const fs::path dir = tmp.path;
+  explicit ClapCopy(const std::string& model, const std::string& tag) : tmp("clap_" + tag) {
     for (const auto& e : fs::directory_iterator(clap_dir(model))) fs::create_symlink(e.path(), dir / e.path().filename());
   }
-  ~ClapCopy() { fs::remove_all(dir); }
   void replace(const std::string& name, const std::string& bytes) {
     fs::remove(dir / name);
     std::ofstream(dir / name, std::ios::binary) << bytes;
@@ -470,9 +414,10 @@ struct ClapCopy {
 TEST(AudioCli, BrokenModelsAreOneLineErrors) {
   {
     ClapCopy m("clap-tiny-unfused", "truncated");
-    const std::string full = slurp(clap_dir("clap-tiny-unfused") + "/model.safetensors");
+    const std::string full = read_file(clap_dir("clap-tiny-unfused") + "/model.safetensors");
     m.replace("model.safetensors", full.substr(0, full.size() / 2));
-    const CliRun r = cli("classify -q -m " + q(m.dir.string()) + " -l dog,rain " + q(audio_path("tone_440hz_3s.wav")));
+    const CliResult r =
+        cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
@@ -483,7 +428,8 @@ TEST(AudioCli, BrokenModelsAreOneLineErrors) {
     io::Json j = io::load_json(clap_dir("clap-tiny-fused") + "/config.json");
     j["model_type"] = "wav2vec2";
     m.replace("config.json", j.dump(2));
-    const CliRun r = cli("classify -q -m " + q(m.dir.string()) + " -l dog,rain " + q(audio_path("tone_440hz_3s.wav")));
+    const CliResult r =
+        cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
     EXPECT_EQ(r.code, 1);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("unsupported model_type \"wav2vec2\""), std::string::npos) << r.err;

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "fixture_util.h"
+#include "support/compare.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "zeroshot/zeroshot.h"
@@ -25,6 +25,10 @@ namespace fs = std::filesystem;
 using namespace zeroshot;
 using zeroshot::testing::max_abs;
 using zeroshot::testing::max_abs_diff;
+using zeroshot::testing::kCmykPixelMeanTol;
+using zeroshot::testing::kEmbedRelTol;
+using zeroshot::testing::kPixelTol;
+using zeroshot::testing::kScoreTol;
 
 namespace {
 
@@ -45,7 +49,7 @@ struct Reference {
 // Embeddings against expected rows: max abs diff <= 1e-4 x max abs value (fixtures README, f32 compute).
 void expect_rows(const Embeddings& got, const std::vector<float>& want, const std::string& what) {
   ASSERT_EQ(got.data.size(), want.size()) << what;
-  const float tol = 1e-4f * max_abs(want.data(), want.size());
+  const float tol = kEmbedRelTol * max_abs(want.data(), want.size());
   EXPECT_LE(max_abs_diff(got.data.data(), want.data(), want.size()), tol) << what;
 }
 
@@ -143,9 +147,9 @@ TEST_P(OpenClipCheckpoint, PixelValuesAreOpenClipsTransformOfThePillowImage) {
     if (name == "cmyk.jpg") {  // fixtures README: mean abs diff <= 0.02 for CMYK
       double sum = 0;
       for (size_t k = 0; k < got.size(); ++k) sum += std::fabs(got[k] - want[k]);
-      EXPECT_LE(sum / static_cast<double>(got.size()), 0.02) << name;
+      EXPECT_LE(sum / static_cast<double>(got.size()), kCmykPixelMeanTol) << name;
     } else {
-      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), 1e-5f) << name;
+      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), kPixelTol) << name;
     }
   }
 }
@@ -166,7 +170,7 @@ TEST_P(OpenClipCheckpoint, EmbeddingsAndScoresAreOpenClips) {
     ASSERT_EQ(got.size(), z["result"].size());
     for (size_t k = 0; k < got.size(); ++k) {
       EXPECT_EQ(got[k].label, z["result"][k]["label"].get<std::string>()) << z["image"];
-      EXPECT_NEAR(got[k].score, z["result"][k]["score"].get<double>(), 1e-4) << z["image"] << " " << got[k].label;
+      EXPECT_NEAR(got[k].score, z["result"][k]["score"].get<double>(), kScoreTol) << z["image"] << " " << got[k].label;
     }
   }
 }

@@ -1,13 +1,14 @@
 // The zeroshot command line, run as a user runs it: output forms, exit codes, one-line errors for bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
-#include "fixture_util.h"
+#include "support/cli.h"
+#include "support/compare.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
@@ -15,62 +16,18 @@ using namespace zeroshot::testing;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-// Runs the built binary with `args` (already quoted), stdin closed, HF cache and label cache isolated, offline.
-CliRun zeroshot_cli(const std::string& args) {
-  static int counter = 0;
-  const std::string base = (fs::temp_directory_path() / ("zs_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++))).string();
-  const std::string cmd = "HF_HOME=" + base + ".hf XDG_CACHE_HOME=" + base + ".cache HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " +
-                          args + " </dev/null >" + base + ".out 2>" + base + ".err";
-  CliRun r;
-  int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  fs::remove_all(base + ".hf");
-  fs::remove_all(base + ".cache");
-  return r;
-}
-
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
-}
+// Runs the built binary with `args`, stdin closed, HF cache and label cache isolated, offline.
+CliResult zeroshot_cli(const Args& args) { return run_cli(args); }
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
 // A copy of a fixture model in a temp folder (big files symlinked), to break one thing at a time.
 struct ModelCopy {
-  fs::path dir;
+  TempDir tmp{"model"};
+  const fs::path dir = tmp.path;
   explicit ModelCopy(const std::string& model) {
-    dir = fs::temp_directory_path() / ("zs_model_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
     for (const auto& e : fs::directory_iterator(clip_dir(model))) fs::create_symlink(e.path(), dir / e.path().filename());
   }
-  ~ModelCopy() { fs::remove_all(dir); }
   void replace(const std::string& name, const std::string& bytes) {
     fs::remove(dir / name);
     std::ofstream(dir / name, std::ios::binary) << bytes;
@@ -83,7 +40,7 @@ struct ModelCopy {
   std::string path() const { return dir.string(); }
 };
 
-void expect_one_line_error(const CliRun& r, const std::string& must_name, const std::string& what = "") {
+void expect_one_line_error(const CliResult& r, const std::string& must_name, const std::string& what = "") {
   EXPECT_NE(r.code, 0);
   EXPECT_LT(r.code, 128) << "killed by a signal";
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
@@ -100,11 +57,14 @@ TEST(Cli, ClassifyJsonMatchesEveryZeroShotCase) {
     Expected exp(model);
     for (const auto& c : exp.json["zero_shot"]) {
       std::string labels;
-      for (const auto& l : c["labels"]) labels += (labels.empty() ? "" : ",") + l.get<std::string>();
-      std::string args = "classify --model " + shell_quote(clip_dir(model)) + " --labels " + shell_quote(labels) +
-                         " --format json " + shell_quote(image_path(c["image"].get<std::string>()));
-      for (const auto& t : c["templates"]) args += " --template " + shell_quote(t.get<std::string>());
-      CliRun r = zeroshot_cli(args);
+      for (const auto& l : c["labels"]) {
+        if (!labels.empty()) labels += ',';
+        labels += l.get<std::string>();
+      }
+      Args args = {"classify", "--model",  clip_dir(model), "--labels",
+                   labels,     "--format", "json",          image_path(c["image"].get<std::string>())};
+      for (const auto& t : c["templates"]) args = args + Args{"--template", t.get<std::string>()};
+      CliResult r = zeroshot_cli(args);
       ASSERT_EQ(r.code, 0) << r.err;
       auto lines = json_lines(r.out);
       ASSERT_EQ(lines.size(), 1u);
@@ -121,9 +81,10 @@ TEST(Cli, ClassifyJsonMatchesEveryZeroShotCase) {
 }
 
 TEST(Cli, ClassifyFolderTopKAndTable) {
-  const std::string m = shell_quote(clip_dir("clip-tiny-quickgelu"));
+  const std::string m = clip_dir("clip-tiny-quickgelu");
   // A folder: every decodable image in sorted order, bad_* files reported (exit 1) without stopping the others.
-  CliRun r = zeroshot_cli("classify -m " + m + " -l cat,dog,car -k 2 -f json " + shell_quote(fixtures() + "/images"));
+  CliResult r =
+      zeroshot_cli({"classify", "-m", m, "-l", "cat,dog,car", "-k", "2", "-f", "json", fixtures() + "/images"});
   EXPECT_EQ(r.code, 1);
   auto lines = json_lines(r.out);
   size_t ok = 0, bad = 0;
@@ -147,20 +108,20 @@ TEST(Cli, ClassifyFolderTopKAndTable) {
   EXPECT_NE(r.err.find("4 of 25 images could not be read"), std::string::npos) << r.err;
 
   // Inputs may follow the options: a path after --labels / --template is an input, not another label.
-  r = zeroshot_cli("classify -m " + m + " -l cat,dog -t 'a photo of a {}.' -f json " + shell_quote(image_path("chelsea.png")) +
-                   " " + shell_quote(image_path("rocket.jpg")));
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-t", "a photo of a {}.", "-f", "json",
+                    image_path("chelsea.png"), image_path("rocket.jpg")});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(json_lines(r.out).size(), 2u);
   EXPECT_EQ(json_lines(r.out)[0]["result"].size(), 2u);
 
   // The built-in ImageNet set (CLIP's names, "missile" and "sunglasses" twice each, as published).
-  r = zeroshot_cli("classify -m " + m + " -l imagenet -k 3 -f json " + shell_quote(image_path("chelsea.png")));
+  r = zeroshot_cli({"classify", "-m", m, "-l", "imagenet", "-k", "3", "-f", "json", image_path("chelsea.png")});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json_lines(r.out)[0]["result"].size(), 3u);
-  r = zeroshot_cli("classify -m " + m + " -l cat,cat " + shell_quote(image_path("chelsea.png")));
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,cat", image_path("chelsea.png")});
   EXPECT_NE(r.err.find("given twice"), std::string::npos) << r.err;
 
-  r = zeroshot_cli("classify -m " + m + " -l cat,dog -f table " + shell_quote(image_path("chelsea.png")));
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-f", "table", image_path("chelsea.png")});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("chelsea.png"), std::string::npos);
   EXPECT_NE(r.out.find("  cat"), std::string::npos);
@@ -169,12 +130,12 @@ TEST(Cli, ClassifyFolderTopKAndTable) {
 TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
   const std::string model = "clip-tiny-quickgelu";
   Expected exp(model);
-  const std::string tf = (fs::temp_directory_path() / ("zs_texts_" + std::to_string(::getpid()))).string();
-  std::ofstream(tf) << exp.json["texts"][0].get<std::string>() << "\n" << exp.json["texts"][1].get<std::string>() << "\n";
+  const TempDir tmp("texts");
+  const std::string tf = tmp.file(
+      "texts.txt", exp.json["texts"][0].get<std::string>() + "\n" + exp.json["texts"][1].get<std::string>() + "\n");
   const std::string img0 = exp.json["images"][0];
-  CliRun r = zeroshot_cli("embed -m " + shell_quote(clip_dir(model)) + " --text " + shell_quote(exp.json["texts"][2]) +
-                       " --image " + shell_quote(image_path(img0)) + " --text-file " + shell_quote(tf) + " -f json");
-  fs::remove(tf);
+  CliResult r = zeroshot_cli({"embed", "-m", clip_dir(model), "--text", exp.json["texts"][2].get<std::string>(),
+                              "--image", image_path(img0), "--text-file", tf, "-f", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 4u);
@@ -188,14 +149,14 @@ TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
   auto check = [&](const io::Json& line, const float* want, float scale) {
     const auto got = line["embedding"].get<std::vector<float>>();
     ASSERT_EQ(got.size(), dim);
-    EXPECT_LE(max_abs_diff(got.data(), want, dim), 1e-4f * scale);
+    EXPECT_LE(max_abs_diff(got.data(), want, dim), kEmbedRelTol * scale);
   };
   check(lines[0], te.data() + 2 * dim, max_abs(te.data(), te.size()));
   check(lines[1], ie.data(), max_abs(ie.data(), ie.size()));
   check(lines[2], te.data(), max_abs(te.data(), te.size()));
   check(lines[3], te.data() + dim, max_abs(te.data(), te.size()));
 
-  r = zeroshot_cli("embed -m " + shell_quote(clip_dir(model)) + " --text dog --normalize -f json");
+  r = zeroshot_cli({"embed", "-m", clip_dir(model), "--text", "dog", "--normalize", "-f", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   const auto v = json_lines(r.out)[0]["embedding"].get<std::vector<double>>();
   double n = 0;
@@ -204,36 +165,39 @@ TEST(Cli, EmbedKeepsCommandLineOrderAndMatchesReference) {
 }
 
 TEST(Cli, EveryBadImageIsAOneLineError) {
-  const std::string m = shell_quote(clip_dir("clip-tiny-quickgelu"));
+  const std::string m = clip_dir("clip-tiny-quickgelu");
   for (const char* bad : {"bad_bomb_60000x60000.png", "bad_empty.png", "bad_not_an_image.jpg", "bad_truncated.jpg"}) {
-    CliRun r = zeroshot_cli("classify -m " + m + " -l cat,dog -f json " + shell_quote(image_path(bad)));
+    CliResult r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-f", "json", image_path(bad)});
     // stderr: the file's error + the summary line.
     EXPECT_EQ(r.code, 1) << bad;
     EXPECT_EQ(count_lines(r.err), 2u) << r.err;
     EXPECT_NE(r.err.find(image_path(bad)), std::string::npos) << r.err;
-    r = zeroshot_cli("embed -m " + m + " --image " + shell_quote(image_path(bad)) + " -f json");
+    r = zeroshot_cli({"embed", "-m", m, "--image", image_path(bad), "-f", "json"});
     EXPECT_EQ(r.code, 1) << bad;
     EXPECT_NE(r.err.find(image_path(bad)), std::string::npos) << r.err;
   }
-  CliRun r = zeroshot_cli("classify -m " + m + " -l cat,dog --max-megapixels 0.01 -f json " + shell_quote(image_path("chelsea.png")));
+  CliResult r = zeroshot_cli(
+      {"classify", "-m", m, "-l", "cat,dog", "--max-megapixels", "0.01", "-f", "json", image_path("chelsea.png")});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("chelsea.png"), std::string::npos);
-  r = zeroshot_cli("classify -m " + m + " -l cat,dog /no/such/file.jpg");
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "/no/such/file.jpg"});
   expect_one_line_error(r, "/no/such/file.jpg");
 }
 
 TEST(Cli, BrokenModelsAreOneLineErrors) {
-  const std::string img = shell_quote(image_path("chelsea.png"));
-  auto classify = [&](const ModelCopy& mc) { return zeroshot_cli("classify -m " + shell_quote(mc.path()) + " -l cat,dog " + img); };
+  const std::string img = image_path("chelsea.png");
+  auto classify = [&](const ModelCopy& mc) {
+    return zeroshot_cli({"classify", "-m", mc.path(), "-l", "cat,dog", img});
+  };
   {
     ModelCopy mc("clip-tiny-quickgelu");
-    const std::string w = slurp(clip_dir("clip-tiny-quickgelu") + "/model.safetensors");
+    const std::string w = read_file(clip_dir("clip-tiny-quickgelu") + "/model.safetensors");
     mc.replace("model.safetensors", w.substr(0, w.size() / 2));
     expect_one_line_error(classify(mc), "model.safetensors", "past the end");
   }
   {
     ModelCopy mc("clip-tiny-quickgelu");
-    std::string w = slurp(clip_dir("clip-tiny-quickgelu") + "/model.safetensors");
+    std::string w = read_file(clip_dir("clip-tiny-quickgelu") + "/model.safetensors");
     uint64_t n = 0;
     for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(w[i]);
     io::Json h = io::Json::parse(w.substr(8, n));
@@ -269,7 +233,7 @@ TEST(Cli, BrokenModelsAreOneLineErrors) {
   {
     ModelCopy mc("clip-tiny-gelu-f16");  // has tokenizer.json: losing merges.txt falls back to it
     fs::remove(mc.dir / "merges.txt");
-    CliRun r = classify(mc);
+    CliResult r = classify(mc);
     EXPECT_EQ(r.code, 0) << r.err;
   }
   {
@@ -281,18 +245,19 @@ TEST(Cli, BrokenModelsAreOneLineErrors) {
 
 TEST(Cli, UsageErrorsAndHelp) {
   for (const char* cmd : {"classify", "embed"}) {
-    CliRun r = zeroshot_cli(std::string(cmd) + " --help");
+    CliResult r = zeroshot_cli({cmd, "--help"});
     EXPECT_EQ(r.code, 0);
     EXPECT_NE(r.out.find("--model"), std::string::npos);
     EXPECT_NE(r.out.find("--format"), std::string::npos);
   }
-  CliRun r = zeroshot_cli("classify -m " + shell_quote(clip_dir("clip-tiny-quickgelu")) + " " + shell_quote(image_path("chelsea.png")));
+  CliResult r = zeroshot_cli({"classify", "-m", clip_dir("clip-tiny-quickgelu"), image_path("chelsea.png")});
   expect_one_line_error(r, "labels");
-  r = zeroshot_cli("classify -m " + shell_quote(clip_dir("clip-tiny-quickgelu")) + " -l cat -t 'no field' " + shell_quote(image_path("chelsea.png")));
+  r = zeroshot_cli(
+      {"classify", "-m", clip_dir("clip-tiny-quickgelu"), "-l", "cat", "-t", "no field", image_path("chelsea.png")});
   expect_one_line_error(r, "no field");
-  r = zeroshot_cli("frobnicate");
+  r = zeroshot_cli({"frobnicate"});
   EXPECT_NE(r.code, 0);
   // A hub id offline with an empty cache: a clear error that says so, no network.
-  r = zeroshot_cli("classify -m some-org/not-cached -l cat,dog " + shell_quote(image_path("chelsea.png")));
+  r = zeroshot_cli({"classify", "-m", "some-org/not-cached", "-l", "cat,dog", image_path("chelsea.png")});
   expect_one_line_error(r, "some-org/not-cached", "HF_HUB_OFFLINE");
 }

@@ -4,8 +4,6 @@
 // The random-weight models give most clips the same class, so the main test labels the clips from the engine's
 // own predictions (every third one wrong on purpose): the expected accuracies are then known by construction.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -14,7 +12,9 @@
 #include <set>
 
 #include "classify/label_sets.h"
-#include "fixture_util.h"
+#include "support/cli.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -22,25 +22,6 @@ using namespace zeroshot;
 using namespace zeroshot::testing;
 
 namespace {
-
-std::string clap_dir(const std::string& model) { return fixtures() + "/clap/" + model; }
-std::string audio_path(const std::string& name) { return fixtures() + "/audio/" + name; }
-
-std::string q(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
 
 // One clip of the generated data set: the fixture file, its ESC-50 name, fold and category (an index into
 // categories(); written as ESC-50 does, with '_').
@@ -80,9 +61,6 @@ class Esc50Folder {
   explicit Esc50Folder(std::vector<int> targets = {}) {
     if (targets.empty())
       for (const Clip& c : clips()) targets.push_back(c.target);
-    dir_ = fs::temp_directory_path() / ("zs_eval_audio_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
     fs::create_directories(dir_ / "esc" / "audio");
     fs::create_directories(dir_ / "esc" / "meta");
     std::ofstream csv(dir_ / "esc" / "meta" / "esc50.csv");
@@ -95,25 +73,14 @@ class Esc50Folder {
       csv << c.name << "," << c.fold << "," << t << "," << categories()[targets[i]] << ",False,1,A\n";
     }
   }
-  ~Esc50Folder() { fs::remove_all(dir_); }
   std::string root() const { return (dir_ / "esc").string(); }
   std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
 
-  CliRun run(const std::string& args) const {
-    const std::string base = path("run");
-    const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 XDG_DATA_HOME=" + base + ".data XDG_CACHE_HOME=" +
-                            base + ".cache " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " + args + " </dev/null >" +
-                            base + ".out 2>" + base + ".err";
-    CliRun r;
-    const int st = std::system(cmd.c_str());
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(base + ".out");
-    r.err = slurp(base + ".err");
-    return r;
-  }
+  CliResult run(const Args& args) const { return run_cli_in(tmp_.str(), args); }
 
  private:
-  fs::path dir_;
+  TempDir tmp_{"eval_audio"};
+  const fs::path dir_ = tmp_.path;
 };
 
 // Top-1 hits per fold (and in all), from the engine's own classification of each clip against `labels`.
@@ -200,8 +167,8 @@ TEST(EvalAudio, Esc50AccuracyOverallAndPerFoldEqualsTheEnginesOwn) {
     }
     Esc50Folder f(targets);
     // --labels: all six categories compete, whichever the CSV uses.
-    const CliRun r = f.run("eval -m " + q(clap_dir(m)) + " --data " + q(f.root()) + " --labels " + q(all_labels) +
-                           " -f json -q -o " + q(f.path("out.json")));
+    const CliResult r = f.run({"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", all_labels, "-f", "json",
+                               "-q", "-o", f.path("out.json")});
     ASSERT_EQ(r.code, 0) << r.err;
     const io::Json j = io::parse_json(r.out, "stdout");
     EXPECT_EQ(io::load_json(f.path("out.json")), j);
@@ -220,8 +187,8 @@ TEST(EvalAudio, Esc50AccuracyOverallAndPerFoldEqualsTheEnginesOwn) {
     expect_folds(j["templates"][0], want, m);
 
     // --fold 2: that fold only.
-    const CliRun r2 = f.run("eval -m " + q(clap_dir(m)) + " --data " + q(f.root()) + " --labels " + q(all_labels) +
-                            " --fold 2 -f json -q");
+    const CliResult r2 = f.run(
+        {"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", all_labels, "--fold", "2", "-f", "json", "-q"});
     ASSERT_EQ(r2.code, 0) << r2.err;
     const io::Json j2 = io::parse_json(r2.out, "stdout");
     const FoldHits want2 = engine_hits(*model, category_labels(), 2, targets);
@@ -234,7 +201,7 @@ TEST(EvalAudio, Esc50AccuracyOverallAndPerFoldEqualsTheEnginesOwn) {
 TEST(EvalAudio, BuiltInEsc50LabelsMakeAllFiftyClasses) {
   Esc50Folder f;
   const std::string m = "clap-tiny-unfused";
-  const CliRun r = f.run("eval -m " + q(clap_dir(m)) + " --data " + q(f.root()) + " --labels esc50 -f json -q");
+  const CliResult r = f.run({"eval", "-m", clap_dir(m), "--data", f.root(), "--labels", "esc50", "-f", "json", "-q"});
   ASSERT_EQ(r.code, 0) << r.err;
   const io::Json j = io::parse_json(r.out, "stdout");
   EXPECT_EQ(j["classes"], 50u);
@@ -246,11 +213,11 @@ TEST(EvalAudio, BuiltInEsc50LabelsMakeAllFiftyClasses) {
 
 TEST(EvalAudio, ModalityMismatchAndImageCacheAreOneLineErrors) {
   Esc50Folder f;
-  CliRun r = f.run("eval -m " + q(fixtures() + "/clip/clip-tiny-quickgelu") + " --data " + q(f.root()) + " -q");
+  CliResult r = f.run({"eval", "-m", fixtures() + "/clip/clip-tiny-quickgelu", "--data", f.root(), "-q"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("holds audio clips"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  r = f.run("eval -m " + q(clap_dir("clap-tiny-unfused")) + " --data " + q(f.root()) + " --cache -q");
+  r = f.run({"eval", "-m", clap_dir("clap-tiny-unfused"), "--data", f.root(), "--cache", "-q"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("--cache"), std::string::npos) << r.err;
 }

@@ -2,15 +2,15 @@
 // engine's own classification (ZeroShotClassifier: softmax over exp(logit_scale) * cosine, sorted), on the fixture
 // images with a hand-made label file; the three image layouts; multi-label AP; caches; bad data reported clearly.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 
-#include "fixture_util.h"
+#include "support/cli.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -19,57 +19,19 @@ using namespace zeroshot::testing;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
 // A scratch folder per test; HF cache, XDG dirs and the label cache all inside it.
 class Scratch {
  public:
-  Scratch() {
-    dir_ = fs::temp_directory_path() / ("zs_eval_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~Scratch() { fs::remove_all(dir_); }
-  std::string path(const std::string& rel) const { return (dir_ / rel).string(); }
-  std::string write(const std::string& rel, const std::string& text) const {
-    fs::create_directories((dir_ / rel).parent_path());
-    std::ofstream(dir_ / rel, std::ios::binary) << text;
-    return path(rel);
-  }
+  std::string path(const std::string& rel) const { return dir_ / rel; }
+  std::string write(const std::string& rel, const std::string& text) const { return dir_.file(rel, text); }
   void link(const std::string& target, const std::string& rel) const {
-    fs::create_directories((dir_ / rel).parent_path());
-    fs::create_symlink(target, dir_ / rel);
+    fs::create_directories((dir_.path / rel).parent_path());
+    fs::create_symlink(target, dir_.path / rel);
   }
-  CliRun run(const std::string& args) const {
-    const std::string base = path("run");
-    const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 XDG_DATA_HOME=" + base + ".data XDG_CACHE_HOME=" +
-                            base + ".cache " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " + args + " </dev/null >" +
-                            base + ".out 2>" + base + ".err";
-    CliRun r;
-    const int st = std::system(cmd.c_str());
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    r.out = slurp(base + ".out");
-    r.err = slurp(base + ".err");
-    return r;
-  }
+  CliResult run(const Args& args) const { return run_cli_in(dir_.str(), args); }
 
  private:
-  fs::path dir_;
+  TempDir dir_{"eval"};
 };
 
 // The hand-made labels of the fixture images (what each photo shows, roughly; a few classes share photos).
@@ -139,7 +101,12 @@ void expect_metrics(const io::Json& m, const Expect& e, const std::string& what)
   EXPECT_NEAR(m["mean_per_class_recall"].get<double>(), e.mpcr, 1e-12) << what;
 }
 
-std::string model_arg(const std::string& m) { return "-m " + shell_quote(clip_dir(m)); }
+Args model_arg(const std::string& m) { return {"-m", clip_dir(m)}; }
+
+// `zeroshot eval -m MODEL --data DATA REST...`.
+Args eval_args(const Args& model, const std::string& data, const Args& rest = {}) {
+  return Args{"eval"} + model + Args{"--data", data} + rest;
+}
 
 }  // namespace
 
@@ -147,8 +114,8 @@ TEST(Eval, MetricsEqualTheEnginesOwnClassification) {
   for (const auto& m : clip_models()) {
     Scratch s;
     const std::string csv = s.write("labels.csv", hand_csv());
-    const CliRun r = s.run("eval " + model_arg(m) + " --data " + shell_quote(csv) +
-                           " --templates default,imagenet7 -f json -q -o " + shell_quote(s.path("out.json")));
+    const CliResult r = s.run(eval_args(
+        model_arg(m), csv, {"--templates", "default,imagenet7", "-f", "json", "-q", "-o", s.path("out.json")}));
     ASSERT_EQ(r.code, 0) << r.err;
     const io::Json j = io::parse_json(r.out, "stdout");
     EXPECT_EQ(io::load_json(s.path("out.json")), j);
@@ -212,8 +179,8 @@ TEST(Eval, MultiLabelAveragePrecisionFromTheEnginesCosines) {
     for (const auto& l : ls) csv += "," + l;
     csv += "\n";
   }
-  const CliRun r = s.run("eval " + model_arg(m) + " --data " + shell_quote(s.write("ml.csv", csv)) +
-                         " --label-cache none -f json -q");
+  const CliResult r =
+      s.run(eval_args(model_arg(m), s.write("ml.csv", csv), {"--label-cache", "none", "-f", "json", "-q"}));
   ASSERT_EQ(r.code, 0) << r.err;
   const io::Json j = io::parse_json(r.out, "stdout");
   EXPECT_TRUE(j["multi_label"].get<bool>());
@@ -268,7 +235,7 @@ TEST(Eval, ThreeImageLayoutsGiveTheSameResult) {
   const std::string csv = s.write("labels.csv", hand_csv());
   std::vector<io::Json> got;
   for (const std::string& data : std::vector<std::string>{csv, s.path("folder"), s.path("names")}) {
-    const CliRun r = s.run("eval " + model_arg(m) + " --data " + shell_quote(data) + " --label-cache none -f json -q");
+    const CliResult r = s.run(eval_args(model_arg(m), data, {"--label-cache", "none", "-f", "json", "-q"}));
     ASSERT_EQ(r.code, 0) << data << ": " << r.err;
     got.push_back(io::parse_json(r.out, "stdout"));
   }
@@ -288,30 +255,30 @@ TEST(Eval, ImageEmbeddingCacheAndReport) {
   const std::string m = "clip-tiny-quickgelu";
   Scratch s;
   const std::string csv = s.write("labels.csv", hand_csv());
-  const std::string base = "eval " + model_arg(m) + " --data " + shell_quote(csv) + " -f json -q --cache";
-  const CliRun first = s.run(base + " --report " + shell_quote(s.path("r.html")));
+  const Args base = eval_args(model_arg(m), csv, {"-f", "json", "-q", "--cache"});
+  const CliResult first = s.run(base + Args{"--report", s.path("r.html")});
   ASSERT_EQ(first.code, 0) << first.err;
   const io::Json a = io::parse_json(first.out, "stdout");
   // The cache indexes the folders that hold the files: here every decodable image of fixtures/images (21).
   EXPECT_GE(a["embedded"].get<size_t>(), hand_labels().size());
   EXPECT_EQ(a["from_cache"], 0);
   ASSERT_TRUE(a.contains("cache"));
-  EXPECT_NE(a["cache"].get<std::string>().find(s.path("run.data")), std::string::npos) << a["cache"];
+  EXPECT_NE(a["cache"].get<std::string>().find(s.path("data")), std::string::npos) << a["cache"];
 
   // Again, and with other labels: nothing embedded, same metrics as a run without the cache.
-  const CliRun second = s.run(base);
+  const CliResult second = s.run(base);
   ASSERT_EQ(second.code, 0) << second.err;
   const io::Json b = io::parse_json(second.out, "stdout");
   EXPECT_EQ(b["embedded"], 0);
   EXPECT_EQ(b["from_cache"], hand_labels().size());
   EXPECT_EQ(b["metrics"], a["metrics"]);
-  const CliRun plain = s.run("eval " + model_arg(m) + " --data " + shell_quote(csv) + " -f json -q --label-cache none");
+  const CliResult plain = s.run(eval_args(model_arg(m), csv, {"-f", "json", "-q", "--label-cache", "none"}));
   ASSERT_EQ(plain.code, 0) << plain.err;
   const io::Json c = io::parse_json(plain.out, "stdout");
   EXPECT_NEAR(c["metrics"]["acc1"].get<double>(), a["metrics"]["acc1"].get<double>(), 1e-12);
   EXPECT_NEAR(c["metrics"]["acc5"].get<double>(), a["metrics"]["acc5"].get<double>(), 1e-12);
 
-  const std::string html = slurp(s.path("r.html"));
+  const std::string html = read_file(s.path("r.html"));
   EXPECT_EQ(html.rfind("<!DOCTYPE html>", 0), 0u);
   EXPECT_NE(html.find("Worst-confused pairs"), std::string::npos);
   EXPECT_NE(html.find("<svg"), std::string::npos);
@@ -320,25 +287,25 @@ TEST(Eval, ImageEmbeddingCacheAndReport) {
 }
 
 TEST(Eval, BadDataIsReportedClearly) {
-  const std::string m = model_arg("clip-tiny-quickgelu");
+  const Args m = model_arg("clip-tiny-quickgelu");
   Scratch s;
   // An empty class folder: one line naming it, before any model work.
   s.link(image_path("chelsea.png"), "folder/cat/chelsea.png");
   fs::create_directories(s.path("folder/dog"));
-  CliRun r = s.run("eval " + m + " --data " + shell_quote(s.path("folder")));
+  CliResult r = s.run(eval_args(m, s.path("folder")));
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find(s.path("folder/dog") + ": class folder has no image files"), std::string::npos) << r.err;
 
   // An unknown label in a CSV with given labels: the row is named.
   const std::string csv = s.write("l.csv", image_path("chelsea.png") + ",cat\n" + image_path("horse.png") + ",zebra\n");
-  r = s.run("eval " + m + " --data " + shell_quote(csv) + " --labels cat,horse");
+  r = s.run(eval_args(m, csv, {"--labels", "cat,horse"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find(csv + ":2: unknown label \"zebra\""), std::string::npos) << r.err;
 
   // A CSV naming a file that does not exist.
   const std::string missing = s.write("m.csv", s.path("nope.jpg") + ",cat\n");
-  r = s.run("eval " + m + " --data " + shell_quote(missing));
+  r = s.run(eval_args(m, missing));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("nope.jpg: no such file"), std::string::npos) << r.err;
 
@@ -346,7 +313,7 @@ TEST(Eval, BadDataIsReportedClearly) {
   const std::string bad = s.write("bad.csv", image_path("chelsea.png") + ",cat\n" + image_path("horse.png") + ",horse\n" +
                                                  image_path("bad_truncated.jpg") + ",cat\n" +
                                                  image_path("bad_not_an_image.jpg") + ",horse\n");
-  r = s.run("eval " + m + " --data " + shell_quote(bad) + " -f json -q --label-cache none");
+  r = s.run(eval_args(m, bad, {"-f", "json", "-q", "--label-cache", "none"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("bad_truncated.jpg"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("bad_not_an_image.jpg"), std::string::npos) << r.err;
@@ -359,15 +326,15 @@ TEST(Eval, BadDataIsReportedClearly) {
 
   // Nothing readable at all.
   const std::string none = s.write("none.csv", image_path("bad_empty.png") + ",cat\n");
-  r = s.run("eval " + m + " --data " + shell_quote(none) + " -q --label-cache none");
+  r = s.run(eval_args(m, none, {"-q", "--label-cache", "none"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("none of the 1 files could be read"), std::string::npos) << r.err;
 
   // Unknown template set, layout; a fold outside ESC-50.
-  r = s.run("eval " + m + " --data " + shell_quote(csv) + " --templates nope");
+  r = s.run(eval_args(m, csv, {"--templates", "nope"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("--templates nope"), std::string::npos) << r.err;
-  r = s.run("eval " + m + " --data " + shell_quote(csv) + " --fold 2");
+  r = s.run(eval_args(m, csv, {"--fold", "2"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("only defined for the ESC-50 layout"), std::string::npos) << r.err;
 }
@@ -377,7 +344,7 @@ TEST(Eval, Esc50WithAnImageModelIsRefused) {
   Scratch s;
   s.write("esc/meta/esc50.csv", "filename,fold,target,category,esc10,src_file,take\n1-1-A-0.wav,1,0,dog,True,1,A\n");
   s.write("esc/audio/1-1-A-0.wav", "RIFF");
-  const CliRun r = s.run("eval " + model_arg("clip-tiny-quickgelu") + " --data " + shell_quote(s.path("esc")) + " --fold 1");
+  const CliResult r = s.run(eval_args(model_arg("clip-tiny-quickgelu"), s.path("esc"), {"--fold", "1"}));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("layout holds audio clips, and"), std::string::npos) << r.err;
 }

@@ -1,15 +1,15 @@
 // The CLI's start-up pieces: `zeroshot bench --format json` keys, and the label-embedding cache of `classify`
 // (written on the first call, used on the next, skipped with --no-cache).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
-#include "fixture_util.h"
+#include "support/cli.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
@@ -17,54 +17,17 @@ using namespace zeroshot::testing;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("zs_startup_cli_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-// The built binary with its caches in `home` (HF and XDG), offline, stdin closed.
-CliRun zeroshot_cli(const TempDir& home, const std::string& args) {
-  const std::string base = (home.path / "run").string();
-  const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 XDG_CACHE_HOME=" + (home.path / "xdg").string() +
-                          " ZEROSHOT_TRACE=1 " + std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " + args +
-                          " </dev/null >" + base + ".out 2>" + base + ".err";
-  CliRun r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
-  return r;
-}
-
-size_t cache_files(const TempDir& home) {
-  const fs::path d = home.path / "xdg" / "zeroshot" / "label-embeddings";
-  size_t n = 0;
-  if (fs::exists(d))
-    for (const auto& e : fs::directory_iterator(d)) n += e.is_regular_file();
-  return n;
+// The built binary with its caches in `home` (HF and XDG), offline, stdin closed, tracing its phases.
+CliResult zeroshot_cli(const TempDir& home, const Args& args) {
+  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
 }
 
 }  // namespace
 
 TEST(BenchCli, JsonHasTheKeys) {
   TempDir home;
-  const CliRun r = zeroshot_cli(home, "bench -m " + clip_dir("clip-tiny-quickgelu") + " --batch 2 --iters 1 --format json");
+  const CliResult r = zeroshot_cli(
+      home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--batch", "2", "--iters", "1", "--format", "json"});
   ASSERT_EQ(r.code, 0) << r.err;
   ASSERT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;  // one object, one line
   const io::Json j = io::parse_json(r.out, "bench output");
@@ -87,7 +50,7 @@ TEST(BenchCli, JsonHasTheKeys) {
   EXPECT_GE(j["threads"].get<int>(), 1);
 
   // Bad options are one-line errors.
-  const CliRun bad = zeroshot_cli(home, "bench -m " + clip_dir("clip-tiny-quickgelu") + " --precision f8");
+  const CliResult bad = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--precision", "f8"});
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("--precision"), std::string::npos) << bad.err;
 }
@@ -95,8 +58,8 @@ TEST(BenchCli, JsonHasTheKeys) {
 TEST(BenchCli, LowerPrecisionReportsTheErrorAgainstF32) {
   TempDir home;
   for (const char* p : {"bf16", "int8"}) {
-    const CliRun r = zeroshot_cli(home, "bench -m " + clip_dir("clip-tiny-quickgelu") + " --iters 1 --precision " + p +
-                                         " --images " + fixtures() + "/images --format json");
+    const CliResult r = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--iters", "1",
+                                            "--precision", p, "--images", fixtures() + "/images", "--format", "json"});
     if (r.code != 0) {  // a build without that precision: a clear one-line error naming the option
       EXPECT_NE(r.err.find(std::string("--precision ") + p), std::string::npos) << r.err;
       EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -112,21 +75,21 @@ TEST(BenchCli, LowerPrecisionReportsTheErrorAgainstF32) {
 
 TEST(ClassifyCli, LabelCacheWrittenThenUsed) {
   TempDir home;
-  const std::string base = "classify " + image_path("chelsea.png") + " -m " + clip_dir("clip-tiny-quickgelu") + " -f json -q";
-  const std::string args = base + " -l cat,dog,car";
-  const CliRun nocache = zeroshot_cli(home, args + " --no-cache");
+  const Args base = {"classify", image_path("chelsea.png"), "-m", clip_dir("clip-tiny-quickgelu"), "-f", "json", "-q"};
+  const Args args = base + Args{"-l", "cat,dog,car"};
+  const CliResult nocache = zeroshot_cli(home, args + Args{"--no-cache"});
   ASSERT_EQ(nocache.code, 0) << nocache.err;
-  EXPECT_EQ(cache_files(home), 0u);
-  const CliRun first = zeroshot_cli(home, args);
+  EXPECT_EQ(label_cache_files(home.str()), 0u);
+  const CliResult first = zeroshot_cli(home, args);
   ASSERT_EQ(first.code, 0) << first.err;
-  EXPECT_EQ(cache_files(home), 1u);
+  EXPECT_EQ(label_cache_files(home.str()), 1u);
   EXPECT_NE(first.err.find("load tokenizer"), std::string::npos) << first.err;  // ZEROSHOT_TRACE phases
-  const CliRun second = zeroshot_cli(home, args);
+  const CliResult second = zeroshot_cli(home, args);
   ASSERT_EQ(second.code, 0) << second.err;
   EXPECT_EQ(second.err.find("load tokenizer"), std::string::npos) << second.err;  // texts not encoded again
   EXPECT_EQ(second.out, first.out);  // same scores, to the last digit
   EXPECT_EQ(second.out, nocache.out);
   // Other labels: another entry.
-  ASSERT_EQ(zeroshot_cli(home, base + " -l cat,dog,car,bird").code, 0);
-  EXPECT_EQ(cache_files(home), 2u);
+  ASSERT_EQ(zeroshot_cli(home, base + Args{"-l", "cat,dog,car,bird"}).code, 0);
+  EXPECT_EQ(label_cache_files(home.str()), 2u);
 }

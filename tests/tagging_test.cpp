@@ -2,8 +2,6 @@
 // against scores this test computes itself from `zeroshot embed` embeddings: its own normalization, prompt
 // ensembling, cosines and two-way softmax, in double precision.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,7 +10,9 @@
 #include <map>
 #include <sstream>
 
-#include "fixture_util.h"
+#include "support/cli.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "zeroshot/tagging.h"
 
 namespace fs = std::filesystem;
@@ -23,60 +23,22 @@ namespace {
 
 const char* kModel = "clip-tiny-quickgelu";
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string q(const std::string& s) {
-  std::string r = "'";
-  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return r + "'";
+// Files the tests write, in one folder for the whole run (removed at exit).
+const TempDir& scratch() {
+  static const TempDir d("tagging");
+  return d;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
+std::string temp_path(const std::string& name) { return scratch() / name; }
 
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() / ("zs_tag_" + std::to_string(::getpid()) + "_" + name)).string();
-}
+std::string write_temp(const std::string& name, const std::string& text) { return scratch().file(name, text); }
 
-std::string write_temp(const std::string& name, const std::string& text) {
-  const std::string p = temp_path(name);
-  std::ofstream(p, std::ios::binary) << text;
-  return p;
-}
-
-// The built binary with `args` (quoted by the caller), stdin closed, HF cache isolated and offline; the label
-// cache ($XDG_CACHE_HOME) in `cache_home`, or a fresh folder removed afterwards.
-CliRun zeroshot_cli(const std::string& args, const std::string& cache_home = "") {
-  static int counter = 0;
-  const std::string base = temp_path("run" + std::to_string(counter++));
-  const std::string xdg = cache_home.empty() ? base + ".cache" : cache_home;
-  const std::string cmd = "HF_HOME=" + base + ".hf XDG_CACHE_HOME=" + xdg + " HF_HUB_OFFLINE=1 " +
-                          std::string(ZEROSHOT_BINARY_DIR) +
-                          "/zeroshot " + args + " </dev/null >" + base + ".out 2>" + base + ".err";
-  CliRun r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  fs::remove_all(base + ".hf");
-  if (cache_home.empty()) fs::remove_all(xdg);
-  return r;
-}
-
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
+// The built binary with `args`, stdin closed, HF cache isolated and offline; the label cache ($XDG_CACHE_HOME) in
+// `cache_home`, or a fresh folder removed afterwards.
+CliResult zeroshot_cli(const Args& args, const std::string& cache_home = "") {
+  CliOptions o;
+  if (!cache_home.empty()) o.env = {{"XDG_CACHE_HOME", cache_home}};
+  return run_cli(args, o);
 }
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
@@ -116,9 +78,9 @@ struct Reference {
     std::string tf_text;
     for (const auto& t : texts) tf_text += t + "\n";
     const std::string tf = write_temp("texts.txt", tf_text);
-    std::string args = "embed -m " + q(clip_dir(kModel)) + " -f json --text-file " + q(tf);
-    for (const auto& i : images) args += " --image " + q(i);
-    CliRun r = zeroshot_cli(args);
+    Args args = {"embed", "-m", clip_dir(kModel), "-f", "json", "--text-file", tf};
+    for (const auto& i : images) args = args + Args{"--image", i};
+    CliResult r = zeroshot_cli(args);
     fs::remove(tf);
     EXPECT_EQ(r.code, 0) << r.err;
     for (const auto& l : json_lines(r.out)) {
@@ -179,16 +141,7 @@ std::vector<std::string> test_images() {
   return imgs;
 }
 
-std::string joined_args(const std::vector<std::string>& paths) {
-  std::string s;
-  for (const auto& p : paths) {
-    s += ' ';
-    s += q(p);
-  }
-  return s;
-}
-
-void expect_one_line_error(const CliRun& r, int code, const std::string& must_name, const std::string& what = "") {
+void expect_one_line_error(const CliResult& r, int code, const std::string& must_name, const std::string& what = "") {
   EXPECT_EQ(r.code, code) << r.err;
   EXPECT_EQ(count_lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find(must_name), std::string::npos) << r.err;
@@ -234,14 +187,14 @@ TEST(Tagging, MultiLabelProbabilitiesMatchAnIndependentComputation) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", t_dog);
   const std::string lf = write_temp("labels.txt", "# tags\ndog\t" + std::string(buf) + "\ta toy\n");
-  std::string args = "classify --multi-label -m " + q(clip_dir(kModel)) + " -l " + q("cat,a red car") +
-                     " --labels-file " + q(lf) + " -f json";
-  for (const auto& t : templates) args += " -t " + q(t);
+  Args args = {"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,a red car"};
+  args = args + Args{"--labels-file", lf, "-f", "json"};
+  for (const auto& t : templates) args = args + Args{"-t", t};
   std::snprintf(buf, sizeof buf, "%.9g", t_cat);
-  args += " --threshold " + std::string(buf);
+  args = args + Args{"--threshold", buf};
   std::snprintf(buf, sizeof buf, "%.9g", t_car);
-  args += " --threshold " + q("a red car=" + std::string(buf));
-  CliRun r = zeroshot_cli(args + joined_args(images));
+  args = args + Args{"--threshold", "a red car=" + std::string(buf)};
+  CliResult r = zeroshot_cli(args + images);
   fs::remove(lf);
   ASSERT_EQ(r.code, 0) << r.err;
   const auto lines = json_lines(r.out);
@@ -280,8 +233,9 @@ TEST(Tagging, CosineModeAndDefaults) {
   ASSERT_FALSE(std::isnan(t));
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", t);
-  CliRun r = zeroshot_cli("classify --multi-label --multi-label-mode cosine -m " + q(clip_dir(kModel)) +
-                          " -l cat,dog --threshold " + buf + " -f json" + joined_args(images));
+  CliResult r = zeroshot_cli(Args{"classify", "--multi-label", "--multi-label-mode", "cosine", "-m", clip_dir(kModel),
+                                  "-l", "cat,dog", "--threshold", buf, "-f", "json"} +
+                             images);
   ASSERT_EQ(r.code, 0) << r.err;
   auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), images.size());
@@ -298,7 +252,8 @@ TEST(Tagging, CosineModeAndDefaults) {
   EXPECT_LT(flagged, images.size());
 
   // Defaults: default template, neutral negatives, threshold 0.5; --top-k keeps the best.
-  r = zeroshot_cli("classify --multi-label -m " + q(clip_dir(kModel)) + " -l cat,dog -k 1 -f json " + q(images[0]));
+  r = zeroshot_cli(
+      {"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,dog", "-k", "1", "-f", "json", images[0]});
   ASSERT_EQ(r.code, 0) << r.err;
   lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 1u);
@@ -313,27 +268,32 @@ TEST(Tagging, CosineModeAndDefaults) {
   EXPECT_EQ(lines[0]["result"][0]["flagged"].get<bool>(), std::max(pc, pd) >= 0.5);
 
   // Table output on request.
-  r = zeroshot_cli("classify --multi-label -m " + q(clip_dir(kModel)) + " -l cat,dog -f table " + q(images[0]));
+  r = zeroshot_cli({"classify", "--multi-label", "-m", clip_dir(kModel), "-l", "cat,dog", "-f", "table", images[0]});
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find(images[0]), std::string::npos);
   EXPECT_NE(r.out.find("  cat"), std::string::npos);
 }
 
 TEST(Tagging, BadMultiLabelInputsAreOneLineErrors) {
-  const std::string base = "classify --multi-label -m " + q(clip_dir(kModel)) + " " + q(image_path("chelsea.png"));
-  expect_one_line_error(zeroshot_cli(base + " -l cat,dog --threshold 1.5"), 1, "--threshold \"1.5\"", "between 0 and 1");
-  expect_one_line_error(zeroshot_cli(base + " -l cat,dog --threshold bird=0.5"), 1, "bird=0.5", "no label \"bird\"");
-  expect_one_line_error(zeroshot_cli(base + " -l cat,dog --threshold high"), 1, "--threshold \"high\"");
-  expect_one_line_error(zeroshot_cli(base + " -l cat,dog --multi-label-mode cosine"), 1, "label \"cat\"", "threshold");
-  expect_one_line_error(zeroshot_cli(base + " -l cat --multi-label-mode cosine --threshold 0.2 --negative x"), 1,
-                        "--negative");
+  const Args base = {"classify", "--multi-label", "-m", clip_dir(kModel), image_path("chelsea.png")};
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "1.5"}), 1, "--threshold \"1.5\"",
+                        "between 0 and 1");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "bird=0.5"}), 1, "bird=0.5",
+                        "no label \"bird\"");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "high"}), 1, "--threshold \"high\"");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--multi-label-mode", "cosine"}), 1, "label \"cat\"",
+                        "threshold");
+  expect_one_line_error(
+      zeroshot_cli(base + Args{"-l", "cat", "--multi-label-mode", "cosine", "--threshold", "0.2", "--negative", "x"}),
+      1, "--negative");
   const std::string lf = write_temp("bad_labels.txt", "cat\ndog\t0.5x\n");
-  expect_one_line_error(zeroshot_cli(base + " --labels-file " + q(lf)), 1, lf + ":2", "not a number");
+  expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 1, lf + ":2", "not a number");
   std::ofstream(lf) << "cat\t0.7\ncat\n";
-  expect_one_line_error(zeroshot_cli(base + " --labels-file " + q(lf)), 1, lf + ":2", "twice");
+  expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 1, lf + ":2", "twice");
   fs::remove(lf);
   // The tagging options need --multi-label (a usage error, not an exit code 0).
-  CliRun r = zeroshot_cli("classify -m " + q(clip_dir(kModel)) + " -l cat --threshold 0.5 " + q(image_path("chelsea.png")));
+  CliResult r =
+      zeroshot_cli({"classify", "-m", clip_dir(kModel), "-l", "cat", "--threshold", "0.5", image_path("chelsea.png")});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("multi-label"), std::string::npos) << r.err;
 }
@@ -389,7 +349,7 @@ TEST(Moderation, FlagsMatchAnIndependentComputation) {
            "on = \"cosine\"\nthreshold = " + num(t.at("space")) + "\n";
   };
   const std::string pf = write_temp("policy.toml", policy_text(thr));
-  CliRun r = zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " --policy " + q(pf) + " -f json" + joined_args(images));
+  CliResult r = zeroshot_cli(Args{"moderate", "-m", clip_dir(kModel), "--policy", pf, "-f", "json"} + images);
   EXPECT_EQ(r.code, 1) << r.err;  // something flagged
   const auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), images.size());
@@ -423,28 +383,28 @@ TEST(Moderation, FlagsMatchAnIndependentComputation) {
   std::map<std::string, double> high;
   for (const auto& [c, s] : all) high[c] = std::min(1.0, *std::max_element(s.begin(), s.end()) + 1e-3);
   std::ofstream(pf) << policy_text(high);
-  r = zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " --policy " + q(pf) + " -f json" + joined_args(images));
+  r = zeroshot_cli(Args{"moderate", "-m", clip_dir(kModel), "--policy", pf, "-f", "json"} + images);
   EXPECT_EQ(r.code, 0) << r.err;
   for (const auto& l : json_lines(r.out)) EXPECT_TRUE(l["flagged"].empty()) << l.dump();
-  r = zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " --policy " + q(pf) + " -f table " + q(images[0]));
+  r = zeroshot_cli({"moderate", "-m", clip_dir(kModel), "--policy", pf, "-f", "table", images[0]});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find(images[0] + ": ok"), std::string::npos) << r.out;
 
   // The prompt embeddings go through the label cache: a second run reads them and prints the same.
   const std::string cache = temp_path("xdg");
-  const std::string cached_run = "moderate -m " + q(clip_dir(kModel)) + " --policy " + q(pf) + " -f json " + q(images[0]);
-  const CliRun first = zeroshot_cli(cached_run, cache);
+  const Args cached_run = {"moderate", "-m", clip_dir(kModel), "--policy", pf, "-f", "json", images[0]};
+  const CliResult first = zeroshot_cli(cached_run, cache);
   EXPECT_EQ(first.code, 0) << first.err;
   EXPECT_TRUE(fs::is_directory(cache) && !fs::is_empty(cache));
-  const CliRun second = zeroshot_cli(cached_run, cache);
+  const CliResult second = zeroshot_cli(cached_run, cache);
   EXPECT_EQ(second.code, 0) << second.err;
   EXPECT_EQ(second.out, first.out);
   fs::remove_all(cache);
-  EXPECT_EQ(zeroshot_cli(cached_run + " --no-cache", cache).out, first.out);
+  EXPECT_EQ(zeroshot_cli(cached_run + Args{"--no-cache"}, cache).out, first.out);
   EXPECT_FALSE(fs::exists(cache));
 
   // A folder with unreadable files: every readable image is still reported, and the exit code is 2.
-  r = zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " --policy " + q(pf) + " -f json " + q(fixtures() + "/images"));
+  r = zeroshot_cli({"moderate", "-m", clip_dir(kModel), "--policy", pf, "-f", "json", fixtures() + "/images"});
   EXPECT_EQ(r.code, 2);
   size_t ok = 0, bad = 0;
   for (const auto& l : json_lines(r.out)) (l.contains("error") ? bad : ok)++;
@@ -454,9 +414,9 @@ TEST(Moderation, FlagsMatchAnIndependentComputation) {
 }
 
 TEST(Moderation, ShippedExamplePolicyRuns) {
-  CliRun r = zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " --policy " +
-                          q(std::string(ZEROSHOT_SOURCE_DIR) + "/examples/moderation-policy.toml") + " -f json " +
-                          q(image_path("chelsea.png")));
+  CliResult r = zeroshot_cli({"moderate", "-m", clip_dir(kModel), "--policy",
+                              std::string(ZEROSHOT_SOURCE_DIR) + "/examples/moderation-policy.toml", "-f", "json",
+                              image_path("chelsea.png")});
   EXPECT_TRUE(r.code == 0 || r.code == 1) << r.err;
   const auto lines = json_lines(r.out);
   ASSERT_EQ(lines.size(), 1u);
@@ -465,7 +425,7 @@ TEST(Moderation, ShippedExamplePolicyRuns) {
 }
 
 TEST(Moderation, MalformedPoliciesAreOneLineErrorsWithExitCode2) {
-  const std::string run = "moderate -m " + q(clip_dir(kModel)) + " -f json " + q(image_path("chelsea.png")) + " --policy ";
+  const Args run = {"moderate", "-m", clip_dir(kModel), "-f", "json", image_path("chelsea.png"), "--policy"};
   const std::string cat = "[[category]]\nname = \"x\"\nprompts = [\"a cat\"]\n";
   struct Case {
     std::string text, where, what;
@@ -487,24 +447,26 @@ TEST(Moderation, MalformedPoliciesAreOneLineErrorsWithExitCode2) {
   for (const auto& c : cases) {
     std::ofstream(pf, std::ios::binary | std::ios::trunc) << c.text;
     SCOPED_TRACE(c.text);
-    expect_one_line_error(zeroshot_cli(run + q(pf)), 2, pf + c.where + ":", c.what);
+    expect_one_line_error(zeroshot_cli(run + Args{pf}), 2, pf + c.where + ":", c.what);
   }
   fs::remove(pf);
-  expect_one_line_error(zeroshot_cli(run + q(temp_path("missing.toml"))), 2, temp_path("missing.toml"), "cannot open");
+  expect_one_line_error(zeroshot_cli(run + Args{temp_path("missing.toml")}), 2, temp_path("missing.toml"),
+                        "cannot open");
   // A bad policy is reported before a missing model is looked for.
   std::ofstream(pf) << cat + "on = 3\n";
-  expect_one_line_error(zeroshot_cli("moderate -m /no/such/model -f json --policy " + q(pf) + " " + q(image_path("chelsea.png"))),
-                        2, pf + ":4:", "on must be a string");
+  expect_one_line_error(
+      zeroshot_cli({"moderate", "-m", "/no/such/model", "-f", "json", "--policy", pf, image_path("chelsea.png")}), 2,
+      pf + ":4:", "on must be a string");
   fs::remove(pf);
   // Other trouble is 2 as well: a missing image, a missing model.
   const std::string good = write_temp("good_policy.toml", cat);
-  expect_one_line_error(zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " --policy " + q(good) + " /no/such.jpg"), 2,
+  expect_one_line_error(zeroshot_cli({"moderate", "-m", clip_dir(kModel), "--policy", good, "/no/such.jpg"}), 2,
                         "/no/such.jpg");
-  expect_one_line_error(zeroshot_cli("moderate -m /no/such/model --policy " + q(good) + " " + q(image_path("chelsea.png"))),
+  expect_one_line_error(zeroshot_cli({"moderate", "-m", "/no/such/model", "--policy", good, image_path("chelsea.png")}),
                         2, "/no/such/model");
   fs::remove(good);
   // No --policy: a usage error, never 0 or 1.
-  CliRun r = zeroshot_cli("moderate -m " + q(clip_dir(kModel)) + " " + q(image_path("chelsea.png")));
+  CliResult r = zeroshot_cli({"moderate", "-m", clip_dir(kModel), image_path("chelsea.png")});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.code, 1);
   EXPECT_NE(r.err.find("--policy"), std::string::npos) << r.err;

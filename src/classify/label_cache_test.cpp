@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "classify/label_cache.h"
+#include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -23,18 +24,7 @@ namespace {
 
 std::string fixture_model(const std::string& name) { return std::string(ZEROSHOT_FIXTURES) + "/clip/" + name; }
 
-// A fresh folder per test, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("zs_label_cache_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string str() const { return path.string(); }
-};
+using zeroshot::testing::TempDir;
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

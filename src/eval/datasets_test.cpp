@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "classify/label_sets.h"
+#include "support/temp_dir.h"
 #include "zeroshot/error.h"
 
 namespace fs = std::filesystem;
@@ -15,27 +16,7 @@ using namespace zeroshot::eval;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    dir_ = fs::temp_directory_path() / ("zs_eval_ds_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  ~TempDir() { fs::remove_all(dir_); }
-  // Creates a file (and its folders) with `text`; returns its path.
-  std::string put(const std::string& rel, const std::string& text = "x") const {
-    const fs::path p = dir_ / rel;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-  std::string path(const std::string& rel = "") const { return (dir_ / rel).string(); }
-
- private:
-  fs::path dir_;
-};
+using zeroshot::testing::TempDir;
 
 std::vector<std::string> names(const Dataset& d) {
   std::vector<std::string> out;
@@ -72,15 +53,15 @@ std::vector<std::vector<std::string>> given(std::initializer_list<const char*> l
 
 TEST(Datasets, ImageFolderLikeTorchvision) {
   TempDir t;
-  t.put("data/dog/sub/c.jpg");
-  t.put("data/cat/b.png");
-  t.put("data/cat/a.JPG");
-  t.put("data/cat/notes.txt");
-  t.put("data/golden_retriever/d.webp");
-  t.put("data/.thumbnails/x.jpg");  // hidden folders are not classes
-  t.put("data/top.jpg");             // files beside the class folders are ignored
-  EXPECT_EQ(detect_layout(t.path("data")), Layout::Folder);
-  const Dataset d = read_dataset(t.path("data"));
+  t.file("data/dog/sub/c.jpg", "x");
+  t.file("data/cat/b.png", "x");
+  t.file("data/cat/a.JPG", "x");
+  t.file("data/cat/notes.txt", "x");
+  t.file("data/golden_retriever/d.webp", "x");
+  t.file("data/.thumbnails/x.jpg", "x");  // hidden folders are not classes
+  t.file("data/top.jpg", "x");            // files beside the class folders are ignored
+  EXPECT_EQ(detect_layout(t / "data"), Layout::Folder);
+  const Dataset d = read_dataset(t / "data");
   EXPECT_EQ(d.layout, Layout::Folder);
   EXPECT_EQ(ids(d), (std::vector<std::string>{"cat", "dog", "golden_retriever"}));
   EXPECT_EQ(names(d), (std::vector<std::string>{"cat", "dog", "golden retriever"}));
@@ -96,48 +77,48 @@ TEST(Datasets, ImageFolderLikeTorchvision) {
 
 TEST(Datasets, EmptyClassFolderIsAnError) {
   TempDir t;
-  t.put("data/cat/a.jpg");
-  fs::create_directories(t.path("data/dog"));
-  t.put("data/dog/readme.txt");
-  const std::string e = error_of([&] { read_dataset(t.path("data")); });
+  t.file("data/cat/a.jpg", "x");
+  fs::create_directories(t / "data/dog");
+  t.file("data/dog/readme.txt", "x");
+  const std::string e = error_of([&] { read_dataset(t / "data"); });
   EXPECT_NE(e.find("dog"), std::string::npos) << e;
   EXPECT_NE(e.find("no image files"), std::string::npos) << e;
 }
 
 TEST(Datasets, ClassMapRenamesIdFolders) {
   TempDir t;
-  t.put("data/n02084071/a.jpg");
-  t.put("data/n02121808/b.jpg");
-  t.put("map.txt", "# wnid name\nn02121808\tdomestic cat\nn02084071\tdog\nn99999999\tunused\n");
+  t.file("data/n02084071/a.jpg", "x");
+  t.file("data/n02121808/b.jpg", "x");
+  t.file("map.txt", "# wnid name\nn02121808\tdomestic cat\nn02084071\tdog\nn99999999\tunused\n");
   ReadOptions o;
-  o.class_map = t.path("map.txt");
-  const Dataset d = read_dataset(t.path("data"), o);
+  o.class_map = t / "map.txt";
+  const Dataset d = read_dataset(t / "data", o);
   EXPECT_EQ(names(d), (std::vector<std::string>{"dog", "domestic cat"}));
   EXPECT_EQ(ids(d), (std::vector<std::string>{"n02084071", "n02121808"}));
 
   // ImageNet's JSON form {"0": ["n...", "name"]} and a plain {"id": "name"} object.
-  t.put("map.json", R"({"0": ["n02084071", "hound"], "1": ["n02121808", "tabby"]})");
-  o.class_map = t.path("map.json");
-  EXPECT_EQ(names(read_dataset(t.path("data"), o)), (std::vector<std::string>{"hound", "tabby"}));
-  t.put("map2.json", R"({"n02084071": "puppy", "n02121808": "kitten"})");
-  o.class_map = t.path("map2.json");
-  EXPECT_EQ(names(read_dataset(t.path("data"), o)), (std::vector<std::string>{"puppy", "kitten"}));
+  t.file("map.json", R"({"0": ["n02084071", "hound"], "1": ["n02121808", "tabby"]})");
+  o.class_map = t / "map.json";
+  EXPECT_EQ(names(read_dataset(t / "data", o)), (std::vector<std::string>{"hound", "tabby"}));
+  t.file("map2.json", R"({"n02084071": "puppy", "n02121808": "kitten"})");
+  o.class_map = t / "map2.json";
+  EXPECT_EQ(names(read_dataset(t / "data", o)), (std::vector<std::string>{"puppy", "kitten"}));
 
-  t.put("short.txt", "n02084071 dog\n");
-  o.class_map = t.path("short.txt");
-  const std::string e = error_of([&] { read_dataset(t.path("data"), o); });
+  t.file("short.txt", "n02084071 dog\n");
+  o.class_map = t / "short.txt";
+  const std::string e = error_of([&] { read_dataset(t / "data", o); });
   EXPECT_NE(e.find("n02121808"), std::string::npos) << e;
   EXPECT_NE(e.find("not in the class map"), std::string::npos) << e;
 }
 
 TEST(Datasets, GivenLabelsMatchByNameWithDistractors) {
   TempDir t;
-  t.put("data/cat/a.jpg");
-  t.put("data/dog/b.jpg");
-  t.put("data/dog/c.jpg");
+  t.file("data/cat/a.jpg", "x");
+  t.file("data/dog/b.jpg", "x");
+  t.file("data/dog/c.jpg", "x");
   ReadOptions o;
   o.classes = given({"bird", "dog", "cat"});
-  const Dataset d = read_dataset(t.path("data"), o);
+  const Dataset d = read_dataset(t / "data", o);
   EXPECT_EQ(names(d), (std::vector<std::string>{"bird", "dog", "cat"}));
   EXPECT_EQ(d.samples[0].labels, std::vector<int>{2});
   EXPECT_EQ(d.samples[1].labels, std::vector<int>{1});
@@ -146,32 +127,33 @@ TEST(Datasets, GivenLabelsMatchByNameWithDistractors) {
 
 TEST(Datasets, GivenLabelsRenamePositionallyWhenNamesDoNotMatch) {
   TempDir t;
-  t.put("data/c0/a.jpg");
-  t.put("data/c1/b.jpg");
+  t.file("data/c0/a.jpg", "x");
+  t.file("data/c1/b.jpg", "x");
   ReadOptions o;
   o.classes = {{"kitten", "cat"}, {"puppy"}};  // synonyms kept
-  const Dataset d = read_dataset(t.path("data"), o);
+  const Dataset d = read_dataset(t / "data", o);
   EXPECT_EQ(names(d), (std::vector<std::string>{"kitten", "puppy"}));
   EXPECT_EQ(d.classes[0].names, (std::vector<std::string>{"kitten", "cat"}));
   EXPECT_EQ(d.classes[0].id, "c0");
   o.classes = given({"a", "b", "c"});
-  const std::string e = error_of([&] { read_dataset(t.path("data"), o); });
+  const std::string e = error_of([&] { read_dataset(t / "data", o); });
   EXPECT_NE(e.find("2 classes and 3 labels"), std::string::npos) << e;
 }
 
 TEST(Datasets, CsvRowsHeaderQuotesAndMultiLabel) {
   TempDir t;
-  t.put("imgs/a.jpg");
-  t.put("imgs/b, with comma.png");
-  t.put("imgs/c.jpg");
-  const std::string abs = t.put("elsewhere/d.jpg");
-  t.put("labels.csv", "path,label\n# a comment\nimgs/a.jpg,dog\n\"imgs/b, with comma.png\",cat\nimgs/c.jpg, cat , dog\n" +
-                          abs + ",bird\r\n");
-  const Dataset d = read_dataset(t.path("labels.csv"));
+  t.file("imgs/a.jpg", "x");
+  t.file("imgs/b, with comma.png", "x");
+  t.file("imgs/c.jpg", "x");
+  const std::string abs = t.file("elsewhere/d.jpg", "x");
+  t.file("labels.csv",
+         "path,label\n# a comment\nimgs/a.jpg,dog\n\"imgs/b, with comma.png\",cat\nimgs/c.jpg, cat , dog\n" + abs +
+             ",bird\r\n");
+  const Dataset d = read_dataset(t / "labels.csv");
   EXPECT_EQ(d.layout, Layout::Csv);
   EXPECT_EQ(names(d), (std::vector<std::string>{"bird", "cat", "dog"}));
   ASSERT_EQ(d.samples.size(), 4u);
-  EXPECT_EQ(d.samples[0].path, t.path("imgs/a.jpg"));
+  EXPECT_EQ(d.samples[0].path, t / "imgs/a.jpg");
   EXPECT_EQ(file_of(d.samples[1]), "b, with comma.png");
   EXPECT_EQ(d.samples[2].labels, (std::vector<int>{1, 2}));
   EXPECT_EQ(d.samples[3].path, abs);
@@ -180,78 +162,78 @@ TEST(Datasets, CsvRowsHeaderQuotesAndMultiLabel) {
 
 TEST(Datasets, TsvAndNumericLabels) {
   TempDir t;
-  t.put("a.jpg");
-  t.put("b.jpg");
-  t.put("c.jpg");
-  t.put("l.tsv", "a.jpg\t10\nb.jpg\t2\nc.jpg\t2\n");
-  const Dataset d = read_dataset(t.path("l.tsv"));
+  t.file("a.jpg", "x");
+  t.file("b.jpg", "x");
+  t.file("c.jpg", "x");
+  t.file("l.tsv", "a.jpg\t10\nb.jpg\t2\nc.jpg\t2\n");
+  const Dataset d = read_dataset(t / "l.tsv");
   EXPECT_EQ(ids(d), (std::vector<std::string>{"2", "10"}));  // numbers sort as numbers
   EXPECT_EQ(d.samples[0].labels, std::vector<int>{1});
   EXPECT_FALSE(d.multi_label);
 
   // With given labels, numbers are indices into them.
-  t.put("i.csv", "a.jpg,1\nb.jpg,cat\n");
+  t.file("i.csv", "a.jpg,1\nb.jpg,cat\n");
   ReadOptions o;
   o.classes = given({"cat", "dog"});
-  const Dataset g = read_dataset(t.path("i.csv"), o);
+  const Dataset g = read_dataset(t / "i.csv", o);
   EXPECT_EQ(g.samples[0].labels, std::vector<int>{1});
   EXPECT_EQ(g.samples[1].labels, std::vector<int>{0});
 }
 
 TEST(Datasets, CsvErrorsNameTheRow) {
   TempDir t;
-  t.put("a.jpg");
-  t.put("unknown.csv", "a.jpg,cat\na.jpg,zebra\n");
+  t.file("a.jpg", "x");
+  t.file("unknown.csv", "a.jpg,cat\na.jpg,zebra\n");
   ReadOptions o;
   o.classes = given({"cat", "dog"});
-  std::string e = error_of([&] { read_dataset(t.path("unknown.csv"), o); });
+  std::string e = error_of([&] { read_dataset(t / "unknown.csv", o); });
   EXPECT_NE(e.find("unknown.csv:2"), std::string::npos) << e;
   EXPECT_NE(e.find("unknown label \"zebra\""), std::string::npos) << e;
 
-  t.put("missing.csv", "a.jpg,cat\nnope.jpg,dog\n");
-  e = error_of([&] { read_dataset(t.path("missing.csv")); });
+  t.file("missing.csv", "a.jpg,cat\nnope.jpg,dog\n");
+  e = error_of([&] { read_dataset(t / "missing.csv"); });
   EXPECT_NE(e.find("missing.csv:2"), std::string::npos) << e;
   EXPECT_NE(e.find("nope.jpg: no such file"), std::string::npos) << e;
 
-  t.put("nolabel.csv", "a.jpg\n");
-  e = error_of([&] { read_dataset(t.path("nolabel.csv")); });
+  t.file("nolabel.csv", "a.jpg\n");
+  e = error_of([&] { read_dataset(t / "nolabel.csv"); });
   EXPECT_NE(e.find("nolabel.csv:1: no label"), std::string::npos) << e;
 
-  t.put("quote.csv", "\"a.jpg,cat\n");
-  e = error_of([&] { read_dataset(t.path("quote.csv")); });
+  t.file("quote.csv", "\"a.jpg,cat\n");
+  e = error_of([&] { read_dataset(t / "quote.csv"); });
   EXPECT_NE(e.find("unterminated"), std::string::npos) << e;
 
-  t.put("empty.csv", "path,label\n");
-  e = error_of([&] { read_dataset(t.path("empty.csv")); });
+  t.file("empty.csv", "path,label\n");
+  e = error_of([&] { read_dataset(t / "empty.csv"); });
   EXPECT_NE(e.find("no rows"), std::string::npos) << e;
 }
 
 TEST(Datasets, FilenameLayout) {
   TempDir t;
-  t.put("d/002_cat.jpg");
-  t.put("d/001_cat.jpg");
-  t.put("d/003_dog_face.png");
-  t.put("d/README.md");
-  EXPECT_EQ(detect_layout(t.path("d")), Layout::Filename);
-  const Dataset d = read_dataset(t.path("d"));
+  t.file("d/002_cat.jpg", "x");
+  t.file("d/001_cat.jpg", "x");
+  t.file("d/003_dog_face.png", "x");
+  t.file("d/README.md", "x");
+  EXPECT_EQ(detect_layout(t / "d"), Layout::Filename);
+  const Dataset d = read_dataset(t / "d");
   EXPECT_EQ(d.layout, Layout::Filename);
   EXPECT_EQ(names(d), (std::vector<std::string>{"cat", "dog face"}));  // first appearance among sorted names
   ASSERT_EQ(d.samples.size(), 3u);
   EXPECT_EQ(file_of(d.samples[0]), "001_cat.jpg");
   EXPECT_EQ(d.samples[2].labels, std::vector<int>{1});
 
-  t.put("d/nounderscore.jpg");
-  const std::string e = error_of([&] { read_dataset(t.path("d")); });
+  t.file("d/nounderscore.jpg", "x");
+  const std::string e = error_of([&] { read_dataset(t / "d"); });
   EXPECT_NE(e.find("nounderscore.jpg"), std::string::npos) << e;
   EXPECT_NE(e.find("<id>_<class>"), std::string::npos) << e;
 }
 
 TEST(Datasets, FilenameWithWordNetIdsKeepsSameNamedClassesApart) {
   TempDir t;
-  t.put("d/n03126707_crane.JPEG");
-  t.put("d/n02012849_crane.JPEG");
-  t.put("d/n01440764_tench.JPEG");
-  const Dataset d = read_dataset(t.path("d"));
+  t.file("d/n03126707_crane.JPEG", "x");
+  t.file("d/n02012849_crane.JPEG", "x");
+  t.file("d/n01440764_tench.JPEG", "x");
+  const Dataset d = read_dataset(t / "d");
   EXPECT_EQ(ids(d), (std::vector<std::string>{"n01440764", "n02012849", "n03126707"}));
   EXPECT_EQ(names(d), (std::vector<std::string>{"tench", "crane", "crane"}));
   ASSERT_EQ(d.warnings.size(), 1u);
@@ -285,15 +267,15 @@ TEST(Datasets, ImagenetSamplesWithBuiltInNames) {
 
 TEST(Datasets, Esc50Layout) {
   TempDir t;
-  t.put("ESC-50-master/meta/esc50.csv",
-        "filename,fold,target,category,esc10,src_file,take\n"
-        "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
-        "1-100038-A-14.wav,1,2,chirping_birds,False,100038,A\n"
-        "2-100648-A-1.wav,2,1,rooster,False,100648,A\n"
-        "2-100648-B-0.wav,2,0,dog,True,100648,B\n");
+  t.file("ESC-50-master/meta/esc50.csv",
+         "filename,fold,target,category,esc10,src_file,take\n"
+         "1-100032-A-0.wav,1,0,dog,True,100032,A\n"
+         "1-100038-A-14.wav,1,2,chirping_birds,False,100038,A\n"
+         "2-100648-A-1.wav,2,1,rooster,False,100648,A\n"
+         "2-100648-B-0.wav,2,0,dog,True,100648,B\n");
   for (const char* f : {"1-100032-A-0.wav", "1-100038-A-14.wav", "2-100648-A-1.wav", "2-100648-B-0.wav"})
-    t.put(std::string("ESC-50-master/audio/") + f, "RIFF");
-  const std::string root = t.path("ESC-50-master");
+    t.file(std::string("ESC-50-master/audio/") + f, "RIFF");
+  const std::string root = t / "ESC-50-master";
   EXPECT_EQ(detect_layout(root), Layout::Esc50);
   const Dataset d = read_dataset(root);
   EXPECT_EQ(d.modality, "audio");
@@ -302,7 +284,7 @@ TEST(Datasets, Esc50Layout) {
   ASSERT_EQ(d.samples.size(), 4u);
   EXPECT_EQ(d.samples[1].labels, std::vector<int>{2});
   EXPECT_EQ(d.samples[2].fold, 2);
-  EXPECT_EQ(d.samples[0].path, t.path("ESC-50-master/audio/1-100032-A-0.wav"));
+  EXPECT_EQ(d.samples[0].path, t / "ESC-50-master/audio/1-100032-A-0.wav");
 
   ReadOptions o;
   o.fold = 2;
@@ -323,42 +305,42 @@ TEST(Datasets, Esc50Layout) {
 
 TEST(Datasets, Esc50Errors) {
   TempDir t;
-  t.put("e/meta/esc50.csv", "filename,fold,target,category\na.wav,1,0,dog\nb.wav,1,0,cat\n");
-  t.put("e/audio/a.wav");
-  t.put("e/audio/b.wav");
-  std::string e = error_of([&] { read_dataset(t.path("e")); });
+  t.file("e/meta/esc50.csv", "filename,fold,target,category\na.wav,1,0,dog\nb.wav,1,0,cat\n");
+  t.file("e/audio/a.wav", "x");
+  t.file("e/audio/b.wav", "x");
+  std::string e = error_of([&] { read_dataset(t / "e"); });
   EXPECT_NE(e.find("esc50.csv:3"), std::string::npos) << e;
   EXPECT_NE(e.find("target 0 is \"cat\" here but \"dog\" before"), std::string::npos) << e;
 
-  t.put("e/meta/esc50.csv", "filename,fold,target,category\na.wav,1,0,dog\nmissing.wav,1,1,cat\n");
-  e = error_of([&] { read_dataset(t.path("e")); });
+  t.file("e/meta/esc50.csv", "filename,fold,target,category\na.wav,1,0,dog\nmissing.wav,1,1,cat\n");
+  e = error_of([&] { read_dataset(t / "e"); });
   EXPECT_NE(e.find("missing.wav: no such file"), std::string::npos) << e;
 
-  t.put("e/meta/esc50.csv", "filename,fold,target,category\na.wav,1,0,dog\nb.wav,1,2,cat\n");
-  e = error_of([&] { read_dataset(t.path("e")); });
+  t.file("e/meta/esc50.csv", "filename,fold,target,category\na.wav,1,0,dog\nb.wav,1,2,cat\n");
+  e = error_of([&] { read_dataset(t / "e"); });
   EXPECT_NE(e.find("no row has target 1"), std::string::npos) << e;
 
-  t.put("e/meta/esc50.csv", "filename,target,category\na.wav,0,dog\n");
-  e = error_of([&] { read_dataset(t.path("e")); });
+  t.file("e/meta/esc50.csv", "filename,target,category\na.wav,0,dog\n");
+  e = error_of([&] { read_dataset(t / "e"); });
   EXPECT_NE(e.find("no \"fold\" column"), std::string::npos) << e;
 }
 
 TEST(Datasets, DetectionAndOptionErrors) {
   TempDir t;
-  EXPECT_NE(error_of([&] { read_dataset(t.path("nope")); }).find("no such file or directory"), std::string::npos);
-  fs::create_directories(t.path("empty"));
-  EXPECT_NE(error_of([&] { read_dataset(t.path("empty")); }).find("neither class sub-folders nor image files"),
+  EXPECT_NE(error_of([&] { read_dataset(t / "nope"); }).find("no such file or directory"), std::string::npos);
+  fs::create_directories(t / "empty");
+  EXPECT_NE(error_of([&] { read_dataset(t / "empty"); }).find("neither class sub-folders nor image files"),
             std::string::npos);
-  t.put("x.json", "{}");
-  EXPECT_NE(error_of([&] { read_dataset(t.path("x.json")); }).find("not a .csv"), std::string::npos);
-  t.put("d/cat/a.jpg");
+  t.file("x.json", "{}");
+  EXPECT_NE(error_of([&] { read_dataset(t / "x.json"); }).find("not a .csv"), std::string::npos);
+  t.file("d/cat/a.jpg", "x");
   ReadOptions o;
   o.fold = 1;
-  EXPECT_NE(error_of([&] { read_dataset(t.path("d"), o); }).find("only defined for the ESC-50 layout"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_dataset(t / "d", o); }).find("only defined for the ESC-50 layout"), std::string::npos);
   EXPECT_EQ(parse_layout("ImageFolder"), Layout::Folder);
   EXPECT_THROW(parse_layout("parquet"), zeroshot::Error);
   // A layout forced on the wrong shape of data still gives a clear error.
   o = {};
   o.layout = Layout::Filename;
-  EXPECT_NE(error_of([&] { read_dataset(t.path("d"), o); }).find("no image files"), std::string::npos);
+  EXPECT_NE(error_of([&] { read_dataset(t / "d", o); }).find("no image files"), std::string::npos);
 }

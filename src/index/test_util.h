@@ -1,4 +1,4 @@
-// Helpers shared by the index tests: temp folders, files, a fake encoder, direct SQLite queries.
+// Helpers shared by the index tests: a fake encoder, direct SQLite queries (temp folders and files: tests/support).
 #pragma once
 
 #include <fcntl.h>
@@ -17,37 +17,16 @@
 
 #include "index/indexer.h"
 #include "index/store.h"
+#include "support/temp_dir.h"
 
 namespace zeroshot::index::testing {
 
 namespace fs = std::filesystem;
 
-// A fresh folder under the temp dir, removed at the end.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("zs_index_" + tag + "_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
-
-inline void write_file(const std::string& path, const std::string& bytes) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << bytes;
-}
-
-inline std::string read_all(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
+// Temp folders and whole-file reads and writes come from the shared test support (tests/support).
+using zeroshot::testing::TempDir;
+using zeroshot::testing::write_file;
+inline std::string read_all(const std::string& path) { return zeroshot::testing::read_file(path); }
 
 // Sets a file's mtime to `seconds` since the epoch (+ ns), leaving its content.
 inline void set_mtime(const std::string& path, time_t seconds, long ns = 0) {

@@ -23,6 +23,8 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "support/compare.h"
+#include "support/temp_model.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -34,21 +36,11 @@ using io::Json;
 std::string clap_dir() { return std::string(ZEROSHOT_FIXTURES) + "/clap"; }
 std::string fixture(const std::string& model) { return clap_dir() + "/" + model; }
 
-float max_abs(const float* v, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(v[i]));
-  return m;
-}
-float max_abs(const std::vector<float>& v) { return max_abs(v.data(), v.size()); }
-
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const float d = std::fabs(a[i] - b[i]);
-    if (!(d <= m)) m = d;  // NaN propagates as a failure
-  }
-  return m;
-}
+using zeroshot::testing::kAudioEmbedRelTol;
+using zeroshot::testing::kClapLogitTol;
+using zeroshot::testing::kTextEmbedRelTol;
+using zeroshot::testing::max_abs;
+using zeroshot::testing::max_abs_diff;
 
 std::vector<float> l2_normalized(const std::vector<float>& v, int dim) {
   std::vector<float> out(v.size());
@@ -204,9 +196,9 @@ TEST_P(ClapFixture, AudioEmbedsPooledAndFeatures) {
   const int n = n_audio();
   std::vector<float> embeds(static_cast<size_t>(n) * proj()), pooled(static_cast<size_t>(n) * cfg_.audio.hidden_size);
   model_->encode_audio(fx_.features.data(), n, fx_.channels, longer(), embeds.data(), pooled.data());
-  expect_rows(pooled, T("audio_pooled"), 2e-4f, "audio_pooled", fx_.files);
-  expect_rows(embeds, T("audio_embeds"), 2e-4f, "audio_embeds", fx_.files);
-  expect_rows(l2_normalized(embeds, proj()), T("audio_features"), 2e-4f, "audio_features", fx_.files);
+  expect_rows(pooled, T("audio_pooled"), kAudioEmbedRelTol, "audio_pooled", fx_.files);
+  expect_rows(embeds, T("audio_embeds"), kAudioEmbedRelTol, "audio_embeds", fx_.files);
+  expect_rows(l2_normalized(embeds, proj()), T("audio_features"), kAudioEmbedRelTol, "audio_features", fx_.files);
 }
 
 TEST_P(ClapFixture, AudioWithoutFusion) {
@@ -223,7 +215,7 @@ TEST_P(ClapFixture, AudioWithoutFusion) {
   std::vector<float> embeds(static_cast<size_t>(n) * proj());
   const std::vector<char> no(static_cast<size_t>(n), 0);
   model_->encode_audio(feats.data(), n, fx_.channels, reinterpret_cast<const bool*>(no.data()), embeds.data());
-  expect_rows(embeds, T("audio_embeds_is_longer_false"), 2e-4f, "audio_embeds_is_longer_false", rows);
+  expect_rows(embeds, T("audio_embeds_is_longer_false"), kAudioEmbedRelTol, "audio_embeds_is_longer_false", rows);
   // null is_longer means all false
   std::vector<float> again(embeds.size());
   model_->encode_audio(feats.data(), n, fx_.channels, nullptr, again.data());
@@ -242,9 +234,9 @@ TEST_P(ClapFixture, TextEmbedsPooledAndFeatures) {
   for (int i = 0; i < n; ++i) names.push_back("text " + std::to_string(i));
   std::vector<float> embeds(static_cast<size_t>(n) * proj()), pooled(static_cast<size_t>(n) * cfg_.text.hidden_size);
   model_->encode_texts(ids, embeds.data(), pooled.data());
-  expect_rows(pooled, T("text_pooled"), 1e-4f, "text_pooled", names);
-  expect_rows(embeds, T("text_embeds"), 1e-4f, "text_embeds", names);
-  expect_rows(l2_normalized(embeds, proj()), T("text_features"), 1e-4f, "text_features", names);
+  expect_rows(pooled, T("text_pooled"), kTextEmbedRelTol, "text_pooled", names);
+  expect_rows(embeds, T("text_embeds"), kTextEmbedRelTol, "text_embeds", names);
+  expect_rows(l2_normalized(embeds, proj()), T("text_features"), kTextEmbedRelTol, "text_features", names);
 }
 
 // bf16 / int8 GEMMs in the encoder layers: embeddings close to the reference (the f32 ones), and the rest of the
@@ -289,8 +281,8 @@ TEST_P(ClapFixture, Logits) {
   const auto per_text = scaled_cosines(text, audio, proj(), std::exp(static_cast<double>(model_->logit_scale_t())));
   ASSERT_EQ(T("logits_per_audio").shape, (std::vector<int64_t>{na, nt}));
   ASSERT_EQ(T("logits_per_text").shape, (std::vector<int64_t>{nt, na}));
-  EXPECT_LE(max_abs_diff(per_audio.data(), T("logits_per_audio").v.data(), per_audio.size()), 1e-3f);
-  EXPECT_LE(max_abs_diff(per_text.data(), T("logits_per_text").v.data(), per_text.size()), 1e-3f);
+  EXPECT_LE(max_abs_diff(per_audio.data(), T("logits_per_audio").v.data(), per_audio.size()), kClapLogitTol);
+  EXPECT_LE(max_abs_diff(per_text.data(), T("logits_per_text").v.data(), per_text.size()), kClapLogitTol);
 }
 
 // The pipeline's zero-shot scores: softmax over labels of exp(logit_scale_a) * cos(audio, text of each label),
@@ -346,8 +338,10 @@ TEST_P(ClapFixture, DebugIntermediates) {
     const Tensor& want = T("debug/" + file + "/" + name);
     ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (2e-4f * max_abs(want.v)) << "\n";
-    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), 2e-4f * max_abs(want.v)) << file << " " << name;
+      std::cout << name << ": max err / tolerance = "
+                << max_abs_diff(d, want.v.data(), want.v.size()) / (kAudioEmbedRelTol * max_abs(want.v)) << "\n";
+    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kAudioEmbedRelTol * max_abs(want.v))
+        << file << " " << name;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"mel2img", "patch_embeds", "stage0", "stage1", "stage2", "stage3", "final_norm"}));
 
@@ -362,8 +356,9 @@ TEST_P(ClapFixture, DebugIntermediates) {
     const Tensor& want = T("debug/text0/" + name);
     ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = " << max_abs_diff(d, want.v.data(), want.v.size()) / (1e-4f * max_abs(want.v)) << "\n";
-    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), 1e-4f * max_abs(want.v)) << "text0 " << name;
+      std::cout << name << ": max err / tolerance = "
+                << max_abs_diff(d, want.v.data(), want.v.size()) / (kTextEmbedRelTol * max_abs(want.v)) << "\n";
+    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kTextEmbedRelTol * max_abs(want.v)) << "text0 " << name;
   });
   EXPECT_EQ(seen, (std::vector<std::string>{"embeddings", "last_hidden_state"}));
 }
@@ -561,43 +556,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClapFixture, ::testing::Values("clap-tiny-unf
 
 // ------------------------------------------------------------------------------------------- refusals
 
-// A temp dir with copies of a fixture's config.json and model.safetensors; removed at the end.
-class TempModel {
- public:
-  explicit TempModel(const std::string& model = "clap-tiny-unfused") {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() / ("zeroshot_clap_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_);
-    config_ = io::load_json(fixture(model) + "/config.json");
-    write_config();
-    std::ifstream in(fixture(model) + "/model.safetensors", std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    uint64_t len = 0;
-    for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<uint8_t>(bytes[i]);
-    header_ = Json::parse(bytes.substr(8, len));
-    data_ = bytes.substr(8 + len);
-    write_weights();
-  }
-  ~TempModel() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string dir() const { return dir_.string(); }
-  std::string config_path() const { return (dir_ / "config.json").string(); }
-  std::string weights_path() const { return (dir_ / "model.safetensors").string(); }
-  Json& config() { return config_; }
-  Json& header() { return header_; }
-  std::string& data() { return data_; }
-
-  void write_config() const { write(config_path(), config_.dump(2)); }
-  void write_weights(size_t keep_bytes = std::string::npos) const {
-    std::string h = header_.dump();
-    h.append((8 - h.size() % 8) % 8, ' ');
-    std::string out(8, '\0');
-    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(h.size()) >> (8 * i)) & 0xff);
-    out += h + data_;
-    write(weights_path(), out.substr(0, std::min(keep_bytes, out.size())));
-  }
+// A writable copy of a fixture model (tests/support), and the loader's verdict on it.
+struct TempModel : zeroshot::testing::TempModel {
+  explicit TempModel(const std::string& model = "clap-tiny-unfused") : zeroshot::testing::TempModel(fixture(model)) {}
   // Loads config + weights and builds the model; returns the error message or "ok".
   std::string build() const {
     try {
@@ -608,18 +569,8 @@ class TempModel {
       return e.what();
     }
   }
-  // Drops a tensor from the header (its bytes stay, unreferenced).
-  void erase(const std::string& name) { header_.erase(name); }
-
- private:
-  static void write(const std::string& path, const std::string& s) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << s;
-    ASSERT_TRUE(f.good()) << path;
-  }
-  fs::path dir_;
-  Json config_, header_;
-  std::string data_;
+  // Drops a tensor.
+  void erase(const std::string& name) { tensors().erase(name); }
 };
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -635,8 +586,8 @@ TEST(ClapRefusals, IntegerBuffersAreOptional) {
   // Full-size checkpoints omit them; the engine computes its index buffers itself.
   TempModel t("clap-tiny-fused");
   std::vector<std::string> ints;
-  for (auto it = t.header().begin(); it != t.header().end(); ++it)
-    if (it.key() != "__metadata__" && it.value().at("dtype") == "I64") ints.push_back(it.key());
+  for (const auto& [name, tensor] : t.tensors())
+    if (tensor.dtype == io::DType::I64) ints.push_back(name);
   EXPECT_GT(ints.size(), 10u);
   for (const auto& k : ints) t.erase(k);
   t.write_weights();
@@ -752,9 +703,7 @@ TEST(ClapRefusals, MissingTensor) {
 
 TEST(ClapRefusals, UnexpectedTensor) {
   TempModel t;
-  const uint64_t at = t.data().size();
-  t.data().append(16 * 4, '\0');
-  t.header()["audio_model.audio_encoder.head.bias"] = {{"dtype", "F32"}, {"shape", {16}}, {"data_offsets", {at, at + 16 * 4}}};
+  t.tensors()["audio_model.audio_encoder.head.bias"] = {io::DType::F32, {16}, std::vector<uint8_t>(16 * 4, 0)};
   t.write_weights();
   EXPECT_EQ(t.build(), t.weights_path() + ": unexpected tensor audio_model.audio_encoder.head.bias (not part of a CLAP model with this config.json)");
   // Fusion weights in an unfused config are unexpected too.
@@ -766,17 +715,14 @@ TEST(ClapRefusals, UnexpectedTensor) {
 
 TEST(ClapRefusals, WrongDtypeAndScalarShape) {
   TempModel t;
-  t.header()["text_projection.linear2.bias"]["dtype"] = "I32";  // same byte size as F32
+  t.tensors().at("text_projection.linear2.bias").dtype = io::DType::I32;  // same byte size as F32
   t.write_weights();
   EXPECT_TRUE(contains(t.build(), t.weights_path() + ": tensor text_projection.linear2.bias has dtype I32")) << t.build();
   TempModel s;
-  auto& off = s.header()["logit_scale_a"];
-  off["shape"] = Json::array({});
+  s.tensors().at("logit_scale_a").shape = {};
   s.write_weights();
   EXPECT_EQ(s.build(), "ok");  // [] (HF) and [1] both accepted
-  const uint64_t at = s.data().size();
-  s.data().append(8, '\0');
-  s.header()["logit_scale_a"] = {{"dtype", "F32"}, {"shape", {2}}, {"data_offsets", {at, at + 8}}};
+  s.tensors()["logit_scale_a"] = {io::DType::F32, {2}, std::vector<uint8_t>(8, 0)};
   s.write_weights();
   EXPECT_TRUE(contains(s.build(), s.weights_path() + ": tensor logit_scale_a has F32 [2], expected a float scalar")) << s.build();
 }
@@ -784,16 +730,16 @@ TEST(ClapRefusals, WrongDtypeAndScalarShape) {
 TEST(ClapRefusals, TruncatedWeights) {
   TempModel t;
   const auto full = fs::file_size(t.weights_path());
-  t.write_weights(static_cast<size_t>(full / 2));
+  t.truncate_weights(static_cast<size_t>(full / 2));
   std::string m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": ")) << m;
   EXPECT_TRUE(contains(m, "truncated")) << m;
-  t.write_weights(100);
+  t.truncate_weights(100);
   m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": ")) << m;
-  t.write_weights(5);
+  t.truncate_weights(5);
   EXPECT_TRUE(contains(t.build(), t.weights_path() + ": ")) << t.build();
-  t.write_weights(0);
+  t.truncate_weights(0);
   EXPECT_TRUE(contains(t.build(), t.weights_path() + ": ")) << t.build();
 }
 

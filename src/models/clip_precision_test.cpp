@@ -15,6 +15,7 @@
 #include "io/safetensors.h"
 #include "models/clip.h"
 #include "nn/linear.h"
+#include "support/compare.h"
 
 namespace zeroshot::models {
 namespace {
@@ -73,12 +74,7 @@ double min_cosine(const std::vector<float>& a, const std::vector<float>& b, size
   return worst;
 }
 
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  float m = 0, mx = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  for (float x : b) mx = std::max(mx, std::fabs(x));
-  return m / mx;
-}
+using zeroshot::testing::rel_err;
 
 std::unique_ptr<ClipModel> load(const std::string& dir, Precision p, std::shared_ptr<const io::SafeTensorsFile> int8 = nullptr) {
   ClipOptions o;
@@ -114,7 +110,7 @@ TEST_P(Precisions, Bf16AndInt8StayWithinCosine0999OfF32) {
     EXPECT_GE(ci, 0.999) << nn::precision_name(p) << " images";
     EXPECT_GE(ct, 0.999) << nn::precision_name(p) << " texts";
     // The precision is really in effect (f32 itself is far closer to the reference than this).
-    EXPECT_GT(max_abs_diff(e.image, ref_.image), 1e-5) << nn::precision_name(p);
+    EXPECT_GT(rel_err(e.image, ref_.image), 1e-5) << nn::precision_name(p);
     std::printf("%s %s: min cosine to f32 images %.6f texts %.6f\n", GetParam().c_str(), nn::precision_name(p), ci, ct);
   }
 }
@@ -134,8 +130,8 @@ TEST_P(Precisions, PortableKernelsAgreeWithAvx512) {
   Embeds ge[3];
   for (int i = 0; i < 3; ++i) ge[i] = run(*g[i], in_);
   nn::force_generic_kernels(false);
-  EXPECT_LE(max_abs_diff(ge[0].image, in_.image_embeds), 1e-4);
-  EXPECT_LE(max_abs_diff(ge[0].text, in_.text_embeds), 1e-4);
+  EXPECT_LE(rel_err(ge[0].image, in_.image_embeds), 1e-4);
+  EXPECT_LE(rel_err(ge[0].text, in_.text_embeds), 1e-4);
   for (int i = 1; i < 3; ++i) {
     const Embeds a = run(*load(dir_, static_cast<Precision>(i)), in_);
     const double bound = i == 1 ? 0.99999 : 0.9999;

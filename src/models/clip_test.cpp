@@ -19,6 +19,8 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "support/compare.h"
+#include "support/temp_model.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -57,17 +59,10 @@ Expected load_expected(const std::string& dir) {
   return e;
 }
 
-float max_abs(const std::vector<float>& v) {
-  float m = 0;
-  for (float x : v) m = std::max(m, std::fabs(x));
-  return m;
-}
-
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
+using zeroshot::testing::kEmbedRelTol;
+using zeroshot::testing::kLogitTol;
+using zeroshot::testing::max_abs;
+using zeroshot::testing::max_abs_diff;
 
 // exp(logit_scale) * cosine(image_i, text_j), in double.
 std::vector<float> logits_per_image(const std::vector<float>& img, const std::vector<float>& txt, int dim, float logit_scale) {
@@ -145,7 +140,7 @@ TEST_P(ClipFixture, ImageEmbedsBatchAndOneByOne) {
   const int n = n_images();
   ASSERT_EQ(exp_.image_embeds_shape, (std::vector<int64_t>{n, proj()}));
   ASSERT_EQ(exp_.pixels.size(), n * image_floats());
-  const float tol = 1e-4f * max_abs(exp_.image_embeds);
+  const float tol = kEmbedRelTol * max_abs(exp_.image_embeds);
 
   std::vector<float> batch(static_cast<size_t>(n) * proj());
   model_->encode_images(exp_.pixels.data(), n, batch.data());
@@ -169,7 +164,7 @@ TEST_P(ClipFixture, TextEmbeds) {
   ASSERT_EQ(exp_.text_embeds_shape, (std::vector<int64_t>{n, proj()}));
   std::vector<float> got(static_cast<size_t>(n) * proj());
   model_->encode_texts(exp_.input_ids, got.data());
-  const float tol = 1e-4f * max_abs(exp_.text_embeds);
+  const float tol = kEmbedRelTol * max_abs(exp_.text_embeds);
   for (int i = 0; i < n; ++i)
     EXPECT_LE(max_abs_diff(&got[i * proj()], &exp_.text_embeds[i * proj()], proj()), tol) << "text " << i;
 }
@@ -181,7 +176,7 @@ TEST_P(ClipFixture, LogitsPerImage) {
   model_->encode_images(exp_.pixels.data(), ni, img.data());
   model_->encode_texts(exp_.input_ids, txt.data());
   const auto logits = logits_per_image(img, txt, proj(), model_->logit_scale());
-  EXPECT_LE(max_abs_diff(logits.data(), exp_.logits.data(), logits.size()), 1e-3f);
+  EXPECT_LE(max_abs_diff(logits.data(), exp_.logits.data(), logits.size()), kLogitTol);
 }
 
 TEST_P(ClipFixture, TextBatchCompositionIndependence) {
@@ -296,44 +291,9 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClipFixture, ::testing::Values("clip-tiny-qui
 
 // ------------------------------------------------------------------------------------------- refusals
 
-// A temp dir with copies of a fixture's config.json and model.safetensors; removed at the end.
-class TempModel {
- public:
-  explicit TempModel(const std::string& model = "clip-tiny-quickgelu") {
-    static std::atomic<int> counter{0};
-    dir_ = fs::temp_directory_path() / ("zeroshot_clip_test_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::create_directories(dir_);
-    config_ = io::load_json(fixture(model) + "/config.json");
-    write_config();
-    std::ifstream in(fixture(model) + "/model.safetensors", std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    uint64_t len = 0;
-    for (int i = 7; i >= 0; --i) len = (len << 8) | static_cast<uint8_t>(bytes[i]);
-    header_ = Json::parse(bytes.substr(8, len));
-    data_ = bytes.substr(8 + len);
-    write_weights();
-  }
-  ~TempModel() {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string dir() const { return dir_.string(); }
-  std::string config_path() const { return (dir_ / "config.json").string(); }
-  std::string weights_path() const { return (dir_ / "model.safetensors").string(); }
-  Json& config() { return config_; }
-  Json& header() { return header_; }
-  std::string& data() { return data_; }
-
-  void write_config() const { write(config_path(), config_.dump(2)); }
-  // 8-byte little-endian header length, the JSON header (space-padded to 8 bytes), the data.
-  void write_weights(size_t keep_bytes = std::string::npos) const {
-    std::string h = header_.dump();
-    h.append((8 - h.size() % 8) % 8, ' ');
-    std::string out(8, '\0');
-    for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((static_cast<uint64_t>(h.size()) >> (8 * i)) & 0xff);
-    out += h + data_;
-    write(weights_path(), out.substr(0, std::min(keep_bytes, out.size())));
-  }
+// A writable copy of a fixture model (tests/support), and the loader's verdict on it.
+struct TempModel : zeroshot::testing::TempModel {
+  explicit TempModel(const std::string& model = "clip-tiny-quickgelu") : zeroshot::testing::TempModel(fixture(model)) {}
   // Loads config + weights and builds the model; returns the error message or "ok".
   std::string build() const {
     try {
@@ -345,16 +305,6 @@ class TempModel {
       return e.what();
     }
   }
-
- private:
-  static void write(const std::string& path, const std::string& s) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f << s;
-    ASSERT_TRUE(f.good()) << path;
-  }
-  fs::path dir_;
-  Json config_, header_;
-  std::string data_;
 };
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -481,26 +431,27 @@ TEST(ClipConfigDefaults, MissingKeysTakeTransformersDefaults) {
 TEST(ClipRefusals, TruncatedWeights) {
   TempModel t;
   const auto full = fs::file_size(t.weights_path());
-  t.write_weights(static_cast<size_t>(full / 2));  // cut in the data
+  t.truncate_weights(static_cast<size_t>(full / 2));  // cut in the data
   std::string m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": ")) << m;
   EXPECT_TRUE(contains(m, "truncated")) << m;
-  t.write_weights(100);  // cut in the header
+  t.truncate_weights(100);  // cut in the header
   m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": ")) << m;
   EXPECT_TRUE(contains(m, "truncated")) << m;
-  t.write_weights(5);  // not even the header length
+  t.truncate_weights(5);  // not even the header length
   EXPECT_TRUE(contains(t.build(), t.weights_path() + ": ")) << m;
 }
 
 TEST(ClipRefusals, DataOffsetPastTheEnd) {
   TempModel t;
   const std::string name = "vision_model.encoder.layers.1.mlp.fc1.bias";
-  const uint64_t size = t.data().size();
-  auto& off = t.header()[name]["data_offsets"];
-  const uint64_t n = off[1].get<uint64_t>() - off[0].get<uint64_t>();
-  off = Json::array({size - n + 64, size + 64});
-  t.write_weights();
+  t.edit_raw([&](Json& header, std::string& data) {
+    const uint64_t size = data.size();
+    auto& off = header[name]["data_offsets"];
+    const uint64_t n = off[1].get<uint64_t>() - off[0].get<uint64_t>();
+    off = Json::array({size - n + 64, size + 64});
+  });
   const std::string m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": ")) << m;
   EXPECT_TRUE(contains(m, name)) << m;
@@ -508,7 +459,7 @@ TEST(ClipRefusals, DataOffsetPastTheEnd) {
 
 TEST(ClipRefusals, MissingTensor) {
   TempModel t;
-  t.header().erase("text_model.encoder.layers.1.self_attn.v_proj.bias");
+  t.tensors().erase("text_model.encoder.layers.1.self_attn.v_proj.bias");
   t.write_weights();
   EXPECT_EQ(t.build(), t.weights_path() + ": missing tensor text_model.encoder.layers.1.self_attn.v_proj.bias");
 }
@@ -516,25 +467,21 @@ TEST(ClipRefusals, MissingTensor) {
 TEST(ClipRefusals, UnexpectedTensor) {
   TempModel t;
   // An extra layer's bias, stored after the existing data.
-  const uint64_t at = t.data().size();
-  t.data().append(96 * 4, '\0');
-  t.header()["vision_model.encoder.layers.2.mlp.fc2.bias"] = {{"dtype", "F32"}, {"shape", {96}}, {"data_offsets", {at, at + 96 * 4}}};
+  t.tensors()["vision_model.encoder.layers.2.mlp.fc2.bias"] = {io::DType::F32, {96}, std::vector<uint8_t>(96 * 4, 0)};
   t.write_weights();
   const std::string m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": unexpected tensor vision_model.encoder.layers.2.mlp.fc2.bias")) << m;
 
   // Integer buffers are ignored.
   TempModel ok;
-  const uint64_t at2 = ok.data().size();
-  ok.data().append(16, '\0');
-  ok.header()["text_model.some_buffer_ids"] = {{"dtype", "I64"}, {"shape", {2}}, {"data_offsets", {at2, at2 + 16}}};
+  ok.tensors()["text_model.some_buffer_ids"] = {io::DType::I64, {2}, std::vector<uint8_t>(16, 0)};
   ok.write_weights();
   EXPECT_EQ(ok.build(), "ok");
 }
 
 TEST(ClipRefusals, WrongDtype) {
   TempModel t;
-  t.header()["text_projection.weight"]["dtype"] = "I32";  // same byte size as F32
+  t.tensors().at("text_projection.weight").dtype = io::DType::I32;  // same byte size as F32
   t.write_weights();
   const std::string m = t.build();
   EXPECT_TRUE(contains(m, t.weights_path() + ": tensor text_projection.weight has dtype I32")) << m;
@@ -543,20 +490,21 @@ TEST(ClipRefusals, WrongDtype) {
 TEST(ClipLoad, UnalignedF32WeightsAreCopied) {
   // Shift the data by 2 bytes so every F32 tensor is misaligned in the mapping: zero-copy must fall back.
   TempModel t;
-  for (auto it = t.header().begin(); it != t.header().end(); ++it) {
-    if (it.key() == "__metadata__") continue;
-    auto& off = it.value()["data_offsets"];
-    off = Json::array({off[0].get<uint64_t>() + 2, off[1].get<uint64_t>() + 2});
-  }
-  t.data().insert(0, 2, '\0');
-  t.write_weights();
+  t.edit_raw([](Json& header, std::string& data) {
+    for (auto it = header.begin(); it != header.end(); ++it) {
+      if (it.key() == "__metadata__") continue;
+      auto& off = it.value()["data_offsets"];
+      off = Json::array({off[0].get<uint64_t>() + 2, off[1].get<uint64_t>() + 2});
+    }
+    data.insert(0, 2, '\0');
+  });
   const ClipConfig cfg = ClipConfig::load(t.config_path());
   auto ws = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(t.dir()));
   ClipModel m(cfg, ws, 1);
   const Expected e = load_expected(fixture("clip-tiny-quickgelu"));
   std::vector<float> out(cfg.projection_dim);
   m.encode_images(e.pixels.data(), 1, out.data());
-  EXPECT_LE(max_abs_diff(out.data(), e.image_embeds.data(), out.size()), 1e-4f * max_abs(e.image_embeds));
+  EXPECT_LE(max_abs_diff(out.data(), e.image_embeds.data(), out.size()), kEmbedRelTol * max_abs(e.image_embeds));
 }
 
 // Timing on the tiny model (informational; run with --gtest_also_run_disabled_tests).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "nn/ops.h"
+#include "support/compare.h"
 
 namespace zeroshot::nn {
 namespace {
@@ -22,12 +23,7 @@ std::vector<float> random_vec(size_t n, unsigned seed, float lo = -1.0f, float h
   return v;
 }
 
-float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  float m = 0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
+using zeroshot::testing::max_abs_diff;
 
 TEST(AudioOps, Activations) {
   std::vector<float> x = {-3.0f, -0.5f, 0.0f, 0.5f, 3.0f, 40.0f, -40.0f};

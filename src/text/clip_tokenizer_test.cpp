@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "text/ftfy.h"
 #include "text/text_normalize.h"
 #include "zeroshot/error.h"
@@ -206,27 +207,7 @@ TEST_F(TokenizerFixture, ConcurrentEncodeIsDeterministic) {
 
 // ---- errors --------------------------------------------------------------------------------------------------------
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("zs_text_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name, const std::string& content) const {
-    const auto p = (path_ / name).string();
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
+using zeroshot::testing::TempDir;
 
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "support/temp_dir.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::text {
@@ -278,28 +279,7 @@ TEST_F(Roberta, ConcurrentEncodeIsDeterministic) {
 
 // ---- loading and errors ------------------------------------------------------------------------------------------
 
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() /
-            ("zs_roberta_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string file(const std::string& name, const std::string& content) const {
-    const auto p = (path_ / name).string();
-    std::ofstream(p, std::ios::binary) << content;
-    return p;
-  }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
+using zeroshot::testing::TempDir;
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 #include <jpeglib.h>
 #include <signal.h>
-#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdio>
@@ -16,73 +15,30 @@
 #include "image/image.h"
 #include "index/test_util.h"
 #include "io/json.h"
+#include "support/cli.h"
+#include "support/fixtures.h"
 #include "zeroshot/zeroshot.h"
 
 using namespace zeroshot;
 using namespace zeroshot::index::testing;
+using zeroshot::testing::CliProcess;
+using zeroshot::testing::CliResult;
+using zeroshot::testing::json_lines;
+using zeroshot::testing::run_cli;
 
 namespace {
 
-const std::string kModel = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-quickgelu";
-const std::string kOtherModel = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-gelu-f16";
-const std::string kImages = std::string(ZEROSHOT_FIXTURES) + "/images";
-const std::string kImagenet = std::string(ZEROSHOT_SHARED) + "/datasets/imagenet-samples";
-const std::string kBinary = std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot";
+const std::string kModel = zeroshot::testing::clip_dir("clip-tiny-quickgelu");
+const std::string kOtherModel = zeroshot::testing::clip_dir("clip-tiny-gelu-f16");
+const std::string kImages = zeroshot::testing::fixtures() + "/images";
+const std::string kImagenet = zeroshot::testing::shared() + "/datasets/imagenet-samples";
 
-std::string quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
+// Runs the CLI with `args`, offline, stdin closed, the label cache in a folder of this run (not the user's).
+CliResult cli(const std::vector<std::string>& args) { return run_cli(args); }
 
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-// Runs the CLI with `args` (each quoted here), offline, stdin closed.
-CliRun cli(const std::vector<std::string>& args) {
-  static int counter = 0;
-  const std::string base = (fs::temp_directory_path() / ("zs_index_cli_" + std::to_string(::getpid()) + "_" +
-                                                         std::to_string(counter++))).string();
-  // Appended piece by piece: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
-  // The label cache goes to a folder of this run (XDG_CACHE_HOME), not the user's.
-  std::string cmd = "HF_HUB_OFFLINE=1 XDG_CACHE_HOME=";
-  cmd += base;
-  cmd += ".cache ";
-  cmd += quote(kBinary);
-  for (const auto& a : args) {
-    cmd += ' ';
-    cmd += quote(a);
-  }
-  cmd += " </dev/null >";
-  cmd += base;
-  cmd += ".out 2>";
-  cmd += base;
-  cmd += ".err";
-  CliRun r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = read_all(base + ".out");
-  r.err = read_all(base + ".err");
-  fs::remove(base + ".out");
-  fs::remove(base + ".err");
-  fs::remove_all(base + ".cache");
-  return r;
-}
-
-io::Json json_of(const CliRun& r) {
+io::Json json_of(const CliResult& r) {
   EXPECT_EQ(r.code, 0) << r.err;
   return io::parse_json(r.out, "index output");
-}
-
-std::vector<io::Json> json_lines(const std::string& out) {
-  std::vector<io::Json> v;
-  std::istringstream in(out);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
-  return v;
 }
 
 std::vector<std::string> good_fixture_images() {
@@ -277,7 +233,7 @@ TEST_F(IndexCli, SearchEqualsBruteForceOverTheEngineEmbeddings) {
     if (!first) args.push_back("--no-index");  // the first run indexes, like rclip
     first = false;
     args.insert(args.end(), c.words.begin(), c.words.end());
-    const CliRun run = cli(args);
+    const CliResult run = cli(args);
     ASSERT_EQ(run.code, 0) << run.err;
     const auto lines = json_lines(run.out);
     // Brute force: q = normalize(sum w_i * normalize(e_i)); score = cosine.
@@ -310,7 +266,7 @@ TEST_F(IndexCli, SearchEqualsBruteForceOverTheEngineEmbeddings) {
     }
   }
   // --format paths, and -k.
-  const CliRun p = cli({"search", "-m", kModel, "--db", db, "-d", lib.path.string(), "-k", "3", "--format", "paths",
+  const CliResult p = cli({"search", "-m", kModel, "--db", db, "-d", lib.path.string(), "-k", "3", "--format", "paths",
                      "--no-index", "a cat"});
   ASSERT_EQ(p.code, 0) << p.err;
   EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 3);
@@ -324,7 +280,8 @@ TEST_F(IndexCli, DedupFindsAReencodedCopy) {
   const auto emb = library_embeddings();
   ASSERT_GT(dot(emb.at(lib / "astronaut.png"), emb.at(lib / "astronaut-q70.jpg")), 0.99);
   for (const std::string thr : {"0.99", "0.94"}) {
-    const CliRun r = cli({"dedup", "-m", kModel, "--db", db, "--format", "json", "-q", "-t", thr, lib.path.string()});
+    const CliResult r =
+        cli({"dedup", "-m", kModel, "--db", db, "--format", "json", "-q", "-t", thr, lib.path.string()});
     ASSERT_EQ(r.code, 0) << r.err;
     std::set<std::set<std::string>> got;
     for (const auto& line : json_lines(r.out)) {
@@ -358,22 +315,14 @@ TEST_F(IndexCli, KillNineWhileIndexingThenResume) {
   const auto samples = imagenet(240);
   for (size_t i = 0; i < samples.size(); ++i)
     fs::create_symlink(samples[i], lib.path / fs::path(samples[i]).filename());
-  const pid_t pid = ::fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    std::freopen("/dev/null", "w", stdout);
-    std::freopen("/dev/null", "w", stderr);
-    ::execl(kBinary.c_str(), "zeroshot", "index", "-m", kModel.c_str(), "--db", db.c_str(), "--batch", "4", "-q",
-            lib.path.string().c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  CliProcess indexer({"index", "-m", kModel, "--db", db, "--batch", "4", "-q", lib.path.string()});
+  ASSERT_GT(indexer.pid(), 0);
   // Kill it once it has committed a few batches (a separate connection polls the row count).
   size_t seen = 0;
   bool exited = false;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
-    int st = 0;
-    if (::waitpid(pid, &st, WNOHANG) == pid) {
+    if (!indexer.running()) {
       exited = true;
       break;
     }
@@ -385,10 +334,8 @@ TEST_F(IndexCli, KillNineWhileIndexingThenResume) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   if (!exited) {
-    ::kill(pid, SIGKILL);
-    int st = 0;
-    ::waitpid(pid, &st, 0);
-    EXPECT_TRUE(WIFSIGNALED(st));
+    indexer.kill(SIGKILL);
+    EXPECT_EQ(indexer.wait().code, 128 + SIGKILL);  // ended by the signal
   }
   ASSERT_FALSE(exited) << "the indexer finished before it could be killed";
   const size_t committed = db_rows(db);
@@ -414,7 +361,7 @@ TEST_F(IndexCli, BadDatabasesAreOneLineErrors) {
       std::vector<std::string> args = {cmd, "-m", kModel, "--db", file, "-q"};
       if (cmd == "search") args.insert(args.end(), {"-d", lib.path.string(), "a cat"});
       else args.push_back(lib.path.string());
-      const CliRun r = cli(args);
+      const CliResult r = cli(args);
       EXPECT_EQ(r.code, 1) << cmd << " " << file;
       EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
       EXPECT_NE(r.err.find(file), std::string::npos) << r.err;
@@ -443,7 +390,7 @@ TEST_F(IndexCli, BadDatabasesAreOneLineErrors) {
   write_file(damaged, bytes);
   expect_refused(damaged, "damaged");
 
-  const CliRun r = cli({"search", "-m", kModel, "--db", dbdir / "missing.db", "--no-index", "a cat"});
+  const CliResult r = cli({"search", "-m", kModel, "--db", dbdir / "missing.db", "--no-index", "a cat"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("zeroshot index"), std::string::npos) << r.err;
 }
@@ -457,7 +404,7 @@ TEST_F(IndexCli, AnotherModelNeedsReindexAndNeverMixes) {
     std::vector<std::string> args = {cmd, "-m", kModel, "--db", db, "-q"};
     if (cmd == "search") args.insert(args.end(), {"-d", lib.path.string(), "a cat"});
     else args.push_back(lib.path.string());
-    const CliRun r = cli(args);
+    const CliResult r = cli(args);
     EXPECT_EQ(r.code, 1) << cmd;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
     EXPECT_NE(r.err.find("another model"), std::string::npos) << r.err;

@@ -2,7 +2,6 @@
 // file: used by later loads with the same embeddings and less memory; a mismatched file ignored, a damaged one
 // refused; hub-cache snapshots refused).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -15,58 +14,20 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "nn/linear.h"
+#include "support/cli.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
+using namespace zeroshot::testing;
 
 namespace {
 
-std::string fixture(const std::string& m) { return std::string(ZEROSHOT_FIXTURES) + "/clip/" + m; }
-std::string image(const std::string& name) { return std::string(ZEROSHOT_FIXTURES) + "/images/" + name; }
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("zs_quantize_" + std::to_string(::getpid()) + "_" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
-
-struct CliRun {
-  int code = -1;
-  std::string out, err;
-};
-
-// The built binary with its caches under `home`, offline.
-CliRun zeroshot_cli(const TempDir& home, const std::string& args) {
-  const std::string base = (home.path / "run").string();
-  const std::string cmd = "HF_HOME=" + base + ".hf HF_HUB_OFFLINE=1 XDG_CACHE_HOME=" + (home.path / "xdg").string() +
-                          " XDG_DATA_HOME=" + (home.path / "data").string() + " ZEROSHOT_TRACE=1 " +
-                          std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot " + args + " </dev/null >" + base +
-                          ".out 2>" + base + ".err";
-  CliRun r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  r.out = slurp(base + ".out");
-  r.err = slurp(base + ".err");
-  return r;
-}
-
-size_t label_cache_files(const TempDir& home) {
-  const fs::path d = home.path / "xdg" / "zeroshot" / "label-embeddings";
-  size_t n = 0;
-  if (fs::exists(d))
-    for (const auto& e : fs::directory_iterator(d)) n += e.is_regular_file();
-  return n;
+// The built binary with its caches under `home`, offline, tracing its phases.
+CliResult zeroshot_cli(const TempDir& home, const Args& args) {
+  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
 }
 
 // A writable copy of a fixture model (the fixtures are read-only).
@@ -74,7 +35,7 @@ fs::path copy_model(const TempDir& home, const std::string& model, const std::st
   const fs::path dst = home.path / as;
   fs::create_directories(dst);
   for (const char* f : {"config.json", "preprocessor_config.json", "vocab.json", "merges.txt", "model.safetensors"})
-    fs::copy_file(fs::path(fixture(model)) / f, dst / f);
+    fs::copy_file(fs::path(clip_dir(model)) / f, dst / f);
   for (const auto& e : fs::directory_iterator(dst)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
   return dst;
 }
@@ -172,7 +133,8 @@ fs::path synthetic_model(const TempDir& home) {
 }
 
 io::Json bench(const TempDir& home, const fs::path& model, const std::string& precision) {
-  const CliRun r = zeroshot_cli(home, "bench -m " + model.string() + " --iters 1 --threads 2 --precision " + precision);
+  const CliResult r =
+      zeroshot_cli(home, {"bench", "-m", model.string(), "--iters", "1", "--threads", "2", "--precision", precision});
   EXPECT_EQ(r.code, 0) << r.err;
   return io::parse_json(r.out, "bench output");
 }
@@ -182,17 +144,18 @@ io::Json bench(const TempDir& home, const fs::path& model, const std::string& pr
 TEST(PrecisionOption, EveryModelCommandHasIt) {
   TempDir home;
   for (const char* cmd : {"classify", "embed", "moderate", "index", "search", "dedup", "eval", "bench"}) {
-    const CliRun r = zeroshot_cli(home, std::string(cmd) + " --help");
+    const CliResult r = zeroshot_cli(home, {cmd, "--help"});
     EXPECT_EQ(r.code, 0) << cmd;
     EXPECT_NE(r.out.find("--precision"), std::string::npos) << cmd;
   }
-  const CliRun bad = zeroshot_cli(home, "embed -m " + fixture("clip-tiny-quickgelu") + " --text a --precision f16");
+  const CliResult bad =
+      zeroshot_cli(home, {"embed", "-m", clip_dir("clip-tiny-quickgelu"), "--text", "a", "--precision", "f16"});
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("--precision"), std::string::npos) << bad.err;
 }
 
 TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
-  const std::string dir = fixture("clip-tiny-quickgelu");
+  const std::string dir = clip_dir("clip-tiny-quickgelu");
   ModelOptions o;
   o.threads = 2;
   const std::string f32 = Model::load(dir, o)->fingerprint();
@@ -206,14 +169,14 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
   EXPECT_NE(bf16, int8);
 
   TempDir home;
-  const std::string classify = "classify " + image("chelsea.png") + " -m " + dir + " -f json -q -l cat,dog,car";
+  const Args classify = {"classify", image_path("chelsea.png"), "-m", dir, "-f", "json", "-q", "-l", "cat,dog,car"};
   ASSERT_EQ(zeroshot_cli(home, classify).code, 0);
-  EXPECT_EQ(label_cache_files(home), 1u);
-  const CliRun a = zeroshot_cli(home, classify + " --precision int8");
+  EXPECT_EQ(label_cache_files(home.str()), 1u);
+  const CliResult a = zeroshot_cli(home, classify + Args{"--precision", "int8"});
   ASSERT_EQ(a.code, 0) << a.err;
-  EXPECT_EQ(label_cache_files(home), 2u);  // not the f32 entry
+  EXPECT_EQ(label_cache_files(home.str()), 2u);  // not the f32 entry
   EXPECT_NE(a.err.find("load tokenizer"), std::string::npos) << a.err;  // the labels were encoded at int8
-  const CliRun b = zeroshot_cli(home, classify + " --precision int8");
+  const CliResult b = zeroshot_cli(home, classify + Args{"--precision", "int8"});
   ASSERT_EQ(b.code, 0) << b.err;
   EXPECT_EQ(b.err.find("load tokenizer"), std::string::npos) << b.err;  // its own entry, now cached
   EXPECT_EQ(b.out, a.out);
@@ -221,16 +184,18 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
   // An index made at f32 is not filled with int8 embeddings.
   const fs::path photos = home.path / "photos";
   fs::create_directories(photos);
-  fs::copy_file(image("chelsea.png"), photos / "chelsea.png");
-  const std::string db = " --db " + (home.path / "index.db").string() + " -q ";
-  ASSERT_EQ(zeroshot_cli(home, "index -m " + dir + db + photos.string()).code, 0);
-  const CliRun mixed = zeroshot_cli(home, "index -m " + dir + " --precision int8" + db + photos.string());
+  fs::copy_file(image_path("chelsea.png"), photos / "chelsea.png");
+  const Args db = {"--db", (home.path / "index.db").string(), "-q"};
+  ASSERT_EQ(zeroshot_cli(home, Args{"index", "-m", dir} + db + Args{photos.string()}).code, 0);
+  const CliResult mixed =
+      zeroshot_cli(home, Args{"index", "-m", dir, "--precision", "int8"} + db + Args{photos.string()});
   EXPECT_NE(mixed.code, 0);
   EXPECT_NE(mixed.err.find("made with another model"), std::string::npos) << mixed.err;
 
   // embed: the precision is in effect (close to f32, not equal).
-  const std::string embed = "embed -m " + dir + " -f json --image " + image("chelsea.png") + " --text \"a cat\"";
-  const auto e32 = embeddings(zeroshot_cli(home, embed).out), e16 = embeddings(zeroshot_cli(home, embed + " --precision bf16").out);
+  const Args embed = {"embed", "-m", dir, "-f", "json", "--image", image_path("chelsea.png"), "--text", "a cat"};
+  const auto e32 = embeddings(zeroshot_cli(home, embed).out),
+             e16 = embeddings(zeroshot_cli(home, embed + Args{"--precision", "bf16"}).out);
   ASSERT_EQ(e32.size(), 2u);
   ASSERT_EQ(e16.size(), 2u);
   EXPECT_NE(e32, e16);
@@ -240,11 +205,12 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
 TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   TempDir home;
   const fs::path dir = copy_model(home, "clip-tiny-quickgelu", "model");
-  const std::string embed = " -f json --threads 2 --image " + image("chelsea.png") + " --text \"a cat\" --text \"a photo of a dog\"";
-  const CliRun at_load = zeroshot_cli(home, "embed -m " + dir.string() + " --precision int8" + embed);
+  const Args embed = {"-f", "json", "--threads", "2", "--image", image_path("chelsea.png"),
+                      "--text", "a cat", "--text", "a photo of a dog"};
+  const CliResult at_load = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   ASSERT_EQ(at_load.code, 0) << at_load.err;
 
-  const CliRun q = zeroshot_cli(home, "quantize -m " + dir.string());
+  const CliResult q = zeroshot_cli(home, {"quantize", "-m", dir.string()});
   ASSERT_EQ(q.code, 0) << q.err;
   const fs::path file = dir / "zeroshot-int8.safetensors";
   EXPECT_EQ(q.out, file.string() + "\n");
@@ -253,7 +219,7 @@ TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   EXPECT_EQ(io::SafeTensorsFile(file.string()).metadata().at("format"), "zeroshot-int8");
 
   // The same embeddings, bit for bit (the file holds exactly what quantizing at load computes).
-  const CliRun from_file = zeroshot_cli(home, "embed -m " + dir.string() + " --precision int8" + embed);
+  const CliResult from_file = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   ASSERT_EQ(from_file.code, 0) << from_file.err;
   EXPECT_EQ(from_file.out, at_load.out);
   const std::string used = "int8 weights read from zeroshot-int8.safetensors";  // a ZEROSHOT_TRACE note
@@ -262,20 +228,20 @@ TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
 
   // Made from other weights: ignored (quantized at load instead, same output).
   const fs::path other = copy_model(home, "clip-tiny-gelu-f16", "other");
-  ASSERT_EQ(zeroshot_cli(home, "quantize -q -m " + other.string() + " -o " + file.string()).code, 0);
-  const CliRun mismatched = zeroshot_cli(home, "embed -m " + dir.string() + " --precision int8" + embed);
+  ASSERT_EQ(zeroshot_cli(home, {"quantize", "-q", "-m", other.string(), "-o", file.string()}).code, 0);
+  const CliResult mismatched = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   ASSERT_EQ(mismatched.code, 0) << mismatched.err;
   EXPECT_EQ(mismatched.out, at_load.out);
   EXPECT_EQ(mismatched.err.find(used), std::string::npos) << mismatched.err;
 
   // Damaged: refused with a one-line error naming the file; f32 never reads it.
   std::ofstream(file, std::ios::binary | std::ios::trunc) << "not a safetensors file";
-  const CliRun damaged = zeroshot_cli(home, "embed -m " + dir.string() + " --precision int8" + embed);
+  const CliResult damaged = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   EXPECT_EQ(damaged.code, 1);
   EXPECT_TRUE(damaged.out.empty()) << damaged.out;
   EXPECT_NE(damaged.err.find("zeroshot: " + file.string() + ": damaged int8 weights file"), std::string::npos) << damaged.err;
   EXPECT_NE(damaged.err.find("zeroshot quantize"), std::string::npos) << damaged.err;
-  EXPECT_EQ(zeroshot_cli(home, "embed -m " + dir.string() + embed).code, 0);
+  EXPECT_EQ(zeroshot_cli(home, Args{"embed", "-m", dir.string()} + embed).code, 0);
 }
 
 TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
@@ -283,28 +249,29 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   const fs::path snap = home.path / "hub" / "models--org--tiny" / "snapshots" / "0123456789abcdef0123456789abcdef01234567";
   fs::create_directories(snap.parent_path());
   fs::rename(copy_model(home, "clip-tiny-quickgelu", "m"), snap);
-  const CliRun r = zeroshot_cli(home, "quantize -m " + snap.string());
+  const CliResult r = zeroshot_cli(home, {"quantize", "-m", snap.string()});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("hub cache snapshot"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(snap / "zeroshot-int8.safetensors"));
-  const CliRun hub_id = zeroshot_cli(home, "quantize -m org/not-downloaded");  // refused before any download
+  const CliResult hub_id = zeroshot_cli(home, {"quantize", "-m", "org/not-downloaded"});  // refused before any download
   EXPECT_EQ(hub_id.code, 1);
   EXPECT_NE(hub_id.err.find("org/not-downloaded: a hub id"), std::string::npos) << hub_id.err;
   // -o elsewhere is fine.
-  EXPECT_EQ(zeroshot_cli(home, "quantize -q -m " + snap.string() + " -o " + (home.path / "q.safetensors").string()).code, 0);
+  const Args elsewhere = {"quantize", "-q", "-m", snap.string(), "-o", (home.path / "q.safetensors").string()};
+  EXPECT_EQ(zeroshot_cli(home, elsewhere).code, 0);
   EXPECT_TRUE(fs::exists(home.path / "q.safetensors"));
 
   // A read-only folder (by its permission bits, also for root, who could write anywhere).
   {
     const fs::path ro = copy_model(home, "clip-tiny-quickgelu", "readonly");
     fs::permissions(ro, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
-    const CliRun r2 = zeroshot_cli(home, "quantize -m " + ro.string());
+    const CliResult r2 = zeroshot_cli(home, {"quantize", "-m", ro.string()});
     fs::permissions(ro, fs::perms::owner_write, fs::perm_options::add);
     EXPECT_EQ(r2.code, 1);
     EXPECT_NE(r2.err.find(ro.string() + ": read-only folder"), std::string::npos) << r2.err;
   }
 
-  const CliRun bf16 = zeroshot_cli(home, "quantize -m " + fixture("clip-tiny-quickgelu") + " --precision bf16");
+  const CliResult bf16 = zeroshot_cli(home, {"quantize", "-m", clip_dir("clip-tiny-quickgelu"), "--precision", "bf16"});
   EXPECT_NE(bf16.code, 0);
 }
 
@@ -320,7 +287,7 @@ TEST(Quantize, ClapModelsToo) {
     for (const auto& e : fs::directory_iterator(src))
       if (e.is_regular_file() && e.path().filename().string().rfind("expected", 0) != 0) fs::copy_file(e.path(), dir / e.path().filename());
     for (const auto& e : fs::directory_iterator(dir)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    const CliRun q = zeroshot_cli(home, "quantize -q -m " + dir.string());
+    const CliResult q = zeroshot_cli(home, {"quantize", "-q", "-m", dir.string()});
     ASSERT_EQ(q.code, 0) << q.err;
     ASSERT_TRUE(fs::exists(dir / "zeroshot-int8.safetensors"));
     const io::SafeTensorsFile file((dir / "zeroshot-int8.safetensors").string());
@@ -337,7 +304,8 @@ TEST(Quantize, ClapModelsToo) {
     const Embeddings aa = at_load->embed_audio_files({sound}), af = from_file->embed_audio_files({sound});
     EXPECT_EQ(ta.data, tf.data) << m;
     EXPECT_EQ(aa.data, af.data) << m;
-    const CliRun e = zeroshot_cli(home, "embed -m " + dir.string() + " --precision int8 --text dog --format json");
+    const CliResult e =
+        zeroshot_cli(home, {"embed", "-m", dir.string(), "--precision", "int8", "--text", "dog", "--format", "json"});
     EXPECT_EQ(e.code, 0) << e.err;
     EXPECT_NE(e.err.find("int8 weights read from zeroshot-int8.safetensors"), std::string::npos) << e.err;
   }
@@ -353,7 +321,7 @@ TEST(Quantize, FileKeepsPeakMemoryWellBelowF32) {
   const fs::path dir = synthetic_model(home);
   const double f32 = bench(home, dir, "f32")["peak_rss_mb"].get<double>();
   const double at_load = bench(home, dir, "int8")["peak_rss_mb"].get<double>();
-  ASSERT_EQ(zeroshot_cli(home, "quantize -q -m " + dir.string()).code, 0);
+  ASSERT_EQ(zeroshot_cli(home, {"quantize", "-q", "-m", dir.string()}).code, 0);
   const io::Json j = bench(home, dir, "int8");
   const double from_file = j["peak_rss_mb"].get<double>();
   std::printf("peak RSS MB: f32 %.1f, int8 quantized at load %.1f, int8 from the file %.1f (after load %.1f)\n", f32, at_load,

@@ -1,8 +1,10 @@
-// Reading the reference outputs in ../shared/fixtures/clip/<model>/expected.{json,safetensors}.
+// Where the shared fixtures are (../shared/fixtures, never copied into the repo; the build passes the path as
+// ZEROSHOT_FIXTURES) and how to read the reference outputs in clip/<model>/ and clap/<model>/
+// expected.{json,safetensors}. Expected and ClapExpected throw zeroshot::Error naming the file when a fixture is
+// missing or damaged.
 #pragma once
 
-#include <algorithm>
-#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -12,8 +14,11 @@
 namespace zeroshot::testing {
 
 inline std::string fixtures() { return ZEROSHOT_FIXTURES; }
+inline std::string shared() { return ZEROSHOT_SHARED; }
 inline std::string clip_dir(const std::string& model) { return fixtures() + "/clip/" + model; }
+inline std::string clap_dir(const std::string& model) { return fixtures() + "/clap/" + model; }
 inline std::string image_path(const std::string& name) { return fixtures() + "/images/" + name; }
+inline std::string audio_path(const std::string& name) { return fixtures() + "/audio/" + name; }
 inline const std::vector<std::string>& clip_models() {
   static const std::vector<std::string> m = {"clip-tiny-quickgelu", "clip-tiny-gelu-f16"};
   return m;
@@ -33,15 +38,17 @@ struct Expected {
   }
 };
 
-inline float max_abs(const float* a, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i]));
-  return m;
-}
-inline float max_abs_diff(const float* a, const float* b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
+struct ClapExpected {
+  io::Json json;
+  io::SafeTensorsFile tensors;
+  explicit ClapExpected(const std::string& model)
+      : json(io::load_json(clap_dir(model) + "/expected.json")), tensors(clap_dir(model) + "/expected.safetensors") {}
+  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
+  std::vector<std::string> audio_files() const {
+    std::vector<std::string> v;
+    for (const auto& a : json["audio"]) v.push_back(a["file"].get<std::string>());
+    return v;
+  }
+};
 
 }  // namespace zeroshot::testing

@@ -1,0 +1,47 @@
+#include "support/compare.h"
+
+#include <cmath>
+#include <limits>
+
+namespace zeroshot::testing {
+
+float max_abs(const float* a, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i]));
+  return m;
+}
+
+float max_abs(const std::vector<float>& a) { return max_abs(a.data(), a.size()); }
+
+float max_abs_diff(const float* a, const float* b, size_t n) {
+  float m = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float d = std::fabs(a[i] - b[i]);
+    if (std::isnan(d)) return d;  // std::max would drop it, and a later element would hide it
+    m = std::max(m, d);
+  }
+  return m;
+}
+
+float max_abs_diff(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  if (got.size() != want.size()) return std::numeric_limits<float>::infinity();
+  return max_abs_diff(got.data(), want.data(), got.size());
+}
+
+float rel_err(const std::vector<float>& got, const std::vector<float>& want) {
+  return max_abs_diff(got, want) / max_abs(want);
+}
+
+::testing::AssertionResult rows_near(const float* got, const float* want, size_t rows, size_t cols, float tol,
+                                     const std::vector<std::string>& names) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float d = max_abs_diff(got + r * cols, want + r * cols, cols);
+    if (!(d <= tol))
+      return ::testing::AssertionFailure() << "row " << r << (r < names.size() ? " " + names[r] : std::string())
+                                           << ": max abs diff " << d << " > " << tol;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace zeroshot::testing

@@ -1,0 +1,40 @@
+// Comparing computed floats with expected ones: the error measures the parity tests use, and the tolerances of
+// ../shared/fixtures/README.md (CLIP) and fixtures/clap/README.md (CLAP) as named constants, so a test cites the
+// line of the table it holds rather than a bare number.
+// NaN is never "close": a NaN difference makes max_abs_diff NaN, which fails every <= comparison.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace zeroshot::testing {
+
+// fixtures/README.md, "Tolerances the tests should hold" (CLIP).
+inline constexpr float kPixelTol = 1e-5f;          // pixel_values: max abs diff
+inline constexpr float kCmykPixelMeanTol = 0.02f;  // pixel_values of cmyk.jpg: mean abs diff
+inline constexpr float kEmbedRelTol = 1e-4f;       // image_embeds, text_embeds: max abs diff / max abs value
+inline constexpr float kLogitTol = 1e-3f;          // logits_per_image: max abs diff
+inline constexpr float kScoreTol = 1e-4f;          // zero_shot scores: max abs diff
+// fixtures/clap/README.md, "Tolerances a C++ engine should hold" (CLAP).
+inline constexpr float kAudioEmbedRelTol = 2e-4f;  // audio_pooled, audio_embeds, audio_features
+inline constexpr float kTextEmbedRelTol = 1e-4f;   // text_pooled, text_embeds, text_features
+inline constexpr float kClapLogitTol = 1e-3f;      // logits_per_audio, logits_per_text
+
+float max_abs(const float* a, size_t n);
+float max_abs(const std::vector<float>& a);
+// max |a[i] - b[i]|; NaN when any difference is NaN.
+float max_abs_diff(const float* a, const float* b, size_t n);
+// The same over two vectors; sizes that differ are a test failure and give +infinity.
+float max_abs_diff(const std::vector<float>& got, const std::vector<float>& want);
+// max_abs_diff(got, want) / max_abs(want): the error relative to the expected tensor's scale.
+float rel_err(const std::vector<float>& got, const std::vector<float>& want);
+
+// Row by row (rows x cols, row-major): each row of `got` within `tol` (max abs diff) of the same row of `want`;
+// the failure names the first row that is not, `what` and `names[row]` when given.
+::testing::AssertionResult rows_near(const float* got, const float* want, size_t rows, size_t cols, float tol,
+                                     const std::vector<std::string>& names = {});
+
+}  // namespace zeroshot::testing
