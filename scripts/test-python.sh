@@ -24,6 +24,7 @@ rm -rf "$WHEELS"
 echo "test-python: wheel built and installed in $((SECONDS - start)) s"
 # pytest exits 5 when it collected no test: set -e makes that (like any failure) fail the run.
 "$VENV/bin/python" -m pytest -p no:cacheprovider -q python/tests
+if [ ! -x .venv-reference/bin/python ] && [ -f scripts/reference-venv.sh ]; then bash scripts/reference-venv.sh; fi
 if [ -x .venv-reference/bin/python ]; then
   .venv-reference/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall "$WHEELS"/zeroshot-*.whl
   .venv-reference/bin/python -m pip install -q --disable-pip-version-check pytest
