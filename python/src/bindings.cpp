@@ -38,6 +38,7 @@ namespace {
 using FloatOut = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
 using FloatIn = nb::ndarray<const float, nb::ndim<2>, nb::c_contig, nb::device::cpu>;
 using RgbIn = nb::ndarray<const uint8_t, nb::ndim<3>, nb::c_contig, nb::device::cpu>;
+using PixelsIn = nb::ndarray<const float, nb::ndim<4>, nb::c_contig, nb::device::cpu>;
 
 // Hands the vector to numpy: the capsule owns the Embeddings and frees it with the array.
 FloatOut to_numpy(Embeddings&& e) {
@@ -265,6 +266,25 @@ NB_MODULE(_zeroshot, m) {
           },
           "texts"_a)
       .def("embed_images", &embed_images, "inputs"_a, "names"_a, "batch_size"_a)
+      .def(
+          "embed_pixel_values",
+          [](const Model& x, const PixelsIn& px) {
+            const size_t side = static_cast<size_t>(x.image_size());
+            if (x.modality() != Modality::Image)
+              throw Error(x.name(), "is an audio model (" + std::string(x.model_type()) + "): it does not embed images");
+            if (px.shape(1) != 3 || px.shape(2) != side || px.shape(3) != side)
+              throw nb::value_error(("pixel_values must have shape (n, 3, " + std::to_string(side) + ", " +
+                                     std::to_string(side) + ")")
+                                        .c_str());
+            Embeddings e;
+            e.dim = x.embedding_dim();
+            if (px.shape(0) > 0) {
+              nb::gil_scoped_release unlocked;
+              e = x.embed_pixel_values(px.data(), px.shape(0));
+            }
+            return to_numpy(std::move(e));
+          },
+          "pixel_values"_a)
       .def("embed_audio_files", &embed_audio_files, "paths"_a, "batch_size"_a);
 
   m.def(

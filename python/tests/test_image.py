@@ -127,6 +127,9 @@ def test_embeddings_match_the_reference(clip):
     img = m.embed_images([IMAGES / f for f in ex["images"]])
     assert img.dtype == np.float32 and img.shape == t["image_embeds"].shape
     assert np.abs(img - t["image_embeds"]).max() <= 1e-4 * np.abs(t["image_embeds"]).max()
+    px = np.stack([t["pixel_values/" + f] for f in ex["images"]])
+    from_px = m.embed_pixel_values(px)
+    assert np.abs(from_px - t["image_embeds"]).max() <= 1e-4 * np.abs(t["image_embeds"]).max()
     txt = m.embed_texts(ex["texts"])
     ok = [i for i, s in enumerate(ex["texts"]) if s not in ex.get("ftfy_sensitive_texts", [])]
     assert np.abs(txt[ok] - t["text_embeds"][ok]).max() <= 1e-4 * np.abs(t["text_embeds"]).max()

@@ -228,6 +228,17 @@ class Model:
         items, names = _inputs.image_items(_check_list("images", images, "images"))
         return self._m.embed_images(items, names, _check_int("batch_size", batch_size, 1))
 
+    def embed_pixel_values(self, pixel_values: np.ndarray) -> np.ndarray:
+        """Image embeddings of already preprocessed images: float32 (n, 3, image_size, image_size), the image
+        processor's ``pixel_values`` (resized, cropped, normalized). For callers with their own preprocessing."""
+        a = np.asarray(pixel_values)
+        if not np.issubdtype(a.dtype, np.floating):
+            raise TypeError(f"pixel_values must be a float array, not {a.dtype}")
+        s = self.image_size
+        if a.ndim != 4 or a.shape[1:] != (3, s, s):
+            raise ValueError(f"pixel_values must have shape (n, 3, {s}, {s}), not {a.shape}")
+        return self._m.embed_pixel_values(np.ascontiguousarray(a, dtype=np.float32))
+
     def embed_audio(self, audios: Sequence[AudioInput], *, batch_size: int = 8) -> np.ndarray:
         """Projected, un-normalized audio embeddings (CLAP ``audio_embeds``): float32 (n, embedding_dim).
 
