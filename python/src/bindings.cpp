@@ -33,6 +33,8 @@ namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace zeroshot {
+void bind_index(nb::module_& m);  // index_bindings.cpp
+
 namespace {
 
 using FloatOut = nb::ndarray<nb::numpy, float, nb::ndim<2>>;
@@ -407,4 +409,6 @@ NB_MODULE(_zeroshot, m) {
             return out;
           },
           "embeddings"_a, "dim"_a);
+
+  bind_index(m);
 }

@@ -12,6 +12,7 @@ The engine underneath, for embeddings::
     model.embed_images(["a.jpg", "b.png"])                  # float32 (2, 512)
     model.embed_texts(["a dog"])
     zeroshot.ZeroShotClassifier(model, ["cat", "dog"]).classify_images(["a.jpg"])
+    zeroshot.Index("photos.db", model, create=True).search("a red car")   # the CLI's photo index
 
 Every engine failure raises zeroshot.Error (an Exception) with the CLI's one-line message; computations release
 the GIL, so threads sharing one model run in parallel.
@@ -27,6 +28,7 @@ from ._engine import (
     MultiLabelClassifier,
     ZeroShotClassifier,
 )
+from ._index import Index
 from .pipelines import ZeroShotAudioClassificationPipeline, ZeroShotImageClassificationPipeline, pipeline
 
 Error.__module__ = "zeroshot"  # shown as zeroshot.Error in tracebacks
@@ -39,6 +41,7 @@ __all__ = [
     "ZeroShotClassifier",
     "MultiLabelClassifier",
     "Moderator",
+    "Index",
     "pipeline",
     "ZeroShotImageClassificationPipeline",
     "ZeroShotAudioClassificationPipeline",
