@@ -11,7 +11,8 @@ Run it with a Python that has zeroshot and transformers (+ PyTorch) installed. P
   its cost to the user), at torch.set_num_threads 1 and 2, the better one kept;
 - encode only, random pixel values, batch 1 and 8: Model.embed_pixel_values from Python and `zeroshot bench`
   (a new process each round; its images_per_s is the same loop in C++).
-Medians over rounds. Prints a JSON object and a Markdown table.
+Medians over rounds. Also the Python layer's own cost per call (an empty batch: every check, conversion and the
+GIL release, no engine work). Prints a JSON object and a Markdown table.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -49,6 +50,14 @@ def main():
     side = zs.model.image_size
     pixels = {b: np.random.default_rng(1234).standard_normal((b, 3, side, side), dtype=np.float32) for b in (1, 8)}
     runs = {}
+    # What the Python layer costs per call, without the engine's work: an empty batch goes through every check and
+    # conversion, the GIL release and the result array, and the engine returns at once.
+    empty = pixels[1][:0]
+    zs.model.embed_pixel_values(empty)
+    t = time.perf_counter()
+    for _ in range(10000):
+        zs.model.embed_pixel_values(empty)
+    layer_us = (time.perf_counter() - t) / 10000 * 1e6
 
     def add(key, v):
         runs.setdefault(key, []).append(v)
@@ -83,7 +92,7 @@ def main():
     with open("/proc/loadavg") as f:
         load = " ".join(f.read().split()[:3])
     out = {"model": a.model, "images": len(files), "rounds": a.rounds, "cpus": os.cpu_count(), "loadavg_end": load,
-           "torch": torch.__version__, "transformers": transformers.__version__, "median_images_per_s": med,
+           "torch": torch.__version__, "python_layer_us_per_call": layer_us, "transformers": transformers.__version__, "median_images_per_s": med,
            "runs": runs}
     print(json.dumps(out))
     print()
@@ -94,6 +103,7 @@ def main():
                       ("Model.embed_pixel_values (Python)", "encode_python"),
                       ("`zeroshot bench` (C++)", "encode_cli")]:
         print(f"| {name} | {med[key + '_b1']:.2f} | {med[key + '_b8']:.2f} |")
+    print(f"Python layer per call (empty batch): {layer_us:.1f} us")
     for b in (1, 8):
         print(f"batch {b}: zeroshot/transformers {med[f'pipeline_zeroshot_b{b}'] / med[f'pipeline_transformers_b{b}']:.2f}x, "
               f"Python layer overhead {100 * (1 - med[f'encode_python_b{b}'] / med[f'encode_cli_b{b}']):+.1f}%")
