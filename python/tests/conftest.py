@@ -59,6 +59,18 @@ def assert_scores_match(got, want, tol=1e-4):
     assert diff <= tol, (diff, got, want)
 
 
+# The CLI and the module run the same code and give the same float32 scores when built alike (they do in
+# scripts/test-python.sh's Release builds); another build of either (a sanitizer build, other -O flags) may differ
+# in the last digit, so "the same numbers" is held to this.
+CLI_TOL = 1e-5  # 10x tighter than the fixtures; a RelWithDebInfo + ASan module differed from the Release CLI by 2.6e-6
+
+
+def same_as_cli(cli, ours):
+    """Lists of (key, score): the same keys in the same order, scores within CLI_TOL."""
+    assert [k for k, _ in cli] == [k for k, _ in ours], (cli, ours)
+    assert max((abs(a - b) for (_, a), (_, b) in zip(cli, ours)), default=0) <= CLI_TOL, (cli, ours)
+
+
 def cli_path():
     p = os.environ.get("ZEROSHOT_CLI")
     if p:

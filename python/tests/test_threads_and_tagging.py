@@ -1,7 +1,6 @@
 """Several Python threads sharing one model give the results of one thread (the GIL is released during every
 computation); multi-label tagging and moderation give the CLI's numbers."""
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 import zeroshot
-from conftest import AUDIO, CLAP_MODELS, CLIP_MODELS, IMAGES, REPO, clap_dir, clip_dir, run_cli
+from conftest import AUDIO, CLAP_MODELS, CLIP_MODELS, IMAGES, REPO, clap_dir, clip_dir, run_cli, same_as_cli
 
 FILES = sorted(str(p) for p in IMAGES.iterdir() if not p.name.startswith("bad_"))
 
@@ -92,9 +91,8 @@ def test_multi_label_matches_the_cli():
                                            cache_dir=False)
     assert tagger.thresholds == pytest.approx([0.55, 0.55, 0.55, 0.8])
     for line, got in zip(lines, tagger.tag_images(FILES[:6])):
-        assert [(r["label"], np.float32(r["score"]), np.float32(r["threshold"]), r["flagged"]) for r in line["result"]] == [
-            (g["label"], np.float32(g["score"]), np.float32(g["threshold"]), g["flagged"]) for g in got
-        ]
+        key = lambda r: (r["label"], np.float32(r["threshold"]), r["flagged"])  # noqa: E731
+        same_as_cli([(key(r), r["score"]) for r in line["result"]], [(key(g), g["score"]) for g in got])
 
 
 def test_moderator_matches_the_cli(tmp_path):
@@ -106,7 +104,7 @@ def test_moderator_matches_the_cli(tmp_path):
     got = mod.moderate_images(FILES[:5])
     assert mod.categories == list(lines[0]["scores"])
     for line, g in zip(lines, got):
-        assert {k: np.float32(v) for k, v in line["scores"].items()} == {k: np.float32(v) for k, v in g["scores"].items()}
+        same_as_cli(list(line["scores"].items()), list(g["scores"].items()))
         assert [f["category"] for f in line["flagged"]] == [f["category"] for f in g["flagged"]]
     # the policy as text, and a malformed one
     same = zeroshot.Moderator(mod.model, "inline.toml", policy=policy.read_text(), cache_dir=False)
