@@ -22,6 +22,7 @@ TEST_PACKAGES=(
   python3-venv                                                         # the reference venv (scripts/reference-venv.sh)
   nodejs chromium                                                      # the server's browser test (playwright-core)
 )
+TEST_PACKAGES+=(python3-dev python3-venv python3-pil)                 # the Python package (scripts/test-python.sh)
 # npm from Debian, unless the nodejs installed bundles it (NodeSource's conflicts with Debian's npm package).
 if ! command -v npm >/dev/null; then TEST_PACKAGES+=(npm); fi
 SUDO=""

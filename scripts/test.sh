@@ -20,3 +20,5 @@ if [ "${1:-}" != "--fast" ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEROSHOT_SANITIZE=ON
 fi
+# The Python package: wheel, fresh virtualenv, pytest (scripts/test-python.sh); uses the Release build's CLI.
+bash scripts/test-python.sh

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The Python package's tests: `pip wheel .` once, the wheel installed into a fresh virtualenv (Debian's numpy and
+# Pillow through --system-site-packages), pytest over python/tests; then, where the reference virtualenv exists
+# (.venv-reference, made by scripts/reference-venv.sh, with transformers), the same wheel installed there and the
+# comparison with transformers' own pipelines. The CLI comparison needs build/zeroshot (scripts/test.sh builds it).
+#   ZEROSHOT_SHARED   the shared/ folder (default ../shared)
+#   JOBS              build parallelism (default: all cores); ccache is used when installed
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export ZEROSHOT_SHARED="${ZEROSHOT_SHARED:-$(cd .. && pwd)/shared}"
+export ZEROSHOT_CLI="${ZEROSHOT_CLI:-$PWD/build/zeroshot}"
+export CMAKE_BUILD_PARALLEL_LEVEL="${JOBS:-$(nproc)}"
+if [ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ] && command -v ccache >/dev/null; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+fi
+VENV=build/venv-python
+WHEELS=build/python-wheels
+start=$SECONDS
+/usr/bin/python3 -m venv --system-site-packages --clear "$VENV"
+"$VENV/bin/pip" install -q --disable-pip-version-check pytest
+rm -rf "$WHEELS"
+"$VENV/bin/pip" wheel -q --disable-pip-version-check --no-deps -w "$WHEELS" .
+"$VENV/bin/pip" install -q --disable-pip-version-check "$WHEELS"/zeroshot-*.whl
+echo "test-python: wheel built and installed in $((SECONDS - start)) s"
+# pytest exits 5 when it collected no test: set -e makes that (like any failure) fail the run.
+"$VENV/bin/python" -m pytest -p no:cacheprovider -q python/tests
+if [ ! -x .venv-reference/bin/python ] && [ -f scripts/reference-venv.sh ]; then bash scripts/reference-venv.sh; fi
+if [ -x .venv-reference/bin/python ]; then
+  .venv-reference/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall "$WHEELS"/zeroshot-*.whl
+  .venv-reference/bin/python -m pip install -q --disable-pip-version-check pytest
+  .venv-reference/bin/python -m pytest -p no:cacheprovider -q -rs python/tests/test_transformers.py
+else
+  echo "test-python: no .venv-reference (scripts/reference-venv.sh): the comparison with transformers is skipped"
+fi
+echo "test-python: ok in $((SECONDS - start)) s"
