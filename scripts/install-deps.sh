@@ -13,6 +13,7 @@ BUILD_PACKAGES=(
   libsqlite3-dev libfaiss-dev zlib1g-dev                               # search index: store, ANN, checksums
   libcpp-httplib-dev                                                   # the HTTP server (zeroshot serve)
   libgtest-dev                                                         # tests
+  clang libclang-rt-14-dev libomp-dev                                  # clang build: TSan, libFuzzer (+ OpenMP for faiss)
 )
 TEST_PACKAGES=(
   python3                                                              # the local hub test server
