@@ -43,7 +43,7 @@ if [ $do_tidy = 1 ]; then
   printf '%s\n' "${sources[@]}" |
     xargs -r -P "$JOBS" -n 4 clang-tidy -p "$BUILD" --quiet 2>/dev/null >"$log" || true
   # A header's warning appears once per .cpp that includes it: count each distinct one once.
-  warnings=$(grep -E '^[^ ].*:[0-9]+:[0-9]+: (warning|error):' "$log" | sort -u)
+  warnings=$(grep -E '^[^ ].*:[0-9]+:[0-9]+: (warning|error):' "$log" | sort -u || true)
   n=$(printf '%s' "$warnings" | grep -c . || true)
   if [ "$n" -gt 0 ]; then
     printf '%s\n' "$warnings"
