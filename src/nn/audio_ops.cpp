@@ -235,7 +235,17 @@ inline float exp_nonpositive(float x) {
 
 // Compiled for AVX-512 too when the compiler can (chosen at run time); same arithmetic either way (no FMA
 // contraction in the clones either: the build sets -ffp-contract=off, GCC's ISO C++ default, for clang too).
-#if defined(__x86_64__) && (!defined(__clang__) || __clang_major__ >= 14)
+// Not under ThreadSanitizer: the clones' ifunc resolver runs during relocation, before the TSan runtime is up,
+// and crashes the program at start-up.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ZS_NO_IFUNC 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define ZS_NO_IFUNC 1
+#endif
+#if defined(__x86_64__) && !defined(ZS_NO_IFUNC) && (!defined(__clang__) || __clang_major__ >= 14)
 #define ZS_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define ZS_TARGET_CLONES
