@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "fixture_util.h"
+#include "zeroshot/version.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
@@ -292,6 +293,9 @@ TEST(Cli, UsageErrorsAndHelp) {
   expect_one_line_error(r, "no field");
   r = zeroshot_cli("frobnicate");
   EXPECT_NE(r.code, 0);
+  r = zeroshot_cli("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, std::string("zeroshot ") + ZEROSHOT_VERSION + "\n");
   // A hub id offline with an empty cache: a clear error that says so, no network.
   r = zeroshot_cli("classify -m some-org/not-cached -l cat,dog " + shell_quote(image_path("chelsea.png")));
   expect_one_line_error(r, "some-org/not-cached", "HF_HUB_OFFLINE");
