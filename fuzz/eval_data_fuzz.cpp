@@ -43,12 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         opt.layout = eval::Layout::Csv;
         eval::read_dataset(fuzz::write_scratch("data.tsv", data, size), opt);
         break;
-      case 2:
-        eval::read_class_map(fuzz::write_scratch("map.txt", data, size));
-        break;
-      case 3:
-        eval::read_class_map(fuzz::write_scratch("map.json", data, size));
-        break;
+      case 2: eval::read_class_map(fuzz::write_scratch("map.txt", data, size)); break;
+      case 3: eval::read_class_map(fuzz::write_scratch("map.json", data, size)); break;
       case 4: {
         const fs::path meta = dir / "esc" / "meta" / "esc50.csv";
         fs::create_directories(meta.parent_path());

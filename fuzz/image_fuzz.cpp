@@ -11,8 +11,10 @@
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace zeroshot;
   static const image::ImageProcessor procs[2] = {
-      image::ImageProcessor(image::ImageProcessorConfig::load(fuzz::fixtures() + "/clip/clip-tiny-quickgelu/preprocessor_config.json")),
-      image::ImageProcessor(image::ImageProcessorConfig::load(fuzz::fixtures() + "/clip/clip-tiny-gelu-f16/preprocessor_config.json")),
+      image::ImageProcessor(
+          image::ImageProcessorConfig::load(fuzz::fixtures() + "/clip/clip-tiny-quickgelu/preprocessor_config.json")),
+      image::ImageProcessor(
+          image::ImageProcessorConfig::load(fuzz::fixtures() + "/clip/clip-tiny-gelu-f16/preprocessor_config.json")),
   };
   image::DecodeOptions opt;
   opt.max_pixels = 1u << 22;  // 4 Mpx: large enough for every seed, small enough that one input stays fast

@@ -88,9 +88,9 @@ int main(int argc, char** argv) {
       for (size_t k = 1; k <= small.size(); k += 2) {  // files of 1, 3 and 5 tensors
         std::vector<zeroshot::io::TensorData> td;
         for (size_t i = 0; i < k; ++i) td.push_back({small[i]->name, small[i]->dtype, small[i]->shape, small[i]->data});
-        zeroshot::io::write_safetensors((out / "safetensors_fuzz" / ("seed" + std::to_string(n++) + ".safetensors")).string(),
-                                        td, k == 3 ? std::map<std::string, std::string>{{"format", "pt"}}
-                                                   : std::map<std::string, std::string>{});
+        zeroshot::io::write_safetensors(
+            (out / "safetensors_fuzz" / ("seed" + std::to_string(n++) + ".safetensors")).string(), td,
+            k == 3 ? std::map<std::string, std::string>{{"format", "pt"}} : std::map<std::string, std::string>{});
       }
     }
     n = 0;
@@ -105,8 +105,9 @@ int main(int argc, char** argv) {
                 {1, "a.jpg\tcat\nb.png\tdog\n"},
                 {2, "n01440764 tench\nn01443537\tgoldfish\ncat,a cat\n"},
                 {3, "{\"0\": [\"n01440764\", \"tench\"], \"1\": [\"n01443537\", \"goldfish\"]}"},
-                {4, "filename,fold,target,category,esc10,src_file,take\n1-100-A-0.wav,1,0,dog,True,100,A\n"
-                    "a.wav,2,1,rain,False,101,A\n"},
+                {4,
+                 "filename,fold,target,category,esc10,src_file,take\n1-100-A-0.wav,1,0,dog,True,100,A\n"
+                 "a.wav,2,1,rain,False,101,A\n"},
                 {5, "a.jpg,kitty\nb.png,2\ncat.jpg,a red car\n"}});
     // server_request_fuzz: bit 2 of the first byte = multipart; route = first byte % 4 (classify, embed, search,
     // image only). Multipart parts are "name[;filename]\n" + content, separated by "\n--\n".
@@ -114,10 +115,12 @@ int main(int argc, char** argv) {
     const std::string b64 = base64(png);
     mode_seeds(out / "server_request_fuzz",
                {{0, "{\"image\": \"" + b64 + "\", \"candidate_labels\": [\"cat\", \"dog\"], \"top_k\": 1}"},
-                {0, "{\"inputs\": \"" + b64 + "\", \"parameters\": {\"candidate_labels\": \"cat, dog\", "
-                    "\"hypothesis_template\": \"a photo of {}.\"}}"},
-                {0, "{\"image\": \"data:image/png;base64," + b64 + "\", \"label_set\": \"imagenet\", "
-                    "\"multi_label\": true}"},
+                {0, "{\"inputs\": \"" + b64 +
+                        "\", \"parameters\": {\"candidate_labels\": \"cat, dog\", "
+                        "\"hypothesis_template\": \"a photo of {}.\"}}"},
+                {0, "{\"image\": \"data:image/png;base64," + b64 +
+                        "\", \"label_set\": \"imagenet\", "
+                        "\"multi_label\": true}"},
                 {1, "{\"texts\": [\"a cat\", \"a dog\"], \"images\": [\"" + b64 + "\"], \"normalize\": true}"},
                 {2, "{\"query\": \"2:golden retriever + pool - fruit\", \"top_k\": 5}"},
                 {2, "{\"terms\": [{\"text\": \"a cat\", \"weight\": -1}, {\"image\": \"" + b64 + "\"}]}"},

@@ -41,10 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data + 1), size - 1);
   Body body;
   body.multipart = multipart;
-  if (multipart)
-    body.parts = split_parts(text);
-  else
-    body.json = &text;
+  if (multipart) body.parts = split_parts(text);
+  else body.json = &text;
   Limits limits;
   limits.max_labels = 50;
   limits.max_texts = 20;

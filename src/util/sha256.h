@@ -22,7 +22,7 @@ class Sha256 {
   void update(const void* data, size_t n);
   // A field: its length (u64 LE) then its bytes, so that ("ab","c") and ("a","bc") hash differently.
   void field(std::string_view s);
-  void field(uint64_t v);  // 8 bytes, little-endian
+  void field(uint64_t v);            // 8 bytes, little-endian
   std::array<uint8_t, 32> digest();  // once
 
  private:
