@@ -14,6 +14,8 @@ BUILD_PACKAGES=(
   libcpp-httplib-dev                                                   # the HTTP server (zeroshot serve)
   libminizip-dev                                                       # PyTorch checkpoints (torch.save zip archives)
   libgtest-dev                                                         # tests
+  clang libclang-rt-14-dev libomp-dev                                  # clang build: TSan, libFuzzer (+ OpenMP for faiss)
+  clang-format clang-tidy                                              # scripts/lint.sh
 )
 TEST_PACKAGES=(
   python3                                                              # the local hub test server

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Builds and runs every test: a Release build, then an AddressSanitizer + UndefinedBehaviorSanitizer build.
-#   scripts/test.sh            both builds
+# Builds and runs every test: a Release build, then an AddressSanitizer + UndefinedBehaviorSanitizer build, then
+# a ThreadSanitizer build with clang (the tests labelled `threads`), then a libFuzzer smoke run
+# of every target in fuzz/ (scripts/fuzz.sh, FUZZ_SECONDS each, default 20).
+#   scripts/test.sh            all four stages
 #   scripts/test.sh --fast     the Release build only
 # Fixtures are read from ../shared (set ZEROSHOT_SHARED to override); nothing is copied into the repo.
 set -euo pipefail
@@ -11,14 +13,23 @@ scripts/reference-venv.sh  # transformers + open_clip for tests/reference (quick
 run_suite() {  # build-dir, extra cmake args...
   local dir=$1; shift
   cmake -S . -B "$dir" -G Ninja -DZEROSHOT_SHARED="$SHARED" -DZEROSHOT_FIXTURES="$SHARED/fixtures" "$@" >/dev/null
-  cmake --build "$dir" -j "$JOBS"
-  (cd "$dir" && ctest --output-on-failure -j "$JOBS" --timeout 900)
+  # shellcheck disable=SC2086  # BUILD_TARGETS: "--target a b" or nothing (everything)
+  cmake --build "$dir" -j "$JOBS" ${BUILD_TARGETS:-}
+  # shellcheck disable=SC2086  # CTEST_ARGS: extra ctest arguments, word-split on purpose
+  (cd "$dir" && ctest --output-on-failure -j "$JOBS" --timeout 900 ${CTEST_ARGS:-})
 }
 run_suite build -DCMAKE_BUILD_TYPE=Release
 if [ "${1:-}" != "--fast" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEROSHOT_SANITIZE=ON
+  # ThreadSanitizer, with clang: the tests that run threads (cmake/ZeroshotTest.cmake) and the CLI they start.
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+  # (Minus the config-refusal and huge-input tests: single-threaded, and a fifth of the TSan test time.)
+  BUILD_TARGETS="--target zeroshot_thread_tests zeroshot_cli" CC=clang CXX=clang++ \
+    CTEST_ARGS="-L threads -E (Refusals|HugeInputFinishes)" \
+    run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEROSHOT_SANITIZE_THREAD=ON
+  ZEROSHOT_SHARED="$SHARED" JOBS="$JOBS" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 # The Python package: wheel, fresh virtualenv, pytest (scripts/test-python.sh); uses the Release build's CLI.
 bash scripts/test-python.sh

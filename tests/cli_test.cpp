@@ -9,6 +9,7 @@
 #include "support/compare.h"
 #include "support/fixtures.h"
 #include "support/temp_dir.h"
+#include "zeroshot/version.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
@@ -257,6 +258,9 @@ TEST(Cli, UsageErrorsAndHelp) {
   expect_one_line_error(r, "no field");
   r = zeroshot_cli({"frobnicate"});
   EXPECT_NE(r.code, 0);
+  r = zeroshot_cli({"--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, std::string("zeroshot ") + ZEROSHOT_VERSION + "\n");
   // A hub id offline with an empty cache: a clear error that says so, no network.
   r = zeroshot_cli({"classify", "-m", "some-org/not-cached", "-l", "cat,dog", image_path("chelsea.png")});
   expect_one_line_error(r, "some-org/not-cached", "HF_HUB_OFFLINE");

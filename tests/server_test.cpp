@@ -22,6 +22,7 @@
 #include "server/metrics.h"
 #include "server/server.h"
 #include "zeroshot/tagging.h"
+#include "zeroshot/version.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -138,6 +139,7 @@ TEST(Server, HealthModelsAndPage) {
   auto c = s.client();
   auto h = parse(c.Get("/healthz"));
   EXPECT_EQ(h["status"], "ok");
+  EXPECT_EQ(h["version"], ZEROSHOT_VERSION);
   auto m = parse(c.Get("/v1/models"));
   ASSERT_EQ(m["data"].size(), 1u);
   EXPECT_EQ(m["data"][0]["id"], kModelDir);

@@ -4,11 +4,12 @@
 
 #include "commands.h"
 #include "zeroshot/error.h"
+#include "zeroshot/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"zeroshot: exact zero-shot classification with contrastive models (CLIP for images, CLAP for audio)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "zeroshot 0.1.0");
+  app.set_version_flag("--version", "zeroshot " ZEROSHOT_VERSION);
   std::function<int()> action;
   zeroshot::cli::add_classify_command(app, &action);
   zeroshot::cli::add_embed_command(app, &action);

@@ -326,7 +326,9 @@ TEST(Decode, BadFilesRefused) {
       {"bad_zero_channels.wav", "Malformed soundfile"},
       {"bad_huge_header.wav", "data chunk claims 4294967294 bytes"},
   };
-  for (const auto& [file, needle] : cases) {
+  for (const auto& c : cases) {
+    const char* file = c.first;  // not a structured binding: clang 14 cannot capture those in a lambda
+    const char* needle = c.second;
     const std::string path = kAudio + file;
     expect_one_line_error_naming([&] { decode_file(path); }, path, needle);
     const auto bytes = read_bytes(path);

@@ -20,26 +20,13 @@
 #include <string_view>
 #include <vector>
 
+#include "util/sha256.h"
+
 namespace zeroshot::classify {
 
-// SHA-256 through OpenSSL's libcrypto (already a dependency), streaming.
-class Sha256 {
- public:
-  Sha256();
-  ~Sha256();
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void update(const void* data, size_t n);
-  // A field: its length (u64 LE) then its bytes, so that ("ab","c") and ("a","bc") hash differently.
-  void field(std::string_view s);
-  void field(uint64_t v);
-  std::array<uint8_t, 32> digest();  // once
-
- private:
-  void* ctx_;
-};
-
-std::string to_hex(const uint8_t* data, size_t n);
+// The hash and hex helpers live in util/sha256.h; these names stay for the callers that use them from here.
+using util::Sha256;
+using util::to_hex;
 
 inline constexpr uint32_t kLabelCacheVersion = 1;
 

@@ -9,8 +9,4 @@ namespace zeroshot::index {
 // SHA-256 (OpenSSL libcrypto) of a whole file: 32 raw bytes. Throws zeroshot::Error naming the file.
 std::string file_sha256(const std::string& path);
 
-// Lower-case hex of raw bytes.
-std::string to_hex(const std::string& bytes);
-
-
 }  // namespace zeroshot::index

@@ -234,15 +234,29 @@ inline float exp_nonpositive(float x) {
 }
 
 // Compiled for AVX-512 too when the compiler can (chosen at run time); same arithmetic either way (no FMA
-// contraction in the clones either: -ffp-contract=off is the ISO C++ default GCC uses here).
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+// contraction in the clones either: the build sets -ffp-contract=off, GCC's ISO C++ default, for clang too).
+// Not under ThreadSanitizer: the clones' ifunc resolver runs during relocation, before the TSan runtime is up,
+// and crashes the program at start-up.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ZS_NO_IFUNC 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define ZS_NO_IFUNC 1
+#endif
+#if defined(__x86_64__) && !defined(ZS_NO_IFUNC) && (!defined(__clang__) || __clang_major__ >= 14)
 #define ZS_TARGET_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define ZS_TARGET_CLONES
 #endif
 
+namespace {
+
+// The clones live on a function of its own: clang 14 silently drops target_clones from a function that was
+// declared before without it (audio_ops.h), where GCC keeps them.
 ZS_TARGET_CLONES
-void bias_softmax_rows(float* s, int rows, int n, const float* bias, const float* mask) {
+void bias_softmax_rows_cloned(float* s, int rows, int n, const float* bias, const float* mask) {
   constexpr int kL = 16;  // independent lanes: vectorizable max / sum without reassociating any one of them
   for (int i = 0; i < rows; ++i) {
     float* row = s + static_cast<size_t>(i) * n;
@@ -278,6 +292,12 @@ void bias_softmax_rows(float* s, int rows, int n, const float* bias, const float
     const float inv = 1.0f / sum;
     for (j = 0; j < n; ++j) row[j] *= inv;
   }
+}
+
+}  // namespace
+
+void bias_softmax_rows(float* s, int rows, int n, const float* bias, const float* mask) {
+  bias_softmax_rows_cloned(s, rows, n, bias, mask);
 }
 
 void window_attention(const float* q, const float* k, const float* v, int ld, int windows, int n, int heads,

@@ -5,11 +5,15 @@
 // gemm:jit), without oneDNN's OpenMP threads beside our pool.
 //
 // Only this file is compiled for AVX-512 (a target pragma, after every include: inline functions of the
-// standard headers keep the baseline ISA, so no AVX-512 copy of them can leak into the rest of the program).
+// standard headers and kernels.h keep the baseline ISA, so no AVX-512 copy of them can leak into the rest of the
+// program; per-file -mavx512f flags would let the linker pick such a copy). Clang ignores GCC's target pragma: it
+// gets the same target attribute on every function here (lambdas and templates included) by its own pragma.
 // Nothing here may run unless kern::cpu_has_avx512() said yes.
 // GCC 12 warns about the intrinsics headers' own _mm512_undefined_* (GCC bug 105593), not about this code.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 
 #include <cstddef>
@@ -17,8 +21,14 @@
 
 #include "nn/kernels.h"
 
+#if defined(__clang__)
+#pragma clang attribute push(                                                                         \
+    __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vnni,fma,bmi,bmi2"))), \
+    apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,avx512vnni,fma,bmi,bmi2")
+#endif
 
 namespace zeroshot::nn::kern::avx512 {
 
@@ -497,4 +507,8 @@ void activate(EpiAct act, float* x, long n) {
 
 }  // namespace zeroshot::nn::kern::avx512
 
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif

@@ -23,6 +23,7 @@
 #include "server/metrics.h"
 #include "server/request.h"
 #include "zeroshot/tagging.h"
+#include "zeroshot/version.h"
 
 extern const unsigned char zeroshot_web_index_html[];
 extern const size_t zeroshot_web_index_html_size;
@@ -431,7 +432,7 @@ void Server::Impl::setup() {
                     "text/html; charset=utf-8");
   });
   http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, json{{"status", "ok"}, {"model", model.name()}});
+    send_json(res, 200, json{{"status", "ok"}, {"model", model.name()}, {"version", ZEROSHOT_VERSION}});
   });
   http.Get("/metrics", guarded(this, &Impl::get_metrics));
   http.Get("/v1/models", guarded(this, &Impl::get_models));

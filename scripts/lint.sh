@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Checks the format (.clang-format) and the lint (.clang-tidy) of C++ files; exits non-zero on any finding.
+#   scripts/lint.sh                     every tracked C++ file
+#   scripts/lint.sh FILE...             these files
+#   scripts/lint.sh --format [FILE...]  format only (fast; no build needed)
+#   scripts/lint.sh --tidy [FILE...]    lint only
+# clang-tidy reads compile_commands.json from $LINT_BUILD_DIR (default build/, which scripts/test.sh configures);
+# headers are checked through the .cpp files that include them. To fix the format: clang-format -i FILE...
+set -euo pipefail
+cd "$(dirname "$0")/.."
+do_format=1
+do_tidy=1
+case "${1:-}" in
+  --format) do_tidy=0; shift ;;
+  --tidy) do_format=0; shift ;;
+esac
+BUILD="${LINT_BUILD_DIR:-build}"
+JOBS="${JOBS:-$(nproc)}"
+if [ $# -gt 0 ]; then files=("$@"); else mapfile -t files < <(git ls-files '*.cpp' '*.h' '*.cc' '*.hpp'); fi
+status=0
+if [ $do_format = 1 ]; then
+  bad=0
+  for f in "${files[@]}"; do
+    if ! clang-format --dry-run -Werror "$f" >/dev/null 2>&1; then
+      echo "format: $f (clang-format -i $f)"
+      bad=$((bad + 1))
+    fi
+  done
+  echo "format: $bad of ${#files[@]} files need clang-format"
+  [ $bad = 0 ] || status=1
+fi
+if [ $do_tidy = 1 ]; then
+  if [ ! -f "$BUILD/compile_commands.json" ]; then
+    echo "lint: no $BUILD/compile_commands.json (configure the build first, or set LINT_BUILD_DIR)" >&2
+    exit 2
+  fi
+  sources=()
+  for f in "${files[@]}"; do
+    # Only translation units in the compile database (headers are reached through them).
+    case "$f" in *.cpp | *.cc) grep -q "\"file\": \".*/$f\"" "$BUILD/compile_commands.json" && sources+=("$f") ;; esac
+  done
+  log=$(mktemp)
+  printf '%s\n' "${sources[@]}" |
+    xargs -r -P "$JOBS" -n 4 clang-tidy -p "$BUILD" --quiet 2>/dev/null >"$log" || true
+  # A header's warning appears once per .cpp that includes it: count each distinct one once.
+  warnings=$(grep -E '^[^ ].*:[0-9]+:[0-9]+: (warning|error):' "$log" | sort -u || true)
+  n=$(printf '%s' "$warnings" | grep -c . || true)
+  if [ "$n" -gt 0 ]; then
+    printf '%s\n' "$warnings"
+    echo "tidy: $n findings in $(printf '%s\n' "$warnings" | cut -d: -f1 | sort -u | wc -l) files (of ${#sources[@]} checked)"
+    status=1
+  else
+    echo "tidy: clean (${#sources[@]} files)"
+  fi
+  rm -f "$log"
+fi
+exit $status
