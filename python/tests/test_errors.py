@@ -170,3 +170,12 @@ def test_bad_engine_api_arguments(pipe, audio_pipe):
         audio_pipe(np.zeros((2, 100), np.float32), candidate_labels=["dog"])
     with pytest.raises(ValueError, match="empty"):
         audio_pipe(np.zeros(0, np.float32), candidate_labels=["dog"])
+
+
+def test_version_is_the_cmake_project_version():
+    import re
+    from pathlib import Path
+
+    cmake = (Path(__file__).resolve().parents[2] / "CMakeLists.txt").read_text()
+    want = re.search(r"project\(zeroshot VERSION ([0-9.]+)", cmake).group(1)
+    assert zeroshot.__version__ == want

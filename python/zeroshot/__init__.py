@@ -18,6 +18,8 @@ Every engine failure raises zeroshot.Error (an Exception) with the CLI's one-lin
 the GIL, so threads sharing one model run in parallel.
 """
 
+from importlib.metadata import version as _metadata_version
+
 from ._zeroshot import Error
 from ._engine import (
     DEFAULT_AUDIO_TEMPLATE,
@@ -33,7 +35,7 @@ from .pipelines import ZeroShotAudioClassificationPipeline, ZeroShotImageClassif
 
 Error.__module__ = "zeroshot"  # shown as zeroshot.Error in tracebacks
 
-__version__ = "0.1.0"
+__version__ = _metadata_version("zeroshot")  # the wheel's, which is CMakeLists.txt's project() version
 
 __all__ = [
     "Error",

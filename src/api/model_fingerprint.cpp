@@ -8,7 +8,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "classify/label_cache.h"
+#include "util/sha256.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::api {
@@ -53,7 +53,7 @@ class File {
   int fd_;
 };
 
-void hash_samples(classify::Sha256& h, const File& f, uint64_t size) {
+void hash_samples(util::Sha256& h, const File& f, uint64_t size) {
   if (size <= kSample * kSamples) {
     h.field(f.read(0, static_cast<size_t>(size)));
     return;
@@ -66,7 +66,7 @@ void hash_samples(classify::Sha256& h, const File& f, uint64_t size) {
 std::string model_fingerprint(const std::vector<std::string>& small_files, const std::vector<std::string>& weight_files,
                               const std::string& precision) {
   namespace fs = std::filesystem;
-  classify::Sha256 h;
+  util::Sha256 h;
   h.field("zeroshot model fingerprint v1");
   for (const auto& path : small_files) {
     h.field(fs::path(path).filename().string());
@@ -97,7 +97,7 @@ std::string model_fingerprint(const std::vector<std::string>& small_files, const
   }
   h.field(precision);
   const auto d = h.digest();
-  return classify::to_hex(d.data(), 16);
+  return util::to_hex(d.data(), 16);
 }
 
 }  // namespace zeroshot::api

@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 std::array<uint8_t, 32> label_cache_key(const std::string& model_fingerprint,
                                         const std::vector<std::vector<std::string>>& classes,
                                         const std::vector<std::string>& templates) {
-  Sha256 h;
+  util::Sha256 h;
   h.field("zeroshot label embeddings");
   h.field(uint64_t{kLabelCacheVersion});
   h.field(model_fingerprint);
@@ -44,7 +44,7 @@ std::string resolve_cache_dir(const std::string& option) {
 }
 
 std::string label_cache_path(const std::string& dir, const std::array<uint8_t, 32>& key) {
-  return dir + "/label-embeddings/" + to_hex(key.data(), 16) + ".bin";
+  return dir + "/label-embeddings/" + util::to_hex(key.data(), 16) + ".bin";
 }
 
 namespace {
@@ -121,7 +121,7 @@ bool load_label_embeddings(const std::string& path, const std::array<uint8_t, 32
   }
   ::close(fd);
   if (!ok) return false;
-  Sha256 h;
+  util::Sha256 h;
   h.update(data.data(), payload);
   const auto sum = h.digest();
   if (std::memcmp(sum.data(), header + 64, 32) != 0) return false;
@@ -147,7 +147,7 @@ bool store_label_embeddings(const std::string& path, const std::array<uint8_t, 3
   std::memcpy(header + 16, key.data(), 32);
   put_u64(header + 48, rows);
   put_u64(header + 56, dim);
-  Sha256 h;
+  util::Sha256 h;
   h.update(data, payload);
   const auto sum = h.digest();
   std::memcpy(header + 64, sum.data(), 32);

@@ -24,10 +24,6 @@
 
 namespace zeroshot::classify {
 
-// The hash and hex helpers live in util/sha256.h; these names stay for the callers that use them from here.
-using util::Sha256;
-using util::to_hex;
-
 inline constexpr uint32_t kLabelCacheVersion = 1;
 
 // The key of one label set: SHA-256 over the format version, the model fingerprint, the templates and the classes

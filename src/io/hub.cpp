@@ -33,10 +33,7 @@
 #include "io/safetensors.h"
 #include "util/progress.h"
 #include "zeroshot/error.h"
-
-#ifndef ZEROSHOT_VERSION
-#define ZEROSHOT_VERSION "0.1.0"
-#endif
+#include "zeroshot/version.h"
 
 namespace zeroshot::io {
 namespace fs = std::filesystem;
