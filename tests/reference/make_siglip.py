@@ -111,7 +111,11 @@ def make(out, shared, repo):
     tensors = {}
     pixels = []
     for name in images:
-        px = proc(images=load_image(str(shared / "images" / name)), return_tensors="pt")["pixel_values"][0]
+        # channels_last stated: transformers otherwise guesses the layout, and reads foo3x5x4indexed.png's (3, 5, 3)
+        # array (3 pixels high) as channels-first (its "channel dimension is ambiguous" warning). The pipeline
+        # guesses; no zero_shot case below uses an image 3 pixels high or wide.
+        px = proc(images=load_image(str(shared / "images" / name)), input_data_format="channels_last",
+                  return_tensors="pt")["pixel_values"][0]
         tensors["pixel_values/" + name] = px.contiguous()
         pixels.append(px)
     with torch.no_grad():

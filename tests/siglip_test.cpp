@@ -1,0 +1,273 @@
+// SigLIP through the public API and the CLI, against what transformers computed
+// on the random-weight checkpoint it saved (tests/reference/make_siglip.py,
+// made at test time into <build>/reference-fixtures): pixel values, embeddings,
+// and the zero-shot-image-classification pipeline's own output (sigmoid scores,
+// not renormalized), by ZeroShotClassifier, MultiLabelClassifier, `zeroshot
+// classify` and `zeroshot classify --multi-label`.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "fixture_util.h"
+#include "zeroshot/tagging.h"
+#include "zeroshot/zeroshot.h"
+
+namespace fs = std::filesystem;
+using namespace zeroshot;
+using namespace zeroshot::testing;
+
+namespace {
+
+const std::string kDir =
+    std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/siglip/siglip-tiny";
+
+struct SiglipExpected {
+  io::Json json = io::load_json(kDir + "/expected.json");
+  io::SafeTensorsFile tensors{kDir + "/expected.safetensors"};
+  std::vector<float> get(const std::string &name) const {
+    return io::to_f32(tensors.tensors().at(name));
+  }
+};
+
+std::string q(const std::string &s) {
+  std::string r = "'";
+  for (char c : s)
+    r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+
+std::string slurp(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+struct CliRun {
+  int code = -1;
+  std::string out, err;
+};
+
+// The built binary with `args` (quoted), stdin closed, caches isolated,
+// offline.
+CliRun zeroshot_cli(const std::string &args) {
+  static int counter = 0;
+  const std::string base = (fs::temp_directory_path() /
+                            ("zs_siglip_cli_" + std::to_string(::getpid()) +
+                             "_" + std::to_string(counter++)))
+                               .string();
+  const std::string cmd =
+      "HF_HOME=" + base + ".hf XDG_CACHE_HOME=" + base +
+      ".cache HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) +
+      "/zeroshot " + args + " </dev/null >" + base + ".out 2>" + base + ".err";
+  CliRun r;
+  const int st = std::system(cmd.c_str());
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  fs::remove(base + ".out");
+  fs::remove(base + ".err");
+  fs::remove_all(base + ".hf");
+  fs::remove_all(base + ".cache");
+  return r;
+}
+
+std::vector<io::Json> json_lines(const std::string &out) {
+  std::vector<io::Json> v;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty())
+      v.push_back(io::parse_json(line, "output line"));
+  return v;
+}
+
+ModelOptions no_hub() {
+  ModelOptions o;
+  o.offline = true;
+  return o;
+}
+
+ClassifierOptions no_cache() {
+  ClassifierOptions c;
+  c.cache_dir = "none";
+  return c;
+}
+
+// A copy of the fixture (files symlinked), to break one thing at a time.
+struct ModelCopy {
+  fs::path dir;
+  ModelCopy() {
+    dir = fs::temp_directory_path() /
+          ("zs_siglip_model_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (const auto &e : fs::directory_iterator(kDir))
+      fs::create_symlink(e.path(), dir / e.path().filename());
+  }
+  ~ModelCopy() { fs::remove_all(dir); }
+  void replace(const std::string &name, const std::string &bytes) const {
+    fs::remove(dir / name);
+    if (!bytes.empty() || name != "-")
+      std::ofstream(dir / name, std::ios::binary) << bytes;
+  }
+  std::string path() const { return dir.string(); }
+};
+
+TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
+  const SiglipExpected e;
+  const auto model = Model::load(kDir, no_hub());
+  EXPECT_STREQ(model->model_type(), "siglip");
+  const ScoreHead head = model->score_head();
+  EXPECT_TRUE(head.sigmoid);
+  EXPECT_FLOAT_EQ(head.scale, std::exp(e.json["logit_scale"].get<float>()));
+  EXPECT_FLOAT_EQ(head.bias, e.json["logit_bias"].get<float>());
+  EXPECT_FLOAT_EQ(model->logit_scale(), head.scale);
+
+  const auto images = e.json["images"].get<std::vector<std::string>>();
+  std::vector<std::string> paths;
+  for (const auto &name : images) {
+    paths.push_back(image_path(name));
+    const std::vector<float> want = e.get("pixel_values/" + name);
+    const std::vector<float> got =
+        model->preprocess_image_file(image_path(name));
+    ASSERT_EQ(got.size(), want.size()) << name;
+    if (name == "cmyk.jpg") { // fixtures/README.md: Pillow's CMYK conversion,
+                              // mean abs diff <= 0.02
+      double sum = 0;
+      for (size_t i = 0; i < got.size(); ++i)
+        sum += std::fabs(got[i] - want[i]);
+      EXPECT_LE(sum / static_cast<double>(got.size()), 0.02) << name;
+    } else {
+      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), 1e-5f)
+          << name;
+    }
+  }
+
+  const Embeddings img = model->embed_image_files(paths);
+  const std::vector<float> want_img = e.get("image_embeds");
+  ASSERT_EQ(img.data.size(), want_img.size());
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (images[i] == "cmyk.jpg")
+      continue; // its pixels differ within the CMYK tolerance above
+    EXPECT_LE(max_abs_diff(img.row(i), want_img.data() + i * img.dim, img.dim),
+              1e-4f * max_abs(want_img.data(), want_img.size()))
+        << images[i];
+  }
+
+  const auto texts = e.json["texts"].get<std::vector<std::string>>();
+  const Embeddings txt = model->embed_texts(texts);
+  const std::vector<float> want_txt = e.get("text_embeds");
+  ASSERT_EQ(txt.data.size(), want_txt.size());
+  EXPECT_LE(max_abs_diff(txt.data.data(), want_txt.data(), want_txt.size()),
+            1e-4f * max_abs(want_txt.data(), want_txt.size()));
+  for (size_t i = 0; i < texts.size(); ++i) {
+    std::vector<int32_t> want =
+        e.json["input_ids"][i].get<std::vector<int32_t>>();
+    want.resize(
+        e.json["lengths"][i].get<size_t>()); // Model::tokenize gives the ids
+                                             // before the pipeline's padding
+    EXPECT_EQ(model->tokenize(texts[i]), want) << texts[i];
+  }
+}
+
+// Every zero-shot case: the pipeline's sigmoid scores, sorted, through each way
+// in.
+TEST(Siglip, ZeroShotIsThePipelinesSigmoid) {
+  const SiglipExpected e;
+  const auto model = Model::load(kDir, no_hub());
+  ASSERT_GE(e.json["zero_shot"].size(), 3u);
+  for (const auto &c : e.json["zero_shot"]) {
+    const auto labels = c["labels"].get<std::vector<std::string>>();
+    const std::string tmpl = c["template"].get<std::string>();
+    const std::string image = image_path(c["image"].get<std::string>());
+    const auto &want = c["result"];
+    double total = 0;
+    for (const auto &w : want)
+      total += w["score"].get<double>();
+    EXPECT_GT(std::fabs(total - 1.0), 1e-3)
+        << "independent sigmoids do not sum to 1 (a softmax would)";
+
+    const ZeroShotClassifier clf(*model, labels, {tmpl}, no_cache());
+    const auto got = clf.classify_image(image);
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_EQ(got[k].label, want[k]["label"].get<std::string>()) << image;
+      EXPECT_NEAR(got[k].score, want[k]["score"].get<double>(), 1e-4)
+          << image << " " << got[k].label;
+    }
+
+    // Multi-label: the same per-label sigmoid (no negative prompts), thresholds
+    // as probabilities.
+    std::vector<std::vector<std::string>> classes;
+    for (const auto &l : labels)
+      classes.push_back({l});
+    MultiLabelOptions mo;
+    mo.classifier = no_cache();
+    const MultiLabelClassifier ml(*model, classes, {tmpl}, mo);
+    const Embeddings x = model->embed_image_files({image});
+    const auto tags = ml.tag(x.row(0));
+    ASSERT_EQ(tags.size(), want.size());
+    for (size_t k = 0; k < tags.size(); ++k) {
+      EXPECT_EQ(tags[k].label, want[k]["label"].get<std::string>());
+      EXPECT_NEAR(tags[k].score, want[k]["score"].get<double>(), 1e-4);
+      EXPECT_EQ(tags[k].flagged, tags[k].score >= 0.5f);
+    }
+
+    // The CLI, plain and --multi-label.
+    std::string ls;
+    for (const auto &l : labels)
+      ls += (ls.empty() ? "" : ",") + l;
+    for (const std::string mode : {"", " --multi-label"}) {
+      const CliRun r =
+          zeroshot_cli("classify" + mode + " -m " + q(kDir) + " -l " + q(ls) +
+                       " -t " + q(tmpl) + " -f json " + q(image));
+      ASSERT_EQ(r.code, 0) << r.err;
+      const auto lines = json_lines(r.out);
+      ASSERT_EQ(lines.size(), 1u) << r.out;
+      const auto &res = lines[0]["result"];
+      ASSERT_EQ(res.size(), want.size());
+      for (size_t k = 0; k < res.size(); ++k) {
+        EXPECT_EQ(res[k]["label"], want[k]["label"]) << mode;
+        EXPECT_NEAR(res[k]["score"].get<double>(),
+                    want[k]["score"].get<double>(), 1e-4)
+            << mode;
+      }
+    }
+  }
+}
+
+TEST(Siglip, BrokenTokenizerFilesAreOneLineErrors) {
+  {
+    const ModelCopy m;
+    fs::remove(m.dir / "spiece.model");
+    const CliRun r =
+        zeroshot_cli("classify -m " + q(m.path()) + " -l cat,dog -f json " +
+                     q(image_path("coffee.png")));
+    EXPECT_NE(r.code, 0);
+    EXPECT_LT(r.code, 128);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("spiece.model: not found"), std::string::npos)
+        << r.err;
+  }
+  {
+    const ModelCopy m;
+    m.replace("spiece.model", "\x0a\x05garbage and more garbage");
+    const CliRun r =
+        zeroshot_cli("classify -m " + q(m.path()) + " -l cat,dog -f json " +
+                     q(image_path("coffee.png")));
+    EXPECT_NE(r.code, 0);
+    EXPECT_LT(r.code, 128);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+    EXPECT_NE(r.err.find("spiece.model: not a SentencePiece model"),
+              std::string::npos)
+        << r.err;
+  }
+}
+
+} // namespace
