@@ -242,6 +242,43 @@ TEST(Siglip, ZeroShotIsThePipelinesSigmoid) {
   }
 }
 
+// A moderation category scores the model's sigmoid of its best prompt: the
+// highest of the pipeline's scores of those prompts; a cosine category its best
+// cosine (sigmoid inverted back to the cosine).
+TEST(Siglip, ModerationUsesTheSigmoid) {
+  const SiglipExpected e;
+  const auto model = Model::load(kDir, no_hub());
+  const auto &c = e.json["zero_shot"][0];
+  const auto &want =
+      c["result"]; // sorted: the first two are the best of any two labels
+  const std::string a = want[0]["label"], b = want[1]["label"],
+                    z = want[want.size() - 1]["label"];
+  const std::string toml = "templates = [\"" +
+                           c["template"].get<std::string>() +
+                           "\"]\n"
+                           "[[category]]\nname = \"top\"\nprompts = [\"" +
+                           z + "\", \"" + a +
+                           "\"]\n"
+                           "[[category]]\nname = \"second\"\nprompts = [\"" +
+                           b +
+                           "\"]\nthreshold = 0.0\n"
+                           "[[category]]\nname = \"cos\"\nprompts = [\"" +
+                           b + "\"]\non = \"cosine\"\nthreshold = -1.0\n";
+  const Moderator mod =
+      Moderator::parse(*model, toml, "policy.toml", no_cache());
+  const Embeddings x =
+      model->embed_image_files({image_path(c["image"].get<std::string>())});
+  const auto got = mod.moderate(x.row(0));
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_NEAR(got[0].score, want[0]["score"].get<double>(), 1e-4);
+  EXPECT_EQ(got[0].flagged, got[0].score >= 0.5f);
+  EXPECT_NEAR(got[1].score, want[1]["score"].get<double>(), 1e-4);
+  EXPECT_TRUE(got[1].flagged);
+  const ScoreHead h = model->score_head();
+  const double p = want[1]["score"].get<double>();
+  EXPECT_NEAR(got[2].score, (std::log(p / (1 - p)) - h.bias) / h.scale, 1e-3);
+}
+
 TEST(Siglip, BrokenTokenizerFilesAreOneLineErrors) {
   {
     const ModelCopy m;

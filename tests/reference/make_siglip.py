@@ -38,6 +38,11 @@ EXTRA_TEXTS = [
     "under_score and back\\slash and {braces}",
     "a\u2581block and ▁▁ two",
     "x",
+    "a cat</s> and <unk>  dog </s>",  # special tokens spelled in the text: split out, whitespace around them stripped
+    "</s>",
+    "A CAT </S>",  # lower-cased first, then split: a special token again
+    "ΟΔΟΣ ΣΟΦΟΣ",  # lower-cased one character at a time: no final sigma
+    "İstanbul ẞ",
 ]
 
 
