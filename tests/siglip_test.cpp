@@ -24,25 +24,21 @@ using namespace zeroshot::testing;
 
 namespace {
 
-const std::string kDir =
-    std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/siglip/siglip-tiny";
+const std::string kDir = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/siglip/siglip-tiny";
 
 struct SiglipExpected {
   io::Json json = io::load_json(kDir + "/expected.json");
   io::SafeTensorsFile tensors{kDir + "/expected.safetensors"};
-  std::vector<float> get(const std::string &name) const {
-    return io::to_f32(tensors.tensors().at(name));
-  }
+  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
 };
 
-std::string q(const std::string &s) {
+std::string q(const std::string& s) {
   std::string r = "'";
-  for (char c : s)
-    r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return r + "'";
 }
 
-std::string slurp(const std::string &path) {
+std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string((std::istreambuf_iterator<char>(in)), {});
 }
@@ -54,16 +50,12 @@ struct CliRun {
 
 // The built binary with `args` (quoted), stdin closed, caches isolated,
 // offline.
-CliRun zeroshot_cli(const std::string &args) {
+CliRun zeroshot_cli(const std::string& args) {
   static int counter = 0;
-  const std::string base = (fs::temp_directory_path() /
-                            ("zs_siglip_cli_" + std::to_string(::getpid()) +
-                             "_" + std::to_string(counter++)))
-                               .string();
-  const std::string cmd =
-      "HF_HOME=" + base + ".hf XDG_CACHE_HOME=" + base +
-      ".cache HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) +
-      "/zeroshot " + args + " </dev/null >" + base + ".out 2>" + base + ".err";
+  const std::string base =
+      (fs::temp_directory_path() / ("zs_siglip_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++))).string();
+  const std::string cmd = "HF_HOME=" + base + ".hf XDG_CACHE_HOME=" + base + ".cache HF_HUB_OFFLINE=1 " + std::string(ZEROSHOT_BINARY_DIR) +
+                          "/zeroshot " + args + " </dev/null >" + base + ".out 2>" + base + ".err";
   CliRun r;
   const int st = std::system(cmd.c_str());
   r.code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -76,13 +68,12 @@ CliRun zeroshot_cli(const std::string &args) {
   return r;
 }
 
-std::vector<io::Json> json_lines(const std::string &out) {
+std::vector<io::Json> json_lines(const std::string& out) {
   std::vector<io::Json> v;
   std::istringstream in(out);
   std::string line;
   while (std::getline(in, line))
-    if (!line.empty())
-      v.push_back(io::parse_json(line, "output line"));
+    if (!line.empty()) v.push_back(io::parse_json(line, "output line"));
   return v;
 }
 
@@ -103,18 +94,15 @@ struct ModelCopy {
   fs::path dir;
   ModelCopy() {
     dir = fs::temp_directory_path() /
-          ("zs_siglip_model_" + std::to_string(::getpid()) + "_" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+          ("zs_siglip_model_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir);
     fs::create_directories(dir);
-    for (const auto &e : fs::directory_iterator(kDir))
-      fs::create_symlink(e.path(), dir / e.path().filename());
+    for (const auto& e : fs::directory_iterator(kDir)) fs::create_symlink(e.path(), dir / e.path().filename());
   }
   ~ModelCopy() { fs::remove_all(dir); }
-  void replace(const std::string &name, const std::string &bytes) const {
+  void replace(const std::string& name, const std::string& bytes) const {
     fs::remove(dir / name);
-    if (!bytes.empty() || name != "-")
-      std::ofstream(dir / name, std::ios::binary) << bytes;
+    if (!bytes.empty() || name != "-") std::ofstream(dir / name, std::ios::binary) << bytes;
   }
   std::string path() const { return dir.string(); }
 };
@@ -131,21 +119,18 @@ TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
 
   const auto images = e.json["images"].get<std::vector<std::string>>();
   std::vector<std::string> paths;
-  for (const auto &name : images) {
+  for (const auto& name : images) {
     paths.push_back(image_path(name));
     const std::vector<float> want = e.get("pixel_values/" + name);
-    const std::vector<float> got =
-        model->preprocess_image_file(image_path(name));
+    const std::vector<float> got = model->preprocess_image_file(image_path(name));
     ASSERT_EQ(got.size(), want.size()) << name;
-    if (name == "cmyk.jpg") { // fixtures/README.md: Pillow's CMYK conversion,
-                              // mean abs diff <= 0.02
+    if (name == "cmyk.jpg") {  // fixtures/README.md: Pillow's CMYK conversion,
+                               // mean abs diff <= 0.02
       double sum = 0;
-      for (size_t i = 0; i < got.size(); ++i)
-        sum += std::fabs(got[i] - want[i]);
+      for (size_t i = 0; i < got.size(); ++i) sum += std::fabs(got[i] - want[i]);
       EXPECT_LE(sum / static_cast<double>(got.size()), 0.02) << name;
     } else {
-      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), 1e-5f)
-          << name;
+      EXPECT_LE(max_abs_diff(got.data(), want.data(), got.size()), 1e-5f) << name;
     }
   }
 
@@ -153,10 +138,8 @@ TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
   const std::vector<float> want_img = e.get("image_embeds");
   ASSERT_EQ(img.data.size(), want_img.size());
   for (size_t i = 0; i < images.size(); ++i) {
-    if (images[i] == "cmyk.jpg")
-      continue; // its pixels differ within the CMYK tolerance above
-    EXPECT_LE(max_abs_diff(img.row(i), want_img.data() + i * img.dim, img.dim),
-              1e-4f * max_abs(want_img.data(), want_img.size()))
+    if (images[i] == "cmyk.jpg") continue;  // its pixels differ within the CMYK tolerance above
+    EXPECT_LE(max_abs_diff(img.row(i), want_img.data() + i * img.dim, img.dim), 1e-4f * max_abs(want_img.data(), want_img.size()))
         << images[i];
   }
 
@@ -164,14 +147,11 @@ TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
   const Embeddings txt = model->embed_texts(texts);
   const std::vector<float> want_txt = e.get("text_embeds");
   ASSERT_EQ(txt.data.size(), want_txt.size());
-  EXPECT_LE(max_abs_diff(txt.data.data(), want_txt.data(), want_txt.size()),
-            1e-4f * max_abs(want_txt.data(), want_txt.size()));
+  EXPECT_LE(max_abs_diff(txt.data.data(), want_txt.data(), want_txt.size()), 1e-4f * max_abs(want_txt.data(), want_txt.size()));
   for (size_t i = 0; i < texts.size(); ++i) {
-    std::vector<int32_t> want =
-        e.json["input_ids"][i].get<std::vector<int32_t>>();
-    want.resize(
-        e.json["lengths"][i].get<size_t>()); // Model::tokenize gives the ids
-                                             // before the pipeline's padding
+    std::vector<int32_t> want = e.json["input_ids"][i].get<std::vector<int32_t>>();
+    want.resize(e.json["lengths"][i].get<size_t>());  // Model::tokenize gives the ids
+                                                      // before the pipeline's padding
     EXPECT_EQ(model->tokenize(texts[i]), want) << texts[i];
   }
 }
@@ -182,31 +162,27 @@ TEST(Siglip, ZeroShotIsThePipelinesSigmoid) {
   const SiglipExpected e;
   const auto model = Model::load(kDir, no_hub());
   ASSERT_GE(e.json["zero_shot"].size(), 3u);
-  for (const auto &c : e.json["zero_shot"]) {
+  for (const auto& c : e.json["zero_shot"]) {
     const auto labels = c["labels"].get<std::vector<std::string>>();
     const std::string tmpl = c["template"].get<std::string>();
     const std::string image = image_path(c["image"].get<std::string>());
-    const auto &want = c["result"];
+    const auto& want = c["result"];
     double total = 0;
-    for (const auto &w : want)
-      total += w["score"].get<double>();
-    EXPECT_GT(std::fabs(total - 1.0), 1e-3)
-        << "independent sigmoids do not sum to 1 (a softmax would)";
+    for (const auto& w : want) total += w["score"].get<double>();
+    EXPECT_GT(std::fabs(total - 1.0), 1e-3) << "independent sigmoids do not sum to 1 (a softmax would)";
 
     const ZeroShotClassifier clf(*model, labels, {tmpl}, no_cache());
     const auto got = clf.classify_image(image);
     ASSERT_EQ(got.size(), want.size());
     for (size_t k = 0; k < got.size(); ++k) {
       EXPECT_EQ(got[k].label, want[k]["label"].get<std::string>()) << image;
-      EXPECT_NEAR(got[k].score, want[k]["score"].get<double>(), 1e-4)
-          << image << " " << got[k].label;
+      EXPECT_NEAR(got[k].score, want[k]["score"].get<double>(), 1e-4) << image << " " << got[k].label;
     }
 
     // Multi-label: the same per-label sigmoid (no negative prompts), thresholds
     // as probabilities.
     std::vector<std::vector<std::string>> classes;
-    for (const auto &l : labels)
-      classes.push_back({l});
+    for (const auto& l : labels) classes.push_back({l});
     MultiLabelOptions mo;
     mo.classifier = no_cache();
     const MultiLabelClassifier ml(*model, classes, {tmpl}, mo);
@@ -221,22 +197,17 @@ TEST(Siglip, ZeroShotIsThePipelinesSigmoid) {
 
     // The CLI, plain and --multi-label.
     std::string ls;
-    for (const auto &l : labels)
-      ls += (ls.empty() ? "" : ",") + l;
+    for (const auto& l : labels) ls += (ls.empty() ? "" : ",") + l;
     for (const std::string mode : {"", " --multi-label"}) {
-      const CliRun r =
-          zeroshot_cli("classify" + mode + " -m " + q(kDir) + " -l " + q(ls) +
-                       " -t " + q(tmpl) + " -f json " + q(image));
+      const CliRun r = zeroshot_cli("classify" + mode + " -m " + q(kDir) + " -l " + q(ls) + " -t " + q(tmpl) + " -f json " + q(image));
       ASSERT_EQ(r.code, 0) << r.err;
       const auto lines = json_lines(r.out);
       ASSERT_EQ(lines.size(), 1u) << r.out;
-      const auto &res = lines[0]["result"];
+      const auto& res = lines[0]["result"];
       ASSERT_EQ(res.size(), want.size());
       for (size_t k = 0; k < res.size(); ++k) {
         EXPECT_EQ(res[k]["label"], want[k]["label"]) << mode;
-        EXPECT_NEAR(res[k]["score"].get<double>(),
-                    want[k]["score"].get<double>(), 1e-4)
-            << mode;
+        EXPECT_NEAR(res[k]["score"].get<double>(), want[k]["score"].get<double>(), 1e-4) << mode;
       }
     }
   }
@@ -248,13 +219,10 @@ TEST(Siglip, ZeroShotIsThePipelinesSigmoid) {
 TEST(Siglip, ModerationUsesTheSigmoid) {
   const SiglipExpected e;
   const auto model = Model::load(kDir, no_hub());
-  const auto &c = e.json["zero_shot"][0];
-  const auto &want =
-      c["result"]; // sorted: the first two are the best of any two labels
-  const std::string a = want[0]["label"], b = want[1]["label"],
-                    z = want[want.size() - 1]["label"];
-  const std::string toml = "templates = [\"" +
-                           c["template"].get<std::string>() +
+  const auto& c = e.json["zero_shot"][0];
+  const auto& want = c["result"];  // sorted: the first two are the best of any two labels
+  const std::string a = want[0]["label"], b = want[1]["label"], z = want[want.size() - 1]["label"];
+  const std::string toml = "templates = [\"" + c["template"].get<std::string>() +
                            "\"]\n"
                            "[[category]]\nname = \"top\"\nprompts = [\"" +
                            z + "\", \"" + a +
@@ -264,10 +232,8 @@ TEST(Siglip, ModerationUsesTheSigmoid) {
                            "\"]\nthreshold = 0.0\n"
                            "[[category]]\nname = \"cos\"\nprompts = [\"" +
                            b + "\"]\non = \"cosine\"\nthreshold = -1.0\n";
-  const Moderator mod =
-      Moderator::parse(*model, toml, "policy.toml", no_cache());
-  const Embeddings x =
-      model->embed_image_files({image_path(c["image"].get<std::string>())});
+  const Moderator mod = Moderator::parse(*model, toml, "policy.toml", no_cache());
+  const Embeddings x = model->embed_image_files({image_path(c["image"].get<std::string>())});
   const auto got = mod.moderate(x.row(0));
   ASSERT_EQ(got.size(), 3u);
   EXPECT_NEAR(got[0].score, want[0]["score"].get<double>(), 1e-4);
@@ -279,32 +245,47 @@ TEST(Siglip, ModerationUsesTheSigmoid) {
   EXPECT_NEAR(got[2].score, (std::log(p / (1 - p)) - h.bias) / h.scale, 1e-3);
 }
 
+// A tokenizer without "attention_mask" in its model_input_names: the pipeline attends to the padding, and so do we.
+TEST(Siglip, UnmaskedPaddingWhenTheTokenizerGivesNoMask) {
+  const std::string dir = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/siglip/siglip-tiny-nomask";
+  const io::Json j = io::load_json(dir + "/expected.json");
+  const io::SafeTensorsFile t(dir + "/expected.safetensors");
+  const auto model = Model::load(dir, no_hub());
+  const Embeddings txt = model->embed_texts(j["texts"].get<std::vector<std::string>>());
+  const std::vector<float> want = io::to_f32(t.tensors().at("text_embeds"));
+  ASSERT_EQ(txt.data.size(), want.size());
+  EXPECT_LE(max_abs_diff(txt.data.data(), want.data(), want.size()), 1e-4f * max_abs(want.data(), want.size()));
+  for (const auto& c : j["zero_shot"]) {
+    const ZeroShotClassifier clf(*model, c["labels"].get<std::vector<std::string>>(), {c["template"].get<std::string>()}, no_cache());
+    const auto got = clf.classify_image(image_path(c["image"].get<std::string>()));
+    const auto& w = c["result"];
+    ASSERT_EQ(got.size(), w.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_EQ(got[k].label, w[k]["label"].get<std::string>());
+      EXPECT_NEAR(got[k].score, w[k]["score"].get<double>(), 1e-4);
+    }
+  }
+}
+
 TEST(Siglip, BrokenTokenizerFilesAreOneLineErrors) {
   {
     const ModelCopy m;
     fs::remove(m.dir / "spiece.model");
-    const CliRun r =
-        zeroshot_cli("classify -m " + q(m.path()) + " -l cat,dog -f json " +
-                     q(image_path("coffee.png")));
+    const CliRun r = zeroshot_cli("classify -m " + q(m.path()) + " -l cat,dog -f json " + q(image_path("coffee.png")));
     EXPECT_NE(r.code, 0);
     EXPECT_LT(r.code, 128);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find("spiece.model: not found"), std::string::npos)
-        << r.err;
+    EXPECT_NE(r.err.find("spiece.model: not found"), std::string::npos) << r.err;
   }
   {
     const ModelCopy m;
     m.replace("spiece.model", "\x0a\x05garbage and more garbage");
-    const CliRun r =
-        zeroshot_cli("classify -m " + q(m.path()) + " -l cat,dog -f json " +
-                     q(image_path("coffee.png")));
+    const CliRun r = zeroshot_cli("classify -m " + q(m.path()) + " -l cat,dog -f json " + q(image_path("coffee.png")));
     EXPECT_NE(r.code, 0);
     EXPECT_LT(r.code, 128);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-    EXPECT_NE(r.err.find("spiece.model: not a SentencePiece model"),
-              std::string::npos)
-        << r.err;
+    EXPECT_NE(r.err.find("spiece.model: not a SentencePiece model"), std::string::npos) << r.err;
   }
 }
 
-} // namespace
+}  // namespace

@@ -20,10 +20,10 @@
 //   6. over max_length - 1 ids: the first max_length - 1 (transformers'
 //   truncation=True); eos appended unless the
 //      ids already end with it.
-// The zero-shot pipeline then pads to max_length (64) with the pad id and
-// passes the attention mask: pad() and the model's text encoder
-// (models/siglip.h) reproduce that. Thread-safe: encode() may be called
-// concurrently.
+// The zero-shot pipeline then pads to max_length (64) with the pad id, and passes the attention mask when the tokenizer
+// returns one (its model_input_names in tokenizer_config.json name "attention_mask"; the class default does): pad()
+// and the model's text encoder (models/siglip.h) reproduce either.
+// Thread-safe: encode() may be called concurrently.
 #pragma once
 
 #include <cstdint>
@@ -35,15 +35,15 @@
 namespace zeroshot::text {
 
 class SiglipTokenizer {
-public:
+ public:
   // From a model folder: spiece.model, and tokenizer_config.json when present
   // (do_lower_case, model_max_length, the eos / unk / pad spellings). Throws
   // zeroshot::Error naming the file: missing or corrupt spiece.model, a special
   // token the SentencePiece model does not hold, ...
-  static SiglipTokenizer from_dir(const std::string &dir);
+  static SiglipTokenizer from_dir(const std::string& dir);
 
-  SiglipTokenizer(SiglipTokenizer &&) noexcept;
-  SiglipTokenizer &operator=(SiglipTokenizer &&) noexcept;
+  SiglipTokenizer(SiglipTokenizer&&) noexcept;
+  SiglipTokenizer& operator=(SiglipTokenizer&&) noexcept;
   ~SiglipTokenizer();
 
   // ids + eos, at most max_length() ids (longer texts truncated as above); no
@@ -52,16 +52,18 @@ public:
   // ids padded to max_length() with pad_id() (what the pipeline feeds the
   // model).
   std::vector<int32_t> pad(std::vector<int32_t> ids) const;
+  // Whether the tokenizer returns an attention mask (the pipeline then masks the padding; without one the model
+  // attends to the pad tokens too).
+  bool attention_mask() const;
   int32_t eos_id() const;
   int32_t pad_id() const;
-  size_t
-  max_length() const; // model_max_length (64 for every SigLIP checkpoint)
+  size_t max_length() const;  // model_max_length (64 for every SigLIP checkpoint)
   size_t vocab_size() const;
 
-private:
+ private:
   struct Impl;
   explicit SiglipTokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-} // namespace zeroshot::text
+}  // namespace zeroshot::text

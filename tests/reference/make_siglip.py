@@ -16,6 +16,8 @@ make(out, shared, repo) writes OUT/siglip/siglip-tiny/:
                                       lengths (unpadded), long_texts + long_input_ids (truncation=True, max_length 64),
                                       logit_scale, logit_bias (raw), zero_shot (the zero-shot-image-classification
                                       pipeline's own output: image, labels, template, result)
+and OUT/siglip/siglip-tiny-nomask/: the same model with a tokenizer whose model_input_names lack "attention_mask"
+(the pipeline then attends to the padding): expected.safetensors text_embeds, expected.json texts + zero_shot.
 """
 import json
 from pathlib import Path
@@ -126,10 +128,10 @@ def make(out, shared, repo):
     with torch.no_grad():
         img = model.get_image_features(pixel_values=torch.stack(pixels))
         txt = model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-        out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=torch.stack(pixels))
+        both = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=torch.stack(pixels))
     tensors["image_embeds"] = img.contiguous()
     tensors["text_embeds"] = txt.contiguous()
-    tensors["logits_per_image"] = out.logits_per_image.contiguous()
+    tensors["logits_per_image"] = both.logits_per_image.contiguous()
     safetensors.torch.save_file(tensors, dst / "expected.safetensors")
 
     pipe = pipeline("zero-shot-image-classification", model=model, tokenizer=tok, image_processor=proc)
@@ -144,6 +146,28 @@ def make(out, shared, repo):
         res = pipe(str(shared / "images" / image), candidate_labels=labels, hypothesis_template=template)
         zero_shot.append({"image": image, "labels": labels, "template": template,
                           "result": [{"label": r["label"], "score": r["score"]} for r in res]})
+    # The same model with a tokenizer whose model_input_names lack "attention_mask" (the pipeline then runs the padded
+    # ids unmasked: every pad token is attended to).
+    nomask = dst.parent / "siglip-tiny-nomask"
+    nomask.mkdir()
+    tok_nm = SiglipTokenizer(vocab_file=str(model_file), model_max_length=MAX_LEN, model_input_names=["input_ids"])
+    tok_nm.save_pretrained(nomask)
+    tok_nm = SiglipTokenizer.from_pretrained(nomask)
+    assert "attention_mask" not in tok_nm(["a cat"], padding="max_length")
+    model.save_pretrained(nomask, safe_serialization=True)
+    proc.save_pretrained(nomask)
+    pipe_nm = pipeline("zero-shot-image-classification", model=model, tokenizer=tok_nm, image_processor=proc)
+    zero_shot_nm = []
+    for image, labels, template in cases:
+        res = pipe_nm(str(shared / "images" / image), candidate_labels=labels, hypothesis_template=template)
+        zero_shot_nm.append({"image": image, "labels": labels, "template": template,
+                             "result": [{"label": r["label"], "score": r["score"]} for r in res]})
+    with torch.no_grad():
+        txt_nm = model.get_text_features(input_ids=enc["input_ids"])
+    safetensors.torch.save_file({"text_embeds": txt_nm.contiguous()}, nomask / "expected.safetensors")
+    (nomask / "expected.json").write_text(json.dumps({"texts": texts, "zero_shot": zero_shot_nm}, indent=1,
+                                                     ensure_ascii=False))
+
     expected = {
         "model": "siglip-tiny",
         "images": images,
