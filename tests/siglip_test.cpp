@@ -148,6 +148,11 @@ TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
   const std::vector<float> want_txt = e.get("text_embeds");
   ASSERT_EQ(txt.data.size(), want_txt.size());
   EXPECT_LE(max_abs_diff(txt.data.data(), want_txt.data(), want_txt.size()), 1e-4f * max_abs(want_txt.data(), want_txt.size()));
+  // Over 64 tokens: truncated to 63 + </s> (the pipeline itself would fail on them), as tokenizer(truncation=True).
+  const Embeddings lng = model->embed_texts(e.json["long_texts"].get<std::vector<std::string>>());
+  const std::vector<float> want_lng = e.get("long_text_embeds");
+  ASSERT_EQ(lng.data.size(), want_lng.size());
+  EXPECT_LE(max_abs_diff(lng.data.data(), want_lng.data(), want_lng.size()), 1e-4f * max_abs(want_lng.data(), want_lng.size()));
   for (size_t i = 0; i < texts.size(); ++i) {
     std::vector<int32_t> want = e.json["input_ids"][i].get<std::vector<int32_t>>();
     want.resize(e.json["lengths"][i].get<size_t>());  // Model::tokenize gives the ids

@@ -82,8 +82,9 @@ class SiglipBackend final : public Backend {
       try {
         mo.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file.string());
       } catch (const Error& e) {
-        throw Error(int8_file.string(),
-                    std::string("damaged int8 weights file (") + e.what() + "); delete it or run `zeroshot quantize` again");
+        std::string why = e.what();
+        if (why.rfind(int8_file.string() + ": ", 0) == 0) why.erase(0, int8_file.string().size() + 2);
+        throw Error(int8_file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
       }
     }
     {

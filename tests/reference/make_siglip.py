@@ -11,7 +11,8 @@ make(out, shared, repo) writes OUT/siglip/siglip-tiny/:
   expected.safetensors                pixel_values/<image> [3,H,W]; image_embeds [n_images, D]; text_embeds [n_texts, D]
                                       (get_*_features, un-normalized, texts padded to 64 with the attention mask, as
                                       the pipeline runs them); logits_per_image [n_images, n_texts]
-                                      (exp(logit_scale) * cos + logit_bias)
+                                      (exp(logit_scale) * cos + logit_bias); long_text_embeds [n_long_texts, D]
+                                      (over 64 tokens, truncation=True as SiglipProcessor users pass it)
   expected.json                       images, texts, input_ids (padded to 64 with the pad id, as the pipeline pads),
                                       lengths (unpadded), long_texts + long_input_ids (truncation=True, max_length 64),
                                       logit_scale, logit_bias (raw), zero_shot (the zero-shot-image-classification
@@ -112,7 +113,8 @@ def make(out, shared, repo):
         (texts if len(tok(t)["input_ids"]) <= MAX_LEN else long_texts).append(t)
     enc = tok(texts, padding="max_length", return_tensors="pt")
     assert enc["input_ids"].shape[1] == MAX_LEN
-    long_ids = tok(long_texts, padding="max_length", truncation=True, max_length=MAX_LEN)["input_ids"]
+    long_enc = tok(long_texts, padding="max_length", truncation=True, max_length=MAX_LEN, return_tensors="pt")
+    long_ids = long_enc["input_ids"].tolist()
 
     images = sorted(p.name for p in (shared / "images").iterdir() if not p.name.startswith("bad_"))
     tensors = {}
@@ -129,6 +131,8 @@ def make(out, shared, repo):
         img = model.get_image_features(pixel_values=torch.stack(pixels))
         txt = model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
         both = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=torch.stack(pixels))
+        long_txt = model.get_text_features(input_ids=long_enc["input_ids"], attention_mask=long_enc["attention_mask"])
+    tensors["long_text_embeds"] = long_txt.contiguous()
     tensors["image_embeds"] = img.contiguous()
     tensors["text_embeds"] = txt.contiguous()
     tensors["logits_per_image"] = both.logits_per_image.contiguous()
