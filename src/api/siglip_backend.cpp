@@ -115,12 +115,12 @@ class SiglipBackend final : public Backend {
   void encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const override {
     if (ids.empty()) return;
     const text::SiglipTokenizer& tok = tokenizer();
-    if (tok.attention_mask()) return model_->encode_texts(ids, tok.pad_id(), out);
+    if (tok.attention_mask()) return model_->encode_texts(ids, tok.pad_id(), out, static_cast<int>(tok.max_length()));
     // No attention mask: the pipeline runs the padded ids as they are, every pad token attended to.
     std::vector<std::vector<int32_t>> padded;
     padded.reserve(ids.size());
     for (const auto& s : ids) padded.push_back(tok.pad(s));
-    model_->encode_texts(padded, tok.pad_id(), out);
+    model_->encode_texts(padded, tok.pad_id(), out, static_cast<int>(tok.max_length()));
   }
 
   Input load_file(const std::string& path) const override { return {processor_->preprocess(image::decode_file(path, decode_)), false}; }
@@ -157,7 +157,13 @@ class SiglipBackend final : public Backend {
     std::lock_guard lock(mutex_);
     if (!tokenizer_) {
       trace::Phase p("load tokenizer");
-      tokenizer_ = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
+      auto tok = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
+      // The pipeline pads to the tokenizer's length; the text tower has positions for max_position_embeddings.
+      if (tok->max_length() > static_cast<size_t>(cfg_.text.max_positions))
+        throw Error((fs::path(dir_) / "tokenizer_config.json").string(), "model_max_length " + std::to_string(tok->max_length()) +
+                                                                             " exceeds text_config.max_position_embeddings " +
+                                                                             std::to_string(cfg_.text.max_positions));
+      tokenizer_ = std::move(tok);
       tokenizer_ready_.store(tokenizer_.get(), std::memory_order_release);
     }
     return *tokenizer_;

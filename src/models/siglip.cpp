@@ -303,9 +303,9 @@ struct SiglipModel::Impl {
     head_fc2.forward(mlp.data(), b, out, p, nn::LinearPost::accumulate());
   }
 
-  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, float* const* out_rows) const {
+  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, int padded, float* const* out_rows) const {
     const ClipTowerConfig& t = cfg.text;
-    const int d = t.hidden_size, b = static_cast<int>(seqs.size()), last = t.max_positions - 1;
+    const int d = t.hidden_size, b = static_cast<int>(seqs.size()), last = padded - 1;
     std::vector<int> lens(static_cast<size_t>(b));
     std::vector<int64_t> starts(static_cast<size_t>(b));
     std::vector<std::pair<int64_t, int>> extra;  // the padded last row of each short sequence
@@ -317,7 +317,7 @@ struct SiglipModel::Impl {
       real += lens[s];
     }
     for (int s = 0; s < b; ++s) {
-      if (lens[s] == t.max_positions) {
+      if (lens[s] == padded) {
         pooled_row[s] = starts[s] + last;
       } else {
         pooled_row[s] = real + static_cast<int64_t>(extra.size());
@@ -383,15 +383,20 @@ void SiglipModel::encode_images(const float* pixel_values, int n, float* out) co
   }
 }
 
-void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out) const {
+void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length) const {
   const ClipTowerConfig& t = impl_->cfg.text;
+  const int padded = padded_length == 0 ? t.max_positions : padded_length;
+  if (padded < 1 || padded > t.max_positions)
+    throw Error("encode_texts",
+                "padded length " + std::to_string(padded) + " outside 1..max_position_embeddings " + std::to_string(t.max_positions));
   if (pad_id < 0 || pad_id >= t.vocab_size)
     throw Error("pad_id", "token id " + std::to_string(pad_id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::string where = "input_ids[" + std::to_string(i) + "]";
     if (ids[i].empty()) throw Error(where, "empty token sequence");
-    if (ids[i].size() > static_cast<size_t>(t.max_positions))
-      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than max_position_embeddings " + std::to_string(t.max_positions));
+    if (ids[i].size() > static_cast<size_t>(padded))
+      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than " +
+                             (padded == t.max_positions ? "max_position_embeddings " : "the padded length ") + std::to_string(padded));
     for (int32_t id : ids[i])
       if (id < 0 || id >= t.vocab_size)
         throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
@@ -403,7 +408,7 @@ void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int
   std::vector<float*> rows;
   int64_t chunk_rows = 0;
   auto flush = [&] {
-    if (!seqs.empty()) impl_->encode_text_chunk(seqs, pad_id, rows.data());
+    if (!seqs.empty()) impl_->encode_text_chunk(seqs, pad_id, padded, rows.data());
     seqs.clear();
     rows.clear();
     chunk_rows = 0;

@@ -75,12 +75,12 @@ class SiglipModel {
   // pixel_values: n x [3, image_size, image_size]; out: n x embedding_dim.
   // Thread-safe.
   void encode_images(const float* pixel_values, int n, float* out) const;
-  // Each sequence: the tokenizer's ids (eos included),
-  // unpadded, 1..max_positions long; the model runs them as padded to
-  // max_positions with `pad_id` under the attention mask (see above). out:
-  // ids.size() x embedding_dim. Throws zeroshot::Error("input_ids[i]: ...") for
-  // an empty or too long sequence or an id outside the vocabulary.
-  void encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out) const;
+  // Each sequence: the tokenizer's ids (eos included), unpadded, 1..padded_length long; the model runs them as
+  // padded to padded_length (the tokenizer's model_max_length; 0: max_positions) with `pad_id` under the attention
+  // mask (see above), so the pooled row is position padded_length - 1. out: ids.size() x embedding_dim.
+  // Throws zeroshot::Error("input_ids[i]: ...") for an empty or too long sequence or an id outside the vocabulary,
+  // and for a padded_length above max_positions.
+  void encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length = 0) const;
 
  private:
   struct Impl;

@@ -173,6 +173,12 @@ TEST(SiglipModel, RefusesBadIds) {
   EXPECT_EQ(error_of([&] { m.encode_texts({std::vector<int32_t>(65, 5)}, 1, out.data()); }),
             "input_ids[0]: 65 tokens, more than max_position_embeddings 64");
   EXPECT_EQ(error_of([&] { m.encode_texts({{}}, 1, out.data()); }), "input_ids[0]: empty token sequence");
+  EXPECT_EQ(error_of([&] {
+              m.encode_texts({{5, 1}}, 1, out.data(), 65);
+            }),
+            "encode_texts: padded length 65 outside 1..max_position_embeddings 64");
+  EXPECT_EQ(error_of([&] { m.encode_texts({std::vector<int32_t>(9, 5)}, 1, out.data(), 8); }),
+            "input_ids[0]: 9 tokens, more than the padded length 8");
   EXPECT_NE(error_of([&] { m.encode_texts({{5, 1 << 20}}, 1, out.data()); }).find("outside the vocabulary"), std::string::npos);
 }
 
