@@ -13,6 +13,7 @@ BUILD_PACKAGES=(
   libsqlite3-dev libfaiss-dev zlib1g-dev                               # search index: store, ANN, checksums
   libcpp-httplib-dev                                                   # the HTTP server (zeroshot serve)
   libminizip-dev                                                       # PyTorch checkpoints (torch.save zip archives)
+  libsentencepiece-dev                                                 # SigLIP tokenizer (spiece.model)
   libgtest-dev                                                         # tests
   clang libclang-rt-14-dev libomp-dev                                  # clang build: TSan, libFuzzer (+ OpenMP for faiss)
   clang-format clang-tidy                                              # scripts/lint.sh

@@ -12,6 +12,8 @@
 //     p = softmax([s * cos(x, label), s * cos(x, negative)])[0],  s = exp(logit_scale),
 //   both ensembled over the same templates; the default negatives are the neutral names "something" and
 //   "an object". p >= 0.5 means x is closer to the label than to a generic picture. Default threshold 0.5.
+//   A model with a sigmoid head (SigLIP: Model::score_head()) has its own calibration instead, and no negatives:
+//     p = sigmoid(s * cos(x, label) + logit_bias), the zero-shot pipeline's score for that label.
 // - cosine: cos(x, label), with thresholds you calibrate (there is no default).
 // Label embeddings come from ZeroShotClassifier (computed once per labels x templates, and cached on disk, like
 // classification).
@@ -74,8 +76,8 @@ class MultiLabelClassifier {
 };
 
 // A moderation policy (TOML; the format is in src/classify/policy.h, examples/moderation-policy.toml shows it) over
-// a model. Every category is scored on its own: the best of its prompts against its negatives (probability) or
-// the best prompt's cosine.
+// a model. Every category is scored on its own: the best of its prompts against its negatives (probability; with a
+// sigmoid head: the model's sigmoid of the best prompt, negatives unused) or the best prompt's cosine.
 class Moderator {
  public:
   // Throws zeroshot::Error "<file>:<line>: <problem>" for a malformed policy.

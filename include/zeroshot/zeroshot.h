@@ -56,6 +56,14 @@ struct ModelOptions {
   bool progress = true;                    // download progress bar on stderr when it is a terminal
 };
 
+// How a model turns cosines into scores: logits = scale * cos + bias, then a softmax over the labels (CLIP, CLAP:
+// bias 0) or a sigmoid per label (SigLIP: its own logit_bias; scores independent, not renormalized).
+struct ScoreHead {
+  float scale = 1.0f;  // exp(logit_scale)
+  float bias = 0.0f;   // logit_bias
+  bool sigmoid = false;
+};
+
 // Row-major embeddings: rows x dim floats.
 struct Embeddings {
   size_t rows = 0;
@@ -87,7 +95,8 @@ class Model {
   int image_size() const;                // the square input side of the vision tower (0 for audio models)
   float logit_scale() const;             // exp(logit_scale): multiplies cosines before the softmax
                                          // (CLAP: exp(logit_scale_a), the audio-vs-text scale)
-  Modality modality() const;             // Image (clip) or Audio (clap)
+  ScoreHead score_head() const;          // scale (= logit_scale()), bias and softmax / sigmoid of the family
+  Modality modality() const;             // Image (clip, siglip) or Audio (clap)
   const char* default_template() const;  // kDefaultImageTemplate or kDefaultAudioTemplate
 
   // Projected, un-normalized embeddings (HF get_text_features / get_image_features).
@@ -111,6 +120,7 @@ class Model {
 
   // The steps, for callers that pipeline them (decode on some threads, encode batches on others):
   std::vector<int32_t> tokenize(const std::string& text) const;               // bos ... eos, <= 77 ids
+                                                                              // (SigLIP: ... </s>, <= 64, unpadded)
   std::vector<float> preprocess_image_file(const std::string& path) const;    // [3, S, S] pixel_values
   std::vector<float> preprocess_image_memory(const uint8_t* data, size_t size, const std::string& name) const;
   // Already decoded pixels: interleaved 8-bit RGB, row-major, width * height * 3 bytes (a caller's own decoder, a
@@ -140,7 +150,8 @@ struct ClassifierOptions {
 };
 
 // Labels + templates -> label embeddings computed once (K x T prompts), then any number of inputs scored against
-// them: softmax over labels of exp(logit_scale) * cosine, sorted by score (the Hugging Face pipeline's output).
+// them: softmax over labels of exp(logit_scale) * cosine, or for a sigmoid head (SigLIP) sigmoid(exp(logit_scale) *
+// cosine + logit_bias) per label, not renormalized; sorted by score (the Hugging Face pipeline's output).
 class ZeroShotClassifier {
  public:
   // `templates` empty: the default template. Each template must contain "{}".

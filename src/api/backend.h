@@ -24,13 +24,8 @@ class WeightStore;
 
 namespace zeroshot::api {
 
-// How a family turns cosines into scores: logits = scale * cos + bias, then a softmax over the labels (CLIP,
-// CLAP) or a sigmoid per label (SigLIP).
-struct ScoreHead {
-  float scale = 1.0f;  // exp(logit_scale)
-  float bias = 0.0f;
-  bool sigmoid = false;
-};
+// How a family turns cosines into scores (the public zeroshot::ScoreHead).
+using ScoreHead = zeroshot::ScoreHead;
 
 // One preprocessed item of the non-text tower: pixel_values [3, S, S] for images, input_features
 // [channels, frames, mels] for audio (is_longer: the fused CLAP flag).

@@ -92,8 +92,11 @@ std::vector<float> ZeroShotClassifier::cosines(const float* embedding) const {
 }
 
 std::vector<LabelScore> ZeroShotClassifier::classify(const float* embedding, size_t top_k) const {
-  std::vector<float> p = classify::zero_shot_probs(embedding, label_embeds_.data.data(), label_embeds_.rows,
-                                                   label_embeds_.dim, model_.logit_scale());
+  const ScoreHead head = model_.score_head();
+  std::vector<float> p = head.sigmoid ? classify::zero_shot_sigmoid(embedding, label_embeds_.data.data(), label_embeds_.rows,
+                                                                    label_embeds_.dim, head.scale, head.bias)
+                                      : classify::zero_shot_probs(embedding, label_embeds_.data.data(), label_embeds_.rows,
+                                                                  label_embeds_.dim, head.scale);
   return to_public(classify::rank(labels_, p, top_k));
 }
 

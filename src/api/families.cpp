@@ -13,6 +13,7 @@
 #include "api/backend.h"
 #include "api/clap_backend.h"
 #include "api/clip_backend.h"
+#include "api/siglip_backend.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
@@ -40,6 +41,7 @@ std::unique_ptr<Backend> load_open_clip_family(const std::string& dir, const Mod
 const Family kFamilies[] = {
     {"clip", nullptr, load_clip},
     {"clap", nullptr, make_clap_backend},
+    {"siglip", nullptr, make_siglip_backend},
     {nullptr, models::kOpenClipConfigFile, load_open_clip_family},
 };
 

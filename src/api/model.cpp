@@ -113,6 +113,7 @@ const char* Model::default_template() const { return impl_->backend->default_tem
 size_t Model::embedding_dim() const { return impl_->backend->embedding_dim(); }
 int Model::image_size() const { return impl_->backend->image_size(); }
 float Model::logit_scale() const { return impl_->backend->score_head().scale; }
+ScoreHead Model::score_head() const { return impl_->backend->score_head(); }
 
 std::string Model::fingerprint() const {
   std::lock_guard lock(impl_->lazy_mutex);

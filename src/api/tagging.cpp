@@ -6,6 +6,7 @@
 
 #include "classify/multi_label.h"
 #include "classify/policy.h"
+#include "classify/zero_shot.h"
 
 namespace zeroshot {
 
@@ -23,6 +24,7 @@ classify::ScoreOn to_classify(ScoreOn on) {
 struct MultiLabelClassifier::Impl {
   ScoreOn on = ScoreOn::Probability;
   float scale = 1.f;
+  ScoreHead head;  // a sigmoid head scores probabilities itself: no negatives
   std::unique_ptr<ZeroShotClassifier> positives;
   std::unique_ptr<ZeroShotClassifier> negatives;  // probability only: row neg_of[k] is label k's baseline
   std::vector<size_t> neg_of;
@@ -42,6 +44,7 @@ MultiLabelClassifier::MultiLabelClassifier(const Model& model, std::vector<std::
   Impl& m = *impl_;
   m.on = opt.on;
   m.scale = model.logit_scale();
+  m.head = model.score_head();
   const auto on = to_classify(opt.on);
   // Thresholds first: a bad one is reported before any text is encoded.
   if (opt.threshold) classify::check_threshold(on, *opt.threshold, "threshold");
@@ -57,7 +60,7 @@ MultiLabelClassifier::MultiLabelClassifier(const Model& model, std::vector<std::
   m.positives = std::make_unique<ZeroShotClassifier>(model, std::move(classes), std::move(templates), opt.classifier);
   const auto& labels = m.positives->labels();
 
-  if (on == classify::ScoreOn::Probability) {
+  if (on == classify::ScoreOn::Probability && !m.head.sigmoid) {
     // Row 0: the shared baseline (one class, its names ensembled); then each distinct per-label negative.
     std::vector<std::vector<std::string>> neg_classes = {opt.negatives.empty() ? classify::neutral_names() : opt.negatives};
     std::map<std::string, size_t> row_of;
@@ -85,6 +88,11 @@ std::vector<float> MultiLabelClassifier::scores(const float* embedding) const {
   const Impl& m = *impl_;
   std::vector<float> s = m.positives->cosines(embedding);
   if (m.on == ScoreOn::Cosine) return s;
+  if (m.head.sigmoid) {
+    // The model's own calibration (SigLIP): sigmoid(scale * cos + logit_bias), the pipeline's score.
+    for (float& v : s) v = classify::sigmoid_score(v, m.head.scale, m.head.bias);
+    return s;
+  }
   const std::vector<float> neg = m.negatives->cosines(embedding);
   for (size_t k = 0; k < s.size(); ++k) s[k] = classify::two_way_probability(s[k], neg[m.neg_of[k]], m.scale);
   return s;
@@ -116,6 +124,7 @@ struct Moderator::Impl {
   std::vector<Group> groups;
   std::vector<Rows> rows;  // per category
   float scale = 1.f;
+  ScoreHead head;  // a sigmoid head scores probability categories itself: no negative rows
 };
 
 Moderator::Moderator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -128,6 +137,7 @@ std::unique_ptr<Moderator::Impl> build_moderator(const Model& model, classify::P
                                                  const ClassifierOptions& options) {
   auto m = std::make_unique<Moderator::Impl>();
   m->scale = model.logit_scale();
+  m->head = model.score_head();
   std::map<std::pair<size_t, std::vector<std::string>>, size_t> negative_row;  // (group, negative set) -> row
   for (const auto& c : policy.categories) {
     auto g = std::find_if(m->groups.begin(), m->groups.end(), [&](const auto& gr) { return gr.templates == c.templates; });
@@ -141,7 +151,7 @@ std::unique_ptr<Moderator::Impl> build_moderator(const Model& model, classify::P
     r.count = c.prompts.size();
     // Each prompt is its own row (ensembled over the templates only); the negative set is one row (all ensembled).
     for (const auto& p : c.prompts) g->classes.push_back({p});
-    if (!c.negative_prompts.empty()) {
+    if (!c.negative_prompts.empty() && !m->head.sigmoid) {
       auto [it, added] = negative_row.emplace(std::make_pair(r.group, c.negative_prompts), g->classes.size());
       if (added) g->classes.push_back(c.negative_prompts);
       r.negative = it->second;
@@ -178,7 +188,14 @@ std::vector<TagScore> Moderator::moderate(const float* embedding) const {
     const auto& r = m.rows[i];
     const auto& c = m.policy.categories[i];
     const std::vector<float>& gc = cos[r.group];
-    const float s = classify::category_score(c, gc.data() + r.first, r.count, gc[r.negative], m.scale);
+    float s = 0.f;
+    if (m.head.sigmoid && c.on == classify::ScoreOn::Probability) {
+      // The model's own sigmoid of the best-matching prompt (prompts are alternatives, as in category_score).
+      const float best = *std::max_element(gc.data() + r.first, gc.data() + r.first + r.count);
+      s = classify::sigmoid_score(best, m.head.scale, m.head.bias);
+    } else {
+      s = classify::category_score(c, gc.data() + r.first, r.count, gc[r.negative], m.scale);
+    }
     out.push_back({c.name, s, c.threshold, s >= c.threshold});
   }
   return out;

@@ -12,8 +12,9 @@
 // - Cosine: the raw cosine cos(x, pos_k); thresholds must then be calibrated per model and label (CLIP cosines of
 //   matching image/text pairs are typically 0.2-0.4), so there is no default threshold.
 //
-// A model with a sigmoid head (SigLIP-style logit_bias b) would score p_k = sigmoid(s * cos(x, pos_k) + b) with its
-// own calibration instead of the negative prompt; CLIP models have no such head.
+// A model with a sigmoid head (SigLIP, logit_bias b) scores p_k = sigmoid(s * cos(x, pos_k) + b) with its own
+// calibration instead of the negative prompt (zero_shot.h's sigmoid_score; src/api/tagging.cpp picks it from
+// Model::score_head()); CLIP models have no such head.
 #pragma once
 
 #include <cstddef>

@@ -110,6 +110,21 @@ std::vector<float> zero_shot_probs(const float* x, const float* label_embeds, si
   return p;
 }
 
+float sigmoid_score(float cos, float scale, float bias) {
+  const float logit = scale * cos + bias;
+  // Either branch keeps exp's argument <= 0 (no overflow at any logit).
+  if (logit >= 0) return 1.0f / (1.0f + std::exp(-logit));
+  const float e = std::exp(logit);
+  return e / (1.0f + e);
+}
+
+std::vector<float> zero_shot_sigmoid(const float* x, const float* label_embeds, size_t num_labels, size_t dim,
+                                     float scale, float bias) {
+  std::vector<float> p = cosines(x, label_embeds, num_labels, dim);
+  for (float& v : p) v = sigmoid_score(v, scale, bias);
+  return p;
+}
+
 std::vector<LabelScore> rank(const std::vector<std::string>& labels, const std::vector<float>& scores,
                              size_t top_k) {
   std::vector<size_t> order(labels.size());

@@ -3,6 +3,7 @@
 // For K labels and T templates: each prompt template(label) is embedded; each embedding is L2-normalized, the T of
 // a label are averaged and the mean normalized again (CLIP's prompt ensembling). An input embedding x scores
 //   p = softmax_k( scale * cos(x, label_k) )    with scale = exp(logit_scale),
+// or, for a model with a sigmoid head (SigLIP), p_k = sigmoid(scale * cos(x, label_k) + logit_bias) per label,
 // exactly the Hugging Face zero-shot pipeline's probabilities; results are sorted by score, descending, ties in label
 // order (Python's stable sorted()).
 #pragma once
@@ -34,6 +35,12 @@ std::vector<float> ensemble_label_embeddings(const float* prompt_embeds, size_t 
 // Softmax over labels of scale * cos(x, label). label_embeds must be normalized (ensemble_label_embeddings does).
 std::vector<float> zero_shot_probs(const float* x, const float* label_embeds, size_t num_labels, size_t dim,
                                    float scale);
+
+// sigmoid(scale * cos(x, label) + bias) per label (a sigmoid head: SigLIP). label_embeds normalized.
+std::vector<float> zero_shot_sigmoid(const float* x, const float* label_embeds, size_t num_labels, size_t dim,
+                                     float scale, float bias);
+// 1 / (1 + exp(-(scale * cos + bias))), as torch.sigmoid of the float logit.
+float sigmoid_score(float cos, float scale, float bias);
 
 // Cosines of x against each (normalized) label embedding.
 std::vector<float> cosines(const float* x, const float* label_embeds, size_t num_labels, size_t dim);

@@ -1016,7 +1016,7 @@ std::string resolve_model(const std::string& model, const HubOptions& opt) {
   HubOptions at = opt;
   at.revision = snapshot.filename().string();
   for (const char* f : {"preprocessor_config.json", "vocab.json", "merges.txt", "tokenizer.json",
-                        "tokenizer_config.json", "special_tokens_map.json"})
+                        "tokenizer_config.json", "special_tokens_map.json", "spiece.model"})  // spiece.model: SigLIP
     hub_file(model, f, at, /*optional=*/true);
 
   // Weights: the first file of the layout's order that the repo has (each absent one costs a 404 probe once;

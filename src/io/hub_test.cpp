@@ -520,7 +520,7 @@ fs::path make_repo(const fs::path& dir, const std::vector<std::string>& extra, b
 
 const std::vector<std::string> kTokenizerProbes = {"preprocessor_config.json", "vocab.json", "merges.txt",
                                                    "tokenizer.json",           "tokenizer_config.json",
-                                                   "special_tokens_map.json"};
+                                                   "special_tokens_map.json",  "spiece.model"};
 
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());

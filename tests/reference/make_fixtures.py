@@ -45,6 +45,8 @@ from open_clip.push_to_hf_hub import save_for_hf
 from open_clip.tokenizer import HFTokenizer
 from transformers import ClapModel, CLIPModel
 
+import make_siglip  # tests/reference/make_siglip.py (the script's folder is on sys.path)
+
 CLIP_MODELS = ["clip-tiny-quickgelu", "clip-tiny-gelu-f16"]
 CLAP_MODELS = ["clap-tiny-unfused", "clap-tiny-fused"]
 
@@ -359,6 +361,7 @@ def main():
                 # The preprocessing options travel in the config: save_for_hf wrote them from the model.
                 pp = json.loads((tmp / "open_clip" / name / "open_clip_config.json").read_text())["preprocess_cfg"]
                 assert pp["interpolation"] == "bilinear" and pp["resize_mode"] == "longest", pp
+    make_siglip.make(tmp, shared, Path(__file__).resolve().parents[2])  # siglip/ (make_siglip.py says what)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"reference fixtures: {out}")

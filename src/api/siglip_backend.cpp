@@ -1,0 +1,190 @@
+#include "api/siglip_backend.h"
+
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+
+#include "image/image.h"
+#include "image/image_processor.h"
+#include "io/json.h"
+#include "io/safetensors.h"
+#include "models/int8_weights.h"
+#include "models/siglip.h"
+#include "text/siglip_tokenizer.h"
+#include "util/trace.h"
+
+namespace zeroshot::api {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// SiglipImageProcessor: the file's settings over SiglipImageProcessor's own
+// defaults (224 x 224, bicubic, mean and std 0.5), and never a center crop (the
+// class has none; a do_center_crop key is ignored by it too).
+image::ImageProcessorConfig siglip_preprocessing(const fs::path& file, int image_size) {
+  image::ImageProcessorConfig c;
+  io::Json j = io::Json::object();
+  if (fs::exists(file)) {
+    j = io::load_json(file.string());
+    if (!j.is_object()) throw Error(file.string(), "expected a JSON object");
+    c = image::ImageProcessorConfig::load(file.string());
+  }
+  if (!j.contains("size") || j["size"].is_null()) {
+    c.resize_height = c.resize_width = image_size;
+  } else if (c.resize_height <= 0) {
+    throw Error(file.string(), "size: SiglipImageProcessor takes {\"height\": h, \"width\": w}, got " + j["size"].dump());
+  }
+  for (int i = 0; i < 3; ++i) {
+    if (!j.contains("image_mean") || j["image_mean"].is_null()) c.mean[i] = 0.5f;
+    if (!j.contains("image_std") || j["image_std"].is_null()) c.std[i] = 0.5f;
+  }
+  c.do_center_crop = false;
+  if (!c.do_resize)
+    throw Error(file.string(),
+                "do_resize false is not supported (the output "
+                "size would depend on the image)");
+  return c;
+}
+
+class SiglipBackend final : public Backend {
+ public:
+  SiglipBackend(const std::string& dir, const ModelOptions& opt, const Int8Capture* capture) : dir_(dir) {
+    const fs::path d(dir);
+    const fs::path config = d / "config.json";
+    const fs::path pre = d / "preprocessor_config.json";
+    cfg_ = models::SiglipConfig::load(config.string());
+    const fs::path spiece = d / "spiece.model";
+    if (!fs::is_regular_file(spiece))
+      throw Error(spiece.string(),
+                  "not found (a SigLIP model folder needs its "
+                  "SentencePiece model spiece.model)");
+    definition_files_ = {config.string(), pre.string(), spiece.string(), (d / "tokenizer_config.json").string()};
+
+    processor_ = std::make_shared<const image::ImageProcessor>(siglip_preprocessing(pre, cfg_.vision.image_size));
+    if (processor_->out_height() != cfg_.vision.image_size || processor_->out_width() != cfg_.vision.image_size)
+      throw Error(pre.string(), "size " + std::to_string(processor_->out_height()) + "x" + std::to_string(processor_->out_width()) +
+                                    " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
+    decode_.max_pixels = opt.max_image_pixels;
+
+    models::ClipOptions mo;
+    mo.threads = opt.threads;
+    mo.precision = opt.precision == Precision::BF16   ? models::Precision::BF16
+                   : opt.precision == Precision::Int8 ? models::Precision::Int8
+                                                      : models::Precision::F32;
+    const fs::path int8_file = d / models::kInt8WeightsFile;
+    if (capture) {
+      mo.int8_capture = capture->records;
+      mo.on_quantized = capture->progress;
+    } else if (mo.precision == models::Precision::Int8 && fs::exists(int8_file)) {
+      try {
+        mo.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file.string());
+      } catch (const Error& e) {
+        std::string why = e.what();
+        if (why.rfind(int8_file.string() + ": ", 0) == 0) why.erase(0, int8_file.string().size() + 2);
+        throw Error(int8_file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
+      }
+    }
+    {
+      trace::Phase p("open weights");
+      weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
+    }
+    trace::Phase p("build model");
+    model_ = std::make_unique<models::SiglipModel>(cfg_, weights_, mo);
+  }
+
+  const char* model_type() const override { return "siglip"; }
+  Modality modality() const override { return Modality::Image; }
+  size_t embedding_dim() const override { return static_cast<size_t>(cfg_.embedding_dim()); }
+  int image_size() const override { return cfg_.vision.image_size; }
+  ScoreHead score_head() const override { return {std::exp(model_->logit_scale()), model_->logit_bias(), true}; }
+  const char* default_template() const override { return kDefaultImageTemplate; }
+  const io::WeightStore& weights() const override { return *weights_; }
+  std::vector<std::string> definition_files() const override { return definition_files_; }
+  std::vector<std::string> prefetch_weights() const override {
+    std::vector<std::string> v;
+    for (const std::string& n : model_->weights_in_place())
+      if (n.rfind("vision_model.", 0) == 0) v.push_back(n);
+    return v;
+  }
+  bool int8_from_file() const override { return model_->int8_from_file(); }
+
+  std::vector<int32_t> tokenize(const std::string& text) const override { return tokenizer().encode(text); }
+  void encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const override {
+    if (ids.empty()) return;
+    const text::SiglipTokenizer& tok = tokenizer();
+    if (tok.attention_mask()) return model_->encode_texts(ids, tok.pad_id(), out, static_cast<int>(tok.max_length()));
+    // No attention mask: the pipeline runs the padded ids as they are, every pad token attended to.
+    std::vector<std::vector<int32_t>> padded;
+    padded.reserve(ids.size());
+    for (const auto& s : ids) padded.push_back(tok.pad(s));
+    model_->encode_texts(padded, tok.pad_id(), out, static_cast<int>(tok.max_length()));
+  }
+
+  Input load_file(const std::string& path) const override { return {processor_->preprocess(image::decode_file(path, decode_)), false}; }
+  Input load_memory(const uint8_t* data, size_t size, const std::string& name) const override {
+    return {processor_->preprocess(image::decode_memory(data, size, name, decode_)), false};
+  }
+  Input load_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const override {
+    if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+    image::RgbImage img;
+    img.width = width;
+    img.height = height;
+    img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+    return {processor_->preprocess(img), false};
+  }
+  void encode(const Input* const* inputs, size_t n, float* out) const override {
+    if (n == 0) return;
+    const size_t per = inputs[0]->values.size();
+    std::vector<float> px(n * per);
+    for (size_t i = 0; i < n; ++i) {
+      if (inputs[i]->values.size() != per) throw Error("encode", "inputs of different sizes in one batch");
+      std::memcpy(px.data() + i * per, inputs[i]->values.data(), per * sizeof(float));
+    }
+    encode_pixel_values(px.data(), n, out);
+  }
+  void encode_pixel_values(const float* pixel_values, size_t n, float* out) const override {
+    if (n) model_->encode_images(pixel_values, static_cast<int>(n), out);
+  }
+
+ private:
+  // Parsed on first use (an image-only run never needs it); a failed load
+  // throws and the next call tries again.
+  const text::SiglipTokenizer& tokenizer() const {
+    if (const text::SiglipTokenizer* t = tokenizer_ready_.load(std::memory_order_acquire)) return *t;
+    std::lock_guard lock(mutex_);
+    if (!tokenizer_) {
+      trace::Phase p("load tokenizer");
+      auto tok = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
+      // The pipeline pads to the tokenizer's length; the text tower has positions for max_position_embeddings.
+      if (tok->max_length() > static_cast<size_t>(cfg_.text.max_positions))
+        throw Error((fs::path(dir_) / "tokenizer_config.json").string(), "model_max_length " + std::to_string(tok->max_length()) +
+                                                                             " exceeds text_config.max_position_embeddings " +
+                                                                             std::to_string(cfg_.text.max_positions));
+      tokenizer_ = std::move(tok);
+      tokenizer_ready_.store(tokenizer_.get(), std::memory_order_release);
+    }
+    return *tokenizer_;
+  }
+
+  std::string dir_;
+  models::SiglipConfig cfg_;
+  std::vector<std::string> definition_files_;
+  std::shared_ptr<const image::ImageProcessor> processor_;
+  image::DecodeOptions decode_;
+  std::shared_ptr<const io::WeightStore> weights_;
+  std::unique_ptr<models::SiglipModel> model_;
+  mutable std::mutex mutex_;
+  mutable std::unique_ptr<text::SiglipTokenizer> tokenizer_;
+  mutable std::atomic<const text::SiglipTokenizer*> tokenizer_ready_{nullptr};
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_siglip_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture) {
+  return std::make_unique<SiglipBackend>(dir, options, capture);
+}
+
+}  // namespace zeroshot::api
