@@ -15,12 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "image/image.h"
 #include "models/weight_loader.h"
 #include "zeroshot/zeroshot.h"
 
 namespace zeroshot::io {
 class WeightStore;
-}
+class SafeTensorsFile;
+}  // namespace zeroshot::io
 
 namespace zeroshot::api {
 
@@ -77,6 +79,18 @@ struct Int8Capture {
   std::vector<models::Int8Record>* records = nullptr;
   std::function<void(size_t)> progress;  // after each weight: the count so far
 };
+
+// What every backend needs from the same rules (backend.cpp):
+// The encoders' arithmetic for the public precision.
+nn::Precision to_nn_precision(Precision p);
+// The model folder's int8 weights file, for an int8 load that is not capturing: null when there is none (or the
+// load is not int8, or it captures), else the file; a file that is not valid safetensors is refused (it was meant to
+// be used): "<file>: damaged int8 weights file (...); delete it or run `zeroshot quantize` again".
+std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p, const Int8Capture* capture);
+// n inputs of one size back to back (pixel_values for the image encoders); throws for mixed sizes.
+std::vector<float> concat_inputs(const Input* const* inputs, size_t n);
+// Interleaved 8-bit RGB of a caller's decoder as an image (load_rgb); throws for a non-positive size.
+image::RgbImage rgb_image(const uint8_t* rgb, int width, int height, const std::string& name);
 
 // The registry: builds the backend of the family that `dir` (a local model folder) holds, recognized by its files
 // (transformers config.json model_type, or open_clip_config.json). Throws zeroshot::Error naming the file for a

@@ -20,10 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-nn::Precision to_nn(Precision p) {
-  return p == Precision::BF16 ? nn::Precision::BF16 : p == Precision::Int8 ? nn::Precision::Int8 : nn::Precision::F32;
-}
-
 class ClapBackend final : public Backend {
  public:
   ClapBackend(const std::string& dir, const ModelOptions& opt, const Int8Capture* capture) : dir_(dir), opt_(opt) {
@@ -61,19 +57,11 @@ class ClapBackend final : public Backend {
     }
     models::ClapOptions mopt;
     mopt.threads = opt.threads;
-    mopt.precision = to_nn(opt.precision);
-    const fs::path int8_file = d / models::kInt8WeightsFile;
+    mopt.precision = to_nn_precision(opt.precision);
+    mopt.int8_weights = int8_weights_file(dir, opt.precision, capture);
     if (capture) {
       mopt.int8_capture = capture->records;
       mopt.on_quantized = capture->progress;
-    } else if (mopt.precision == nn::Precision::Int8 && fs::exists(int8_file)) {
-      try {
-        mopt.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file.string());
-      } catch (const Error& e) {
-        std::string why = e.what();
-        if (why.rfind(int8_file.string() + ": ", 0) == 0) why.erase(0, int8_file.string().size() + 2);
-        throw Error(int8_file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
-      }
     }
     trace::Phase p("build model");
     model_ = std::make_unique<models::ClapModel>(cfg_, weights_, mopt);
@@ -119,16 +107,11 @@ class ClapBackend final : public Backend {
   void encode(const Input* const* inputs, size_t n, float* out) const override {
     if (n == 0) return;
     trace::Phase p("encode audio");
-    const size_t per = inputs[0]->values.size();
+    const std::vector<float> feats = concat_inputs(inputs, n);
     const size_t plane = static_cast<size_t>(cfg_.audio.input_frames) * static_cast<size_t>(cfg_.audio.num_mel_bins);
-    std::vector<float> feats(n * per);
     std::unique_ptr<bool[]> longer(new bool[n]);
-    for (size_t i = 0; i < n; ++i) {
-      if (inputs[i]->values.size() != per) throw Error("encode", "inputs of different sizes in one batch");
-      std::copy(inputs[i]->values.begin(), inputs[i]->values.end(), feats.begin() + static_cast<std::ptrdiff_t>(i * per));
-      longer[i] = inputs[i]->is_longer;
-    }
-    model_->encode_audio(feats.data(), static_cast<int>(n), static_cast<int>(per / plane), longer.get(), out);
+    for (size_t i = 0; i < n; ++i) longer[i] = inputs[i]->is_longer;
+    model_->encode_audio(feats.data(), static_cast<int>(n), static_cast<int>(feats.size() / n / plane), longer.get(), out);
   }
   void encode_pixel_values(const float*, size_t, float*) const override {
     throw Error("pixel_values", "an audio model (clap): it takes audio, not images");

@@ -27,23 +27,11 @@ class ClipBackend final : public Backend {
   ClipBackend(ClipCheckpoint ck, const ModelOptions& opt, const Int8Capture* capture) : ck_(std::move(ck)) {
     models::ClipOptions copt;
     copt.threads = opt.threads;
-    copt.precision = opt.precision == Precision::BF16   ? models::Precision::BF16
-                     : opt.precision == Precision::Int8 ? models::Precision::Int8
-                                                        : models::Precision::F32;
-    // Int8: weights quantized beforehand (`zeroshot quantize`), used when made from these weights (else ignored:
-    // quantized at load, same values). A file that is not valid safetensors is refused: it was meant to be used.
-    const fs::path int8_file = fs::path(ck_.dir) / models::kInt8WeightsFile;
+    copt.precision = to_nn_precision(opt.precision);
+    copt.int8_weights = int8_weights_file(ck_.dir, opt.precision, capture);
     if (capture) {
       copt.int8_capture = capture->records;
       copt.on_quantized = capture->progress;
-    } else if (copt.precision == models::Precision::Int8 && fs::exists(int8_file)) {
-      try {
-        copt.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file.string());
-      } catch (const Error& e) {
-        std::string why = e.what();
-        if (why.rfind(int8_file.string() + ": ", 0) == 0) why.erase(0, int8_file.string().size() + 2);
-        throw Error(int8_file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
-      }
     }
     trace::Phase p("build model");
     clip_ = std::make_unique<models::ClipModel>(ck_.cfg, ck_.weights, copt);
@@ -80,14 +68,7 @@ class ClipBackend final : public Backend {
     return {ck_.preprocess.rgb(rgb, width, height, name), false};
   }
   void encode(const Input* const* inputs, size_t n, float* out) const override {
-    if (n == 0) return;
-    const size_t per = inputs[0]->values.size();
-    std::vector<float> px(n * per);
-    for (size_t i = 0; i < n; ++i) {
-      if (inputs[i]->values.size() != per) throw Error("encode", "inputs of different sizes in one batch");
-      std::memcpy(px.data() + i * per, inputs[i]->values.data(), per * sizeof(float));
-    }
-    encode_pixel_values(px.data(), n, out);
+    encode_pixel_values(concat_inputs(inputs, n).data(), n, out);
   }
   void encode_pixel_values(const float* pixel_values, size_t n, float* out) const override {
     if (n) clip_->encode_images(pixel_values, static_cast<int>(n), out);
@@ -162,12 +143,7 @@ ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options)
     return processor->preprocess(image::decode_memory(data, size, name, decode));
   };
   ck.preprocess.rgb = [processor](const uint8_t* rgb, int width, int height, const std::string& name) {
-    if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
-    image::RgbImage img;
-    img.width = width;
-    img.height = height;
-    img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
-    return processor->preprocess(img);
+    return processor->preprocess(rgb_image(rgb, width, height, name));
   };
   {
     // Memory-mapped weights used in place (no copy) where their dtype and alignment allow.
@@ -219,12 +195,12 @@ ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& option
     return image::open_clip_transform(image::decode_native_memory(data, size, name, decode), t);
   };
   ck.preprocess.rgb = [t](const uint8_t* rgb, int width, int height, const std::string& name) {
-    if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+    image::RgbImage decoded = rgb_image(rgb, width, height, name);
     image::PilImage img;
     img.width = width;
     img.height = height;
     img.mode = image::PilMode::RGB;
-    img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+    img.pixels = std::move(decoded.pixels);
     return image::open_clip_transform(img, t);
   };
 

@@ -71,21 +71,11 @@ class SiglipBackend final : public Backend {
 
     models::ClipOptions mo;
     mo.threads = opt.threads;
-    mo.precision = opt.precision == Precision::BF16   ? models::Precision::BF16
-                   : opt.precision == Precision::Int8 ? models::Precision::Int8
-                                                      : models::Precision::F32;
-    const fs::path int8_file = d / models::kInt8WeightsFile;
+    mo.precision = to_nn_precision(opt.precision);
+    mo.int8_weights = int8_weights_file(dir, opt.precision, capture);
     if (capture) {
       mo.int8_capture = capture->records;
       mo.on_quantized = capture->progress;
-    } else if (mo.precision == models::Precision::Int8 && fs::exists(int8_file)) {
-      try {
-        mo.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file.string());
-      } catch (const Error& e) {
-        std::string why = e.what();
-        if (why.rfind(int8_file.string() + ": ", 0) == 0) why.erase(0, int8_file.string().size() + 2);
-        throw Error(int8_file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
-      }
     }
     {
       trace::Phase p("open weights");
@@ -128,22 +118,10 @@ class SiglipBackend final : public Backend {
     return {processor_->preprocess(image::decode_memory(data, size, name, decode_)), false};
   }
   Input load_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const override {
-    if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
-    image::RgbImage img;
-    img.width = width;
-    img.height = height;
-    img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
-    return {processor_->preprocess(img), false};
+    return {processor_->preprocess(rgb_image(rgb, width, height, name)), false};
   }
   void encode(const Input* const* inputs, size_t n, float* out) const override {
-    if (n == 0) return;
-    const size_t per = inputs[0]->values.size();
-    std::vector<float> px(n * per);
-    for (size_t i = 0; i < n; ++i) {
-      if (inputs[i]->values.size() != per) throw Error("encode", "inputs of different sizes in one batch");
-      std::memcpy(px.data() + i * per, inputs[i]->values.data(), per * sizeof(float));
-    }
-    encode_pixel_values(px.data(), n, out);
+    encode_pixel_values(concat_inputs(inputs, n).data(), n, out);
   }
   void encode_pixel_values(const float* pixel_values, size_t n, float* out) const override {
     if (n) model_->encode_images(pixel_values, static_cast<int>(n), out);

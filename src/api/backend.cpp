@@ -1,0 +1,49 @@
+#include "api/backend.h"
+
+#include <cstring>
+#include <filesystem>
+
+#include "io/safetensors.h"
+#include "models/int8_weights.h"
+
+namespace zeroshot::api {
+
+nn::Precision to_nn_precision(Precision p) {
+  return p == Precision::BF16 ? nn::Precision::BF16 : p == Precision::Int8 ? nn::Precision::Int8 : nn::Precision::F32;
+}
+
+std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p, const Int8Capture* capture) {
+  // Weights quantized beforehand (`zeroshot quantize`) are used when made from these weights (else ignored: quantized
+  // at load, same values). A capturing build writes the file, so it never reads one.
+  const std::filesystem::path file = std::filesystem::path(dir) / models::kInt8WeightsFile;
+  if (capture || p != Precision::Int8 || !std::filesystem::exists(file)) return nullptr;
+  try {
+    return std::make_shared<const io::SafeTensorsFile>(file.string());
+  } catch (const Error& e) {
+    std::string why = e.what();
+    if (why.rfind(file.string() + ": ", 0) == 0) why.erase(0, file.string().size() + 2);
+    throw Error(file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
+  }
+}
+
+std::vector<float> concat_inputs(const Input* const* inputs, size_t n) {
+  if (n == 0) return {};
+  const size_t per = inputs[0]->values.size();
+  std::vector<float> v(n * per);
+  for (size_t i = 0; i < n; ++i) {
+    if (inputs[i]->values.size() != per) throw Error("encode", "inputs of different sizes in one batch");
+    std::memcpy(v.data() + i * per, inputs[i]->values.data(), per * sizeof(float));
+  }
+  return v;
+}
+
+image::RgbImage rgb_image(const uint8_t* rgb, int width, int height, const std::string& name) {
+  if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+  image::RgbImage img;
+  img.width = width;
+  img.height = height;
+  img.pixels.assign(rgb, rgb + static_cast<size_t>(width) * static_cast<size_t>(height) * 3);
+  return img;
+}
+
+}  // namespace zeroshot::api
