@@ -30,6 +30,8 @@ while read -r name dict options; do
   args=(-max_total_time="$SECONDS_EACH" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
         -artifact_prefix="$out/artifacts/$name/")
   if [ "$dict" != "-" ]; then args+=(-dict="$dict"); fi
+  # FUZZ_SEED: libFuzzer's mutation seed (CI fixes it, so a green smoke run is the run CI repeats; unset: random).
+  if [ -n "${FUZZ_SEED:-}" ]; then args+=(-seed="$FUZZ_SEED"); fi
   # shellcheck disable=SC2206  # the target's own libFuzzer flags (fuzz/CMakeLists.txt OPTIONS), split on purpose
   args+=($options)
   echo "fuzz: $name (${SECONDS_EACH} s)"

@@ -29,7 +29,7 @@ if [ "${1:-}" != "--fast" ]; then
   BUILD_TARGETS="--target zeroshot_thread_tests zeroshot_cli" CC=clang CXX=clang++ \
     CTEST_ARGS="-L threads -E (Refusals|HugeInputFinishes)" \
     run_suite build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEROSHOT_SANITIZE_THREAD=ON
-  ZEROSHOT_SHARED="$SHARED" JOBS="$JOBS" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+  ZEROSHOT_SHARED="$SHARED" JOBS="$JOBS" FUZZ_SEED="${FUZZ_SEED:-1}" scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 fi
 # The Python package: wheel, fresh virtualenv, pytest (scripts/test-python.sh); uses the Release build's CLI.
 bash scripts/test-python.sh
