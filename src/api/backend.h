@@ -87,6 +87,20 @@ nn::Precision to_nn_precision(Precision p);
 // load is not int8, or it captures), else the file; a file that is not valid safetensors is refused (it was meant to
 // be used): "<file>: damaged int8 weights file (...); delete it or run `zeroshot quantize` again".
 std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p, const Int8Capture* capture);
+// The build options every model takes (threads, precision, the folder's int8 file, the int8 capture), set the
+// same way for every family: `O` is models::ClipOptions, ClapOptions, ... (each has these five members).
+template <class O>
+O model_build_options(const std::string& dir, const ModelOptions& opt, const Int8Capture* capture) {
+  O o;
+  o.threads = opt.threads;
+  o.precision = to_nn_precision(opt.precision);
+  o.int8_weights = int8_weights_file(dir, opt.precision, capture);
+  if (capture) {
+    o.int8_capture = capture->records;
+    o.on_quantized = capture->progress;
+  }
+  return o;
+}
 // n inputs of one size back to back (pixel_values for the image encoders); throws for mixed sizes.
 std::vector<float> concat_inputs(const Input* const* inputs, size_t n);
 // Interleaved 8-bit RGB of a caller's decoder as an image (load_rgb); throws for a non-positive size.

@@ -55,14 +55,7 @@ class ClapBackend final : public Backend {
       trace::Phase p("open weights");
       weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
     }
-    models::ClapOptions mopt;
-    mopt.threads = opt.threads;
-    mopt.precision = to_nn_precision(opt.precision);
-    mopt.int8_weights = int8_weights_file(dir, opt.precision, capture);
-    if (capture) {
-      mopt.int8_capture = capture->records;
-      mopt.on_quantized = capture->progress;
-    }
+    const auto mopt = model_build_options<models::ClapOptions>(dir, opt, capture);
     trace::Phase p("build model");
     model_ = std::make_unique<models::ClapModel>(cfg_, weights_, mopt);
     extractor_ = std::make_unique<audio::ClapFeatureExtractor>(fcfg);

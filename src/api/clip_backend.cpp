@@ -25,14 +25,7 @@ namespace {
 class ClipBackend final : public Backend {
  public:
   ClipBackend(ClipCheckpoint ck, const ModelOptions& opt, const Int8Capture* capture) : ck_(std::move(ck)) {
-    models::ClipOptions copt;
-    copt.threads = opt.threads;
-    copt.precision = to_nn_precision(opt.precision);
-    copt.int8_weights = int8_weights_file(ck_.dir, opt.precision, capture);
-    if (capture) {
-      copt.int8_capture = capture->records;
-      copt.on_quantized = capture->progress;
-    }
+    const auto copt = model_build_options<models::ClipOptions>(ck_.dir, opt, capture);
     trace::Phase p("build model");
     clip_ = std::make_unique<models::ClipModel>(ck_.cfg, ck_.weights, copt);
   }

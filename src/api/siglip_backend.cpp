@@ -69,14 +69,7 @@ class SiglipBackend final : public Backend {
                                     " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
     decode_.max_pixels = opt.max_image_pixels;
 
-    models::ClipOptions mo;
-    mo.threads = opt.threads;
-    mo.precision = to_nn_precision(opt.precision);
-    mo.int8_weights = int8_weights_file(dir, opt.precision, capture);
-    if (capture) {
-      mo.int8_capture = capture->records;
-      mo.on_quantized = capture->progress;
-    }
+    const auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
     {
       trace::Phase p("open weights");
       weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
