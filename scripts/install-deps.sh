@@ -8,7 +8,7 @@ BUILD_PACKAGES=(
   nlohmann-json3-dev libcli11-dev                                      # JSON, command line
   libcurl4-openssl-dev libssl-dev                                      # Hugging Face hub downloads, sha256
   libopenblas-dev                                                      # f32 GEMM
-  libsndfile1-dev libsoxr-dev libfftw3-dev                             # audio: decoding, resampling, STFT
+  libavformat-dev libavcodec-dev libswresample-dev libavutil-dev libfftw3-dev  # audio: decoding, resampling (FFmpeg), STFT
   libtomlplusplus-dev                                                  # moderation policies (TOML)
   libsqlite3-dev libfaiss-dev zlib1g-dev                               # search index: store, ANN, checksums
   libcpp-httplib-dev                                                   # the HTTP server (zeroshot serve)
@@ -26,6 +26,7 @@ TEST_PACKAGES=(
   nodejs chromium                                                      # the server's browser test (playwright-core)
 )
 TEST_PACKAGES+=(python3-dev python3-venv python3-pil)                 # the Python package (scripts/test-python.sh)
+TEST_PACKAGES+=(ffmpeg)                                              # audio tests: the pipeline's CLI makes M4A/Opus/MP3/video files
 # npm from Debian, unless the nodejs installed bundles it (NodeSource's conflicts with Debian's npm package).
 if ! command -v npm >/dev/null; then TEST_PACKAGES+=(npm); fi
 SUDO=""

@@ -1,37 +1,34 @@
-// Audio decoding the way the Hugging Face audio pipelines read a file (`ffmpeg -i pipe:0 -ac 1 -ar <rate> -f f32le`):
-// float32 mono at the target rate.
+// Audio decoding the way the Hugging Face audio pipelines read a file (`ffmpeg -i pipe:0 -ac 1 -ar <rate> -f f32le`,
+// ffmpeg 5.1): float32 mono at the target rate, with FFmpeg's own libraries (libavformat, libavcodec,
+// libswresample), so the samples are the pipeline's bit for bit: PCM, float, FLAC, Vorbis, MP3 and the resampled
+// fixtures (8 kHz, 44.1 kHz) are identical to what the pipeline decoded.
 //
-// Containers and codecs: whatever the system libsndfile reads (WAV PCM 8/16/24/32-bit, float, double, u-law,
-// A-law, WAVE_FORMAT_EXTENSIBLE, extra chunks; AIFF, AU, CAF, W64, RF64; FLAC; Ogg Vorbis and Opus; MP3 through
-// mpg123, see has_mp3_support()). Integer samples decode to int / 2^(bits-1), float samples as stored: bit-exact
-// with ffmpeg for PCM, float and FLAC; Vorbis within 2.4e-7 (libvorbis versus ffmpeg's decoder); MP3 decoders
-// differ slightly (mpg123 versus ffmpeg's mp3float).
+// Containers (probed from the bytes, as through a pipe; the file name's extension plays no part): WAV (also
+// WAVE_FORMAT_EXTENSIBLE, RF64, W64), AIFF, AU, CAF, FLAC, Ogg (Vorbis, Opus, FLAC), MP3, MP4/M4A/MOV (AAC, ALAC,
+// ...), Matroska/WebM (Opus, Vorbis, AAC, ...), ADTS AAC, AC-3/E-AC-3, AVI, ASF/WMA, WavPack, APE, TTA. Of a video
+// file, the audio stream ffmpeg ranks best is decoded; the other streams are skipped. Demuxers that would open
+// other files (playlists, references) are not used, and nothing else is ever opened.
+// Demuxing as through a pipe matters: ffmpeg's MP3 demuxer trims the encoder's end padding only on a seekable
+// input, so MP3s keep it here, as in the pipeline. MP4/MOV is read seekable (its index may follow the data, which
+// a pipe reaches only while the whole file fits in ffmpeg's read buffer; where both work the samples are equal).
 //
-// Mono, by ffmpeg's default rematrix (libswresample auto matrix, float, no normalization). One channel: as is.
-// Otherwise the speaker positions come from the file's channel map when libsndfile reports one
-// (WAVE_FORMAT_EXTENSIBLE, CAF, ...), else from the layout ffmpeg assumes for that codec and count (WAV and others:
-// ffmpeg's default layout for the count: 2 = stereo, 3 = 2.1, 4 = 4.0, 5 = 5.0(back), 6 = 5.1(back), 7 = 6.1,
-// 8 = 7.1; FLAC: the FLAC layouts; Vorbis and Opus: the Vorbis order). Weights as swresample gives a mono
-// (front-centre) output: FL, FR, FLC, FRC sqrt(1/2); FC 1 (with FL/FR present: clev * sqrt(2) = 1); BL, BR, SL,
-// SR, BC sqrt(1/2) * sqrt(1/2); LFE 0; other positions (top, ...) 0; each weight rounded to float32. The float32
-// sum runs in ffmpeg's channel order (FL, FR, FC, LFE, BL, BR, FLC, FRC, BC, SL, SR, ...), one rounding per
-// product and per addition, like swresample's C path. So stereo is f32(L * c) + f32(R * c), c = float32(sqrt(1/2)),
-// bit-exact with ffmpeg (stereo_3s.wav). More than 8 channels without a usable map (ffmpeg has no default layout
-// and refuses them): the plain mean, a documented deviation.
+// Mono and resampling: one swresample context with default options, as the CLI's auto-inserted `aresample`
+// filter (stereo: f32(L * c) + f32(R * c), c = float32(sqrt(1/2)); more channels: swresample's auto matrix over
+// the file's layout, or over ffmpeg's default layout for the count when the file has none, as the CLI guesses).
+// More than 8 channels without a layout ffmpeg knows (the CLI refuses them): the plain mean, a documented
+// deviation. A stream whose format, rate or layout changes mid-way gets a new context (the old one flushed).
+// Damaged packets are skipped, as the CLI does (it logs them and goes on).
 //
-// Resampling (file rate != target_rate): libsoxr HQ, linear phase, float32 in and out; output length
-// round(n * target / rate), aligned like ffmpeg's (no delay). Not bit-identical to ffmpeg's swresample (see
-// fixtures/clap/README: only an embedding-cosine tolerance applies to resampled files): SNR 40 dB (8 kHz speech)
-// and 68 dB (44.1 kHz) against ffmpeg; the choice of quality is explained in resample.cpp.
+// Refusals (zeroshot::Error, one line "<name>: <problem>") (max_seconds <= 0 is refused as an invalid option):
+// empty or unrecognised data, no audio stream, zero channels, more than 1024 channels, a sample rate outside
+// [1, 768000], a RIFF "data" chunk larger than the rest of the file (bad_huge_header.wav, which ffmpeg would
+// silently clamp), a duration stated by the header (WAV; other containers that state one) over max_seconds, and a
+// file that decodes to zero samples ("Malformed soundfile", as the HF pipeline says). Decoding stops at
+// max_seconds of output even when a header under-reports the length, so memory follows the data actually decoded.
+// No allocation is sized from a header. Every FFmpeg object is freed on every path (LeakSanitizer-tested on
+// malformed files). FFmpeg's log is silenced process-wide (av_log_set_level) on first use.
 //
-// Refusals (zeroshot::Error, one line "<name>: <problem>"), all BEFORE any allocation sized by the header
-// (max_seconds <= 0 is refused as an invalid option):
-// empty or unrecognised data, zero channels, more than 1024 channels, a sample rate outside [1, 768000],
-// uncompressed data (PCM/float) whose header claims more frames than the file's bytes can hold (this includes a
-// RIFF "data" chunk larger than the rest of the file, as in bad_huge_header.wav, which libsndfile and ffmpeg
-// would silently clamp), a header duration over max_seconds, and a file that decodes to zero samples
-// ("Malformed soundfile", as the HF pipeline says). Decoding reads in bounded blocks, so memory follows the data
-// actually decoded and stops at max_seconds even when a header under-reports the length.
+// Thread safety: decode_file / decode_memory may run concurrently (each call owns its FFmpeg contexts).
 #pragma once
 
 #include <cstddef>
@@ -56,11 +53,12 @@ Waveform decode_file(const std::string& path, const DecodeOptions& opt = {});
 // `name` is used in error messages only.
 Waveform decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt = {});
 
-// True if the linked libsndfile can read MPEG layer III (libsndfile >= 1.1 built with mpg123).
+// True if the linked libavcodec has an MPEG layer III decoder (Debian's always has).
 bool has_mp3_support();
 
 // True if the file name has an extension we try to decode as audio (.wav .flac .ogg .oga .opus .mp3 .aif .aiff
-// .aifc .au .caf .w64 .rf64, any case).
+// .aifc .au .caf .w64 .rf64 .m4a .aac .mka .weba .webm .mp4 .mkv .mov .wv, any case): video containers are
+// listed for their audio track.
 bool has_audio_extension(const std::string& path);
 
 }  // namespace zeroshot::audio
