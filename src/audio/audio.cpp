@@ -212,7 +212,8 @@ double check_riff_header(const ByteSource& src, const std::string& name) {
         throw Error(name, "corrupt WAV header: the data chunk claims " + std::to_string(len) + " bytes but only " +
                               std::to_string(present) + " follow");
       if (rate == 0 || block_align == 0) return -1;
-      return static_cast<double>(len / block_align) / rate;
+      const int64_t frames = len / block_align;  // whole frames only
+      return static_cast<double>(frames) / rate;
     }
     off += 8 + len + (len & 1);
   }
@@ -276,7 +277,8 @@ class ToMono {
       // No layout ffmpeg would know (more than 8 channels without a map; the CLI refuses such a stream):
       // the plain mean, a documented deviation.
       std::vector<double> w(static_cast<size_t>(ch), 1.0 / ch);
-      if ((err = swr_set_matrix(swr_.p, w.data(), ch)) < 0) throw Error(name_, "cannot mix the channels: " + av_error(err));
+      if ((err = swr_set_matrix(swr_.p, w.data(), ch)) < 0)
+        throw Error(name_, "cannot mix the channels: " + av_error(err));
     }
     if ((err = swr_init(swr_.p)) < 0) throw Error(name_, "cannot convert the audio: " + av_error(err));
   }
@@ -380,7 +382,8 @@ Waveform decode(const ByteSource& src, const std::string& name, const DecodeOpti
   CodecCtx dec;
   dec.p = avcodec_alloc_context3(codec);
   if (!dec.p) throw std::bad_alloc();
-  if ((err = avcodec_parameters_to_context(dec.p, par)) < 0) throw Error(name, "Malformed soundfile (" + av_error(err) + ")");
+  if ((err = avcodec_parameters_to_context(dec.p, par)) < 0)
+    throw Error(name, "Malformed soundfile (" + av_error(err) + ")");
   dec.p->pkt_timebase = st->time_base;
   dec.p->thread_count = 1;
   if ((err = avcodec_open2(dec.p, codec, nullptr)) < 0)
@@ -439,8 +442,8 @@ bool has_audio_extension(const std::string& path) {
   if (dot == std::string::npos || path.find('/', dot) != std::string::npos) return false;
   std::string ext = path.substr(dot + 1);
   for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  static const char* kExt[] = {"wav", "flac", "ogg", "oga", "opus", "mp3", "aif", "aiff", "aifc", "au",  "caf",
-                               "w64", "rf64", "m4a", "aac", "mka", "weba", "webm", "mp4", "mkv", "mov", "wv"};
+  static const char* kExt[] = {"wav", "flac", "ogg", "oga", "opus", "mp3",  "aif",  "aiff", "aifc", "au",  "caf",
+                               "w64", "rf64", "m4a", "aac", "mka",  "weba", "webm", "mp4",  "mkv",  "mov", "wv"};
   return std::any_of(std::begin(kExt), std::end(kExt), [&](const char* e) { return ext == e; });
 }
 
