@@ -1,5 +1,5 @@
-// Audio decoding from memory (libsndfile: WAV, FLAC, Ogg Vorbis, ...; downmix; libsoxr resampling to 48 kHz or
-// the file's own rate).
+// Audio decoding from memory (FFmpeg's demuxers and decoders: WAV, FLAC, Ogg, MP3, MP4, Matroska, ...; swresample's
+// downmix and resampling to 48 kHz or the file's own rate).
 #include <cstddef>
 #include <cstdint>
 
