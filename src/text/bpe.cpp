@@ -290,7 +290,10 @@ Files load_vocab_and_merges(const std::string& vocab_json, const std::string& me
 }
 
 Files load_tokenizer_json(const std::string& tokenizer_json, size_t max_merges) {
-  const nlohmann::json j = parse_json_file(tokenizer_json);
+  return load_tokenizer_json(parse_json_file(tokenizer_json), tokenizer_json, max_merges);
+}
+
+Files load_tokenizer_json(const io::Json& j, const std::string& tokenizer_json, size_t max_merges) {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw Error(tokenizer_json, "no \"model\" object");
   const auto& model = j["model"];
