@@ -143,6 +143,7 @@ TEST(BpeJsonTokenizer, MissingOrCorruptFiles) {
   EXPECT_EQ(with([](Json& j) { j["model"]["merges"][0] = "nosuch symbol"; }),
             d.path("tokenizer.json") +
                 " model.merges: line 0: merge \"nosuch symbol\" uses a symbol that is not in the vocabulary");
+  EXPECT_EQ(with([](Json& j) { j["model"]["merges"][0] = "nospace"; }), f + "model.merges[0]: expected two symbols");
   EXPECT_EQ(with([](Json& j) { j["model"]["dropout"] = 0.1; }),
             f + "model.dropout is not supported (encoding would be random)");
   EXPECT_EQ(with([](Json& j) { j["added_tokens"][0]["id"] = -1; }), f + "added_tokens: out-of-range id -1");

@@ -57,6 +57,7 @@ EXTRA_TEXTS = [
     "a\u2581block and \u2581\u2581 two",
     "x",
     "tab\tnew\nline",
+    "\t\t\tthree tabs\tand one",
     "İstanbul ẞ café",
 ]
 
@@ -65,6 +66,8 @@ def train_tokenizer(repo):
     lines = make_siglip.corpus(repo)
     # The corpus lower-cased by make_siglip.corpus: add the cased forms too, so upper-case pieces exist.
     lines += [line.title() for line in lines[::3]]
+    # Whitespace pieces, as Gemma's vocabulary has ("\t\t" is then a merge of two tab symbols).
+    lines += ["a\t\tb", "\t\tindented", "col\tcol\tcol", "x\t\t\ty"] * 20
     tk = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tk.normalizer = normalizers.Replace(" ", "\u2581")
     # Training splits words before each "\u2581" (as SentencePiece's training does); the saved tokenizer has no
