@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <limits>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "io/json.h"
 #include "text/bpe.h"
@@ -122,14 +123,16 @@ struct Added {
 // The added tokens of one kind, indexed by first code point, longest first.
 struct AddedSet {
   std::unordered_map<char32_t, std::vector<Added>> by_first;
+  std::unordered_set<std::u32string> seen;
   void add(Added a) {
-    if (a.pattern.empty()) return;
-    auto& v = by_first[a.pattern[0]];
-    for (const Added& e : v)
-      if (e.pattern == a.pattern) return;  // the first entry of a spelling wins
-    v.push_back(std::move(a));
-    std::stable_sort(v.begin(), v.end(),
-                     [](const Added& x, const Added& y) { return x.pattern.size() > y.pattern.size(); });
+    if (a.pattern.empty() || !seen.insert(a.pattern).second) return;  // the first entry of a spelling wins
+    by_first[a.pattern[0]].push_back(std::move(a));
+  }
+  // After the last add(): longest first within each bucket (once: Gemma has thousands of tokens starting with '<').
+  void finish() {
+    for (auto& [c, v] : by_first)
+      std::stable_sort(v.begin(), v.end(),
+                       [](const Added& x, const Added& y) { return x.pattern.size() > y.pattern.size(); });
   }
   // `text` cut into pieces: (text, -1) or (token span, id), as AddedVocabulary::split_with_indices does.
   std::vector<std::pair<std::u32string, int32_t>> split(const std::u32string& text) const {
@@ -431,6 +434,8 @@ BpeJsonTokenizer BpeJsonTokenizer::from_dir(const std::string& dir) {
   }
   if (m.max_length <= m.prefix.size() + m.suffix.size())
     throw Error(cfg_file, "model_max_length " + std::to_string(m.max_length) + " leaves no room for text");
+  m.raw_added.finish();
+  m.normalized_added.finish();
   m.n_ids = static_cast<size_t>(max_id) + 1;
   return BpeJsonTokenizer(std::move(impl));
 }
