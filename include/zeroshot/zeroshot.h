@@ -120,7 +120,8 @@ class Model {
 
   // The steps, for callers that pipeline them (decode on some threads, encode batches on others):
   std::vector<int32_t> tokenize(const std::string& text) const;               // bos ... eos, <= 77 ids
-                                                                              // (SigLIP: ... </s>, <= 64, unpadded)
+                                                                              // (SigLIP: ... </s>, <= 64, unpadded;
+                                                                              // SigLIP 2: ... <eos>, <= 64, unpadded)
   std::vector<float> preprocess_image_file(const std::string& path) const;    // [3, S, S] pixel_values
   std::vector<float> preprocess_image_memory(const uint8_t* data, size_t size, const std::string& name) const;
   // Already decoded pixels: interleaved 8-bit RGB, row-major, width * height * 3 bytes (a caller's own decoder, a

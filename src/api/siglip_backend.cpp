@@ -12,6 +12,7 @@
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
 #include "models/siglip.h"
+#include "text/bpe_json_tokenizer.h"
 #include "text/siglip_tokenizer.h"
 #include "util/trace.h"
 
@@ -49,6 +50,36 @@ image::ImageProcessorConfig siglip_preprocessing(const fs::path& file, int image
   return c;
 }
 
+// Which tokenizer transformers' AutoTokenizer builds for the folder: tokenizer_config.json's tokenizer_class when it
+// names one ("SiglipTokenizer": the SentencePiece one, which has no fast class; "GemmaTokenizer" (SigLIP 2) or
+// "PreTrainedTokenizerFast": tokenizer.json), else SiglipTokenizer when spiece.model is there, else tokenizer.json.
+bool uses_tokenizer_json(const fs::path& dir) {
+  const fs::path cfg = dir / "tokenizer_config.json";
+  if (fs::exists(cfg)) {
+    const io::Json j = io::load_json(cfg.string());
+    if (j.is_object() && j.contains("tokenizer_class") && j["tokenizer_class"].is_string()) {
+      const std::string cls = j["tokenizer_class"].get<std::string>();
+      if (cls == "SiglipTokenizer") return false;
+      if (cls == "GemmaTokenizer" || cls == "GemmaTokenizerFast" || cls == "PreTrainedTokenizerFast") return true;
+      throw Error(cfg.string(), "tokenizer_class \"" + cls +
+                                    "\" is not supported for SigLIP (SiglipTokenizer, GemmaTokenizer, PreTrainedTokenizerFast are)");
+    }
+  }
+  return !fs::is_regular_file(dir / "spiece.model") && fs::is_regular_file(dir / "tokenizer.json");
+}
+
+// The text side: SiglipTokenizer over spiece.model, or the tokenizer.json BPE (SigLIP 2's Gemma tokenizer).
+struct SiglipText {
+  std::unique_ptr<text::SiglipTokenizer> sp;
+  std::unique_ptr<text::BpeJsonTokenizer> bpe;
+  std::vector<int32_t> encode(const std::string& t) const { return sp ? sp->encode(t) : bpe->encode(t); }
+  std::vector<int32_t> pad(std::vector<int32_t> ids) const { return sp ? sp->pad(std::move(ids)) : bpe->pad(std::move(ids)); }
+  bool attention_mask() const { return sp ? sp->attention_mask() : bpe->attention_mask(); }
+  bool pad_left() const { return sp ? false : bpe->pad_left(); }
+  int32_t pad_id() const { return sp ? sp->pad_id() : bpe->pad_id(); }
+  size_t max_length() const { return sp ? sp->max_length() : bpe->max_length(); }
+};
+
 class SiglipBackend final : public Backend {
  public:
   SiglipBackend(const std::string& dir, const ModelOptions& opt, const Int8Capture* capture) : dir_(dir) {
@@ -57,11 +88,14 @@ class SiglipBackend final : public Backend {
     const fs::path pre = d / "preprocessor_config.json";
     cfg_ = models::SiglipConfig::load(config.string());
     const fs::path spiece = d / "spiece.model";
-    if (!fs::is_regular_file(spiece))
-      throw Error(spiece.string(),
-                  "not found (a SigLIP model folder needs its "
-                  "SentencePiece model spiece.model)");
-    definition_files_ = {config.string(), pre.string(), spiece.string(), (d / "tokenizer_config.json").string()};
+    json_tokenizer_ = uses_tokenizer_json(d);
+    if (json_tokenizer_ ? !fs::is_regular_file(d / "tokenizer.json") : !fs::is_regular_file(spiece))
+      throw Error(json_tokenizer_ ? (d / "tokenizer.json").string() : spiece.string(),
+                  json_tokenizer_ ? "not found (this SigLIP model's tokenizer is a tokenizer.json)"
+                                  : "not found (a SigLIP model folder needs its SentencePiece model spiece.model, or a "
+                                    "tokenizer.json)");
+    definition_files_ = {config.string(), pre.string(), spiece.string(), (d / "tokenizer_config.json").string(),
+                         (d / "tokenizer.json").string()};
 
     processor_ = std::make_shared<const image::ImageProcessor>(siglip_preprocessing(pre, cfg_.vision.image_size));
     if (processor_->out_height() != cfg_.vision.image_size || processor_->out_width() != cfg_.vision.image_size)
@@ -97,8 +131,9 @@ class SiglipBackend final : public Backend {
   std::vector<int32_t> tokenize(const std::string& text) const override { return tokenizer().encode(text); }
   void encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const override {
     if (ids.empty()) return;
-    const text::SiglipTokenizer& tok = tokenizer();
-    if (tok.attention_mask()) return model_->encode_texts(ids, tok.pad_id(), out, static_cast<int>(tok.max_length()));
+    const SiglipText& tok = tokenizer();
+    if (tok.attention_mask())
+      return model_->encode_texts(ids, tok.pad_id(), out, static_cast<int>(tok.max_length()), tok.pad_left());
     // No attention mask: the pipeline runs the padded ids as they are, every pad token attended to.
     std::vector<std::vector<int32_t>> padded;
     padded.reserve(ids.size());
@@ -123,12 +158,16 @@ class SiglipBackend final : public Backend {
  private:
   // Parsed on first use (an image-only run never needs it); a failed load
   // throws and the next call tries again.
-  const text::SiglipTokenizer& tokenizer() const {
-    if (const text::SiglipTokenizer* t = tokenizer_ready_.load(std::memory_order_acquire)) return *t;
+  const SiglipText& tokenizer() const {
+    if (const SiglipText* t = tokenizer_ready_.load(std::memory_order_acquire)) return *t;
     std::lock_guard lock(mutex_);
     if (!tokenizer_) {
       trace::Phase p("load tokenizer");
-      auto tok = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
+      auto tok = std::make_unique<SiglipText>();
+      if (json_tokenizer_)
+        tok->bpe = std::make_unique<text::BpeJsonTokenizer>(text::BpeJsonTokenizer::from_dir(dir_));
+      else
+        tok->sp = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
       // The pipeline pads to the tokenizer's length; the text tower has positions for max_position_embeddings.
       if (tok->max_length() > static_cast<size_t>(cfg_.text.max_positions))
         throw Error((fs::path(dir_) / "tokenizer_config.json").string(), "model_max_length " + std::to_string(tok->max_length()) +
@@ -148,8 +187,9 @@ class SiglipBackend final : public Backend {
   std::shared_ptr<const io::WeightStore> weights_;
   std::unique_ptr<models::SiglipModel> model_;
   mutable std::mutex mutex_;
-  mutable std::unique_ptr<text::SiglipTokenizer> tokenizer_;
-  mutable std::atomic<const text::SiglipTokenizer*> tokenizer_ready_{nullptr};
+  bool json_tokenizer_ = false;
+  mutable std::unique_ptr<SiglipText> tokenizer_;
+  mutable std::atomic<const SiglipText*> tokenizer_ready_{nullptr};
 };
 
 }  // namespace

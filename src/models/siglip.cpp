@@ -303,7 +303,8 @@ struct SiglipModel::Impl {
     head_fc2.forward(mlp.data(), b, out, p, nn::LinearPost::accumulate());
   }
 
-  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, int padded, float* const* out_rows) const {
+  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, int padded, bool pad_left,
+                         float* const* out_rows) const {
     const ClipTowerConfig& t = cfg.text;
     const int d = t.hidden_size, b = static_cast<int>(seqs.size()), last = padded - 1;
     std::vector<int> lens(static_cast<size_t>(b));
@@ -317,7 +318,9 @@ struct SiglipModel::Impl {
       real += lens[s];
     }
     for (int s = 0; s < b; ++s) {
-      if (lens[s] == padded) {
+      if (pad_left) {
+        pooled_row[s] = starts[s] + lens[s] - 1;
+      } else if (lens[s] == padded) {
         pooled_row[s] = starts[s] + last;
       } else {
         pooled_row[s] = real + static_cast<int64_t>(extra.size());
@@ -329,7 +332,7 @@ struct SiglipModel::Impl {
     for (int s = 0; s < b; ++s)
       for (int i = 0; i < lens[s]; ++i) {
         const float* tok = token_emb + static_cast<size_t>((*seqs[s])[i]) * d;
-        const float* pos = text_pos + static_cast<size_t>(i) * d;
+        const float* pos = text_pos + static_cast<size_t>(pad_left ? i + padded - lens[s] : i) * d;
         float* dst = x.data() + static_cast<size_t>(starts[s] + i) * d;
         for (int j = 0; j < d; ++j) dst[j] = tok[j] + pos[j];
       }
@@ -383,7 +386,8 @@ void SiglipModel::encode_images(const float* pixel_values, int n, float* out) co
   }
 }
 
-void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length) const {
+void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length,
+                               bool pad_left) const {
   const ClipTowerConfig& t = impl_->cfg.text;
   const int padded = padded_length == 0 ? t.max_positions : padded_length;
   if (padded < 1 || padded > t.max_positions)
@@ -408,7 +412,7 @@ void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int
   std::vector<float*> rows;
   int64_t chunk_rows = 0;
   auto flush = [&] {
-    if (!seqs.empty()) impl_->encode_text_chunk(seqs, pad_id, padded, rows.data());
+    if (!seqs.empty()) impl_->encode_text_chunk(seqs, pad_id, padded, pad_left, rows.data());
     seqs.clear();
     rows.clear();
     chunk_rows = 0;

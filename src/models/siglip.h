@@ -80,7 +80,11 @@ class SiglipModel {
   // mask (see above), so the pooled row is position padded_length - 1. out: ids.size() x embedding_dim.
   // Throws zeroshot::Error("input_ids[i]: ...") for an empty or too long sequence or an id outside the vocabulary,
   // and for a padded_length above max_positions.
-  void encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length = 0) const;
+  // pad_left (a tokenizer whose padding_side is "left"): the pad tokens come first, so the text's tokens sit at
+  // positions padded_length - n .. padded_length - 1 and the pooled row is its own last token (the masked pad rows
+  // influence nothing).
+  void encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length = 0,
+                    bool pad_left = false) const;
 
  private:
   struct Impl;

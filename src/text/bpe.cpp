@@ -290,7 +290,10 @@ Files load_vocab_and_merges(const std::string& vocab_json, const std::string& me
 }
 
 Files load_tokenizer_json(const std::string& tokenizer_json, size_t max_merges) {
-  const nlohmann::json j = parse_json_file(tokenizer_json);
+  return load_tokenizer_json(parse_json_file(tokenizer_json), tokenizer_json, max_merges);
+}
+
+Files load_tokenizer_json(const io::Json& j, const std::string& tokenizer_json, size_t max_merges) {
   if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
     throw Error(tokenizer_json, "no \"model\" object");
   const auto& model = j["model"];
@@ -305,9 +308,14 @@ Files load_tokenizer_json(const std::string& tokenizer_json, size_t max_merges) 
   for (size_t i = 0; i < merges.size() && f.merges.size() < max_merges; ++i) {
     const auto& m = merges[i];
     MergeRule rule;
-    if (m.is_string()) {  // "left right"
-      if (!split_merge(m.get<std::string>(), rule))
+    if (m.is_string()) {  // "left right", split at the first space as `tokenizers` does: a symbol may hold tabs
+                          // (SentencePiece-converted vocabularies such as Gemma's have whitespace pieces)
+      const std::string& line = m.get_ref<const std::string&>();
+      const size_t sp = line.find(' ');
+      if (sp == std::string::npos)
         throw Error(tokenizer_json, "model.merges[" + std::to_string(i) + "]: expected two symbols");
+      rule.left = line.substr(0, sp);
+      rule.right = line.substr(sp + 1);
     } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {  // ["left", "right"]
       rule.left = m[0].get<std::string>();
       rule.right = m[1].get<std::string>();

@@ -13,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include "io/json.h"
+
 namespace zeroshot::text::bpe {
 
 // GPT-2's bytes_to_unicode(): the symbol (as UTF-8) that stands for each byte. Printable Latin-1 bytes stand for
@@ -61,6 +63,8 @@ std::string read_file(const std::string& path);
 Files load_vocab_and_merges(const std::string& vocab_json, const std::string& merges_txt, size_t max_merges);
 // A `tokenizers` tokenizer.json: model.type "BPE", model.vocab, model.merges ("left right" strings or [left, right]).
 Files load_tokenizer_json(const std::string& tokenizer_json, size_t max_merges);
+// The same from the parsed file (`name` starts the error messages).
+Files load_tokenizer_json(const io::Json& j, const std::string& name, size_t max_merges);
 
 // ---- merging -----------------------------------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from open_clip.tokenizer import HFTokenizer
 from transformers import ClapModel, CLIPModel
 
 import make_siglip  # tests/reference/make_siglip.py (the script's folder is on sys.path)
+import make_siglip2  # tests/reference/make_siglip2.py
 
 CLIP_MODELS = ["clip-tiny-quickgelu", "clip-tiny-gelu-f16"]
 CLAP_MODELS = ["clap-tiny-unfused", "clap-tiny-fused"]
@@ -362,6 +363,7 @@ def main():
                 pp = json.loads((tmp / "open_clip" / name / "open_clip_config.json").read_text())["preprocess_cfg"]
                 assert pp["interpolation"] == "bilinear" and pp["resize_mode"] == "longest", pp
     make_siglip.make(tmp, shared, Path(__file__).resolve().parents[2])  # siglip/ (make_siglip.py says what)
+    make_siglip2.make(tmp, shared, Path(__file__).resolve().parents[2])  # siglip/siglip2-tiny* (make_siglip2.py)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"reference fixtures: {out}")
