@@ -313,3 +313,73 @@ def test_dask_survives_a_killed_worker(tmp_path):
         assert not glob.glob(f"{out}/*/.*.tmp-*")
     finally:
         cluster.stop()
+
+
+# -----------------------------------------------------------------------------------------------------------------
+# Indexing and searching the output (zeroshot.embeddings)
+
+
+def test_index_and_search_the_output(tmp_path, model):
+    faiss = pytest.importorskip("faiss") if os.environ.get("ZEROSHOT_REQUIRE_INFERENCE") != "1" else __import__("faiss")
+    from zeroshot import embeddings as emb_mod
+
+    src = _folder(tmp_path)
+    out = tmp_path / "out"
+    inf.inference(str(src), str(out), MODEL, shard_size=5, progress=False)
+    x, _, meta = _read(out)
+    x = x.astype(np.float32)
+    q = _unit(model.embed_texts(["a photo of a cat"]))[0]
+    want = np.argsort(-(x @ q), kind="stable")[:5]
+
+    # Exact search without an index, then through a Flat index, then an IVF one probing every list.
+    for build in (None, {}, {"exact_below": 0}):
+        if build is not None:
+            s = emb_mod.build_index(str(out), **build)
+            assert s["type"] == ("Flat" if not build else "IVF1,Flat") and s["vectors"] == len(GOOD)
+            index = faiss.read_index(str(out / "index.faiss"))  # a plain FAISS file, as autofaiss writes
+            assert index.ntotal == len(GOOD) and index.metric_type == faiss.METRIC_INNER_PRODUCT
+        got = emb_mod.search(str(out), "a photo of a cat", k=5)
+        assert [r["image_path"] for r in got] == [meta[i]["image_path"] for i in want]
+        np.testing.assert_allclose([r["score"] for r in got], (x @ q)[want], atol=1e-4)
+
+    # The choice by size and memory budget.
+    assert emb_mod.choose_index(10_000, 512, 1 << 30) == "Flat"
+    assert emb_mod.choose_index(1_000_000, 512, 4 << 30) == "IVF4000,Flat"
+    assert emb_mod.choose_index(100_000_000, 512, 4 << 30) == "IVF40000,PQ32"
+
+    # Bad input: a folder that is not an output, a corrupt index, a query model other than the one recorded.
+    with pytest.raises(zeroshot.Error, match="no img_emb"):
+        emb_mod.build_index(str(tmp_path))
+    (out / "index.faiss").write_bytes(b"not an index")
+    with pytest.raises(zeroshot.Error, match="not a FAISS index"):
+        emb_mod.search(str(out), "a cat")
+    with pytest.raises(zeroshot.Error, match="another model"):
+        emb_mod.search(str(out), "a cat", model=str(clip_dir("clip-tiny-gelu-f16")), index_path=str(tmp_path / "x"))
+    r = subprocess.run([sys.executable, "-m", "zeroshot.embeddings", "search", str(out), "a cat"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "index.faiss" in r.stderr, r.stderr
+
+
+def test_autofaiss_reads_the_output(tmp_path):
+    # autofaiss (PyPI) in its own virtualenv (scripts/test-python.sh makes it: its faiss-cpu and fsspec pins stay
+    # out of the package's venv), run on an output folder of ours: it must find every row and build an index.
+    py = os.environ.get("ZEROSHOT_AUTOFAISS_PYTHON")
+    if not py:
+        if os.environ.get("ZEROSHOT_REQUIRE_INFERENCE") == "1":
+            pytest.fail("ZEROSHOT_AUTOFAISS_PYTHON is not set (scripts/test-python.sh sets it)")
+        pytest.skip("no ZEROSHOT_AUTOFAISS_PYTHON")
+    src = _folder(tmp_path, GOOD)
+    out = tmp_path / "out"
+    inf.inference(str(src), str(out), MODEL, shard_size=5, progress=False)
+    code = (
+        "import sys, json, faiss\n"
+        "from autofaiss import build_index\n"
+        "_, infos = build_index(embeddings=sys.argv[1] + '/img_emb', index_path=sys.argv[1] + '/image.index',\n"
+        "    index_infos_path=sys.argv[1] + '/infos.json', metric_type='ip', save_on_disk=True, verbose=40)\n"
+        "i = faiss.read_index(sys.argv[1] + '/image.index')\n"
+        "print(json.dumps({'ntotal': i.ntotal, 'd': i.d}))\n"
+    )
+    r = subprocess.run([py, "-c", code, str(out)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got == {"ntotal": len(GOOD), "d": _read(out)[0].shape[1]}
