@@ -17,7 +17,18 @@ VENV=build/venv-python
 WHEELS=build/python-wheels
 start=$SECONDS
 /usr/bin/python3 -m venv --system-site-packages --clear "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check pytest
+# pyarrow for zeroshot.inference's parquet metadata; below 16 because later wheels need NumPy 2 and the venv sees
+# Debian's NumPy 1.24. Dask comes from Debian (install-deps.sh); the inference tests must not skip here.
+"$VENV/bin/pip" install -q --disable-pip-version-check pytest "pyarrow>=14,<16"
+export ZEROSHOT_REQUIRE_INFERENCE=1
+# autofaiss (PyPI) reads zeroshot.inference's output in a test: its own venv, so its faiss-cpu wheel and fsspec stay
+# out of the package's. fsspec 2024.6.1: Debian's 2022.11 does not match top-level files with autofaiss's "/**/*.npy".
+AUTOFAISS_VENV=build/venv-autofaiss
+if [ ! -x "$AUTOFAISS_VENV/bin/python" ] || ! "$AUTOFAISS_VENV/bin/python" -c "import autofaiss" 2>/dev/null; then
+  /usr/bin/python3 -m venv --system-site-packages --clear "$AUTOFAISS_VENV"
+  "$AUTOFAISS_VENV/bin/pip" install -q --disable-pip-version-check autofaiss==2.18.0 fsspec==2024.6.1 "pyarrow>=14,<16"
+fi
+export ZEROSHOT_AUTOFAISS_PYTHON="$PWD/$AUTOFAISS_VENV/bin/python"
 rm -rf "$WHEELS"
 "$VENV/bin/pip" wheel -q --disable-pip-version-check --no-deps -w "$WHEELS" .
 "$VENV/bin/pip" install -q --disable-pip-version-check "$WHEELS"/zeroshot-*.whl
