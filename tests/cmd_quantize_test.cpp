@@ -237,7 +237,7 @@ TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   // Damaged: refused with a one-line error naming the file; f32 never reads it.
   std::ofstream(file, std::ios::binary | std::ios::trunc) << "not a safetensors file";
   const CliResult damaged = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
-  EXPECT_EQ(damaged.code, 1);
+  EXPECT_EQ(damaged.code, 2);
   EXPECT_TRUE(damaged.out.empty()) << damaged.out;
   EXPECT_NE(damaged.err.find("zeroshot: " + file.string() + ": damaged int8 weights file"), std::string::npos) << damaged.err;
   EXPECT_NE(damaged.err.find("zeroshot quantize"), std::string::npos) << damaged.err;
@@ -250,11 +250,11 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   fs::create_directories(snap.parent_path());
   fs::rename(copy_model(home, "clip-tiny-quickgelu", "m"), snap);
   const CliResult r = zeroshot_cli(home, {"quantize", "-m", snap.string()});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("hub cache snapshot"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(snap / "zeroshot-int8.safetensors"));
   const CliResult hub_id = zeroshot_cli(home, {"quantize", "-m", "org/not-downloaded"});  // refused before any download
-  EXPECT_EQ(hub_id.code, 1);
+  EXPECT_EQ(hub_id.code, 2);
   EXPECT_NE(hub_id.err.find("org/not-downloaded: a hub id"), std::string::npos) << hub_id.err;
   // -o elsewhere is fine.
   const Args elsewhere = {"quantize", "-q", "-m", snap.string(), "-o", (home.path / "q.safetensors").string()};
@@ -267,7 +267,7 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
     fs::permissions(ro, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
     const CliResult r2 = zeroshot_cli(home, {"quantize", "-m", ro.string()});
     fs::permissions(ro, fs::perms::owner_write, fs::perm_options::add);
-    EXPECT_EQ(r2.code, 1);
+    EXPECT_EQ(r2.code, 2);
     EXPECT_NE(r2.err.find(ro.string() + ": read-only folder"), std::string::npos) << r2.err;
   }
 
