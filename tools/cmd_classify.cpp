@@ -150,6 +150,7 @@ int run_multi_label(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
   TaggerSpec spec = resolve_tagger(a);
   if (a.no_cache) spec.opt.classifier.cache_dir = "none";
+  spec.opt.classifier.progress = prompt_progress(!a.quiet);
   auto model = a.model.load(a.quiet);
   // Image or audio files, by the model's modality (as in run).
   const auto paths = gather_model_inputs(a.inputs, *model);
@@ -187,6 +188,7 @@ int run(const ClassifyArgs& a) {
   const char* key = model->modality() == Modality::Audio ? "audio" : "image";
   ClassifierOptions copt;
   if (a.no_cache) copt.cache_dir = "none";
+  copt.progress = prompt_progress(!a.quiet);
   ZeroShotClassifier clf(*model, classes, templates, copt);
 
   const int code = embed_and_print(*model, paths, a, fmt, "classifying", [&](size_t i, const float* emb) {

@@ -60,6 +60,7 @@ int run(const ModerateArgs& a) {
   auto model = a.model.load(a.quiet);
   ClassifierOptions copt;
   if (a.no_cache) copt.cache_dir = "none";
+  copt.progress = prompt_progress(!a.quiet);
   const Moderator mod = Moderator::load(*model, a.policy, copt);
 
   util::ProgressBar bar("moderating", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
