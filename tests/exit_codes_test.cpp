@@ -31,7 +31,7 @@ struct Library {
 };
 
 std::string policy(const TempDir& d, double threshold) {
-  const std::string p = (d.path / "policy.toml").string();
+  std::string p = (d.path / "policy.toml").string();
   std::ofstream(p) << "[[category]]\nname = \"anything\"\nprompts = [\"a photo\"]\non = \"cosine\"\nthreshold = "
                    << threshold << "\n";
   return p;

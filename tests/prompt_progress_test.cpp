@@ -41,6 +41,7 @@ TtyResult run_on_terminal(const TempDir& home, const Args& args) {
   std::vector<std::string> argv = {zeroshot_binary()};
   argv.insert(argv.end(), args.begin(), args.end());
   std::vector<char*> ptrs;
+  ptrs.reserve(argv.size() + 1);
   for (auto& s : argv) ptrs.push_back(s.data());
   ptrs.push_back(nullptr);
   // The environment is made before fork: the child of a threaded process may only make async-signal-safe calls.
@@ -58,6 +59,7 @@ TtyResult run_on_terminal(const TempDir& home, const Args& args) {
   }
   for (const auto& [k, v] : set) env.push_back(k + "=" + v);
   std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
   for (auto& s : env) envp.push_back(s.data());
   envp.push_back(nullptr);
   winsize ws{};
@@ -102,6 +104,7 @@ TEST(PromptProgress, ApiReportsEncodedPromptsAndNothingFromTheCache) {
   o.cache_dir = cache.str();
   o.progress = [&](size_t done, size_t total) { calls.emplace_back(done, total); };
   std::vector<std::string> labels;
+  labels.reserve(700);
   for (int i = 0; i < 700; ++i) labels.push_back("thing number " + std::to_string(i));
   const std::vector<std::string> templates = {"a photo of {}.", "a drawing of {}."};
   const ZeroShotClassifier computed(*model, labels, templates, o);
