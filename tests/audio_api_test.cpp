@@ -362,19 +362,19 @@ TEST(AudioCli, BadAudioFilesAreOneLineErrors) {
 
 TEST(AudioCli, ModalityMismatchIsAOneLineError) {
   CliResult r = cli({"embed", "-q", "-m", clap_dir("clap-tiny-unfused"), "--image", image_path("chelsea.png")});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("audio model"), std::string::npos) << r.err;
   r = cli({"embed", "-q", "-m", clip_dir("clip-tiny-quickgelu"), "--audio", audio_path("tone_440hz_3s.wav")});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("image model"), std::string::npos) << r.err;
   r = cli({"classify", "-q", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", image_path("chelsea.png")});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("chelsea.png"), std::string::npos) << r.err;
   r = cli({"classify", "-q", "-m", clip_dir("clip-tiny-quickgelu"), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_EQ(lines(r.err), 1u) << r.err;
   EXPECT_NE(r.err.find("tone_440hz_3s.wav"), std::string::npos) << r.err;
 }
@@ -399,7 +399,7 @@ TEST(AudioCli, BrokenModelsAreOneLineErrors) {
     m.replace("model.safetensors", full.substr(0, full.size() / 2));
     const CliResult r =
         cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
-    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.code, 2);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
     EXPECT_THROW((void)Model::load(m.dir.string()), Error);
@@ -411,7 +411,7 @@ TEST(AudioCli, BrokenModelsAreOneLineErrors) {
     m.replace("config.json", j.dump(2));
     const CliResult r =
         cli({"classify", "-q", "-m", m.dir.string(), "-l", "dog,rain", audio_path("tone_440hz_3s.wav")});
-    EXPECT_EQ(r.code, 1);
+    EXPECT_EQ(r.code, 2);
     EXPECT_EQ(lines(r.err), 1u) << r.err;
     EXPECT_NE(r.err.find("unsupported model_type \"wav2vec2\""), std::string::npos) << r.err;
   }

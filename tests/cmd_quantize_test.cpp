@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -210,7 +211,7 @@ TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   const CliResult at_load = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   ASSERT_EQ(at_load.code, 0) << at_load.err;
 
-  const CliResult q = zeroshot_cli(home, {"quantize", "-m", dir.string()});
+  const CliResult q = zeroshot_cli(home, {"quantize", "--in-place", "-m", dir.string()});
   ASSERT_EQ(q.code, 0) << q.err;
   const fs::path file = dir / "zeroshot-int8.safetensors";
   EXPECT_EQ(q.out, file.string() + "\n");
@@ -237,7 +238,7 @@ TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   // Damaged: refused with a one-line error naming the file; f32 never reads it.
   std::ofstream(file, std::ios::binary | std::ios::trunc) << "not a safetensors file";
   const CliResult damaged = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
-  EXPECT_EQ(damaged.code, 1);
+  EXPECT_EQ(damaged.code, 2);
   EXPECT_TRUE(damaged.out.empty()) << damaged.out;
   EXPECT_NE(damaged.err.find("zeroshot: " + file.string() + ": damaged int8 weights file"), std::string::npos) << damaged.err;
   EXPECT_NE(damaged.err.find("zeroshot quantize"), std::string::npos) << damaged.err;
@@ -249,12 +250,12 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   const fs::path snap = home.path / "hub" / "models--org--tiny" / "snapshots" / "0123456789abcdef0123456789abcdef01234567";
   fs::create_directories(snap.parent_path());
   fs::rename(copy_model(home, "clip-tiny-quickgelu", "m"), snap);
-  const CliResult r = zeroshot_cli(home, {"quantize", "-m", snap.string()});
-  EXPECT_EQ(r.code, 1);
+  const CliResult r = zeroshot_cli(home, {"quantize", "--in-place", "-m", snap.string()});
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("hub cache snapshot"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(snap / "zeroshot-int8.safetensors"));
-  const CliResult hub_id = zeroshot_cli(home, {"quantize", "-m", "org/not-downloaded"});  // refused before any download
-  EXPECT_EQ(hub_id.code, 1);
+  const CliResult hub_id = zeroshot_cli(home, {"quantize", "--in-place", "-m", "org/not-downloaded"});  // refused before any download
+  EXPECT_EQ(hub_id.code, 2);
   EXPECT_NE(hub_id.err.find("org/not-downloaded: a hub id"), std::string::npos) << hub_id.err;
   // -o elsewhere is fine.
   const Args elsewhere = {"quantize", "-q", "-m", snap.string(), "-o", (home.path / "q.safetensors").string()};
@@ -265,14 +266,64 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   {
     const fs::path ro = copy_model(home, "clip-tiny-quickgelu", "readonly");
     fs::permissions(ro, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
-    const CliResult r2 = zeroshot_cli(home, {"quantize", "-m", ro.string()});
+    const CliResult r2 = zeroshot_cli(home, {"quantize", "--in-place", "-m", ro.string()});
     fs::permissions(ro, fs::perms::owner_write, fs::perm_options::add);
-    EXPECT_EQ(r2.code, 1);
+    EXPECT_EQ(r2.code, 2);
     EXPECT_NE(r2.err.find(ro.string() + ": read-only folder"), std::string::npos) << r2.err;
   }
 
   const CliResult bf16 = zeroshot_cli(home, {"quantize", "-m", clip_dir("clip-tiny-quickgelu"), "--precision", "bf16"});
   EXPECT_NE(bf16.code, 0);
+}
+
+// Without --in-place nothing is written into the model folder (it may be shared): a one-line error saying what to
+// give. -o DIR makes a new model folder of links to the model's files plus the int8 file, which int8 loads of DIR
+// read, with the same embeddings as quantizing at load; the original folder stays as it was.
+TEST(Quantize, WritesIntoTheModelFolderOnlyWithInPlace) {
+  TempDir home;
+  const fs::path dir = copy_model(home, "clip-tiny-quickgelu", "model");
+  const CliResult bare = zeroshot_cli(home, {"quantize", "-m", dir.string()});
+  EXPECT_EQ(bare.code, 2);
+  EXPECT_EQ(std::count(bare.err.begin(), bare.err.end(), '\n'), 1) << bare.err;
+  EXPECT_NE(bare.err.find(dir.string() + ": "), std::string::npos) << bare.err;
+  EXPECT_NE(bare.err.find("--in-place"), std::string::npos) << bare.err;
+  EXPECT_NE(bare.err.find("-o DIR"), std::string::npos) << bare.err;
+  EXPECT_FALSE(fs::exists(dir / "zeroshot-int8.safetensors"));
+  EXPECT_EQ(zeroshot_cli(home, {"quantize", "--in-place", "-o", (home.path / "x").string(), "-m", dir.string()}).code,
+            2);  // one or the other
+
+  const fs::path out = home.path / "model-int8";
+  const CliResult q = zeroshot_cli(home, {"quantize", "-q", "-m", dir.string(), "-o", out.string()});
+  ASSERT_EQ(q.code, 0) << q.err;
+  EXPECT_EQ(q.out, (out / "zeroshot-int8.safetensors").string() + "\n");
+  EXPECT_FALSE(fs::exists(dir / "zeroshot-int8.safetensors"));
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const fs::path link = out / e.path().filename();
+    ASSERT_TRUE(fs::is_symlink(link)) << link;
+    EXPECT_TRUE(fs::equivalent(link, e.path())) << link;
+  }
+  EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(out / "zeroshot-int8.safetensors")));
+  const Args embed = {"-f", "json", "--threads", "2", "--precision", "int8", "--image", image_path("chelsea.png"),
+                      "--text", "a cat"};
+  const CliResult at_load = zeroshot_cli(home, Args{"embed", "-m", dir.string()} + embed);
+  const CliResult from_file = zeroshot_cli(home, Args{"embed", "-m", out.string()} + embed);
+  ASSERT_EQ(at_load.code, 0) << at_load.err;
+  ASSERT_EQ(from_file.code, 0) << from_file.err;
+  EXPECT_EQ(from_file.out, at_load.out);
+  EXPECT_NE(from_file.err.find("int8 weights read from zeroshot-int8.safetensors"), std::string::npos) << from_file.err;
+
+  // Again into the same folder: its links are replaced. A file of someone else's there is never overwritten.
+  EXPECT_EQ(zeroshot_cli(home, {"quantize", "-q", "-m", dir.string(), "-o", out.string()}).code, 0);
+  const fs::path taken = home.path / "taken";
+  fs::create_directories(taken);
+  std::ofstream(taken / "config.json") << "{}";
+  const CliResult clash = zeroshot_cli(home, {"quantize", "-q", "-m", dir.string(), "-o", taken.string()});
+  EXPECT_EQ(clash.code, 2);
+  EXPECT_NE(clash.err.find((taken / "config.json").string() + ": already exists"), std::string::npos) << clash.err;
+  EXPECT_EQ(read_file((taken / "config.json").string()), "{}");
+  const CliResult itself = zeroshot_cli(home, {"quantize", "-q", "-m", dir.string(), "-o", dir.string()});
+  EXPECT_EQ(itself.code, 2);
+  EXPECT_NE(itself.err.find("--in-place"), std::string::npos) << itself.err;
 }
 
 // Every family has an int8 weights file (the loader captures what an int8 load quantizes): CLAP's, unfused and
@@ -287,7 +338,7 @@ TEST(Quantize, ClapModelsToo) {
     for (const auto& e : fs::directory_iterator(src))
       if (e.is_regular_file() && e.path().filename().string().rfind("expected", 0) != 0) fs::copy_file(e.path(), dir / e.path().filename());
     for (const auto& e : fs::directory_iterator(dir)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    const CliResult q = zeroshot_cli(home, {"quantize", "-q", "-m", dir.string()});
+    const CliResult q = zeroshot_cli(home, {"quantize", "-q", "--in-place", "-m", dir.string()});
     ASSERT_EQ(q.code, 0) << q.err;
     ASSERT_TRUE(fs::exists(dir / "zeroshot-int8.safetensors"));
     const io::SafeTensorsFile file((dir / "zeroshot-int8.safetensors").string());
@@ -321,7 +372,7 @@ TEST(Quantize, FileKeepsPeakMemoryWellBelowF32) {
   const fs::path dir = synthetic_model(home);
   const double f32 = bench(home, dir, "f32")["peak_rss_mb"].get<double>();
   const double at_load = bench(home, dir, "int8")["peak_rss_mb"].get<double>();
-  ASSERT_EQ(zeroshot_cli(home, {"quantize", "-q", "-m", dir.string()}).code, 0);
+  ASSERT_EQ(zeroshot_cli(home, {"quantize", "-q", "--in-place", "-m", dir.string()}).code, 0);
   const io::Json j = bench(home, dir, "int8");
   const double from_file = j["peak_rss_mb"].get<double>();
   std::printf("peak RSS MB: f32 %.1f, int8 quantized at load %.1f, int8 from the file %.1f (after load %.1f)\n", f32, at_load,

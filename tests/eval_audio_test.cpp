@@ -214,10 +214,10 @@ TEST(EvalAudio, BuiltInEsc50LabelsMakeAllFiftyClasses) {
 TEST(EvalAudio, ModalityMismatchAndImageCacheAreOneLineErrors) {
   Esc50Folder f;
   CliResult r = f.run({"eval", "-m", fixtures() + "/clip/clip-tiny-quickgelu", "--data", f.root(), "-q"});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("holds audio clips"), std::string::npos) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   r = f.run({"eval", "-m", clap_dir("clap-tiny-unfused"), "--data", f.root(), "--cache", "-q"});
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--cache"), std::string::npos) << r.err;
 }

@@ -293,20 +293,20 @@ TEST(Eval, BadDataIsReportedClearly) {
   s.link(image_path("chelsea.png"), "folder/cat/chelsea.png");
   fs::create_directories(s.path("folder/dog"));
   CliResult r = s.run(eval_args(m, s.path("folder")));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   EXPECT_NE(r.err.find(s.path("folder/dog") + ": class folder has no image files"), std::string::npos) << r.err;
 
   // An unknown label in a CSV with given labels: the row is named.
   const std::string csv = s.write("l.csv", image_path("chelsea.png") + ",cat\n" + image_path("horse.png") + ",zebra\n");
   r = s.run(eval_args(m, csv, {"--labels", "cat,horse"}));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find(csv + ":2: unknown label \"zebra\""), std::string::npos) << r.err;
 
   // A CSV naming a file that does not exist.
   const std::string missing = s.write("m.csv", s.path("nope.jpg") + ",cat\n");
   r = s.run(eval_args(m, missing));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("nope.jpg: no such file"), std::string::npos) << r.err;
 
   // Unreadable images: each named, left out of the metrics, exit code 1, results still written.
@@ -327,15 +327,15 @@ TEST(Eval, BadDataIsReportedClearly) {
   // Nothing readable at all.
   const std::string none = s.write("none.csv", image_path("bad_empty.png") + ",cat\n");
   r = s.run(eval_args(m, none, {"-q", "--label-cache", "none"}));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("none of the 1 files could be read"), std::string::npos) << r.err;
 
   // Unknown template set, layout; a fold outside ESC-50.
   r = s.run(eval_args(m, csv, {"--templates", "nope"}));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--templates nope"), std::string::npos) << r.err;
   r = s.run(eval_args(m, csv, {"--fold", "2"}));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("only defined for the ESC-50 layout"), std::string::npos) << r.err;
 }
 
@@ -345,6 +345,6 @@ TEST(Eval, Esc50WithAnImageModelIsRefused) {
   s.write("esc/meta/esc50.csv", "filename,fold,target,category,esc10,src_file,take\n1-1-A-0.wav,1,0,dog,True,1,A\n");
   s.write("esc/audio/1-1-A-0.wav", "RIFF");
   const CliResult r = s.run(eval_args(model_arg("clip-tiny-quickgelu"), s.path("esc"), {"--fold", "1"}));
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("layout holds audio clips, and"), std::string::npos) << r.err;
 }

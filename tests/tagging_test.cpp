@@ -276,20 +276,20 @@ TEST(Tagging, CosineModeAndDefaults) {
 
 TEST(Tagging, BadMultiLabelInputsAreOneLineErrors) {
   const Args base = {"classify", "--multi-label", "-m", clip_dir(kModel), image_path("chelsea.png")};
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "1.5"}), 1, "--threshold \"1.5\"",
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "1.5"}), 2, "--threshold \"1.5\"",
                         "between 0 and 1");
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "bird=0.5"}), 1, "bird=0.5",
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "bird=0.5"}), 2, "bird=0.5",
                         "no label \"bird\"");
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "high"}), 1, "--threshold \"high\"");
-  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--multi-label-mode", "cosine"}), 1, "label \"cat\"",
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--threshold", "high"}), 2, "--threshold \"high\"");
+  expect_one_line_error(zeroshot_cli(base + Args{"-l", "cat,dog", "--multi-label-mode", "cosine"}), 2, "label \"cat\"",
                         "threshold");
   expect_one_line_error(
       zeroshot_cli(base + Args{"-l", "cat", "--multi-label-mode", "cosine", "--threshold", "0.2", "--negative", "x"}),
-      1, "--negative");
+      2, "--negative");
   const std::string lf = write_temp("bad_labels.txt", "cat\ndog\t0.5x\n");
-  expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 1, lf + ":2", "not a number");
+  expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 2, lf + ":2", "not a number");
   std::ofstream(lf) << "cat\t0.7\ncat\n";
-  expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 1, lf + ":2", "twice");
+  expect_one_line_error(zeroshot_cli(base + Args{"--labels-file", lf}), 2, lf + ":2", "twice");
   fs::remove(lf);
   // The tagging options need --multi-label (a usage error, not an exit code 0).
   CliResult r =

@@ -12,6 +12,7 @@
 #include "classify/label_sets.h"
 #include "audio/audio.h"
 #include "image/image.h"
+#include "util/progress.h"
 
 namespace zeroshot::cli {
 
@@ -237,6 +238,18 @@ std::string json_floats(const float* v, size_t n) {
     s += json_float(v[i]);
   }
   return s + "]";
+}
+
+std::function<void(size_t, size_t)> prompt_progress(bool enabled) {
+  // Under ~256 prompts the text encoder of a base model takes about a second: a bar would only flicker.
+  constexpr size_t kPromptsWorthABar = 256;
+  auto bar = std::make_shared<std::unique_ptr<util::ProgressBar>>();  // one per build (a classifier may make two)
+  return [enabled, bar](size_t done, size_t total) {
+    if (!enabled || total < kPromptsWorthABar) return;
+    if (done == 0 || !*bar) *bar = std::make_unique<util::ProgressBar>("prompts", total, true, 0, util::ProgressUnit::Items);
+    (*bar)->update(done);
+    if (done >= total) (*bar)->finish();
+  };
 }
 
 }  // namespace zeroshot::cli

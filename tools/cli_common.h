@@ -61,4 +61,8 @@ std::string json_floats(const float* v, size_t n);
 bool stdout_is_tty();
 bool stderr_is_tty();
 
+// A ClassifierOptions::progress that draws a "prompts" bar on stderr (on a terminal, when `enabled`) for label
+// sets large enough to take a while (ImageNet x 7 templates: ~30 s on first use, then the label cache).
+std::function<void(size_t, size_t)> prompt_progress(bool enabled);
+
 }  // namespace zeroshot::cli

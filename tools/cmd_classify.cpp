@@ -5,6 +5,7 @@
 #include "util/trace.h"
 #include "classify/multi_label.h"
 #include "cli_common.h"
+#include "exit_codes.h"
 #include "commands.h"
 #include "util/progress.h"
 #include "zeroshot/tagging.h"
@@ -140,15 +141,16 @@ int embed_and_print(const Model& model, const std::vector<std::string>& paths, c
   bar.finish();
   if (failed) {
     std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), audio ? "audio files" : "images");
-    return 1;
+    return kExitSomeInputsFailed;
   }
-  return 0;
+  return kExitOk;
 }
 
 int run_multi_label(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
   TaggerSpec spec = resolve_tagger(a);
   if (a.no_cache) spec.opt.classifier.cache_dir = "none";
+  spec.opt.classifier.progress = prompt_progress(!a.quiet);
   auto model = a.model.load(a.quiet);
   // Image or audio files, by the model's modality (as in run).
   const auto paths = gather_model_inputs(a.inputs, *model);
@@ -186,6 +188,7 @@ int run(const ClassifyArgs& a) {
   const char* key = model->modality() == Modality::Audio ? "audio" : "image";
   ClassifierOptions copt;
   if (a.no_cache) copt.cache_dir = "none";
+  copt.progress = prompt_progress(!a.quiet);
   ZeroShotClassifier clf(*model, classes, templates, copt);
 
   const int code = embed_and_print(*model, paths, a, fmt, "classifying", [&](size_t i, const float* emb) {
@@ -249,7 +252,8 @@ void add_classify_command(CLI::App& app, std::function<int()>* action) {
       "exp(logit_scale) x cosine(image, label), sorted by score. With several templates each label's text\n"
       "embeddings are normalized, averaged and normalized again.\n"
       "JSON (one line per image): {\"image\": PATH, \"result\": [{\"label\": L, \"score\": S}, ...]};\n"
-      "an image that cannot be read gives {\"image\": PATH, \"error\": MESSAGE} and exit code 1.\n"
+      "an image that cannot be read gives {\"image\": PATH, \"error\": MESSAGE} and exit code 1 (2: an error,\n"
+      "nothing classified).\n"
       "Audio models (CLAP) take audio files and folders of them (default template \"This is a sound of {}.\",\n"
       "exp(logit_scale_a)); their JSON lines say \"audio\" instead of \"image\".\n"
       "SigLIP models score each label on its own, sigmoid(exp(logit_scale) x cosine + logit_bias), as the pipeline\n"

@@ -23,10 +23,12 @@ int run(const DedupArgs& a) {
   const Format fmt = resolve_format(a.format);
   auto model = a.model.load(a.quiet);
   index::Store store = open_store(a.index, *model, !a.no_index);
+  bool unreadable = false;  // files met while indexing that could not be read: named on stderr
   if (!a.no_index) {
     const index::IndexReport r = run_indexing(store, *model, a.roots, a.index, a.quiet);
     if (!a.quiet || !r.failures.empty()) print_index_brief(r);
     if (r.interrupted) return kInterruptedExit;
+    unreadable = !r.failures.empty();
   }
   index::Scope scope;
   for (const auto& d : a.roots) scope.push_back(index::absolute_path(d));
@@ -51,7 +53,7 @@ int run(const DedupArgs& a) {
     }
   }
   if (fmt == Format::Table && groups.empty()) std::printf("no near-duplicates (cosine >= %.3f)\n", a.threshold);
-  return 0;
+  return unreadable ? kExitSomeInputsFailed : kExitOk;
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 
 #include "classify/zero_shot.h"
 #include "cli_common.h"
+#include "exit_codes.h"
 #include "commands.h"
 
 namespace zeroshot::cli {
@@ -98,7 +99,7 @@ int run(const EmbedArgs& a) {
                   json_floats(v.data(), std::min<size_t>(v.size(), 4)).substr(1).c_str());
     }
   }
-  return failed ? 1 : 0;
+  return failed ? kExitSomeInputsFailed : kExitOk;
 }
 
 }  // namespace
@@ -119,7 +120,8 @@ void add_embed_command(CLI::App& app, std::function<int()>* action) {
       "JSON (one line per input, in command-line order):\n"
       "  {\"kind\": \"image\"|\"audio\"|\"text\", \"input\": PATH_OR_TEXT, \"embedding\": [...]}\n"
       "Embeddings are the model's projected features (get_image_features / get_text_features), not normalized\n"
-      "unless --normalize is given.");
+      "unless --normalize is given.\n"
+      "Exit code: 0 done; 1 some inputs could not be read (the others are printed); 2 error.");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

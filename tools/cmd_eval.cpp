@@ -11,6 +11,7 @@
 #include "classify/label_cache.h"
 #include "classify/label_sets.h"
 #include "cli_common.h"
+#include "exit_codes.h"
 #include "commands.h"
 #include "eval/datasets.h"
 #include "eval/evaluate.h"
@@ -350,9 +351,9 @@ int run(const EvalArgs& a) {
   if (!ev.failed.empty()) {
     std::fprintf(stderr, "zeroshot: %zu of %zu files could not be read; the metrics are over the other %zu\n",
                  ev.failed.size(), d.samples.size(), ev.evaluated.size());
-    return 1;
+    return kExitSomeInputsFailed;
   }
-  return 0;
+  return kExitOk;
 }
 
 }  // namespace

@@ -78,7 +78,9 @@ int run(const IndexCmdArgs& a) {
     }
     if (r.interrupted) std::printf("  interrupted: what was embedded is saved; run again to go on\n");
   }
-  return r.interrupted ? kInterruptedExit : 0;
+  if (r.interrupted) return kInterruptedExit;
+  // Files known unreadable from an earlier run are skipped, not read again: reported then, counted now.
+  return r.failures.empty() ? kExitOk : kExitSomeInputsFailed;
 }
 
 }  // namespace
@@ -152,7 +154,8 @@ void add_index_command(CLI::App& app, std::function<int()>* action) {
       "One database holds one model's embeddings: another model needs --reindex or another --db.\n"
       "JSON: {\"db\", \"images\", \"files\", \"embedded\", \"unchanged\", \"touched\", \"renamed\", \"copied\",\n"
       "\"removed\", \"skipped_unreadable\", \"failures\": [{\"path\", \"error\"}], \"interrupted\", \"seconds\",\n"
-      "\"images_per_second\"}");
+      "\"images_per_second\"}\n"
+      "Exit code: 0 done; 1 some files could not be read (listed; the rest are indexed); 2 error; 130 interrupted.");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

@@ -6,6 +6,7 @@
 
 #include "classify/policy.h"
 #include "cli_common.h"
+#include "exit_codes.h"
 #include "commands.h"
 #include "util/progress.h"
 #include "zeroshot/tagging.h"
@@ -15,7 +16,7 @@ namespace zeroshot::cli {
 namespace {
 
 constexpr int kExitFlagged = 1;
-constexpr int kExitTrouble = 2;
+constexpr int kExitTrouble = kExitError;  // also for an unreadable image (exit_codes.h)
 
 struct ModerateArgs {
   ModelArgs model;
@@ -59,6 +60,7 @@ int run(const ModerateArgs& a) {
   auto model = a.model.load(a.quiet);
   ClassifierOptions copt;
   if (a.no_cache) copt.cache_dir = "none";
+  copt.progress = prompt_progress(!a.quiet);
   const Moderator mod = Moderator::load(*model, a.policy, copt);
 
   util::ProgressBar bar("moderating", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);

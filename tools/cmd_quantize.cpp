@@ -26,6 +26,7 @@ struct QuantizeArgs {
   bool offline = false;
   std::string precision = "int8";
   std::string output;
+  bool in_place = false;
   bool quiet = false;
 };
 
@@ -37,30 +38,62 @@ bool is_hub_snapshot(const fs::path& dir) {
   return parent.filename() == "snapshots" && parent.parent_path().filename().string().rfind("models--", 0) == 0;
 }
 
+// -o DIR: a new model folder beside the original: a symbolic link to each of the model's files (nothing is
+// copied: the weights may be gigabytes) and the int8 file, so that `-m DIR --precision int8` reads it. Links
+// left by an earlier run are replaced; any other file already there is refused rather than overwritten.
+void link_model_files(const fs::path& model, const fs::path& out) {
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw Error(out.string(), "cannot create the output folder: " + ec.message());
+  for (const auto& e : fs::directory_iterator(model, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name == models::kInt8WeightsFile || !e.is_regular_file(ec)) continue;  // regular files, through links
+    const fs::path link = out / name;
+    if (fs::is_symlink(fs::symlink_status(link, ec))) fs::remove(link, ec);
+    else if (fs::exists(fs::symlink_status(link, ec)))
+      throw Error(link.string(), "already exists and is not a link made by `zeroshot quantize`: give an empty or "
+                                 "new folder to -o");
+    fs::create_symlink(fs::absolute(e.path()), link, ec);
+    if (ec) throw Error(link.string(), "cannot link to the model's file: " + ec.message());
+  }
+  if (ec) throw Error(model.string(), "cannot list the model folder: " + ec.message());
+}
+
 int run(const QuantizeArgs& a) {
   if (a.precision != "int8") throw Error("--precision " + a.precision, "only int8 has a weights file");
+  if (a.output.empty() && !a.in_place)
+    throw Error(a.model, "quantize writes into the model folder only with --in-place (it may be shared); or give -o "
+                         "DIR for a new folder holding links to the model's files and the int8 file");
   std::error_code ec;
-  if (a.output.empty() && io::is_hub_id(a.model) && !fs::exists(a.model, ec))  // before any download
+  if (a.in_place && io::is_hub_id(a.model) && !fs::exists(a.model, ec))  // before any download
     throw Error(a.model, "a hub id: its files live in the Hugging Face hub cache, shared with other tools; quantize a "
                          "copy of the model in a folder of your own (huggingface-cli download " + a.model +
-                         " --local-dir DIR), or write elsewhere with -o FILE");
+                         " --local-dir DIR), or write a new folder with -o DIR");
   io::HubOptions hub;
   hub.revision = a.revision;
   hub.offline = a.offline;
   hub.progress = !a.quiet;
   const std::string dir = io::resolve_model(a.model, hub);
   std::string out = a.output;
-  if (out.empty()) {
+  std::string folder;  // the model folder that now has the int8 file: printed; "" when -o names a file
+  if (a.in_place) {
     if (is_hub_snapshot(dir))
       throw Error(dir, "a Hugging Face hub cache snapshot (shared with other tools): quantize a copy of the model "
                        "in a folder of your own (huggingface-cli download " + a.model + " --local-dir DIR), or "
-                       "write elsewhere with -o FILE");
+                       "write a new folder with -o DIR");
     // A folder without write permission bits is read-only to us even as root (whom access() lets write anywhere):
     // a shared or mounted model folder is not ours to add files to.
     struct stat st {};
     if (::access(dir.c_str(), W_OK) != 0 || (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 0222) == 0))
-      throw Error(dir, "read-only folder: quantize a writable copy of the model, or write elsewhere with -o FILE");
+      throw Error(dir, "read-only folder: quantize a writable copy of the model, or write a new folder with -o DIR");
+    folder = dir;
     out = (fs::path(dir) / models::kInt8WeightsFile).string();
+  } else if (fs::path(out).extension() != ".safetensors") {
+    if (fs::exists(out, ec) && fs::equivalent(out, dir, ec))
+      throw Error(out, "is the model folder itself: give --in-place to write into it");
+    link_model_files(dir, out);
+    folder = out;
+    out = (fs::path(out) / models::kInt8WeightsFile).string();
   }
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -76,7 +109,7 @@ int run(const QuantizeArgs& a) {
   if (!a.quiet)
     std::fprintf(stderr, "wrote %s (%s in %.1f s); `--precision int8` loads of %s now read it\n", out.c_str(),
                  util::format_bytes(ec ? 0.0 : static_cast<double>(bytes)).c_str(), s,
-                 a.output.empty() ? "this model" : "a model whose folder holds it");
+                 folder.empty() ? "a model whose folder holds it" : ("-m " + folder).c_str());
   std::printf("%s\n", out.c_str());
   return 0;
 }
@@ -94,14 +127,22 @@ void add_quantize_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("--precision", a->precision, "The stored precision (int8: the one with a weights file)")
       ->default_val("int8")
       ->check(CLI::IsMember({"int8"}));
+  auto* in_place = c->add_flag("--in-place", a->in_place,
+                               "Write zeroshot-int8.safetensors into the model folder itself (the file a load there "
+                               "looks for)");
   c->add_option("-o,--output", a->output,
-                "Where to write (default: <model folder>/zeroshot-int8.safetensors, the file a load looks for)");
+                "A new model folder: links to the model's files + zeroshot-int8.safetensors (or a path ending in "
+                ".safetensors: just the int8 file)")
+      ->excludes(in_place);
   c->add_flag("-q,--quiet", a->quiet, "No progress messages");
   c->footer(
       "The file holds every encoder layer's int8 weights and per-channel scales (docs/quantized-format.md) and the\n"
       "fingerprint of the weights it was made from. A later load with --precision int8 uses it when the fingerprint\n"
       "matches (same embeddings as quantizing at load, bit for bit; less memory, faster start) and ignores it\n"
-      "otherwise; a damaged file is an error naming it. Prints the path written.");
+      "otherwise; a damaged file is an error naming it. Prints the path written.\n"
+      "One of --in-place (into the model folder; refused for hub-cache snapshots and read-only folders) or -o is\n"
+      "required: a model folder may be shared, and a file added there changes what every int8 load of it reads.\n"
+      "Exit code: 0 written, 2 error.");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

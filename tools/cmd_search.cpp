@@ -26,10 +26,12 @@ int run(const SearchArgs& a) {
   const std::vector<std::string> dirs = a.dirs.empty() ? std::vector<std::string>{"."} : a.dirs;
   auto model = a.model.load(a.quiet);
   index::Store store = open_store(a.index, *model, !a.no_index);
+  bool unreadable = false;  // files met while indexing that could not be read: named on stderr
   if (!a.no_index) {
     const index::IndexReport r = run_indexing(store, *model, dirs, a.index, a.quiet);
     if (!a.quiet || !r.failures.empty()) print_index_brief(r);
     if (r.interrupted) return kInterruptedExit;
+    unreadable = !r.failures.empty();
   }
   const std::vector<float> q = index::query_vector(*model, terms);
   index::SearchOptions o;
@@ -56,7 +58,7 @@ int run(const SearchArgs& a) {
   }
   if (results.empty() && f == "table")
     std::printf("no images indexed under %s\n", a.all ? "the index" : "these folders");
-  return 0;
+  return unreadable ? kExitSomeInputsFailed : kExitOk;
 }
 
 }  // namespace

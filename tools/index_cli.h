@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli_common.h"
+#include "exit_codes.h"
 #include "index/indexer.h"
 #include "index/search.h"
 
@@ -37,6 +38,6 @@ void print_index_brief(const index::IndexReport& r);
 void refresh_ann(const index::Store& store, const IndexCliArgs& a, bool quiet);
 
 // Exit code for an interrupted command (128 + SIGINT).
-inline constexpr int kInterruptedExit = 130;
+inline constexpr int kInterruptedExit = kExitInterrupted;
 
 }  // namespace zeroshot::cli

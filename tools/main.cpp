@@ -3,12 +3,14 @@
 #include <exception>
 
 #include "commands.h"
+#include "exit_codes.h"
 #include "zeroshot/error.h"
 #include "zeroshot/version.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"zeroshot: exact zero-shot classification with contrastive models (CLIP for images, CLAP for audio)"};
   app.require_subcommand(1);
+  app.footer(zeroshot::cli::kExitCodesHelp);
   app.set_version_flag("--version", "zeroshot " ZEROSHOT_VERSION);
   std::function<int()> action;
   zeroshot::cli::add_classify_command(app, &action);
@@ -24,18 +26,19 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    const int code = app.exit(e);  // prints the help, the version or the usage error
+    return code == 0 ? 0 : zeroshot::cli::kExitError;
   }
   try {
     return action ? action() : 0;
   } catch (const zeroshot::Error& e) {
     std::fprintf(stderr, "zeroshot: %s\n", e.what());
-    return 1;
+    return zeroshot::cli::kExitError;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "zeroshot: out of memory\n");
-    return 1;
+    return zeroshot::cli::kExitError;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "zeroshot: %s\n", e.what());
-    return 1;
+    return zeroshot::cli::kExitError;
   }
 }

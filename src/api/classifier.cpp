@@ -63,6 +63,9 @@ void ZeroShotClassifier::build(std::vector<std::vector<std::string>> classes, co
   // with synonyms are ensembled over names x templates.
   constexpr size_t kPromptsPerGroup = 1024;
   label_embeds_.data.resize(classes.size() * dim);
+  size_t total = 0, done = 0;
+  for (const auto& names : classes) total += names.size() * templates_.size();
+  if (options.progress) options.progress(0, total);
   for (size_t k0 = 0; k0 < classes.size();) {
     std::vector<std::string> prompts;
     size_t k1 = k0;
@@ -79,6 +82,8 @@ void ZeroShotClassifier::build(std::vector<std::vector<std::string>> classes, co
       std::copy(e.begin(), e.end(), label_embeds_.data.begin() + static_cast<std::ptrdiff_t>(k * dim));
       row += count;
     }
+    done += prompts.size();
+    if (options.progress) options.progress(done, total);
     k0 = k1;
   }
   if (!cache_file.empty()) {

@@ -2,6 +2,10 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
 #include "zeroshot/error.h"
 
 namespace zeroshot::index {
@@ -14,7 +18,7 @@ Db::Db(const std::string& path, int flags) : path_(path) {
     throw Error(path, "cannot open the index database: " + msg);
   }
   sqlite3_extended_result_codes(db_, 1);
-  sqlite3_busy_timeout(db_, 10000);
+  sqlite3_busy_timeout(db_, kBusyTimeoutMs);
 }
 
 Db::~Db() { close(); }
@@ -39,6 +43,20 @@ void Db::close() {
 void Db::exec(const char* sql) const {
   const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
   if (rc != SQLITE_OK) fail(rc, std::string("running \"") + sql + "\"");
+}
+
+void Db::exec_when_free(const char* sql) const {
+  // PRAGMA journal_mode=WAL reads the header, then needs the file to itself: when another process reads or writes
+  // at that moment SQLite returns SQLITE_BUSY at once (waiting while holding a read lock could deadlock), so two
+  // processes creating one database raced here. Retrying after a short sleep holds no lock while waiting.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kBusyTimeoutMs);
+  for (int sleep_ms = 1;; sleep_ms = std::min(sleep_ms * 2, 50)) {
+    const int rc = sqlite3_exec(db_, sql, nullptr, nullptr, nullptr);
+    if (rc == SQLITE_OK) return;
+    const bool busy = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
+    if (!busy || std::chrono::steady_clock::now() >= deadline) fail(rc, std::string("running \"") + sql + "\"");
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms));
+  }
 }
 
 int64_t Db::changes() const { return sqlite3_changes64(db_); }

@@ -12,10 +12,13 @@ struct sqlite3_stmt;
 
 namespace zeroshot::index {
 
+// How long a statement waits for another connection's lock before failing with "locked by another process".
+inline constexpr int kBusyTimeoutMs = 10000;
+
 class Db {
  public:
   Db() = default;
-  // flags: SQLITE_OPEN_* (sqlite3_open_v2). Waits up to 10 s for another process's lock.
+  // flags: SQLITE_OPEN_* (sqlite3_open_v2). Waits up to kBusyTimeoutMs for another process's lock.
   Db(const std::string& path, int flags);
   ~Db();
   Db(Db&& o) noexcept;
@@ -27,6 +30,9 @@ class Db {
   const std::string& path() const { return path_; }
   bool is_open() const { return db_ != nullptr; }
   void exec(const char* sql) const;  // one or more statements without results
+  // exec for statements SQLite refuses at once, without waiting, while another connection holds a lock (the
+  // switch to WAL): retried for up to kBusyTimeoutMs, as the busy timeout would have waited.
+  void exec_when_free(const char* sql) const;
   int64_t changes() const;
   // Throws the one-line error for SQLite result code `rc` met while doing `doing`.
   [[noreturn]] void fail(int rc, const std::string& doing) const;

@@ -152,10 +152,17 @@ Store Store::open(const std::string& path, const ModelId& model, bool create, bo
   }
   Store s;
   s.db_ = std::make_unique<Db>(path, SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0));
-  // The first read of the header: a file that is not SQLite fails here with SQLITE_NOTADB.
-  const int64_t app = pragma_int(*s.db_, "PRAGMA application_id");
-  const int64_t version = pragma_int(*s.db_, "PRAGMA user_version");
-  const int64_t tables = pragma_int(*s.db_, "SELECT count(*) FROM sqlite_schema");
+  // The first read of the header: a file that is not SQLite fails here with SQLITE_NOTADB. One snapshot: read one
+  // by one, another process's schema creation could land between them (application id 0 but tables: "another
+  // application").
+  int64_t app = 0, version = 0, tables = 0;
+  {
+    Transaction snapshot(*s.db_, false);
+    app = pragma_int(*s.db_, "PRAGMA application_id");
+    version = pragma_int(*s.db_, "PRAGMA user_version");
+    tables = pragma_int(*s.db_, "SELECT count(*) FROM sqlite_schema");
+    snapshot.commit();
+  }
   if (app == 0 && tables == 0) {
     if (model.fingerprint.empty()) throw Error(path, "not a zeroshot index (an empty database)");
     s.create_schema(model);
@@ -172,7 +179,7 @@ Store Store::open(const std::string& path, const ModelId& model, bool create, bo
       if (r != "ok")
         throw Error(path, "the index database is damaged (" + r + "); delete it and run `zeroshot index` again");
     }
-    s.db_->exec("PRAGMA journal_mode=WAL");
+    s.db_->exec_when_free("PRAGMA journal_mode=WAL");
   }
   s.db_->exec("PRAGMA synchronous=NORMAL");
 
@@ -210,7 +217,7 @@ void Store::create_schema(const ModelId& model) {
   // A row is ~2.1 kB at dim 512: 4 kB pages would hold one each, half empty; 16 kB pages hold seven.
   // (Only takes effect before the first table exists and before WAL mode.)
   db_->exec("PRAGMA page_size=16384");
-  db_->exec("PRAGMA journal_mode=WAL");
+  db_->exec_when_free("PRAGMA journal_mode=WAL");
   Transaction t(*db_);
   // Another process may have created it since we looked: everything here is idempotent.
   db_->exec(("PRAGMA application_id=" + std::to_string(kApplicationId)).c_str());

@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "index/indexer.h"
@@ -52,6 +56,70 @@ TEST(Store, CreatesSchemaAndReopens) {
   EXPECT_EQ(sql_text(db, "PRAGMA journal_mode"), "wal");
   Store s = Store::open(db, fake_model(), false);
   EXPECT_EQ(s.uuid(), uuid);
+}
+
+// Several processes opening one database that does not exist yet, released at the same instant: each must wait
+// for the others' locks (the busy timeout), never fail on them, nor see a half-made schema as another
+// application's database. Two index the same folder, one only opens and counts (a searcher). The bug this guards:
+// the WAL switch and the schema creation raced, and in some trials a process failed within milliseconds with
+// "locked by another process" or "an SQLite database of another application".
+TEST(Store, ProcessesOpeningANewDatabaseAtOnceAllSucceed) {
+  TempDir photos("photos");
+  for (int i = 0; i < 12; ++i) write_file(photos / numbered("p", i), "image " + std::to_string(i));
+  constexpr int kTrials = 20, kProcs = 3;
+  for (int trial = 0; trial < kTrials; ++trial) {
+    TempDir d("store");
+    const std::string db = d / "index.db";
+    int gate[2], report[2];
+    ASSERT_EQ(::pipe(gate), 0);
+    ASSERT_EQ(::pipe(report), 0);
+    std::vector<pid_t> kids;
+    for (int k = 0; k < kProcs; ++k) {
+      const pid_t pid = ::fork();
+      ASSERT_GE(pid, 0);
+      if (pid == 0) {
+        ::close(gate[1]);
+        ::close(report[0]);
+        char c;
+        while (::read(gate[0], &c, 1) < 0) {  // the parent closes its end: everyone starts at once
+        }
+        std::string err;
+        try {
+          Store s = Store::open(db, fake_model(), true);
+          if (k < 2) {
+            FakeEncoder enc;
+            IndexOptions o;
+            o.batch = 3;
+            update_index(s, {photos.path.string()}, enc.fn(), o);
+          } else {
+            (void)s.count();
+          }
+        } catch (const std::exception& e) {
+          err = "process " + std::to_string(k) + ": " + e.what() + "\n";
+        }
+        if (!err.empty()) (void)!::write(report[1], err.data(), err.size());
+        ::_exit(err.empty() ? 0 : 1);
+      }
+      kids.push_back(pid);
+    }
+    ::close(gate[0]);
+    ::close(report[1]);
+    ::close(gate[1]);
+    std::string errors;
+    char buf[512];
+    for (ssize_t n; (n = ::read(report[0], buf, sizeof buf)) > 0;) errors.append(buf, static_cast<size_t>(n));
+    ::close(report[0]);
+    for (const pid_t pid : kids) {
+      int status = 0;
+      ::waitpid(pid, &status, 0);
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "trial " << trial << ": " << errors;
+    }
+    ASSERT_EQ(errors, "") << "trial " << trial;
+    EXPECT_EQ(rows(db), 12u) << "trial " << trial;
+    EXPECT_EQ(sql_text(db, "PRAGMA integrity_check"), "ok");
+    EXPECT_EQ(sql_text(db, "PRAGMA journal_mode"), "wal");
+    EXPECT_EQ(sql_int(db, "PRAGMA page_size"), 16384);
+  }
 }
 
 TEST(Store, MissingDatabaseWithoutCreate) {
