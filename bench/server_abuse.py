@@ -13,8 +13,9 @@ import argparse
 import base64
 import http.client
 import json
+import multiprocessing
 import resource
-import selectors
+import select
 import socket
 import statistics
 import threading
@@ -123,6 +124,19 @@ class SlowClients:
                 s.close()
 
 
+def slow_process(conn, host, port, n, mode, interval, sources):
+    """The slow clients in a process of their own, so that their loop never delays the normal client's timing."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    SlowClients.interval_s = interval
+    slow = SlowClients(host, port, n, mode, interval, sources)
+    conn.send({"connected": len(slow.socks), "refused": slow.refused})
+    conn.recv()
+    stats = {"open_at_end": slow.open_count(), "closed_by_server": slow.closed_by_server}
+    slow.close()
+    conn.send(stats)
+
+
 def time_to_413(host, port, chunked):
     """Seconds from the end of the headers to the status line; the status (0: none within 30 s)."""
     s = socket.create_connection((host, port), timeout=30)
@@ -136,30 +150,28 @@ def time_to_413(host, port, chunked):
     t0 = time.perf_counter()
     status = 0
     sent = 0
-    s.setblocking(False)
     chunk = b"A" * (1 << 20)
+    piece = (b"%x\r\n" % len(chunk) + chunk + b"\r\n") if chunked else chunk
     buf = b""
     while time.perf_counter() - t0 < 30:
-        try:
-            d = s.recv(4096)
+        readable, writable, _ = select.select([s], [s], [], 1.0)
+        if readable:
+            try:
+                d = s.recv(4096)
+            except OSError:
+                break
             if not d:
                 break
             buf += d
             if b"\r\n" in buf:
                 status = int(buf.split(b" ")[1])
                 break
-        except BlockingIOError:
-            pass
-        except OSError:
-            break
-        try:  # keep streaming body data, as a client that ignores the answer would
-            if chunked:
-                s.send(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
-            else:
-                s.send(chunk)
-            sent += len(chunk)
-        except (BlockingIOError, OSError):
-            time.sleep(0.001)
+        elif writable:  # keep streaming body data, as a client that ignores the answer would
+            try:
+                s.sendall(piece)  # whole pieces: a chunked body stays well-formed
+                sent += len(chunk)
+            except OSError:
+                pass
     dt = time.perf_counter() - t0
     s.close()
     return dt, status, sent
@@ -197,15 +209,17 @@ def main():
     summary("unloaded", *measure(a.host, a.port, body, a.requests, a.timeout))
     sources = [f"127.0.{1 + i // 250}.{1 + i % 250}" for i in range(a.sources)]
     t0 = time.perf_counter()
-    SlowClients.interval_s = a.interval
-    slow = SlowClients(a.host, a.port, a.slow, a.mode, a.interval, sources)
-    opened = time.perf_counter() - t0
+    here, there = multiprocessing.Pipe()
+    child = multiprocessing.Process(target=slow_process,
+                                    args=(there, a.host, a.port, a.slow, a.mode, a.interval, sources))
+    child.start()
+    opened = here.recv()
+    opened["seconds_to_open"] = round(time.perf_counter() - t0, 2)
     time.sleep(a.settle)
     summary(f"{a.slow} slow ({a.mode})", *measure(a.host, a.port, body, a.requests, a.timeout))
-    report["slow connections"] = {"asked": a.slow, "connected": len(slow.socks), "refused": slow.refused,
-                                  "open_at_end": slow.open_count(), "closed_by_server": slow.closed_by_server,
-                                  "seconds_to_open": round(opened, 2)}
-    slow.close()
+    here.send("stop")
+    report["slow connections"] = {"asked": a.slow, **opened, **here.recv()}
+    child.join()
     if not a.no_oversize:
         for chunked in (False, True):
             dt, status, sent = time_to_413(a.host, a.port, chunked)
