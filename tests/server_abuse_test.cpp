@@ -188,6 +188,7 @@ TEST(ServerAbuse, ConnectionsPerClientAddressAreCapped) {
   opt.max_connections_per_client = 4;
   Running s(opt);
   std::vector<std::unique_ptr<Sock>> socks;
+  socks.reserve(10);
   for (int i = 0; i < 10; ++i) socks.push_back(std::make_unique<Sock>(s.port, "127.0.2.1"));
   int closed_count = 0;
   for (auto& k : socks) {
