@@ -121,11 +121,12 @@ int status_of(const std::string& response) {
   return response.rfind("HTTP/1.", 0) == 0 && response.size() > 12 ? std::atoi(response.c_str() + 9) : 0;
 }
 
-// /healthz and /v1/classify of a normal client, each on a new connection, within 2 s.
+// /healthz and /v1/classify of a normal client, each on a new connection, within 5 s (starved, they would wait for
+// ever).
 void expect_normal_client_served(int port, const std::string& body) {
   httplib::Client c("127.0.0.1", port);
-  c.set_connection_timeout(2, 0);
-  c.set_read_timeout(2, 0);
+  c.set_connection_timeout(5, 0);
+  c.set_read_timeout(5, 0);
   const auto h = c.Get("/healthz");
   ASSERT_TRUE(h) << httplib::to_string(h.error());
   EXPECT_EQ(h->status, 200);
