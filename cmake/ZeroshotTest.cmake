@@ -6,7 +6,7 @@
 set(ZEROSHOT_THREAD_TESTS
   nn_ops_test nn_linear_test nn_audio_ops_test text_clip_tokenizer_test text_roberta_tokenizer_test
   models_clip_test models_clap_test clap_feature_extractor_test label_cache_test index_store_test io_hub_test
-  api_parity_test server_unit_test server_test)
+  api_parity_test server_unit_test server_test server_abuse_test)
 add_custom_target(zeroshot_thread_tests)
 
 # zeroshot_add_test(NAME SOURCES src... LIBS libs... [FIXTURES setup...]): a GoogleTest binary that knows where the

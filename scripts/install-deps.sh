@@ -12,6 +12,7 @@ BUILD_PACKAGES=(
   libtomlplusplus-dev                                                  # moderation policies (TOML)
   libsqlite3-dev libfaiss-dev zlib1g-dev                               # search index: store, ANN, checksums
   libcpp-httplib-dev                                                   # the HTTP server (zeroshot serve)
+  libmicrohttpd-dev                                                    # the server's event-driven transport
   libminizip-dev                                                       # PyTorch checkpoints (torch.save zip archives)
   libsentencepiece-dev                                                 # SigLIP tokenizer (spiece.model)
   libgtest-dev                                                         # tests

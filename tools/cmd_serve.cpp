@@ -1,9 +1,11 @@
 // zeroshot serve: the HTTP inference server (src/server/server.h; API in docs/api.md).
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -84,6 +86,16 @@ int run(ServeArgs& a) {
     ~Guard() { finish(); }
   } guard{watcher};
 
+  // Every open connection is a file descriptor: raise the soft limit (often 1024) to what --max-connections needs,
+  // as far as the hard limit allows.
+  rlimit nofile{};
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    const rlim_t want = std::min<rlim_t>(nofile.rlim_max, static_cast<rlim_t>(opt.max_connections) + 256);
+    if (nofile.rlim_cur < want) {
+      nofile.rlim_cur = want;
+      ::setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+  }
   auto model = a.model.load(a.quiet);  // --precision is one of the model options
   server::Server srv(*model, opt);
   const int port = srv.bind();
@@ -126,9 +138,22 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("--request-timeout", a->opt.request_timeout_s, "Seconds a request waits for the encoder; then 504")
       ->default_val(60)
       ->check(CLI::Range(0.001, 86400.0));
-  c->add_option("--http-threads", a->opt.http_threads, "Connections served at once")
+  c->add_option("--http-threads", a->opt.http_threads, "Requests handled at once (reading requests needs no thread)")
       ->default_val(32)
       ->check(CLI::Range(1, 4096));
+  c->add_option("--max-connections", a->opt.max_connections, "Open connections at most (all clients)")
+      ->default_val(4096)
+      ->check(CLI::Range(1, 1000000));
+  c->add_option("--max-connections-per-client", a->opt.max_connections_per_client,
+                "Open connections at most from one client address")
+      ->default_val(64)
+      ->check(CLI::Range(1, 1000000));
+  c->add_option("--header-timeout", a->opt.header_timeout_s, "Seconds a client has to send a request's headers")
+      ->default_val(10)
+      ->check(CLI::Range(0.1, 3600.0));
+  c->add_option("--body-timeout", a->opt.body_timeout_s, "Seconds a client has to send a request's body")
+      ->default_val(60)
+      ->check(CLI::Range(0.1, 86400.0));
   c->add_option("--label-cache", a->label_cache,
                 "Label-embedding disk cache folder, or none (default $XDG_CACHE_HOME/zeroshot)");
   c->add_flag("-q,--quiet", a->quiet, "No progress bar or notes");

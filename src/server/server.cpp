@@ -1,10 +1,10 @@
 #include "server/server.h"
 
-#include <httplib.h>
-
 #include <atomic>
 #include <chrono>
 #include <charconv>
+#include <cstring>
+#include <functional>
 #include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -20,6 +20,7 @@
 #include "server/batcher.h"
 #include "server/classifier_cache.h"
 #include "server/codec.h"
+#include "server/http.h"
 #include "server/metrics.h"
 #include "server/request.h"
 #include "zeroshot/tagging.h"
@@ -43,14 +44,17 @@ double jf(float f) {
   return std::strtod(std::string(b, r.ptr).c_str(), nullptr);
 }
 
-void send_json(httplib::Response& res, int status, const json& j) {
+void send_json(HttpResponse& res, int status, const json& j) {
   res.status = status;
-  res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  res.body = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  res.content_type = "application/json";
 }
 
-void send_error(httplib::Response& res, int status, const std::string& message) {
+void send_error(HttpResponse& res, int status, const std::string& message) {
   send_json(res, status, json{{"error", message}});
 }
+
+constexpr const char* kThumbnailPrefix = "/v1/thumbnail/";
 
 // The route name in metrics: the pattern, so that ids in paths do not make new series.
 std::string route_of(const std::string& path) {
@@ -62,18 +66,11 @@ std::string route_of(const std::string& path) {
   return "other";
 }
 
-// Per-thread state of the request in hand (cpp-httplib serves a request on one thread from routing to logging).
-struct RequestClock {
-  Clock::time_point start;
-  bool active = false;
-};
-thread_local RequestClock t_request;
-
-Body body_of(const httplib::Request& req) {
+Body body_of(const HttpRequest& req) {
   Body b;
-  if (req.is_multipart_form_data()) {
+  if (req.multipart) {
     b.multipart = true;
-    for (const auto& [name, f] : req.files) b.parts.push_back(Part{name, f.filename, f.content_type, f.content});
+    b.parts = req.parts;
   } else {
     b.json = &req.body;
   }
@@ -121,10 +118,7 @@ struct Server::Impl {
   std::optional<Moderator> moderator;
   std::unique_ptr<index::Store> store;  // SQLite connection: one request at a time
   std::mutex store_mu;
-  httplib::Server http;
-  std::atomic<bool> draining{false};
-  std::atomic<bool> running{false};
-  std::atomic<size_t> in_flight{0};
+  std::unique_ptr<HttpServer> http;
 
   void setup();
 
@@ -148,9 +142,9 @@ struct Server::Impl {
   }
 
   // With an API key set: true when the request carries it; otherwise answers 401.
-  bool authorized(const httplib::Request& req, httplib::Response& res) const {
+  bool authorized(const HttpRequest& req, HttpResponse& res) const {
     if (opt.api_key.empty()) return true;
-    const std::string auth = req.get_header_value("Authorization");
+    const std::string auth = req.header("Authorization");
     const std::string prefix = "Bearer ";
     if (auth.rfind(prefix, 0) == 0 && constant_time_equal(std::string_view(auth).substr(prefix.size()), opt.api_key))
       return true;
@@ -159,21 +153,22 @@ struct Server::Impl {
     return false;
   }
 
-  void classify(const httplib::Request& req, httplib::Response& res);
-  void embed(const httplib::Request& req, httplib::Response& res);
-  void search(const httplib::Request& req, httplib::Response& res);
-  void moderate(const httplib::Request& req, httplib::Response& res);
-  void thumbnail(const httplib::Request& req, httplib::Response& res);
+  void classify(const HttpRequest& req, HttpResponse& res);
+  void embed(const HttpRequest& req, HttpResponse& res);
+  void search(const HttpRequest& req, HttpResponse& res);
+  void moderate(const HttpRequest& req, HttpResponse& res);
+  void thumbnail(const HttpRequest& req, HttpResponse& res);
   json models() const;
-  void get_models(const httplib::Request&, httplib::Response& res) { send_json(res, 200, models()); }
-  void get_metrics(const httplib::Request&, httplib::Response& res) {
+  void get_models(const HttpRequest&, HttpResponse& res) { send_json(res, 200, models()); }
+  void get_metrics(const HttpRequest&, HttpResponse& res) {
     Gauges g;
     g.queue_depth = batcher.depth();
-    g.in_flight = in_flight.load();
+    g.in_flight = http ? http->in_flight() : 0;
     g.classifier_cache_entries = classifiers.size() + taggers.size();
-    res.set_content(metrics.render(g), "text/plain; version=0.0.4");
+    res.body = metrics.render(g);
+    res.content_type = "text/plain; version=0.0.4";
   }
-  void get_label_sets(const httplib::Request&, httplib::Response& res) {
+  void get_label_sets(const HttpRequest&, HttpResponse& res) {
     json a = json::array();
     for (const auto& name : classify::label_set_names()) {
       const classify::LabelSet* s = classify::find_label_set(name);
@@ -185,12 +180,13 @@ struct Server::Impl {
 
 namespace {
 
+using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
+
 // Runs a route that needs the API key (when one is set), turning every exception into a JSON error answer. The key
-// is checked here rather than before routing so that the request's body has been read: the connection stays in
-// step for the next request.
+// is checked once the body has been read: the connection stays in step for the next request.
 template <class F>
-httplib::Server::Handler guarded(Server::Impl* s, F f) {
-  return [s, f](const httplib::Request& req, httplib::Response& res) {
+Handler guarded(Server::Impl* s, F f) {
+  return [s, f](const HttpRequest& req, HttpResponse& res) {
     try {
       if (!s->authorized(req, res)) return;
       (s->*f)(req, res);
@@ -215,7 +211,7 @@ httplib::Server::Handler guarded(Server::Impl* s, F f) {
 
 }  // namespace
 
-void Server::Impl::classify(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::classify(const HttpRequest& req, HttpResponse& res) {
   ClassifyRequest r = parse_classify(body_of(req), limits);
   auto fut = submit({r.image});  // the encoder works while the label embeddings are looked up
   std::vector<std::string> shown;  // a built-in set is keyed by its name
@@ -247,7 +243,7 @@ void Server::Impl::classify(const httplib::Request& req, httplib::Response& res)
   send_json(res, 200, json{{"result", result}});
 }
 
-void Server::Impl::embed(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::embed(const HttpRequest& req, HttpResponse& res) {
   EmbedRequest r = parse_embed(body_of(req), limits);
   auto futs = submit(r.images);
   json out = json::array();
@@ -268,7 +264,7 @@ void Server::Impl::embed(const httplib::Request& req, httplib::Response& res) {
                            {"data", out}});
 }
 
-void Server::Impl::search(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::search(const HttpRequest& req, HttpResponse& res) {
   if (!store) throw HttpError(404, "search is off: start the server with --index DB");
   SearchRequest r = parse_search(body_of(req), limits);
   std::vector<ImageInput> images;
@@ -314,7 +310,7 @@ void Server::Impl::search(const httplib::Request& req, httplib::Response& res) {
   send_json(res, 200, json{{"results", out}, {"candidates", candidates}});
 }
 
-void Server::Impl::moderate(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::moderate(const HttpRequest& req, HttpResponse& res) {
   if (!moderator) throw HttpError(404, "moderation is off: start the server with --policy FILE");
   const ImageInput in = parse_image_only(body_of(req));
   const auto emb = embed_one(in);
@@ -328,9 +324,9 @@ void Server::Impl::moderate(const httplib::Request& req, httplib::Response& res)
 
 // Only images that are rows of the index are served, by row id: the path comes from the database, never from the
 // request.
-void Server::Impl::thumbnail(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::thumbnail(const HttpRequest& req, HttpResponse& res) {
   if (!store) throw HttpError(404, "search is off: start the server with --index DB");
-  const std::string id_text = req.matches[1];
+  const std::string id_text = req.path.substr(std::strlen(kThumbnailPrefix));
   int64_t id = 0;
   const auto r = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
   if (r.ec != std::errc() || r.ptr != id_text.data() + id_text.size()) throw HttpError(404, "no such image");
@@ -349,7 +345,8 @@ void Server::Impl::thumbnail(const httplib::Request& req, httplib::Response& res
     throw HttpError(404, std::string("image ") + id_text + " can no longer be read");
   }
   res.set_header("Cache-Control", "private, max-age=60");
-  res.set_content(std::string(jpeg.begin(), jpeg.end()), "image/jpeg");
+  res.body.assign(jpeg.begin(), jpeg.end());
+  res.content_type = "image/jpeg";
 }
 
 json Server::Impl::models() const {
@@ -373,75 +370,89 @@ json Server::Impl::models() const {
   return j;
 }
 
+// The routes: method, path (or path prefix followed by digits: thumbnails), whether the handler may take time (runs
+// on a worker thread, not the event thread).
+struct Route {
+  const char* method;
+  const char* path;
+  bool prefix;
+  bool slow;
+  Handler handler;
+};
+
 void Server::Impl::setup() {
-  http.new_task_queue = [n = opt.http_threads] { return new httplib::ThreadPool(std::max<size_t>(1, n)); };
-  http.set_payload_max_length(opt.max_body_bytes);
-  http.set_read_timeout(10, 0);
-  http.set_write_timeout(10, 0);
-  http.set_keep_alive_timeout(5);
-  http.set_tcp_nodelay(true);  // answers are written as headers + body: no Nagle delay between them
+  std::vector<Route> routes;
+  routes.push_back({"GET", "/", false, false, [](const HttpRequest&, HttpResponse& res) {
+                      res.static_body = zeroshot_web_index_html;
+                      res.static_size = zeroshot_web_index_html_size;
+                      res.content_type = "text/html; charset=utf-8";
+                    }});
+  routes.push_back({"GET", "/healthz", false, false, [this](const HttpRequest&, HttpResponse& res) {
+                      send_json(res, 200, json{{"status", "ok"}, {"model", model.name()}, {"version", ZEROSHOT_VERSION}});
+                    }});
+  routes.push_back({"GET", "/metrics", false, false, guarded(this, &Impl::get_metrics)});
+  routes.push_back({"GET", "/v1/models", false, false, guarded(this, &Impl::get_models)});
+  routes.push_back({"GET", "/v1/label_sets", false, false, guarded(this, &Impl::get_label_sets)});
+  routes.push_back({"POST", "/v1/classify", false, true, guarded(this, &Impl::classify)});
+  routes.push_back({"POST", "/v1/embed", false, true, guarded(this, &Impl::embed)});
+  routes.push_back({"POST", "/v1/search", false, true, guarded(this, &Impl::search)});
+  routes.push_back({"POST", "/v1/moderate", false, true, guarded(this, &Impl::moderate)});
+  routes.push_back({"GET", kThumbnailPrefix, true, true, guarded(this, &Impl::thumbnail)});
 
-  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-    if (t_request.active) --in_flight;  // the previous request on this thread was never logged (its write failed)
-    t_request.start = Clock::now();
-    t_request.active = true;
-    ++in_flight;
-    if (draining) {
-      res.set_header("Connection", "close");
-      send_error(res, 503, "the server is shutting down");
-      return httplib::Server::HandlerResponse::Handled;
+  // The route of a path: nullptr when no route has it.
+  auto find = [routes](const std::string& path, const std::string& method) -> std::pair<const Route*, std::string> {
+    const Route* found = nullptr;
+    std::string allow;
+    for (const Route& r : routes) {
+      bool match = path == r.path;
+      if (r.prefix) {
+        const size_t n = std::strlen(r.path);
+        match = path.size() > n && path.compare(0, n, r.path) == 0 &&
+                path.find_first_not_of("0123456789", n) == std::string::npos;
+      }
+      if (!match) continue;
+      allow += (allow.empty() ? "" : ", ") + std::string(r.method) + (std::strcmp(r.method, "GET") == 0 ? ", HEAD" : "");
+      // HEAD is GET without the body (the transport leaves the body out).
+      if (method == r.method || (method == "HEAD" && std::strcmp(r.method, "GET") == 0)) found = &r;
     }
-    return httplib::Server::HandlerResponse::Unhandled;
-  });
-  // Fills in a JSON body for errors cpp-httplib answers itself (404 no route, 413 too large, 400 unparsable).
-  http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string m;
-    switch (res.status) {
-      case 404: m = "no such route: " + req.method + " " + req.path; break;
-      case 413: m = "request body over the limit of " + std::to_string(opt.max_body_bytes) + " bytes"; break;
-      case 414: m = "request line too long"; break;
-      case 416: m = "range not satisfiable"; break;
-      default: m = "bad request (HTTP " + std::to_string(res.status) + ")"; break;
+    return {found, allow};
+  };
+  auto shared = std::make_shared<decltype(find)>(std::move(find));
+
+  HttpOptions h;
+  h.host = opt.host;
+  h.port = opt.port;
+  h.max_body_bytes = opt.max_body_bytes;
+  h.workers = opt.http_threads;
+  h.max_connections = opt.max_connections;
+  h.max_connections_per_client = opt.max_connections_per_client;
+  h.header_timeout_s = opt.header_timeout_s;
+  h.body_timeout_s = opt.body_timeout_s;
+  HttpHandlers hh;
+  hh.on_worker = [shared](const HttpRequest& req) {
+    const Route* r = (*shared)(req.path, req.method).first;
+    return r && r->slow;
+  };
+  hh.handle = [shared](const HttpRequest& req, HttpResponse* res) {
+    const auto [r, allow] = (*shared)(req.path, req.method);
+    if (r) {
+      try {
+        r->handler(req, *res);
+      } catch (const std::exception& e) {  // the guarded routes catch their own; the others should not throw
+        send_error(*res, 500, e.what());
+      }
+    } else if (!allow.empty()) {
+      res->set_header("Allow", allow);
+      send_error(*res, 405, "method " + req.method + " not allowed on " + req.path + ": use " + allow);
+    } else {
+      send_error(*res, 404, "no such route: " + req.method + " " + req.path);
     }
-    send_error(res, res.status, m);
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string m = "internal error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      m = e.what();
-    } catch (...) {
-    }
-    send_error(res, 500, m);
-  });
-  http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    double seconds = -1;
-    if (t_request.active) {
-      seconds = std::chrono::duration<double>(Clock::now() - t_request.start).count();
-      t_request.active = false;
-      --in_flight;
-    }
+  };
+  hh.error = [](int status, const std::string& message, HttpResponse* res) { send_error(*res, status, message); };
+  hh.log = [this](const HttpRequest& req, const HttpResponse& res, double seconds) {
     metrics.observe_request(route_of(req.path), res.status, seconds);
-  });
-
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(reinterpret_cast<const char*>(zeroshot_web_index_html), zeroshot_web_index_html_size,
-                    "text/html; charset=utf-8");
-  });
-  http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, json{{"status", "ok"}, {"model", model.name()}, {"version", ZEROSHOT_VERSION}});
-  });
-  http.Get("/metrics", guarded(this, &Impl::get_metrics));
-  http.Get("/v1/models", guarded(this, &Impl::get_models));
-  http.Get("/v1/label_sets", guarded(this, &Impl::get_label_sets));
-  http.Post("/v1/classify", guarded(this, &Impl::classify));
-  http.Post("/v1/embed", guarded(this, &Impl::embed));
-  http.Post("/v1/search", guarded(this, &Impl::search));
-  http.Post("/v1/moderate", guarded(this, &Impl::moderate));
-  http.Get(R"(/v1/thumbnail/([0-9]+))", guarded(this, &Impl::thumbnail));
+  };
+  http = std::make_unique<HttpServer>(h, std::move(hh));
 }
 
 Server::Server(const Model& model, ServerOptions opt) {
@@ -461,33 +472,13 @@ Server::~Server() {
   if (impl_) impl_->batcher.stop();
 }
 
-int Server::bind() {
-  Impl& s = *impl_;
-  int port = s.opt.port;
-  if (port == 0) {
-    port = s.http.bind_to_any_port(s.opt.host);
-    if (port < 0) throw Error(s.opt.host, "cannot listen on a free port");
-  } else if (!s.http.bind_to_port(s.opt.host, port)) {
-    throw Error(s.opt.host + ":" + std::to_string(port), "cannot listen (address in use, or not an address here)");
-  }
-  return port;
-}
+int Server::bind() { return impl_->http->bind(); }
 
 void Server::run() {
-  Impl& s = *impl_;
-  s.running = true;
-  if (!s.draining) s.http.listen_after_bind();  // returns once stopped and every worker is done
-  s.running = false;
-  s.batcher.stop();
+  impl_->http->run();  // returns once stopped and every request in flight is answered
+  impl_->batcher.stop();
 }
 
-void Server::stop() {
-  Impl& s = *impl_;
-  s.draining = true;
-  // listen_after_bind() marks the server running only once its loop starts; wait for that so stop() is not lost.
-  for (int i = 0; i < 2000 && s.running && !s.http.is_running(); ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  s.http.stop();
-}
+void Server::stop() { impl_->http->stop(); }
 
 }  // namespace zeroshot::server

@@ -37,7 +37,13 @@ struct ServerOptions {
   size_t max_texts = 256;           // /v1/embed texts per request
   size_t max_images = 32;           // /v1/embed images per request
   double request_timeout_s = 60;    // waiting for the encoder; then 504
-  size_t http_threads = 32;         // connections served at once (more wait for a thread)
+  size_t http_threads = 32;         // requests handled at once (more wait for a thread; reading them costs none)
+  // Clients (src/server/http.h): connections past these are closed at once; a request's headers and body must
+  // arrive within their deadlines, or the connection is closed.
+  size_t max_connections = 4096;
+  size_t max_connections_per_client = 64;  // per client address
+  double header_timeout_s = 10;
+  double body_timeout_s = 60;
   size_t classifier_cache = 64;     // label-set classifiers kept (LRU)
 };
 
