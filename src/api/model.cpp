@@ -124,8 +124,7 @@ std::string Model::fingerprint() const {
     for (const auto& name : ws.names()) files.insert(ws.get(name).file);
     std::vector<std::string> small = impl_->backend->definition_files();
     if (files.size() > 1) small.push_back(ws.origin());  // the shard index
-    const Precision pr = impl_->opt.precision;
-    const char* precision = pr == Precision::BF16 ? "bf16" : pr == Precision::Int8 ? "int8" : "f32";
+    const char* precision = nn::precision_name(api::to_nn_precision(impl_->opt.precision));
     impl_->fingerprint = api::model_fingerprint(small, {files.begin(), files.end()}, precision);
   }
   return impl_->fingerprint;

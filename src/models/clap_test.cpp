@@ -186,7 +186,7 @@ TEST_P(ClapFixture, ConfigAsDocumented) {
   EXPECT_EQ(cfg_.text.max_positions, 514);
   EXPECT_EQ(cfg_.text.vocab_size, 50265);
   EXPECT_FLOAT_EQ(cfg_.text.layer_norm_eps, 1e-12f);
-  EXPECT_EQ(cfg_.projection_act, ClapAct::Relu);
+  EXPECT_EQ(cfg_.projection_act, nn::Act::Relu);
   // logit scales: expected.json stores exp() of them.
   EXPECT_NEAR(std::exp(model_->logit_scale_a()), fx_.expected.at("logit_scale_a").get<double>(), 1e-3);
   EXPECT_NEAR(std::exp(model_->logit_scale_t()), fx_.expected.at("logit_scale_t").get<double>(), 1e-3);
@@ -759,7 +759,7 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
   EXPECT_EQ(c.audio.num_heads, (std::vector<int>{4, 8, 16, 32}));
   EXPECT_FALSE(c.audio.enable_fusion);
   EXPECT_EQ(c.audio.aff_block_r, 4);
-  EXPECT_EQ(c.audio.act, ClapAct::Gelu);
+  EXPECT_EQ(c.audio.act, nn::Act::Gelu);
   EXPECT_FLOAT_EQ(c.audio.layer_norm_eps, 1e-5f);
   EXPECT_EQ(c.text.vocab_size, 50265);
   EXPECT_EQ(c.text.hidden_size, 768);
@@ -770,9 +770,9 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
   EXPECT_EQ(c.text.type_vocab_size, 1);
   EXPECT_EQ(c.text.pad_token_id, 1);
   EXPECT_FLOAT_EQ(c.text.layer_norm_eps, 1e-12f);
-  EXPECT_EQ(c.text.act, ClapAct::Gelu);
+  EXPECT_EQ(c.text.act, nn::Act::Gelu);
   EXPECT_EQ(c.projection_dim, 512);
-  EXPECT_EQ(c.projection_act, ClapAct::Relu);
+  EXPECT_EQ(c.projection_act, nn::Act::Relu);
 
   // The top-level projection settings win over the towers' own.
   t.config() = Json{{"model_type", "clap"},
@@ -782,7 +782,7 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
   t.write_config();
   const ClapConfig d = ClapConfig::load(t.config_path());
   EXPECT_EQ(d.projection_dim, 64);
-  EXPECT_EQ(d.text.act, ClapAct::GeluTanh);
+  EXPECT_EQ(d.text.act, nn::Act::GeluTanh);
 }
 
 // Timing on the fixtures and, when CLAP_BENCH_DIR names a full-size checkpoint (make_random_checkpoint.py), on it

@@ -92,8 +92,8 @@ TEST(OpenClipConfig, ViTB32Defaults) {
   EXPECT_EQ(c.clip.vision.num_layers, 12);
   EXPECT_EQ(c.clip.vision.image_size, 224);
   EXPECT_EQ(c.clip.vision.patch_size, 32);
-  EXPECT_EQ(c.clip.vision.act, Activation::Gelu);  // quick_gelu defaults to false: nn.GELU
-  EXPECT_EQ(c.clip.text.act, Activation::Gelu);
+  EXPECT_EQ(c.clip.vision.act, nn::Act::Gelu);  // quick_gelu defaults to false: nn.GELU
+  EXPECT_EQ(c.clip.text.act, nn::Act::Gelu);
   EXPECT_FLOAT_EQ(c.clip.vision.layer_norm_eps, 1e-5f);
   EXPECT_EQ(c.clip.text.hidden_size, 512);
   EXPECT_EQ(c.clip.text.num_heads, 8);
@@ -124,8 +124,8 @@ TEST(OpenClipConfig, Options) {
   j["preprocess_cfg"] = Json::parse(R"({"size": 999, "mean": 0.5, "std": [0.1, 0.2, 0.3], "interpolation": "random",
                                        "resize_mode": "squash", "fill_color": 128, "mode": "RGB", "unknown": 1})");
   const OpenClipConfig c = load(j);
-  EXPECT_EQ(c.clip.vision.act, Activation::QuickGelu);
-  EXPECT_EQ(c.clip.text.act, Activation::QuickGelu);
+  EXPECT_EQ(c.clip.vision.act, nn::Act::QuickGelu);
+  EXPECT_EQ(c.clip.text.act, nn::Act::QuickGelu);
   EXPECT_EQ(c.clip.vision.num_heads, 2);               // 96 // 40, as open_clip (head dim 48)
   EXPECT_EQ(c.clip.vision.intermediate_size, 418);     // int(96 * 4.3637) = int(418.9152)
   EXPECT_EQ(c.clip.text.intermediate_size, 28);        // int(100 * 0.29) = int(28.999999999999996)
