@@ -29,6 +29,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "util/progress.h"
+#include "support/errors.h"
 #include "zeroshot/error.h"
 
 extern char** environ;
@@ -293,16 +294,7 @@ class Hub : public ::testing::Test {
   int servers_ = 0;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT a zeroshot::Error: ") + e.what();
-  }
-  return "(no error)";
-}
+using zeroshot::testing::error_of;
 
 TEST_F(Hub, ColdDownloadHasHuggingfaceHubLayout) {
   start();
