@@ -141,6 +141,10 @@ CliResult run_cli_in(const std::string& home, const Args& args,
   return run_cli(args, o);
 }
 
+CliResult run_cli_traced(const TempDir& home, const Args& args) {
+  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
+}
+
 std::vector<io::Json> json_lines(const std::string& out) {
   std::vector<io::Json> v;
   std::istringstream in(out);
