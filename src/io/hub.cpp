@@ -103,7 +103,7 @@ std::string hf_home() {
 bool offline_env() { return env_true("HF_HUB_OFFLINE") || env_true("TRANSFORMERS_OFFLINE"); }
 
 // huggingface_hub's _clean_token: drop CR/LF, strip spaces; empty means none.
-std::string clean_token(std::string t) {
+std::string clean_token(const std::string& t) {
   std::string out;
   for (char c : t)
     if (c != '\r' && c != '\n') out += c;

@@ -231,6 +231,7 @@ TEST_P(ClapFixture, TextEmbedsPooledAndFeatures) {
   const auto ids = input_ids(fx_);
   const int n = static_cast<int>(ids.size());
   std::vector<std::string> names;
+  names.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) names.push_back("text " + std::to_string(i));
   std::vector<float> embeds(static_cast<size_t>(n) * proj()), pooled(static_cast<size_t>(n) * cfg_.text.hidden_size);
   model_->encode_texts(ids, embeds.data(), pooled.data());
@@ -437,6 +438,7 @@ TEST_P(ClapFixture, ThreadsAndConcurrency) {
   // Concurrent callers on one model get what a lone caller gets.
   std::atomic<int> bad{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int c = 0; c < 4; ++c)
     callers.emplace_back([&, c] {
       for (int rep = 0; rep < 2; ++rep) {
@@ -790,7 +792,7 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
 TEST(ClapTiming, DISABLED_Speed) {
   std::vector<std::string> dirs = {fixture("clap-tiny-unfused"), fixture("clap-tiny-fused")};
   for (const char* env : {"CLAP_BENCH_DIR", "CLAP_BENCH_DIR2"})
-    if (const char* d = std::getenv(env)) dirs.push_back(d);
+    if (const char* d = std::getenv(env)) dirs.emplace_back(d);
   const Fixture fx = load_fixture("clap-tiny-fused");
   const auto ids = input_ids(fx);
   for (const auto& dir : dirs) {

@@ -222,6 +222,7 @@ TEST_P(ClipFixture, CopiedWeightsThreadsAndConcurrency) {
   // Concurrent callers on one model get what a lone caller gets.
   std::atomic<int> bad{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int t = 0; t < 4; ++t)
     callers.emplace_back([&, t] {
       for (int rep = 0; rep < 3; ++rep) {

@@ -336,7 +336,7 @@ void check_against_open_clip(const std::string& dir, const std::string& weights_
     double sum = 0;
     for (double& v : logits) sum += (v = std::exp(v - mx));
     std::vector<std::pair<double, std::string>> got;
-    for (size_t k = 0; k < logits.size(); ++k) got.push_back({logits[k] / sum, labels[k]});
+    for (size_t k = 0; k < logits.size(); ++k) got.emplace_back(logits[k] / sum, labels[k]);
     std::stable_sort(got.begin(), got.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     const Json& want = zc.at("result");
     ASSERT_EQ(want.size(), got.size());
@@ -448,7 +448,7 @@ TEST(OpenClipWeights, CustomTextModulePrefixAndAttnMask) {
   }
   const int ctx = cfg.context_length;
   std::vector<float> mask(static_cast<size_t>(ctx) * ctx, 0.0f);
-  names.push_back("module.text.attn_mask");
+  names.emplace_back("module.text.attn_mask");
   tensors.push_back({names.back(), io::DType::F32, {ctx, ctx}, mask.data()});
   const TempDir tmp;
   const std::string path = tmp.file("custom.safetensors", "");

@@ -356,8 +356,8 @@ void transpose16(const float* src, long lds, int rows, int cols, float* dst, lon
 template <int JB>
 void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd, float scale, float* s) {
   __m512 acc[4][JB];
-  for (int r = 0; r < 4; ++r)
-    for (int j = 0; j < JB; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (auto& row : acc)
+    for (__m512& a : row) a = _mm512_setzero_ps();
   for (int d = 0; d < hd; ++d) {
     __m512 kv[JB];
     for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_ps(kt + static_cast<long>(d) * l16 + (jb0 + j) * 16);
@@ -376,8 +376,8 @@ void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd,
 template <int HB>
 void pv4(const float* p, int l16, const float* v, long ld, int jn, int d0, int hd, float* const out[4], int rows_out) {
   __m512 acc[4][HB];
-  for (int r = 0; r < 4; ++r)
-    for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_setzero_ps();
+  for (auto& row : acc)
+    for (__m512& a : row) a = _mm512_setzero_ps();
   __mmask16 mk[HB];
   for (int h = 0; h < HB; ++h) mk[h] = tail_mask(hd - d0 - 16 * h);
   for (int j = 0; j < jn; ++j) {
@@ -413,7 +413,7 @@ void softmax16(float* row, int valid, int l16) {
 }  // namespace
 
 size_t attention_work_floats(int len, int hd) {
-  const size_t l16 = static_cast<size_t>((len + 15) / 16 * 16);
+  const size_t l16 = (static_cast<size_t>(len) + 15) / 16 * 16;
   return l16 * static_cast<size_t>(hd) + 4 * l16;
 }
 

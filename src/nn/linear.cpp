@@ -490,7 +490,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
       float* yr = y + static_cast<long>(r) * ldy + j0;
       for (int j = 0; j < nc; ++j) {
         float v = o[j];
-        if (L.prec == Precision::Int8) v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0 + j)];
+        if (L.prec == Precision::Int8) v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0) + static_cast<size_t>(j)];
         if (L.bias) v += L.bias[j0 + j];
         if (acc)
           yr[j] += v;

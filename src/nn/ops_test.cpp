@@ -333,6 +333,7 @@ TEST(ThreadPool, ConcurrentCallersAndNesting) {
   ThreadPool pool(2);
   std::atomic<long> total{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int t = 0; t < 4; ++t)
     callers.emplace_back([&] {
       for (int rep = 0; rep < 50; ++rep)
