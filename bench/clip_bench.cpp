@@ -8,7 +8,7 @@
 // PyTorch peer scripts use, and texts/s for the 1,000 ImageNet class names through "a photo of a {}." (all at
 // once, ragged). Timing as ort_bench.mjs: `warmup` calls, then `iters` calls, throughput = items / total time.
 // Also the process CPU time per item (robust when the machine is shared) and the resident memory.
-#include <time.h>
+#include <time.h>  // NOLINT(modernize-deprecated-headers): POSIX clock_gettime, not in <ctime>'s std::
 
 #include <algorithm>
 #include <chrono>

@@ -1,7 +1,8 @@
 // Measurement only (not a test): nn::linear (OpenBLAS, the old path) against PackedLinear (f32 / bf16 / int8) at
 // one GEMM shape, on a ThreadPool of T threads.  gemm_bench M K N [threads] [iters]
-#include <time.h>
+#include <time.h>  // NOLINT(modernize-deprecated-headers): POSIX clock_gettime, not in <ctime>'s std::
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     // LAYERS copies of the weights, used in turn: like a model's layers, they come from DRAM, not the caches.
     const int layers = std::getenv("LAYERS") ? std::atoi(std::getenv("LAYERS")) : 1;
     std::vector<PackedLinear> L;
+    L.reserve(static_cast<size_t>(std::max(layers, 0)));
     for (int i = 0; i < layers; ++i) L.emplace_back(w.data(), b.data(), N, K, p);
     int next = 0;
     bench((std::string("packed-") + precision_name(p)).c_str(), M, K, N, iters, [&] {

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   int rounds = 7;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--rounds") == 0 && i + 1 < argc) rounds = std::atoi(argv[++i]);
-    else dirs.push_back(argv[i]);
+    else dirs.emplace_back(argv[i]);
   }
   if (dirs.size() < 2 || rounds < 1) {
     std::fprintf(stderr, "usage: load_bench DIR_A DIR_B [DIR_C ...] [--rounds N]\n");

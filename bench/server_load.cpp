@@ -119,6 +119,7 @@ int main(int argc, char** argv) {
   std::vector<double> latencies_ms;  // of 200 answers
   std::map<int, size_t> by_status;
   std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(std::max(a.clients, 0)));
   for (int i = 0; i < a.clients; ++i) {
     threads.emplace_back([&] {
       httplib::Client c(a.host, a.port);

@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace zeroshot;
   namespace fs = std::filesystem;
   static const fs::path dir = [] {
-    const fs::path d = fuzz::scratch_dir();
+    fs::path d = fuzz::scratch_dir();
     for (const char* f : {"a.jpg", "b.png", "cat.jpg", "dir/c.webp", "esc/audio/1-100-A-0.wav", "esc/audio/a.wav"})
       touch(d / f);
     return d;

@@ -33,7 +33,7 @@ inline const std::filesystem::path& scratch_dir() {
 
 // Writes the input to scratch_dir()/name and returns the path (readers that only take paths).
 inline std::string write_scratch(const std::string& name, const uint8_t* data, size_t size) {
-  const std::string path = (scratch_dir() / name).string();
+  std::string path = (scratch_dir() / name).string();
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) std::abort();
   if (size && std::fwrite(data, 1, size, f) != size) std::abort();

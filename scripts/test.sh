@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds and runs every test: a Release build, then an AddressSanitizer + UndefinedBehaviorSanitizer build, then
 # a ThreadSanitizer build with clang (the tests labelled `threads`), then a libFuzzer smoke run
-# of every target in fuzz/ (scripts/fuzz.sh, FUZZ_SECONDS each, default 20).
+# of every target in fuzz/ (scripts/fuzz.sh, FUZZ_SECONDS each, default 20). After the Release stage:
+# scripts/lint.sh --check (format + lint; SKIP_LINT=1 skips it).
 #   scripts/test.sh            all four stages
-#   scripts/test.sh --fast     the Release build only
+#   scripts/test.sh --fast     the Release build (and the lint check) only
 # Fixtures are read from ../shared (set ZEROSHOT_SHARED to override); nothing is copied into the repo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,8 @@ run_suite() {  # build-dir, extra cmake args...
   (cd "$dir" && ctest --output-on-failure -j "$JOBS" --timeout 900 ${CTEST_ARGS:-})
 }
 run_suite build -DCMAKE_BUILD_TYPE=Release
+# Format and lint (.clang-format, .clang-tidy; warnings are errors) over the Release build's compile database.
+if [ "${SKIP_LINT:-0}" != 1 ]; then LINT_BUILD_DIR=build JOBS="$JOBS" scripts/lint.sh --check; fi
 if [ "${1:-}" != "--fast" ]; then
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -27,9 +27,7 @@ using namespace zeroshot::testing;
 namespace {
 
 // The built binary with its caches under `home`, offline, tracing its phases.
-CliResult zeroshot_cli(const TempDir& home, const Args& args) {
-  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
-}
+const auto zeroshot_cli = run_cli_traced;
 
 // A writable copy of a fixture model (the fixtures are read-only).
 fs::path copy_model(const TempDir& home, const std::string& model, const std::string& as) {

@@ -18,9 +18,7 @@ using namespace zeroshot::testing;
 namespace {
 
 // The built binary with its caches in `home` (HF and XDG), offline, stdin closed, tracing its phases.
-CliResult zeroshot_cli(const TempDir& home, const Args& args) {
-  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
-}
+const auto zeroshot_cli = run_cli_traced;
 
 }  // namespace
 

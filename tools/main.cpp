@@ -8,7 +8,8 @@
 #include "zeroshot/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"zeroshot: exact zero-shot classification with contrastive models (CLIP for images, CLAP for audio)"};
+  CLI::App app{
+      "zeroshot: exact zero-shot classification with contrastive models (CLIP and SigLIP for images, CLAP for audio)"};
   app.require_subcommand(1);
   app.footer(zeroshot::cli::kExitCodesHelp);
   app.set_version_flag("--version", "zeroshot " ZEROSHOT_VERSION);

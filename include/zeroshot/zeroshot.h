@@ -1,4 +1,5 @@
-// zeroshot: exact zero-shot classification with contrastive models (CLIP for images, CLAP for audio), in C++.
+// zeroshot: exact zero-shot classification with contrastive models (CLIP and SigLIP for images, CLAP for audio),
+// in C++.
 //
 //   auto model = zeroshot::Model::load("openai/clip-vit-base-patch32");   // or a Hugging Face model folder
 //   zeroshot::ZeroShotClassifier clf(*model, {"cat", "dog", "a red car"});  // default template
@@ -26,7 +27,7 @@ inline constexpr const char* kDefaultImageTemplate = "This is a photo of {}.";
 // The Hugging Face zero-shot-audio-classification pipeline's default template.
 inline constexpr const char* kDefaultAudioTemplate = "This is a sound of {}.";
 
-// What a model's non-text tower reads: its family decides (CLIP: images, CLAP: audio).
+// What a model's non-text tower reads: its family decides (CLIP, SigLIP: images; CLAP: audio).
 enum class Modality { Image, Audio };
 
 // Where clips longer than the model's 10 s window are cut (CLAP): Middle: the middle window (rand_trunc) or the

@@ -1,4 +1,4 @@
-"""zeroshot: exact, fast zero-shot classification with CLIP and CLAP, in-process.
+"""zeroshot: exact, fast zero-shot classification with CLIP, SigLIP and CLAP, in-process.
 
 The Hugging Face pipelines, same call shapes and numbers::
 

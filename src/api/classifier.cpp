@@ -30,7 +30,7 @@ ZeroShotClassifier::ZeroShotClassifier(const Model& model, std::vector<std::stri
 ZeroShotClassifier::ZeroShotClassifier(const Model& model, std::vector<std::vector<std::string>> classes,
                                        std::vector<std::string> templates, const ClassifierOptions& options)
     : model_(model), templates_(std::move(templates)) {
-  if (templates_.empty()) templates_.push_back(model_.default_template());
+  if (templates_.empty()) templates_.emplace_back(model_.default_template());
   build(std::move(classes), options);
 }
 

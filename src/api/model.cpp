@@ -49,7 +49,7 @@ namespace {
 // reading its label cache. Only weights used in place are mapped (converted ones were read once at load and their
 // pages released); the text tower is left to fault on use: a cached label set never reads it. Best effort: any
 // failure (an older kernel: EINVAL) just stops the thread.
-void prefetch_weights(const io::WeightStore& ws, std::vector<std::string> names, const std::atomic<bool>& stop) {
+void prefetch_weights(const io::WeightStore& ws, const std::vector<std::string>& names, const std::atomic<bool>& stop) {
 #ifdef MADV_POPULATE_READ
   std::vector<std::pair<uintptr_t, uintptr_t>> ranges;
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
@@ -124,8 +124,7 @@ std::string Model::fingerprint() const {
     for (const auto& name : ws.names()) files.insert(ws.get(name).file);
     std::vector<std::string> small = impl_->backend->definition_files();
     if (files.size() > 1) small.push_back(ws.origin());  // the shard index
-    const Precision pr = impl_->opt.precision;
-    const char* precision = pr == Precision::BF16 ? "bf16" : pr == Precision::Int8 ? "int8" : "f32";
+    const char* precision = nn::precision_name(api::to_nn_precision(impl_->opt.precision));
     impl_->fingerprint = api::model_fingerprint(small, {files.begin(), files.end()}, precision);
   }
   return impl_->fingerprint;
@@ -189,6 +188,7 @@ Embeddings embed_all(const api::Backend& b, const std::vector<std::string>& path
   inputs.reserve(paths.size());
   for (const auto& p : paths) inputs.push_back(b.load_file(p));
   std::vector<const api::Input*> ptrs;
+  ptrs.reserve(inputs.size());
   for (const auto& in : inputs) ptrs.push_back(&in);
   e.rows = paths.size();
   e.data.resize(e.rows * e.dim);

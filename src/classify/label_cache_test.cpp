@@ -121,11 +121,13 @@ TEST(LabelCacheFile, ConcurrentWritersAndReaders) {
   const size_t rows = 64, dim = 512;  // 128 KiB: large enough for writes to interleave
   // Each writer writes its own payload, so a reader that got a mix of two files would be caught.
   std::vector<std::vector<float>> payloads;
+  payloads.reserve(4);
   for (int w = 0; w < 4; ++w) payloads.push_back(ramp(rows * dim, 1.f + static_cast<float>(w)));
   const auto& data = payloads[0];
   std::atomic<bool> stop{false};
   std::atomic<int> bad_reads{0}, good_reads{0}, failed_writes{0};
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int w = 0; w < 4; ++w)
     threads.emplace_back([&, w] {
       for (int i = 0; i < 25; ++i)

@@ -1,4 +1,4 @@
-// Zero-shot scoring, independent of the model that made the embeddings (CLIP images, CLAP audio).
+// Zero-shot scoring, independent of the model that made the embeddings (CLIP and SigLIP images, CLAP audio).
 //
 // For K labels and T templates: each prompt template(label) is embedded; each embedding is L2-normalized, the T of
 // a label are averaged and the mean normalized again (CLIP's prompt ensembling). An input embedding x scores

@@ -320,8 +320,7 @@ Dataset read_csv(const std::string& path, const ReadOptions& opt) {
 
   std::map<std::string, int> index;  // label text -> class
   if (!opt.classes.empty()) {
-    for (size_t j = 0; j < opt.classes.size(); ++j)
-      d.classes.push_back({opt.classes[j][0], opt.classes[j]});
+    for (const auto& names : opt.classes) d.classes.push_back({names[0], names});
     std::map<std::string, int> by_name;
     for (size_t j = 0; j < opt.classes.size(); ++j) by_name.emplace(opt.classes[j][0], static_cast<int>(j));
     for (const auto& r : rows) {

@@ -60,9 +60,9 @@ TEST(Report, ShrinkAveragesEachOutputPixelsArea) {
   zeroshot::image::RgbImage img{4, 2, {}};
   // Left 2x2 block: values 0, 10, 20, 30 (mean 15); right block 100 everywhere.
   const uint8_t v[2][4] = {{0, 10, 100, 100}, {20, 30, 100, 100}};
-  for (int y = 0; y < 2; ++y)
-    for (int x = 0; x < 4; ++x)
-      for (int c = 0; c < 3; ++c) img.pixels.push_back(v[y][x]);
+  for (const auto& row : v)
+    for (uint8_t value : row)
+      for (int c = 0; c < 3; ++c) img.pixels.push_back(value);
   const auto s = shrink_to_fit(img, 2);
   ASSERT_EQ(s.width, 2);
   ASSERT_EQ(s.height, 1);
@@ -133,7 +133,7 @@ TEST(Report, MultiLabelAndFailures) {
   const std::vector<std::vector<int>> labels = {{0, 1}, {1}};
   const std::vector<float> scores = {0.9f, 0.2f, 0.1f, 0.8f};
   f.ev.sets[0].multi = multi_label_metrics(scores.data(), 2, 2, labels);
-  f.ev.failed.push_back({1, "/x/broken.jpg: not a JPEG, PNG, WebP, GIF or BMP file"});
+  f.ev.failed.emplace_back(1, "/x/broken.jpg: not a JPEG, PNG, WebP, GIF or BMP file");
   const std::string html = render_report(f.data, f.ev, f.info);
   EXPECT_NE(html.find("mean average precision"), std::string::npos);
   EXPECT_NE(html.find("broken.jpg: not a JPEG"), std::string::npos);

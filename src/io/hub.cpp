@@ -4,7 +4,6 @@
 #include "io/hub.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -32,6 +31,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "util/progress.h"
+#include "util/sha256.h"
 #include "zeroshot/error.h"
 #include "zeroshot/version.h"
 
@@ -103,7 +103,7 @@ std::string hf_home() {
 bool offline_env() { return env_true("HF_HUB_OFFLINE") || env_true("TRANSFORMERS_OFFLINE"); }
 
 // huggingface_hub's _clean_token: drop CR/LF, strip spaces; empty means none.
-std::string clean_token(std::string t) {
+std::string clean_token(const std::string& t) {
   std::string out;
   for (char c : t)
     if (c != '\r' && c != '\n') out += c;
@@ -225,41 +225,6 @@ std::string one_line(const std::string& s, size_t max = 200) {
   }
   return out;
 }
-
-// ---------------------------------------------------------------------------------------------------------
-// SHA-256 through OpenSSL's libcrypto, to check LFS blobs against their etag while they stream in.
-
-class Sha256 {
- public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
-  }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256&) = delete;
-  Sha256& operator=(const Sha256&) = delete;
-  void reset() { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  void update(const unsigned char* p, size_t n) { EVP_DigestUpdate(ctx_, p, n); }
-  std::string hex() const {
-    EVP_MD_CTX* c = EVP_MD_CTX_new();
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    if (!c || EVP_MD_CTX_copy_ex(c, ctx_) != 1 || EVP_DigestFinal_ex(c, md, &len) != 1) {
-      EVP_MD_CTX_free(c);
-      throw std::bad_alloc();
-    }
-    EVP_MD_CTX_free(c);
-    static const char* digits = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < len; ++i) {
-      out += digits[md[i] >> 4];
-      out += digits[md[i] & 15];
-    }
-    return out;
-  }
-
- private:
-  EVP_MD_CTX* ctx_;
-};
 
 // ---------------------------------------------------------------------------------------------------------
 // Small file-system helpers (POSIX where atomicity matters)
@@ -687,7 +652,7 @@ Fetched get_to_file(const Ctx& c, const std::string& url, bool send_token, const
     if (::ftruncate(fd.fd, 0) != 0 || ::lseek(fd.fd, 0, SEEK_SET) != 0)
       throw Error(part.string(), std::string("cannot truncate: ") + std::strerror(errno));
   };
-  Sha256 sha;
+  util::Sha256 sha;  // LFS blobs are checked against their etag while they stream in
   uint64_t have = 0;
   if (resume) {
     off_t end = ::lseek(fd.fd, 0, SEEK_END);
@@ -709,7 +674,7 @@ Fetched get_to_file(const Ctx& c, const std::string& url, bool send_token, const
   if (expected >= 0 && have == static_cast<uint64_t>(expected)) {  // already complete (http_get does the same)
     f.r.status = 200;
     f.bytes = have;
-    f.sha256 = sha.hex();
+    f.sha256 = util::to_hex(sha.digest());
     return f;
   }
   std::string label = c.file.size() > 40 ? "..." + c.file.substr(c.file.size() - 37) : c.file;
@@ -744,7 +709,7 @@ Fetched get_to_file(const Ctx& c, const std::string& url, bool send_token, const
         if (n <= 0) throw Error(part.string(), std::string("write failed: ") + std::strerror(errno));
         done += static_cast<size_t>(n);
       }
-      sha.update(reinterpret_cast<const unsigned char*>(data), len);
+      sha.update(data, len);
       written += len;
       bar.update(have + written);
       return true;
@@ -790,7 +755,7 @@ Fetched get_to_file(const Ctx& c, const std::string& url, bool send_token, const
                              " bytes (the server closed the connection)");
   }
   f.bytes = total;
-  f.sha256 = sha.hex();
+  f.sha256 = util::to_hex(sha.digest());
   return f;
 }
 

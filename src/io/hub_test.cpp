@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not <csignal>'s std::signal
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -29,6 +29,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "util/progress.h"
+#include "support/errors.h"
 #include "zeroshot/error.h"
 
 extern char** environ;
@@ -98,6 +99,7 @@ std::string run_capture(const std::vector<std::string>& args) {
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, out[1], 1);
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
   pid_t pid = -1;
@@ -140,6 +142,7 @@ class HfServer {
     posix_spawn_file_actions_adddup2(&fa, in[0], 0);
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
     int rc = posix_spawnp(&pid_, "python3", &fa, nullptr, argv.data(), environ);
@@ -202,7 +205,7 @@ int closed_port() {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  EXPECT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   socklen_t len = sizeof a;
   ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
   ::close(s);
@@ -293,16 +296,7 @@ class Hub : public ::testing::Test {
   int servers_ = 0;
 };
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT a zeroshot::Error: ") + e.what();
-  }
-  return "(no error)";
-}
+using zeroshot::testing::error_of;
 
 TEST_F(Hub, ColdDownloadHasHuggingfaceHubLayout) {
   start();

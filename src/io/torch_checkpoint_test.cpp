@@ -14,6 +14,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "support/errors.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::io {
@@ -30,16 +31,7 @@ std::string read_all(const fs::path& p) {
 
 void write_all(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    return std::string("NOT a zeroshot::Error: ") + e.what();
-  }
-  return "(no error)";
-}
+using zeroshot::testing::error_of;
 
 class TorchCheckpoint : public ::testing::Test {
  protected:

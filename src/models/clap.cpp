@@ -28,14 +28,14 @@ constexpr int kMaxStages = 8;
 using hf::json_str;
 using hf::kMaxSize;
 
-ClapAct get_act(const hf::Fields& f, const char* key, ClapAct def) {
+nn::Act get_act(const hf::Fields& f, const char* key, nn::Act def) {
   if (!f.has(key)) return def;
   const std::string s = f.text(key, "");
-  if (s == "relu") return ClapAct::Relu;
-  if (s == "gelu") return ClapAct::Gelu;
-  if (s == "gelu_new" || s == "gelu_pytorch_tanh") return ClapAct::GeluTanh;
-  if (s == "quick_gelu") return ClapAct::QuickGelu;
-  if (s == "silu" || s == "swish") return ClapAct::Silu;
+  if (s == "relu") return nn::Act::Relu;
+  if (s == "gelu") return nn::Act::Gelu;
+  if (s == "gelu_new" || s == "gelu_pytorch_tanh") return nn::Act::GeluTanh;
+  if (s == "quick_gelu") return nn::Act::QuickGelu;
+  if (s == "silu" || s == "swish") return nn::Act::Silu;
   f.fail(std::string(key) + " \"" + s + "\" is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu or silu)");
 }
 
@@ -151,7 +151,7 @@ ClapConfig ClapConfig::load(const std::string& path) {
   // ClapConfig overwrites the towers' projection_dim / projection_hidden_act with its own.
   const hf::Fields top{j, path, ""};
   c.projection_dim = top.size("projection_dim", 512);
-  c.projection_act = get_act(top, "projection_hidden_act", ClapAct::Relu);
+  c.projection_act = get_act(top, "projection_hidden_act", nn::Act::Relu);
   return c;
 }
 
@@ -235,36 +235,10 @@ class Buffer {
   Block block_;
 };
 
-void apply_act(ClapAct act, float* x, long n, nn::ThreadPool* p) {
-  switch (act) {
-    case ClapAct::Relu: nn::relu(x, n, p); return;
-    case ClapAct::Gelu: nn::activate(nn::Act::Gelu, x, n, p); return;
-    case ClapAct::GeluTanh: nn::activate(nn::Act::GeluTanh, x, n, p); return;
-    case ClapAct::QuickGelu: nn::activate(nn::Act::QuickGelu, x, n, p); return;
-    case ClapAct::Silu: nn::silu(x, n, p); return;
-  }
-}
-
-// The activation fused into a GEMM's epilogue, when nn::Act has it (relu and silu run as a separate pass).
-bool fused_act(ClapAct a, nn::Act* out) {
-  switch (a) {
-    case ClapAct::Gelu: *out = nn::Act::Gelu; return true;
-    case ClapAct::GeluTanh: *out = nn::Act::GeluTanh; return true;
-    case ClapAct::QuickGelu: *out = nn::Act::QuickGelu; return true;
-    default: return false;
-  }
-}
-
 // y = act(norm(x) W^T + b) [rows x out].
-void linear_act(const PackedLinear& l, ClapAct act, const float* x, int rows, float* y, nn::ThreadPool* p,
+void linear_act(const PackedLinear& l, nn::Act act, const float* x, int rows, float* y, nn::ThreadPool* p,
                 const nn::RowLayerNorm* norm = nullptr) {
-  nn::Act a = nn::Act::Gelu;
-  if (fused_act(act, &a)) {
-    l.forward(x, rows, y, p, nn::LinearPost::activate(a), norm);
-  } else {
-    l.forward(x, rows, y, p, nn::LinearPost::store(), norm);
-    apply_act(act, y, static_cast<long>(rows) * l.out_features(), p);
-  }
+  l.forward(x, rows, y, p, nn::LinearPost::activate(act), norm);
 }
 
 

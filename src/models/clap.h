@@ -30,8 +30,6 @@ class SafeTensorsFile;
 
 namespace zeroshot::models {
 
-enum class ClapAct { Relu, Gelu /* exact erf */, GeluTanh, QuickGelu, Silu };
-
 struct ClapAudioConfig {
   int num_mel_bins = 64;
   int spec_size = 256;
@@ -47,7 +45,7 @@ struct ClapAudioConfig {
   bool enable_patch_layer_norm = true;
   int aff_block_r = 4;
   float layer_norm_eps = 1e-5f;  // the Swin blocks' LayerNorms (HF gives the other HTSAT LayerNorms torch's 1e-5)
-  ClapAct act = ClapAct::Gelu;
+  nn::Act act = nn::Act::Gelu;
   // Time frames of input_features. Not in config.json: the feature extractor's max_samples / hop + 1
   // (1001 in every CLAP checkpoint); any value in [1, spec_size * freq_ratio] is accepted.
   int input_frames = 1001;
@@ -68,14 +66,14 @@ struct ClapTextConfig {
   int type_vocab_size = 1;
   int pad_token_id = 1;
   float layer_norm_eps = 1e-12f;
-  ClapAct act = ClapAct::Gelu;
+  nn::Act act = nn::Act::Gelu;
 };
 
 struct ClapConfig {
   ClapAudioConfig audio;
   ClapTextConfig text;
   int projection_dim = 512;               // top level wins over the towers' own (as in HF's ClapConfig)
-  ClapAct projection_act = ClapAct::Relu;
+  nn::Act projection_act = nn::Act::Relu;
   // Throws zeroshot::Error naming the file: unknown model_type, invalid sizes, unsupported activations or
   // geometry (fusion_type "channel_map", patch_stride != patch_size, stages not a multiple of the window, ...).
   static ClapConfig load(const std::string& config_json);

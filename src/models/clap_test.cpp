@@ -186,7 +186,7 @@ TEST_P(ClapFixture, ConfigAsDocumented) {
   EXPECT_EQ(cfg_.text.max_positions, 514);
   EXPECT_EQ(cfg_.text.vocab_size, 50265);
   EXPECT_FLOAT_EQ(cfg_.text.layer_norm_eps, 1e-12f);
-  EXPECT_EQ(cfg_.projection_act, ClapAct::Relu);
+  EXPECT_EQ(cfg_.projection_act, nn::Act::Relu);
   // logit scales: expected.json stores exp() of them.
   EXPECT_NEAR(std::exp(model_->logit_scale_a()), fx_.expected.at("logit_scale_a").get<double>(), 1e-3);
   EXPECT_NEAR(std::exp(model_->logit_scale_t()), fx_.expected.at("logit_scale_t").get<double>(), 1e-3);
@@ -231,6 +231,7 @@ TEST_P(ClapFixture, TextEmbedsPooledAndFeatures) {
   const auto ids = input_ids(fx_);
   const int n = static_cast<int>(ids.size());
   std::vector<std::string> names;
+  names.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) names.push_back("text " + std::to_string(i));
   std::vector<float> embeds(static_cast<size_t>(n) * proj()), pooled(static_cast<size_t>(n) * cfg_.text.hidden_size);
   model_->encode_texts(ids, embeds.data(), pooled.data());
@@ -437,6 +438,7 @@ TEST_P(ClapFixture, ThreadsAndConcurrency) {
   // Concurrent callers on one model get what a lone caller gets.
   std::atomic<int> bad{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int c = 0; c < 4; ++c)
     callers.emplace_back([&, c] {
       for (int rep = 0; rep < 2; ++rep) {
@@ -759,7 +761,7 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
   EXPECT_EQ(c.audio.num_heads, (std::vector<int>{4, 8, 16, 32}));
   EXPECT_FALSE(c.audio.enable_fusion);
   EXPECT_EQ(c.audio.aff_block_r, 4);
-  EXPECT_EQ(c.audio.act, ClapAct::Gelu);
+  EXPECT_EQ(c.audio.act, nn::Act::Gelu);
   EXPECT_FLOAT_EQ(c.audio.layer_norm_eps, 1e-5f);
   EXPECT_EQ(c.text.vocab_size, 50265);
   EXPECT_EQ(c.text.hidden_size, 768);
@@ -770,9 +772,9 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
   EXPECT_EQ(c.text.type_vocab_size, 1);
   EXPECT_EQ(c.text.pad_token_id, 1);
   EXPECT_FLOAT_EQ(c.text.layer_norm_eps, 1e-12f);
-  EXPECT_EQ(c.text.act, ClapAct::Gelu);
+  EXPECT_EQ(c.text.act, nn::Act::Gelu);
   EXPECT_EQ(c.projection_dim, 512);
-  EXPECT_EQ(c.projection_act, ClapAct::Relu);
+  EXPECT_EQ(c.projection_act, nn::Act::Relu);
 
   // The top-level projection settings win over the towers' own.
   t.config() = Json{{"model_type", "clap"},
@@ -782,7 +784,7 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
   t.write_config();
   const ClapConfig d = ClapConfig::load(t.config_path());
   EXPECT_EQ(d.projection_dim, 64);
-  EXPECT_EQ(d.text.act, ClapAct::GeluTanh);
+  EXPECT_EQ(d.text.act, nn::Act::GeluTanh);
 }
 
 // Timing on the fixtures and, when CLAP_BENCH_DIR names a full-size checkpoint (make_random_checkpoint.py), on it
@@ -790,7 +792,7 @@ TEST(ClapConfigDefaults, MissingKeysTakeTransformersDefaults) {
 TEST(ClapTiming, DISABLED_Speed) {
   std::vector<std::string> dirs = {fixture("clap-tiny-unfused"), fixture("clap-tiny-fused")};
   for (const char* env : {"CLAP_BENCH_DIR", "CLAP_BENCH_DIR2"})
-    if (const char* d = std::getenv(env)) dirs.push_back(d);
+    if (const char* d = std::getenv(env)) dirs.emplace_back(d);
   const Fixture fx = load_fixture("clap-tiny-fused");
   const auto ids = input_ids(fx);
   for (const auto& dir : dirs) {

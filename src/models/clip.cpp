@@ -26,12 +26,12 @@ namespace zeroshot::models {
 
 namespace {
 
-Activation get_act(const hf::Fields& f) {
-  if (!f.has("hidden_act")) return Activation::QuickGelu;  // HF default for both towers
+nn::Act get_act(const hf::Fields& f) {
+  if (!f.has("hidden_act")) return nn::Act::QuickGelu;  // HF default for both towers
   const std::string s = f.text("hidden_act", "");
-  if (s == "quick_gelu") return Activation::QuickGelu;
-  if (s == "gelu") return Activation::Gelu;
-  if (s == "gelu_new" || s == "gelu_pytorch_tanh") return Activation::GeluTanh;
+  if (s == "quick_gelu") return nn::Act::QuickGelu;
+  if (s == "gelu") return nn::Act::Gelu;
+  if (s == "gelu_new" || s == "gelu_pytorch_tanh") return nn::Act::GeluTanh;
   f.fail("hidden_act \"" + s + "\" is not supported (expected quick_gelu, gelu, gelu_new or gelu_pytorch_tanh)");
 }
 
@@ -99,15 +99,6 @@ struct Layer {
   nn::PackedLinear qkv;  // q_proj | k_proj | v_proj stacked: one GEMM with 3 x hidden outputs
   nn::PackedLinear out, fc1, fc2;
 };
-
-nn::Act to_nn(Activation a) {
-  switch (a) {
-    case Activation::QuickGelu: return nn::Act::QuickGelu;
-    case Activation::Gelu: return nn::Act::Gelu;
-    case Activation::GeluTanh: return nn::Act::GeluTanh;
-  }
-  return nn::Act::QuickGelu;
-}
 
 // Rows (tokens x sequences) run through the encoder at once: bounds the activation memory of a large batch
 // (~70 MB for ViT-B, ~90 MB for ViT-L) while keeping GEMMs large enough to be efficient.
@@ -252,7 +243,7 @@ struct ClipModel::Impl {
     l.qkv.forward(x, m, qkv, p, nn::LinearPost::store(), &ln1);
     nn::attention(qkv, qkv + d, qkv + 2 * d, 3L * d, lens, tc.num_heads, head_dim, scale, causal, ctx, d, p);
     l.out.forward(ctx, m, x, p, nn::LinearPost::accumulate());  // x += out_proj(ctx)
-    l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(to_nn(tc.act)), &ln2);
+    l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(tc.act), &ln2);
     l.fc2.forward(mlp, m, x, p, nn::LinearPost::accumulate());  // x += fc2(act(fc1(ln2(x))))
   }
 

@@ -26,15 +26,13 @@ class SafeTensorsFile;
 
 namespace zeroshot::models {
 
-enum class Activation { QuickGelu, Gelu /* exact erf */, GeluTanh };
-
 struct ClipTowerConfig {
   int hidden_size = 0;
   int intermediate_size = 0;
   int num_heads = 0;
   int num_layers = 0;
   float layer_norm_eps = 1e-5f;
-  Activation act = Activation::QuickGelu;
+  nn::Act act = nn::Act::QuickGelu;
   // vision only
   int image_size = 0;
   int patch_size = 0;

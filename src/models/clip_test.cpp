@@ -115,8 +115,8 @@ TEST_P(ClipFixture, ConfigAsDocumented) {
     EXPECT_EQ(cfg_.text.num_layers, 2);
     EXPECT_EQ(cfg_.projection_dim, 48);
     EXPECT_EQ(cfg_.text.eos_token_id, 2);
-    EXPECT_EQ(cfg_.vision.act, Activation::QuickGelu);
-    EXPECT_EQ(cfg_.text.act, Activation::QuickGelu);
+    EXPECT_EQ(cfg_.vision.act, nn::Act::QuickGelu);
+    EXPECT_EQ(cfg_.text.act, nn::Act::QuickGelu);
   } else {
     EXPECT_EQ(cfg_.vision.hidden_size, 80);
     EXPECT_EQ(cfg_.vision.num_heads, 5);
@@ -128,8 +128,8 @@ TEST_P(ClipFixture, ConfigAsDocumented) {
     EXPECT_EQ(cfg_.text.num_layers, 2);
     EXPECT_EQ(cfg_.projection_dim, 40);
     EXPECT_EQ(cfg_.text.eos_token_id, 49407);
-    EXPECT_EQ(cfg_.vision.act, Activation::Gelu);
-    EXPECT_EQ(cfg_.text.act, Activation::Gelu);
+    EXPECT_EQ(cfg_.vision.act, nn::Act::Gelu);
+    EXPECT_EQ(cfg_.text.act, nn::Act::Gelu);
   }
   EXPECT_EQ(cfg_.text.max_positions, 77);
   EXPECT_EQ(cfg_.text.vocab_size, 49408);
@@ -222,6 +222,7 @@ TEST_P(ClipFixture, CopiedWeightsThreadsAndConcurrency) {
   // Concurrent callers on one model get what a lone caller gets.
   std::atomic<int> bad{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int t = 0; t < 4; ++t)
     callers.emplace_back([&, t] {
       for (int rep = 0; rep < 3; ++rep) {
@@ -401,7 +402,7 @@ TEST(ClipConfigDefaults, MissingKeysTakeTransformersDefaults) {
   EXPECT_EQ(c.text.num_heads, 8);
   EXPECT_EQ(c.text.max_positions, 77);
   EXPECT_EQ(c.text.eos_token_id, 49407);
-  EXPECT_EQ(c.text.act, Activation::QuickGelu);
+  EXPECT_EQ(c.text.act, nn::Act::QuickGelu);
   EXPECT_FLOAT_EQ(c.text.layer_norm_eps, 1e-5f);
   EXPECT_EQ(c.vision.hidden_size, 768);
   EXPECT_EQ(c.vision.intermediate_size, 3072);
@@ -410,7 +411,7 @@ TEST(ClipConfigDefaults, MissingKeysTakeTransformersDefaults) {
   EXPECT_EQ(c.vision.num_channels, 3);
   EXPECT_EQ(c.vision.image_size, 224);
   EXPECT_EQ(c.vision.patch_size, 32);
-  EXPECT_EQ(c.vision.act, Activation::QuickGelu);
+  EXPECT_EQ(c.vision.act, nn::Act::QuickGelu);
   EXPECT_EQ(c.projection_dim, 512);
 
   // Old checkpoints: text_config_dict wins over text_config; the towers' projection_dim is not used.
@@ -422,8 +423,8 @@ TEST(ClipConfigDefaults, MissingKeysTakeTransformersDefaults) {
   t.write_config();
   const ClipConfig d = ClipConfig::load(t.config_path());
   EXPECT_EQ(d.text.hidden_size, 128);
-  EXPECT_EQ(d.text.act, Activation::GeluTanh);
-  EXPECT_EQ(d.vision.act, Activation::GeluTanh);
+  EXPECT_EQ(d.text.act, nn::Act::GeluTanh);
+  EXPECT_EQ(d.vision.act, nn::Act::GeluTanh);
   EXPECT_FLOAT_EQ(d.vision.layer_norm_eps, 1e-6f);
   EXPECT_EQ(d.projection_dim, 256);
 }

@@ -330,7 +330,7 @@ OpenClipConfig load_open_clip_config(const std::string& path) {
   OpenClipConfig c;
   const bool quick = get_bool(m, "quick_gelu", mp, path);
   (void)get_bool(m, "custom_text", mp, path);  // validated; the names are detected from the weights
-  const Activation act = quick ? Activation::QuickGelu : Activation::Gelu;  // nn.GELU: exact erf
+  const nn::Act act = quick ? nn::Act::QuickGelu : nn::Act::Gelu;  // nn.GELU: exact erf
   c.clip.projection_dim = get_int(m, "embed_dim", 0, mp, path);
 
   // Defaults are CLIPVisionCfg's / CLIPTextCfg's.

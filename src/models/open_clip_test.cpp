@@ -15,6 +15,8 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "support/compare.h"
+#include "support/temp_dir.h"
 #include "text/clip_tokenizer.h"
 #include "zeroshot/error.h"
 
@@ -26,25 +28,9 @@ using io::Json;
 
 const std::string kReference = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures";
 
-// A fresh temp folder per test.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::temp_directory_path() / ("zs_open_clip_" + std::string(info->test_suite_name()) + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string write(const std::string& name, const std::string& text) const {
-    const std::string p = (path_ / name).string();
-    std::ofstream(p) << text;
-    return p;
-  }
-
- private:
-  fs::path path_;
-};
+using zeroshot::testing::max_abs;
+using zeroshot::testing::max_abs_diff;
+using zeroshot::testing::TempDir;
 
 std::string file_name_safe(std::string s) {
   for (char& c : s)
@@ -66,13 +52,13 @@ Json base_config() {
 
 OpenClipConfig load(const Json& j) {
   const TempDir dir;
-  return load_open_clip_config(dir.write("open_clip_config.json", j.dump()));
+  return load_open_clip_config(dir.file("open_clip_config.json", j.dump()));
 }
 
 // The error message of loading `j`, with the temp path replaced by "FILE".
 std::string error_of(const Json& j) {
   const TempDir dir;
-  const std::string path = dir.write("open_clip_config.json", j.dump());
+  const std::string path = dir.file("open_clip_config.json", j.dump());
   try {
     load_open_clip_config(path);
   } catch (const Error& e) {
@@ -92,8 +78,8 @@ TEST(OpenClipConfig, ViTB32Defaults) {
   EXPECT_EQ(c.clip.vision.num_layers, 12);
   EXPECT_EQ(c.clip.vision.image_size, 224);
   EXPECT_EQ(c.clip.vision.patch_size, 32);
-  EXPECT_EQ(c.clip.vision.act, Activation::Gelu);  // quick_gelu defaults to false: nn.GELU
-  EXPECT_EQ(c.clip.text.act, Activation::Gelu);
+  EXPECT_EQ(c.clip.vision.act, nn::Act::Gelu);  // quick_gelu defaults to false: nn.GELU
+  EXPECT_EQ(c.clip.text.act, nn::Act::Gelu);
   EXPECT_FLOAT_EQ(c.clip.vision.layer_norm_eps, 1e-5f);
   EXPECT_EQ(c.clip.text.hidden_size, 512);
   EXPECT_EQ(c.clip.text.num_heads, 8);
@@ -124,8 +110,8 @@ TEST(OpenClipConfig, Options) {
   j["preprocess_cfg"] = Json::parse(R"({"size": 999, "mean": 0.5, "std": [0.1, 0.2, 0.3], "interpolation": "random",
                                        "resize_mode": "squash", "fill_color": 128, "mode": "RGB", "unknown": 1})");
   const OpenClipConfig c = load(j);
-  EXPECT_EQ(c.clip.vision.act, Activation::QuickGelu);
-  EXPECT_EQ(c.clip.text.act, Activation::QuickGelu);
+  EXPECT_EQ(c.clip.vision.act, nn::Act::QuickGelu);
+  EXPECT_EQ(c.clip.text.act, nn::Act::QuickGelu);
   EXPECT_EQ(c.clip.vision.num_heads, 2);               // 96 // 40, as open_clip (head dim 48)
   EXPECT_EQ(c.clip.vision.intermediate_size, 418);     // int(96 * 4.3637) = int(418.9152)
   EXPECT_EQ(c.clip.text.intermediate_size, 28);        // int(100 * 0.29) = int(28.999999999999996)
@@ -236,7 +222,7 @@ TEST(OpenClipConfig, Refusals) {
     EXPECT_EQ(error_of(j), r.message) << r.what;
   }
   const TempDir dir;
-  const std::string bad = dir.write("open_clip_config.json", "{\"model_cfg\": ");
+  const std::string bad = dir.file("open_clip_config.json", "{\"model_cfg\": ");
   try {
     load_open_clip_config(bad);
     ADD_FAILURE() << "no error";
@@ -246,18 +232,6 @@ TEST(OpenClipConfig, Refusals) {
 }
 
 // ---------------------------------------------------------------------------------------------- weights
-
-float max_abs(const std::vector<float>& v) {
-  float m = 0;
-  for (float x : v) m = std::max(m, std::fabs(x));
-  return m;
-}
-
-float max_abs_diff(const float* a, const float* b, size_t n) {
-  float m = 0;
-  for (size_t i = 0; i < n; ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
 
 std::vector<float> normalized(const float* v, int dim) {
   double s = 0;
@@ -362,7 +336,7 @@ void check_against_open_clip(const std::string& dir, const std::string& weights_
     double sum = 0;
     for (double& v : logits) sum += (v = std::exp(v - mx));
     std::vector<std::pair<double, std::string>> got;
-    for (size_t k = 0; k < logits.size(); ++k) got.push_back({logits[k] / sum, labels[k]});
+    for (size_t k = 0; k < logits.size(); ++k) got.emplace_back(logits[k] / sum, labels[k]);
     std::stable_sort(got.begin(), got.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
     const Json& want = zc.at("result");
     ASSERT_EQ(want.size(), got.size());
@@ -474,10 +448,10 @@ TEST(OpenClipWeights, CustomTextModulePrefixAndAttnMask) {
   }
   const int ctx = cfg.context_length;
   std::vector<float> mask(static_cast<size_t>(ctx) * ctx, 0.0f);
-  names.push_back("module.text.attn_mask");
+  names.emplace_back("module.text.attn_mask");
   tensors.push_back({names.back(), io::DType::F32, {ctx, ctx}, mask.data()});
   const TempDir tmp;
-  const std::string path = tmp.write("custom.safetensors", "");
+  const std::string path = tmp.file("custom.safetensors", "");
   io::write_safetensors(path, tensors);
 
   auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(path));

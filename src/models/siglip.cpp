@@ -21,11 +21,11 @@ namespace {
 
 // transformers' ACT2FN names of the activations nn/ has; SigLIP checkpoints use
 // gelu_pytorch_tanh.
-Activation siglip_act(const hf::Fields& f) {
+nn::Act siglip_act(const hf::Fields& f) {
   const std::string s = f.text("hidden_act", "gelu_pytorch_tanh");
-  if (s == "gelu_pytorch_tanh" || s == "gelu_new") return Activation::GeluTanh;
-  if (s == "gelu") return Activation::Gelu;
-  if (s == "quick_gelu") return Activation::QuickGelu;
+  if (s == "gelu_pytorch_tanh" || s == "gelu_new") return nn::Act::GeluTanh;
+  if (s == "gelu") return nn::Act::Gelu;
+  if (s == "quick_gelu") return nn::Act::QuickGelu;
   f.fail("hidden_act \"" + s +
          "\" is not supported (expected gelu_pytorch_tanh, gelu_new, gelu or "
          "quick_gelu)");
@@ -90,18 +90,6 @@ struct Layer {
   nn::PackedLinear qkv;  // q_proj | k_proj | v_proj stacked
   nn::PackedLinear out, fc1, fc2;
 };
-
-nn::Act to_nn(Activation a) {
-  switch (a) {
-    case Activation::QuickGelu:
-      return nn::Act::QuickGelu;
-    case Activation::Gelu:
-      return nn::Act::Gelu;
-    case Activation::GeluTanh:
-      return nn::Act::GeluTanh;
-  }
-  return nn::Act::GeluTanh;
-}
 
 // Rows per encoder run: bounds the activation memory of a large batch.
 constexpr int64_t kMaxRowsPerChunk = 2048;
@@ -252,7 +240,7 @@ struct SiglipModel::Impl {
       attend(q, k, k + d, 3L * d, extra[i].second, tc.num_heads, hd, scale, ctx + static_cast<size_t>(real + static_cast<int64_t>(i)) * d);
     }
     l.out.forward(ctx, m, x, p, nn::LinearPost::accumulate());
-    l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(to_nn(tc.act)), &ln2);
+    l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(tc.act), &ln2);
     l.fc2.forward(mlp, m, x, p, nn::LinearPost::accumulate());
   }
 
@@ -299,7 +287,7 @@ struct SiglipModel::Impl {
     }
     head_out.forward(ctx.data(), b, out, p);
     const nn::RowLayerNorm ln{head_ln.g, head_ln.b, v.layer_norm_eps};
-    head_fc1.forward(out, b, mlp.data(), p, nn::LinearPost::activate(to_nn(v.act)), &ln);
+    head_fc1.forward(out, b, mlp.data(), p, nn::LinearPost::activate(v.act), &ln);
     head_fc2.forward(mlp.data(), b, out, p, nn::LinearPost::accumulate());
   }
 

@@ -220,7 +220,7 @@ TEST(SiglipConfig, RefusesWhatIsNotBuilt) {
   EXPECT_EQ(c.vision.patch_size, 16);
   EXPECT_EQ(c.text.max_positions, 64);
   EXPECT_EQ(c.text.vocab_size, 32000);
-  EXPECT_EQ(c.vision.act, Activation::GeluTanh);
+  EXPECT_EQ(c.vision.act, nn::Act::GeluTanh);
   EXPECT_FLOAT_EQ(c.text.layer_norm_eps, 1e-6f);
 }
 

@@ -268,7 +268,7 @@ void bias_softmax_rows_cloned(float* s, int rows, int n, const float* bias, cons
       for (int j = 0; j < n; ++j) row[j] += b[j];
     }
     float mx[kL];
-    for (int l = 0; l < kL; ++l) mx[l] = row[0];
+    for (float& m : mx) m = row[0];
     int j = 0;
     for (; j + kL <= n; j += kL)
       for (int l = 0; l < kL; ++l) mx[l] = row[j + l] > mx[l] ? row[j + l] : mx[l];
@@ -288,7 +288,7 @@ void bias_softmax_rows_cloned(float* s, int rows, int n, const float* bias, cons
       acc[0] += row[j];
     }
     float sum = 0.0f;
-    for (int l = 0; l < kL; ++l) sum += acc[l];
+    for (float a : acc) sum += a;
     const float inv = 1.0f / sum;
     for (j = 0; j < n; ++j) row[j] *= inv;
   }

@@ -17,23 +17,25 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "nn/ops.h"
+#include "nn/precision.h"
+
 namespace zeroshot::nn::kern {
 
 constexpr int kNR = 32;
 constexpr int kMR = 10;
 constexpr size_t kPanelRowBytes = 128;
 
-enum class Prec : int { F32 = 0, BF16 = 1, Int8 = 2 };
-// Activation applied in the GEMM epilogue (same order as nn::Act, plus None).
-enum class EpiAct : int { None = 0, QuickGelu = 1, Gelu = 2, GeluTanh = 3 };
+// The activations the GEMM epilogue and avx512::activate compute (the others run as a pass: nn/linear.cpp).
+inline bool epilogue_act(Act a) { return a == Act::QuickGelu || a == Act::Gelu || a == Act::GeluTanh; }
 
-inline int unit_of(Prec p) { return p == Prec::F32 ? 1 : p == Prec::BF16 ? 2 : 4; }
-inline int units(Prec p, int k) { return (k + unit_of(p) - 1) / unit_of(p); }
+inline int unit_of(Precision p) { return p == Precision::F32 ? 1 : p == Precision::BF16 ? 2 : 4; }
+inline int units(Precision p, int k) { return (k + unit_of(p) - 1) / unit_of(p); }
 inline int panels(int n) { return (n + kNR - 1) / kNR; }
 inline int row_blocks(int m) { return (m + kMR - 1) / kMR; }
 
 struct GemmCall {
-  Prec prec = Prec::F32;
+  Precision prec = Precision::F32;
   int m = 0, n = 0, ku = 0;
   // A: m rows of ku units at stride lda; a_scale / a_zp: per row (Int8 only).
   const uint32_t* a = nullptr;
@@ -44,9 +46,10 @@ struct GemmCall {
   const uint8_t* b = nullptr;
   const float* b_scale = nullptr;
   const int32_t* b_colsum = nullptr;
-  // Epilogue: c = act(a*b + bias), or c += a*b + bias when accumulate (then act must be None).
+  // Epilogue: c = act(a*b + bias) when has_act (act: an epilogue_act), or c += a*b + bias when accumulate.
   const float* bias = nullptr;  // n values or null
-  EpiAct act = EpiAct::None;
+  bool has_act = false;
+  Act act = Act::QuickGelu;
   bool accumulate = false;
   float* c = nullptr;
   long ldc = 0;
@@ -67,7 +70,7 @@ struct RowNorm {
 };
 // Converts rows [r0, r1) of x (row stride ldx, k values) into A rows (BF16 / Int8; F32 only with `norm`: then the
 // rows are normalized f32). a_scale / a_zp: Int8 only. `norm`: null for none; row_buf: k floats when norm is set.
-void convert_a(Prec p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
+void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
                const RowNorm* norm, float* row_buf);
 // Computes output panels [p0, p1) for row blocks [rb0, rb1).
 void gemm(const GemmCall& g, int p0, int p1, int rb0, int rb1);
@@ -79,7 +82,7 @@ void attention_head(const float* q, const float* k, const float* v, long ld, int
 // nn::layer_norm's arithmetic (two passes, double sums), vectorized; y may equal x.
 void layer_norm(const float* x, long rows, int dim, const float* gamma, const float* beta, float eps, float* y);
 // x[i] = act(x[i]) for n values (vectorized exp / erfc; a few ulp from the scalar functions).
-void activate(EpiAct act, float* x, long n);
+void activate(Act act, float* x, long n);  // act: an epilogue_act
 
 }  // namespace avx512
 

@@ -99,12 +99,13 @@ inline __m512 gelu_erf_ps(__m512 x) {
   return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), one_plus_erf);
 }
 
-inline __m512 apply_act(EpiAct act, __m512 v) {
+inline __m512 apply_act(Act act, __m512 v) {
   switch (act) {
-    case EpiAct::None: return v;
-    case EpiAct::QuickGelu: return quick_gelu_ps(v);
-    case EpiAct::Gelu: return gelu_erf_ps(v);
-    case EpiAct::GeluTanh: return gelu_tanh_ps(v);
+    case Act::QuickGelu: return quick_gelu_ps(v);
+    case Act::Gelu: return gelu_erf_ps(v);
+    case Act::GeluTanh: return gelu_tanh_ps(v);
+    case Act::Relu:
+    case Act::Silu: break;  // not epilogue_acts
   }
   return v;
 }
@@ -118,11 +119,11 @@ inline __mmask16 tail_mask(int valid) {
 
 // R rows (<= kMR) x 32 columns over all ku units: 2R accumulators in registers, B's two vectors loaded once per
 // unit and A's units broadcast from memory; then the epilogue. pf: the next panel to prefetch, or null.
-template <Prec P, int R>
+template <Precision P, int R>
 void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int col0, const uint8_t* pf) {
   __m512 acc[R][2];
   __m512i iacc[R][2];
-  if constexpr (P == Prec::Int8) {
+  if constexpr (P == Precision::Int8) {
     for (int r = 0; r < R; ++r) iacc[r][0] = iacc[r][1] = _mm512_setzero_si512();
   } else {
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -136,7 +137,7 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
       _mm_prefetch(reinterpret_cast<const char*>(pf) + 64, _MM_HINT_T1);
       pf += kPanelRowBytes;
     }
-    if constexpr (P == Prec::F32) {
+    if constexpr (P == Precision::F32) {
       const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 64);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
@@ -144,7 +145,7 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
         acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
         acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
       }
-    } else if constexpr (P == Prec::BF16) {
+    } else if constexpr (P == Precision::BF16) {
       const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 64);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
@@ -173,7 +174,7 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
   }
   __m512i cs0, cs1;
   __m512 ws0, ws1;
-  if constexpr (P == Prec::Int8) {
+  if constexpr (P == Precision::Int8) {
     cs0 = _mm512_loadu_si512(g.b_colsum + col0);
     cs1 = _mm512_loadu_si512(g.b_colsum + col0 + 16);
     ws0 = _mm512_loadu_ps(g.b_scale + col0);
@@ -183,7 +184,7 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
   for (int r = 0; r < R; ++r) {
     float* crow = g.c + static_cast<long>(row0 + r) * g.ldc + col0;
     __m512 v0, v1;
-    if constexpr (P == Prec::Int8) {
+    if constexpr (P == Precision::Int8) {
       // x ~= sa (u - zp), w ~= sw q: sum x w ~= sa sw (sum u q - zp sum q).
       const __m512i zp = _mm512_set1_epi32(g.a_zp[row0 + r]);
       const __m512 sa = _mm512_set1_ps(g.a_scale[row0 + r]);
@@ -199,7 +200,7 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
       v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, crow), v0);
       v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, crow + 16), v1);
     }
-    if (g.act != EpiAct::None) {
+    if (g.has_act) {
       v0 = apply_act(g.act, v0);
       v1 = apply_act(g.act, v1);
     }
@@ -210,7 +211,7 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
 
 using TileFn = void (*)(const GemmCall&, const uint32_t*, const uint8_t*, int, int, const uint8_t*);
 
-template <Prec P>
+template <Precision P>
 TileFn tile_for(int rows) {
   switch (rows) {
     case 1: return tile<P, 1>;
@@ -226,11 +227,11 @@ TileFn tile_for(int rows) {
   }
 }
 
-TileFn pick_tile(Prec p, int rows) {
+TileFn pick_tile(Precision p, int rows) {
   switch (p) {
-    case Prec::F32: return tile_for<Prec::F32>(rows);
-    case Prec::BF16: return tile_for<Prec::BF16>(rows);
-    case Prec::Int8: return tile_for<Prec::Int8>(rows);
+    case Precision::F32: return tile_for<Precision::F32>(rows);
+    case Precision::BF16: return tile_for<Precision::BF16>(rows);
+    case Precision::Int8: return tile_for<Precision::Int8>(rows);
   }
   return nullptr;
 }
@@ -268,7 +269,7 @@ void gemm(const GemmCall& g, int p0, int p1, int rb0, int rb1) {
   }
 }
 
-void convert_a(Prec p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
+void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
                const RowNorm* norm, float* row_buf) {
   const int ku = units(p, k);
   for (int row = r0; row < r1; ++row) {
@@ -278,12 +279,12 @@ void convert_a(Prec p, const float* x, int k, long ldx, int r0, int r1, uint32_t
       layer_norm(xr, 1, k, norm->gamma, norm->beta, norm->eps, row_buf);
       xr = row_buf;
     }
-    if (p == Prec::F32) {
+    if (p == Precision::F32) {
       for (int i = 0; i < k; i += 16) {
         const __mmask16 m = tail_mask(k - i);
         _mm512_mask_storeu_ps(reinterpret_cast<float_alias*>(out) + i, m, _mm512_maskz_loadu_ps(m, xr + i));
       }
-    } else if (p == Prec::BF16) {
+    } else if (p == Precision::BF16) {
       for (int i = 0; i < k; i += 32) {
         const __m512 lo = _mm512_maskz_loadu_ps(tail_mask(k - i), xr + i);
         const __m512 hi = _mm512_maskz_loadu_ps(tail_mask(k - i - 16), xr + i + 16);
@@ -355,8 +356,8 @@ void transpose16(const float* src, long lds, int rows, int cols, float* dst, lon
 template <int JB>
 void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd, float scale, float* s) {
   __m512 acc[4][JB];
-  for (int r = 0; r < 4; ++r)
-    for (int j = 0; j < JB; ++j) acc[r][j] = _mm512_setzero_ps();
+  for (auto& row : acc)
+    for (__m512& a : row) a = _mm512_setzero_ps();
   for (int d = 0; d < hd; ++d) {
     __m512 kv[JB];
     for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_ps(kt + static_cast<long>(d) * l16 + (jb0 + j) * 16);
@@ -375,8 +376,8 @@ void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd,
 template <int HB>
 void pv4(const float* p, int l16, const float* v, long ld, int jn, int d0, int hd, float* const out[4], int rows_out) {
   __m512 acc[4][HB];
-  for (int r = 0; r < 4; ++r)
-    for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_setzero_ps();
+  for (auto& row : acc)
+    for (__m512& a : row) a = _mm512_setzero_ps();
   __mmask16 mk[HB];
   for (int h = 0; h < HB; ++h) mk[h] = tail_mask(hd - d0 - 16 * h);
   for (int j = 0; j < jn; ++j) {
@@ -412,7 +413,7 @@ void softmax16(float* row, int valid, int l16) {
 }  // namespace
 
 size_t attention_work_floats(int len, int hd) {
-  const size_t l16 = static_cast<size_t>((len + 15) / 16 * 16);
+  const size_t l16 = (static_cast<size_t>(len) + 15) / 16 * 16;
   return l16 * static_cast<size_t>(hd) + 4 * l16;
 }
 
@@ -496,7 +497,7 @@ void layer_norm(const float* x, long rows, int dim, const float* gamma, const fl
   }
 }
 
-void activate(EpiAct act, float* x, long n) {
+void activate(Act act, float* x, long n) {
   long i = 0;
   for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, apply_act(act, _mm512_loadu_ps(x + i)));
   if (i < n) {

@@ -140,20 +140,13 @@ struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
 
-kern::EpiAct epi_act(Act a) {
-  switch (a) {
-    case Act::QuickGelu: return kern::EpiAct::QuickGelu;
-    case Act::Gelu: return kern::EpiAct::Gelu;
-    case Act::GeluTanh: return kern::EpiAct::GeluTanh;
-  }
-  return kern::EpiAct::None;
-}
-
 float act_scalar(Act a, float x) {
   switch (a) {
     case Act::QuickGelu: return quick_gelu(x);
     case Act::Gelu: return gelu_erf(x);
     case Act::GeluTanh: return gelu_tanh(x);
+    case Act::Relu:
+    case Act::Silu: break;  // not in the epilogue: forward() runs them as a pass
   }
   return x;
 }
@@ -245,7 +238,7 @@ struct PackedLinear::Impl {
   }
 
   uint8_t* alloc_panels() {
-    const int ku = kern::units(kern_prec(), k);
+    const int ku = kern::units(prec, k);
     panel_bytes = static_cast<size_t>(kern::panels(n)) * ku * kern::kPanelRowBytes;
     void* p = std::aligned_alloc(64, panel_bytes);
     if (!p) throw Error("PackedLinear", "out of memory for " + std::to_string(panel_bytes) + " bytes of weights");
@@ -254,13 +247,9 @@ struct PackedLinear::Impl {
     return panels.get();
   }
 
-  kern::Prec kern_prec() const {
-    return prec == Precision::F32 ? kern::Prec::F32 : prec == Precision::BF16 ? kern::Prec::BF16 : kern::Prec::Int8;
-  }
-
   // Panel p, unit u, column c, element e of the unit (see kernels.h).
   size_t offset(int j, int i, int unit, size_t elem) const {
-    const int ku = kern::units(kern_prec(), k);
+    const int ku = kern::units(prec, k);
     const int p = j / kern::kNR, c = j % kern::kNR, u = i / unit, e = i % unit;
     return ((static_cast<size_t>(p) * ku + u) * kern::kNR * unit + static_cast<size_t>(c) * unit + e) * elem;
   }
@@ -365,6 +354,12 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
   const Impl& L = *impl_;
   if (m <= 0) return;
   const int n = L.n, k = L.k;
+  if (post.kind == LinearPost::Activate && !kern::epilogue_act(post.act)) {
+    forward(x, m, ldx, y, ldy, pool, LinearPost::store(), norm);
+    if (ldy == n) return activate(post.act, y, static_cast<long>(m) * n, pool);
+    for (int r = 0; r < m; ++r) activate(post.act, y + r * ldy, n, pool);
+    return;
+  }
   int threads = pool ? pool->threads() : 1;
   if (static_cast<long>(m) * n * k < kMinParallelGemm) threads = 1;
   Scratch& s = scratch();
@@ -376,14 +371,14 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
   };
 
   if (L.avx) {
-    const kern::Prec kp = L.kern_prec();
+    const Precision kp = L.prec;
     const int ku = kern::units(kp, k);
     const uint32_t* a = reinterpret_cast<const uint32_t*>(x);  // F32 without norm: x itself
     long lda = ldx;
-    if (kp != kern::Prec::F32 || norm) {
+    if (kp != Precision::F32 || norm) {
       lda = (ku + 15) & ~15L;
       grow(s.a, static_cast<size_t>(m) * lda);
-      if (kp == kern::Prec::Int8) {
+      if (kp == Precision::Int8) {
         grow(s.scale, static_cast<size_t>(m));
         grow(s.zp, static_cast<size_t>(m));
       }
@@ -414,7 +409,8 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     g.b_scale = L.b_scale.data();
     g.b_colsum = L.b_colsum.data();
     g.bias = L.bias;
-    g.act = post.kind == LinearPost::Activate ? epi_act(post.act) : kern::EpiAct::None;
+    g.has_act = post.kind == LinearPost::Activate;
+    g.act = post.act;
     g.accumulate = post.kind == LinearPost::Accumulate;
     g.c = y;
     g.ldc = ldy;
@@ -494,7 +490,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
       float* yr = y + static_cast<long>(r) * ldy + j0;
       for (int j = 0; j < nc; ++j) {
         float v = o[j];
-        if (L.prec == Precision::Int8) v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0 + j)];
+        if (L.prec == Precision::Int8) v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0) + static_cast<size_t>(j)];
         if (L.bias) v += L.bias[j0 + j];
         if (acc)
           yr[j] += v;

@@ -22,12 +22,10 @@
 #include <vector>
 
 #include "nn/ops.h"
+#include "nn/precision.h"
 #include "nn/thread_pool.h"
 
 namespace zeroshot::nn {
-
-enum class Precision { F32, BF16, Int8 };
-const char* precision_name(Precision p);  // "f32", "bf16", "int8"
 
 enum class KernelChoice {
   Auto,     // AVX-512 kernels when the CPU has them (and ZEROSHOT_KERNELS is not "generic")
@@ -57,6 +55,7 @@ uint16_t f32_to_bf16(float x);
 struct LinearPost {
   enum Kind { Store, Activate, Accumulate };
   Kind kind = Store;     // Store: y = acc; Activate: y = act(acc); Accumulate: y += acc (residual add)
+                         // (Relu and Silu are applied in a pass after the product, not in the epilogue)
   Act act = Act::QuickGelu;
   static LinearPost store() { return {}; }
   static LinearPost activate(Act a) { return {Activate, a}; }

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "nn/audio_ops.h"
 #include "nn/gemm.h"
 #include "nn/kernels.h"
 
@@ -133,6 +134,8 @@ void softmax_row(float* x, int valid, int cols) {
 }
 
 void activate(Act act, float* x, long n, ThreadPool* pool) {
+  if (act == Act::Relu) return relu(x, n, pool);
+  if (act == Act::Silu) return silu(x, n, pool);
   parallel_ranges(pool, n, kMinParallelElems, [&](long b, long e) {
     switch (act) {
       case Act::QuickGelu:
@@ -144,6 +147,9 @@ void activate(Act act, float* x, long n, ThreadPool* pool) {
       case Act::GeluTanh:
         for (long i = b; i < e; ++i) x[i] = gelu_tanh(x[i]);
         break;
+      case Act::Relu:
+      case Act::Silu:
+        break;  // below
     }
   });
 }

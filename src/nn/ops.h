@@ -12,7 +12,11 @@ enum class Act {
   QuickGelu,  // x * sigmoid(1.702 x)                                  (HF "quick_gelu")
   Gelu,       // 0.5 x (1 + erf(x / sqrt 2))                           (HF "gelu", torch exact GELU)
   GeluTanh,   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))       (HF "gelu_new", "gelu_pytorch_tanh")
+  Relu,       // max(x, 0)                                              (HF "relu")
+  Silu,       // x * sigmoid(x)                                         (HF "silu", "swish")
 };
+// The one activation enum of every layer: model configs map their hidden_act names to it. The first three fuse
+// into a PackedLinear's GEMM epilogue; Relu and Silu run as a pass over the product (nn/linear.h).
 
 float quick_gelu(float x);
 float gelu_erf(float x);

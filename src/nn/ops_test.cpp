@@ -186,11 +186,13 @@ TEST(Activations, MatchReferenceFormulas) {
       case Act::QuickGelu: return v / (1.0 + std::exp(-1.702 * v));
       case Act::Gelu: return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
       case Act::GeluTanh: return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
+      case Act::Relu: return v > 0 ? v : 0.0;
+      case Act::Silu: return v / (1.0 + std::exp(-v));
     }
     return 0.0;
   };
   ThreadPool pool(2);
-  for (Act a : {Act::QuickGelu, Act::Gelu, Act::GeluTanh}) {
+  for (Act a : {Act::QuickGelu, Act::Gelu, Act::GeluTanh, Act::Relu, Act::Silu}) {
     // Long enough to be split across the pool.
     std::vector<float> big;
     while (big.size() < 100000) big.insert(big.end(), x.begin(), x.end());
@@ -331,6 +333,7 @@ TEST(ThreadPool, ConcurrentCallersAndNesting) {
   ThreadPool pool(2);
   std::atomic<long> total{0};
   std::vector<std::thread> callers;
+  callers.reserve(4);
   for (int t = 0; t < 4; ++t)
     callers.emplace_back([&] {
       for (int rep = 0; rep < 50; ++rep)

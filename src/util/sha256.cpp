@@ -41,6 +41,10 @@ std::array<uint8_t, 32> Sha256::digest() {
   return out;
 }
 
+void Sha256::reset() {
+  if (EVP_DigestInit_ex(ctx(ctx_), EVP_sha256(), nullptr) != 1) throw std::bad_alloc();
+}
+
 std::string to_hex(const uint8_t* data, size_t n) {
   static const char* digits = "0123456789abcdef";
   std::string s(2 * n, '0');

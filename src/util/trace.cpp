@@ -1,6 +1,6 @@
 #include "util/trace.h"
 
-#include <time.h>
+#include <time.h>  // NOLINT(modernize-deprecated-headers): POSIX clock_gettime, not in <ctime>'s std::
 #include <unistd.h>
 
 #include <cstdio>

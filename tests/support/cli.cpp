@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not <csignal>'s std::signal
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,6 +42,7 @@ std::vector<std::string> child_environment(const std::map<std::string, std::stri
 
 std::vector<char*> pointers(std::vector<std::string>& strings) {
   std::vector<char*> p;
+  p.reserve(strings.size() + 1);
   for (auto& s : strings) p.push_back(s.data());
   p.push_back(nullptr);
   return p;
@@ -139,6 +140,10 @@ CliResult run_cli_in(const std::string& home, const Args& args,
   o.home = home;
   o.env = env;
   return run_cli(args, o);
+}
+
+CliResult run_cli_traced(const TempDir& home, const Args& args) {
+  return run_cli_in(home.str(), args, {{"ZEROSHOT_TRACE", "1"}});
 }
 
 std::vector<io::Json> json_lines(const std::string& out) {

@@ -78,6 +78,8 @@ CliResult run_cli(const Args& args, const CliOptions& options = {});
 // run_cli with CliOptions::home = `home` (caches kept from run to run) and `env` added.
 CliResult run_cli_in(const std::string& home, const Args& args,
                      const std::vector<std::pair<std::string, std::string>>& env = {});
+// run_cli_in(home, args) with ZEROSHOT_TRACE=1: stderr also lists the phases the run went through.
+CliResult run_cli_traced(const TempDir& home, const Args& args);
 
 // The output of a `--format json` run: one JSON value per non-empty line (zeroshot::Error for a bad line).
 std::vector<io::Json> json_lines(const std::string& out);

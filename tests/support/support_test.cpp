@@ -2,7 +2,7 @@
 // the timeout), TempDir, the comparisons, TempModel (a copy the engine's reader reads back unchanged).
 #include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not <csignal>'s std::signal
 
 #include <cmath>
 #include <cstring>

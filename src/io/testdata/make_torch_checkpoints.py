@@ -2,6 +2,8 @@
 """Writes PyTorch checkpoints made by torch.save itself, for src/io/torch_checkpoint_test.cpp.
 
     make_torch_checkpoints.py OUTDIR [FIXTURES]      (Debian's python3-torch: /usr/bin/python3)
+    make_torch_checkpoints.py --small OUTDIR         the same without the large tensor (the fuzzer's seeds:
+                                                     fuzz/CMakeLists.txt; small inputs mutate fast)
 
 OUTDIR/
   zip.bin, legacy.bin       one state dict (F32, F16, BF16, an int64 buffer, a transposed tensor, two tensors
@@ -33,7 +35,9 @@ import zipfile
 
 import torch
 
-out = sys.argv[1]
+small = "--small" in sys.argv[1:]
+args = [a for a in sys.argv[1:] if a != "--small"]
+out = args[0]
 os.makedirs(os.path.join(out, "expected"), exist_ok=True)
 os.makedirs(os.path.join(out, "sharded"), exist_ok=True)
 os.makedirs(os.path.join(out, "bad"), exist_ok=True)
@@ -50,7 +54,8 @@ base = torch.randn(20)
 sd["shared_a"] = base[2:8].view(2, 3)  # one storage, offsets 2 and 10
 sd["shared_b"] = base[10:15]
 sd["param"] = torch.nn.Parameter(torch.randn(6))
-sd["large"] = torch.randn(300, 200)
+if not small:
+    sd["large"] = torch.randn(300, 200)
 sd["empty"] = torch.zeros(0, 4)
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16", torch.int64: "I64"}
@@ -157,9 +162,9 @@ def read_safetensors(path):  # parsed here so that only torch is needed
     return sd
 
 
-if len(sys.argv) > 2:
+if len(args) > 1:
     for family in ("clip", "clap"):
-        root = os.path.join(sys.argv[2], family)
+        root = os.path.join(args[1], family)
         for model in sorted(os.listdir(root)) if os.path.isdir(root) else []:
             src = os.path.join(root, model, "model.safetensors")
             if not os.path.isfile(src):
