@@ -1,7 +1,10 @@
 // The server's pieces without a model: base64, key comparison, request parsing and limits, the LRU, metrics text.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <functional>
 #include <thread>
 
 #include "server/classifier_cache.h"
@@ -188,4 +191,93 @@ TEST(LruCache, ConcurrentMissesBuildOnce) {
                std::runtime_error);
   EXPECT_EQ(*c.get("bad", [] { return std::make_shared<const int>(1); }, &hit), 1);
   EXPECT_FALSE(hit);
+}
+
+namespace {
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const zs::HttpError& e) {
+    return std::to_string(e.status) + " " + e.what();
+  }
+  return "";
+}
+
+// The process's peak resident set so far, bytes (Linux reports KiB).
+uint64_t peak_rss() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
+}
+
+// "{"<key>": [<item>,<item>,...]}" of about `bytes` bytes.
+std::string repeated(const std::string& key, const std::string& item, size_t bytes) {
+  std::string s = "{\"" + key + "\": [";
+  s.reserve(bytes + item.size() + 8);
+  while (s.size() < bytes) s += item + ",";
+  s += item + "]}";
+  return s;
+}
+
+}  // namespace
+
+// Issue 19: a 31 MiB {"labels":[{},{},...]} grew the process by 1.2 GB as a JSON DOM. Parsed by the SAX schema, it
+// is refused at the first "{" naming the field; other amplifying shapes stop at their caps; nothing is built for
+// keys the API does not know. Peak RSS (getrusage: the high-water mark, so a transient spike counts) grows by far
+// less than the body.
+TEST(ParseJson, AmplifyingBodiesTakeBoundedMemory) {
+  const size_t mib31 = 31u << 20;
+  const std::string objects = repeated("labels", "{}", mib31);
+  const std::string strings = repeated("labels", "\"\"", mib31);
+  const std::string unknown = repeated("whatever", "[{},{\"a\":[1,2,{}]}]", mib31);
+  std::string list(mib31, ',');  // "a,a,a,...": 15 million labels if split without a cap
+  for (size_t i = 0; i < list.size(); i += 2) list[i] = 'a';
+  const std::string commas = "{\"image\": \"Zm9v\", \"labels\": \"" + list + "\"}";
+  std::string dup = "{";
+  while (dup.size() < mib31) dup += "\"texts\": [\"a\",\"b\",\"c\"], ";
+  dup += "\"image\": \"Zm9v\"}";
+  const uint64_t before = peak_rss();
+  const zs::Limits l;
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(objects), l); }), "400 labels: expected an array of strings");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(strings), l); }),
+            "400 too many labels: more than 1000 (the limit is 1000)");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(unknown), l); }),
+            "400 image: missing (base64 bytes of the image)");  // parsed to the end, nothing kept
+  EXPECT_NE(error_of([&] { zs::parse_embed(json_body(dup), l); }).find("400 request body: more than"), std::string::npos);
+  // json_body() copies each body (31 MiB); nothing else is kept. A DOM took 1.2 GB for the first body alone.
+  const uint64_t grown = peak_rss() - before;
+  EXPECT_LT(grown, mib31 + (16u << 20)) << grown / (1 << 20) << " MiB";
+  // One 31 MiB string: the parser's buffer grows by doubling (a transient 1.5x), then the request holds it once.
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(commas), l); }),
+            "400 too many labels: more than 1000 (the limit is 1000)");
+  const uint64_t grown_string = peak_rss() - before;
+  EXPECT_LT(grown_string, 3 * mib31 + (16u << 20)) << grown_string / (1 << 20) << " MiB";
+}
+
+TEST(ParseJson, WrongTypesAreNamedWhileParsing) {
+  const zs::Limits l;
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "templates": [1]})"), l); }),
+            "400 templates: expected an array of strings");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": {}, "labels": "a"})"), l); }),
+            "400 image: expected a string");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"multi_label": "yes"}})"), l); }),
+            "400 parameters.multi_label: expected true or false");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": []})"), l); }),
+            "400 parameters: expected an object with candidate_labels");
+  EXPECT_NE(error_of([&] { zs::parse_search(json_body(R"({"terms": [{"text": "a"}, 5]})"), l); }).find("400 terms[1]: expected"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { zs::parse_search(json_body(R"({"terms": [{"text": "a", "weight": "2"}]})"), l); }),
+            "400 terms[0].weight: expected a number");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(std::string(100, '[')), l); }),
+            "400 request body: expected a JSON object");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body("{\"x\": " + std::string(100, '[') + std::string(100, ']') + "}"), l); }),
+            "400 request body: nested deeper than 32 levels");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "labels": ["a"]} x)"), l); }),
+            "400 request body: malformed JSON (send a JSON object, or multipart/form-data)");
+  // Unknown keys of any shape are ignored, as before; a repeated key keeps its last value.
+  auto r = zs::parse_classify(
+      json_body(R"({"extra": {"deep": [[{}], null, 1.5]}, "image": "Zm9v", "labels": ["x"], "labels": ["cat", "dog"]})"), l);
+  ASSERT_EQ(r.classes.size(), 2u);
+  EXPECT_EQ(r.classes[1][0], "dog");
 }
