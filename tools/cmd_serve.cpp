@@ -31,6 +31,8 @@ struct ServeArgs {
   std::string label_cache;
   bool no_batching = false;
   double max_body_mb = 32;
+  double max_inflight_body_mb = 128;
+  double max_inflight_megapixels = 250;
   bool quiet = false;
   server::ServerOptions opt;
 };
@@ -52,6 +54,9 @@ int run(ServeArgs& a) {
   opt.precision = a.model.precision;
   if (a.no_batching) opt.max_batch = 1, opt.max_wait_ms = 0;
   opt.max_body_bytes = static_cast<size_t>(std::llround(a.max_body_mb * 1024 * 1024));
+  opt.max_inflight_body_bytes = static_cast<size_t>(std::llround(a.max_inflight_body_mb * 1024 * 1024));
+  opt.max_inflight_pixels = static_cast<uint64_t>(std::llround(a.max_inflight_megapixels * 1e6));
+  opt.max_image_pixels = static_cast<uint64_t>(std::llround(a.model.max_megapixels * 1e6));
 
   // SIGINT/SIGTERM: the handler only writes the signal's number to a pipe (async-signal-safe; any thread may take
   // the signal, OpenBLAS's included), a watcher thread reads it and stops the server gracefully. Before the server
@@ -122,6 +127,15 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
       ->default_val(64)
       ->check(CLI::Range(1, 100000));
   c->add_option("--max-body-mb", a->max_body_mb, "Largest request body, MiB")->default_val(32)->check(CLI::Range(0.001, 4096.0));
+  c->add_option("--max-inflight-body-mb", a->max_inflight_body_mb,
+                "Request bodies handled at once, MiB in all; beyond it: 503 + Retry-After (one request alone always)")
+      ->default_val(128)
+      ->check(CLI::Range(0.001, 1e6));
+  c->add_option("--max-inflight-megapixels", a->max_inflight_megapixels,
+                "Image pixels decoded at once by all requests (read from the headers; ~7 bytes each at the peak of a "
+                "decode); beyond it: 503 + Retry-After (one image alone always)")
+      ->default_val(250)
+      ->check(CLI::Range(0.001, 1e6));
   c->add_option("--max-labels", a->opt.max_labels, "Labels per request")->default_val(1000)->check(CLI::Range(1, 100000));
   c->add_option("--request-timeout", a->opt.request_timeout_s, "Seconds a request waits for the encoder; then 504")
       ->default_val(60)

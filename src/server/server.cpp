@@ -17,6 +17,7 @@
 #include "index/query.h"
 #include "index/search.h"
 #include "index/store.h"
+#include "server/admission.h"
 #include "server/batcher.h"
 #include "server/classifier_cache.h"
 #include "server/codec.h"
@@ -125,6 +126,8 @@ struct Server::Impl {
   std::atomic<bool> draining{false};
   std::atomic<bool> running{false};
   std::atomic<size_t> in_flight{0};
+  Budget body_budget{opt.max_inflight_body_bytes};
+  Budget pixel_budget{opt.max_inflight_pixels};
 
   void setup();
 
@@ -133,7 +136,11 @@ struct Server::Impl {
     std::vector<std::vector<float>> px;
     px.reserve(images.size());
     auto arrival = batcher.announce(images.size());  // the encoder waits for these while they decode
-    for (const auto& in : images) px.push_back(model.preprocess_image_memory(in.bytes.data(), in.bytes.size(), in.name));
+    for (const auto& in : images) {
+      // Only one image of a request is decoded at a time (the rest are 224 x 224 floats by then): admit each.
+      const auto ticket = admit_pixels(in);
+      px.push_back(model.preprocess_image_memory(in.bytes.data(), in.bytes.size(), in.name));
+    }
     return batcher.submit(std::move(px), arrival);
   }
   std::vector<float> wait(std::future<std::vector<float>>& f) {
@@ -142,6 +149,26 @@ struct Server::Impl {
       throw HttpError(504, "the encoder did not answer within " + std::to_string(opt.request_timeout_s) + " s");
     return f.get();
   }
+  // Admission by the memory of all requests in flight: the body's bytes while it is parsed and handled, each
+  // image's pixels (read from its header) while it is decoded. Throw Overloaded (503 + Retry-After) past them.
+  Budget::Ticket admit_body(size_t bytes) {
+    auto t = body_budget.try_acquire(bytes);
+    if (!t)
+      throw Overloaded("busy: request bodies of " + std::to_string(body_budget.in_use() >> 20) +
+                       " MiB are being handled (the limit is --max-inflight-body-mb " +
+                       std::to_string(body_budget.capacity() >> 20) + "); retry");
+    return std::move(*t);
+  }
+  Budget::Ticket admit_pixels(const ImageInput& in) {
+    const uint64_t px = pixels_to_admit(in.bytes.data(), in.bytes.size(), opt.max_image_pixels);
+    auto t = pixel_budget.try_acquire(px);
+    if (!t)
+      throw Overloaded("busy: " + std::to_string(pixel_budget.in_use() / 1'000'000) +
+                       " megapixels are being decoded (the limit is --max-inflight-megapixels " +
+                       std::to_string(pixel_budget.capacity() / 1'000'000) + "); retry");
+    return std::move(*t);
+  }
+
   std::vector<float> embed_one(const ImageInput& in) {
     auto fs = submit({in});
     return wait(fs[0]);
@@ -185,6 +212,13 @@ struct Server::Impl {
 
 namespace {
 
+// The request's body as received: JSON text, or multipart parts.
+size_t body_bytes(const httplib::Request& req) {
+  size_t n = req.body.size();
+  for (const auto& [name, f] : req.files) n += f.content.size();
+  return n;
+}
+
 // Runs a route that needs the API key (when one is set), turning every exception into a JSON error answer. The key
 // is checked here rather than before routing so that the request's body has been read: the connection stays in
 // step for the next request.
@@ -193,7 +227,16 @@ httplib::Server::Handler guarded(Server::Impl* s, F f) {
   return [s, f](const httplib::Request& req, httplib::Response& res) {
     try {
       if (!s->authorized(req, res)) return;
+      const size_t bytes = body_bytes(req);
+      struct TrimAfter {  // destroyed after the ticket and the handler's memory
+        size_t bytes;
+        ~TrimAfter() { release_memory_after(bytes); }
+      } trim{bytes};
+      const auto ticket = s->admit_body(bytes);
       (s->*f)(req, res);
+    } catch (const Overloaded& e) {
+      res.set_header("Retry-After", "1");
+      send_error(res, e.status, e.what());
     } catch (const HttpError& e) {
       send_error(res, e.status, e.what());
     } catch (const QueueFull& e) {
@@ -447,6 +490,7 @@ void Server::Impl::setup() {
 Server::Server(const Model& model, ServerOptions opt) {
   if (model.modality() != Modality::Image)
     throw Error(model.name(), std::string("serve supports image models; this is an audio model (") + model.model_type() + ")");
+  map_large_allocations();  // admission.h: large request buffers go back to the system when freed
   impl_ = std::make_unique<Impl>(model, std::move(opt));
   Impl& s = *impl_;
   if (!s.opt.policy_path.empty()) s.moderator.emplace(Moderator::load(model, s.opt.policy_path, s.copt));

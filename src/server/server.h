@@ -39,6 +39,10 @@ struct ServerOptions {
   double request_timeout_s = 60;    // waiting for the encoder; then 504
   size_t http_threads = 32;         // connections served at once (more wait for a thread)
   size_t classifier_cache = 64;     // label-set classifiers kept (LRU)
+  // Memory shared by all requests in flight (src/server/admission.h); past either: 503 + Retry-After.
+  size_t max_inflight_body_bytes = 128u << 20;  // request bodies being parsed
+  uint64_t max_inflight_pixels = 250'000'000;   // images being decoded (~7 bytes a pixel at the peak of a decode)
+  uint64_t max_image_pixels = 100'000'000;      // the model's limit per image (ModelOptions::max_image_pixels)
 };
 
 class Server {

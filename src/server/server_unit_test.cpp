@@ -4,13 +4,19 @@
 #include <sys/resource.h>
 
 #include <atomic>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
 #include "server/classifier_cache.h"
+#include "image/image.h"
+#include "image/probe.h"
+#include "server/admission.h"
 #include "server/codec.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "util/mapped_file.h"
 #include "zeroshot/error.h"
 
 namespace zs = zeroshot::server;
@@ -280,4 +286,61 @@ TEST(ParseJson, WrongTypesAreNamedWhileParsing) {
       json_body(R"({"extra": {"deep": [[{}], null, 1.5]}, "image": "Zm9v", "labels": ["x"], "labels": ["cat", "dog"]})"), l);
   ASSERT_EQ(r.classes.size(), 2u);
   EXPECT_EQ(r.classes[1][0], "dog");
+}
+
+TEST(Budget, AdmitsWhatFitsAndALoneRequest) {
+  zs::Budget b(100);
+  {
+    auto big = b.try_acquire(500);  // alone: admitted although over the budget
+    ASSERT_TRUE(big);
+    EXPECT_FALSE(b.try_acquire(1));
+  }
+  EXPECT_EQ(b.in_use(), 0u);
+  auto t1 = b.try_acquire(60);
+  ASSERT_TRUE(t1);
+  EXPECT_FALSE(b.try_acquire(41));
+  auto t2 = b.try_acquire(40);
+  ASSERT_TRUE(t2);
+  EXPECT_EQ(b.in_use(), 100u);
+  t1.reset();
+  EXPECT_TRUE(b.try_acquire(60));
+  EXPECT_EQ(b.peak(), 500u);
+}
+
+// The header probe that the pixel budget trusts: for every fixture image, the pixels it reads are the pixels the
+// decoder produces (EXIF rotation swaps the sides, not the count); truncated headers and other bytes say nothing.
+TEST(ProbeDimensions, AgreesWithTheDecoder) {
+  const std::string dir = std::string(ZEROSHOT_FIXTURES) + "/images/";
+  int probed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("bad_", 0) == 0 || !zeroshot::image::has_image_extension(name)) continue;
+    const std::string data = zeroshot::util::read_file(e.path().string());
+    const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+    const auto dims = zeroshot::image::probe_dimensions(p, data.size());
+    ASSERT_TRUE(dims) << name;
+    const auto img = zeroshot::image::decode_memory(p, data.size(), name);
+    EXPECT_EQ(uint64_t{dims->width} * dims->height, uint64_t(img.width) * img.height) << name;
+    for (size_t n : {size_t{0}, size_t{5}, size_t{12}, size_t{20}})  // truncated: nothing or the same, never a read past
+      if (auto t = zeroshot::image::probe_dimensions(p, n)) EXPECT_EQ(t->width, dims->width) << name << " " << n;
+    ++probed;
+  }
+  EXPECT_GE(probed, 15);
+  const std::string bomb = zeroshot::util::read_file(dir + "bad_bomb_60000x60000.png");
+  const auto b = zeroshot::image::probe_dimensions(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->width, 60000u);
+  EXPECT_EQ(zs::pixels_to_admit(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size(), 100'000'000), 100'000'000u);
+  // A BMP header (BITMAPINFOHEADER, top-down) and bytes of no known format.
+  std::string bmp(54, '\0');
+  bmp[0] = 'B', bmp[1] = 'M', bmp[14] = 40, bmp[18] = 7;  // width 7
+  const int32_t h = -9;
+  std::memcpy(&bmp[22], &h, 4);
+  const auto d = zeroshot::image::probe_dimensions(reinterpret_cast<const uint8_t*>(bmp.data()), bmp.size());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->width, 7u);
+  EXPECT_EQ(d->height, 9u);
+  const std::string text = "just some text, not an image";
+  EXPECT_FALSE(zeroshot::image::probe_dimensions(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  EXPECT_EQ(zs::pixels_to_admit(reinterpret_cast<const uint8_t*>(text.data()), text.size(), 1234), 1234u);
 }
