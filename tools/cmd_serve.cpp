@@ -33,6 +33,7 @@ struct ServeArgs {
   double max_body_mb = 32;
   double max_inflight_body_mb = 128;
   double max_inflight_megapixels = 250;
+  std::vector<std::string> preload_labels;
   bool quiet = false;
   server::ServerOptions opt;
 };
@@ -92,6 +93,10 @@ int run(ServeArgs& a) {
   auto model = a.model.load(a.quiet);  // --precision is one of the model options
   server::Server srv(*model, opt);
   const int port = srv.bind();
+  for (const auto& spec : a.preload_labels)  // before "serving": a request for the set is then answered at once
+    srv.preload_labels(spec, [&](const std::string& line) {
+      if (!a.quiet) std::fprintf(stderr, "zeroshot: %s\n", line.c_str());
+    });
   std::printf("zeroshot: serving %s on http://%s:%d/\n", model->name().c_str(),
               opt.host.find(':') != std::string::npos ? ("[" + opt.host + "]").c_str() : opt.host.c_str(), port);
   std::fflush(stdout);
@@ -136,6 +141,11 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
                 "decode); beyond it: 503 + Retry-After (one image alone always)")
       ->default_val(250)
       ->check(CLI::Range(0.001, 1e6));
+  c->add_option("--preload-labels", a->preload_labels,
+                "Encode a built-in label set at start-up, SET or SET:TEMPLATES (imagenet:imagenet7); repeatable. "
+                "Otherwise a set of over 1000 prompts is encoded on first use while requests get 503 + Retry-After")
+      ->type_name("SET[:TEMPLATES]")
+      ->allow_extra_args(false);
   c->add_option("--max-labels", a->opt.max_labels, "Labels per request")->default_val(1000)->check(CLI::Range(1, 100000));
   c->add_option("--request-timeout", a->opt.request_timeout_s, "Seconds a request waits for the encoder; then 504")
       ->default_val(60)

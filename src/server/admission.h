@@ -16,9 +16,12 @@
 
 namespace zeroshot::server {
 
-// 503 with "Retry-After: 1": the server is busy with other requests' memory; the same request may succeed later.
+// 503 with "Retry-After": the server is busy (other requests' memory, label embeddings being built); the same
+// request may succeed later.
 struct Overloaded : HttpError {
-  explicit Overloaded(const std::string& message) : HttpError(503, message) {}
+  explicit Overloaded(const std::string& message, int retry_after = 1)
+      : HttpError(503, message), retry_after_s(retry_after) {}
+  int retry_after_s;
 };
 
 class Budget {

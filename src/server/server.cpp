@@ -21,6 +21,7 @@
 #include "server/batcher.h"
 #include "server/classifier_cache.h"
 #include "server/codec.h"
+#include "server/label_builds.h"
 #include "server/metrics.h"
 #include "server/request.h"
 #include "zeroshot/tagging.h"
@@ -94,6 +95,15 @@ json floats(const std::vector<float>& v) {
   return a;
 }
 
+// The classifier cache's key: a built-in set by its name, typed labels by themselves; the templates; the kind.
+std::string classifier_key(bool multi, const std::string& label_set, const std::vector<std::vector<std::string>>& classes,
+                           const std::vector<std::string>& templates) {
+  std::vector<std::string> shown;
+  if (label_set.empty())
+    for (const auto& c : classes) shown.push_back(c[0]);
+  return cache_key(multi ? "multi" : "softmax", {{label_set}, shown, templates});
+}
+
 }  // namespace
 
 struct Server::Impl {
@@ -128,6 +138,7 @@ struct Server::Impl {
   std::atomic<size_t> in_flight{0};
   Budget body_budget{opt.max_inflight_body_bytes};
   Budget pixel_budget{opt.max_inflight_pixels};
+  LabelBuilds label_builds;  // last: its threads use the caches above, and it joins them when destroyed
 
   void setup();
 
@@ -167,6 +178,29 @@ struct Server::Impl {
                        " megapixels are being decoded (the limit is --max-inflight-megapixels " +
                        std::to_string(pixel_budget.capacity() / 1'000'000) + "); retry");
     return std::move(*t);
+  }
+
+  // Label embeddings of more than opt.inline_prompts prompts, not in the cache yet: built on a thread of their own
+  // (label_builds.h) while this request is answered 503 + Retry-After; smaller ones are built by the request.
+  template <class T, class Make>
+  void build_large_in_background(LruCache<T>& cache, const std::string& key, const ClassifyRequest& r, Make make) {
+    size_t names = 0;
+    for (const auto& c : r.classes) names += c.size();
+    const size_t prompts = names * std::max<size_t>(1, r.templates.size());
+    if (prompts <= opt.inline_prompts || opt.classifier_cache == 0 || cache.contains(key)) return;
+    const auto st = label_builds.start(key, [&cache, key, make] {
+      bool hit = false;
+      cache.get(key, make, &hit);
+    });
+    if (!st.error.empty()) throw HttpError(500, "encoding the labels failed: " + st.error);
+    const std::string what = (r.label_set.empty() ? std::to_string(r.classes.size()) + " labels" : "label set " + r.label_set) +
+                             " (" + std::to_string(prompts) + " prompts)";
+    if (st.refused) throw Overloaded("busy: other label sets are being encoded; retry " + what + " later", 5);
+    char ago[32];
+    std::snprintf(ago, sizeof ago, "%.0f", st.elapsed_s);
+    throw Overloaded("encoding the prompts of " + what + ", started " + ago +
+                         " s ago; retry shortly (zeroshot serve --preload-labels encodes built-in sets at start-up)",
+                     2);
   }
 
   std::vector<float> embed_one(const ImageInput& in) {
@@ -235,7 +269,7 @@ httplib::Server::Handler guarded(Server::Impl* s, F f) {
       const auto ticket = s->admit_body(bytes);
       (s->*f)(req, res);
     } catch (const Overloaded& e) {
-      res.set_header("Retry-After", "1");
+      res.set_header("Retry-After", std::to_string(e.retry_after_s));
       send_error(res, e.status, e.what());
     } catch (const HttpError& e) {
       send_error(res, e.status, e.what());
@@ -261,27 +295,30 @@ httplib::Server::Handler guarded(Server::Impl* s, F f) {
 void Server::Impl::classify(const httplib::Request& req, httplib::Response& res) {
   ClassifyRequest r = parse_classify(body_of(req), limits);
   auto fut = submit({r.image});  // the encoder works while the label embeddings are looked up
-  std::vector<std::string> shown;  // a built-in set is keyed by its name
-  if (r.label_set.empty())
-    for (const auto& c : r.classes) shown.push_back(c[0]);
-  const std::string key =
-      cache_key(r.multi_label ? "multi" : "softmax", {{r.label_set}, shown, r.templates});
+  const std::string key = classifier_key(r.multi_label, r.label_set, r.classes, r.templates);
+  const auto make_tagger = [this, classes = r.classes, templates = r.templates] {
+    MultiLabelOptions mo;
+    mo.classifier = copt;
+    return std::make_shared<const MultiLabelClassifier>(model, classes, templates, mo);
+  };
+  const auto make_classifier = [this, classes = r.classes, templates = r.templates] {
+    return std::make_shared<const ZeroShotClassifier>(model, classes, templates, copt);
+  };
+  if (r.multi_label) {
+    build_large_in_background(taggers, key, r, make_tagger);
+  } else {
+    build_large_in_background(classifiers, key, r, make_classifier);
+  }
   bool hit = false;
   json result = json::array();
   if (r.multi_label) {
-    auto tagger = taggers.get(key, [&] {
-      MultiLabelOptions mo;
-      mo.classifier = copt;
-      return std::make_shared<const MultiLabelClassifier>(model, r.classes, r.templates, mo);
-    }, &hit);
+    auto tagger = taggers.get(key, make_tagger, &hit);
     metrics.observe_cache(hit);
     const auto emb = wait(fut[0]);
     for (const auto& t : tagger->tag(emb.data(), r.top_k))
       result.push_back({{"label", t.label}, {"score", jf(t.score)}, {"threshold", jf(t.threshold)}, {"flagged", t.flagged}});
   } else {
-    auto clf = classifiers.get(key, [&] {
-      return std::make_shared<const ZeroShotClassifier>(model, r.classes, r.templates, copt);
-    }, &hit);
+    auto clf = classifiers.get(key, make_classifier, &hit);
     metrics.observe_cache(hit);
     const auto emb = wait(fut[0]);
     for (const auto& s : clf->classify(emb.data(), r.top_k)) result.push_back({{"label", s.label}, {"score", jf(s.score)}});
@@ -503,6 +540,37 @@ Server::Server(const Model& model, ServerOptions opt) {
 
 Server::~Server() {
   if (impl_) impl_->batcher.stop();
+}
+
+void Server::preload_labels(const std::string& spec, const std::function<void(const std::string&)>& note) {
+  Impl& s = *impl_;
+  const size_t colon = spec.find(':');
+  const std::string set_name = spec.substr(0, colon);
+  const classify::LabelSet* set = classify::find_label_set(set_name);
+  if (!set || set->modality != "image")
+    throw Error("--preload-labels " + spec, "no built-in image label set \"" + set_name + "\" (see zeroshot label-sets)");
+  std::vector<std::string> templates;
+  std::string template_name;
+  if (colon != std::string::npos) {
+    template_name = spec.substr(colon + 1);
+    if (!classify::find_template_set(template_name, &templates))
+      throw Error("--preload-labels " + spec, "no built-in template set \"" + template_name + "\" (imagenet80, imagenet7, ...)");
+  }
+  if (s.opt.classifier_cache == 0) throw Error("--preload-labels " + spec, "the classifier cache is off (size 0)");
+  size_t names = 0;
+  for (const auto& c : set->classes) names += c.size();
+  const std::string what = "label set " + set->name + (template_name.empty() ? "" : " x " + template_name);
+  if (note)
+    note("encoding " + what + ": " + std::to_string(set->classes.size()) + " classes, " +
+         std::to_string(names * std::max<size_t>(1, templates.size())) + " prompts");
+  const auto start = Clock::now();
+  bool hit = false;
+  const std::string key = classifier_key(false, set->name, set->classes, templates);
+  s.classifiers.get(key, [&] { return std::make_shared<const ZeroShotClassifier>(s.model, set->classes, templates, s.copt); },
+                    &hit);
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f", std::chrono::duration<double>(Clock::now() - start).count());
+  if (note) note(what + " ready in " + took + " s");
 }
 
 int Server::bind() {
