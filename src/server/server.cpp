@@ -24,6 +24,7 @@
 #include "server/label_builds.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "util/mapped_file.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/version.h"
 
@@ -61,6 +62,7 @@ std::string route_of(const std::string& path) {
   for (const char* k : known)
     if (path == k) return k;
   if (path.rfind("/v1/thumbnail/", 0) == 0) return "/v1/thumbnail";
+  if (path.rfind("/v1/image/", 0) == 0) return "/v1/image";
   return "other";
 }
 
@@ -225,6 +227,8 @@ struct Server::Impl {
   void search(const httplib::Request& req, httplib::Response& res);
   void moderate(const httplib::Request& req, httplib::Response& res);
   void thumbnail(const httplib::Request& req, httplib::Response& res);
+  void full_image(const httplib::Request& req, httplib::Response& res);
+  void send_indexed_image(const httplib::Request& req, httplib::Response& res, int max_side, int quality);
   json models() const;
   void get_models(const httplib::Request&, httplib::Response& res) { send_json(res, 200, models()); }
   void get_metrics(const httplib::Request&, httplib::Response& res) {
@@ -408,7 +412,12 @@ void Server::Impl::moderate(const httplib::Request& req, httplib::Response& res)
 
 // Only images that are rows of the index are served, by row id: the path comes from the database, never from the
 // request.
-void Server::Impl::thumbnail(const httplib::Request& req, httplib::Response& res) {
+void Server::Impl::thumbnail(const httplib::Request& req, httplib::Response& res) { send_indexed_image(req, res, 256, 85); }
+void Server::Impl::full_image(const httplib::Request& req, httplib::Response& res) { send_indexed_image(req, res, 2048, 90); }
+
+// A row of the index as a JPEG of at most max_side px (decoded and oriented as for the index: never the file's own
+// bytes, so no metadata leaves the server), its decode admitted against the pixel budget like an upload's.
+void Server::Impl::send_indexed_image(const httplib::Request& req, httplib::Response& res, int max_side, int quality) {
   if (!store) throw HttpError(404, "search is off: start the server with --index DB");
   const std::string id_text = req.matches[1];
   int64_t id = 0;
@@ -421,10 +430,15 @@ void Server::Impl::thumbnail(const httplib::Request& req, httplib::Response& res
   }
   if (path.empty()) throw HttpError(404, "no image with id " + id_text + " in the index");
   image::DecodeOptions d;
-  d.max_pixels = 100'000'000;
+  d.max_pixels = opt.max_image_pixels;
   std::vector<uint8_t> jpeg;
   try {
-    jpeg = eval::encode_jpeg(eval::shrink_to_fit(image::decode_file(path, d), 256), 85);
+    ImageInput file;
+    const std::string bytes = util::read_file(path);
+    file.bytes.assign(bytes.begin(), bytes.end());
+    const auto ticket = admit_pixels(file);
+    jpeg = eval::encode_jpeg(eval::shrink_to_fit(image::decode_memory(file.bytes.data(), file.bytes.size(), path, d), max_side),
+                             quality);
   } catch (const Error& e) {
     throw HttpError(404, std::string("image ") + id_text + " can no longer be read");
   }
@@ -522,6 +536,7 @@ void Server::Impl::setup() {
   http.Post("/v1/search", guarded(this, &Impl::search));
   http.Post("/v1/moderate", guarded(this, &Impl::moderate));
   http.Get(R"(/v1/thumbnail/([0-9]+))", guarded(this, &Impl::thumbnail));
+  http.Get(R"(/v1/image/([0-9]+))", guarded(this, &Impl::full_image));
 }
 
 Server::Server(const Model& model, ServerOptions opt) {
