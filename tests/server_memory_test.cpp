@@ -25,6 +25,19 @@ using nlohmann::json;
 
 namespace {
 
+// Sanitizers hold freed memory in quarantine and add shadow memory: resident sizes measure them, not the server.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
 const std::string kModelDir = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-quickgelu";
 
 uint64_t rss_of(pid_t pid) {
@@ -40,8 +53,8 @@ struct ServeProcess {
   int port = 0;
   explicit ServeProcess(const std::vector<std::string>& extra) {
     const std::string bin = std::string(ZEROSHOT_BINARY_DIR) + "/zeroshot";
-    std::vector<std::string> args = {bin, "serve", "--model", kModelDir, "--port", "0", "--threads", "1",
-                                     "--label-cache", "none", "-q"};
+    std::vector<std::string> args = {bin,         "serve", "--model",       kModelDir, "--port", "0",
+                                     "--threads", "1",     "--label-cache", "none",    "-q"};
     args.insert(args.end(), extra.begin(), extra.end());
     int out[2];
     if (::pipe(out) != 0) return;
@@ -89,9 +102,7 @@ std::string black_png(uint32_t width, uint32_t height) {
   std::string z(zlen, '\0');
   compress2(reinterpret_cast<Bytef*>(z.data()), &zlen, reinterpret_cast<const Bytef*>(raw.data()), raw.size(), 9);
   z.resize(zlen);
-  auto be32 = [](uint32_t v) {
-    return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)};
-  };
+  auto be32 = [](uint32_t v) { return std::string{char(v >> 24), char(v >> 16), char(v >> 8), char(v)}; };
   auto chunk = [&](const std::string& type, const std::string& data) {
     const std::string td = type + data;
     const uint32_t crc = crc32(0, reinterpret_cast<const Bytef*>(td.data()), td.size());
@@ -147,13 +158,14 @@ TEST(ServerMemory, AmplifyingBodiesAloneAndFourAtOnce) {
   EXPECT_EQ(alone.rfind("400 ", 0), 0u) << alone.substr(0, 200);
   EXPECT_NE(alone.find("labels: expected an array of strings"), std::string::npos) << alone.substr(0, 200);
   for (const auto& a : answers) EXPECT_EQ(a.rfind("400 ", 0), 0u) << a.substr(0, 200);
-  EXPECT_LT(peak_alone - baseline, 128 * mib);  // the body as received (31 MiB, read in growing buffers)
-  EXPECT_LT(peak - baseline, 384 * mib);        // four of them (was 5 GB)
-  EXPECT_LT(after - baseline, 48 * mib);        // handed back (3.7 GB stayed)
   httplib::Client c("127.0.0.1", s.port);
   auto h = c.Get("/healthz");
   ASSERT_TRUE(h);
   EXPECT_EQ(h->status, 200);
+  if (kSanitized) GTEST_SKIP() << "resident sizes under a sanitizer measure its quarantine; answers checked";
+  EXPECT_LT(peak_alone - baseline, 128 * mib);  // the body as received (31 MiB, read in growing buffers)
+  EXPECT_LT(peak - baseline, 384 * mib);        // four of them (was 5 GB)
+  EXPECT_LT(after - baseline, 48 * mib);        // handed back (3.7 GB stayed)
 }
 
 // Decoded pixels are admitted against one budget shared by the requests in flight, read from each image's header
@@ -173,10 +185,10 @@ TEST(ServerMemory, PixelBudgetAnswers503WithRetryAfter) {
   std::thread t([&] { server.run(); });
 
   const std::string png = black_png(4000, 4000);
-  const std::string body =
-      json{{"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
-           {"candidate_labels", {"black", "white"}}}
-          .dump();
+  const std::string body = json{
+      {"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
+      {"candidate_labels",
+       {"black", "white"}}}.dump();
   int ok = 0, busy = 0, other = 0;
   for (int round = 0; round < 3 && busy == 0; ++round) {  // rounds: in case the machine serialized a round
     std::vector<std::future<std::pair<int, std::string>>> fs;

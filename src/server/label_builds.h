@@ -26,10 +26,10 @@ class LabelBuilds {
   LabelBuilds& operator=(const LabelBuilds&) = delete;
 
   struct State {
-    bool running = false;   // a build of this key is under way (started now or before)
-    bool refused = false;   // not started: max_running builds of other keys are under way
-    double elapsed_s = 0;   // since the build started
-    std::string error;      // the last build of this key failed with this message (reported once; then retried)
+    bool running = false;  // a build of this key is under way (started now or before)
+    bool refused = false;  // not started: max_running builds of other keys are under way
+    double elapsed_s = 0;  // since the build started
+    std::string error;     // the last build of this key failed with this message (reported once; then retried)
   };
   // Starts build() on its own thread unless one of `key` is running; says where that key stands.
   State start(const std::string& key, std::function<void()> build);
