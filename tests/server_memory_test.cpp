@@ -224,3 +224,52 @@ TEST(ServerMemory, PixelBudgetAnswers503WithRetryAfter) {
   server.stop();
   t.join();
 }
+
+// Request bodies are admitted against one byte budget shared by the requests in flight: with a budget of one byte,
+// a request alone is served and concurrent ones get 503 + Retry-After naming --max-inflight-body-mb.
+TEST(ServerMemory, BodyBudgetAnswers503WithRetryAfter) {
+  zeroshot::ModelOptions mo;
+  mo.threads = 2;
+  mo.progress = false;
+  const auto model = zeroshot::Model::load(kModelDir, mo);
+  zeroshot::server::ServerOptions opt;
+  opt.port = 0;
+  opt.label_cache_dir = "none";
+  opt.max_inflight_body_bytes = 1;
+  zeroshot::server::Server server(*model, opt);
+  const int port = server.bind();
+  std::thread t([&] { server.run(); });
+
+  const std::string png = black_png(3000, 3000);  // decoding takes a while: the requests overlap
+  const std::string body =
+      json{{"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
+           {"candidate_labels", {"black", "white"}}}
+          .dump();
+  int ok = 0, busy = 0;
+  for (int round = 0; round < 3 && busy == 0; ++round) {
+    std::vector<std::future<std::pair<int, std::string>>> fs;
+    for (int i = 0; i < 6; ++i)
+      fs.push_back(std::async(std::launch::async, [&] {
+        httplib::Client c("127.0.0.1", port);
+        c.set_read_timeout(120, 0);
+        auto r = c.Post("/v1/classify", body, "application/json");
+        if (!r) return std::make_pair(-1, std::string());
+        return std::make_pair(r->status, r->get_header_value("Retry-After") + " " + r->body);
+      }));
+    for (auto& f : fs) {
+      const auto [status, text] = f.get();
+      if (status == 200) {
+        ++ok;
+      } else {
+        ++busy;
+        EXPECT_EQ(status, 503) << text;
+        EXPECT_EQ(text.rfind("1 ", 0), 0u) << text;
+        EXPECT_NE(text.find("--max-inflight-body-mb"), std::string::npos) << text;
+      }
+    }
+  }
+  EXPECT_GT(ok, 0);
+  EXPECT_GT(busy, 0);
+  server.stop();
+  t.join();
+}
