@@ -271,12 +271,16 @@ TEST(ParseJson, AmplifyingBodiesTakeBoundedMemory) {
   EXPECT_NE(error_of([&] { zs::parse_embed(in(dup), l); }).find("400 request body: more than"), std::string::npos);
   // Nothing is kept. A DOM took 1.2 GB for the first body alone.
   const uint64_t grown = peak_rss() - before;
-  if (!kSanitized) EXPECT_LT(grown, 16u << 20) << grown / (1 << 20) << " MiB";
+  if (!kSanitized) {
+    EXPECT_LT(grown, 16u << 20) << grown / (1 << 20) << " MiB";
+  }
   // One 31 MiB string: the parser's buffer grows by doubling (a transient 1.5x), then the request holds it once.
   EXPECT_EQ(error_of([&] { zs::parse_classify(in(commas), l); }),
             "400 too many labels: more than 1000 (the limit is 1000)");
   const uint64_t grown_string = peak_rss() - before;
-  if (!kSanitized) EXPECT_LT(grown_string, 2 * mib31 + (16u << 20)) << grown_string / (1 << 20) << " MiB";
+  if (!kSanitized) {
+    EXPECT_LT(grown_string, 2 * mib31 + (16u << 20)) << grown_string / (1 << 20) << " MiB";
+  }
 }
 
 TEST(ParseJson, WrongTypesAreNamedWhileParsing) {
@@ -340,7 +344,9 @@ TEST(ProbeDimensions, AgreesWithTheDecoder) {
     const auto img = zeroshot::image::decode_memory(p, data.size(), name);
     EXPECT_EQ(uint64_t{dims->width} * dims->height, uint64_t(img.width) * img.height) << name;
     for (size_t n : {size_t{0}, size_t{5}, size_t{12}, size_t{20}})  // truncated: nothing or the same, never a read past
-      if (auto t = zeroshot::image::probe_dimensions(p, n)) EXPECT_EQ(t->width, dims->width) << name << " " << n;
+      if (auto t = zeroshot::image::probe_dimensions(p, n)) {
+        EXPECT_EQ(t->width, dims->width) << name << " " << n;
+      }
     ++probed;
   }
   EXPECT_GE(probed, 15);
