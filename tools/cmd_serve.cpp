@@ -33,6 +33,9 @@ struct ServeArgs {
   std::string label_cache;
   bool no_batching = false;
   double max_body_mb = 32;
+  double max_inflight_body_mb = 128;
+  double max_inflight_megapixels = 250;
+  std::vector<std::string> preload_labels;
   bool quiet = false;
   server::ServerOptions opt;
 };
@@ -54,6 +57,9 @@ int run(ServeArgs& a) {
   opt.precision = a.model.precision;
   if (a.no_batching) opt.max_batch = 1, opt.max_wait_ms = 0;
   opt.max_body_bytes = static_cast<size_t>(std::llround(a.max_body_mb * 1024 * 1024));
+  opt.max_inflight_body_bytes = static_cast<size_t>(std::llround(a.max_inflight_body_mb * 1024 * 1024));
+  opt.max_inflight_pixels = static_cast<uint64_t>(std::llround(a.max_inflight_megapixels * 1e6));
+  opt.max_image_pixels = static_cast<uint64_t>(std::llround(a.model.max_megapixels * 1e6));
 
   // SIGINT/SIGTERM: the handler only writes the signal's number to a pipe (async-signal-safe; any thread may take
   // the signal, OpenBLAS's included), a watcher thread reads it and stops the server gracefully. Before the server
@@ -99,6 +105,10 @@ int run(ServeArgs& a) {
   auto model = a.model.load(a.quiet);  // --precision is one of the model options
   server::Server srv(*model, opt);
   const int port = srv.bind();
+  for (const auto& spec : a.preload_labels)  // before "serving": a request for the set is then answered at once
+    srv.preload_labels(spec, [&](const std::string& line) {
+      if (!a.quiet) std::fprintf(stderr, "zeroshot: %s\n", line.c_str());
+    });
   std::printf("zeroshot: serving %s on http://%s:%d/\n", model->name().c_str(),
               opt.host.find(':') != std::string::npos ? ("[" + opt.host + "]").c_str() : opt.host.c_str(), port);
   std::fflush(stdout);
@@ -134,6 +144,20 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
       ->default_val(64)
       ->check(CLI::Range(1, 100000));
   c->add_option("--max-body-mb", a->max_body_mb, "Largest request body, MiB")->default_val(32)->check(CLI::Range(0.001, 4096.0));
+  c->add_option("--max-inflight-body-mb", a->max_inflight_body_mb,
+                "Request bodies handled at once, MiB in all; beyond it: 503 + Retry-After (one request alone always)")
+      ->default_val(128)
+      ->check(CLI::Range(0.001, 1e6));
+  c->add_option("--max-inflight-megapixels", a->max_inflight_megapixels,
+                "Image pixels decoded at once by all requests (read from the headers; ~7 bytes each at the peak of a "
+                "decode); beyond it: 503 + Retry-After (one image alone always)")
+      ->default_val(250)
+      ->check(CLI::Range(0.001, 1e6));
+  c->add_option("--preload-labels", a->preload_labels,
+                "Encode a built-in label set at start-up, SET or SET:TEMPLATES (imagenet:imagenet7); repeatable. "
+                "Otherwise a set of over 1000 prompts is encoded on first use while requests get 503 + Retry-After")
+      ->type_name("SET[:TEMPLATES]")
+      ->allow_extra_args(false);
   c->add_option("--max-labels", a->opt.max_labels, "Labels per request")->default_val(1000)->check(CLI::Range(1, 100000));
   c->add_option("--request-timeout", a->opt.request_timeout_s, "Seconds a request waits for the encoder; then 504")
       ->default_val(60)

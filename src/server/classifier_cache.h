@@ -67,6 +67,12 @@ class LruCache {
     return v;
   }
 
+  // Whether `key` is built and kept (does not count as a use).
+  bool contains(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return map_.count(key) > 0;
+  }
+
   size_t size() const {
     std::lock_guard<std::mutex> lock(mu_);
     return order_.size();

@@ -18,11 +18,215 @@ using nlohmann::json;
 
 [[noreturn]] void bad(const std::string& m) { throw HttpError(400, m); }
 
-json parse_json(const Body& b) {
-  json j = json::parse(*b.json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) bad("request body: malformed JSON (send a JSON object, or multipart/form-data)");
-  if (!j.is_object()) bad("request body: expected a JSON object");
-  return j;
+// What a request field may hold. The schema is the same for every route (a key means one thing everywhere), so one
+// parser serves them all; keys it does not know are parsed and dropped, never stored.
+enum class Shape : uint8_t { kSkip, kString, kBool, kNumber, kStrings, kParameters, kTerms, kTerm };
+
+struct FieldShape {
+  Shape shape;
+  size_t max;  // kStrings, kTerms: most entries
+};
+
+// The request body's JSON, built by nlohmann's SAX interface instead of json::parse because a DOM costs ~100 bytes a
+// node whatever the input: a 31 MiB body of "{},{},..." grew the process by 1.2 GB (issue 19). Here every value is
+// checked against the field's shape when it starts (the first "{" where labels go is a 400 naming "labels", before
+// anything is built), arrays stop at their field's limit, keys the API does not know are skipped without being
+// stored, nesting is capped, and every stored value counts against a node cap. What is built is a small object
+// holding copies of strings of the body, so its memory is bounded by the body's size plus the node cap.
+class RequestSax {
+ public:
+  explicit RequestSax(const Limits& l) : limits_(l) {
+    max_nodes_ = 64 + 2 * (l.max_labels + l.max_templates + l.max_texts + l.max_images) + 4 * terms_max();
+  }
+
+  json take() { return std::move(root_); }
+  const std::string& error() const { return error_; }
+
+  bool null() { return scalar(Kind::kNull, json()); }
+  bool boolean(bool v) { return scalar(Kind::kBool, json(v)); }
+  bool number_integer(json::number_integer_t v) { return scalar(Kind::kNumber, json(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return scalar(Kind::kNumber, json(v)); }
+  bool number_float(json::number_float_t v, const std::string&) { return scalar(Kind::kNumber, json(v)); }
+  bool string(std::string& v) { return scalar(Kind::kString, json(std::move(v))); }
+  bool binary(json::binary_t&) { return fail("request body: unexpected binary value"); }
+
+  bool start_object(size_t) {
+    if (!deeper()) return false;
+    if (skip_ > 0 || (!stack_.empty() && expected() == Shape::kSkip)) return ++skip_, true;
+    if (stack_.empty()) {
+      root_ = json::object();
+      stack_.push_back(Frame{&root_, Shape::kSkip, "", 0, 0, {}});  // the top level: its own key table
+      return true;
+    }
+    const Shape want = expected();
+    if (want != Shape::kParameters && want != Shape::kTerm) return mismatch(want);
+    const std::string name = field_name();
+    json* v = store(json::object());
+    if (!v) return false;
+    stack_.push_back(Frame{v, want, name, 0, 0, {}});
+    return true;
+  }
+
+  bool key(std::string& k) {
+    if (skip_ > 0) return true;
+    Frame& f = stack_.back();
+    f.key = std::move(k);
+    return true;
+  }
+
+  bool end_object() { return end(); }
+
+  bool start_array(size_t) {
+    if (!deeper()) return false;
+    if (skip_ > 0 || (!stack_.empty() && expected() == Shape::kSkip)) return ++skip_, true;
+    if (stack_.empty()) return fail("request body: expected a JSON object");
+    const FieldShape want = expected_field();
+    if (want.shape != Shape::kStrings && want.shape != Shape::kTerms) return mismatch(want.shape);
+    const std::string name = field_name();
+    json* v = store(json::array());
+    if (!v) return false;
+    stack_.push_back(Frame{v, want.shape, name, 0, want.max, {}});
+    return true;
+  }
+
+  bool end_array() { return end(); }
+
+  bool parse_error(size_t, const std::string&, const nlohmann::detail::exception&) {
+    return fail("request body: malformed JSON (send a JSON object, or multipart/form-data)");
+  }
+
+ private:
+  enum class Kind : uint8_t { kNull, kBool, kNumber, kString };
+  struct Frame {
+    json* value;
+    Shape shape;  // kSkip for the top level
+    std::string name;
+    size_t count, max;
+    std::string key;  // objects: the key of the value that comes next
+  };
+
+  size_t terms_max() const { return limits_.max_texts + limits_.max_images; }
+
+  bool fail(std::string m) {
+    if (error_.empty()) error_ = std::move(m);
+    return false;
+  }
+
+  bool deeper() {
+    if (++depth_ > kMaxDepth) return fail("request body: nested deeper than " + std::to_string(kMaxDepth) + " levels");
+    return true;
+  }
+
+  bool end() {
+    --depth_;
+    if (skip_ > 0) return --skip_, true;
+    stack_.pop_back();
+    return true;
+  }
+
+  // The shape of the value about to start: the field's (in an object) or the element's (in an array).
+  FieldShape expected_field() const {
+    const Frame& f = stack_.back();
+    if (f.shape == Shape::kStrings) return {Shape::kString, 0};
+    if (f.shape == Shape::kTerms) return {Shape::kTerm, 0};
+    const std::string& k = f.key;
+    if (f.shape == Shape::kTerm) {
+      if (k == "text" || k == "image") return {Shape::kString, 0};
+      if (k == "weight") return {Shape::kNumber, 0};
+      return {Shape::kSkip, 0};
+    }
+    if (f.shape == Shape::kParameters) {  // Hugging Face's {"inputs", "parameters": {...}}
+      if (k == "candidate_labels") return {Shape::kStrings, limits_.max_labels};
+      if (k == "hypothesis_template") return {Shape::kString, 0};
+      if (k == "multi_label") return {Shape::kBool, 0};
+      if (k == "top_k") return {Shape::kNumber, 0};
+      return {Shape::kSkip, 0};
+    }
+    if (k == "candidate_labels" || k == "labels") return {Shape::kStrings, limits_.max_labels};
+    if (k == "templates") return {Shape::kStrings, limits_.max_templates};
+    if (k == "texts") return {Shape::kStrings, limits_.max_texts};
+    if (k == "images") return {Shape::kStrings, limits_.max_images};
+    if (k == "image" || k == "inputs" || k == "label_set" || k == "hypothesis_template" || k == "text" || k == "query")
+      return {Shape::kString, 0};
+    if (k == "multi_label" || k == "normalize") return {Shape::kBool, 0};
+    if (k == "top_k") return {Shape::kNumber, 0};
+    if (k == "parameters") return {Shape::kParameters, 0};
+    if (k == "terms") return {Shape::kTerms, terms_max()};
+    return {Shape::kSkip, 0};
+  }
+  Shape expected() const { return expected_field().shape; }
+
+  // "labels", "parameters.candidate_labels", "terms[3].text": the field the next value belongs to.
+  std::string field_name() const {
+    const Frame& f = stack_.back();
+    if (f.shape == Shape::kStrings || f.shape == Shape::kTerms) return f.name + "[" + std::to_string(f.count) + "]";
+    return f.name.empty() ? f.key : f.name + "." + f.key;
+  }
+
+  bool mismatch(Shape want) {
+    const Frame& f = stack_.back();
+    // An array's element is named by its array ("labels: expected an array of strings"), as the checks after
+    // parsing do.
+    const std::string name = f.shape == Shape::kStrings || f.shape == Shape::kTerms ? f.name : field_name();
+    switch (want) {
+      case Shape::kString: return fail(name + (f.shape == Shape::kStrings ? ": expected an array of strings" : ": expected a string"));
+      case Shape::kStrings: return fail(name + ": expected a string or an array of strings");
+      case Shape::kBool: return fail(name + ": expected true or false");
+      case Shape::kNumber: return fail(name + ": expected a number");
+      case Shape::kParameters: return fail(name + ": expected an object with candidate_labels");
+      case Shape::kTerms: return fail(name + ": expected an array of {\"text\" or \"image\", \"weight\"}");
+      case Shape::kTerm:
+        return fail(field_name() + ": expected {\"text\": ...} or {\"image\": <base64>}, with an optional \"weight\"");
+      case Shape::kSkip: break;
+    }
+    return fail(name + ": unexpected value");
+  }
+
+  // Adds v where the parser is (the current object's key, or the end of the current array); nullptr past a cap.
+  json* store(json v) {
+    if (++nodes_ > max_nodes_) {
+      fail("request body: more than " + std::to_string(max_nodes_) + " values");
+      return nullptr;
+    }
+    Frame& f = stack_.back();
+    if (f.value->is_array()) {
+      if (++f.count > f.max) {
+        const std::string what = f.name == "candidate_labels" || f.name == "labels" ||
+                                         f.name == "parameters.candidate_labels" ? "labels" : f.name;
+        fail("too many " + what + ": more than " + std::to_string(f.max) + " (the limit is " + std::to_string(f.max) + ")");
+        return nullptr;
+      }
+      f.value->push_back(std::move(v));
+      return &f.value->back();
+    }
+    json& slot = (*f.value)[f.key];  // a repeated key replaces the earlier value, as json::parse does
+    slot = std::move(v);
+    return &slot;
+  }
+
+  bool scalar(Kind kind, json v) {
+    if (skip_ > 0) return true;
+    if (stack_.empty()) return fail("request body: expected a JSON object");
+    const Shape want = expected();
+    const bool ok = want == Shape::kSkip || (kind == Kind::kString && (want == Shape::kString || want == Shape::kStrings)) ||
+                    (kind == Kind::kBool && want == Shape::kBool) || (kind == Kind::kNumber && want == Shape::kNumber);
+    if (!ok) return mismatch(want);
+    if (want == Shape::kSkip) return true;
+    return store(std::move(v)) != nullptr;
+  }
+
+  static constexpr size_t kMaxDepth = 32;
+  const Limits& limits_;
+  json root_;
+  std::vector<Frame> stack_;
+  size_t depth_ = 0, skip_ = 0, nodes_ = 0, max_nodes_ = 0;
+  std::string error_;
+};
+
+json parse_json(const Body& b, const Limits& l) {
+  RequestSax sax(l);
+  if (!json::sax_parse(*b.json, &sax)) bad(sax.error().empty() ? "request body: malformed JSON" : sax.error());
+  return sax.take();
 }
 
 std::string trim(const std::string& s) {
@@ -31,29 +235,39 @@ std::string trim(const std::string& s) {
   return s.substr(a, s.find_last_not_of(" \t\r\n") - a + 1);
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
+// Stops at `max` entries: a 31 MiB "a,a,a,..." would otherwise become 15 million strings (500 MB).
+std::vector<std::string> split_commas(const std::string& s, size_t max) {
   std::vector<std::string> out;
   size_t start = 0;
   for (;;) {
     const size_t c = s.find(',', start);
     std::string t = trim(s.substr(start, c == std::string::npos ? std::string::npos : c - start));
-    if (!t.empty()) out.push_back(std::move(t));
+    if (!t.empty()) {
+      if (out.size() == max)
+        bad("too many labels: more than " + std::to_string(max) + " (the limit is " + std::to_string(max) + ")");
+      out.push_back(std::move(t));
+    }
     if (c == std::string::npos) break;
     start = c + 1;
   }
   return out;
 }
 
-std::string get_string(const json& j, const char* key) {
+// A reference, not a copy: an image's base64 text can be most of a 32 MiB body.
+const std::string& get_string(const json& j, const char* key) {
   const auto& v = j.at(key);
   if (!v.is_string()) bad(std::string(key) + ": expected a string");
-  return v.get<std::string>();
+  return v.get_ref<const std::string&>();
 }
 
-// A list of strings: a JSON array of strings, or one string (split at commas when `commas`).
-std::vector<std::string> get_strings(const json& j, const char* key, bool commas) {
+// A list of strings: a JSON array of strings, or one string (split at commas into at most `split` labels when
+// `split` is not 0).
+std::vector<std::string> get_strings(const json& j, const char* key, size_t split) {
   const auto& v = j.at(key);
-  if (v.is_string()) return commas ? split_commas(v.get<std::string>()) : std::vector<std::string>{v.get<std::string>()};
+  if (v.is_string()) {
+    const auto& text = v.get_ref<const std::string&>();
+    return split ? split_commas(text, split) : std::vector<std::string>{text};
+  }
   if (!v.is_array()) bad(std::string(key) + ": expected an array of strings");
   std::vector<std::string> out;
   for (const auto& e : v) {
@@ -123,13 +337,14 @@ ImageInput image_from_part(const Part& p) {
 
 bool is_file(const Part& p) { return !p.filename.empty() || p.content_type.rfind("image/", 0) == 0; }
 
-// Multipart: the values of every text field `name` (repeated fields, each also split at commas when `commas`).
-std::vector<std::string> fields(const Body& b, const char* name, bool commas) {
+// Multipart: the values of every text field `name` (repeated fields, each also split at commas into at most `split`
+// labels when `split` is not 0).
+std::vector<std::string> fields(const Body& b, const char* name, size_t split) {
   std::vector<std::string> out;
   for (const auto& p : b.parts)
     if (p.name == name && !is_file(p)) {
-      if (commas) {
-        for (auto& s : split_commas(p.content)) out.push_back(std::move(s));
+      if (split) {
+        for (auto& s : split_commas(p.content, split)) out.push_back(std::move(s));
       } else {
         out.push_back(p.content);
       }
@@ -218,34 +433,34 @@ ClassifyRequest parse_classify(const Body& b, const Limits& l) {
       auto imgs = uploaded_images(b);
       if (imgs.size() != 1) bad("multipart: expected exactly one image file (field \"image\")");
       r.image = std::move(imgs[0]);
-      labels = fields(b, "candidate_labels", true);
-      for (auto& s : fields(b, "labels", true)) labels.push_back(std::move(s));
+      labels = fields(b, "candidate_labels", l.max_labels);
+      for (auto& s : fields(b, "labels", l.max_labels)) labels.push_back(std::move(s));
       if (const Part* p = field(b, "label_set")) set = trim(p->content);
-      templates = fields(b, "hypothesis_template", false);
-      for (auto& s : fields(b, "templates", false)) templates.push_back(std::move(s));
+      templates = fields(b, "hypothesis_template", 0);
+      for (auto& s : fields(b, "templates", 0)) templates.push_back(std::move(s));
       if (const Part* p = field(b, "multi_label")) r.multi_label = parse_bool_text(p->content, "multi_label");
       if (const Part* p = field(b, "top_k")) r.top_k = parse_count_text(p->content, "top_k", l.max_labels);
     } else {
-      const json j = parse_json(b);
+      const json j = parse_json(b, l);
       if (j.contains("inputs")) {  // Hugging Face: {"inputs": <base64>, "parameters": {"candidate_labels": [...]}}
         r.hf = true;
         r.image = image_from_base64(get_string(j, "inputs"), "inputs");
         if (!j.contains("parameters") || !j.at("parameters").is_object())
           bad("parameters: expected an object with candidate_labels");
         const json& p = j.at("parameters");
-        if (p.contains("candidate_labels")) labels = get_strings(p, "candidate_labels", true);
+        if (p.contains("candidate_labels")) labels = get_strings(p, "candidate_labels", l.max_labels);
         if (p.contains("hypothesis_template")) templates = {get_string(p, "hypothesis_template")};
         if (p.contains("multi_label")) r.multi_label = get_bool(p, "multi_label");
         if (p.contains("top_k")) r.top_k = get_count(p, "top_k", l.max_labels);
       } else {
         if (!j.contains("image")) bad("image: missing (base64 bytes of the image)");
         r.image = image_from_base64(get_string(j, "image"), "image");
-        if (j.contains("candidate_labels")) labels = get_strings(j, "candidate_labels", true);
-        if (j.contains("labels")) labels = get_strings(j, "labels", true);
+        if (j.contains("candidate_labels")) labels = get_strings(j, "candidate_labels", l.max_labels);
+        if (j.contains("labels")) labels = get_strings(j, "labels", l.max_labels);
         if (j.contains("label_set")) set = get_string(j, "label_set");
         if (j.contains("hypothesis_template")) templates = {get_string(j, "hypothesis_template")};
         if (j.contains("templates")) {
-          for (auto& s : get_strings(j, "templates", false)) templates.push_back(std::move(s));
+          for (auto& s : get_strings(j, "templates", 0)) templates.push_back(std::move(s));
         }
         if (j.contains("multi_label")) r.multi_label = get_bool(j, "multi_label");
         if (j.contains("top_k")) r.top_k = get_count(j, "top_k", l.max_labels);
@@ -262,15 +477,15 @@ EmbedRequest parse_embed(const Body& b, const Limits& l) {
     EmbedRequest r;
     if (b.multipart) {
       r.images = uploaded_images(b);
-      r.texts = fields(b, "text", false);
-      for (auto& s : fields(b, "texts", false)) r.texts.push_back(std::move(s));
+      r.texts = fields(b, "text", 0);
+      for (auto& s : fields(b, "texts", 0)) r.texts.push_back(std::move(s));
       if (const Part* p = field(b, "normalize")) r.normalize = parse_bool_text(p->content, "normalize");
     } else {
-      const json j = parse_json(b);
-      if (j.contains("texts")) r.texts = get_strings(j, "texts", false);
+      const json j = parse_json(b, l);
+      if (j.contains("texts")) r.texts = get_strings(j, "texts", 0);
       if (j.contains("text")) r.texts.push_back(get_string(j, "text"));
       std::vector<std::string> imgs;
-      if (j.contains("images")) imgs = get_strings(j, "images", false);
+      if (j.contains("images")) imgs = get_strings(j, "images", 0);
       if (j.contains("image")) imgs.push_back(get_string(j, "image"));
       if (imgs.size() > l.max_images) bad("too many images: " + std::to_string(imgs.size()) + " (the limit is " + std::to_string(l.max_images) + ")");
       for (size_t i = 0; i < imgs.size(); ++i) r.images.push_back(image_from_base64(imgs[i], "images[" + std::to_string(i) + "]"));
@@ -344,7 +559,7 @@ SearchRequest parse_search(const Body& b, const Limits& l) {
       }
       if (const Part* p = field(b, "top_k")) r.top_k = parse_count_text(p->content, "top_k", 1000);
     } else {
-      const json j = parse_json(b);
+      const json j = parse_json(b, l);
       if (j.contains("query")) parse_query_text(get_string(j, "query"), &r.terms);
       if (j.contains("image")) {
         SearchTerm t;
@@ -394,7 +609,7 @@ ImageInput parse_image_only(const Body& b) {
       if (imgs.size() != 1) bad("multipart: expected exactly one image file (field \"image\")");
       return std::move(imgs[0]);
     }
-    const json j = parse_json(b);
+    const json j = parse_json(b, Limits{});
     if (j.contains("inputs")) return image_from_base64(get_string(j, "inputs"), "inputs");
     if (!j.contains("image")) bad("image: missing (base64 bytes of the image)");
     return image_from_base64(get_string(j, "image"), "image");

@@ -17,12 +17,15 @@
 #include "index/query.h"
 #include "index/search.h"
 #include "index/store.h"
+#include "server/admission.h"
 #include "server/batcher.h"
 #include "server/classifier_cache.h"
 #include "server/codec.h"
 #include "server/http.h"
+#include "server/label_builds.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "util/mapped_file.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/version.h"
 
@@ -55,6 +58,7 @@ void send_error(HttpResponse& res, int status, const std::string& message) {
 }
 
 constexpr const char* kThumbnailPrefix = "/v1/thumbnail/";
+constexpr const char* kImagePrefix = "/v1/image/";
 
 // The route name in metrics: the pattern, so that ids in paths do not make new series.
 std::string route_of(const std::string& path) {
@@ -63,6 +67,7 @@ std::string route_of(const std::string& path) {
   for (const char* k : known)
     if (path == k) return k;
   if (path.rfind("/v1/thumbnail/", 0) == 0) return "/v1/thumbnail";
+  if (path.rfind("/v1/image/", 0) == 0) return "/v1/image";
   return "other";
 }
 
@@ -88,6 +93,15 @@ json floats(const std::vector<float>& v) {
   json a = json::array();
   for (float x : v) a.push_back(jf(x));
   return a;
+}
+
+// The classifier cache's key: a built-in set by its name, typed labels by themselves; the templates; the kind.
+std::string classifier_key(bool multi, const std::string& label_set, const std::vector<std::vector<std::string>>& classes,
+                           const std::vector<std::string>& templates) {
+  std::vector<std::string> shown;
+  if (label_set.empty())
+    for (const auto& c : classes) shown.push_back(c[0]);
+  return cache_key(multi ? "multi" : "softmax", {{label_set}, shown, templates});
 }
 
 }  // namespace
@@ -119,6 +133,9 @@ struct Server::Impl {
   std::unique_ptr<index::Store> store;  // SQLite connection: one request at a time
   std::mutex store_mu;
   std::unique_ptr<HttpServer> http;
+  Budget body_budget{opt.max_inflight_body_bytes};
+  Budget pixel_budget{opt.max_inflight_pixels};
+  LabelBuilds label_builds;  // last: its threads use the caches above, and it joins them when destroyed
 
   void setup();
 
@@ -127,7 +144,11 @@ struct Server::Impl {
     std::vector<std::vector<float>> px;
     px.reserve(images.size());
     auto arrival = batcher.announce(images.size());  // the encoder waits for these while they decode
-    for (const auto& in : images) px.push_back(model.preprocess_image_memory(in.bytes.data(), in.bytes.size(), in.name));
+    for (const auto& in : images) {
+      // Only one image of a request is decoded at a time (the rest are 224 x 224 floats by then): admit each.
+      const auto ticket = admit_pixels(in);
+      px.push_back(model.preprocess_image_memory(in.bytes.data(), in.bytes.size(), in.name));
+    }
     return batcher.submit(std::move(px), arrival);
   }
   std::vector<float> wait(std::future<std::vector<float>>& f) {
@@ -136,6 +157,49 @@ struct Server::Impl {
       throw HttpError(504, "the encoder did not answer within " + std::to_string(opt.request_timeout_s) + " s");
     return f.get();
   }
+  // Admission by the memory of all requests in flight: the body's bytes while it is parsed and handled, each
+  // image's pixels (read from its header) while it is decoded. Throw Overloaded (503 + Retry-After) past them.
+  Budget::Ticket admit_body(size_t bytes) {
+    auto t = body_budget.try_acquire(bytes);
+    if (!t)
+      throw Overloaded("busy: request bodies of " + std::to_string(body_budget.in_use() >> 20) +
+                       " MiB are being handled (the limit is --max-inflight-body-mb " +
+                       std::to_string(body_budget.capacity() >> 20) + "); retry");
+    return std::move(*t);
+  }
+  Budget::Ticket admit_pixels(const ImageInput& in) {
+    const uint64_t px = pixels_to_admit(in.bytes.data(), in.bytes.size(), opt.max_image_pixels);
+    auto t = pixel_budget.try_acquire(px);
+    if (!t)
+      throw Overloaded("busy: " + std::to_string(pixel_budget.in_use() / 1'000'000) +
+                       " megapixels are being decoded (the limit is --max-inflight-megapixels " +
+                       std::to_string(pixel_budget.capacity() / 1'000'000) + "); retry");
+    return std::move(*t);
+  }
+
+  // Label embeddings of more than opt.inline_prompts prompts, not in the cache yet: built on a thread of their own
+  // (label_builds.h) while this request is answered 503 + Retry-After; smaller ones are built by the request.
+  template <class T, class Make>
+  void build_large_in_background(LruCache<T>& cache, const std::string& key, const ClassifyRequest& r, Make make) {
+    size_t names = 0;
+    for (const auto& c : r.classes) names += c.size();
+    const size_t prompts = names * std::max<size_t>(1, r.templates.size());
+    if (prompts <= opt.inline_prompts || opt.classifier_cache == 0 || cache.contains(key)) return;
+    const auto st = label_builds.start(key, [&cache, key, make] {
+      bool hit = false;
+      cache.get(key, make, &hit);
+    });
+    if (!st.error.empty()) throw HttpError(500, "encoding the labels failed: " + st.error);
+    const std::string what = (r.label_set.empty() ? std::to_string(r.classes.size()) + " labels" : "label set " + r.label_set) +
+                             " (" + std::to_string(prompts) + " prompts)";
+    if (st.refused) throw Overloaded("busy: other label sets are being encoded; retry " + what + " later", 5);
+    char ago[32];
+    std::snprintf(ago, sizeof ago, "%.0f", st.elapsed_s);
+    throw Overloaded("encoding the prompts of " + what + ", started " + ago +
+                         " s ago; retry shortly (zeroshot serve --preload-labels encodes built-in sets at start-up)",
+                     2);
+  }
+
   std::vector<float> embed_one(const ImageInput& in) {
     auto fs = submit({in});
     return wait(fs[0]);
@@ -158,6 +222,8 @@ struct Server::Impl {
   void search(const HttpRequest& req, HttpResponse& res);
   void moderate(const HttpRequest& req, HttpResponse& res);
   void thumbnail(const HttpRequest& req, HttpResponse& res);
+  void full_image(const HttpRequest& req, HttpResponse& res);
+  void send_indexed_image(const HttpRequest& req, HttpResponse& res, int max_side, int quality);
   json models() const;
   void get_models(const HttpRequest&, HttpResponse& res) { send_json(res, 200, models()); }
   void get_metrics(const HttpRequest&, HttpResponse& res) {
@@ -182,6 +248,13 @@ namespace {
 
 using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
 
+// The request's body as received: JSON text, or multipart parts.
+size_t body_bytes(const HttpRequest& req) {
+  size_t n = req.body.size();
+  for (const auto& part : req.parts) n += part.content.size();
+  return n;
+}
+
 // Runs a route that needs the API key (when one is set), turning every exception into a JSON error answer. The key
 // is checked once the body has been read: the connection stays in step for the next request.
 template <class F>
@@ -189,7 +262,16 @@ Handler guarded(Server::Impl* s, F f) {
   return [s, f](const HttpRequest& req, HttpResponse& res) {
     try {
       if (!s->authorized(req, res)) return;
+      const size_t bytes = body_bytes(req);
+      struct TrimAfter {  // destroyed after the ticket and the handler's memory
+        size_t bytes;
+        ~TrimAfter() { release_memory_after(bytes); }
+      } trim{bytes};
+      const auto ticket = s->admit_body(bytes);
       (s->*f)(req, res);
+    } catch (const Overloaded& e) {
+      res.set_header("Retry-After", std::to_string(e.retry_after_s));
+      send_error(res, e.status, e.what());
     } catch (const HttpError& e) {
       send_error(res, e.status, e.what());
     } catch (const QueueFull& e) {
@@ -214,27 +296,30 @@ Handler guarded(Server::Impl* s, F f) {
 void Server::Impl::classify(const HttpRequest& req, HttpResponse& res) {
   ClassifyRequest r = parse_classify(body_of(req), limits);
   auto fut = submit({r.image});  // the encoder works while the label embeddings are looked up
-  std::vector<std::string> shown;  // a built-in set is keyed by its name
-  if (r.label_set.empty())
-    for (const auto& c : r.classes) shown.push_back(c[0]);
-  const std::string key =
-      cache_key(r.multi_label ? "multi" : "softmax", {{r.label_set}, shown, r.templates});
+  const std::string key = classifier_key(r.multi_label, r.label_set, r.classes, r.templates);
+  const auto make_tagger = [this, classes = r.classes, templates = r.templates] {
+    MultiLabelOptions mo;
+    mo.classifier = copt;
+    return std::make_shared<const MultiLabelClassifier>(model, classes, templates, mo);
+  };
+  const auto make_classifier = [this, classes = r.classes, templates = r.templates] {
+    return std::make_shared<const ZeroShotClassifier>(model, classes, templates, copt);
+  };
+  if (r.multi_label) {
+    build_large_in_background(taggers, key, r, make_tagger);
+  } else {
+    build_large_in_background(classifiers, key, r, make_classifier);
+  }
   bool hit = false;
   json result = json::array();
   if (r.multi_label) {
-    auto tagger = taggers.get(key, [&] {
-      MultiLabelOptions mo;
-      mo.classifier = copt;
-      return std::make_shared<const MultiLabelClassifier>(model, r.classes, r.templates, mo);
-    }, &hit);
+    auto tagger = taggers.get(key, make_tagger, &hit);
     metrics.observe_cache(hit);
     const auto emb = wait(fut[0]);
     for (const auto& t : tagger->tag(emb.data(), r.top_k))
       result.push_back({{"label", t.label}, {"score", jf(t.score)}, {"threshold", jf(t.threshold)}, {"flagged", t.flagged}});
   } else {
-    auto clf = classifiers.get(key, [&] {
-      return std::make_shared<const ZeroShotClassifier>(model, r.classes, r.templates, copt);
-    }, &hit);
+    auto clf = classifiers.get(key, make_classifier, &hit);
     metrics.observe_cache(hit);
     const auto emb = wait(fut[0]);
     for (const auto& s : clf->classify(emb.data(), r.top_k)) result.push_back({{"label", s.label}, {"score", jf(s.score)}});
@@ -324,9 +409,14 @@ void Server::Impl::moderate(const HttpRequest& req, HttpResponse& res) {
 
 // Only images that are rows of the index are served, by row id: the path comes from the database, never from the
 // request.
-void Server::Impl::thumbnail(const HttpRequest& req, HttpResponse& res) {
+void Server::Impl::thumbnail(const HttpRequest& req, HttpResponse& res) { send_indexed_image(req, res, 256, 85); }
+void Server::Impl::full_image(const HttpRequest& req, HttpResponse& res) { send_indexed_image(req, res, 2048, 90); }
+
+// A row of the index as a JPEG of at most max_side px (decoded and oriented as for the index: never the file's own
+// bytes, so no metadata leaves the server), its decode admitted against the pixel budget like an upload's.
+void Server::Impl::send_indexed_image(const HttpRequest& req, HttpResponse& res, int max_side, int quality) {
   if (!store) throw HttpError(404, "search is off: start the server with --index DB");
-  const std::string id_text = req.path.substr(std::strlen(kThumbnailPrefix));
+  const std::string id_text = req.path.substr(req.path.find_last_of('/') + 1);  // the route matched prefix + digits
   int64_t id = 0;
   const auto r = std::from_chars(id_text.data(), id_text.data() + id_text.size(), id);
   if (r.ec != std::errc() || r.ptr != id_text.data() + id_text.size()) throw HttpError(404, "no such image");
@@ -337,10 +427,15 @@ void Server::Impl::thumbnail(const HttpRequest& req, HttpResponse& res) {
   }
   if (path.empty()) throw HttpError(404, "no image with id " + id_text + " in the index");
   image::DecodeOptions d;
-  d.max_pixels = 100'000'000;
+  d.max_pixels = opt.max_image_pixels;
   std::vector<uint8_t> jpeg;
   try {
-    jpeg = eval::encode_jpeg(eval::shrink_to_fit(image::decode_file(path, d), 256), 85);
+    ImageInput file;
+    const std::string bytes = util::read_file(path);
+    file.bytes.assign(bytes.begin(), bytes.end());
+    const auto ticket = admit_pixels(file);
+    jpeg = eval::encode_jpeg(eval::shrink_to_fit(image::decode_memory(file.bytes.data(), file.bytes.size(), path, d), max_side),
+                             quality);
   } catch (const Error& e) {
     throw HttpError(404, std::string("image ") + id_text + " can no longer be read");
   }
@@ -398,6 +493,7 @@ void Server::Impl::setup() {
   routes.push_back({"POST", "/v1/search", false, true, guarded(this, &Impl::search)});
   routes.push_back({"POST", "/v1/moderate", false, true, guarded(this, &Impl::moderate)});
   routes.push_back({"GET", kThumbnailPrefix, true, true, guarded(this, &Impl::thumbnail)});
+  routes.push_back({"GET", kImagePrefix, true, true, guarded(this, &Impl::full_image)});
 
   // The route of a path: nullptr when no route has it.
   auto find = [routes](const std::string& path, const std::string& method) -> std::pair<const Route*, std::string> {
@@ -458,6 +554,7 @@ void Server::Impl::setup() {
 Server::Server(const Model& model, ServerOptions opt) {
   if (model.modality() != Modality::Image)
     throw Error(model.name(), std::string("serve supports image models; this is an audio model (") + model.model_type() + ")");
+  map_large_allocations();  // admission.h: large request buffers go back to the system when freed
   impl_ = std::make_unique<Impl>(model, std::move(opt));
   Impl& s = *impl_;
   if (!s.opt.policy_path.empty()) s.moderator.emplace(Moderator::load(model, s.opt.policy_path, s.copt));
@@ -470,6 +567,37 @@ Server::Server(const Model& model, ServerOptions opt) {
 
 Server::~Server() {
   if (impl_) impl_->batcher.stop();
+}
+
+void Server::preload_labels(const std::string& spec, const std::function<void(const std::string&)>& note) {
+  Impl& s = *impl_;
+  const size_t colon = spec.find(':');
+  const std::string set_name = spec.substr(0, colon);
+  const classify::LabelSet* set = classify::find_label_set(set_name);
+  if (!set || set->modality != "image")
+    throw Error("--preload-labels " + spec, "no built-in image label set \"" + set_name + "\" (see zeroshot label-sets)");
+  std::vector<std::string> templates;
+  std::string template_name;
+  if (colon != std::string::npos) {
+    template_name = spec.substr(colon + 1);
+    if (!classify::find_template_set(template_name, &templates))
+      throw Error("--preload-labels " + spec, "no built-in template set \"" + template_name + "\" (imagenet80, imagenet7, ...)");
+  }
+  if (s.opt.classifier_cache == 0) throw Error("--preload-labels " + spec, "the classifier cache is off (size 0)");
+  size_t names = 0;
+  for (const auto& c : set->classes) names += c.size();
+  const std::string what = "label set " + set->name + (template_name.empty() ? "" : " x " + template_name);
+  if (note)
+    note("encoding " + what + ": " + std::to_string(set->classes.size()) + " classes, " +
+         std::to_string(names * std::max<size_t>(1, templates.size())) + " prompts");
+  const auto start = Clock::now();
+  bool hit = false;
+  const std::string key = classifier_key(false, set->name, set->classes, templates);
+  s.classifiers.get(key, [&] { return std::make_shared<const ZeroShotClassifier>(s.model, set->classes, templates, s.copt); },
+                    &hit);
+  char took[32];
+  std::snprintf(took, sizeof took, "%.1f", std::chrono::duration<double>(Clock::now() - start).count());
+  if (note) note(what + " ready in " + took + " s");
 }
 
 int Server::bind() { return impl_->http->bind(); }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,13 @@ struct ServerOptions {
   double header_timeout_s = 10;
   double body_timeout_s = 60;
   size_t classifier_cache = 64;     // label-set classifiers kept (LRU)
+  // Memory shared by all requests in flight (src/server/admission.h); past either: 503 + Retry-After.
+  size_t max_inflight_body_bytes = 128u << 20;  // request bodies being parsed
+  uint64_t max_inflight_pixels = 250'000'000;   // images being decoded (~7 bytes a pixel at the peak of a decode)
+  uint64_t max_image_pixels = 100'000'000;      // the model's limit per image (ModelOptions::max_image_pixels)
+  // Label embeddings of more prompts (labels x templates) are built on a thread of their own (label_builds.h);
+  // until they are ready, requests for them are answered 503 + Retry-After.
+  size_t inline_prompts = 1000;
 };
 
 class Server {
@@ -54,6 +62,11 @@ class Server {
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
+
+  // Encodes a built-in label set's prompts now, "SET" or "SET:TEMPLATES" ("imagenet:imagenet7"), so that requests
+  // naming that set (and those templates; softmax, not multi_label) are answered from the classifier cache.
+  // `note` (optional) is told what is encoded, before and after. Throws zeroshot::Error naming a bad spec.
+  void preload_labels(const std::string& spec, const std::function<void(const std::string&)>& note = {});
 
   // Binds the listening socket; returns the port. Throws zeroshot::Error when it cannot.
   int bind();

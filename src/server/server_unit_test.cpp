@@ -1,13 +1,22 @@
 // The server's pieces without a model: base64, key comparison, request parsing and limits, the LRU, metrics text.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <atomic>
+#include <cstring>
+#include <filesystem>
+#include <functional>
 #include <thread>
 
 #include "server/classifier_cache.h"
+#include "image/image.h"
+#include "image/probe.h"
+#include "server/admission.h"
 #include "server/codec.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "util/mapped_file.h"
 #include "zeroshot/error.h"
 
 namespace zs = zeroshot::server;
@@ -188,4 +197,174 @@ TEST(LruCache, ConcurrentMissesBuildOnce) {
                std::runtime_error);
   EXPECT_EQ(*c.get("bad", [] { return std::make_shared<const int>(1); }, &hit), 1);
   EXPECT_FALSE(hit);
+}
+
+namespace {
+
+// Sanitizers hold freed memory in quarantine and add shadow memory: resident sizes measure them, not the server.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+#else
+constexpr bool kSanitized = false;
+#endif
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const zs::HttpError& e) {
+    return std::to_string(e.status) + " " + e.what();
+  }
+  return "";
+}
+
+// The process's peak resident set so far, bytes (Linux reports KiB).
+uint64_t peak_rss() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
+}
+
+// "{"<key>": [<item>,<item>,...]}" of about `bytes` bytes.
+std::string repeated(const std::string& key, const std::string& item, size_t bytes) {
+  std::string s = "{\"" + key + "\": [";
+  s.reserve(bytes + item.size() + 8);
+  while (s.size() < bytes) s += item + ",";
+  s += item + "]}";
+  return s;
+}
+
+}  // namespace
+
+// Issue 19: a 31 MiB {"labels":[{},{},...]} grew the process by 1.2 GB as a JSON DOM. Parsed by the SAX schema, it
+// is refused at the first "{" naming the field; other amplifying shapes stop at their caps; nothing is built for
+// keys the API does not know. Peak RSS (getrusage: the high-water mark, so a transient spike counts) grows by far
+// less than the body.
+TEST(ParseJson, AmplifyingBodiesTakeBoundedMemory) {
+  const size_t mib31 = 31u << 20;
+  const std::string objects = repeated("labels", "{}", mib31);
+  const std::string strings = repeated("labels", "\"\"", mib31);
+  const std::string unknown = repeated("whatever", "[{},{\"a\":[1,2,{}]}]", mib31);
+  std::string list(mib31, ',');  // "a,a,a,...": 15 million labels if split without a cap
+  for (size_t i = 0; i < list.size(); i += 2) list[i] = 'a';
+  const std::string commas = "{\"image\": \"Zm9v\", \"labels\": \"" + list + "\"}";
+  std::string dup = "{";
+  while (dup.size() < mib31) dup += "\"texts\": [\"a\",\"b\",\"c\"], ";
+  dup += "\"image\": \"Zm9v\"}";
+  auto in = [](const std::string& text) {  // no copy of the body
+    zs::Body body;
+    body.json = &text;
+    return body;
+  };
+  const uint64_t before = peak_rss();
+  const zs::Limits l;
+  EXPECT_EQ(error_of([&] { zs::parse_classify(in(objects), l); }), "400 labels: expected an array of strings");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(in(strings), l); }),
+            "400 too many labels: more than 1000 (the limit is 1000)");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(in(unknown), l); }),
+            "400 image: missing (base64 bytes of the image)");  // parsed to the end, nothing kept
+  EXPECT_NE(error_of([&] { zs::parse_embed(in(dup), l); }).find("400 request body: more than"), std::string::npos);
+  // Nothing is kept. A DOM took 1.2 GB for the first body alone.
+  const uint64_t grown = peak_rss() - before;
+  if (!kSanitized) {
+    EXPECT_LT(grown, 16u << 20) << grown / (1 << 20) << " MiB";
+  }
+  // One 31 MiB string: the parser's buffer grows by doubling (a transient 1.5x), then the request holds it once.
+  EXPECT_EQ(error_of([&] { zs::parse_classify(in(commas), l); }),
+            "400 too many labels: more than 1000 (the limit is 1000)");
+  const uint64_t grown_string = peak_rss() - before;
+  if (!kSanitized) {
+    EXPECT_LT(grown_string, 2 * mib31 + (16u << 20)) << grown_string / (1 << 20) << " MiB";
+  }
+}
+
+TEST(ParseJson, WrongTypesAreNamedWhileParsing) {
+  const zs::Limits l;
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "templates": [1]})"), l); }),
+            "400 templates: expected an array of strings");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": {}, "labels": "a"})"), l); }),
+            "400 image: expected a string");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"multi_label": "yes"}})"), l); }),
+            "400 parameters.multi_label: expected true or false");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": []})"), l); }),
+            "400 parameters: expected an object with candidate_labels");
+  EXPECT_NE(error_of([&] { zs::parse_search(json_body(R"({"terms": [{"text": "a"}, 5]})"), l); }).find("400 terms[1]: expected"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { zs::parse_search(json_body(R"({"terms": [{"text": "a", "weight": "2"}]})"), l); }),
+            "400 terms[0].weight: expected a number");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(std::string(100, '[')), l); }),
+            "400 request body: expected a JSON object");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body("{\"x\": " + std::string(100, '[') + std::string(100, ']') + "}"), l); }),
+            "400 request body: nested deeper than 32 levels");
+  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "labels": ["a"]} x)"), l); }),
+            "400 request body: malformed JSON (send a JSON object, or multipart/form-data)");
+  // Unknown keys of any shape are ignored, as before; a repeated key keeps its last value.
+  auto r = zs::parse_classify(
+      json_body(R"({"extra": {"deep": [[{}], null, 1.5]}, "image": "Zm9v", "labels": ["x"], "labels": ["cat", "dog"]})"), l);
+  ASSERT_EQ(r.classes.size(), 2u);
+  EXPECT_EQ(r.classes[1][0], "dog");
+}
+
+TEST(Budget, AdmitsWhatFitsAndALoneRequest) {
+  zs::Budget b(100);
+  {
+    auto big = b.try_acquire(500);  // alone: admitted although over the budget
+    ASSERT_TRUE(big);
+    EXPECT_FALSE(b.try_acquire(1));
+  }
+  EXPECT_EQ(b.in_use(), 0u);
+  auto t1 = b.try_acquire(60);
+  ASSERT_TRUE(t1);
+  EXPECT_FALSE(b.try_acquire(41));
+  auto t2 = b.try_acquire(40);
+  ASSERT_TRUE(t2);
+  EXPECT_EQ(b.in_use(), 100u);
+  t1.reset();
+  EXPECT_TRUE(b.try_acquire(60));
+  EXPECT_EQ(b.peak(), 500u);
+}
+
+// The header probe that the pixel budget trusts: for every fixture image, the pixels it reads are the pixels the
+// decoder produces (EXIF rotation swaps the sides, not the count); truncated headers and other bytes say nothing.
+TEST(ProbeDimensions, AgreesWithTheDecoder) {
+  const std::string dir = std::string(ZEROSHOT_FIXTURES) + "/images/";
+  int probed = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("bad_", 0) == 0 || !zeroshot::image::has_image_extension(name)) continue;
+    const std::string data = zeroshot::util::read_file(e.path().string());
+    const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+    const auto dims = zeroshot::image::probe_dimensions(p, data.size());
+    ASSERT_TRUE(dims) << name;
+    const auto img = zeroshot::image::decode_memory(p, data.size(), name);
+    EXPECT_EQ(uint64_t{dims->width} * dims->height, uint64_t(img.width) * img.height) << name;
+    for (size_t n : {size_t{0}, size_t{5}, size_t{12}, size_t{20}})  // truncated: nothing or the same, never a read past
+      if (auto t = zeroshot::image::probe_dimensions(p, n)) {
+        EXPECT_EQ(t->width, dims->width) << name << " " << n;
+      }
+    ++probed;
+  }
+  EXPECT_GE(probed, 15);
+  const std::string bomb = zeroshot::util::read_file(dir + "bad_bomb_60000x60000.png");
+  const auto b = zeroshot::image::probe_dimensions(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size());
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->width, 60000u);
+  EXPECT_EQ(zs::pixels_to_admit(reinterpret_cast<const uint8_t*>(bomb.data()), bomb.size(), 100'000'000), 100'000'000u);
+  // A BMP header (BITMAPINFOHEADER, top-down) and bytes of no known format.
+  std::string bmp(54, '\0');
+  bmp[0] = 'B', bmp[1] = 'M', bmp[14] = 40, bmp[18] = 7;  // width 7
+  const int32_t h = -9;
+  std::memcpy(&bmp[22], &h, 4);
+  const auto d = zeroshot::image::probe_dimensions(reinterpret_cast<const uint8_t*>(bmp.data()), bmp.size());
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->width, 7u);
+  EXPECT_EQ(d->height, 9u);
+  const std::string text = "just some text, not an image";
+  EXPECT_FALSE(zeroshot::image::probe_dimensions(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+  EXPECT_EQ(zs::pixels_to_admit(reinterpret_cast<const uint8_t*>(text.data()), text.size(), 1234), 1234u);
 }

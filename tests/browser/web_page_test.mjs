@@ -1,6 +1,9 @@
 // Browser test of the server's web page: Debian's chromium, headless, driven by playwright-core (no browser
 // download). Starts `zeroshot serve` on a free port, uploads a fixture image on the page, types labels, reads the
-// bars, checks them against the JSON API, and saves a screenshot.
+// bars, checks them against the JSON API, and saves a screenshot. Also (issue 18 item 12): multi-label mode shows a
+// legend, the threshold and each label's threshold mark as the API answers them; an error clears the old results;
+// Enter in the search box searches; a thumbnail opens the full image with its path and score; at 390 px wide (a
+// phone) the bars keep most of the row's width and the labels are not cut.
 //
 //   node web_page_test.mjs <zeroshot binary> <model dir> <image> <screenshot.png> <index.db>
 // With the index attached, it also searches from the page and checks that every result's thumbnail loads.
@@ -76,19 +79,49 @@ try {
   });
   check(Math.abs(sum - 1) < 1e-4, "softmax scores do not sum to 1: " + sum);
 
-  // A bad request shows the server's error message on the page, and the page keeps working.
+  // Multi-label: the API's scores, thresholds and flags; a legend with the threshold; a mark at each threshold.
+  await page.check("#multi");
+  await page.click("#classify");
+  await page.waitForSelector("#legend:not([hidden]) .swatch", { timeout: 30000 });
+  await page.waitForSelector(".bar-row .thr", { timeout: 30000 });
+  const multi = await page.$$eval(".bar-row", (rows) => rows.map((r) => ({
+    label: r.querySelector(".label").textContent,
+    score: Number(r.dataset.score),
+    threshold: Number(r.dataset.threshold),
+    flagged: r.classList.contains("flagged"),
+    mark: parseFloat(r.querySelector(".thr").style.left),
+  })));
+  const legend = await page.textContent("#legend");
+  console.log("legend: " + legend);
+  const apiMulti = await (await fetch(url + "v1/classify", { method: "POST", body: JSON.stringify({ ...body, multi_label: true }) })).json();
+  check(multi.length === apiMulti.result.length, `multi-label: ${multi.length} bars for ${apiMulti.result.length} labels`);
+  multi.forEach((b, i) => {
+    const a = apiMulti.result[i];
+    check(b.label === a.label && Math.abs(b.score - a.score) < 1e-6, `multi bar ${i}: ${JSON.stringify(b)} vs ${JSON.stringify(a)}`);
+    check(Math.abs(b.threshold - a.threshold) < 1e-6 && b.flagged === a.flagged, `multi bar ${i}: threshold/flag differ from the API`);
+    check(Math.abs(b.mark - Math.min(1, a.threshold) * 100) < 0.1, `multi bar ${i}: threshold mark at ${b.mark}%`);
+  });
+  check(/flagged/.test(legend) && /threshold/.test(legend), "legend without flagged / threshold: " + legend);
+  const thresholds = [...new Set(apiMulti.result.map((r) => r.threshold))];
+  if (thresholds.length === 1) check(legend.includes(thresholds[0].toFixed(4)), "legend does not show the threshold " + thresholds[0]);
+  await page.uncheck("#multi");
+
+  // A bad request shows the server's error message on the page, clears the old results, and the page keeps working.
   await page.fill("#labels", "");
   await page.click("#classify");
   await page.waitForFunction(() => document.getElementById("error").textContent.length > 0, null, { timeout: 10000 });
   console.log("error shown: " + (await page.textContent("#error")));
+  check((await page.locator(".bar-row").count()) === 0, "old bars still shown next to the error");
+  check(await page.isHidden("#legend"), "old legend still shown next to the error");
   await page.fill("#labels", labels.join(", "));
   await page.click("#classify");
   await page.waitForSelector(".bar-row", { timeout: 30000 });
+  check((await page.textContent("#error")) === "", "the error stays after a good request");
 
   // Search: the box is shown when an index is attached; results come with thumbnails served by the server.
   check(await page.isVisible("#search-section"), "search box hidden although an index is attached");
   await page.fill("#query", "a rocket");
-  await page.click("#search");
+  await page.press("#query", "Enter");  // Enter searches
   await page.waitForFunction(() => {
     const imgs = [...document.querySelectorAll("#results .hit img")];
     return imgs.length === 4 && imgs.every((i) => i.complete && i.naturalWidth > 0);
@@ -99,8 +132,52 @@ try {
   check(apiSearch.results.length === 4, "API search: " + JSON.stringify(apiSearch));
   apiSearch.results.forEach((r, i) => check(hits[i].endsWith(r.path.split("/").pop()), `hit ${i}: ${hits[i]} vs ${r.path}`));
 
+  // A thumbnail opens the full image, with its path and score.
+  await page.click("#results .hit a");
+  await page.waitForFunction(() => {
+    const i = document.getElementById("viewer-img");
+    return document.getElementById("viewer").open && i.complete && i.naturalWidth > 0;
+  }, null, { timeout: 30000 });
+  const viewer = await page.evaluate(() => ({
+    path: document.getElementById("viewer-path").textContent,
+    score: document.getElementById("viewer-score").textContent,
+    width: document.getElementById("viewer-img").naturalWidth,
+  }));
+  console.log("viewer: " + JSON.stringify(viewer));
+  check(viewer.path === apiSearch.results[0].path, `viewer path ${viewer.path} vs ${apiSearch.results[0].path}`);
+  check(viewer.score === "score " + apiSearch.results[0].score.toFixed(4), "viewer score " + viewer.score);
+  check(viewer.width > 256, `viewer shows ${viewer.width} px: the thumbnail, not the full image`);
+  await page.click("#viewer-close");
+  check(!(await page.evaluate(() => document.getElementById("viewer").open)), "viewer did not close");
+
+  // A search error clears the old results.
+  await page.fill("#query", "+");
+  await page.press("#query", "Enter");
+  await page.waitForFunction(() => document.getElementById("search-error").textContent.length > 0, null, { timeout: 10000 });
+  check((await page.locator("#results .hit").count()) === 0, "old search results still shown next to the error");
+
   await page.screenshot({ path: screenshot, fullPage: true });
   console.log("screenshot: " + screenshot);
+
+  // A phone, 390 px wide: long labels sit above their bars; each bar keeps most of the row; no label is cut.
+  await page.setViewportSize({ width: 390, height: 844 });
+  const long = ["an astronaut in a white space suit on a mission", "a small grey cat sleeping on a sofa", "a rocket",
+                "a cup of coffee with milk foam"];
+  await page.fill("#labels", long.join(", "));
+  await page.click("#classify");
+  await page.waitForFunction((n) => document.querySelectorAll(".bar-row").length === n, long.length, { timeout: 30000 });
+  const narrow = await page.$$eval(".bar-row", (rows) => rows.map((r) => {
+    const l = r.querySelector(".label");
+    return { row: r.getBoundingClientRect().width, track: r.querySelector(".track").getBoundingClientRect().width,
+             cut: l.scrollWidth > l.clientWidth + 1 };
+  }));
+  console.log("at 390 px: " + JSON.stringify(narrow));
+  narrow.forEach((b, i) => {
+    check(b.track >= 0.6 * b.row, `at 390 px, bar ${i} is ${b.track} px of a ${b.row} px row`);
+    check(!b.cut, `at 390 px, label ${i} is cut`);
+  });
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= 390), "the page scrolls sideways at 390 px");
+  await page.screenshot({ path: screenshot.replace(/\.png$/, "_390px.png"), fullPage: true });
   check(errors.length === 0, "page errors: " + errors.join("; "));
   console.log("PASS");
 } catch (e) {
