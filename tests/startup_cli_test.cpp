@@ -89,6 +89,12 @@ TEST(BenchCli, NoImagenetSkipsThePrompts) {
   ASSERT_TRUE(j["min_cosine_vs_f32_texts"].is_number()) << r.out;
   EXPECT_GT(j["min_cosine_vs_f32_texts"].get<double>(), 0.9);
   EXPECT_LE(j["min_cosine_vs_f32_texts"].get<double>(), 1.0 + 1e-6);
+
+  // Nothing to save without the prompts: refused, not a file of the wrong ids.
+  const CliResult both = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--no-imagenet",
+                                             "--save-imagenet-ids", home.str() + "/ids.json"});
+  EXPECT_NE(both.code, 0);
+  EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
 }
 
 TEST(ClassifyCli, LabelCacheWrittenThenUsed) {

@@ -418,12 +418,13 @@ void add_bench_command(CLI::App& app, std::function<int()>* action) {
                 "random pixel batch)");
   c->add_option("--audio", a->audio_dir,
                 "Audio models: folder of audio files for min_cosine_vs_f32 (default: the generated 10 s clips)");
-  c->add_option("--save-imagenet-ids", a->save_ids,
+  CLI::Option* save_ids = c->add_option("--save-imagenet-ids", a->save_ids,
                 "Write the token ids of the 1,000 ImageNet prompts (a JSON array of arrays), for running the peers on "
                 "the same inputs");
   c->add_flag("--no-imagenet", a->no_imagenet,
               "Skip the 1,000 ImageNet prompts (texts_per_s_imagenet1000 null; min_cosine_vs_f32 over the timed "
-              "texts)");
+              "texts)")
+      ->excludes(save_ids);
   c->add_option("-f,--format", a->format, "Output: json (one object, the default) or table")
       ->default_val("json")
       ->check(CLI::IsMember({"json", "table"}));
