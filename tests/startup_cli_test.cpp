@@ -71,6 +71,30 @@ TEST(BenchCli, LowerPrecisionReportsTheErrorAgainstF32) {
   }
 }
 
+// --no-imagenet (bench/siglip_peers.py): no ImageNet rate, and the error against f32 still measured (over the
+// timed texts instead of the prompts).
+TEST(BenchCli, NoImagenetSkipsThePrompts) {
+  TempDir home;
+  const CliResult r = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--iters", "1",
+                                          "--no-imagenet", "--precision", "bf16", "--format", "json"});
+  if (r.code != 0) {  // a build without bf16: covered by LowerPrecisionReportsTheErrorAgainstF32
+    EXPECT_NE(r.err.find("--precision bf16"), std::string::npos) << r.err;
+    return;
+  }
+  const io::Json j = io::parse_json(r.out, "bench output");
+  EXPECT_TRUE(j["texts_per_s_imagenet1000"].is_null()) << r.out;
+  EXPECT_GT(j["texts_per_s"].get<double>(), 0.0);
+  ASSERT_TRUE(j["min_cosine_vs_f32_texts"].is_number()) << r.out;
+  EXPECT_GT(j["min_cosine_vs_f32_texts"].get<double>(), 0.9);
+  EXPECT_LE(j["min_cosine_vs_f32_texts"].get<double>(), 1.0 + 1e-6);
+
+  // Nothing to save without the prompts: refused, not a file of the wrong ids.
+  const CliResult both = zeroshot_cli(home, {"bench", "-m", clip_dir("clip-tiny-quickgelu"), "--no-imagenet",
+                                             "--save-imagenet-ids", home.str() + "/ids.json"});
+  EXPECT_NE(both.code, 0);
+  EXPECT_NE(both.err.find("excludes"), std::string::npos) << both.err;
+}
+
 TEST(ClassifyCli, LabelCacheWrittenThenUsed) {
   TempDir home;
   const Args base = {"classify", image_path("chelsea.png"), "-m", clip_dir("clip-tiny-quickgelu"), "-f", "json", "-q"};

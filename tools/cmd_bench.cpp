@@ -30,6 +30,7 @@ struct BenchArgs {
   std::string images_dir;
   std::string audio_dir;  // audio models: files for min_cosine_vs_f32
   std::string save_ids;  // the ImageNet prompts' token ids, for the peers (bench/compare.py)
+  bool no_imagenet = false;  // skip the 1,000 prompts: minutes of a loaded machine for a big model's peer rounds
   std::string format = "json";
 };
 
@@ -329,11 +330,13 @@ int run(const BenchArgs& a) {
   // The 1,000 ImageNet class names through one template, tokenizer included (as a label set is built).
   const classify::LabelSet* imagenet = classify::find_label_set("imagenet");
   std::vector<std::string> prompts;
-  for (const auto& names : imagenet->classes) prompts.push_back("a photo of a " + names[0] + ".");
+  if (!a.no_imagenet)
+    for (const auto& names : imagenet->classes) prompts.push_back("a photo of a " + names[0] + ".");
   t = Clock::now();
   std::vector<std::vector<int32_t>> prompt_ids;
   for (const auto& p : prompts) prompt_ids.push_back(model->tokenize(p));
   const double tokenize_s = seconds_since(t);
+  if (prompt_ids.empty()) prompt_ids = ids;  // --no-imagenet: min_cosine_vs_f32 over the timed texts instead
   const Embeddings imagenet_embeds = model->embed_token_ids(prompt_ids);
   const double imagenet_s = seconds_since(t);
   if (!a.save_ids.empty()) {
@@ -354,7 +357,10 @@ int run(const BenchArgs& a) {
   j["images_per_s"] = iters ? double(n * iters) / images_s : 0.0;
   j["first_text_batch_s"] = first_text_s;
   j["texts_per_s"] = iters ? double(n * iters) / texts_s : 0.0;
-  j["texts_per_s_imagenet1000"] = double(prompts.size()) / imagenet_s;
+  if (a.no_imagenet)
+    j["texts_per_s_imagenet1000"] = nullptr;
+  else
+    j["texts_per_s_imagenet1000"] = double(prompts.size()) / imagenet_s;
   j["tokenize_imagenet1000_s"] = tokenize_s;
   j["rss_after_load_mb"] = rss_after_load;
   j["peak_rss_mb"] = peak_rss;
@@ -412,9 +418,13 @@ void add_bench_command(CLI::App& app, std::function<int()>* action) {
                 "random pixel batch)");
   c->add_option("--audio", a->audio_dir,
                 "Audio models: folder of audio files for min_cosine_vs_f32 (default: the generated 10 s clips)");
-  c->add_option("--save-imagenet-ids", a->save_ids,
+  CLI::Option* save_ids = c->add_option("--save-imagenet-ids", a->save_ids,
                 "Write the token ids of the 1,000 ImageNet prompts (a JSON array of arrays), for running the peers on "
                 "the same inputs");
+  c->add_flag("--no-imagenet", a->no_imagenet,
+              "Skip the 1,000 ImageNet prompts (texts_per_s_imagenet1000 null; min_cosine_vs_f32 over the timed "
+              "texts)")
+      ->excludes(save_ids);
   c->add_option("-f,--format", a->format, "Output: json (one object, the default) or table")
       ->default_val("json")
       ->check(CLI::IsMember({"json", "table"}));
