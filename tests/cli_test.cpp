@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "support/cli.h"
@@ -264,4 +265,81 @@ TEST(Cli, UsageErrorsAndHelp) {
   // A hub id offline with an empty cache: a clear error that says so, no network.
   r = zeroshot_cli({"classify", "-m", "some-org/not-cached", "-l", "cat,dog", image_path("chelsea.png")});
   expect_one_line_error(r, "some-org/not-cached", "HF_HUB_OFFLINE");
+}
+
+// Every text, template, label, query and path reaches the engine as typed: CLI11's list syntax ("[a,b]" read as
+// two values, "[cat]" as cat) is off for every option and positional.
+TEST(Cli, EveryValueReachesTheEngineVerbatim) {
+  const std::string m = clip_dir("clip-tiny-quickgelu");
+  const std::vector<std::string> texts = {"[cat]", "[a,b]", "cat", "say \"hi\", 'you'", "-x", "--y", "a\u2028b", "[{}]"};
+  Args args = {"embed", "-m", m, "-f", "json", "--normalize"};
+  for (const auto& t : texts) args.push_back("--text=" + t);
+  CliResult r = zeroshot_cli(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), texts.size()) << r.out;
+  for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(lines[i]["input"].get<std::string>(), texts[i]);
+  // "[cat]" was embedded with its brackets: not the embedding of "cat".
+  EXPECT_NE(lines[0]["embedding"], lines[2]["embedding"]);
+  r = zeroshot_cli({"embed", "-m", m, "-f", "json", "--text", "[cat]", "--text", "[a,b]"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  lines = json_lines(r.out);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["input"], "[cat]");
+  EXPECT_EQ(lines[1]["input"], "[a,b]");
+
+  // Labels and templates: "[x]" labels under "{}" make the same prompts as x labels under "[{}]", and neither is
+  // the plain "x" prompt.
+  const std::string img = image_path("chelsea.png");
+  auto scores = [&](const Args& extra) {
+    CliResult c = zeroshot_cli(Args{"classify", "-m", m, "-f", "json", "-q"} + extra + Args{img});
+    EXPECT_EQ(c.code, 0) << c.err;
+    std::map<std::string, double> s;
+    const auto lines = json_lines(c.out);
+    if (lines.size() != 1) return s;
+    for (const auto& l : lines[0]["result"]) s[l["label"]] = l["score"].get<double>();
+    return s;
+  };
+  const auto bracketed_labels = scores({"-l", "[cat]", "-l", "[dog]", "-t", "{}"});
+  const auto bracketed_template = scores({"-l", "cat,dog", "-t", "[{}]"});
+  const auto plain = scores({"-l", "cat,dog", "-t", "{}"});
+  ASSERT_EQ(bracketed_labels.size(), 2u);
+  EXPECT_NEAR(bracketed_labels.at("[cat]"), bracketed_template.at("cat"), 1e-6);
+  EXPECT_NE(bracketed_template.at("cat"), plain.at("cat"));
+  EXPECT_EQ(scores({"-l", "[a,b]"}).size(), 2u);  // "[a" and "b]": the comma still separates labels
+
+  // Positional paths: the second input, a folder named "[photos]", is a folder, not "photos".
+  const TempDir tmp("brackets");
+  fs::create_directories(tmp.path / "[photos]");
+  fs::create_symlink(image_path("rocket.jpg"), tmp.path / "[photos]" / "rocket.jpg");
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-f", "json", "-q", img, tmp / "[photos]"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  ASSERT_EQ(json_lines(r.out).size(), 2u);
+  // "--" still ends the options; an unknown option is still a usage error.
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "-f", "json", "-q", "--", img, "-x.png"});
+  expect_one_line_error(r, "-x.png", "no such file");
+  r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", img, "--bogus", img});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--bogus"), std::string::npos) << r.err;
+
+  // A search query: the score of each image is its cosine with the embedding of "[cat]" itself.
+  const TempDir lib("library");
+  fs::create_symlink(image_path("chelsea.png"), lib.path / "chelsea.png");
+  fs::create_symlink(image_path("rocket.jpg"), lib.path / "rocket.jpg");
+  r = zeroshot_cli({"search", "-m", m, "--db", lib / "index.db", "-d", lib.str(), "-q", "--format", "json", "[cat]"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto hits = json_lines(r.out);
+  ASSERT_EQ(hits.size(), 2u);
+  r = zeroshot_cli({"embed", "-m", m, "-f", "json", "--normalize", "--text", "[cat]", "--image", lib / "chelsea.png",
+                    "--image", lib / "rocket.jpg"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto e = json_lines(r.out);
+  const auto q = e[0]["embedding"].get<std::vector<double>>();
+  for (const auto& h : hits) {
+    const size_t k = h["path"].get<std::string>().find("chelsea") != std::string::npos ? 1 : 2;
+    const auto v = e[k]["embedding"].get<std::vector<double>>();
+    double dot = 0;
+    for (size_t i = 0; i < q.size(); ++i) dot += q[i] * v[i];
+    EXPECT_NEAR(h["score"].get<double>(), dot, 1e-4) << h.dump();
+  }
 }

@@ -82,6 +82,43 @@ void add_format_option(CLI::App& app, std::string* format) {
       ->check(CLI::IsMember({"auto", "table", "json"}));
 }
 
+namespace {
+
+// CLI11 keeps the arguments no option took in App::missing_ (protected), each with how it read it: a positional
+// (Classifier::NONE) or an unknown option. The public remaining() loses that distinction, which decides between
+// an input file named "-x" after "--" and an unknown option -x.
+struct LeftoverAccess : CLI::App {
+  static const missing_t& of(const CLI::App& app) { return app.*(&LeftoverAccess::missing_); }
+};
+
+}  // namespace
+
+void prepare_parse(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    for (CLI::Option* o : sub->get_options()) {
+      if (o->get_expected_max() <= 1) continue;
+      o->allow_extra_args(false);
+      if (o->get_positional()) sub->allow_extras();
+    }
+  }
+}
+
+void finish_parse(CLI::App& app) {
+  for (CLI::App* sub : app.get_subcommands()) {
+    std::vector<std::string> positionals, unknown;
+    for (const auto& [kind, text] : LeftoverAccess::of(*sub)) {
+      if (kind == CLI::detail::Classifier::POSITIONAL_MARK) continue;  // a "--" CLI11 kept
+      (kind == CLI::detail::Classifier::NONE ? positionals : unknown).push_back(text);
+    }
+    if (!unknown.empty()) throw CLI::ExtrasError(sub->get_name(), unknown);
+    if (positionals.empty()) continue;
+    auto lists = sub->get_options([](CLI::Option* o) { return o->get_positional() && o->get_expected_max() > 1; });
+    if (lists.empty()) throw CLI::ExtrasError(sub->get_name(), positionals);
+    lists[0]->add_result(positionals);
+    lists[0]->run_callback();
+  }
+}
+
 bool stdout_is_tty() { return ::isatty(STDOUT_FILENO) == 1; }
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) == 1; }
 

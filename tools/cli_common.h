@@ -58,6 +58,16 @@ std::string json_string(const std::string& s);
 std::string json_float(float f);
 std::string json_floats(const float* v, size_t n);
 
+// Parsing rules every command shares; main() calls prepare_parse before CLI::App::parse and finish_parse after.
+// Every text, template, label, query and path reaches the command verbatim: CLI11 2.1 reads a value "[a,b]" of
+// an option that takes a list as the two values a and b, and "[cat]" as cat (its syntax for list defaults), except
+// where the option takes one value per flag (allow_extra_args false). So prepare_parse makes every list option
+// take one value per flag (`--text a --text b`), and a positional list take its first value itself while the
+// rest are left over (allow_extras), which finish_parse appends to it unchanged. An unknown option left over is
+// CLI11's usage error (CLI::ExtrasError), as before.
+void prepare_parse(CLI::App& app);
+void finish_parse(CLI::App& app);
+
 bool stdout_is_tty();
 bool stderr_is_tty();
 

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "zeroshot/error.h"
 #include "zeroshot/version.h"
@@ -21,8 +22,10 @@ int main(int argc, char** argv) {
   zeroshot::cli::add_eval_command(app, &action);
   zeroshot::cli::add_serve_command(app, &action);
   zeroshot::cli::add_quantize_command(app, &action);
+  zeroshot::cli::prepare_parse(app);
   try {
     app.parse(argc, argv);
+    zeroshot::cli::finish_parse(app);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
