@@ -343,3 +343,52 @@ TEST(Cli, EveryValueReachesTheEngineVerbatim) {
     EXPECT_NEAR(h["score"].get<double>(), dot, 1e-4) << h.dump();
   }
 }
+
+// The label rule: --labels takes labels (CSV quotes keep commas), --label one label verbatim, --label-set a set; a
+// set's name among labels, or one label a typo away from a set's name, is an error that names the option to use.
+TEST(Cli, LabelsSetsAndCommas) {
+  const std::string m = clip_dir("clip-tiny-quickgelu");
+  const std::string img = image_path("chelsea.png");
+  const Args base = {"classify", "-m", m, "-f", "json", "-q"};
+  auto labels_of = [&](const Args& extra) {
+    CliResult r = zeroshot_cli(base + extra + Args{img});
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::map<std::string, double> s;
+    const auto lines = json_lines(r.out);
+    if (lines.size() != 1) return s;
+    for (const auto& l : lines[0]["result"]) s[l["label"]] = l["score"].get<double>();
+    return s;
+  };
+  // Commas inside quotes; "" is a quote; the same prompts as --label.
+  const auto csv = labels_of({"-l", "\"a cat, sitting\", a dog,\"say \"\"hi\"\"\""});
+  const auto exact = labels_of({"--label", "a cat, sitting", "--label", "a dog", "--label", "say \"hi\""});
+  ASSERT_EQ(csv.size(), 3u);
+  EXPECT_EQ(csv, exact);
+  EXPECT_EQ(csv.count("say \"hi\""), 1u);
+  // --label keeps a set's name as a word; --label-set and a bare set name give the set.
+  EXPECT_EQ(labels_of({"--label", "imagenet", "--label", "cifar10"}).size(), 2u);
+  const auto set = labels_of({"--label-set", "cifar10"});
+  EXPECT_EQ(set.size(), 10u);
+  EXPECT_EQ(labels_of({"-l", "cifar10"}), set);
+  EXPECT_EQ(labels_of({"--label-set", "cifar10", "-l", "a red car"}).size(), 11u);
+
+  CliResult r = zeroshot_cli(base + Args{"-l", "imagnet", img});
+  expect_one_line_error(r, "imagnet", "did you mean the built-in label set imagenet?");
+  EXPECT_NE(r.err.find("--label-set imagenet"), std::string::npos) << r.err;
+  r = zeroshot_cli(base + Args{"--label-set", "imagnet", img});
+  expect_one_line_error(r, "--label-set imagnet", "did you mean imagenet?");
+  r = zeroshot_cli(base + Args{"-l", "imagenet,cat", img});
+  expect_one_line_error(r, "imagenet,cat", "--label-set imagenet");
+  r = zeroshot_cli(base + Args{"-l", "\"a cat, sitting", img});
+  expect_one_line_error(r, "a cat, sitting", "not closed");
+  r = zeroshot_cli(base + Args{"-l", "\"a\" cat,dog", img});
+  expect_one_line_error(r, "--labels", "--label");
+  r = zeroshot_cli(base + Args{"-l", "cat,,dog", img});
+  expect_one_line_error(r, "cat,,dog", "empty label");
+  r = zeroshot_cli(base + Args{"-l", "cat,dog", "--templates", "imagnet", img});
+  expect_one_line_error(r, "--templates imagnet", "did you mean imagenet?");
+
+  r = zeroshot_cli({"classify", "--help"});
+  EXPECT_NE(r.out.find("--label-set"), std::string::npos);
+  EXPECT_NE(r.out.find("double quotes"), std::string::npos);
+}

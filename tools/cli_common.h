@@ -45,10 +45,28 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
 // extension belongs to the other modality is an error naming it ("... is an audio model ...").
 std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inputs, const Model& model);
 
-// Labels from --labels (comma-separated, or a built-in set name like "imagenet") and --labels-file (one per line).
-// Returns classes: classes[k][0] is the label shown, further entries synonyms (built-in sets only).
-std::vector<std::vector<std::string>> resolve_labels(const std::vector<std::string>& labels_opts,
-                                                     const std::string& labels_file);
+// The label options of classify and eval. The rule: --labels takes labels, separated by commas, a label with a
+// comma in double quotes (a CSV field: "" is a quote inside); --label takes one label exactly as typed;
+// --label-set names a built-in set. A --labels value that is just a set's name is that set (the README's
+// `--labels imagenet`); a set's name among other labels, or one label a typo away from a set's name, is an error
+// that says which option to use, so a misspelled set never becomes a label.
+struct LabelArgs {
+  std::vector<std::string> lists;  // --labels
+  std::vector<std::string> exact;  // --label
+  std::vector<std::string> sets;   // --label-set
+  std::string file;                // --labels-file (one per line; the caller adds the option)
+  // Adds -l,--labels, --label and --label-set.
+  void add_to(CLI::App& app);
+};
+
+// Classes in the order: --labels, --label, --label-set, --labels-file. classes[k][0] is the label shown, further
+// entries synonyms (built-in sets only). Throws Error on no labels, a label given twice or a rule above.
+std::vector<std::vector<std::string>> resolve_labels(const LabelArgs& a);
+// One --labels value split by the rule above (no set lookup). Throws Error naming the value.
+std::vector<std::string> split_labels(const std::string& value);
+// The built-in label-set name a typo away from `name` (case-insensitive), or "".
+std::string nearest_label_set(const std::string& name);
+
 // Templates from --template (repeatable, used verbatim) and --templates (a set name: imagenet80, imagenet7, or a
 // dataset's name). Empty result: the caller's default.
 std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts, const std::string& templates_set);
