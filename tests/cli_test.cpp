@@ -392,3 +392,19 @@ TEST(Cli, LabelsSetsAndCommas) {
   EXPECT_NE(r.out.find("--label-set"), std::string::npos);
   EXPECT_NE(r.out.find("double quotes"), std::string::npos);
 }
+
+// A limit error names the option that changes it, in that option's unit.
+TEST(Cli, LimitErrorsNameTheirOption) {
+  const std::string m = clip_dir("clip-tiny-quickgelu");
+  CliResult r = zeroshot_cli(
+      {"classify", "-m", m, "-l", "cat,dog", "--max-megapixels", "0.01", "-f", "json", "-q", image_path("chelsea.png")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("451x300 pixels (0.1353 megapixels) exceeds --max-megapixels 0.01"), std::string::npos) << r.err;
+  r = zeroshot_cli({"embed", "-m", m, "-f", "json", "--image", image_path("bad_bomb_60000x60000.png")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("(3600 megapixels) exceeds --max-megapixels 100"), std::string::npos) << r.err;
+  r = zeroshot_cli({"classify", "-m", clap_dir("clap-tiny-unfused"), "-l", "dog,rain", "--max-audio-seconds", "1", "-f",
+                    "json", "-q", audio_path("chord_3s.wav")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("exceeds the limit of 1 s (--max-audio-seconds)"), std::string::npos) << r.err;
+}

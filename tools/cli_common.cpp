@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "classify/label_sets.h"
 #include "audio/audio.h"
@@ -81,6 +82,26 @@ void add_format_option(CLI::App& app, std::string* format) {
                                          "default: table on a terminal, json otherwise")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "table", "json"}));
+}
+
+std::string explain_limits(const std::string& message) {
+  // The texts of image::detail::check_size and audio::decode (src/image/image.cpp, src/audio/audio.cpp).
+  static const std::regex pixels(R"(image of (\d+)x(\d+) pixels exceeds the limit of (\d+) pixels)");
+  static const std::regex seconds(R"(exceeds the limit of [0-9.]+ s)");
+  std::smatch m;
+  if (std::regex_search(message, m, pixels)) {
+    auto mp = [](double px) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.4g", px / 1e6);
+      return std::string(buf);
+    };
+    const double w = std::stod(m[1].str()), h = std::stod(m[2].str()), limit = std::stod(m[3].str());
+    return m.prefix().str() + "image of " + m[1].str() + "x" + m[2].str() + " pixels (" + mp(w * h) +
+           " megapixels) exceeds --max-megapixels " + mp(limit) + m.suffix().str();
+  }
+  if (std::regex_search(message, m, seconds))
+    return m.prefix().str() + m.str() + " (--max-audio-seconds)" + m.suffix().str();
+  return message;
 }
 
 namespace {

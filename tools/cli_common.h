@@ -76,6 +76,11 @@ std::string json_string(const std::string& s);
 std::string json_float(float f);
 std::string json_floats(const float* v, size_t n);
 
+// An engine error message with its limits put in the CLI's terms: the engine reports the pixel limit in pixels and
+// names no option; here the message says the limit in megapixels with --max-megapixels, and --max-audio-seconds for
+// the audio duration limit. Other messages come back unchanged. Every error line the CLI prints goes through it.
+std::string explain_limits(const std::string& message);
+
 // Parsing rules every command shares; main() calls prepare_parse before CLI::App::parse and finish_parse after.
 // Every text, template, label, query and path reaches the command verbatim: CLI11 2.1 reads a value "[a,b]" of
 // an option that takes a list as the two values a and b, and "[cat]" as cat (its syntax for list defaults), except

@@ -126,7 +126,8 @@ int embed_and_print(const Model& model, const std::vector<std::string>& paths, c
   util::ProgressBar bar(bar_label, paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
   size_t failed = 0;
   const bool bar_shares_terminal = stdout_is_tty();
-  model.embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
+  model.embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& engine_err) {
+    const std::string err = emb ? "" : explain_limits(engine_err);
     if (bar_shares_terminal || !emb) bar.clear();
     if (!emb) {
       ++failed;

@@ -71,7 +71,7 @@ int run(const EmbedArgs& a) {
   bool failed = false;
   model->embed_files(images, 8, [&](size_t i, const float* e, const std::string& err) {
     if (e) std::copy(e, e + ie.dim, ie.data.begin() + static_cast<std::ptrdiff_t>(i * ie.dim));
-    else image_errors[i] = err, failed = true;
+    else image_errors[i] = explain_limits(err), failed = true;
     return true;
   });
 

@@ -99,7 +99,7 @@ Inputs embed_direct(const Model& model, const eval::Dataset& d, const EvalArgs& 
       std::copy(e, e + dim, store.begin() + static_cast<std::ptrdiff_t>(i * dim));
       emb[i] = store.data() + i * dim;
     } else {
-      err[i] = error;
+      err[i] = explain_limits(error);
       bar.clear();
       std::fprintf(stderr, "zeroshot: %s\n", error.c_str());
     }
@@ -162,6 +162,7 @@ Inputs embed_cached(const Model& model, const eval::Dataset& d, const EvalArgs& 
     auto e = errors.find(abs[i]);
     err[i] = e == errors.end() ? paths[i] + ": not in the cache after indexing" : e->second;
     if (err[i].rfind(paths[i], 0) != 0 && err[i].rfind(abs[i], 0) != 0) err[i] = paths[i] + ": " + err[i];
+    err[i] = explain_limits(err[i]);
     std::fprintf(stderr, "zeroshot: %s\n", err[i].c_str());
   }
   Inputs in;

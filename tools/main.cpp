@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   try {
     return action ? action() : 0;
   } catch (const zeroshot::Error& e) {
-    std::fprintf(stderr, "zeroshot: %s\n", e.what());
+    std::fprintf(stderr, "zeroshot: %s\n", zeroshot::cli::explain_limits(e.what()).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "zeroshot: out of memory\n");
