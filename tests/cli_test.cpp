@@ -408,3 +408,24 @@ TEST(Cli, LimitErrorsNameTheirOption) {
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("exceeds the limit of 1 s (--max-audio-seconds)"), std::string::npos) << r.err;
 }
+
+// The first run without a network (or offline with an empty cache) says that the model is the default and what to
+// do instead, in one line.
+TEST(Cli, FirstRunWithoutNetworkSaysWhatToDo) {
+  const Args args = {"classify", "-l", "cat,dog", image_path("chelsea.png")};
+  CliResult r = zeroshot_cli(args);  // offline, empty cache
+  expect_one_line_error(r, "openai/clip-vit-base-patch32", "is the default model");
+  for (const char* hint : {"600 MB", "--model DIR", "ZEROSHOT_MODEL", "without --offline"})
+    EXPECT_NE(r.err.find(hint), std::string::npos) << hint << ": " << r.err;
+  CliOptions o;
+  o.offline = false;
+  o.env = {{"HF_ENDPOINT", "http://127.0.0.1:9"}};  // nothing listens on the discard port
+  r = run_cli(args, o);
+  expect_one_line_error(r, "openai/clip-vit-base-patch32", "cannot reach http://127.0.0.1:9");
+  EXPECT_NE(r.err.find("is the default model"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("HF_ENDPOINT"), std::string::npos) << r.err;
+  // A model the user named is not called the default.
+  r = run_cli({"classify", "-m", "some-org/not-cached", "-l", "cat,dog", image_path("chelsea.png")}, o);
+  expect_one_line_error(r, "some-org/not-cached", "--model DIR");
+  EXPECT_EQ(r.err.find("default"), std::string::npos) << r.err;
+}

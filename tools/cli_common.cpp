@@ -20,10 +20,11 @@ namespace zeroshot::cli {
 namespace fs = std::filesystem;
 
 void ModelArgs::add_to(CLI::App& app) {
-  app.add_option("-m,--model", model,
-                 "Hugging Face model folder or hub id (downloaded once into the HF cache)")
-      ->default_val(std::string(kDefaultModel))
-      ->envname("ZEROSHOT_MODEL");
+  model_option = app.add_option("-m,--model", model,
+                                "Hugging Face model folder or hub id (downloaded once into the HF cache; default " +
+                                    std::string(kDefaultModel) + ", ~600 MB)")
+                     ->default_val(std::string(kDefaultModel))
+                     ->envname("ZEROSHOT_MODEL");
   app.add_option("--threads", threads, "Worker threads (0: all cores)")->default_val(0)->check(CLI::NonNegativeNumber);
   app.add_option("--max-megapixels", max_megapixels, "Refuse images larger than this, before decoding them")
       ->default_val(100)
@@ -53,7 +54,20 @@ std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
   o.max_audio_seconds = max_audio_seconds;
   o.audio_crop = crop == "random" ? AudioCrop::Random : AudioCrop::Middle;
   o.audio_seed = seed;
-  return Model::load(model, o);
+  try {
+    return Model::load(model, o);
+  } catch (const Error& e) {
+    // The texts of the hub client when a file is neither downloadable nor cached (src/io/hub.cpp).
+    const std::string what = e.what();
+    if (what.find("cannot reach") == std::string::npos && what.find("not in the cache") == std::string::npos) throw;
+    const bool defaulted = model == kDefaultModel && (model_option == nullptr || model_option->count() == 0);
+    throw Error(what + "; " +
+                (defaulted ? model + " is the default model (about 600 MB, downloaded once on first use): give "
+                           : std::string("give ")) +
+                "--model DIR for a model folder you have (or set ZEROSHOT_MODEL), or " +
+                (what.find("HF_HUB_OFFLINE") != std::string::npos ? "run once without --offline / HF_HUB_OFFLINE"
+                                                                   : "HF_ENDPOINT for a hub mirror"));
+  }
 }
 
 CLI::Option* add_precision_option(CLI::App& app, std::string* precision) {

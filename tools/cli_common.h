@@ -25,7 +25,10 @@ struct ModelArgs {
   std::string crop = "middle";
   uint32_t seed = 0;
   void add_to(CLI::App& app);
+  // A hub id that can be neither downloaded nor found in the cache is an error that says what to do instead
+  // (and, for the default model, that it is the default and what the first run downloads).
   std::unique_ptr<Model> load(bool quiet) const;
+  const CLI::Option* model_option = nullptr;  // set by add_to
 };
 
 // --precision f32|bf16|int8, the arithmetic of the linear layers (zeroshot::Precision). ModelArgs::add_to adds it;
