@@ -429,3 +429,69 @@ TEST(Cli, FirstRunWithoutNetworkSaysWhatToDo) {
   expect_one_line_error(r, "some-org/not-cached", "--model DIR");
   EXPECT_EQ(r.err.find("default"), std::string::npos) << r.err;
 }
+
+// rclip's habits: search -t/-f/-n/-p; options before the command; `embed photo.jpg` suggests --image.
+TEST(Cli, RclipFlagsGlobalOptionsAndHints) {
+  const std::string m = clip_dir("clip-tiny-quickgelu");
+  const TempDir lib("library");
+  fs::create_symlink(image_path("chelsea.png"), lib.path / "chelsea.png");
+  fs::create_symlink(image_path("rocket.jpg"), lib.path / "rocket.jpg");
+  const Args search = {"search", "-m", m, "--db", lib / "index.db", "-d", lib.str(), "-q"};
+  CliResult r = zeroshot_cli(search + Args{"-t", "1", "-f", "a cat"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(count_lines(r.out), 1u) << r.out;
+  EXPECT_EQ(r.out.rfind(lib.str(), 0), 0u) << r.out;  // a bare path
+  r = zeroshot_cli(search + Args{"-n", "-t", "2", "--format", "json", "a cat"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(json_lines(r.out).size(), 2u);
+
+  // -p: the protocol from the terminal's variables (or --preview-protocol), each image at most -H pixels tall.
+  auto preview = [&](const std::vector<std::pair<std::string, std::string>>& env, const Args& extra = {}) {
+    CliOptions o;
+    o.env = env;
+    return run_cli(search + Args{"-n", "-t", "1", "-p", "-H", "20"} + extra + Args{"a cat"}, o);
+  };
+  r = preview({{"TERM", "xterm-kitty"}});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const size_t k = r.out.find("_Ga=T,f=24,s=");
+  ASSERT_NE(k, std::string::npos) << r.out.substr(0, 200);
+  int w = 0, h = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + k, "_Ga=T,f=24,s=%d,v=%d", &w, &h), 2);
+  EXPECT_EQ(h, 20);  // chelsea.png is 451x300: shrunk to 20 rows, width in proportion
+  EXPECT_NEAR(w, 30, 1);
+  r = preview({{"TERM", "xterm-256color"}, {"TERM_PROGRAM", "iTerm.app"}});
+  EXPECT_NE(r.out.find("]1337;File=inline=1;size="), std::string::npos) << r.out.substr(0, 200);
+  r = preview({{"TERM", "foot"}, {"TERM_PROGRAM", "foot"}});
+  EXPECT_NE(r.out.find("\033Pq\"1;1;"), std::string::npos) << r.out.substr(0, 200);
+  r = preview({{"TERM", "xterm"}, {"TMUX", "/tmp/tmux-1/default,1,0"}}, {"--preview-protocol", "kitty"});
+  EXPECT_NE(r.out.find("\033Ptmux;\033\033_Ga=T"), std::string::npos) << r.out.substr(0, 200);
+  r = preview({{"TERM", "dumb"}, {"TERM_PROGRAM", "none"}});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("not known to show images"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find('\033'), std::string::npos);
+  r = zeroshot_cli(search + Args{"-n", "-p", "-f", "a cat"});
+  expect_one_line_error(r, "--preview", "not with");
+
+  // Options before the command apply to it; after it, the command's own win; one it lacks is a usage error.
+  const std::string img = image_path("chelsea.png");
+  CliResult after = zeroshot_cli({"classify", "-m", m, "--offline", "-q", "-l", "cat,dog", "-f", "json", img});
+  ASSERT_EQ(after.code, 0) << after.err;
+  r = zeroshot_cli({"-m", m, "--offline", "-q", "classify", "-l", "cat,dog", "-f", "json", img});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, after.out);
+  r = zeroshot_cli({"-m", "/no/such/model", "classify", "-m", m, "-l", "cat,dog", "-f", "json", img});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, after.out);
+  r = zeroshot_cli({"--precision", "int9", "classify", "-m", m, "-l", "cat,dog", img});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("int9"), std::string::npos) << r.err;
+  r = zeroshot_cli({"--threads", "2", "quantize", "-m", m});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("--threads does not apply to quantize"), std::string::npos) << r.err;
+
+  r = zeroshot_cli({"embed", "-m", m, "photo.jpg"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("did you mean --image photo.jpg?"), std::string::npos) << r.err;
+  r = zeroshot_cli({"embed", "-m", m, "a dog"});
+  EXPECT_NE(r.err.find("--text \"a dog\""), std::string::npos) << r.err;
+}

@@ -129,18 +129,59 @@ struct LeftoverAccess : CLI::App {
 
 }  // namespace
 
+void add_global_options(CLI::App& app) {
+  // No bound variables: finish_parse copies what was given to the command's own option, whose checks then apply.
+  app.add_option("-m,--model", "Model folder or hub id (for the command that follows; as its --model)");
+  app.add_option("--revision", "Hub revision (as the command's --revision)");
+  app.add_flag("--offline")->description("Never use the network (as the command's --offline)");
+  app.add_option("--threads", "Worker threads (as the command's --threads)");
+  app.add_option("--precision", "f32, bf16 or int8 (as the command's --precision)");
+  app.add_option("--max-megapixels", "As the command's --max-megapixels");
+  app.add_option("--max-audio-seconds", "As the command's --max-audio-seconds");
+  app.add_flag("-q,--quiet")->description("No progress bars (as the command's --quiet)");
+}
+
+namespace {
+
+// Whether `o`'s value came from its environment variable rather than the command line.
+bool from_env(const CLI::Option& o) {
+  const std::string name = o.get_envname();
+  const char* v = name.empty() ? nullptr : std::getenv(name.c_str());
+  return v != nullptr && o.results() == std::vector<std::string>{v};
+}
+
+// "embed photo.jpg": the option the input needs.
+std::string input_hint(const CLI::App& cmd, const std::string& arg) {
+  auto has = [&](const char* name) { return cmd.get_option_no_throw(name) != nullptr; };
+  if (has("--image") && image::has_image_extension(arg)) return "; did you mean --image " + arg + "?";
+  if (has("--audio") && audio::has_audio_extension(arg)) return "; did you mean --audio " + arg + "?";
+  if (has("--text")) return "; inputs go in options: --text \"" + arg + "\", --image FILE, --audio FILE or --text-file F";
+  return "";
+}
+
+}  // namespace
+
 void prepare_parse(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-    for (CLI::Option* o : sub->get_options()) {
-      if (o->get_expected_max() <= 1) continue;
-      o->allow_extra_args(false);
-      if (o->get_positional()) sub->allow_extras();
-    }
+    sub->allow_extras();  // finish_parse sorts the leftovers: positionals, or unknown options (a usage error)
+    for (CLI::Option* o : sub->get_options())
+      if (o->get_expected_max() > 1) o->allow_extra_args(false);
   }
 }
 
 void finish_parse(CLI::App& app) {
   for (CLI::App* sub : app.get_subcommands()) {
+    for (const CLI::Option* global : app.get_options()) {
+      if (global->count() == 0 || global->get_name() == "--help" || global->get_name() == "--version") continue;
+      CLI::Option* own = sub->get_option_no_throw(global->get_name());
+      if (own == nullptr)
+        throw CLI::ExtrasError(global->get_name() + " does not apply to " + sub->get_name(),
+                               CLI::ExitCodes::ExtrasError);
+      if (own->count() > 0 && !from_env(*own)) continue;  // given after the command name too: that one wins
+      own->clear();
+      own->add_result(global->results());
+      own->run_callback();
+    }
     std::vector<std::string> positionals, unknown;
     for (const auto& [kind, text] : LeftoverAccess::of(*sub)) {
       if (kind == CLI::detail::Classifier::POSITIONAL_MARK) continue;  // a "--" CLI11 kept
@@ -149,7 +190,12 @@ void finish_parse(CLI::App& app) {
     if (!unknown.empty()) throw CLI::ExtrasError(sub->get_name(), unknown);
     if (positionals.empty()) continue;
     auto lists = sub->get_options([](CLI::Option* o) { return o->get_positional() && o->get_expected_max() > 1; });
-    if (lists.empty()) throw CLI::ExtrasError(sub->get_name(), positionals);
+    if (lists.empty()) {
+      const std::string hint = input_hint(*sub, positionals[0]);
+      if (hint.empty()) throw CLI::ExtrasError(sub->get_name(), positionals);
+      throw CLI::ExtrasError(sub->get_name() + ": \"" + positionals[0] + "\" is not an option's value" + hint,
+                             CLI::ExitCodes::ExtrasError);
+    }
     lists[0]->add_result(positionals);
     lists[0]->run_callback();
   }

@@ -91,6 +91,11 @@ std::string explain_limits(const std::string& message);
 // take one value per flag (`--text a --text b`), and a positional list take its first value itself while the
 // rest are left over (allow_extras), which finish_parse appends to it unchanged. An unknown option left over is
 // CLI11's usage error (CLI::ExtrasError), as before.
+// Options given before the command name (`zeroshot --offline classify ...`) apply to the command: add_global_options
+// puts the model options and --quiet on the top-level app, and finish_parse hands each one given there to the
+// command (where the command's own option, given after its name, wins). A command without that option is a usage
+// error. An embed input given without its option (`embed photo.jpg`) is a usage error that suggests the option.
+void add_global_options(CLI::App& app);
 void prepare_parse(CLI::App& app);
 void finish_parse(CLI::App& app);
 
