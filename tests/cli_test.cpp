@@ -495,3 +495,27 @@ TEST(Cli, RclipFlagsGlobalOptionsAndHints) {
   r = zeroshot_cli({"embed", "-m", m, "a dog"});
   EXPECT_NE(r.err.find("--text \"a dog\""), std::string::npos) << r.err;
 }
+
+// Tables for people: embed's preview of the vector is one bracketed list; bench's numbers are rounded.
+TEST(Cli, TablesReadCleanly) {
+  const std::string m = clip_dir("clip-tiny-quickgelu");
+  CliResult r = zeroshot_cli({"embed", "-m", m, "--text", "a dog", "-f", "table"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '['), 1) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), ']'), 1) << r.out;
+  EXPECT_NE(r.out.find(", ...]\n"), std::string::npos) << r.out;
+
+  r = zeroshot_cli({"bench", "-m", m, "--iters", "1", "-f", "table"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string key, value;
+  size_t numbers = 0;
+  while (lines >> key && std::getline(lines, value)) {
+    value.erase(0, value.find_first_not_of(' '));
+    if (value.empty() || value.find_first_not_of("0123456789.-e+") != std::string::npos) continue;
+    ++numbers;
+    const size_t dot = value.find('.'), e = value.find('e');
+    if (dot != std::string::npos && e == std::string::npos) EXPECT_LE(value.size() - dot - 1, 5u) << key << " " << value;
+  }
+  EXPECT_GE(numbers, 8u) << r.out;
+}

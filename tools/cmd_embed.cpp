@@ -94,8 +94,11 @@ int run(const EmbedArgs& a) {
     } else {
       double n = 0;
       for (float x : v) n += static_cast<double>(x) * x;
-      std::printf("%-5s  %s\n       dim %zu  norm %.4f  [%s ...]\n", kind, in.value.c_str(), v.size(), std::sqrt(n),
-                  json_floats(v.data(), std::min<size_t>(v.size(), 4)).substr(1).c_str());
+      // The first values, then "..." inside the bracket when there are more.
+      std::string head = json_floats(v.data(), std::min<size_t>(v.size(), 4));
+      if (v.size() > 4) head.insert(head.size() - 1, ", ...");
+      std::printf("%-5s  %s\n       dim %zu  norm %.4f  %s\n", kind, in.value.c_str(), v.size(), std::sqrt(n),
+                  head.c_str());
     }
   }
   return failed ? 1 : 0;
