@@ -82,11 +82,11 @@ std::string sixel(const image::RgbImage& img, bool tmux) {
       }
       out += (first ? "#" : "$#") + std::to_string(c);
       first = false;
-      for (int x = 0; x < w;) {
-        int n = 1;
-        while (x + n < w && row[static_cast<size_t>(x + n)] == row[static_cast<size_t>(x)]) ++n;
-        if (n >= 4) out += "!" + std::to_string(n) + row[static_cast<size_t>(x)];
-        else out.append(static_cast<size_t>(n), row[static_cast<size_t>(x)]);
+      for (size_t x = 0; x < row.size();) {
+        size_t n = 1;
+        while (x + n < row.size() && row[x + n] == row[x]) ++n;
+        if (n >= 4) out += "!" + std::to_string(n) + row[x];
+        else out.append(n, row[x]);
         x += n;
       }
     }
