@@ -25,7 +25,10 @@ struct ModelArgs {
   std::string crop = "middle";
   uint32_t seed = 0;
   void add_to(CLI::App& app);
+  // A hub id that can be neither downloaded nor found in the cache is an error that says what to do instead
+  // (and, for the default model, that it is the default and what the first run downloads).
   std::unique_ptr<Model> load(bool quiet) const;
+  const CLI::Option* model_option = nullptr;  // set by add_to
 };
 
 // --precision f32|bf16|int8, the arithmetic of the linear layers (zeroshot::Precision). ModelArgs::add_to adds it;
@@ -45,10 +48,28 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
 // extension belongs to the other modality is an error naming it ("... is an audio model ...").
 std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inputs, const Model& model);
 
-// Labels from --labels (comma-separated, or a built-in set name like "imagenet") and --labels-file (one per line).
-// Returns classes: classes[k][0] is the label shown, further entries synonyms (built-in sets only).
-std::vector<std::vector<std::string>> resolve_labels(const std::vector<std::string>& labels_opts,
-                                                     const std::string& labels_file);
+// The label options of classify and eval. The rule: --labels takes labels, separated by commas, a label with a
+// comma in double quotes (a CSV field: "" is a quote inside); --label takes one label exactly as typed;
+// --label-set names a built-in set. A --labels value that is just a set's name is that set (the README's
+// `--labels imagenet`); a set's name among other labels, or one label a typo away from a set's name, is an error
+// that says which option to use, so a misspelled set never becomes a label.
+struct LabelArgs {
+  std::vector<std::string> lists;  // --labels
+  std::vector<std::string> exact;  // --label
+  std::vector<std::string> sets;   // --label-set
+  std::string file;                // --labels-file (one per line; the caller adds the option)
+  // Adds -l,--labels, --label and --label-set.
+  void add_to(CLI::App& app);
+};
+
+// Classes in the order: --labels, --label, --label-set, --labels-file. classes[k][0] is the label shown, further
+// entries synonyms (built-in sets only). Throws Error on no labels, a label given twice or a rule above.
+std::vector<std::vector<std::string>> resolve_labels(const LabelArgs& a);
+// One --labels value split by the rule above (no set lookup). Throws Error naming the value.
+std::vector<std::string> split_labels(const std::string& value);
+// The built-in label-set name a typo away from `name` (case-insensitive), or "".
+std::string nearest_label_set(const std::string& name);
+
 // Templates from --template (repeatable, used verbatim) and --templates (a set name: imagenet80, imagenet7, or a
 // dataset's name). Empty result: the caller's default.
 std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts, const std::string& templates_set);
@@ -57,6 +78,26 @@ std::vector<std::string> resolve_templates(const std::vector<std::string>& templ
 std::string json_string(const std::string& s);
 std::string json_float(float f);
 std::string json_floats(const float* v, size_t n);
+
+// An engine error message with its limits put in the CLI's terms: the engine reports the pixel limit in pixels and
+// names no option; here the message says the limit in megapixels with --max-megapixels, and --max-audio-seconds for
+// the audio duration limit. Other messages come back unchanged. Every error line the CLI prints goes through it.
+std::string explain_limits(const std::string& message);
+
+// Parsing rules every command shares; main() calls prepare_parse before CLI::App::parse and finish_parse after.
+// Every text, template, label, query and path reaches the command verbatim: CLI11 2.1 reads a value "[a,b]" of
+// an option that takes a list as the two values a and b, and "[cat]" as cat (its syntax for list defaults), except
+// where the option takes one value per flag (allow_extra_args false). So prepare_parse makes every list option
+// take one value per flag (`--text a --text b`), and a positional list take its first value itself while the
+// rest are left over (allow_extras), which finish_parse appends to it unchanged. An unknown option left over is
+// CLI11's usage error (CLI::ExtrasError), as before.
+// Options given before the command name (`zeroshot --offline classify ...`) apply to the command: add_global_options
+// puts the model options and --quiet on the top-level app, and finish_parse hands each one given there to the
+// command (where the command's own option, given after its name, wins). A command without that option is a usage
+// error. An embed input given without its option (`embed photo.jpg`) is a usage error that suggests the option.
+void add_global_options(CLI::App& app);
+void prepare_parse(CLI::App& app);
+void finish_parse(CLI::App& app);
 
 bool stdout_is_tty();
 bool stderr_is_tty();

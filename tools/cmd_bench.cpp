@@ -263,8 +263,22 @@ void print(const BenchArgs& a, const nlohmann::ordered_json& j) {
   if (resolve_format(a.format) == Format::Json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
-    for (const auto& [k, v] : j.items())
-      std::printf("%-26s %s\n", k.c_str(), v.is_string() ? v.get<std::string>().c_str() : v.dump().c_str());
+    // For people: rates and sizes rounded to what a run-to-run comparison can use (JSON keeps every digit);
+    // cosines keep five decimals, where the precisions differ.
+    for (const auto& [k, v] : j.items()) {
+      std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+      if (v.is_number_float()) {
+        const double x = v.get<double>();
+        char buf[32];
+        if (k.find("cosine") != std::string::npos) std::snprintf(buf, sizeof buf, "%.5f", x);
+        else if (std::fabs(x) >= 100) std::snprintf(buf, sizeof buf, "%.0f", x);
+        else if (std::fabs(x) >= 1) std::snprintf(buf, sizeof buf, "%.2f", x);
+        else if (std::fabs(x) >= 0.001 || x == 0) std::snprintf(buf, sizeof buf, "%.4f", x);
+        else std::snprintf(buf, sizeof buf, "%.2e", x);
+        text = buf;
+      }
+      std::printf("%-26s %s\n", k.c_str(), text.c_str());
+    }
   }
 }
 

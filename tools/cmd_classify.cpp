@@ -17,8 +17,7 @@ namespace {
 struct ClassifyArgs {
   ModelArgs model;
   std::vector<std::string> inputs;
-  std::vector<std::string> labels;
-  std::string labels_file;
+  LabelArgs labels;  // labels.file: --labels-file
   std::vector<std::string> templates;
   std::string templates_set;
   size_t top_k = 0;
@@ -71,12 +70,16 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
     throw Error("--negative", "only applies to --multi-label-mode probability");
   TaggerSpec t;
   auto& classes = t.classes;
-  if (!a.labels.empty()) classes = resolve_labels(a.labels, "");
+  if (!a.labels.lists.empty() || !a.labels.exact.empty() || !a.labels.sets.empty()) {
+    LabelArgs typed = a.labels;
+    typed.file.clear();  // read below, with its thresholds and negatives
+    classes = resolve_labels(typed);
+  }
   std::vector<std::optional<float>> thr(classes.size());
   std::vector<std::string> neg(classes.size());
-  if (!a.labels_file.empty()) {
-    for (auto& l : classify::load_tag_labels_file(a.labels_file)) {
-      const std::string where = a.labels_file + ":" + std::to_string(l.line);
+  if (!a.labels.file.empty()) {
+    for (auto& l : classify::load_tag_labels_file(a.labels.file)) {
+      const std::string where = a.labels.file + ":" + std::to_string(l.line);
       for (const auto& c : classes)
         if (c[0] == l.name) throw Error(where, "label \"" + l.name + "\" is given twice");
       if (l.threshold) classify::check_threshold(on, *l.threshold, where);
@@ -87,7 +90,7 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
       neg.push_back(l.negative);
     }
   }
-  if (classes.empty()) throw Error("labels", "none given: use --labels \"cat,dog\", --labels imagenet or --labels-file F");
+  if (classes.empty()) throw Error("labels", "none given: use --labels \"cat,dog\", --label-set imagenet or --labels-file F");
   t.opt.on = on == classify::ScoreOn::Cosine ? ScoreOn::Cosine : ScoreOn::Probability;
   for (const auto& spec_text : a.thresholds) {
     const std::string where = "--threshold \"" + spec_text + "\"";
@@ -124,7 +127,8 @@ int embed_and_print(const Model& model, const std::vector<std::string>& paths, c
   util::ProgressBar bar(bar_label, paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
   size_t failed = 0;
   const bool bar_shares_terminal = stdout_is_tty();
-  model.embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
+  model.embed_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& engine_err) {
+    const std::string err = emb ? "" : explain_limits(engine_err);
     if (bar_shares_terminal || !emb) bar.clear();
     if (!emb) {
       ++failed;
@@ -180,7 +184,7 @@ int run_multi_label(const ClassifyArgs& a) {
 int run(const ClassifyArgs& a) {
   if (a.multi_label) return run_multi_label(a);
   const Format fmt = resolve_format(a.format);
-  const auto classes = resolve_labels(a.labels, a.labels_file);
+  const auto classes = resolve_labels(a.labels);
   const auto templates = resolve_templates(a.templates, a.templates_set);
   auto model = a.model.load(a.quiet);
   // Image or audio files, by the model's modality (config.json's model_type).
@@ -215,11 +219,8 @@ void add_classify_command(CLI::App& app, std::function<int()>* action) {
   CLI::App* c = app.add_subcommand("classify", "Zero-shot classify images (files or folders) against labels you name");
   c->add_option("inputs", a->inputs, "Image files and folders (folders are searched recursively)")->required();
   a->model.add_to(*c);
-  c->add_option("-l,--labels", a->labels,
-                "Comma-separated labels (\"cat,dog,a red car\"), or a built-in set: imagenet, cifar10, cifar100, "
-                "food101, oxfordpets, ... (repeatable)")
-      ->allow_extra_args(false);  // one value per --labels, so image paths after it stay inputs
-  c->add_option("--labels-file", a->labels_file, "File with one label per line (# starts a comment)");
+  a->labels.add_to(*c);
+  c->add_option("--labels-file", a->labels.file, "File with one label per line (# starts a comment)");
   c->add_option("-t,--template", a->templates,
                 "Prompt template with {} for the label (repeatable: embeddings are ensembled); "
                 "default \"This is a photo of {}.\"")

@@ -72,7 +72,7 @@ int run(const EmbedArgs& a) {
   bool failed = false;
   model->embed_files(images, 8, [&](size_t i, const float* e, const std::string& err) {
     if (e) std::copy(e, e + ie.dim, ie.data.begin() + static_cast<std::ptrdiff_t>(i * ie.dim));
-    else image_errors[i] = err, failed = true;
+    else image_errors[i] = explain_limits(err), failed = true;
     return true;
   });
 
@@ -95,8 +95,11 @@ int run(const EmbedArgs& a) {
     } else {
       double n = 0;
       for (float x : v) n += static_cast<double>(x) * x;
-      std::printf("%-5s  %s\n       dim %zu  norm %.4f  [%s ...]\n", kind, in.value.c_str(), v.size(), std::sqrt(n),
-                  json_floats(v.data(), std::min<size_t>(v.size(), 4)).substr(1).c_str());
+      // The first values, then "..." inside the bracket when there are more.
+      std::string head = json_floats(v.data(), std::min<size_t>(v.size(), 4));
+      if (v.size() > 4) head.insert(head.size() - 1, ", ...");
+      std::printf("%-5s  %s\n       dim %zu  norm %.4f  %s\n", kind, in.value.c_str(), v.size(), std::sqrt(n),
+                  head.c_str());
     }
   }
   return failed ? kExitSomeInputsFailed : kExitOk;

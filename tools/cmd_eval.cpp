@@ -32,8 +32,7 @@ struct EvalArgs {
   ModelArgs model;
   std::string data;
   std::string layout = "auto";
-  std::vector<std::string> labels;
-  std::string labels_file;
+  LabelArgs labels;  // labels.file: --labels-file
   std::string class_map;
   std::vector<std::string> templates;      // --templates items (comma-separated, repeatable)
   std::vector<std::string> template_text;  // -t literal templates, each its own set
@@ -101,7 +100,7 @@ Inputs embed_direct(const Model& model, const eval::Dataset& d, const EvalArgs& 
       std::copy(e, e + dim, store.begin() + static_cast<std::ptrdiff_t>(i * dim));
       emb[i] = store.data() + i * dim;
     } else {
-      err[i] = error;
+      err[i] = explain_limits(error);
       bar.clear();
       std::fprintf(stderr, "zeroshot: %s\n", error.c_str());
     }
@@ -164,6 +163,7 @@ Inputs embed_cached(const Model& model, const eval::Dataset& d, const EvalArgs& 
     auto e = errors.find(abs[i]);
     err[i] = e == errors.end() ? paths[i] + ": not in the cache after indexing" : e->second;
     if (err[i].rfind(paths[i], 0) != 0 && err[i].rfind(abs[i], 0) != 0) err[i] = paths[i] + ": " + err[i];
+    err[i] = explain_limits(err[i]);
     std::fprintf(stderr, "zeroshot: %s\n", err[i].c_str());
   }
   Inputs in;
@@ -279,14 +279,13 @@ void print_table(const eval::Dataset& d, const eval::Evaluation& ev, const eval:
               info.cache.empty() ? "" : (", " + std::to_string(info.from_cache) + " from the cache").c_str());
 }
 
-// --labels / --labels-file. A built-in set alone is taken whole: CLIP's ImageNet list names two classes "missile"
-// and two "sunglasses" (as OpenAI's published evaluation does), which resolve_labels refuses as duplicates; the data
-// set reader warns about them instead.
+// --labels, --label, --label-set, --labels-file. A built-in set's repeated names (CLIP's ImageNet list has two
+// "missile" and two "sunglasses" classes, as OpenAI's published evaluation does) are kept; the data set reader
+// warns about them.
 std::vector<std::vector<std::string>> given_classes(const EvalArgs& a) {
-  if (a.labels.empty() && a.labels_file.empty()) return {};
-  if (a.labels.size() == 1 && a.labels_file.empty() && a.labels[0].find(',') == std::string::npos)
-    if (const auto* set = classify::find_label_set(a.labels[0])) return set->classes;
-  return resolve_labels(a.labels, a.labels_file);
+  const LabelArgs& l = a.labels;
+  if (l.lists.empty() && l.exact.empty() && l.sets.empty() && l.file.empty()) return {};
+  return resolve_labels(l);
 }
 
 int run(const EvalArgs& a) {
@@ -367,10 +366,8 @@ void add_eval_command(CLI::App& app, std::function<int()>* action) {
                 "<id>_<class>.<ext> files")
       ->required();
   c->add_option("--layout", a->layout, "Data layout: auto, folder, csv, filename, esc50")->default_val("auto");
-  c->add_option("-l,--labels", a->labels,
-                "Class names: comma-separated, or a built-in set (imagenet, cifar10, ...): match the data's classes by "
-                "name (extra names are distractors) or rename them in order");
-  c->add_option("--labels-file", a->labels_file, "Class names, one per line");
+  a->labels.add_to(*c);  // the data's classes by name (extra names are distractors), or renamed in order
+  c->add_option("--labels-file", a->labels.file, "Class names, one per line");
   c->add_option("--class-map", a->class_map,
                 "File mapping class ids (folder names, file-name prefixes, CSV labels) to names: lines \"id name\" "
                 "(tab, comma or space) or JSON {\"id\": \"name\"} / {\"0\": [\"id\", \"name\"]}");
@@ -382,7 +379,7 @@ void add_eval_command(CLI::App& app, std::function<int()>* action) {
   c->add_flag("--multi-label", a->multi_label,
               "Score as multi-label (mean average precision) even when every sample has one label");
   c->add_option("--fold", a->fold,
-                "ESC-50 (needs an audio model; default template \"This is a sound of {}.\", --labels esc50 names the 50 "
+                "ESC-50 (needs an audio model; default template \"This is a sound of {}.\", --label-set esc50 names the 50 "
                 "classes): evaluate this fold only (1-5); default all, reported per fold")
       ->default_val(0)
       ->check(CLI::Range(0, 1000));

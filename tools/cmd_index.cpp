@@ -126,7 +126,7 @@ void print_index_brief(const index::IndexReport& r) {
     std::fprintf(stderr, "zeroshot: index: %s%s (%.1f s)\n", human_summary(r).c_str(),
                  r.interrupted ? ", interrupted" : "", r.seconds);
   for (const auto& [p, e] : r.failures)
-    std::fprintf(stderr, "zeroshot: skipped %s\n", e.rfind(p, 0) == 0 ? e.c_str() : (p + ": " + e).c_str());
+    std::fprintf(stderr, "zeroshot: skipped %s\n", explain_limits(e.rfind(p, 0) == 0 ? e : p + ": " + e).c_str());
 }
 
 void refresh_ann(const index::Store& store, const IndexCliArgs& a, bool quiet) {

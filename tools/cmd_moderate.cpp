@@ -66,7 +66,8 @@ int run(const ModerateArgs& a) {
   util::ProgressBar bar("moderating", paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
   size_t failed = 0, flagged = 0;
   const bool bar_shares_terminal = stdout_is_tty();
-  model->embed_image_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& err) {
+  model->embed_image_files(paths, a.batch, [&](size_t i, const float* emb, const std::string& engine_err) {
+    const std::string err = emb ? "" : explain_limits(engine_err);
     if (bar_shares_terminal || !emb) bar.clear();
     if (!emb) {
       ++failed;
@@ -124,7 +125,7 @@ void add_moderate_command(CLI::App& app, std::function<int()>* action) {
       } catch (const std::bad_alloc&) {
         std::fprintf(stderr, "zeroshot: out of memory\n");
       } catch (const std::exception& e) {
-        std::fprintf(stderr, "zeroshot: %s\n", e.what());
+        std::fprintf(stderr, "zeroshot: %s\n", explain_limits(e.what()).c_str());
       }
       return kExitTrouble;
     };

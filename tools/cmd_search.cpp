@@ -1,9 +1,11 @@
 // zeroshot search: the images most similar to a query (texts, images, weighted sums), indexing first like rclip.
 #include <cstdio>
+#include <cstdlib>
 
 #include "commands.h"
 #include "index/query.h"
 #include "index_cli.h"
+#include "preview.h"
 
 namespace zeroshot::cli {
 
@@ -16,13 +18,29 @@ struct SearchArgs {
   size_t top_k = 10;
   size_t nprobe = 0;
   bool all = false, no_index = false;
+  bool filepath_only = false;  // -f, rclip's: --format paths
+  bool preview = false;        // -p: images drawn under the table rows
+  int preview_height = 400;
+  std::string preview_protocol = "auto";
   std::string format;
   bool quiet = false;
 };
 
 int run(const SearchArgs& a) {
   const auto terms = index::parse_query(a.words, a.images);
-  const std::string f = a.format == "auto" ? (stdout_is_tty() ? "table" : "json") : a.format;
+  if (a.filepath_only && a.format != "auto" && a.format != "paths")
+    throw Error("-f", "prints paths only (--format paths): not with --format " + a.format);
+  if (a.preview && (a.filepath_only || (a.format != "auto" && a.format != "table")))
+    throw Error("--preview", "draws images between the rows of the table: not with --format json or paths (-f)");
+  const std::string f = a.filepath_only           ? "paths"
+                        : a.format == "auto"      ? (a.preview || stdout_is_tty() ? "table" : "json")
+                                                  : a.format;
+  const auto env = [](const char* name) -> const char* { return std::getenv(name); };
+  const PreviewProtocol protocol = a.preview ? preview_protocol(env, a.preview_protocol) : PreviewProtocol::None;
+  if (a.preview && protocol == PreviewProtocol::None)
+    std::fprintf(stderr,
+                 "zeroshot: --preview: this terminal is not known to show images (kitty, Ghostty, iTerm2, WezTerm, "
+                 "Konsole, mintty, foot, mlterm); --preview-protocol kitty|iterm2|sixel chooses one\n");
   const std::vector<std::string> dirs = a.dirs.empty() ? std::vector<std::string>{"."} : a.dirs;
   auto model = a.model.load(a.quiet);
   index::Store store = open_store(a.index, *model, !a.no_index);
@@ -55,6 +73,15 @@ int run(const SearchArgs& a) {
       std::printf("%s\n", r.path.c_str());
     else
       std::printf("%3zu  %7.4f  %s\n", rank, r.score, r.path.c_str());
+    if (protocol != PreviewProtocol::None) {
+      try {
+        const std::string img = preview_escape(r.path, protocol, a.preview_height, preview_in_tmux(env),
+                                               static_cast<uint64_t>(a.model.max_megapixels * 1e6));
+        std::fwrite(img.data(), 1, img.size(), stdout);
+      } catch (const Error& e) {
+        std::fprintf(stderr, "zeroshot: %s\n", explain_limits(e.what()).c_str());
+      }
+    }
   }
   if (results.empty() && f == "table")
     std::printf("no images indexed under %s\n", a.all ? "the index" : "these folders");
@@ -72,15 +99,27 @@ void add_search_command(CLI::App& app, std::function<int()>* action) {
                                    "names an image file (or starts with ./ / ../ ~/) is an image");
   c->add_option("--image", a->images, "An image to search by (repeatable; added to the query)")
       ->allow_extra_args(false);
-  c->add_option("-k,--top-k", a->top_k, "Results to show")->default_val(10)->check(CLI::Range(1, 1000000));
+  // rclip's short flags where they do not clash: -t (top), -f (filepath only), -n (no indexing), -p (preview).
+  c->add_option("-k,-t,--top-k,--top", a->top_k, "Results to show")->default_val(10)->check(CLI::Range(1, 1000000));
   c->add_option("-d,--dir", a->dirs, "Search (and first index) the images under this folder (repeatable; "
                                      "default: the current folder)")
       ->allow_extra_args(false);
   c->add_flag("--all", a->all, "Search every image in the index, not only those under --dir");
-  c->add_flag("--no-index", a->no_index, "Do not index first: search the database as it is");
+  c->add_flag("-n,--no-index,--no-indexing", a->no_index, "Do not index first: search the database as it is");
+  c->add_flag("-f,--filepath-only", a->filepath_only, "Print only the paths, one per line (= --format paths)");
+  c->add_flag("-p,--preview", a->preview,
+              "Draw each image under its row in the terminal (kitty, Ghostty, iTerm2, WezTerm, Konsole, mintty, "
+              "foot, mlterm; inside tmux too)");
+  c->add_option("-H,--preview-height", a->preview_height, "Height of the --preview images, pixels")
+      ->default_val(400)
+      ->check(CLI::Range(8, 4096));
+  c->add_option("--preview-protocol", a->preview_protocol,
+                "auto (from TERM, TERM_PROGRAM, KITTY_WINDOW_ID, ...), kitty, iterm2 or sixel")
+      ->default_val("auto")
+      ->check(CLI::IsMember({"auto", "kitty", "iterm2", "sixel"}));
   c->add_option("--nprobe", a->nprobe, "ANN lists scanned per query (0: default; more: better recall, slower)")
       ->default_val(0);
-  c->add_option("-f,--format", a->format, "Output: table, json (one object per line) or paths (one per line); "
+  c->add_option("--format", a->format, "Output: table, json (one object per line) or paths (one per line); "
                                          "default: table on a terminal, json otherwise")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "table", "json", "paths"}));
@@ -90,6 +129,7 @@ void add_search_command(CLI::App& app, std::function<int()>* action) {
       "  zeroshot search golden retriever                      # text\n"
       "  zeroshot search ./pool.jpg                            # image (or --image pool.jpg)\n"
       "  zeroshot search \"2:golden retriever\" + ./pool.jpg - fruit\n"
+      "  zeroshot search -t 5 -p sunset                        # rclip's flags: top 5, previews in the terminal\n"
       "Scores are cosines between each image and the normalized weighted sum of the terms' normalized\n"
       "embeddings. Like rclip, the folder searched (--dir, default the current one) is indexed first\n"
       "(incrementally); --no-index skips that. JSON: {\"rank\", \"path\", \"score\"} per line, best first.");

@@ -2,6 +2,7 @@
 #include <cstdio>
 #include <exception>
 
+#include "cli_common.h"
 #include "commands.h"
 #include "exit_codes.h"
 #include "zeroshot/error.h"
@@ -24,8 +25,11 @@ int main(int argc, char** argv) {
   zeroshot::cli::add_eval_command(app, &action);
   zeroshot::cli::add_serve_command(app, &action);
   zeroshot::cli::add_quantize_command(app, &action);
+  zeroshot::cli::add_global_options(app);
+  zeroshot::cli::prepare_parse(app);
   try {
     app.parse(argc, argv);
+    zeroshot::cli::finish_parse(app);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);  // prints the help, the version or the usage error
     return code == 0 ? 0 : zeroshot::cli::kExitError;
@@ -33,7 +37,7 @@ int main(int argc, char** argv) {
   try {
     return action ? action() : 0;
   } catch (const zeroshot::Error& e) {
-    std::fprintf(stderr, "zeroshot: %s\n", e.what());
+    std::fprintf(stderr, "zeroshot: %s\n", zeroshot::cli::explain_limits(e.what()).c_str());
     return zeroshot::cli::kExitError;
   } catch (const std::bad_alloc&) {
     std::fprintf(stderr, "zeroshot: out of memory\n");
