@@ -4,6 +4,7 @@ set -euo pipefail
 BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libexif-dev   # image decoding (libjpeg-turbo as Pillow)
+  libtiff-dev                                                          # TIFF decoding (libtiff >= 4.5)
   libutf8proc-dev                                                      # Unicode classes + case mapping (tokenizer)
   nlohmann-json3-dev libcli11-dev                                      # JSON, command line
   libcurl4-openssl-dev libssl-dev                                      # Hugging Face hub downloads, sha256

@@ -103,8 +103,11 @@ PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& na
     d = detail::decode_webp(data, size, name, opt);
   } else if (starts_with(data, size, "BM", 2)) {
     d = detail::decode_bmp(data, size, name, opt);
+  } else if (starts_with(data, size, "II*\0", 4) || starts_with(data, size, "MM\0*", 4) ||
+             starts_with(data, size, "II+\0", 4) || starts_with(data, size, "MM\0+", 4)) {
+    d = detail::decode_tiff(data, size, name, opt);
   } else {
-    throw Error(name, "not a JPEG, PNG, WebP, GIF or BMP file");
+    throw Error(name, "not a JPEG, PNG, WebP, GIF, BMP or TIFF file");
   }
   return detail::apply_orientation(std::move(d.image), detail::find_orientation(d));
 }
@@ -168,10 +171,13 @@ PilImage decode_native_file(const std::string& path, const DecodeOptions& opt) {
 bool has_image_extension(const std::string& path) {
   const size_t dot = path.find_last_of('.');
   const size_t slash = path.find_last_of("/\\");
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;
+  // A name that only starts with a dot (".tiff") has no extension, as Python's os.path.splitext says.
+  const size_t start = slash == std::string::npos ? 0 : slash + 1;
+  if (dot == std::string::npos || dot <= start) return false;
   std::string ext = path.substr(dot + 1);
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp" || ext == "gif" || ext == "bmp";
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp" || ext == "gif" || ext == "bmp" ||
+         ext == "tif" || ext == "tiff";
 }
 
 }  // namespace zeroshot::image
