@@ -30,6 +30,8 @@ Decoded decode_gif(const uint8_t* data, size_t size, const std::string& name, co
 Decoded decode_webp(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 Decoded decode_tiff(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
+Decoded decode_heif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
+Decoded decode_avif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 
 // Refuses zero or negative sizes and width * height > opt.max_pixels. Call before allocating pixels.
 void check_size(int64_t width, int64_t height, const std::string& name, const DecodeOptions& opt);

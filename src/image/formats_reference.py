@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""TIFF files and what the reference decoders make of them, for src/image/formats_test.cpp.
+"""TIFF, HEIC and AVIF files and what the reference decoders make of them, for src/image/formats_test.cpp.
 
 Usage: formats_reference.py FIXTURE_IMAGES_DIR OUT_DIR
 
@@ -9,6 +9,12 @@ by a small writer below for the layouts Pillow reads but does not write (tiles, 
 samples, min-is-white, associated alpha, an unspecified extra sample, a 4-bit palette, big-endian). Expected:
 ImageOps.exif_transpose(Image.open(f)) in its own mode (tobytes(), when the mode is one zeroshot holds) and
 .convert("RGB").
+
+HEIC and AVIF (Pillow opens them only through plugins, which CI does not install): files encoded here by the
+libraries' own tools (heif-enc, avifenc, from the fixture photos), expected pixels from the libraries' own decoders
+(heif-convert, which applies the HEIF transformations as pillow-heif does; avifdec, which does not, so its output
+is transposed here the way pillow-avif-plugin's orientation and Pillow's exif_transpose do it). Skipped (with a
+note in the manifest) when the tools are missing.
 
 Writes OUT_DIR/files/*, OUT_DIR/expected/*.bin and OUT_DIR/manifest.json
 ([{"file", "width", "height", "mode", "native" (or null), "rgb"}]).
@@ -220,6 +226,64 @@ def run(cmd):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def heif_and_avif(images_dir, out_dir, manifest, notes):
+    src = os.path.join(out_dir, "src")
+    os.makedirs(src, exist_ok=True)
+    photo = Image.open(os.path.join(images_dir, "astronaut.png")).convert("RGB").resize((64, 48))
+    photo.info = {}  # no ICC profile: heif-convert cannot write the one it would carry over into its PNG
+    photo.save(os.path.join(src, "photo.png"))
+    odd = photo.resize((33, 21))
+    odd.save(os.path.join(src, "odd.png"))
+    rgba = photo.copy()
+    rgba.putalpha(Image.linear_gradient("L").resize(photo.size))
+    rgba.save(os.path.join(src, "alpha.png"))
+    files = os.path.join(out_dir, "files")
+
+    if shutil.which("heif-enc") and shutil.which("heif-convert"):
+        # exif6.heic: heif-enc turns the JPEG's EXIF orientation 6 into an irot box and keeps the EXIF block (with
+        # its orientation 6), which a decoder must not apply a second time.
+        for name, png, args in (("photo.heic", "photo.png", ["-q", "60"]), ("odd.heic", "odd.png", ["-q", "80"]),
+                                ("alpha.heic", "alpha.png", ["-q", "70"]),
+                                ("exif6.heic", os.path.join(images_dir, "exif_orientation6.jpg"), ["-q", "30"])):
+            out = os.path.join(files, name)
+            run(["heif-enc", *args, "-o", out, os.path.join(src, png)])
+            dec = os.path.join(src, name + ".png")
+            run(["heif-convert", out, dec])
+            record(out_dir, manifest, name, Image.open(dec), native_ok=True)
+    else:
+        notes.append("heif-enc/heif-convert missing: no HEIC cases")
+
+    if shutil.which("avifenc") and shutil.which("avifdec"):
+        cases = [("photo.avif", "photo.png", []), ("odd420.avif", "odd.png", ["-y", "420"]),
+                 ("lossless.avif", "photo.png", ["-l"]), ("alpha.avif", "alpha.png", []),
+                 ("ten_bit.avif", "photo.png", ["-d", "10"])]
+        for angle in range(4):
+            for mode in (None, 0, 1):
+                if angle == 0 and mode is None:
+                    continue
+                extra = ["--irot", str(angle)] if angle else []
+                if mode is not None:
+                    extra += ["--imir", str(mode)]
+                cases.append((f"irot{angle}_imir{'-' if mode is None else mode}.avif", "odd.png", extra))
+        for name, png, args in cases:
+            out = os.path.join(files, name)
+            run(["avifenc", "-s", "10", *args, os.path.join(src, png), out])
+            dec = os.path.join(src, name + ".png")
+            run(["avifdec", "-d", "8", out, dec])
+            im = Image.open(dec)
+            im.load()
+            # avifdec ignores irot/imir; apply them as HEIF orders them (rotation, then mirror).
+            angle = int(args[args.index("--irot") + 1]) if "--irot" in args else 0
+            im = [im, im.transpose(Image.ROTATE_90), im.transpose(Image.ROTATE_180),
+                  im.transpose(Image.ROTATE_270)][angle]
+            if "--imir" in args:
+                mode = int(args[args.index("--imir") + 1])
+                im = im.transpose(Image.FLIP_LEFT_RIGHT if mode == 1 else Image.FLIP_TOP_BOTTOM)
+            record(out_dir, manifest, name, im, native_ok=True)
+    else:
+        notes.append("avifenc/avifdec missing: no AVIF cases")
+
+
 def main():
     images_dir, out_dir = sys.argv[1], sys.argv[2]
     shutil.rmtree(out_dir, ignore_errors=True)
@@ -233,6 +297,7 @@ def main():
         with open(path, "wb") as f:
             f.write(data)
         record(out_dir, manifest, name, expected_from_pillow(path))
+    heif_and_avif(images_dir, out_dir, manifest, notes)
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump({"cases": manifest, "notes": notes}, f, indent=1)
     print(f"formats_reference: {len(manifest)} cases; " + ("; ".join(notes) or "all formats"))

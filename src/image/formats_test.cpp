@@ -1,4 +1,5 @@
-// TIFF decoding against Pillow (formats_reference.py, run at test time), and refusal of malformed files.
+// TIFF, HEIC and AVIF decoding against the reference decoders (formats_reference.py, run at test time: Pillow for
+// TIFF, the libraries' own tools for HEIC/AVIF), and refusal of malformed files of each type.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -91,7 +92,7 @@ TEST(Formats, DecodeLikeTheReference) {
     EXPECT_EQ(first_diff(rgb.pixels, read_bytes(kRef + "/" + c["rgb"].get<std::string>())), -1);
     ++n;
   }
-  EXPECT_GT(n, 30u);
+  EXPECT_GT(n, 40u);
   for (const auto& note : manifest()["notes"]) std::printf("note: %s\n", note.get<std::string>().c_str());
 }
 
@@ -149,9 +150,17 @@ TEST(Formats, HandMadeBadFilesAreRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("unsupported"), std::string::npos) << e.what();
   }
+  // ISO base media files with an image brand and nothing else.
+  for (const char* brand : {"heic", "mif1", "avif"}) {
+    std::vector<uint8_t> b = {0, 0, 0, 20, 'f', 't', 'y', 'p'};
+    b.insert(b.end(), brand, brand + 4);
+    b.insert(b.end(), {0, 0, 0, 0});
+    b.insert(b.end(), brand, brand + 4);
+    expect_clean(b, std::string("ftyp-") + brand, true);
+  }
 }
 
 TEST(Formats, ExtensionsArePickedUp) {
-  for (const char* p : {"a.tif", "b.TIFF"}) EXPECT_TRUE(has_image_extension(p)) << p;
-  for (const char* p : {"a.tiffx", "tiff", "d.tifs"}) EXPECT_FALSE(has_image_extension(p)) << p;
+  for (const char* p : {"a.tif", "b.TIFF", "c.heic", "d.HEIF", "e.avif"}) EXPECT_TRUE(has_image_extension(p)) << p;
+  for (const char* p : {"a.tiffx", "heic", "d.heics", "e.avi"}) EXPECT_FALSE(has_image_extension(p)) << p;
 }
