@@ -44,6 +44,12 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
 // The same for the model's modality: folders are walked for image or audio files; a file named directly whose
 // extension belongs to the other modality is an error naming it ("... is an audio model ...").
 std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inputs, const Model& model);
+// Both print one line on stderr for the files in those folders that were left out as not of the wanted type (a
+// format we do not read must not vanish silently): other_files_summary below. Hidden files are not counted.
+
+// "3 files of other types not read: a.mov, b/notes.txt, x.raw" (the first `shown` names, then "and N more");
+// empty when there are none.
+std::string other_files_summary(const std::vector<std::string>& files, size_t shown = 5);
 
 // Labels from --labels (comma-separated, or a built-in set name like "imagenet") and --labels-file (one per line).
 // Returns classes: classes[k][0] is the label shown, further entries synonyms (built-in sets only).
