@@ -1,5 +1,6 @@
 #include "url_inputs.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -55,7 +56,7 @@ std::string FetchedInputs::local(const std::string& input) {
   for (char& c : base)
     if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-' && c != '_') c = '_';
   if (base.empty() || base[0] == '.') base = "input" + base;
-  const std::string path = dir_ + "/" + std::to_string(path_of_.size()) + "-" + base.substr(0, 100);
+  std::string path = dir_ + "/" + std::to_string(path_of_.size()) + "-" + base.substr(0, 100);
   std::FILE* f = std::fopen(path.c_str(), "wb");
   if (!f) throw Error(input, "cannot write its temporary copy");
   const bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
