@@ -112,8 +112,9 @@ std::vector<uint8_t> read_samples(TIFF* tif, const Layout& l, const std::string&
     TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &th);
     th = std::min(std::max<uint32_t>(th, 1), l.height);
   }
-  // A chunk (tile or strip) never needs more than the page's worth of pixels; a larger one is a bomb.
-  if (static_cast<uint64_t>(tw) * th > 4 * static_cast<uint64_t>(l.width) * l.height + (1u << 16))
+  // A strip never holds more than the page; a tile may overhang it (512 x 512 tiles on a small image), but one far
+  // larger than both the page and 4 Mpx is a bomb (its buffer would be allocated before anything is decoded).
+  if (static_cast<uint64_t>(tw) * th > std::max<uint64_t>(4 * static_cast<uint64_t>(l.width) * l.height, 1u << 22))
     fail(name, m, "tile or strip of " + std::to_string(tw) + "x" + std::to_string(th) + " pixels is too large");
   const tmsize_t chunk_size = tiled ? TIFFTileSize(tif) : TIFFStripSize(tif);
   if (chunk_size <= 0) fail(name, m, "invalid strip or tile size");

@@ -133,6 +133,16 @@ TEST(Formats, HandMadeBadFilesAreRefused) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("exceeds the limit"), std::string::npos) << e.what();
   }
+  // A tile buffer far larger than the image (65535 x 65535 tiles on a 16 x 16 image): refused before allocating.
+  const std::vector<uint8_t> huge_tile = tiff_with_tags(
+      {{256, 16}, {257, 16}, {258, 8}, {262, 1}, {277, 1}, {322, 65520}, {323, 65520}, {324, 8}, {325, 16}});
+  try {
+    decode_native_memory(huge_tile.data(), huge_tile.size(), "tile.tif");
+    ADD_FAILURE() << "huge tile decoded";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("tile.tif: ", 0), 0u) << e.what();
+    EXPECT_NE(std::string(e.what()).find("too large"), std::string::npos) << e.what();
+  }
   // Pixel data past the end of the file: refused (libtiff alone would leave the missing rows blank).
   const std::vector<uint8_t> truncated =
       tiff_with_tags({{256, 64}, {257, 64}, {258, 8}, {262, 1}, {273, 8}, {277, 1}, {278, 64}, {279, 4096}});
