@@ -22,6 +22,7 @@ Writes OUT_DIR/files/*, OUT_DIR/expected/*.bin and OUT_DIR/manifest.json
 import io
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -265,6 +266,8 @@ def heif_and_avif(images_dir, out_dir, manifest, notes):
                 if mode is not None:
                     extra += ["--imir", str(mode)]
                 cases.append((f"irot{angle}_imir{'-' if mode is None else mode}.avif", "odd.png", extra))
+        # exif6.avif: avifenc turns the JPEG's EXIF orientation 6 into irot 3 and keeps the EXIF block.
+        cases.append(("exif6.avif", os.path.join(images_dir, "exif_orientation6.jpg"), []))
         for name, png, args in cases:
             out = os.path.join(files, name)
             run(["avifenc", "-s", "10", *args, os.path.join(src, png), out])
@@ -272,13 +275,16 @@ def heif_and_avif(images_dir, out_dir, manifest, notes):
             run(["avifdec", "-d", "8", out, dec])
             im = Image.open(dec)
             im.load()
-            # avifdec ignores irot/imir; apply them as HEIF orders them (rotation, then mirror).
-            angle = int(args[args.index("--irot") + 1]) if "--irot" in args else 0
+            # avifdec ignores irot/imir; apply them, as avifdec --info reports them, in HEIF's order (rotation, then
+            # mirror), as pillow-avif-plugin + exif_transpose do.
+            info = subprocess.run(["avifdec", "--info", out], check=True, capture_output=True, text=True).stdout
+            irot = re.search(r"irot \(Rotation\)\s*:\s*(\d)", info)
+            imir = re.search(r"imir \(Mirror\)\s*:\s*Mode (\d)", info)
+            angle = int(irot[1]) if irot else 0
             im = [im, im.transpose(Image.ROTATE_90), im.transpose(Image.ROTATE_180),
                   im.transpose(Image.ROTATE_270)][angle]
-            if "--imir" in args:
-                mode = int(args[args.index("--imir") + 1])
-                im = im.transpose(Image.FLIP_LEFT_RIGHT if mode == 1 else Image.FLIP_TOP_BOTTOM)
+            if imir:
+                im = im.transpose(Image.FLIP_LEFT_RIGHT if imir[1] == "1" else Image.FLIP_TOP_BOTTOM)
             record(out_dir, manifest, name, im, native_ok=True)
     else:
         notes.append("avifenc/avifdec missing: no AVIF cases")
