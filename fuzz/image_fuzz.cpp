@@ -1,4 +1,4 @@
-// Image decoding (JPEG, PNG, WebP, GIF, BMP, EXIF) from memory, then CLIP preprocessing of whatever decoded, with
+// Image decoding (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, EXIF) from memory, then CLIP preprocessing of whatever decoded, with
 // the two fixture models' preprocessor configs (224 px bicubic, 96 px).
 #include <cstddef>
 #include <cstdint>

@@ -4,6 +4,8 @@ set -euo pipefail
 BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libjpeg62-turbo-dev libpng-dev libwebp-dev libgif-dev libexif-dev   # image decoding (libjpeg-turbo as Pillow)
+  libtiff-dev                                                          # TIFF decoding (libtiff >= 4.5)
+  libheif-dev libavif-dev                                              # HEIC (libheif), AVIF (libavif)
   libutf8proc-dev                                                      # Unicode classes + case mapping (tokenizer)
   nlohmann-json3-dev libcli11-dev                                      # JSON, command line
   libcurl4-openssl-dev libssl-dev                                      # Hugging Face hub downloads, sha256
@@ -25,6 +27,7 @@ TEST_PACKAGES=(
   python3-pil python3-torchvision                                      # Pillow-mode images, open_clip's transform (pil_image_test)
   python3-venv                                                         # the reference venv (scripts/reference-venv.sh)
   nodejs chromium                                                      # the server's browser test (playwright-core)
+  libheif-examples libavif-bin                                         # heif-enc/heif-convert, avifenc/avifdec (formats_test)
 )
 TEST_PACKAGES+=(python3-dev python3-venv python3-pil)                 # the Python package (scripts/test-python.sh)
 TEST_PACKAGES+=(ffmpeg)                                              # audio tests: the pipeline's CLI makes M4A/Opus/MP3/video files

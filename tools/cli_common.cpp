@@ -211,8 +211,33 @@ Format resolve_format(const std::string& f) {
   return stdout_is_tty() ? Format::Table : Format::Json;
 }
 
+std::string other_files_summary(const std::vector<std::string>& files, size_t shown) {
+  if (files.empty()) return "";
+  std::string s =
+      std::to_string(files.size()) + (files.size() == 1 ? " file" : " files") + " of other types not read: ";
+  for (size_t i = 0; i < files.size() && i < shown; ++i) s += (i ? ", " : "") + files[i];
+  if (files.size() > shown) s += ", and " + std::to_string(files.size() - shown) + " more";
+  return s;
+}
+
+namespace {
+
+// A regular file in a walked folder that was not taken: kept for the summary unless hidden (".DS_Store").
+void note_other(const fs::path& p, std::vector<std::string>& others) {
+  const std::string name = p.filename().string();
+  if (!name.empty() && name[0] != '.') others.push_back(p.string());
+}
+
+void print_others(std::vector<std::string>& others) {
+  if (others.empty()) return;
+  std::sort(others.begin(), others.end());
+  std::fprintf(stderr, "zeroshot: %s\n", other_files_summary(others).c_str());
+}
+
+}  // namespace
+
 std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inputs) {
-  std::vector<std::string> out;
+  std::vector<std::string> out, others;
   for (const auto& in : inputs) {
     std::error_code ec;
     const auto st = fs::status(in, ec);
@@ -221,8 +246,9 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
       std::vector<std::string> found;
       for (fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec), end;
            !ec && it != end; it.increment(ec)) {
-        if (it->is_regular_file(ec) && image::has_image_extension(it->path().string()))
-          found.push_back(it->path().string());
+        if (!it->is_regular_file(ec)) continue;
+        if (image::has_image_extension(it->path().string())) found.push_back(it->path().string());
+        else note_other(it->path(), others);
       }
       if (ec) throw Error(in, "cannot read directory: " + ec.message());
       std::sort(found.begin(), found.end());
@@ -231,6 +257,7 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
       out.push_back(in);
     }
   }
+  print_others(others);
   return out;
 }
 
@@ -239,7 +266,7 @@ std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inp
   auto wanted = [&](const std::string& p) {
     return audio_model ? audio::has_audio_extension(p) : image::has_image_extension(p);
   };
-  std::vector<std::string> out;
+  std::vector<std::string> out, others;
   for (const auto& in : inputs) {
     std::error_code ec;
     const auto st = fs::status(in, ec);
@@ -255,12 +282,15 @@ std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inp
     std::vector<std::string> found;
     for (fs::recursive_directory_iterator it(in, fs::directory_options::skip_permission_denied, ec), end;
          !ec && it != end; it.increment(ec)) {
-      if (it->is_regular_file(ec) && wanted(it->path().string())) found.push_back(it->path().string());
+      if (!it->is_regular_file(ec)) continue;
+      if (wanted(it->path().string())) found.push_back(it->path().string());
+      else note_other(it->path(), others);
     }
     if (ec) throw Error(in, "cannot read directory: " + ec.message());
     std::sort(found.begin(), found.end());
     out.insert(out.end(), found.begin(), found.end());
   }
+  print_others(others);
   if (out.empty()) throw Error("inputs", audio_model ? "no audio files found" : "no image files found");
   return out;
 }

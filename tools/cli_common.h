@@ -47,6 +47,12 @@ std::vector<std::string> gather_image_inputs(const std::vector<std::string>& inp
 // The same for the model's modality: folders are walked for image or audio files; a file named directly whose
 // extension belongs to the other modality is an error naming it ("... is an audio model ...").
 std::vector<std::string> gather_model_inputs(const std::vector<std::string>& inputs, const Model& model);
+// Both print one line on stderr for the files in those folders that were left out as not of the wanted type (a
+// format we do not read must not vanish silently): other_files_summary below. Hidden files are not counted.
+
+// "3 files of other types not read: a.mov, b/notes.txt, x.raw" (the first `shown` names, then "and N more");
+// empty when there are none.
+std::string other_files_summary(const std::vector<std::string>& files, size_t shown = 5);
 
 // The label options of classify and eval. The rule: --labels takes labels, separated by commas, a label with a
 // comma in double quotes (a CSV field: "" is a quote inside); --label takes one label exactly as typed;

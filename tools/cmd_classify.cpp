@@ -7,6 +7,7 @@
 #include "cli_common.h"
 #include "exit_codes.h"
 #include "commands.h"
+#include "url_inputs.h"
 #include "util/progress.h"
 #include "zeroshot/tagging.h"
 
@@ -16,6 +17,7 @@ namespace {
 
 struct ClassifyArgs {
   ModelArgs model;
+  UrlArgs url;  // http(s):// inputs: --max-download-mb, --download-timeout
   std::vector<std::string> inputs;
   LabelArgs labels;  // labels.file: --labels-file
   std::vector<std::string> templates;
@@ -120,7 +122,8 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
 // Embeds `paths` in batches under a progress bar and calls print(i, embedding) for each, in input order. A file that
 // cannot be read gets an error line (stderr, plus a JSON line with --format json), the others go on; exit code 1
 // when any failed.
-int embed_and_print(const Model& model, const std::vector<std::string>& paths, const ClassifyArgs& a, Format fmt,
+int embed_and_print(const Model& model, const std::vector<std::string>& paths, const FetchedInputs& fetched,
+                    const ClassifyArgs& a, Format fmt,
                     const char* bar_label, const std::function<void(size_t, const float*)>& print) {
   const bool audio = model.modality() == Modality::Audio;
   const char* key = audio ? "audio" : "image";
@@ -132,9 +135,10 @@ int embed_and_print(const Model& model, const std::vector<std::string>& paths, c
     if (bar_shares_terminal || !emb) bar.clear();
     if (!emb) {
       ++failed;
-      std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
+      std::fprintf(stderr, "zeroshot: %s\n", fetched.named(err).c_str());
       if (fmt == Format::Json)
-        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(paths[i]).c_str(), json_string(err).c_str());
+        std::printf("{\"%s\": %s, \"error\": %s}\n", key, json_string(fetched.name(paths[i])).c_str(),
+                    json_string(fetched.named(err)).c_str());
     } else {
       print(i, emb);
       std::fflush(stdout);
@@ -157,16 +161,17 @@ int run_multi_label(const ClassifyArgs& a) {
   spec.opt.classifier.progress = prompt_progress(!a.quiet);
   auto model = a.model.load(a.quiet);
   // Image or audio files, by the model's modality (as in run).
-  const auto paths = gather_model_inputs(a.inputs, *model);
+  FetchedInputs fetched(a.url);
+  const auto paths = gather_model_inputs(fetched.local(a.inputs), *model);
   const bool audio = model->modality() == Modality::Audio;
   const char* key = audio ? "audio" : "image";
   if (paths.empty()) throw Error("inputs", audio ? "no audio files found" : "no image files found");
   const MultiLabelClassifier tagger(*model, std::move(spec.classes), std::move(spec.templates), std::move(spec.opt));
 
-  return embed_and_print(*model, paths, a, fmt, "tagging", [&](size_t i, const float* emb) {
+  return embed_and_print(*model, paths, fetched, a, fmt, "tagging", [&](size_t i, const float* emb) {
     const auto r = tagger.tag(emb, a.top_k);
     if (fmt == Format::Json) {
-      std::string line = "{\"" + std::string(key) + "\": " + json_string(paths[i]) + ", \"result\": [";
+      std::string line = "{\"" + std::string(key) + "\": " + json_string(fetched.name(paths[i])) + ", \"result\": [";
       for (size_t k = 0; k < r.size(); ++k) {
         if (k) line += ", ";
         line += "{\"label\": " + json_string(r[k].label) + ", \"score\": " + json_float(r[k].score) +
@@ -174,7 +179,7 @@ int run_multi_label(const ClassifyArgs& a) {
       }
       std::printf("%s]}\n", line.c_str());
     } else {
-      print_tags(paths[i], r);
+      print_tags(fetched.name(paths[i]), r);
     }
   });
 }
@@ -187,25 +192,26 @@ int run(const ClassifyArgs& a) {
   const auto classes = resolve_labels(a.labels);
   const auto templates = resolve_templates(a.templates, a.templates_set);
   auto model = a.model.load(a.quiet);
-  // Image or audio files, by the model's modality (config.json's model_type).
-  const auto paths = gather_model_inputs(a.inputs, *model);
+  // Image or audio files, by the model's modality (config.json's model_type); URLs fetched first.
+  FetchedInputs fetched(a.url);
+  const auto paths = gather_model_inputs(fetched.local(a.inputs), *model);
   const char* key = model->modality() == Modality::Audio ? "audio" : "image";
   ClassifierOptions copt;
   if (a.no_cache) copt.cache_dir = "none";
   copt.progress = prompt_progress(!a.quiet);
   ZeroShotClassifier clf(*model, classes, templates, copt);
 
-  const int code = embed_and_print(*model, paths, a, fmt, "classifying", [&](size_t i, const float* emb) {
+  const int code = embed_and_print(*model, paths, fetched, a, fmt, "classifying", [&](size_t i, const float* emb) {
     const auto r = clf.classify(emb, a.top_k);
     if (fmt == Format::Json) {
-      std::string line = "{\"" + std::string(key) + "\": " + json_string(paths[i]) + ", \"result\": [";
+      std::string line = "{\"" + std::string(key) + "\": " + json_string(fetched.name(paths[i])) + ", \"result\": [";
       for (size_t k = 0; k < r.size(); ++k) {
         if (k) line += ", ";
         line += "{\"label\": " + json_string(r[k].label) + ", \"score\": " + json_float(r[k].score) + "}";
       }
       std::printf("%s]}\n", line.c_str());
     } else {
-      print_table(paths[i], r);
+      print_table(fetched.name(paths[i]), r);
     }
   });
   trace::note("classify done");
@@ -217,8 +223,9 @@ int run(const ClassifyArgs& a) {
 void add_classify_command(CLI::App& app, std::function<int()>* action) {
   auto a = std::make_shared<ClassifyArgs>();
   CLI::App* c = app.add_subcommand("classify", "Zero-shot classify images (files or folders) against labels you name");
-  c->add_option("inputs", a->inputs, "Image files and folders (folders are searched recursively)")->required();
+  c->add_option("inputs", a->inputs, "Image files, folders (searched recursively) and http(s):// URLs")->required();
   a->model.add_to(*c);
+  a->url.add_to(*c);
   a->labels.add_to(*c);
   c->add_option("--labels-file", a->labels.file, "File with one label per line (# starts a comment)");
   c->add_option("-t,--template", a->templates,

@@ -6,6 +6,7 @@
 #include "cli_common.h"
 #include "exit_codes.h"
 #include "commands.h"
+#include "url_inputs.h"
 
 namespace zeroshot::cli {
 
@@ -13,6 +14,7 @@ namespace {
 
 struct EmbedArgs {
   ModelArgs model;
+  UrlArgs url;  // --image / --audio http(s):// URLs: --max-download-mb, --download-timeout
   std::vector<std::string> texts, images, text_files, audios;
   bool normalize = false;
   std::string format;
@@ -62,7 +64,11 @@ int run(const EmbedArgs& a) {
                       "): use --" + (audio_model ? "audio" : "image"));
 
   std::vector<std::string> texts, images;
-  for (const auto& in : inputs) (in.image ? images : texts).push_back(in.value);
+  FetchedInputs fetched(a.url);
+  for (const auto& in : inputs) {
+    if (in.image) images.push_back(fetched.local(in.value));
+    else texts.push_back(in.value);
+  }
   const Embeddings te = model->embed_texts(texts);
   Embeddings ie;
   ie.dim = model->embedding_dim();
@@ -81,10 +87,11 @@ int run(const EmbedArgs& a) {
     const size_t idx = in.image ? im++ : t++;
     const char* kind = in.audio ? "audio" : in.image ? "image" : "text";
     if (in.image && !image_errors[idx].empty()) {
-      std::fprintf(stderr, "zeroshot: %s\n", image_errors[idx].c_str());
+      const std::string err = fetched.named(image_errors[idx]);
+      std::fprintf(stderr, "zeroshot: %s\n", err.c_str());
       if (fmt == Format::Json)
         std::printf("{\"kind\": \"%s\", \"input\": %s, \"error\": %s}\n", kind, json_string(in.value).c_str(),
-                    json_string(image_errors[idx]).c_str());
+                    json_string(err).c_str());
       continue;
     }
     std::vector<float> v(in.image ? ie.row(idx) : te.row(idx), (in.image ? ie.row(idx) : te.row(idx)) + te.dim);
@@ -112,9 +119,10 @@ void add_embed_command(CLI::App& app, std::function<int()>* action) {
   CLI::App* c = app.add_subcommand("embed", "Print projected embeddings of texts and images");
   a->cmd = c;
   a->model.add_to(*c);
+  a->url.add_to(*c);
   a->text_opt = c->add_option("--text", a->texts, "A text to embed (repeatable)");
-  a->image_opt = c->add_option("--image", a->images, "An image file to embed (repeatable)");
-  a->audio_opt = c->add_option("--audio", a->audios, "An audio file to embed, for audio models (CLAP; repeatable)");
+  a->image_opt = c->add_option("--image", a->images, "An image file or http(s):// URL to embed (repeatable)");
+  a->audio_opt = c->add_option("--audio", a->audios, "An audio file or http(s):// URL to embed, for audio models (CLAP; repeatable)");
   a->text_file_opt = c->add_option("--text-file", a->text_files, "A file of texts, one per line (repeatable)");
   c->add_flag("--normalize", a->normalize, "L2-normalize the embeddings");
   add_format_option(*c, &a->format);

@@ -59,12 +59,18 @@ int run(const IndexCmdArgs& a) {
       failures += (i ? ", " : "") + std::string("{\"path\": ") + json_string(r.failures[i].first) +
                   ", \"error\": " + json_string(r.failures[i].second) + "}";
     failures += "]";
+    std::string others = "[";  // the first few, as the text summary names them
+    for (size_t i = 0; i < r.other_files.size() && i < 20; ++i)
+      others += (i ? ", " : "") + json_string(r.other_files[i]);
+    others += "]";
     std::printf(
         "{\"db\": %s, \"images\": %zu, \"files\": %zu, \"embedded\": %zu, \"unchanged\": %zu, \"touched\": %zu, "
         "\"renamed\": %zu, \"copied\": %zu, \"removed\": %zu, \"skipped_unreadable\": %zu, \"failures\": %s, "
-        "\"interrupted\": %s, \"seconds\": %s, \"images_per_second\": %s}\n",
+        "\"other_files\": %zu, \"other_file_examples\": %s, \"interrupted\": %s, \"seconds\": %s, "
+        "\"images_per_second\": %s}\n",
         json_string(store.path()).c_str(), total, r.files, r.embedded, r.unchanged, r.touched, r.renamed, r.copied,
-        r.removed, r.skipped_failed, failures.c_str(), r.interrupted ? "true" : "false",
+        r.removed, r.skipped_failed, failures.c_str(), r.other_files.size(), others.c_str(),
+        r.interrupted ? "true" : "false",
         json_float(static_cast<float>(r.seconds)).c_str(), json_float(static_cast<float>(rate)).c_str());
   } else {
     std::printf("%s: %zu images under %zu folder(s), %zu in the index (%.1f s%s)\n", store.path().c_str(), r.files,
@@ -76,6 +82,7 @@ int run(const IndexCmdArgs& a) {
       for (const auto& [p, e] : r.failures)
         std::printf("    %s\n", e.rfind(p, 0) == 0 ? e.c_str() : (p + ": " + e).c_str());  // errors name the file
     }
+    if (!r.other_files.empty()) std::printf("  %s\n", other_files_summary(r.other_files).c_str());
     if (r.interrupted) std::printf("  interrupted: what was embedded is saved; run again to go on\n");
   }
   if (r.interrupted) return kInterruptedExit;

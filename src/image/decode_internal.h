@@ -21,6 +21,7 @@ struct Decoded {
   PilImage image;
   std::vector<uint8_t> exif;  // EXIF block as Pillow keeps it in info["exif"] (TIFF data, maybe "Exif\0\0" first)
   std::string xmp;            // PNG "XML:com.adobe.xmp" text: Pillow's fallback source for the orientation
+  int orientation = -1;       // the orientation tag when the format holds it directly (TIFF's IFD 0), else -1
 };
 
 Decoded decode_jpeg(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
@@ -28,6 +29,9 @@ Decoded decode_png(const uint8_t* data, size_t size, const std::string& name, co
 Decoded decode_gif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 Decoded decode_webp(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
+Decoded decode_tiff(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
+Decoded decode_heif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
+Decoded decode_avif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 
 // Refuses zero or negative sizes and width * height > opt.max_pixels. Call before allocating pixels.
 void check_size(int64_t width, int64_t height, const std::string& name, const DecodeOptions& opt);
@@ -38,7 +42,8 @@ void allocate(PilImage& img, int width, int height, PilMode mode);
 // Pillow's default palette (i, i, i) for i in 0..255, as 768 bytes: entries a file does not define keep these.
 std::vector<uint8_t> gray_palette();
 
-// EXIF orientation the way Pillow's Image.getexif() finds it: tag 0x0112 of IFD0 (parsed with libexif), else the
+// EXIF orientation the way Pillow's Image.getexif() finds it: d.orientation when set, else tag 0x0112 of IFD0 of
+// d.exif (parsed with libexif), else the
 // first `tiff:Orientation="N"` / `tiff:Orientation>N` in the XMP text. Returns 0 when absent or unreadable.
 int find_orientation(const Decoded& d);
 

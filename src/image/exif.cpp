@@ -83,6 +83,7 @@ int xmp_orientation(const std::string& xmp) {
 }  // namespace
 
 int find_orientation(const Decoded& d) {
+  if (d.orientation >= 0) return d.orientation;
   int o = d.exif.empty() ? -1 : exif_orientation(d.exif);
   if (o < 0) o = d.xmp.empty() ? 0 : xmp_orientation(d.xmp);
   return o;

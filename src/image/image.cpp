@@ -91,6 +91,25 @@ bool starts_with(const uint8_t* data, size_t size, const char* magic, size_t n) 
   return size >= n && std::memcmp(data, magic, n) == 0;
 }
 
+enum class Isobmff { kNone, kHeif, kAvif };
+
+// An ISO base media file ("....ftyp"): AVIF when its major or a compatible brand is avif/avis, HEIF when one is a
+// HEIF image brand; AVIF wins when both appear (an AVIF file may list mif1 too).
+Isobmff isobmff_kind(const uint8_t* data, size_t size) {
+  if (size < 16 || std::memcmp(data + 4, "ftyp", 4) != 0) return Isobmff::kNone;
+  const uint64_t box = (uint64_t{data[0]} << 24) | (uint64_t{data[1]} << 16) | (uint64_t{data[2]} << 8) | data[3];
+  const size_t end = static_cast<size_t>(box < 16 ? std::min<uint64_t>(size, 64) : std::min<uint64_t>(box, size));
+  bool heif = false;
+  for (size_t at = 8; at + 4 <= end; at += 4) {
+    if (at == 12) continue;  // minor version
+    const char* b = reinterpret_cast<const char*>(data + at);
+    if (std::memcmp(b, "avif", 4) == 0 || std::memcmp(b, "avis", 4) == 0) return Isobmff::kAvif;
+    for (const char* brand : {"heic", "heix", "heim", "heis", "hevc", "hevx", "mif1", "msf1"})
+      if (std::memcmp(b, brand, 4) == 0) heif = true;
+  }
+  return heif ? Isobmff::kHeif : Isobmff::kNone;
+}
+
 PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
   detail::Decoded d;
   if (starts_with(data, size, "\xFF\xD8\xFF", 3)) {
@@ -103,8 +122,13 @@ PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& na
     d = detail::decode_webp(data, size, name, opt);
   } else if (starts_with(data, size, "BM", 2)) {
     d = detail::decode_bmp(data, size, name, opt);
+  } else if (starts_with(data, size, "II*\0", 4) || starts_with(data, size, "MM\0*", 4) ||
+             starts_with(data, size, "II+\0", 4) || starts_with(data, size, "MM\0+", 4)) {
+    d = detail::decode_tiff(data, size, name, opt);
+  } else if (const Isobmff kind = isobmff_kind(data, size); kind != Isobmff::kNone) {
+    d = kind == Isobmff::kAvif ? detail::decode_avif(data, size, name, opt) : detail::decode_heif(data, size, name, opt);
   } else {
-    throw Error(name, "not a JPEG, PNG, WebP, GIF or BMP file");
+    throw Error(name, "not a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF or AVIF file");
   }
   return detail::apply_orientation(std::move(d.image), detail::find_orientation(d));
 }
@@ -168,10 +192,13 @@ PilImage decode_native_file(const std::string& path, const DecodeOptions& opt) {
 bool has_image_extension(const std::string& path) {
   const size_t dot = path.find_last_of('.');
   const size_t slash = path.find_last_of("/\\");
-  if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return false;
+  // A name that only starts with a dot (".tiff") has no extension, as Python's os.path.splitext says.
+  const size_t start = slash == std::string::npos ? 0 : slash + 1;
+  if (dot == std::string::npos || dot <= start) return false;
   std::string ext = path.substr(dot + 1);
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp" || ext == "gif" || ext == "bmp";
+  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp" || ext == "gif" || ext == "bmp" ||
+         ext == "tif" || ext == "tiff" || ext == "heic" || ext == "heif" || ext == "avif";
 }
 
 }  // namespace zeroshot::image

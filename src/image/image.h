@@ -1,6 +1,7 @@
 // Image decoding the way the Hugging Face pipeline loads a file with Pillow:
-// JPEG (libjpeg-turbo, Pillow's settings), PNG (libpng), WebP (libwebp), GIF (giflib, first frame), BMP;
-// EXIF orientation applied (JPEG/PNG/WebP); then converted to RGB exactly as Pillow's Image.convert("RGB")
+// JPEG (libjpeg-turbo, Pillow's settings), PNG (libpng), WebP (libwebp), GIF (giflib, first frame), BMP, TIFF
+// (libtiff, first page, as Pillow), HEIC/HEIF (libheif, as the pillow-heif plugin) and AVIF (libavif, as the
+// pillow-avif-plugin); EXIF orientation applied (JPEG/PNG/WebP/TIFF; HEIF/AVIF apply their irot/imir boxes); then converted to RGB exactly as Pillow's Image.convert("RGB")
 // (L -> replicate, LA/RGBA -> drop alpha, P -> palette RGB, P with transparency -> palette RGB, 16-bit -> Pillow's
 // 8-bit rule, CMYK -> Pillow's conversion (Adobe inverted CMYK as Pillow reads it).
 //
@@ -30,7 +31,8 @@ RgbImage decode_file(const std::string& path, const DecodeOptions& opt = {});
 // `name` is used in error messages.
 RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt = {});
 
-// True if the file name has an image extension we decode (.jpg .jpeg .png .webp .gif .bmp, any case).
+// True if the file name has an image extension we decode (.jpg .jpeg .png .webp .gif .bmp .tif .tiff .heic .heif
+// .avif, any case).
 bool has_image_extension(const std::string& path);
 
 }  // namespace zeroshot::image

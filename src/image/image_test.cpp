@@ -407,9 +407,9 @@ TEST(ImageDecode, CorruptVariantsDecodeOrThrow) {
 }
 
 TEST(ImageDecode, HasImageExtension) {
-  for (const char* p : {"a.jpg", "b.JPEG", "dir/c.png", "d.WebP", "e.gif", "f.bmp", "x.y/z.Jpg"})
+  for (const char* p : {"a.jpg", "b.JPEG", "dir/c.png", "d.WebP", "e.gif", "f.bmp", "x.y/z.Jpg", "photo.heic"})
     EXPECT_TRUE(has_image_extension(p)) << p;
-  for (const char* p : {"a.txt", "png", "dir.png/file", "a.jpg.txt", "", "a.", ".tiff", "photo.heic"})
+  for (const char* p : {"a.txt", "png", "dir.png/file", "a.jpg.txt", "", "a.", ".tiff", "dir/.png"})
     EXPECT_FALSE(has_image_extension(p)) << p;
 }
 

@@ -76,6 +76,7 @@ IndexReport update_index(Store& store, const std::vector<std::string>& roots, co
   const ScanResult sc = scan(roots, opt.excludes);
   rep.files = sc.files.size();
   rep.failures = sc.errors;
+  rep.other_files = sc.other_files;
 
   // One snapshot of what the index holds under the roots.
   std::vector<StoredImage> row_list;

@@ -45,6 +45,7 @@ struct IndexReport {
   size_t removed = 0;     // rows whose files have gone
   size_t skipped_failed = 0;  // failed before and unchanged since: not tried again
   std::vector<std::pair<std::string, std::string>> failures;  // (path, error) met in this run, scan errors included
+  std::vector<std::string> other_files;  // files under the roots that are not images by their extension (scan.h)
   bool interrupted = false;
   double seconds = 0, embed_seconds = 0;
 };

@@ -72,7 +72,12 @@ ScanResult scan(const std::vector<std::string>& roots, const std::vector<std::st
         continue;
       }
       std::error_code e2;
-      if (!it->is_regular_file(e2) || !image::has_image_extension(p.string())) continue;
+      if (!it->is_regular_file(e2)) continue;
+      if (!image::has_image_extension(p.string())) {
+        const std::string name = p.filename().string();
+        if (!name.empty() && name[0] != '.') r.other_files.push_back(p.string());
+        continue;
+      }
       FileStat f;
       if (stat_file(p.string(), &f, &err)) r.files.push_back(std::move(f));
       else r.errors.emplace_back(p.string(), err);
@@ -80,6 +85,8 @@ ScanResult scan(const std::vector<std::string>& roots, const std::vector<std::st
     if (ec) r.errors.emplace_back(root, ec.message());
   }
   std::sort(r.files.begin(), r.files.end(), [](const FileStat& a, const FileStat& b) { return a.path < b.path; });
+  std::sort(r.other_files.begin(), r.other_files.end());
+  r.other_files.erase(std::unique(r.other_files.begin(), r.other_files.end()), r.other_files.end());
   r.files.erase(std::unique(r.files.begin(), r.files.end(),
                             [](const FileStat& a, const FileStat& b) { return a.path == b.path; }),
                 r.files.end());

@@ -264,6 +264,17 @@ TEST(Scan, FindsImagesAndHonoursExcludes) {
   EXPECT_EQ(names(scan({d / "notes.txt"}, {})), (std::vector<std::string>{"notes.txt"}));  // named: kept
 }
 
+TEST(Scan, ListsFilesOfOtherTypes) {
+  TempDir d("scan-other");
+  for (const char* f : {"a.heic", "b.HEIF", "c.avif", "d.tif", "e.TIFF", "f.jpg"}) write_file(d / f, "x");
+  for (const char* f : {"clip.mov", "raw/x.cr3", "notes.txt", ".DS_Store", "skip/me.txt"}) write_file(d / f, "y");
+  const ScanResult r = scan({d.path.string()}, {"skip"});
+  EXPECT_EQ(r.files.size(), 6u);
+  std::vector<std::string> others;
+  for (const auto& f : r.other_files) others.push_back(fs::path(f).lexically_relative(d.path).string());
+  EXPECT_EQ(others, (std::vector<std::string>{"clip.mov", "notes.txt", "raw/x.cr3"}));  // hidden, excluded: not
+}
+
 class Indexer : public ::testing::Test {
  protected:
   TempDir dir{"photos"};

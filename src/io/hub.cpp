@@ -373,6 +373,8 @@ struct Request {
   std::string token;         // "" sends no Authorization
   uint64_t resume_from = 0;  // GET: Range: bytes=N-
   int timeout_s = 10;
+  int total_timeout_s = 0;   // GET: the whole transfer (0: none, only the stall watch)
+  uint64_t max_bytes = 0;    // GET: refuse a larger declared Content-Length (0: no limit)
 };
 
 // What the body callback sees; it returns false to stop the transfer.
@@ -494,6 +496,9 @@ Response perform(const Request& q, const BodySink& sink = {}) {
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, &st);
   }
+  if (!q.head && q.total_timeout_s > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(q.total_timeout_s));
+  if (!q.head && q.max_bytes > 0)
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, static_cast<curl_off_t>(std::min<uint64_t>(q.max_bytes, INT64_MAX)));
   // CURLOPT_RANGE, not RESUME_FROM: libcurl then hands us a 200 (a server ignoring ranges) instead of failing.
   std::string range = std::to_string(q.resume_from) + "-";
   if (!q.head && q.resume_from > 0) {
@@ -959,6 +964,44 @@ std::string hub_file(const std::string& repo_id, const std::string& filename, co
   }
   make_pointer(pointer, c.file, blob);
   return pointer.string();
+}
+
+bool is_http_url(const std::string& s) {
+  auto starts = [&](const char* p) {
+    const size_t n = std::strlen(p);
+    if (s.size() < n) return false;
+    for (size_t i = 0; i < n; ++i)
+      if (std::tolower(static_cast<unsigned char>(s[i])) != p[i]) return false;
+    return true;
+  };
+  return starts("http://") || starts("https://");
+}
+
+std::vector<uint8_t> fetch_url(const std::string& url, const UrlFetchOptions& opt) {
+  if (!is_http_url(url)) throw Error(url, "not an http:// or https:// URL");
+  Request q;
+  q.url = url;
+  q.timeout_s = std::max(1, opt.timeout_s);
+  q.total_timeout_s = q.timeout_s;
+  q.max_bytes = opt.max_bytes;
+  std::vector<uint8_t> bytes;
+  const std::string limit = "larger than the limit of " + std::to_string(opt.max_bytes) + " bytes";
+  const Response r = perform(q, [&](long, const Headers&, const char* data, size_t n) {
+    if (bytes.size() + n > opt.max_bytes) throw Error(url, limit);  // a server that sent no Content-Length
+    bytes.insert(bytes.end(), data, data + n);
+    return true;
+  });
+  if (r.failure) std::rethrow_exception(r.failure);
+  if (r.code == CURLE_FILESIZE_EXCEEDED) throw Error(url, limit);
+  if (r.code == CURLE_OPERATION_TIMEDOUT) throw Error(url, "timed out after " + std::to_string(q.timeout_s) + " s");
+  if (r.code != CURLE_OK) throw Error(url, "cannot fetch (" + one_line(r.error) + ")");
+  if (r.status < 200 || r.status >= 300) {
+    std::string msg = "HTTP " + std::to_string(r.status);
+    if (!r.body.empty() && r.body.size() < 200 && r.body.find('<') == std::string::npos) msg += ": " + one_line(r.body);
+    throw Error(url, msg);
+  }
+  if (bytes.empty()) throw Error(url, "empty response");
+  return bytes;
 }
 
 std::string resolve_model(const std::string& model, const HubOptions& opt) {

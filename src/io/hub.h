@@ -28,6 +28,7 @@
 // (...)", "<repo>/<file>: download interrupted after N of M bytes (...)".
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -79,5 +80,22 @@ std::string hub_file(const std::string& repo_id, const std::string& filename, co
 // OpenCLIP repo, open_clip's (open_clip_weight_files()). Absent files cost one 404 probe each (remembered in
 // .no_exist); only files that exist are downloaded. Returns the snapshot folder.
 std::string resolve_model(const std::string& model, const HubOptions& opt = {});
+
+// Inputs given as URLs (the CLI's classify and embed), fetched with the same libcurl client: a GET following at
+// most 10 redirects, http and https only (also after a redirect), no token sent, identity encoding. Limits: a
+// declared Content-Length over max_bytes is refused before the body is read and the transfer is cut as soon as
+// max_bytes are exceeded; connect, a stall (no byte for timeout_s) and the whole transfer time out after timeout_s
+// seconds. HF_HUB_OFFLINE does not apply (it is about the model hub; transformers' load_image fetches URLs too).
+// Errors (zeroshot::Error naming the URL): "HTTP 404", "larger than the limit of N bytes", "cannot fetch (<curl's
+// message>)", "timed out after N s", "empty response".
+struct UrlFetchOptions {
+  uint64_t max_bytes = 50ull << 20;
+  int timeout_s = 30;
+};
+
+// True when `s` starts with http:// or https:// (scheme in any case).
+bool is_http_url(const std::string& s);
+
+std::vector<uint8_t> fetch_url(const std::string& url, const UrlFetchOptions& opt = {});
 
 }  // namespace zeroshot::io
