@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   zeroshot::cli::add_eval_command(app, &action);
   zeroshot::cli::add_serve_command(app, &action);
   zeroshot::cli::add_quantize_command(app, &action);
+  zeroshot::cli::add_score_command(app, &action);
+  zeroshot::cli::add_rank_command(app, &action);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
