@@ -199,6 +199,7 @@ int run_score(const ScoreArgs& a) {
   const size_t dim = tt.emb.dim;
 
   std::vector<std::string> paths;
+  paths.reserve(pairs.size());
   for (const auto& p : pairs) paths.push_back(p.image);
   double sum_s = 0, sum_ref = 0;
   size_t scored = 0, with_refs = 0;
@@ -231,9 +232,9 @@ int run_score(const ScoreArgs& a) {
           if (!ref_rows[i].empty()) line += ", \"ref_clip_score\": " + json_float(ref_s);
           std::printf("%s}\n", line.c_str());
         } else {
-          const std::string ref_text = ref_rows[i].empty() ? "-" : std::to_string(ref_s).substr(0, 9);
-          std::printf("%9.4f  %9s  %9.4f  %s\n%33s%s\n", s, ref_text.c_str(), cos, p.image.c_str(), "",
-                      p.caption.c_str());
+          char ref_text[32] = "-";
+          if (!ref_rows[i].empty()) std::snprintf(ref_text, sizeof ref_text, "%.4f", static_cast<double>(ref_s));
+          std::printf("%9.4f  %9s  %9.4f  %s\n%33s%s\n", s, ref_text, cos, p.image.c_str(), "", p.caption.c_str());
         }
         std::fflush(stdout);
       });
