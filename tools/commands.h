@@ -16,5 +16,7 @@ void add_bench_command(CLI::App& app, std::function<int()>* action);
 void add_eval_command(CLI::App& app, std::function<int()>* action);
 void add_serve_command(CLI::App& app, std::function<int()>* action);
 void add_quantize_command(CLI::App& app, std::function<int()>* action);
+void add_score_command(CLI::App& app, std::function<int()>* action);
+void add_rank_command(CLI::App& app, std::function<int()>* action);
 
 }  // namespace zeroshot::cli
