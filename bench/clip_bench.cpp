@@ -64,7 +64,8 @@ Timing time_it(int items, int warmup, int iters, F&& f) {
 
 std::string json_timing(const Timing& t) {
   char b[200];
-  std::snprintf(b, sizeof b, "{\"per_s\": %.2f, \"median_ms\": %.2f, \"cpu_ms_per_item\": %.2f}", t.per_s, t.median_ms, t.cpu_ms_per_item);
+  std::snprintf(b, sizeof b, "{\"per_s\": %.2f, \"median_ms\": %.2f, \"cpu_ms_per_item\": %.2f}", t.per_s, t.median_ms,
+                t.cpu_ms_per_item);
   return b;
 }
 
@@ -76,8 +77,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string dir = argv[1];
-  std::string precision = "f32", int8_file, classnames = std::string(ZEROSHOT_SOURCE_DIR) + "/data/zero_shot_prompts.json",
-              dump_ids, skip, save_int8;
+  std::string precision = "f32", int8_file,
+              classnames = std::string(ZEROSHOT_SOURCE_DIR) + "/data/zero_shot_prompts.json", dump_ids, skip, save_int8;
   int threads = 2, iters = 10, warmup = 2;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -98,13 +99,16 @@ int main(int argc, char** argv) {
   try {
     if (!save_int8.empty()) {
       const double t0 = now();
-      models::save_int8_weights(models::ClipConfig::load(dir + "/config.json"), io::WeightStore::open_dir(dir), save_int8);
+      models::save_int8_weights(models::ClipConfig::load(dir + "/config.json"), io::WeightStore::open_dir(dir),
+                                save_int8);
       std::printf("{\"saved\": \"%s\", \"seconds\": %.2f}\n", save_int8.c_str(), now() - t0);
       return 0;
     }
     models::ClipOptions opt;
     opt.threads = threads;
-    opt.precision = precision == "bf16" ? models::Precision::BF16 : precision == "int8" ? models::Precision::Int8 : models::Precision::F32;
+    opt.precision = precision == "bf16"   ? models::Precision::BF16
+                    : precision == "int8" ? models::Precision::Int8
+                                          : models::Precision::F32;
     if (!int8_file.empty()) opt.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_file);
     const long rss0 = status_kb("VmRSS:");
     const double t0 = now();
@@ -117,7 +121,8 @@ int main(int argc, char** argv) {
 
     std::string out = "{\"precision\": \"" + precision + "\", \"threads\": " + std::to_string(threads) +
                       ", \"int8_from_file\": " + (model.int8_from_file() ? "true" : "false") +
-                      ", \"load_s\": " + std::to_string(load_s) + ", \"rss_before_load_mb\": " + std::to_string(rss0 / 1024) +
+                      ", \"load_s\": " + std::to_string(load_s) +
+                      ", \"rss_before_load_mb\": " + std::to_string(rss0 / 1024) +
                       ", \"rss_loaded_mb\": " + std::to_string(rss_loaded / 1024);
     const int s = cfg.vision.image_size, dim = cfg.projection_dim;
     std::mt19937 rng(1);
@@ -145,7 +150,8 @@ int main(int argc, char** argv) {
       }
       const io::Json prompts = io::load_json(classnames);
       std::vector<std::vector<int32_t>> ids;
-      for (const auto& c : prompts["datasets"]["imagenet"]["classes"]) ids.push_back(tok.encode("a photo of a " + c.get<std::string>() + "."));
+      for (const auto& c : prompts["datasets"]["imagenet"]["classes"])
+        ids.push_back(tok.encode("a photo of a " + c.get<std::string>() + "."));
       size_t tokens = 0;
       for (const auto& v : ids) tokens += v.size();
       if (!dump_ids.empty()) {
@@ -153,7 +159,8 @@ int main(int argc, char** argv) {
         f << io::Json(ids).dump();
       }
       std::vector<float> emb(ids.size() * dim);
-      const Timing t = time_it(static_cast<int>(ids.size()), 1, std::max(1, iters / 5), [&] { model.encode_texts(ids, emb.data()); });
+      const Timing t = time_it(static_cast<int>(ids.size()), 1, std::max(1, iters / 5),
+                               [&] { model.encode_texts(ids, emb.data()); });
       out += ", \"classnames_1000\": " + json_timing(t) + ", \"classnames_tokens\": " + std::to_string(tokens);
     }
     out += ", \"rss_peak_mb\": " + std::to_string(status_kb("VmHWM:") / 1024) + "}";

@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
 
     const io::Json prompts = io::load_json(classnames);
     std::vector<std::string> texts;
-    for (const auto& c : prompts["datasets"]["imagenet"]["classes"]) texts.push_back("a photo of a " + c.get<std::string>() + ".");
+    for (const auto& c : prompts["datasets"]["imagenet"]["classes"])
+      texts.push_back("a photo of a " + c.get<std::string>() + ".");
     Embeddings te[3];
     for (int p = 0; p < 3; ++p) te[p] = m[p]->embed_texts(texts);
     Stats text_stats[3], image_stats[3];
@@ -130,11 +131,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "\n");
     std::printf("{\"model\": \"%s\", \"images\": %zu, \"texts\": %zu", argv[1], done, texts.size());
     for (int p = 1; p < 3; ++p)
-      std::printf(", \"%s\": {\"image_min_cos\": %.6f, \"image_mean_cos\": %.6f, \"worst_image\": \"%s\", \"text_min_cos\": %.6f, "
-                  "\"text_mean_cos\": %.6f, \"top1_differs_from_f32\": %zu}",
-                  names[p], image_stats[p].min, image_stats[p].sum / std::max<size_t>(1, image_stats[p].n),
-                  std::filesystem::path(worst[p]).filename().c_str(), text_stats[p].min,
-                  text_stats[p].sum / std::max<size_t>(1, text_stats[p].n), top1_diff[p]);
+      std::printf(
+          ", \"%s\": {\"image_min_cos\": %.6f, \"image_mean_cos\": %.6f, \"worst_image\": \"%s\", \"text_min_cos\": "
+          "%.6f, "
+          "\"text_mean_cos\": %.6f, \"top1_differs_from_f32\": %zu}",
+          names[p], image_stats[p].min, image_stats[p].sum / std::max<size_t>(1, image_stats[p].n),
+          std::filesystem::path(worst[p]).filename().c_str(), text_stats[p].min,
+          text_stats[p].sum / std::max<size_t>(1, text_stats[p].n), top1_diff[p]);
     std::printf("}\n");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "clip_precision_check: %s\n", e.what());

@@ -16,7 +16,9 @@
 
 using namespace zeroshot::nn;
 
-static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+static double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 // CPU time of the whole process: on a loaded machine the wall clock mostly measures the other processes.
 static double cpu_now() {
   timespec ts;
@@ -37,8 +39,11 @@ static void bench(const char* name, long M, long K, long N, int iters, F&& f) {
     cbest = std::min(cbest, c);
     ctotal += c;
   }
-  std::printf("%-14s M=%ld K=%ld N=%ld  wall best %.3f ms (%.1f GFLOP/s) mean %.3f | cpu best %.3f ms (%.1f GFLOP/s per core) mean %.3f\n", name, M, K, N, best * 1e3,
-              2.0 * M * K * N / best * 1e-9, total / iters * 1e3, cbest * 1e3, 2.0 * M * K * N / cbest * 1e-9, ctotal / iters * 1e3);
+  std::printf(
+      "%-14s M=%ld K=%ld N=%ld  wall best %.3f ms (%.1f GFLOP/s) mean %.3f | cpu best %.3f ms (%.1f GFLOP/s per core) "
+      "mean %.3f\n",
+      name, M, K, N, best * 1e3, 2.0 * M * K * N / best * 1e-9, total / iters * 1e3, cbest * 1e3,
+      2.0 * M * K * N / cbest * 1e-9, ctotal / iters * 1e3);
 }
 
 int main(int argc, char** argv) {
@@ -54,7 +59,8 @@ int main(int argc, char** argv) {
   for (auto& v : w) v = nd(rng) * 0.03f;
   for (auto& v : b) v = nd(rng);
   auto want = [&](const char* s) { return !only || std::string(only).find(s) != std::string::npos; };
-  if (want("openblas")) bench("openblas", M, K, N, iters, [&] { linear(x.data(), M, K, w.data(), b.data(), N, y.data(), &pool); });
+  if (want("openblas"))
+    bench("openblas", M, K, N, iters, [&] { linear(x.data(), M, K, w.data(), b.data(), N, y.data(), &pool); });
   for (Precision p : {Precision::F32, Precision::BF16, Precision::Int8}) {
     if (!want(precision_name(p))) continue;
     // LAYERS copies of the weights, used in turn: like a model's layers, they come from DRAM, not the caches.

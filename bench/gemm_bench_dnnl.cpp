@@ -8,11 +8,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <string>
-#include <unordered_map>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <oneapi/dnnl/dnnl.hpp>
@@ -21,7 +21,9 @@ using namespace dnnl;
 using dt = memory::data_type;
 using tag = memory::format_tag;
 
-static double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+static double now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 // CPU time of the process (OpenMP threads included): the wall clock of a shared machine measures the others too.
 static double cpu_now() {
   timespec ts;
@@ -100,13 +102,14 @@ int main(int argc, char** argv) {
         const float sa = (mx - mn) / 255.f;
         const int zp = static_cast<int>(std::lround(-mn / sa));
         auto* q = static_cast<uint8_t*>(x_in.get_data_handle());
-        for (long i = 0; i < M * K; ++i) q[i] = static_cast<uint8_t>(std::clamp<long>(std::lround(x[i] / sa) + zp, 0, 255));
+        for (long i = 0; i < M * K; ++i)
+          q[i] = static_cast<uint8_t>(std::clamp<long>(std::lround(x[i] / sa) + zp, 0, 255));
         auto* sc = static_cast<float*>(sc_mem.get_data_handle());
         for (long j = 0; j < N; ++j) sc[j] = sa * scales[j];
         *static_cast<int32_t*>(zp_mem.get_data_handle()) = zp;
       }
-      std::unordered_map<int, memory> args{{DNNL_ARG_SRC, x_in}, {DNNL_ARG_WEIGHTS, w_prep}, {DNNL_ARG_BIAS, b_mem},
-                                           {DNNL_ARG_DST, y_mem}};
+      std::unordered_map<int, memory> args{
+          {DNNL_ARG_SRC, x_in}, {DNNL_ARG_WEIGHTS, w_prep}, {DNNL_ARG_BIAS, b_mem}, {DNNL_ARG_DST, y_mem}};
       if (p == "int8") {
         args[DNNL_ARG_ATTR_OUTPUT_SCALES] = sc_mem;
         args[DNNL_ARG_ATTR_ZERO_POINTS | DNNL_ARG_SRC] = zp_mem;
@@ -126,9 +129,11 @@ int main(int argc, char** argv) {
       cbest = std::min(cbest, cpu_now() - c0);
       total += dtm;
     }
-    std::printf("dnnl-%-4s M=%ld K=%ld N=%ld  wall best %.3f ms (%.1f GFLOP/s) mean %.3f | cpu best %.3f ms (%.1f GFLOP/s per core)  impl=%s\n",
-                prec, M, K, N, best * 1e3, 2.0 * M * K * N / best * 1e-9, total / iters * 1e3, cbest * 1e3,
-                2.0 * M * K * N / cbest * 1e-9, pd.impl_info_str());
+    std::printf(
+        "dnnl-%-4s M=%ld K=%ld N=%ld  wall best %.3f ms (%.1f GFLOP/s) mean %.3f | cpu best %.3f ms (%.1f GFLOP/s per "
+        "core)  impl=%s\n",
+        prec, M, K, N, best * 1e3, 2.0 * M * K * N / best * 1e-9, total / iters * 1e3, cbest * 1e3,
+        2.0 * M * K * N / cbest * 1e-9, pd.impl_info_str());
   }
   return 0;
 }

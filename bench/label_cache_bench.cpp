@@ -27,7 +27,9 @@ double vm_hwm_mb() {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: label_cache_bench MODEL [--labels SET] [--templates SET] [--cache-dir DIR|none] [--threads N]\n");
+    std::fprintf(
+        stderr,
+        "usage: label_cache_bench MODEL [--labels SET] [--templates SET] [--cache-dir DIR|none] [--threads N]\n");
     return 2;
   }
   std::string labels = "imagenet", templates = "imagenet80";
@@ -59,11 +61,11 @@ int main(int argc, char** argv) {
     const auto t2 = std::chrono::steady_clock::now();
     size_t prompts = 0;
     for (const auto& c : set->classes) prompts += c.size() * tmpl.size();
-    std::printf("{\"labels\": \"%s\", \"classes\": %zu, \"templates\": %zu, \"prompts\": %zu, \"load_s\": %.4f, "
-                "\"label_embeddings_s\": %.4f, \"cached\": %s, \"peak_rss_mb\": %.1f}\n",
-                labels.c_str(), set->classes.size(), tmpl.size(), prompts,
-                std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
-                clf.label_embeddings_cached() ? "true" : "false", vm_hwm_mb());
+    std::printf(
+        "{\"labels\": \"%s\", \"classes\": %zu, \"templates\": %zu, \"prompts\": %zu, \"load_s\": %.4f, "
+        "\"label_embeddings_s\": %.4f, \"cached\": %s, \"peak_rss_mb\": %.1f}\n",
+        labels.c_str(), set->classes.size(), tmpl.size(), prompts, std::chrono::duration<double>(t1 - t0).count(),
+        std::chrono::duration<double>(t2 - t1).count(), clf.label_embeddings_cached() ? "true" : "false", vm_hwm_mb());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "label_cache_bench: %s\n", e.what());
     return 1;

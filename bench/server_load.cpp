@@ -102,10 +102,10 @@ int main(int argc, char** argv) {
     if (c == std::string::npos) break;
     s = c + 1;
   }
-  const std::string body =
-      nlohmann::json{{"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())},
-                     {"candidate_labels", labels}}
-          .dump();
+  const std::string body = nlohmann::json{
+      {"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size())},
+      {"candidate_labels",
+       labels}}.dump();
 
   const std::string before = scrape(a);
   if (before.empty()) {

@@ -1,5 +1,5 @@
-// Image decoding (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, EXIF) from memory, then CLIP preprocessing of whatever decoded, with
-// the two fixture models' preprocessor configs (224 px bicubic, 96 px).
+// Image decoding (JPEG, PNG, WebP, GIF, BMP, TIFF, HEIC, AVIF, EXIF) from memory, then CLIP preprocessing of whatever
+// decoded, with the two fixture models' preprocessor configs (224 px bicubic, 96 px).
 #include <cstddef>
 #include <cstdint>
 

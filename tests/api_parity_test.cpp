@@ -82,7 +82,8 @@ TEST_P(ApiParity, TextEmbeddingsAndLogits) {
   const auto want = expected_->get("text_embeds");
   const float tol = kEmbedRelTol * max_abs(want.data(), want.size());
   for (size_t r = 0; r < te.rows; ++r) {
-    if (expected_->ftfy_sensitive(texts[r]) && model_->tokenize(texts[r]) != expected_->json["input_ids"][r].get<std::vector<int32_t>>())
+    if (expected_->ftfy_sensitive(texts[r]) &&
+        model_->tokenize(texts[r]) != expected_->json["input_ids"][r].get<std::vector<int32_t>>())
       continue;
     EXPECT_LE(max_abs_diff(te.row(r), want.data() + r * te.dim, te.dim), tol) << texts[r];
   }

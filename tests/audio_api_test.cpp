@@ -65,7 +65,8 @@ TEST_P(ClapApi, Basics) {
   EXPECT_STREQ(model().model_type(), "clap");
   EXPECT_STREQ(model().default_template(), "This is a sound of {}.");
   // expected.json stores exp(logit_scale_a), the factor itself.
-  EXPECT_NEAR(model().logit_scale(), ex.json["logit_scale_a"].get<float>(), 1e-5 * ex.json["logit_scale_a"].get<float>());
+  EXPECT_NEAR(model().logit_scale(), ex.json["logit_scale_a"].get<float>(),
+              1e-5 * ex.json["logit_scale_a"].get<float>());
   EXPECT_EQ(model().embedding_dim(), static_cast<size_t>(ex.tensors.tensors().at("audio_embeds").shape[1]));
   EXPECT_EQ(model().fingerprint().size(), 32u);
 }
@@ -150,7 +151,8 @@ TEST_P(ClapApi, BadAudioFilesAreOneLineErrors) {
     }
   }
   // Streaming: the bad files report errors, the good one between them still embeds.
-  std::vector<std::string> paths = {audio_path(kBadFiles[0]), audio_path("tone_440hz_3s.wav"), audio_path(kBadFiles[1])};
+  std::vector<std::string> paths = {audio_path(kBadFiles[0]), audio_path("tone_440hz_3s.wav"),
+                                    audio_path(kBadFiles[1])};
   std::vector<bool> ok;
   model().embed_audio_files(paths, 2, [&](size_t, const float* e, const std::string& err) {
     ok.push_back(e != nullptr);
@@ -160,9 +162,7 @@ TEST_P(ClapApi, BadAudioFilesAreOneLineErrors) {
   EXPECT_EQ(ok, (std::vector<bool>{false, true, false}));
 }
 
-TEST_P(ClapApi, ImagesAreRefused) {
-  EXPECT_THROW((void)model().embed_image_files({image_path("chelsea.png")}), Error);
-}
+TEST_P(ClapApi, ImagesAreRefused) { EXPECT_THROW((void)model().embed_image_files({image_path("chelsea.png")}), Error); }
 
 TEST_P(ClapApi, MaxAudioSeconds) {
   ModelOptions o;
@@ -185,12 +185,13 @@ TEST_P(ClapApi, RandomCropsDependOnTheSeedOnlyForLongClips) {
   o.audio_seed = 2;
   auto b = Model::load(clap_dir(GetParam()), o);
   const std::vector<std::string> paths = {audio_path("long_25s.wav"), audio_path("tone_440hz_3s.wav")};
-  const Embeddings ea = a->embed_audio_files(paths), ea2 = a->embed_audio_files(paths), eb = b->embed_audio_files(paths);
+  const Embeddings ea = a->embed_audio_files(paths), ea2 = a->embed_audio_files(paths),
+                   eb = b->embed_audio_files(paths);
   const Embeddings det = model().embed_audio_files(paths);
   const size_t d = ea.dim;
-  EXPECT_EQ(max_abs_diff(ea.row(0), ea2.row(0), d), 0.f);       // same seed, same crop
-  EXPECT_GT(max_abs_diff(ea.row(0), eb.row(0), d), 1e-6f);      // another seed, another crop
-  EXPECT_LE(max_abs_diff(ea.row(1), det.row(1), d), 1e-6f);      // short clips: no crop at all
+  EXPECT_EQ(max_abs_diff(ea.row(0), ea2.row(0), d), 0.f);    // same seed, same crop
+  EXPECT_GT(max_abs_diff(ea.row(0), eb.row(0), d), 1e-6f);   // another seed, another crop
+  EXPECT_LE(max_abs_diff(ea.row(1), det.row(1), d), 1e-6f);  // short clips: no crop at all
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, ClapApi, ::testing::ValuesIn(kClapModels));
@@ -384,7 +385,8 @@ struct ClapCopy {
   TempDir tmp;
   const fs::path dir = tmp.path;
   explicit ClapCopy(const std::string& model, const std::string& tag) : tmp("clap_" + tag) {
-    for (const auto& e : fs::directory_iterator(clap_dir(model))) fs::create_symlink(e.path(), dir / e.path().filename());
+    for (const auto& e : fs::directory_iterator(clap_dir(model)))
+      fs::create_symlink(e.path(), dir / e.path().filename());
   }
   void replace(const std::string& name, const std::string& bytes) {
     fs::remove(dir / name);

@@ -16,23 +16,25 @@
 #include <string>
 #include <vector>
 
-#include "support/compare.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "support/compare.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
-using zeroshot::testing::max_abs;
-using zeroshot::testing::max_abs_diff;
 using zeroshot::testing::kCmykPixelMeanTol;
 using zeroshot::testing::kEmbedRelTol;
 using zeroshot::testing::kPixelTol;
 using zeroshot::testing::kScoreTol;
+using zeroshot::testing::max_abs;
+using zeroshot::testing::max_abs_diff;
 
 namespace {
 
-std::string reference(const std::string& sub) { return std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/" + sub; }
+std::string reference(const std::string& sub) {
+  return std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/" + sub;
+}
 std::string shared_clip(const std::string& m) { return std::string(ZEROSHOT_FIXTURES) + "/clip/" + m; }
 std::string shared_clap(const std::string& m) { return std::string(ZEROSHOT_FIXTURES) + "/clap/" + m; }
 std::string image(const std::string& name) { return std::string(ZEROSHOT_FIXTURES) + "/images/" + name; }
@@ -41,7 +43,8 @@ std::string sound(const std::string& name) { return std::string(ZEROSHOT_FIXTURE
 struct Reference {
   io::Json json;
   io::SafeTensorsFile tensors;
-  explicit Reference(const std::string& dir) : json(io::load_json(dir + "/expected.json")), tensors(dir + "/expected.safetensors") {}
+  explicit Reference(const std::string& dir)
+      : json(io::load_json(dir + "/expected.json")), tensors(dir + "/expected.safetensors") {}
   std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
   std::vector<std::string> strings(const char* key) const { return json[key].get<std::vector<std::string>>(); }
 };
@@ -118,7 +121,9 @@ TEST_P(BinClap, GivesTheExpectedOutputsAndTheSameFloatsAsSafetensors) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, BinClap, ::testing::Values("clap-tiny-unfused", "clap-tiny-fused"),
-                         [](const auto& info) { return info.param == "clap-tiny-fused" ? std::string("fused") : std::string("unfused"); });
+                         [](const auto& info) {
+                           return info.param == "clap-tiny-fused" ? std::string("fused") : std::string("unfused");
+                         });
 
 // ------------------------------------------------------------------------------------------------ OpenCLIP
 
@@ -158,14 +163,15 @@ TEST_P(OpenClipCheckpoint, EmbeddingsAndScoresAreOpenClips) {
   const auto model = Model::load(dir());
   const Reference ex(dir());
   expect_rows(model->embed_texts(ex.strings("texts")), ex.get("text_embeds"), GetParam() + " text_embeds");
-  expect_rows(model->embed_image_files(image_paths(ex.strings("images"))), ex.get("image_embeds"), GetParam() + " image_embeds");
+  expect_rows(model->embed_image_files(image_paths(ex.strings("images"))), ex.get("image_embeds"),
+              GetParam() + " image_embeds");
   EXPECT_NEAR(std::log(model->logit_scale()), ex.json["logit_scale"].get<double>(), 1e-6);
   ClassifierOptions no_cache;
   no_cache.cache_dir = "none";
   ASSERT_FALSE(ex.json["zero_shot"].empty());
   for (const auto& z : ex.json["zero_shot"]) {
-    const ZeroShotClassifier clf(*model, z["labels"].get<std::vector<std::string>>(), z["templates"].get<std::vector<std::string>>(),
-                                 no_cache);
+    const ZeroShotClassifier clf(*model, z["labels"].get<std::vector<std::string>>(),
+                                 z["templates"].get<std::vector<std::string>>(), no_cache);
     const auto got = clf.classify_image(image(z["image"].get<std::string>()));
     ASSERT_EQ(got.size(), z["result"].size());
     for (size_t k = 0; k < got.size(); ++k) {
@@ -193,7 +199,8 @@ TEST_P(OpenClipCheckpoint, PytorchBinGivesTheSameFloats) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, OpenClipCheckpoint,
-                         ::testing::Values("from-hf-quickgelu", "from-hf-gelu-f16", "native-gelu-longest", "native-quickgelu-squash"),
+                         ::testing::Values("from-hf-quickgelu", "from-hf-gelu-f16", "native-gelu-longest",
+                                           "native-quickgelu-squash"),
                          [](const auto& info) {
                            std::string n = info.param;
                            for (char& ch : n)
@@ -226,7 +233,8 @@ TEST(OpenClipCopyOfHfWeights, GivesTheHfEmbeddings) {
       const auto p = ex.get("pixel_values/" + n);
       px.insert(px.end(), p.begin(), p.end());
     }
-    expect_rows(model->embed_pixel_values(px.data(), images.size()), ex.get("image_embeds"), oc + " vs " + hf + " image_embeds");
+    expect_rows(model->embed_pixel_values(px.data(), images.size()), ex.get("image_embeds"),
+                oc + " vs " + hf + " image_embeds");
   }
 }
 
@@ -269,7 +277,8 @@ TEST(OpenClipRefusals, EachBadFolderIsOneLineNamingTheFile) {
     fs::remove_all(d);
     fs::create_directories(d);
     for (const auto& e : fs::directory_iterator(src)) fs::copy_file(e.path(), d / e.path().filename());
-    for (const char* f : {"vocab.json", "merges.txt"}) fs::copy_file(reference("open_clip/native-gelu-longest/") + f, d + "/" + f);
+    for (const char* f : {"vocab.json", "merges.txt"})
+      fs::copy_file(reference("open_clip/native-gelu-longest/") + f, d + "/" + f);
     try {
       Model::load(d);
       ADD_FAILURE() << c << " loaded";

@@ -28,7 +28,8 @@ struct ModelCopy {
   TempDir tmp{"model"};
   const fs::path dir = tmp.path;
   explicit ModelCopy(const std::string& model) {
-    for (const auto& e : fs::directory_iterator(clip_dir(model))) fs::create_symlink(e.path(), dir / e.path().filename());
+    for (const auto& e : fs::directory_iterator(clip_dir(model)))
+      fs::create_symlink(e.path(), dir / e.path().filename());
   }
   void replace(const std::string& name, const std::string& bytes) {
     fs::remove(dir / name);
@@ -271,7 +272,8 @@ TEST(Cli, UsageErrorsAndHelp) {
 // two values, "[cat]" as cat) is off for every option and positional.
 TEST(Cli, EveryValueReachesTheEngineVerbatim) {
   const std::string m = clip_dir("clip-tiny-quickgelu");
-  const std::vector<std::string> texts = {"[cat]", "[a,b]", "cat", "say \"hi\", 'you'", "-x", "--y", "a\u2028b", "[{}]"};
+  const std::vector<std::string> texts = {"[cat]", "[a,b]", "cat",      "say \"hi\", 'you'",
+                                          "-x",    "--y",   "a\u2028b", "[{}]"};
   Args args = {"embed", "-m", m, "-f", "json", "--normalize"};
   for (const auto& t : texts) args.push_back("--text=" + t);
   CliResult r = zeroshot_cli(args);
@@ -396,8 +398,8 @@ TEST(Cli, LabelsSetsAndCommas) {
 // A limit error names the option that changes it, in that option's unit.
 TEST(Cli, LimitErrorsNameTheirOption) {
   const std::string m = clip_dir("clip-tiny-quickgelu");
-  CliResult r = zeroshot_cli(
-      {"classify", "-m", m, "-l", "cat,dog", "--max-megapixels", "0.01", "-f", "json", "-q", image_path("chelsea.png")});
+  CliResult r = zeroshot_cli({"classify", "-m", m, "-l", "cat,dog", "--max-megapixels", "0.01", "-f", "json", "-q",
+                              image_path("chelsea.png")});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("451x300 pixels (0.1353 megapixels) exceeds --max-megapixels 0.01"), std::string::npos) << r.err;
   r = zeroshot_cli({"embed", "-m", m, "-f", "json", "--image", image_path("bad_bomb_60000x60000.png")});
@@ -515,7 +517,8 @@ TEST(Cli, TablesReadCleanly) {
     if (value.empty() || value.find_first_not_of("0123456789.-e+") != std::string::npos) continue;
     ++numbers;
     const size_t dot = value.find('.'), e = value.find('e');
-    if (dot != std::string::npos && e == std::string::npos) EXPECT_LE(value.size() - dot - 1, 5u) << key << " " << value;
+    if (dot != std::string::npos && e == std::string::npos)
+      EXPECT_LE(value.size() - dot - 1, 5u) << key << " " << value;
   }
   EXPECT_GE(numbers, 8u) << r.out;
 }

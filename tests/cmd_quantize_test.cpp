@@ -35,7 +35,8 @@ fs::path copy_model(const TempDir& home, const std::string& model, const std::st
   fs::create_directories(dst);
   for (const char* f : {"config.json", "preprocessor_config.json", "vocab.json", "merges.txt", "model.safetensors"})
     fs::copy_file(fs::path(clip_dir(model)) / f, dst / f);
-  for (const auto& e : fs::directory_iterator(dst)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+  for (const auto& e : fs::directory_iterator(dst))
+    fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
   return dst;
 }
 
@@ -52,7 +53,8 @@ double min_cosine(const std::vector<std::vector<float>>& a, const std::vector<st
   double worst = 1;
   for (size_t r = 0; r < a.size(); ++r) {
     double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < a[r].size(); ++i) ab += double(a[r][i]) * b[r][i], aa += double(a[r][i]) * a[r][i], bb += double(b[r][i]) * b[r][i];
+    for (size_t i = 0; i < a[r].size(); ++i)
+      ab += double(a[r][i]) * b[r][i], aa += double(a[r][i]) * a[r][i], bb += double(b[r][i]) * b[r][i];
     worst = std::min(worst, ab / std::sqrt(aa * bb));
   }
   return worst;
@@ -89,14 +91,18 @@ fs::path synthetic_model(const TempDir& home) {
       {"vision_model.embeddings.class_embedding", {vd}},
       {"vision_model.embeddings.patch_embedding.weight", {vd, 3, patch, patch}},
       {"vision_model.embeddings.position_embedding.weight", {(side / patch) * (side / patch) + 1, vd}},
-      {"vision_model.pre_layrnorm.weight", {vd}}, {"vision_model.pre_layrnorm.bias", {vd}},
-      {"vision_model.post_layernorm.weight", {vd}}, {"vision_model.post_layernorm.bias", {vd}},
+      {"vision_model.pre_layrnorm.weight", {vd}},
+      {"vision_model.pre_layrnorm.bias", {vd}},
+      {"vision_model.post_layernorm.weight", {vd}},
+      {"vision_model.post_layernorm.bias", {vd}},
       {"text_model.embeddings.token_embedding.weight", {49408, td}},
       {"text_model.embeddings.position_embedding.weight", {77, td}},
-      {"text_model.final_layer_norm.weight", {td}}, {"text_model.final_layer_norm.bias", {td}},
+      {"text_model.final_layer_norm.weight", {td}},
+      {"text_model.final_layer_norm.bias", {td}},
   };
-  for (const auto& [tower, n, d, inter] : {std::tuple<std::string, int, int64_t, int64_t>{"vision_model", layers, vd, vi},
-                                           std::tuple<std::string, int, int64_t, int64_t>{"text_model", 1, td, ti}}) {
+  for (const auto& [tower, n, d, inter] :
+       {std::tuple<std::string, int, int64_t, int64_t>{"vision_model", layers, vd, vi},
+        std::tuple<std::string, int, int64_t, int64_t>{"text_model", 1, td, ti}}) {
     for (int l = 0; l < n; ++l) {
       const std::string p = tower + ".encoder.layers." + std::to_string(l) + ".";
       for (const char* a : {"q_proj", "k_proj", "v_proj", "out_proj"}) {
@@ -173,7 +179,7 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
   EXPECT_EQ(label_cache_files(home.str()), 1u);
   const CliResult a = zeroshot_cli(home, classify + Args{"--precision", "int8"});
   ASSERT_EQ(a.code, 0) << a.err;
-  EXPECT_EQ(label_cache_files(home.str()), 2u);  // not the f32 entry
+  EXPECT_EQ(label_cache_files(home.str()), 2u);                         // not the f32 entry
   EXPECT_NE(a.err.find("load tokenizer"), std::string::npos) << a.err;  // the labels were encoded at int8
   const CliResult b = zeroshot_cli(home, classify + Args{"--precision", "int8"});
   ASSERT_EQ(b.code, 0) << b.err;
@@ -204,8 +210,8 @@ TEST(PrecisionOption, FingerprintAndCachesArePerPrecision) {
 TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   TempDir home;
   const fs::path dir = copy_model(home, "clip-tiny-quickgelu", "model");
-  const Args embed = {"-f", "json", "--threads", "2", "--image", image_path("chelsea.png"),
-                      "--text", "a cat", "--text", "a photo of a dog"};
+  const Args embed = {"-f",    "json",   "--threads",       "2", "--image", image_path("chelsea.png"), "--text",
+                      "a cat", "--text", "a photo of a dog"};
   const CliResult at_load = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   ASSERT_EQ(at_load.code, 0) << at_load.err;
 
@@ -238,21 +244,24 @@ TEST(Quantize, WritesTheFileThatLaterLoadsUse) {
   const CliResult damaged = zeroshot_cli(home, Args{"embed", "-m", dir.string(), "--precision", "int8"} + embed);
   EXPECT_EQ(damaged.code, 2);
   EXPECT_TRUE(damaged.out.empty()) << damaged.out;
-  EXPECT_NE(damaged.err.find("zeroshot: " + file.string() + ": damaged int8 weights file"), std::string::npos) << damaged.err;
+  EXPECT_NE(damaged.err.find("zeroshot: " + file.string() + ": damaged int8 weights file"), std::string::npos)
+      << damaged.err;
   EXPECT_NE(damaged.err.find("zeroshot quantize"), std::string::npos) << damaged.err;
   EXPECT_EQ(zeroshot_cli(home, Args{"embed", "-m", dir.string()} + embed).code, 0);
 }
 
 TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   TempDir home;
-  const fs::path snap = home.path / "hub" / "models--org--tiny" / "snapshots" / "0123456789abcdef0123456789abcdef01234567";
+  const fs::path snap =
+      home.path / "hub" / "models--org--tiny" / "snapshots" / "0123456789abcdef0123456789abcdef01234567";
   fs::create_directories(snap.parent_path());
   fs::rename(copy_model(home, "clip-tiny-quickgelu", "m"), snap);
   const CliResult r = zeroshot_cli(home, {"quantize", "--in-place", "-m", snap.string()});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("hub cache snapshot"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(snap / "zeroshot-int8.safetensors"));
-  const CliResult hub_id = zeroshot_cli(home, {"quantize", "--in-place", "-m", "org/not-downloaded"});  // refused before any download
+  const CliResult hub_id =
+      zeroshot_cli(home, {"quantize", "--in-place", "-m", "org/not-downloaded"});  // refused before any download
   EXPECT_EQ(hub_id.code, 2);
   EXPECT_NE(hub_id.err.find("org/not-downloaded: a hub id"), std::string::npos) << hub_id.err;
   // -o elsewhere is fine.
@@ -263,7 +272,8 @@ TEST(Quantize, RefusesHubSnapshotsAndOtherModels) {
   // A read-only folder (by its permission bits, also for root, who could write anywhere).
   {
     const fs::path ro = copy_model(home, "clip-tiny-quickgelu", "readonly");
-    fs::permissions(ro, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write, fs::perm_options::remove);
+    fs::permissions(ro, fs::perms::owner_write | fs::perms::group_write | fs::perms::others_write,
+                    fs::perm_options::remove);
     const CliResult r2 = zeroshot_cli(home, {"quantize", "--in-place", "-m", ro.string()});
     fs::permissions(ro, fs::perms::owner_write, fs::perm_options::add);
     EXPECT_EQ(r2.code, 2);
@@ -301,7 +311,7 @@ TEST(Quantize, WritesIntoTheModelFolderOnlyWithInPlace) {
     EXPECT_TRUE(fs::equivalent(link, e.path())) << link;
   }
   EXPECT_TRUE(fs::is_regular_file(fs::symlink_status(out / "zeroshot-int8.safetensors")));
-  const Args embed = {"-f", "json", "--threads", "2", "--precision", "int8", "--image", image_path("chelsea.png"),
+  const Args embed = {"-f",     "json", "--threads", "2", "--precision", "int8", "--image", image_path("chelsea.png"),
                       "--text", "a cat"};
   const CliResult at_load = zeroshot_cli(home, Args{"embed", "-m", dir.string()} + embed);
   const CliResult from_file = zeroshot_cli(home, Args{"embed", "-m", out.string()} + embed);
@@ -334,8 +344,10 @@ TEST(Quantize, ClapModelsToo) {
     const fs::path dir = home.path / m;
     fs::create_directories(dir);
     for (const auto& e : fs::directory_iterator(src))
-      if (e.is_regular_file() && e.path().filename().string().rfind("expected", 0) != 0) fs::copy_file(e.path(), dir / e.path().filename());
-    for (const auto& e : fs::directory_iterator(dir)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
+      if (e.is_regular_file() && e.path().filename().string().rfind("expected", 0) != 0)
+        fs::copy_file(e.path(), dir / e.path().filename());
+    for (const auto& e : fs::directory_iterator(dir))
+      fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
     const CliResult q = zeroshot_cli(home, {"quantize", "-q", "--in-place", "-m", dir.string()});
     ASSERT_EQ(q.code, 0) << q.err;
     ASSERT_TRUE(fs::exists(dir / "zeroshot-int8.safetensors"));
@@ -373,8 +385,8 @@ TEST(Quantize, FileKeepsPeakMemoryWellBelowF32) {
   ASSERT_EQ(zeroshot_cli(home, {"quantize", "-q", "--in-place", "-m", dir.string()}).code, 0);
   const io::Json j = bench(home, dir, "int8");
   const double from_file = j["peak_rss_mb"].get<double>();
-  std::printf("peak RSS MB: f32 %.1f, int8 quantized at load %.1f, int8 from the file %.1f (after load %.1f)\n", f32, at_load,
-              from_file, j["rss_after_load_mb"].get<double>());
+  std::printf("peak RSS MB: f32 %.1f, int8 quantized at load %.1f, int8 from the file %.1f (after load %.1f)\n", f32,
+              at_load, from_file, j["rss_after_load_mb"].get<double>());
   // ~57 MB of f32 layer weights against ~14 MB of int8 ones. Quantizing at load streams the f32 weights layer by
   // layer (each released once quantized), so it peaks about as low; the file must never cost more.
   EXPECT_LT(from_file, f32 - 30);

@@ -101,7 +101,8 @@ std::vector<int> engine_predictions(const Model& model) {
   const Embeddings emb = model.embed_audio_files(paths);
   std::vector<int> pred;
   for (size_t i = 0; i < paths.size(); ++i)
-    pred.push_back(static_cast<int>(std::find(labels.begin(), labels.end(), clf.classify(emb.row(i))[0].label) - labels.begin()));
+    pred.push_back(
+        static_cast<int>(std::find(labels.begin(), labels.end(), clf.classify(emb.row(i))[0].label) - labels.begin()));
   return pred;
 }
 
@@ -121,7 +122,8 @@ FoldHits engine_hits(const Model& model, const std::vector<std::vector<std::stri
   FoldHits h;
   for (size_t i = 0; i < used.size(); ++i) {
     const size_t at = static_cast<size_t>(used[i] - clips().data());
-    const bool hit = clf.classify(emb.row(i))[0].label == spaced(categories()[targets.empty() ? used[i]->target : targets[at]]);
+    const bool hit =
+        clf.classify(emb.row(i))[0].label == spaced(categories()[targets.empty() ? used[i]->target : targets[at]]);
     h.by_fold[used[i]->fold].first += hit;
     h.by_fold[used[i]->fold].second += 1;
     h.hits += hit;
@@ -178,7 +180,8 @@ TEST(EvalAudio, Esc50AccuracyOverallAndPerFoldEqualsTheEnginesOwn) {
     EXPECT_EQ(j["classes"], categories().size());
     ASSERT_EQ(j["templates"].size(), 1u);
     // No --templates: the model's default, the audio pipeline's template.
-    EXPECT_EQ(j["templates"][0]["templates"].get<std::vector<std::string>>(), std::vector<std::string>{kDefaultAudioTemplate});
+    EXPECT_EQ(j["templates"][0]["templates"].get<std::vector<std::string>>(),
+              std::vector<std::string>{kDefaultAudioTemplate});
 
     const FoldHits want = engine_hits(*model, category_labels(), 0, targets);
     EXPECT_EQ(want.by_fold, by_construction) << m;

@@ -37,13 +37,26 @@ class Scratch {
 // The hand-made labels of the fixture images (what each photo shows, roughly; a few classes share photos).
 const std::vector<std::pair<std::string, std::string>>& hand_labels() {
   static const std::vector<std::pair<std::string, std::string>> l = {
-      {"astronaut.png", "person"},       {"camera.png", "person"},        {"gray.jpg", "person"},
-      {"chelsea.png", "cat"},            {"cmyk.jpg", "cat"},             {"progressive.jpg", "cat"},
-      {"coffee.png", "cup of coffee"},   {"horse.png", "horse"},          {"motorcycle_left.png", "motorcycle"},
-      {"rocket.jpg", "rocket"},          {"hubble_deep_field.jpg", "galaxy"}, {"coins.png", "coins"},
-      {"page.png", "page of text"},      {"exif_orientation6.jpg", "cat"}, {"lossy.webp", "person"},
-      {"tall.webp", "person"},           {"wide.png", "page of text"},    {"block.png", "coins"},
-      {"green_palette.png", "galaxy"},   {"no_time_for_that_tiny.gif", "cat"},
+      {"astronaut.png", "person"},
+      {"camera.png", "person"},
+      {"gray.jpg", "person"},
+      {"chelsea.png", "cat"},
+      {"cmyk.jpg", "cat"},
+      {"progressive.jpg", "cat"},
+      {"coffee.png", "cup of coffee"},
+      {"horse.png", "horse"},
+      {"motorcycle_left.png", "motorcycle"},
+      {"rocket.jpg", "rocket"},
+      {"hubble_deep_field.jpg", "galaxy"},
+      {"coins.png", "coins"},
+      {"page.png", "page of text"},
+      {"exif_orientation6.jpg", "cat"},
+      {"lossy.webp", "person"},
+      {"tall.webp", "person"},
+      {"wide.png", "page of text"},
+      {"block.png", "coins"},
+      {"green_palette.png", "galaxy"},
+      {"no_time_for_that_tiny.gif", "cat"},
   };
   return l;
 }
@@ -169,9 +182,15 @@ TEST(Eval, MultiLabelAveragePrecisionFromTheEnginesCosines) {
   Scratch s;
   // Several labels per row make the data set multi-label.
   const std::vector<std::pair<std::string, std::vector<std::string>>> rows = {
-      {"astronaut.png", {"person", "flag"}}, {"chelsea.png", {"cat"}},        {"coffee.png", {"cup", "table"}},
-      {"horse.png", {"animal"}},             {"camera.png", {"person"}},      {"motorcycle_left.png", {"vehicle"}},
-      {"rocket.jpg", {"vehicle", "sky"}},    {"coins.png", {"table"}},        {"progressive.jpg", {"cat", "animal"}},
+      {"astronaut.png", {"person", "flag"}},
+      {"chelsea.png", {"cat"}},
+      {"coffee.png", {"cup", "table"}},
+      {"horse.png", {"animal"}},
+      {"camera.png", {"person"}},
+      {"motorcycle_left.png", {"vehicle"}},
+      {"rocket.jpg", {"vehicle", "sky"}},
+      {"coins.png", {"table"}},
+      {"progressive.jpg", {"cat", "animal"}},
   };
   std::string csv;
   for (const auto& [f, ls] : rows) {
@@ -310,8 +329,8 @@ TEST(Eval, BadDataIsReportedClearly) {
   EXPECT_NE(r.err.find("nope.jpg: no such file"), std::string::npos) << r.err;
 
   // Unreadable images: each named, left out of the metrics, exit code 1, results still written.
-  const std::string bad = s.write("bad.csv", image_path("chelsea.png") + ",cat\n" + image_path("horse.png") + ",horse\n" +
-                                                 image_path("bad_truncated.jpg") + ",cat\n" +
+  const std::string bad = s.write("bad.csv", image_path("chelsea.png") + ",cat\n" + image_path("horse.png") +
+                                                 ",horse\n" + image_path("bad_truncated.jpg") + ",cat\n" +
                                                  image_path("bad_not_an_image.jpg") + ",horse\n");
   r = s.run(eval_args(m, bad, {"-f", "json", "-q", "--label-cache", "none"}));
   EXPECT_EQ(r.code, 1);

@@ -229,8 +229,8 @@ TEST_F(IndexCli, SearchEqualsBruteForceOverTheEngineEmbeddings) {
   };
   bool first = true;
   for (const auto& c : cases) {
-    std::vector<std::string> args = {"search", "-m", kModel, "--db", db, "-d", lib.path.string(), "-k", "100",
-                                     "--format", "json", "-q"};
+    std::vector<std::string> args = {"search",          "-m", kModel, "--db",     db,     "-d",
+                                     lib.path.string(), "-k", "100",  "--format", "json", "-q"};
     if (!first) args.push_back("--no-index");  // the first run indexes, like rclip
     first = false;
     args.insert(args.end(), c.words.begin(), c.words.end());
@@ -261,14 +261,15 @@ TEST_F(IndexCli, SearchEqualsBruteForceOverTheEngineEmbeddings) {
         const double other = std::find_if(want.begin(), want.end(), [&](const auto& w) {
                                return w.second == lines[i]["path"].get<std::string>();
                              })->first;
-        EXPECT_NEAR(other, want[i].first, 1e-5) << "rank " << i + 1 << ": " << lines[i]["path"] << " vs " << want[i].second;
+        EXPECT_NEAR(other, want[i].first, 1e-5)
+            << "rank " << i + 1 << ": " << lines[i]["path"] << " vs " << want[i].second;
       }
       EXPECT_EQ(lines[i]["rank"].get<size_t>(), i + 1);
     }
   }
   // --format paths, and -k.
   const CliResult p = cli({"search", "-m", kModel, "--db", db, "-d", lib.path.string(), "-k", "3", "--format", "paths",
-                     "--no-index", "a cat"});
+                           "--no-index", "a cat"});
   ASSERT_EQ(p.code, 0) << p.err;
   EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 3);
   EXPECT_EQ(p.out.find('{'), std::string::npos);
@@ -307,7 +308,8 @@ TEST_F(IndexCli, DedupFindsAReencodedCopy) {
       if (g.size() > 1) want.insert(g);
     EXPECT_EQ(got, want) << "threshold " << thr;
     bool together = false;
-    for (const auto& g : got) together = together || (g.count(lib / "astronaut.png") && g.count(lib / "astronaut-q70.jpg"));
+    for (const auto& g : got)
+      together = together || (g.count(lib / "astronaut.png") && g.count(lib / "astronaut-q70.jpg"));
     EXPECT_TRUE(together) << "threshold " << thr;
   }
 }

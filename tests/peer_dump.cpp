@@ -29,7 +29,8 @@ int main(int argc, char** argv) {
     }
     zeroshot::ZeroShotClassifier clf(*model, labels);
     std::vector<std::string> images(argv + 4, argv + argc);
-    const int64_t n = static_cast<int64_t>(images.size()), s = model->image_size(), d = static_cast<int64_t>(model->embedding_dim());
+    const int64_t n = static_cast<int64_t>(images.size()), s = model->image_size(),
+                  d = static_cast<int64_t>(model->embedding_dim());
     std::vector<float> pixels;
     for (const auto& im : images) {
       auto p = model->preprocess_image_file(im);
@@ -52,11 +53,15 @@ int main(int argc, char** argv) {
     std::vector<zeroshot::io::TensorData> t = {
         {"pixel_values", zeroshot::io::DType::F32, {n, 3, s, s}, pixels.data()},
         {"image_embeds", zeroshot::io::DType::F32, {n, d}, emb.data.data()},
-        {"label_embeds", zeroshot::io::DType::F32, {static_cast<int64_t>(labels.size()), d}, clf.label_embeddings().data.data()},
+        {"label_embeds",
+         zeroshot::io::DType::F32,
+         {static_cast<int64_t>(labels.size()), d},
+         clf.label_embeddings().data.data()},
         {"scores", zeroshot::io::DType::F32, {n, static_cast<int64_t>(labels.size())}, scores.data()},
     };
     for (size_t k = 0; k < ids.size(); ++k)
-      t.push_back({"ids/" + std::to_string(k), zeroshot::io::DType::I64, {static_cast<int64_t>(ids[k].size())}, ids[k].data()});
+      t.push_back(
+          {"ids/" + std::to_string(k), zeroshot::io::DType::I64, {static_cast<int64_t>(ids[k].size())}, ids[k].data()});
     zeroshot::io::write_safetensors(argv[2], t, {{"logit_scale", std::to_string(model->logit_scale())}});
   } catch (const std::exception& e) {
     std::fprintf(stderr, "peer_dump: %s\n", e.what());

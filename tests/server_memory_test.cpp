@@ -241,10 +241,10 @@ TEST(ServerMemory, BodyBudgetAnswers503WithRetryAfter) {
   std::thread t([&] { server.run(); });
 
   const std::string png = black_png(3000, 3000);  // decoding takes a while: the requests overlap
-  const std::string body =
-      json{{"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
-           {"candidate_labels", {"black", "white"}}}
-          .dump();
+  const std::string body = json{
+      {"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
+      {"candidate_labels",
+       {"black", "white"}}}.dump();
   int ok = 0, busy = 0;
   for (int round = 0; round < 3 && busy == 0; ++round) {
     std::vector<std::future<std::pair<int, std::string>>> fs;

@@ -177,10 +177,9 @@ TEST(Server, ClassifyMatchesTheApiInEveryForm) {
   expect_same_scores(h, want);
 
   // Multipart upload, labels comma-separated, top_k.
-  httplib::MultipartFormDataItems items = {
-      {"image", read_file(img("astronaut.png")), "astronaut.png", "image/png"},
-      {"candidate_labels", "an astronaut, a cat, a rocket, coffee", "", ""},
-      {"top_k", "2", "", ""}};
+  httplib::MultipartFormDataItems items = {{"image", read_file(img("astronaut.png")), "astronaut.png", "image/png"},
+                                           {"candidate_labels", "an astronaut, a cat, a rocket, coffee", "", ""},
+                                           {"top_k", "2", "", ""}};
   auto m = parse(c.Post("/v1/classify", items));
   expect_same_scores(m["result"], {want[0], want[1]});
 
@@ -197,7 +196,8 @@ TEST(Server, ClassifyMatchesTheApiInEveryForm) {
   const zeroshot::MultiLabelClassifier tagger(model(), {{"an astronaut"}, {"a cat"}}, {}, mo);
   const auto emb = model().embed_image_files({img("chelsea.png")});
   const auto tags = tagger.tag(emb.row(0));
-  json req3 = {{"image", b64_file(img("chelsea.png"))}, {"candidate_labels", {"an astronaut", "a cat"}}, {"multi_label", true}};
+  json req3 = {
+      {"image", b64_file(img("chelsea.png"))}, {"candidate_labels", {"an astronaut", "a cat"}}, {"multi_label", true}};
   auto t = parse(c.Post("/v1/classify", req3.dump(), "application/json"));
   ASSERT_EQ(t["result"].size(), tags.size()) << t.dump();
   for (size_t i = 0; i < tags.size(); ++i) {
@@ -212,7 +212,8 @@ TEST(Server, ClassifyMatchesTheApiInEveryForm) {
   ASSERT_TRUE(metrics);
   EXPECT_NE(metrics->body.find("zeroshot_label_cache_hits_total 3\n"), std::string::npos) << metrics->body;
   EXPECT_NE(metrics->body.find("zeroshot_http_requests_total{route=\"/v1/classify\",code=\"200\"} 6"),
-            std::string::npos) << metrics->body;
+            std::string::npos)
+      << metrics->body;
   EXPECT_NE(metrics->body.find("zeroshot_batch_size_count"), std::string::npos);
   EXPECT_NE(metrics->body.find("zeroshot_queue_depth 0\n"), std::string::npos);
 }
@@ -282,14 +283,16 @@ TEST(Server, SearchModerateAndThumbnails) {
   }
 
   // Image query (base64), and a combined one: the image itself comes first.
-  auto ri = parse(c.Post("/v1/search", json{{"image", b64_file(img("coffee.png"))}, {"top_k", 1}}.dump(), "application/json"));
+  auto ri = parse(
+      c.Post("/v1/search", json{{"image", b64_file(img("coffee.png"))}, {"top_k", 1}}.dump(), "application/json"));
   ASSERT_EQ(ri["results"].size(), 1u);
   EXPECT_EQ(ri["results"][0]["path"], zeroshot::index::absolute_path((dir / "photos" / "coffee.png").string()));
   EXPECT_NEAR(ri["results"][0]["score"].get<double>(), 1.0, 1e-4);
-  auto rc = parse(c.Post("/v1/search",
-                         json{{"terms", {{{"image", b64_file(img("chelsea.png"))}, {"weight", 3}}, {{"text", "coffee"}}}},
-                              {"top_k", 2}}.dump(),
-                         "application/json"));
+  auto rc = parse(c.Post(
+      "/v1/search",
+      json{{"terms", {{{"image", b64_file(img("chelsea.png"))}, {"weight", 3}}, {{"text", "coffee"}}}}, {"top_k", 2}}
+          .dump(),
+      "application/json"));
   ASSERT_EQ(rc["results"].size(), 2u) << rc.dump();
   EXPECT_EQ(rc["results"][0]["path"], zeroshot::index::absolute_path((dir / "photos" / "chelsea.png").string()));
 
@@ -336,7 +339,8 @@ TEST(Server, BadRequestsAreJsonErrorsAndTheServerStaysUp) {
   expect_json_error(c.Post("/v1/classify", "{\"image\": \"abc\", ", "application/json"), 400, "malformed JSON");
   expect_alive(s);
   // Deep nesting (no recursion to overflow), a JSON value that is not an object.
-  expect_json_error(c.Post("/v1/classify", std::string(200000, '[') + std::string(200000, ']'), "application/json"), 400);
+  expect_json_error(c.Post("/v1/classify", std::string(200000, '[') + std::string(200000, ']'), "application/json"),
+                    400);
   expect_json_error(c.Post("/v1/classify", "\"just a string\"", "application/json"), 400);
   // Not an image, uploaded.
   httplib::MultipartFormDataItems notimg = {{"image", read_file(img("bad_not_an_image.jpg")), "x.jpg", "image/jpeg"},
@@ -345,7 +349,8 @@ TEST(Server, BadRequestsAreJsonErrorsAndTheServerStaysUp) {
   expect_alive(s);
   // Empty and truncated files.
   for (const char* bad : {"bad_empty.png", "bad_truncated.jpg"}) {
-    httplib::MultipartFormDataItems it = {{"image", read_file(img(bad)), bad, "image/png"}, {"candidate_labels", "a,b", "", ""}};
+    httplib::MultipartFormDataItems it = {{"image", read_file(img(bad)), bad, "image/png"},
+                                          {"candidate_labels", "a,b", "", ""}};
     expect_json_error(c.Post("/v1/classify", it), 400);
   }
   // A decompression bomb: 74 bytes claiming 60000x60000 pixels, refused before decoding.
@@ -461,7 +466,8 @@ TEST(Server, StopFinishesRequestsInFlight) {
   opt.max_wait_ms = 800;
   auto s = std::make_unique<Running>(opt);
   const int port = s->port;
-  const std::string body = json{{"image", b64_file(img("coffee.png"))}, {"candidate_labels", {"coffee", "a cat"}}}.dump();
+  const std::string body =
+      json{{"image", b64_file(img("coffee.png"))}, {"candidate_labels", {"coffee", "a cat"}}}.dump();
   auto inflight = std::async(std::launch::async, [&] {
     httplib::Client c("127.0.0.1", port);
     auto r = c.Post("/v1/classify", body, "application/json");

@@ -51,8 +51,8 @@ ClassifierOptions no_cache() {
 struct ModelCopy {
   fs::path dir;
   ModelCopy() {
-    dir = fs::temp_directory_path() /
-          ("zs_siglip_model_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir = fs::temp_directory_path() / ("zs_siglip_model_" + std::to_string(::getpid()) + "_" +
+                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir);
     fs::create_directories(dir);
     for (const auto& e : fs::directory_iterator(kDir)) fs::create_symlink(e.path(), dir / e.path().filename());
@@ -97,7 +97,8 @@ TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
   ASSERT_EQ(img.data.size(), want_img.size());
   for (size_t i = 0; i < images.size(); ++i) {
     if (images[i] == "cmyk.jpg") continue;  // its pixels differ within the CMYK tolerance above
-    EXPECT_LE(max_abs_diff(img.row(i), want_img.data() + i * img.dim, img.dim), 1e-4f * max_abs(want_img.data(), want_img.size()))
+    EXPECT_LE(max_abs_diff(img.row(i), want_img.data() + i * img.dim, img.dim),
+              1e-4f * max_abs(want_img.data(), want_img.size()))
         << images[i];
   }
 
@@ -105,12 +106,14 @@ TEST(Siglip, PixelValuesAndEmbeddingsMatchTransformers) {
   const Embeddings txt = model->embed_texts(texts);
   const std::vector<float> want_txt = e.get("text_embeds");
   ASSERT_EQ(txt.data.size(), want_txt.size());
-  EXPECT_LE(max_abs_diff(txt.data.data(), want_txt.data(), want_txt.size()), 1e-4f * max_abs(want_txt.data(), want_txt.size()));
+  EXPECT_LE(max_abs_diff(txt.data.data(), want_txt.data(), want_txt.size()),
+            1e-4f * max_abs(want_txt.data(), want_txt.size()));
   // Over 64 tokens: truncated to 63 + </s> (the pipeline itself would fail on them), as tokenizer(truncation=True).
   const Embeddings lng = model->embed_texts(e.json["long_texts"].get<std::vector<std::string>>());
   const std::vector<float> want_lng = e.get("long_text_embeds");
   ASSERT_EQ(lng.data.size(), want_lng.size());
-  EXPECT_LE(max_abs_diff(lng.data.data(), want_lng.data(), want_lng.size()), 1e-4f * max_abs(want_lng.data(), want_lng.size()));
+  EXPECT_LE(max_abs_diff(lng.data.data(), want_lng.data(), want_lng.size()),
+            1e-4f * max_abs(want_lng.data(), want_lng.size()));
   for (size_t i = 0; i < texts.size(); ++i) {
     std::vector<int32_t> want = e.json["input_ids"][i].get<std::vector<int32_t>>();
     want.resize(e.json["lengths"][i].get<size_t>());  // Model::tokenize gives the ids
@@ -221,7 +224,8 @@ TEST(Siglip, UnmaskedPaddingWhenTheTokenizerGivesNoMask) {
   ASSERT_EQ(txt.data.size(), want.size());
   EXPECT_LE(max_abs_diff(txt.data.data(), want.data(), want.size()), 1e-4f * max_abs(want.data(), want.size()));
   for (const auto& c : j["zero_shot"]) {
-    const ZeroShotClassifier clf(*model, c["labels"].get<std::vector<std::string>>(), {c["template"].get<std::string>()}, no_cache());
+    const ZeroShotClassifier clf(*model, c["labels"].get<std::vector<std::string>>(),
+                                 {c["template"].get<std::string>()}, no_cache());
     const auto got = clf.classify_image(image_path(c["image"].get<std::string>()));
     const auto& w = c["result"];
     ASSERT_EQ(got.size(), w.size());
@@ -236,7 +240,8 @@ TEST(Siglip, BrokenTokenizerFilesAreOneLineErrors) {
   {
     const ModelCopy m;
     fs::remove(m.dir / "spiece.model");
-    const CliResult r = zeroshot_cli({"classify", "-m", m.path(), "-l", "cat,dog", "-f", "json", image_path("coffee.png")});
+    const CliResult r =
+        zeroshot_cli({"classify", "-m", m.path(), "-l", "cat,dog", "-f", "json", image_path("coffee.png")});
     EXPECT_NE(r.code, 0);
     EXPECT_LT(r.code, 128);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -245,7 +250,8 @@ TEST(Siglip, BrokenTokenizerFilesAreOneLineErrors) {
   {
     const ModelCopy m;
     m.replace("spiece.model", "\x0a\x05garbage and more garbage");
-    const CliResult r = zeroshot_cli({"classify", "-m", m.path(), "-l", "cat,dog", "-f", "json", image_path("coffee.png")});
+    const CliResult r =
+        zeroshot_cli({"classify", "-m", m.path(), "-l", "cat,dog", "-f", "json", image_path("coffee.png")});
     EXPECT_NE(r.code, 0);
     EXPECT_LT(r.code, 128);
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

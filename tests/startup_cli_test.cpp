@@ -109,7 +109,7 @@ TEST(ClassifyCli, LabelCacheWrittenThenUsed) {
   const CliResult second = zeroshot_cli(home, args);
   ASSERT_EQ(second.code, 0) << second.err;
   EXPECT_EQ(second.err.find("load tokenizer"), std::string::npos) << second.err;  // texts not encoded again
-  EXPECT_EQ(second.out, first.out);  // same scores, to the last digit
+  EXPECT_EQ(second.out, first.out);                                               // same scores, to the last digit
   EXPECT_EQ(second.out, nocache.out);
   // Other labels: another entry.
   ASSERT_EQ(zeroshot_cli(home, base + Args{"-l", "cat,dog,car,bird"}).code, 0);

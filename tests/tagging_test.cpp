@@ -172,7 +172,8 @@ TEST(Tagging, MultiLabelProbabilitiesMatchAnIndependentComputation) {
   for (const auto& img : images) {
     const Vec& x = ref.image.at(img);
     for (const auto& l : labels) {
-      const double p = two_way(cosine(x, ref.ensemble(filled({l}, templates))), cosine(x, l == "dog" ? toy : neg), ref.scale);
+      const double p =
+          two_way(cosine(x, ref.ensemble(filled({l}, templates))), cosine(x, l == "dog" ? toy : neg), ref.scale);
       want[img][l] = p;
       per_label[l].push_back(p);
     }

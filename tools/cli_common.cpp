@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
-#include "classify/label_sets.h"
 #include "audio/audio.h"
+#include "classify/label_sets.h"
 #include "image/image.h"
 #include "util/progress.h"
 
@@ -67,7 +67,7 @@ std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
                            : std::string("give ")) +
                 "--model DIR for a model folder you have (or set ZEROSHOT_MODEL), or " +
                 (what.find("HF_HUB_OFFLINE") != std::string::npos ? "run once without --offline / HF_HUB_OFFLINE"
-                                                                   : "HF_ENDPOINT for a hub mirror"));
+                                                                  : "HF_ENDPOINT for a hub mirror"));
   }
 }
 
@@ -93,8 +93,9 @@ const char* precision_name(Precision p) {
 }
 
 void add_format_option(CLI::App& app, std::string* format) {
-  app.add_option("-f,--format", *format, "Output: table (aligned, for people) or json (one object per line); "
-                                         "default: table on a terminal, json otherwise")
+  app.add_option("-f,--format", *format,
+                 "Output: table (aligned, for people) or json (one object per line); "
+                 "default: table on a terminal, json otherwise")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "table", "json"}));
 }
@@ -156,7 +157,8 @@ std::string input_hint(const CLI::App& cmd, const std::string& arg) {
   auto has = [&](const char* name) { return cmd.get_option_no_throw(name) != nullptr; };
   if (has("--image") && image::has_image_extension(arg)) return "; did you mean --image " + arg + "?";
   if (has("--audio") && audio::has_audio_extension(arg)) return "; did you mean --audio " + arg + "?";
-  if (has("--text")) return "; inputs go in options: --text \"" + arg + "\", --image FILE, --audio FILE or --text-file F";
+  if (has("--text"))
+    return "; inputs go in options: --text \"" + arg + "\", --image FILE, --audio FILE or --text-file F";
   return "";
 }
 
@@ -417,7 +419,7 @@ std::vector<std::vector<std::string>> resolve_labels(const LabelArgs& a) {
     for (const auto& l : labels) {
       if (!quoted && classify::find_label_set(l))
         throw Error("--labels \"" + value + "\"", "\"" + l + "\" is a built-in label set: give it as --label-set " + l +
-                                                     ", or the word itself as --label " + l);
+                                                      ", or the word itself as --label " + l);
       add_label(l);
     }
     typed += labels.size();
@@ -460,13 +462,15 @@ std::vector<std::vector<std::string>> resolve_labels(const LabelArgs& a) {
   for (size_t i = 0; i < classes.size(); ++i) {
     const auto& c = classes[i];
     if (from_set[i]) continue;
-    if (std::find(seen.begin(), seen.end(), c[0]) != seen.end()) throw Error("labels", "label \"" + c[0] + "\" is given twice");
+    if (std::find(seen.begin(), seen.end(), c[0]) != seen.end())
+      throw Error("labels", "label \"" + c[0] + "\" is given twice");
     seen.push_back(c[0]);
   }
   return classes;
 }
 
-std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts, const std::string& templates_set) {
+std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts,
+                                           const std::string& templates_set) {
   std::vector<std::string> t = template_opts;
   if (!templates_set.empty()) {
     std::vector<std::string> set;
@@ -507,7 +511,8 @@ std::function<void(size_t, size_t)> prompt_progress(bool enabled) {
   auto bar = std::make_shared<std::unique_ptr<util::ProgressBar>>();  // one per build (a classifier may make two)
   return [enabled, bar](size_t done, size_t total) {
     if (!enabled || total < kPromptsWorthABar) return;
-    if (done == 0 || !*bar) *bar = std::make_unique<util::ProgressBar>("prompts", total, true, 0, util::ProgressUnit::Items);
+    if (done == 0 || !*bar)
+      *bar = std::make_unique<util::ProgressBar>("prompts", total, true, 0, util::ProgressUnit::Items);
     (*bar)->update(done);
     if (done >= total) (*bar)->finish();
   };

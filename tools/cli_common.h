@@ -78,7 +78,8 @@ std::string nearest_label_set(const std::string& name);
 
 // Templates from --template (repeatable, used verbatim) and --templates (a set name: imagenet80, imagenet7, or a
 // dataset's name). Empty result: the caller's default.
-std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts, const std::string& templates_set);
+std::vector<std::string> resolve_templates(const std::vector<std::string>& template_opts,
+                                           const std::string& templates_set);
 
 // JSON helpers: a quoted, escaped string; the shortest text that reads back as the same float.
 std::string json_string(const std::string& s);

@@ -28,8 +28,8 @@ struct BenchArgs {
   size_t batch = 1;
   size_t iters = 5;
   std::string images_dir;
-  std::string audio_dir;  // audio models: files for min_cosine_vs_f32
-  std::string save_ids;  // the ImageNet prompts' token ids, for the peers (bench/compare.py)
+  std::string audio_dir;     // audio models: files for min_cosine_vs_f32
+  std::string save_ids;      // the ImageNet prompts' token ids, for the peers (bench/compare.py)
   bool no_imagenet = false;  // skip the 1,000 prompts: minutes of a loaded machine for a big model's peer rounds
   std::string format = "json";
 };
@@ -371,10 +371,8 @@ int run(const BenchArgs& a) {
   j["images_per_s"] = iters ? double(n * iters) / images_s : 0.0;
   j["first_text_batch_s"] = first_text_s;
   j["texts_per_s"] = iters ? double(n * iters) / texts_s : 0.0;
-  if (a.no_imagenet)
-    j["texts_per_s_imagenet1000"] = nullptr;
-  else
-    j["texts_per_s_imagenet1000"] = double(prompts.size()) / imagenet_s;
+  if (a.no_imagenet) j["texts_per_s_imagenet1000"] = nullptr;
+  else j["texts_per_s_imagenet1000"] = double(prompts.size()) / imagenet_s;
   j["tokenize_imagenet1000_s"] = tokenize_s;
   j["rss_after_load_mb"] = rss_after_load;
   j["peak_rss_mb"] = peak_rss;
@@ -426,15 +424,19 @@ void add_bench_command(CLI::App& app, std::function<int()>* action) {
   CLI::App* c = app.add_subcommand("bench", "Measure load time, images/s, texts/s and peak memory of a model");
   a->model.add_to(*c);
   c->add_option("-b,--batch", a->batch, "Images (and texts) per call")->default_val(1)->check(CLI::Range(1, 1024));
-  c->add_option("--iters", a->iters, "Timed calls after the first (untimed in the rates)")->default_val(5)->check(CLI::Range(1, 100000));
-  c->add_option("--images", a->images_dir,
-                "Folder of images for min_cosine_vs_f32 (files that do not decode are skipped and counted; default: the "
-                "random pixel batch)");
+  c->add_option("--iters", a->iters, "Timed calls after the first (untimed in the rates)")
+      ->default_val(5)
+      ->check(CLI::Range(1, 100000));
+  c->add_option(
+      "--images", a->images_dir,
+      "Folder of images for min_cosine_vs_f32 (files that do not decode are skipped and counted; default: the "
+      "random pixel batch)");
   c->add_option("--audio", a->audio_dir,
                 "Audio models: folder of audio files for min_cosine_vs_f32 (default: the generated 10 s clips)");
-  CLI::Option* save_ids = c->add_option("--save-imagenet-ids", a->save_ids,
-                "Write the token ids of the 1,000 ImageNet prompts (a JSON array of arrays), for running the peers on "
-                "the same inputs");
+  CLI::Option* save_ids = c->add_option(
+      "--save-imagenet-ids", a->save_ids,
+      "Write the token ids of the 1,000 ImageNet prompts (a JSON array of arrays), for running the peers on "
+      "the same inputs");
   c->add_flag("--no-imagenet", a->no_imagenet,
               "Skip the 1,000 ImageNet prompts (texts_per_s_imagenet1000 null; min_cosine_vs_f32 over the timed "
               "texts)")

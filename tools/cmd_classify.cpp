@@ -2,13 +2,13 @@
 #include <cstdio>
 #include <iostream>
 
-#include "util/trace.h"
 #include "classify/multi_label.h"
 #include "cli_common.h"
-#include "exit_codes.h"
 #include "commands.h"
+#include "exit_codes.h"
 #include "url_inputs.h"
 #include "util/progress.h"
+#include "util/trace.h"
 #include "zeroshot/tagging.h"
 
 namespace zeroshot::cli {
@@ -92,7 +92,8 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
       neg.push_back(l.negative);
     }
   }
-  if (classes.empty()) throw Error("labels", "none given: use --labels \"cat,dog\", --label-set imagenet or --labels-file F");
+  if (classes.empty())
+    throw Error("labels", "none given: use --labels \"cat,dog\", --label-set imagenet or --labels-file F");
   t.opt.on = on == classify::ScoreOn::Cosine ? ScoreOn::Cosine : ScoreOn::Probability;
   for (const auto& spec_text : a.thresholds) {
     const std::string where = "--threshold \"" + spec_text + "\"";
@@ -110,8 +111,9 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
   if (on == classify::ScoreOn::Cosine && !t.opt.threshold)
     for (size_t k = 0; k < classes.size(); ++k)
       if (!thr[k])
-        throw Error("label \"" + classes[k][0] + "\"",
-                    "--multi-label-mode cosine needs a threshold: --threshold T, --threshold LABEL=T or a labels-file column");
+        throw Error(
+            "label \"" + classes[k][0] + "\"",
+            "--multi-label-mode cosine needs a threshold: --threshold T, --threshold LABEL=T or a labels-file column");
   t.opt.thresholds = std::move(thr);
   t.opt.negatives = a.negatives;
   t.opt.label_negatives = std::move(neg);
@@ -123,8 +125,8 @@ TaggerSpec resolve_tagger(const ClassifyArgs& a) {
 // cannot be read gets an error line (stderr, plus a JSON line with --format json), the others go on; exit code 1
 // when any failed.
 int embed_and_print(const Model& model, const std::vector<std::string>& paths, const FetchedInputs& fetched,
-                    const ClassifyArgs& a, Format fmt,
-                    const char* bar_label, const std::function<void(size_t, const float*)>& print) {
+                    const ClassifyArgs& a, Format fmt, const char* bar_label,
+                    const std::function<void(size_t, const float*)>& print) {
   const bool audio = model.modality() == Modality::Audio;
   const char* key = audio ? "audio" : "image";
   util::ProgressBar bar(bar_label, paths.size(), !a.quiet, 0, util::ProgressUnit::Items);
@@ -148,7 +150,8 @@ int embed_and_print(const Model& model, const std::vector<std::string>& paths, c
   });
   bar.finish();
   if (failed) {
-    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(), audio ? "audio files" : "images");
+    std::fprintf(stderr, "zeroshot: %zu of %zu %s could not be read\n", failed, paths.size(),
+                 audio ? "audio files" : "images");
     return kExitSomeInputsFailed;
   }
   return kExitOk;
@@ -175,7 +178,8 @@ int run_multi_label(const ClassifyArgs& a) {
       for (size_t k = 0; k < r.size(); ++k) {
         if (k) line += ", ";
         line += "{\"label\": " + json_string(r[k].label) + ", \"score\": " + json_float(r[k].score) +
-                ", \"threshold\": " + json_float(r[k].threshold) + ", \"flagged\": " + (r[k].flagged ? "true" : "false") + "}";
+                ", \"threshold\": " + json_float(r[k].threshold) +
+                ", \"flagged\": " + (r[k].flagged ? "true" : "false") + "}";
       }
       std::printf("%s]}\n", line.c_str());
     } else {

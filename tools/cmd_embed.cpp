@@ -1,11 +1,12 @@
-// zeroshot embed: projected embeddings of texts and images (or audio, for CLAP models), in the order given on the command line.
+// zeroshot embed: projected embeddings of texts and images (or audio, for CLAP models), in the order given on the
+// command line.
 #include <cstdio>
 #include <fstream>
 
 #include "classify/zero_shot.h"
 #include "cli_common.h"
-#include "exit_codes.h"
 #include "commands.h"
+#include "exit_codes.h"
 #include "url_inputs.h"
 
 namespace zeroshot::cli {
@@ -122,7 +123,8 @@ void add_embed_command(CLI::App& app, std::function<int()>* action) {
   a->url.add_to(*c);
   a->text_opt = c->add_option("--text", a->texts, "A text to embed (repeatable)");
   a->image_opt = c->add_option("--image", a->images, "An image file or http(s):// URL to embed (repeatable)");
-  a->audio_opt = c->add_option("--audio", a->audios, "An audio file or http(s):// URL to embed, for audio models (CLAP; repeatable)");
+  a->audio_opt = c->add_option("--audio", a->audios,
+                               "An audio file or http(s):// URL to embed, for audio models (CLAP; repeatable)");
   a->text_file_opt = c->add_option("--text-file", a->text_files, "A file of texts, one per line (repeatable)");
   c->add_flag("--normalize", a->normalize, "L2-normalize the embeddings");
   add_format_option(*c, &a->format);

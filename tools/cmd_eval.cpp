@@ -11,11 +11,11 @@
 #include "classify/label_cache.h"
 #include "classify/label_sets.h"
 #include "cli_common.h"
-#include "exit_codes.h"
 #include "commands.h"
 #include "eval/datasets.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
+#include "exit_codes.h"
 #include "image/image.h"
 #include "index/fingerprint.h"
 #include "index_cli.h"
@@ -263,8 +263,8 @@ void print_table(const eval::Dataset& d, const eval::Evaluation& ev, const eval:
         std::printf("    %-*.*s  %9zu  %9s\n", static_cast<int>(cw), 40, d.classes[k].names[0].c_str(),
                     p.multi.positives[k], pct(p.multi.average_precision[k]).c_str());
     } else {
-      std::printf("    %-*s  %7s  %9s  %7s  %9s  %8s\n", static_cast<int>(cw), "class", "support", "predicted", "correct",
-                  "precision", "recall");
+      std::printf("    %-*s  %7s  %9s  %7s  %9s  %8s\n", static_cast<int>(cw), "class", "support", "predicted",
+                  "correct", "precision", "recall");
       for (size_t k = 0; k < d.classes.size(); ++k) {
         const auto& c = p.single.per_class[k];
         std::printf("    %-*.*s  %7zu  %9zu  %7zu  %9s  %8s\n", static_cast<int>(cw), 40, d.classes[k].names[0].c_str(),
@@ -325,7 +325,8 @@ int run(const EvalArgs& a) {
   info.seconds_inputs = seconds_since(t);
   info.embedded = in.embedded;
   info.from_cache = in.from_cache;
-  if (in.evaluated.empty()) throw Error(a.data, "none of the " + std::to_string(d.samples.size()) + " files could be read");
+  if (in.evaluated.empty())
+    throw Error(a.data, "none of the " + std::to_string(d.samples.size()) + " files could be read");
 
   const eval::Evaluation ev = eval::evaluate(d, in.evaluated, in.failed, in.rows.data(), model->embedding_dim(), sets,
                                              class_embeds, a.multi_label);
@@ -343,7 +344,8 @@ int run(const EvalArgs& a) {
     if (!a.quiet) std::fprintf(stderr, "zeroshot: report written to %s\n", a.report.c_str());
   }
   if (fmt == Format::Json) {
-    std::printf("%s\n", eval::to_json(d, ev, info).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    std::printf("%s\n",
+                eval::to_json(d, ev, info).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_table(d, ev, info, a.show_classes);
   }
@@ -378,18 +380,22 @@ void add_eval_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("-t,--template", a->template_text, "A template with {} (repeatable; each is one more set)");
   c->add_flag("--multi-label", a->multi_label,
               "Score as multi-label (mean average precision) even when every sample has one label");
-  c->add_option("--fold", a->fold,
-                "ESC-50 (needs an audio model; default template \"This is a sound of {}.\", --label-set esc50 names the 50 "
-                "classes): evaluate this fold only (1-5); default all, reported per fold")
+  c->add_option(
+       "--fold", a->fold,
+       "ESC-50 (needs an audio model; default template \"This is a sound of {}.\", --label-set esc50 names the 50 "
+       "classes): evaluate this fold only (1-5); default all, reported per fold")
       ->default_val(0)
       ->check(CLI::Range(0, 1000));
   c->add_option("--report", a->report, "Write a self-contained HTML report here");
   c->add_option("-o,--output", a->output, "Write the JSON results here (CLIP_benchmark's keys)");
-  c->add_option("-b,--batch-size", a->batch, "Images (or audio clips) encoded together")->default_val(16)->check(CLI::Range(1, 1024));
+  c->add_option("-b,--batch-size", a->batch, "Images (or audio clips) encoded together")
+      ->default_val(16)
+      ->check(CLI::Range(1, 1024));
   c->add_flag("--cache", a->cache,
               "Keep image embeddings in an index database (the store of `zeroshot index`), one per model, so a "
               "re-run only embeds new or changed files");
-  c->add_option("--db", a->db, "The index database to cache image embeddings in (implies --cache), e.g. your search index");
+  c->add_option("--db", a->db,
+                "The index database to cache image embeddings in (implies --cache), e.g. your search index");
   c->add_option("--label-cache", a->label_cache,
                 "Folder of the label-embedding cache (default ~/.cache/zeroshot; \"none\" to disable)");
   c->add_option("--show-classes", a->show_classes, "Print the per-class table when there are at most this many classes")
@@ -402,7 +408,8 @@ void add_eval_command(CLI::App& app, std::function<int()>* action) {
       "--multi-label): mean_average_precision and per-label AP, ranking by cosine. Scores are cosines with the\n"
       "ensembled class embeddings (the ranking of the softmax `classify` prints). Unreadable files are listed,\n"
       "left out of the metrics, and make the exit code 1.\n"
-      "JSON: {\"dataset\", \"model\", \"task\", \"metrics\": {...}, \"templates\": [{\"name\", \"templates\", \"metrics\"}],\n"
+      "JSON: {\"dataset\", \"model\", \"task\", \"metrics\": {...}, \"templates\": [{\"name\", \"templates\", "
+      "\"metrics\"}],\n"
       "\"per_class\", \"confusion\": [[true, predicted, count]], \"worst_confused\", \"failures\", \"seconds\", ...}");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }

@@ -70,8 +70,8 @@ int run(const IndexCmdArgs& a) {
         "\"images_per_second\": %s}\n",
         json_string(store.path()).c_str(), total, r.files, r.embedded, r.unchanged, r.touched, r.renamed, r.copied,
         r.removed, r.skipped_failed, failures.c_str(), r.other_files.size(), others.c_str(),
-        r.interrupted ? "true" : "false",
-        json_float(static_cast<float>(r.seconds)).c_str(), json_float(static_cast<float>(rate)).c_str());
+        r.interrupted ? "true" : "false", json_float(static_cast<float>(r.seconds)).c_str(),
+        json_float(static_cast<float>(rate)).c_str());
   } else {
     std::printf("%s: %zu images under %zu folder(s), %zu in the index (%.1f s%s)\n", store.path().c_str(), r.files,
                 a.roots.size(), total, r.seconds,
@@ -93,11 +93,13 @@ int run(const IndexCmdArgs& a) {
 }  // namespace
 
 void IndexCliArgs::add_to(CLI::App& app) {
-  app.add_option("--db", db, "Index database file (default: $XDG_DATA_HOME/zeroshot/index.db or "
-                             "~/.local/share/zeroshot/index.db)")
+  app.add_option("--db", db,
+                 "Index database file (default: $XDG_DATA_HOME/zeroshot/index.db or "
+                 "~/.local/share/zeroshot/index.db)")
       ->envname("ZEROSHOT_DB");
-  app.add_option("--exclude", excludes, "Skip files and folders whose name or path (relative to the folder "
-                                        "given) matches this glob (repeatable), e.g. \"*.gif\", \".thumbnails\"")
+  app.add_option("--exclude", excludes,
+                 "Skip files and folders whose name or path (relative to the folder "
+                 "given) matches this glob (repeatable), e.g. \"*.gif\", \".thumbnails\"")
       ->allow_extra_args(false);  // one glob each: `--exclude '*.gif' DIR` must leave DIR alone
   app.add_option("--batch", batch, "Images per encoder batch and per database commit")
       ->default_val(16)

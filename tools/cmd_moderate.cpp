@@ -6,8 +6,8 @@
 
 #include "classify/policy.h"
 #include "cli_common.h"
-#include "exit_codes.h"
 #include "commands.h"
+#include "exit_codes.h"
 #include "util/progress.h"
 #include "zeroshot/tagging.h"
 

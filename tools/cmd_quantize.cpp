@@ -51,8 +51,9 @@ void link_model_files(const fs::path& model, const fs::path& out) {
     const fs::path link = out / name;
     if (fs::is_symlink(fs::symlink_status(link, ec))) fs::remove(link, ec);
     else if (fs::exists(fs::symlink_status(link, ec)))
-      throw Error(link.string(), "already exists and is not a link made by `zeroshot quantize`: give an empty or "
-                                 "new folder to -o");
+      throw Error(link.string(),
+                  "already exists and is not a link made by `zeroshot quantize`: give an empty or "
+                  "new folder to -o");
     fs::create_symlink(fs::absolute(e.path()), link, ec);
     if (ec) throw Error(link.string(), "cannot link to the model's file: " + ec.message());
   }
@@ -62,13 +63,15 @@ void link_model_files(const fs::path& model, const fs::path& out) {
 int run(const QuantizeArgs& a) {
   if (a.precision != "int8") throw Error("--precision " + a.precision, "only int8 has a weights file");
   if (a.output.empty() && !a.in_place)
-    throw Error(a.model, "quantize writes into the model folder only with --in-place (it may be shared); or give -o "
-                         "DIR for a new folder holding links to the model's files and the int8 file");
+    throw Error(a.model,
+                "quantize writes into the model folder only with --in-place (it may be shared); or give -o "
+                "DIR for a new folder holding links to the model's files and the int8 file");
   std::error_code ec;
   if (a.in_place && io::is_hub_id(a.model) && !fs::exists(a.model, ec))  // before any download
-    throw Error(a.model, "a hub id: its files live in the Hugging Face hub cache, shared with other tools; quantize a "
-                         "copy of the model in a folder of your own (huggingface-cli download " + a.model +
-                         " --local-dir DIR), or write a new folder with -o DIR");
+    throw Error(a.model,
+                "a hub id: its files live in the Hugging Face hub cache, shared with other tools; quantize a "
+                "copy of the model in a folder of your own (huggingface-cli download " +
+                    a.model + " --local-dir DIR), or write a new folder with -o DIR");
   io::HubOptions hub;
   hub.revision = a.revision;
   hub.offline = a.offline;
@@ -78,9 +81,12 @@ int run(const QuantizeArgs& a) {
   std::string folder;  // the model folder that now has the int8 file: printed; "" when -o names a file
   if (a.in_place) {
     if (is_hub_snapshot(dir))
-      throw Error(dir, "a Hugging Face hub cache snapshot (shared with other tools): quantize a copy of the model "
-                       "in a folder of your own (huggingface-cli download " + a.model + " --local-dir DIR), or "
-                       "write a new folder with -o DIR");
+      throw Error(dir,
+                  "a Hugging Face hub cache snapshot (shared with other tools): quantize a copy of the model "
+                  "in a folder of your own (huggingface-cli download " +
+                      a.model +
+                      " --local-dir DIR), or "
+                      "write a new folder with -o DIR");
     // A folder without write permission bits is read-only to us even as root (whom access() lets write anywhere):
     // a shared or mounted model folder is not ours to add files to.
     struct stat st {};

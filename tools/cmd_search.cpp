@@ -32,9 +32,9 @@ int run(const SearchArgs& a) {
     throw Error("-f", "prints paths only (--format paths): not with --format " + a.format);
   if (a.preview && (a.filepath_only || (a.format != "auto" && a.format != "table")))
     throw Error("--preview", "draws images between the rows of the table: not with --format json or paths (-f)");
-  const std::string f = a.filepath_only           ? "paths"
-                        : a.format == "auto"      ? (a.preview || stdout_is_tty() ? "table" : "json")
-                                                  : a.format;
+  const std::string f = a.filepath_only      ? "paths"
+                        : a.format == "auto" ? (a.preview || stdout_is_tty() ? "table" : "json")
+                                             : a.format;
   const auto env = [](const char* name) -> const char* { return std::getenv(name); };
   const PreviewProtocol protocol = a.preview ? preview_protocol(env, a.preview_protocol) : PreviewProtocol::None;
   if (a.preview && protocol == PreviewProtocol::None)
@@ -69,10 +69,8 @@ int run(const SearchArgs& a) {
     if (f == "json")
       std::printf("{\"rank\": %zu, \"path\": %s, \"score\": %s}\n", rank, json_string(r.path).c_str(),
                   json_float(r.score).c_str());
-    else if (f == "paths")
-      std::printf("%s\n", r.path.c_str());
-    else
-      std::printf("%3zu  %7.4f  %s\n", rank, r.score, r.path.c_str());
+    else if (f == "paths") std::printf("%s\n", r.path.c_str());
+    else std::printf("%3zu  %7.4f  %s\n", rank, r.score, r.path.c_str());
     if (protocol != PreviewProtocol::None) {
       try {
         const std::string img = preview_escape(r.path, protocol, a.preview_height, preview_in_tmux(env),
@@ -95,14 +93,16 @@ void add_search_command(CLI::App& app, std::function<int()>* action) {
   CLI::App* c = app.add_subcommand("search", "Find the images most similar to a text, an image, or a mix of them");
   a->model.add_to(*c);
   a->index.add_to(*c);
-  c->add_option("query", a->words, "Query words: terms joined by + and -, \"W:term\" weights a term; a term that "
-                                   "names an image file (or starts with ./ / ../ ~/) is an image");
+  c->add_option("query", a->words,
+                "Query words: terms joined by + and -, \"W:term\" weights a term; a term that "
+                "names an image file (or starts with ./ / ../ ~/) is an image");
   c->add_option("--image", a->images, "An image to search by (repeatable; added to the query)")
       ->allow_extra_args(false);
   // rclip's short flags where they do not clash: -t (top), -f (filepath only), -n (no indexing), -p (preview).
   c->add_option("-k,-t,--top-k,--top", a->top_k, "Results to show")->default_val(10)->check(CLI::Range(1, 1000000));
-  c->add_option("-d,--dir", a->dirs, "Search (and first index) the images under this folder (repeatable; "
-                                     "default: the current folder)")
+  c->add_option("-d,--dir", a->dirs,
+                "Search (and first index) the images under this folder (repeatable; "
+                "default: the current folder)")
       ->allow_extra_args(false);
   c->add_flag("--all", a->all, "Search every image in the index, not only those under --dir");
   c->add_flag("-n,--no-index,--no-indexing", a->no_index, "Do not index first: search the database as it is");
@@ -119,8 +119,9 @@ void add_search_command(CLI::App& app, std::function<int()>* action) {
       ->check(CLI::IsMember({"auto", "kitty", "iterm2", "sixel"}));
   c->add_option("--nprobe", a->nprobe, "ANN lists scanned per query (0: default; more: better recall, slower)")
       ->default_val(0);
-  c->add_option("--format", a->format, "Output: table, json (one object per line) or paths (one per line); "
-                                         "default: table on a terminal, json otherwise")
+  c->add_option("--format", a->format,
+                "Output: table, json (one object per line) or paths (one per line); "
+                "default: table on a terminal, json otherwise")
       ->default_val("auto")
       ->check(CLI::IsMember({"auto", "table", "json", "paths"}));
   c->add_flag("-q,--quiet", a->quiet, "No progress bars or notes");

@@ -78,7 +78,8 @@ int run(ServeArgs& a) {
     if (sig == 0) return;  // woken by the guard below
     server::Server* s = serving.load();
     if (!s) std::_Exit(128 + sig);
-    if (!a.quiet) std::fprintf(stderr, "zeroshot: %s: finishing requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    if (!a.quiet)
+      std::fprintf(stderr, "zeroshot: %s: finishing requests in flight\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     s->stop();
   });
   struct Guard {  // on every way out: wake the watcher if it still waits for a signal, and join it
@@ -143,7 +144,9 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("--max-queue", a->opt.max_queue, "Images waiting for the encoder; beyond it: 503 + Retry-After")
       ->default_val(64)
       ->check(CLI::Range(1, 100000));
-  c->add_option("--max-body-mb", a->max_body_mb, "Largest request body, MiB")->default_val(32)->check(CLI::Range(0.001, 4096.0));
+  c->add_option("--max-body-mb", a->max_body_mb, "Largest request body, MiB")
+      ->default_val(32)
+      ->check(CLI::Range(0.001, 4096.0));
   c->add_option("--max-inflight-body-mb", a->max_inflight_body_mb,
                 "Request bodies handled at once, MiB in all; beyond it: 503 + Retry-After (one request alone always)")
       ->default_val(128)
@@ -158,7 +161,9 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
                 "Otherwise a set of over 1000 prompts is encoded on first use while requests get 503 + Retry-After")
       ->type_name("SET[:TEMPLATES]")
       ->allow_extra_args(false);
-  c->add_option("--max-labels", a->opt.max_labels, "Labels per request")->default_val(1000)->check(CLI::Range(1, 100000));
+  c->add_option("--max-labels", a->opt.max_labels, "Labels per request")
+      ->default_val(1000)
+      ->check(CLI::Range(1, 100000));
   c->add_option("--request-timeout", a->opt.request_timeout_s, "Seconds a request waits for the encoder; then 504")
       ->default_val(60)
       ->check(CLI::Range(0.001, 86400.0));

@@ -45,16 +45,16 @@ enum class AudioCrop { Middle, Random };
 enum class Precision { F32, BF16, Int8 };
 
 struct ModelOptions {
-  int threads = 0;                         // <= 0: all cores
+  int threads = 0;  // <= 0: all cores
   Precision precision = Precision::F32;
-  uint64_t max_image_pixels = 100'000'000; // images larger than this are refused before decoding
-  double max_audio_seconds = 600;          // longer audio is refused (header first, then while decoding)
+  uint64_t max_image_pixels = 100'000'000;  // images larger than this are refused before decoding
+  double max_audio_seconds = 600;           // longer audio is refused (header first, then while decoding)
   AudioCrop audio_crop = AudioCrop::Middle;
-  uint32_t audio_seed = 0;                 // AudioCrop::Random only
+  uint32_t audio_seed = 0;  // AudioCrop::Random only
   // Hub ids only:
   std::string revision = "main";
-  bool offline = false;                    // also HF_HUB_OFFLINE=1
-  bool progress = true;                    // download progress bar on stderr when it is a terminal
+  bool offline = false;  // also HF_HUB_OFFLINE=1
+  bool progress = true;  // download progress bar on stderr when it is a terminal
 };
 
 // How a model turns cosines into scores: logits = scale * cos + bias, then a softmax over the labels (CLIP, CLAP:
@@ -109,26 +109,28 @@ class Model {
   // calling thread: `embedding` is nullptr and `error` says why when that file could not be read or decoded (the
   // other files go on). Returning false from on_result stops early.
   using ImageResultFn = std::function<bool(size_t index, const float* embedding, const std::string& error)>;
-  void embed_image_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const;
+  void embed_image_files(const std::vector<std::string>& paths, size_t batch_size,
+                         const ImageResultFn& on_result) const;
 
   // Audio models (CLAP): files decoded like ffmpeg (mono, 48 kHz), the pipeline's features for one clip, projected
   // un-normalized audio_embeds. The streaming form works like embed_image_files (decoding + features of the next
   // batch on worker threads while one is encoded). An image model throws zeroshot::Error.
   Embeddings embed_audio_files(const std::vector<std::string>& paths) const;
-  void embed_audio_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const;
+  void embed_audio_files(const std::vector<std::string>& paths, size_t batch_size,
+                         const ImageResultFn& on_result) const;
   // embed_image_files or embed_audio_files, by modality().
   void embed_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const;
 
   // The steps, for callers that pipeline them (decode on some threads, encode batches on others):
-  std::vector<int32_t> tokenize(const std::string& text) const;               // bos ... eos, <= 77 ids
-                                                                              // (SigLIP: ... </s>, <= 64, unpadded;
-                                                                              // SigLIP 2: ... <eos>, <= 64, unpadded)
-  std::vector<float> preprocess_image_file(const std::string& path) const;    // [3, S, S] pixel_values
+  std::vector<int32_t> tokenize(const std::string& text) const;             // bos ... eos, <= 77 ids
+                                                                            // (SigLIP: ... </s>, <= 64, unpadded;
+                                                                            // SigLIP 2: ... <eos>, <= 64, unpadded)
+  std::vector<float> preprocess_image_file(const std::string& path) const;  // [3, S, S] pixel_values
   std::vector<float> preprocess_image_memory(const uint8_t* data, size_t size, const std::string& name) const;
   // Already decoded pixels: interleaved 8-bit RGB, row-major, width * height * 3 bytes (a caller's own decoder, a
   // PIL image converted to RGB). `name` is used in error messages.
   std::vector<float> preprocess_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const;
-  Embeddings embed_pixel_values(const float* pixel_values, size_t n) const;   // n x [3, S, S]
+  Embeddings embed_pixel_values(const float* pixel_values, size_t n) const;  // n x [3, S, S]
   Embeddings embed_token_ids(const std::vector<std::vector<int32_t>>& ids) const;
 
   struct Impl;

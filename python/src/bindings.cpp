@@ -273,11 +273,12 @@ NB_MODULE(_zeroshot, m) {
           [](const Model& x, const PixelsIn& px) {
             const size_t side = static_cast<size_t>(x.image_size());
             if (x.modality() != Modality::Image)
-              throw Error(x.name(), "is an audio model (" + std::string(x.model_type()) + "): it does not embed images");
+              throw Error(x.name(),
+                          "is an audio model (" + std::string(x.model_type()) + "): it does not embed images");
             if (px.shape(1) != 3 || px.shape(2) != side || px.shape(3) != side)
-              throw nb::value_error(("pixel_values must have shape (n, 3, " + std::to_string(side) + ", " +
-                                     std::to_string(side) + ")")
-                                        .c_str());
+              throw nb::value_error(
+                  ("pixel_values must have shape (n, 3, " + std::to_string(side) + ", " + std::to_string(side) + ")")
+                      .c_str());
             Embeddings e;
             e.dim = x.embedding_dim();
             if (px.shape(0) > 0) {
@@ -392,10 +393,8 @@ NB_MODULE(_zeroshot, m) {
             ClassifierOptions o;
             o.cache_dir = cache_dir;
             nb::gil_scoped_release unlocked;
-            if (text)
-              new (self) Moderator(Moderator::parse(model, *text, path, o));
-            else
-              new (self) Moderator(Moderator::load(model, path, o));
+            if (text) new (self) Moderator(Moderator::parse(model, *text, path, o));
+            else new (self) Moderator(Moderator::load(model, path, o));
           },
           "model"_a, "path"_a, "text"_a.none(), "cache_dir"_a, nb::keep_alive<1, 2>())
       .def_prop_ro("categories", &Moderator::categories)

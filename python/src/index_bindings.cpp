@@ -71,11 +71,12 @@ void bind_index(nb::module_& m) {
           },
           "model"_a, "db"_a, "create"_a, "reindex"_a, nb::keep_alive<1, 2>())
       .def_prop_ro("path", [](Index& x) { return x.store.path(); })
-      .def("__len__", [](Index& x) {
-        nb::gil_scoped_release unlocked;
-        std::lock_guard<std::mutex> lock(x.mu);
-        return x.store.count();
-      })
+      .def("__len__",
+           [](Index& x) {
+             nb::gil_scoped_release unlocked;
+             std::lock_guard<std::mutex> lock(x.mu);
+             return x.store.count();
+           })
       .def(
           "update",
           [](Index& x, const std::vector<std::string>& roots, const std::vector<std::string>& excludes, size_t batch) {

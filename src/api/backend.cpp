@@ -12,7 +12,8 @@ nn::Precision to_nn_precision(Precision p) {
   return p == Precision::BF16 ? nn::Precision::BF16 : p == Precision::Int8 ? nn::Precision::Int8 : nn::Precision::F32;
 }
 
-std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p, const Int8Capture* capture) {
+std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p,
+                                                             const Int8Capture* capture) {
   // Weights quantized beforehand (`zeroshot quantize`) are used when made from these weights (else ignored: quantized
   // at load, same values). A capturing build writes the file, so it never reads one.
   const std::filesystem::path file = std::filesystem::path(dir) / models::kInt8WeightsFile;
@@ -38,7 +39,8 @@ std::vector<float> concat_inputs(const Input* const* inputs, size_t n) {
 }
 
 image::RgbImage rgb_image(const uint8_t* rgb, int width, int height, const std::string& name) {
-  if (width <= 0 || height <= 0) throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
+  if (width <= 0 || height <= 0)
+    throw Error(name, "invalid image size " + std::to_string(width) + "x" + std::to_string(height));
   image::RgbImage img;
   img.width = width;
   img.height = height;

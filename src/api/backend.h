@@ -86,7 +86,8 @@ nn::Precision to_nn_precision(Precision p);
 // The model folder's int8 weights file, for an int8 load that is not capturing: null when there is none (or the
 // load is not int8, or it captures), else the file; a file that is not valid safetensors is refused (it was meant to
 // be used): "<file>: damaged int8 weights file (...); delete it or run `zeroshot quantize` again".
-std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p, const Int8Capture* capture);
+std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p,
+                                                             const Int8Capture* capture);
 // The build options every model takes (threads, precision, the folder's int8 file, the int8 capture), set the
 // same way for every family: `O` is models::ClipOptions, ClapOptions, ... (each has these five members).
 template <class O>
@@ -109,10 +110,12 @@ image::RgbImage rgb_image(const uint8_t* rgb, int width, int height, const std::
 // The registry: builds the backend of the family that `dir` (a local model folder) holds, recognized by its files
 // (transformers config.json model_type, or open_clip_config.json). Throws zeroshot::Error naming the file for a
 // folder no family takes, with the families that exist.
-std::unique_ptr<Backend> load_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture = nullptr);
+std::unique_ptr<Backend> load_backend(const std::string& dir, const ModelOptions& options,
+                                      const Int8Capture* capture = nullptr);
 
 // Writes the int8 weights file of the model in `dir` (the layers an int8 load quantizes, under their tensor
 // names) to `path`. progress(done) after each weight. Throws zeroshot::Error.
-void save_int8_weights(const std::string& dir, const std::string& path, const std::function<void(size_t)>& progress = {});
+void save_int8_weights(const std::string& dir, const std::string& path,
+                       const std::function<void(size_t)>& progress = {});
 
 }  // namespace zeroshot::api

@@ -5,13 +5,13 @@
 #include <filesystem>
 #include <mutex>
 
-#include "util/trace.h"
 #include "audio/audio.h"
 #include "audio/clap_feature_extractor.h"
 #include "io/safetensors.h"
 #include "models/clap.h"
 #include "models/int8_weights.h"
 #include "text/roberta_tokenizer.h"
+#include "util/trace.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::api {
@@ -31,10 +31,12 @@ class ClapBackend final : public Backend {
     audio::ClapFeatureConfig fcfg;  // HF's ClapFeatureExtractor defaults when the file is absent
     if (fs::exists(pre)) fcfg = audio::ClapFeatureConfig::load(pre.string());
     if (fcfg.feature_size != cfg_.audio.num_mel_bins)
-      throw Error(pre.string(), "feature_size " + std::to_string(fcfg.feature_size) + " does not match audio_config.num_mel_bins " +
+      throw Error(pre.string(), "feature_size " + std::to_string(fcfg.feature_size) +
+                                    " does not match audio_config.num_mel_bins " +
                                     std::to_string(cfg_.audio.num_mel_bins));
     if (fcfg.fusion() != cfg_.audio.enable_fusion)
-      throw Error(pre.string(), std::string("truncation \"") + fcfg.truncation + "\" does not match audio_config.enable_fusion " +
+      throw Error(pre.string(), std::string("truncation \"") + fcfg.truncation +
+                                    "\" does not match audio_config.enable_fusion " +
                                     (cfg_.audio.enable_fusion ? "true" : "false"));
     const int frames = fcfg.chunk_frames();
     if (frames < 1 || frames > cfg_.audio.spec_size * cfg_.audio.freq_ratio())
@@ -48,8 +50,7 @@ class ClapBackend final : public Backend {
         definition_files_.insert(definition_files_.end(), {(d / "vocab.json").string(), (d / "merges.txt").string()});
       else if (fs::is_regular_file(d / "tokenizer.json", ec))
         definition_files_.push_back((d / "tokenizer.json").string());
-      else
-        (void)text::RobertaTokenizer::from_dir(dir);  // for its error message
+      else (void)text::RobertaTokenizer::from_dir(dir);  // for its error message
     }
     {
       trace::Phase p("open weights");
@@ -90,7 +91,9 @@ class ClapBackend final : public Backend {
     if (!ids.empty()) model_->encode_texts(ids, out);
   }
 
-  Input load_file(const std::string& path) const override { return features(audio::decode_file(path, decode_options())); }
+  Input load_file(const std::string& path) const override {
+    return features(audio::decode_file(path, decode_options()));
+  }
   Input load_memory(const uint8_t* data, size_t size, const std::string& name) const override {
     return features(audio::decode_memory(data, size, name, decode_options()));
   }
@@ -104,7 +107,8 @@ class ClapBackend final : public Backend {
     const size_t plane = static_cast<size_t>(cfg_.audio.input_frames) * static_cast<size_t>(cfg_.audio.num_mel_bins);
     std::unique_ptr<bool[]> longer(new bool[n]);
     for (size_t i = 0; i < n; ++i) longer[i] = inputs[i]->is_longer;
-    model_->encode_audio(feats.data(), static_cast<int>(n), static_cast<int>(feats.size() / n / plane), longer.get(), out);
+    model_->encode_audio(feats.data(), static_cast<int>(n), static_cast<int>(feats.size() / n / plane), longer.get(),
+                         out);
   }
   void encode_pixel_values(const float*, size_t, float*) const override {
     throw Error("pixel_values", "an audio model (clap): it takes audio, not images");
@@ -118,7 +122,8 @@ class ClapBackend final : public Backend {
     return d;
   }
   Input features(const audio::Waveform& w) const {
-    const audio::CropMode crop = opt_.audio_crop == AudioCrop::Random ? audio::CropMode::Random : audio::CropMode::Deterministic;
+    const audio::CropMode crop =
+        opt_.audio_crop == AudioCrop::Random ? audio::CropMode::Random : audio::CropMode::Deterministic;
     audio::ClapFeatures f = extractor_->extract(w.samples.data(), w.samples.size(), crop, opt_.audio_seed);
     return {std::move(f.data), f.is_longer};
   }
@@ -145,7 +150,8 @@ class ClapBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_clap_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture) {
+std::unique_ptr<Backend> make_clap_backend(const std::string& dir, const ModelOptions& options,
+                                           const Int8Capture* capture) {
   return std::make_unique<ClapBackend>(dir, options, capture);
 }
 

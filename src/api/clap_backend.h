@@ -13,6 +13,7 @@ namespace zeroshot::api {
 
 // `dir` holds config.json (model_type "clap"), the weights, preprocessor_config.json (HF defaults when absent)
 // and the RoBERTa tokenizer files (checked now, parsed on first use). Throws zeroshot::Error naming the file.
-std::unique_ptr<Backend> make_clap_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture = nullptr);
+std::unique_ptr<Backend> make_clap_backend(const std::string& dir, const ModelOptions& options,
+                                           const Int8Capture* capture = nullptr);
 
 }  // namespace zeroshot::api

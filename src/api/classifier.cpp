@@ -1,6 +1,6 @@
-#include "util/trace.h"
 #include "classify/label_cache.h"
 #include "classify/zero_shot.h"
+#include "util/trace.h"
 #include "zeroshot/zeroshot.h"
 
 namespace zeroshot {
@@ -69,7 +69,8 @@ void ZeroShotClassifier::build(std::vector<std::vector<std::string>> classes, co
   for (size_t k0 = 0; k0 < classes.size();) {
     std::vector<std::string> prompts;
     size_t k1 = k0;
-    while (k1 < classes.size() && (k1 == k0 || prompts.size() + classes[k1].size() * templates_.size() <= kPromptsPerGroup)) {
+    while (k1 < classes.size() &&
+           (k1 == k0 || prompts.size() + classes[k1].size() * templates_.size() <= kPromptsPerGroup)) {
       for (const auto& n : classes[k1])
         for (const auto& t : templates_) prompts.push_back(classify::fill_template(t, n));
       ++k1;
@@ -98,10 +99,11 @@ std::vector<float> ZeroShotClassifier::cosines(const float* embedding) const {
 
 std::vector<LabelScore> ZeroShotClassifier::classify(const float* embedding, size_t top_k) const {
   const ScoreHead head = model_.score_head();
-  std::vector<float> p = head.sigmoid ? classify::zero_shot_sigmoid(embedding, label_embeds_.data.data(), label_embeds_.rows,
-                                                                    label_embeds_.dim, head.scale, head.bias)
-                                      : classify::zero_shot_probs(embedding, label_embeds_.data.data(), label_embeds_.rows,
-                                                                  label_embeds_.dim, head.scale);
+  std::vector<float> p = head.sigmoid
+                             ? classify::zero_shot_sigmoid(embedding, label_embeds_.data.data(), label_embeds_.rows,
+                                                           label_embeds_.dim, head.scale, head.bias)
+                             : classify::zero_shot_probs(embedding, label_embeds_.data.data(), label_embeds_.rows,
+                                                         label_embeds_.dim, head.scale);
   return to_public(classify::rank(labels_, p, top_k));
 }
 

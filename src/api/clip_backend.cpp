@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <mutex>
 
-#include "util/trace.h"
 #include "image/image.h"
 #include "image/image_processor.h"
 #include "image/open_clip_transform.h"
@@ -15,6 +14,7 @@
 #include "models/int8_weights.h"
 #include "models/open_clip.h"
 #include "text/clip_tokenizer.h"
+#include "util/trace.h"
 
 namespace zeroshot::api {
 
@@ -125,8 +125,9 @@ ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options)
   }
   auto processor = std::make_shared<const image::ImageProcessor>(pcfg);
   if (processor->out_height() != ck.cfg.vision.image_size || processor->out_width() != ck.cfg.vision.image_size)
-    throw Error(pre.string(), "crop size " + std::to_string(processor->out_height()) + "x" + std::to_string(processor->out_width()) +
-                                  " does not match vision_config.image_size " + std::to_string(ck.cfg.vision.image_size));
+    throw Error(pre.string(), "crop size " + std::to_string(processor->out_height()) + "x" +
+                                  std::to_string(processor->out_width()) + " does not match vision_config.image_size " +
+                                  std::to_string(ck.cfg.vision.image_size));
   image::DecodeOptions decode;
   decode.max_pixels = options.max_image_pixels;
   ck.preprocess.file = [processor, decode](const std::string& path) {
@@ -160,8 +161,9 @@ ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& option
     tok = clip_tokenizer_files(dir);
   } catch (const Error&) {
     // open_clip ships its BPE vocabulary inside the Python package; hub repos carry it as tokenizer files.
-    throw Error(dir, "an OpenCLIP folder without CLIP tokenizer files (vocab.json + merges.txt, or tokenizer.json); "
-                     "the hub repos of OpenCLIP models carry them");
+    throw Error(dir,
+                "an OpenCLIP folder without CLIP tokenizer files (vocab.json + merges.txt, or tokenizer.json); "
+                "the hub repos of OpenCLIP models carry them");
   }
   ck.definition_files = {config.string()};
   ck.definition_files.insert(ck.definition_files.end(), tok.begin(), tok.end());
@@ -175,15 +177,18 @@ ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& option
   t.interpolation = oc.preprocess.interpolation == models::OpenClipInterpolation::Bilinear ? "bilinear" : "bicubic";
   t.resize_mode = oc.preprocess.resize_mode == models::OpenClipResizeMode::Longest  ? "longest"
                   : oc.preprocess.resize_mode == models::OpenClipResizeMode::Squash ? "squash"
-                                                                                     : "shortest";
+                                                                                    : "shortest";
   t.fill_color = oc.preprocess.fill_color;
   t.check();
   if (t.height != ck.cfg.vision.image_size)
-    throw Error(config.string(), "preprocess size " + std::to_string(t.height) + " does not match vision_cfg.image_size " +
+    throw Error(config.string(), "preprocess size " + std::to_string(t.height) +
+                                     " does not match vision_cfg.image_size " +
                                      std::to_string(ck.cfg.vision.image_size));
   image::DecodeOptions decode;
   decode.max_pixels = options.max_image_pixels;
-  ck.preprocess.file = [t, decode](const std::string& path) { return image::open_clip_transform(image::decode_native_file(path, decode), t); };
+  ck.preprocess.file = [t, decode](const std::string& path) {
+    return image::open_clip_transform(image::decode_native_file(path, decode), t);
+  };
   ck.preprocess.bytes = [t, decode](const uint8_t* data, size_t size, const std::string& name) {
     return image::open_clip_transform(image::decode_native_memory(data, size, name, decode), t);
   };
@@ -203,7 +208,9 @@ ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& option
       weights = (d / f).string();
       break;
     }
-  if (weights.empty()) throw Error(dir, "an OpenCLIP folder without weights (looked for " + io::open_clip_weight_files().front() + ", ...)");
+  if (weights.empty())
+    throw Error(dir,
+                "an OpenCLIP folder without weights (looked for " + io::open_clip_weight_files().front() + ", ...)");
   {
     trace::Phase p("open weights");
     auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(weights));

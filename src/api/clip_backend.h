@@ -29,16 +29,17 @@ struct ImagePreprocess {
 // What a layout hands to the shared backend.
 struct ClipCheckpoint {
   std::string dir;
-  std::string model_type;                       // "clip", "open_clip"
-  models::ClipConfig cfg;                       // text.max_positions is the tokenizer's context length
+  std::string model_type;                          // "clip", "open_clip"
+  models::ClipConfig cfg;                          // text.max_positions is the tokenizer's context length
   std::shared_ptr<const io::WeightStore> weights;  // transformers CLIPModel names
-  std::vector<std::string> definition_files;    // config, preprocessing and tokenizer files (fingerprint)
-  text::ClipSpecialTokens specials;             // how the tokenizer's reference spells bos / eos in texts
+  std::vector<std::string> definition_files;       // config, preprocessing and tokenizer files (fingerprint)
+  text::ClipSpecialTokens specials;                // how the tokenizer's reference spells bos / eos in texts
   ImagePreprocess preprocess;
 };
 
 // Throws zeroshot::Error naming the file at fault.
-std::unique_ptr<Backend> make_clip_backend(ClipCheckpoint ck, const ModelOptions& options, const Int8Capture* capture = nullptr);
+std::unique_ptr<Backend> make_clip_backend(ClipCheckpoint ck, const ModelOptions& options,
+                                           const Int8Capture* capture = nullptr);
 // The transformers layout in `dir` (config.json with model_type "clip").
 ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options);
 // The OpenCLIP layout in `dir` (open_clip_config.json; weights: the first of io::open_clip_weight_files()).

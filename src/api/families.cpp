@@ -26,8 +26,8 @@ namespace fs = std::filesystem;
 namespace {
 
 struct Family {
-  const char* model_type;   // transformers config.json model_type; nullptr: recognized by `marker` instead
-  const char* marker;       // a file whose presence names the layout (when model_type is nullptr)
+  const char* model_type;  // transformers config.json model_type; nullptr: recognized by `marker` instead
+  const char* marker;      // a file whose presence names the layout (when model_type is nullptr)
   std::unique_ptr<Backend> (*load)(const std::string& dir, const ModelOptions& options, const Int8Capture* capture);
 };
 
@@ -55,7 +55,8 @@ std::string supported() {
 // The transformers model_type of config.json ("" when the file has none).
 std::string model_type_of(const fs::path& config) {
   const io::Json j = io::load_json(config.string());
-  return j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>() : "";
+  return j.is_object() && j.contains("model_type") && j["model_type"].is_string() ? j["model_type"].get<std::string>()
+                                                                                  : "";
 }
 
 }  // namespace
@@ -71,8 +72,9 @@ std::unique_ptr<Backend> load_backend(const std::string& dir, const ModelOptions
     if (!f.model_type && fs::exists(d / f.marker)) return f.load(dir, options, capture);
   if (!has_config)
     throw Error(dir, "no config.json or open_clip_config.json (not a Hugging Face or OpenCLIP model folder)");
-  throw Error(config.string(), (type.empty() ? std::string("no \"model_type\"") : "unsupported model_type \"" + type + "\"") +
-                                   " (supported: " + supported() + ", or an OpenCLIP folder with open_clip_config.json)");
+  throw Error(config.string(),
+              (type.empty() ? std::string("no \"model_type\"") : "unsupported model_type \"" + type + "\"") +
+                  " (supported: " + supported() + ", or an OpenCLIP folder with open_clip_config.json)");
 }
 
 void save_int8_weights(const std::string& dir, const std::string& path, const std::function<void(size_t)>& progress) {

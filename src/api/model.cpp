@@ -14,9 +14,9 @@
 
 #include "api/backend.h"
 #include "api/model_fingerprint.h"
-#include "util/trace.h"
 #include "io/hub.h"
 #include "io/safetensors.h"
+#include "util/trace.h"
 #include "zeroshot/zeroshot.h"
 
 namespace zeroshot {
@@ -100,8 +100,8 @@ std::unique_ptr<Model> Model::load(const std::string& name_or_path, const ModelO
   impl->backend = api::load_backend(impl->dir, opt);
   if (impl->backend->int8_from_file()) trace::note("int8 weights read from zeroshot-int8.safetensors");
   if (!std::getenv("ZEROSHOT_NO_PREFETCH"))
-    impl->prefetch = std::thread(prefetch_weights, std::cref(impl->backend->weights()), impl->backend->prefetch_weights(),
-                                 std::cref(impl->stop_prefetch));
+    impl->prefetch = std::thread(prefetch_weights, std::cref(impl->backend->weights()),
+                                 impl->backend->prefetch_weights(), std::cref(impl->stop_prefetch));
   return std::unique_ptr<Model>(new Model(std::move(impl)));
 }
 
@@ -214,17 +214,20 @@ Embeddings Model::embed_audio_files(const std::vector<std::string>& paths) const
   return embed_all(*impl_->backend, paths);
 }
 
-void Model::embed_image_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const {
+void Model::embed_image_files(const std::vector<std::string>& paths, size_t batch_size,
+                              const ImageResultFn& on_result) const {
   if (!paths.empty()) require(*this, Modality::Image, paths[0]);
   embed_files(paths, batch_size, on_result);
 }
 
-void Model::embed_audio_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const {
+void Model::embed_audio_files(const std::vector<std::string>& paths, size_t batch_size,
+                              const ImageResultFn& on_result) const {
   if (!paths.empty()) require(*this, Modality::Audio, paths[0]);
   embed_files(paths, batch_size, on_result);
 }
 
-void Model::embed_files(const std::vector<std::string>& paths, size_t batch_size, const ImageResultFn& on_result) const {
+void Model::embed_files(const std::vector<std::string>& paths, size_t batch_size,
+                        const ImageResultFn& on_result) const {
   if (paths.empty()) return;
   if (batch_size == 0) batch_size = 1;
   const api::Backend& backend = *impl_->backend;

@@ -45,7 +45,8 @@ class File {
     return buf;
   }
   [[noreturn]] void fail() const {
-    throw Error(path_, std::string("cannot read for the model fingerprint: ") + (errno ? std::strerror(errno) : "short read"));
+    throw Error(path_,
+                std::string("cannot read for the model fingerprint: ") + (errno ? std::strerror(errno) : "short read"));
   }
 
  private:
@@ -58,7 +59,8 @@ void hash_samples(util::Sha256& h, const File& f, uint64_t size) {
     h.field(f.read(0, static_cast<size_t>(size)));
     return;
   }
-  for (int i = 0; i < kSamples; ++i) h.field(f.read((size - kSample) * static_cast<uint64_t>(i) / (kSamples - 1), kSample));
+  for (int i = 0; i < kSamples; ++i)
+    h.field(f.read((size - kSample) * static_cast<uint64_t>(i) / (kSamples - 1), kSample));
 }
 
 }  // namespace

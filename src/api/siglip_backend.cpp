@@ -36,7 +36,8 @@ image::ImageProcessorConfig siglip_preprocessing(const fs::path& file, int image
   if (!j.contains("size") || j["size"].is_null()) {
     c.resize_height = c.resize_width = image_size;
   } else if (c.resize_height <= 0) {
-    throw Error(file.string(), "size: SiglipImageProcessor takes {\"height\": h, \"width\": w}, got " + j["size"].dump());
+    throw Error(file.string(),
+                "size: SiglipImageProcessor takes {\"height\": h, \"width\": w}, got " + j["size"].dump());
   }
   for (int i = 0; i < 3; ++i) {
     if (!j.contains("image_mean") || j["image_mean"].is_null()) c.mean[i] = 0.5f;
@@ -61,8 +62,9 @@ bool uses_tokenizer_json(const fs::path& dir) {
       const std::string cls = j["tokenizer_class"].get<std::string>();
       if (cls == "SiglipTokenizer") return false;
       if (cls == "GemmaTokenizer" || cls == "GemmaTokenizerFast" || cls == "PreTrainedTokenizerFast") return true;
-      throw Error(cfg.string(), "tokenizer_class \"" + cls +
-                                    "\" is not supported for SigLIP (SiglipTokenizer, GemmaTokenizer, PreTrainedTokenizerFast are)");
+      throw Error(cfg.string(),
+                  "tokenizer_class \"" + cls +
+                      "\" is not supported for SigLIP (SiglipTokenizer, GemmaTokenizer, PreTrainedTokenizerFast are)");
     }
   }
   return !fs::is_regular_file(dir / "spiece.model") && fs::is_regular_file(dir / "tokenizer.json");
@@ -73,7 +75,9 @@ struct SiglipText {
   std::unique_ptr<text::SiglipTokenizer> sp;
   std::unique_ptr<text::BpeJsonTokenizer> bpe;
   std::vector<int32_t> encode(const std::string& t) const { return sp ? sp->encode(t) : bpe->encode(t); }
-  std::vector<int32_t> pad(std::vector<int32_t> ids) const { return sp ? sp->pad(std::move(ids)) : bpe->pad(std::move(ids)); }
+  std::vector<int32_t> pad(std::vector<int32_t> ids) const {
+    return sp ? sp->pad(std::move(ids)) : bpe->pad(std::move(ids));
+  }
   bool attention_mask() const { return sp ? sp->attention_mask() : bpe->attention_mask(); }
   bool pad_left() const { return sp ? false : bpe->pad_left(); }
   int32_t pad_id() const { return sp ? sp->pad_id() : bpe->pad_id(); }
@@ -99,8 +103,9 @@ class SiglipBackend final : public Backend {
 
     processor_ = std::make_shared<const image::ImageProcessor>(siglip_preprocessing(pre, cfg_.vision.image_size));
     if (processor_->out_height() != cfg_.vision.image_size || processor_->out_width() != cfg_.vision.image_size)
-      throw Error(pre.string(), "size " + std::to_string(processor_->out_height()) + "x" + std::to_string(processor_->out_width()) +
-                                    " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
+      throw Error(pre.string(),
+                  "size " + std::to_string(processor_->out_height()) + "x" + std::to_string(processor_->out_width()) +
+                      " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
     decode_.max_pixels = opt.max_image_pixels;
 
     const auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
@@ -141,7 +146,9 @@ class SiglipBackend final : public Backend {
     model_->encode_texts(padded, tok.pad_id(), out, static_cast<int>(tok.max_length()));
   }
 
-  Input load_file(const std::string& path) const override { return {processor_->preprocess(image::decode_file(path, decode_)), false}; }
+  Input load_file(const std::string& path) const override {
+    return {processor_->preprocess(image::decode_file(path, decode_)), false};
+  }
   Input load_memory(const uint8_t* data, size_t size, const std::string& name) const override {
     return {processor_->preprocess(image::decode_memory(data, size, name, decode_)), false};
   }
@@ -164,15 +171,13 @@ class SiglipBackend final : public Backend {
     if (!tokenizer_) {
       trace::Phase p("load tokenizer");
       auto tok = std::make_unique<SiglipText>();
-      if (json_tokenizer_)
-        tok->bpe = std::make_unique<text::BpeJsonTokenizer>(text::BpeJsonTokenizer::from_dir(dir_));
-      else
-        tok->sp = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
+      if (json_tokenizer_) tok->bpe = std::make_unique<text::BpeJsonTokenizer>(text::BpeJsonTokenizer::from_dir(dir_));
+      else tok->sp = std::make_unique<text::SiglipTokenizer>(text::SiglipTokenizer::from_dir(dir_));
       // The pipeline pads to the tokenizer's length; the text tower has positions for max_position_embeddings.
       if (tok->max_length() > static_cast<size_t>(cfg_.text.max_positions))
-        throw Error((fs::path(dir_) / "tokenizer_config.json").string(), "model_max_length " + std::to_string(tok->max_length()) +
-                                                                             " exceeds text_config.max_position_embeddings " +
-                                                                             std::to_string(cfg_.text.max_positions));
+        throw Error((fs::path(dir_) / "tokenizer_config.json").string(),
+                    "model_max_length " + std::to_string(tok->max_length()) +
+                        " exceeds text_config.max_position_embeddings " + std::to_string(cfg_.text.max_positions));
       tokenizer_ = std::move(tok);
       tokenizer_ready_.store(tokenizer_.get(), std::memory_order_release);
     }
@@ -194,7 +199,8 @@ class SiglipBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_siglip_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture) {
+std::unique_ptr<Backend> make_siglip_backend(const std::string& dir, const ModelOptions& options,
+                                             const Int8Capture* capture) {
   return std::make_unique<SiglipBackend>(dir, options, capture);
 }
 

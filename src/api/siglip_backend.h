@@ -19,6 +19,7 @@ namespace zeroshot::api {
 // layout io::WeightStore reads), spiece.model (checked now, parsed on first
 // use) and preprocessor_config.json (SiglipImageProcessor's defaults at the
 // vision tower's size when absent). Throws zeroshot::Error naming the file.
-std::unique_ptr<Backend> make_siglip_backend(const std::string& dir, const ModelOptions& options, const Int8Capture* capture = nullptr);
+std::unique_ptr<Backend> make_siglip_backend(const std::string& dir, const ModelOptions& options,
+                                             const Int8Capture* capture = nullptr);
 
 }  // namespace zeroshot::api

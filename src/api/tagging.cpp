@@ -62,7 +62,8 @@ MultiLabelClassifier::MultiLabelClassifier(const Model& model, std::vector<std::
 
   if (on == classify::ScoreOn::Probability && !m.head.sigmoid) {
     // Row 0: the shared baseline (one class, its names ensembled); then each distinct per-label negative.
-    std::vector<std::vector<std::string>> neg_classes = {opt.negatives.empty() ? classify::neutral_names() : opt.negatives};
+    std::vector<std::vector<std::string>> neg_classes = {opt.negatives.empty() ? classify::neutral_names()
+                                                                               : opt.negatives};
     std::map<std::string, size_t> row_of;
     m.neg_of.assign(labels.size(), 0);
     for (size_t k = 0; k < opt.label_negatives.size(); ++k) {
@@ -72,8 +73,8 @@ MultiLabelClassifier::MultiLabelClassifier(const Model& model, std::vector<std::
       if (added) neg_classes.push_back({n});
       m.neg_of[k] = it->second;
     }
-    m.negatives = std::make_unique<ZeroShotClassifier>(model, std::move(neg_classes), m.positives->templates(),
-                                                       opt.classifier);
+    m.negatives =
+        std::make_unique<ZeroShotClassifier>(model, std::move(neg_classes), m.positives->templates(), opt.classifier);
   }
 }
 
@@ -140,7 +141,8 @@ std::unique_ptr<Moderator::Impl> build_moderator(const Model& model, classify::P
   m->head = model.score_head();
   std::map<std::pair<size_t, std::vector<std::string>>, size_t> negative_row;  // (group, negative set) -> row
   for (const auto& c : policy.categories) {
-    auto g = std::find_if(m->groups.begin(), m->groups.end(), [&](const auto& gr) { return gr.templates == c.templates; });
+    auto g =
+        std::find_if(m->groups.begin(), m->groups.end(), [&](const auto& gr) { return gr.templates == c.templates; });
     if (g == m->groups.end()) {
       m->groups.push_back({c.templates, {}, nullptr});
       g = m->groups.end() - 1;
@@ -159,7 +161,8 @@ std::unique_ptr<Moderator::Impl> build_moderator(const Model& model, classify::P
     m->rows.push_back(r);
     m->names.push_back(c.name);
   }
-  for (auto& g : m->groups) g.clf = std::make_unique<ZeroShotClassifier>(model, std::move(g.classes), g.templates, options);
+  for (auto& g : m->groups)
+    g.clf = std::make_unique<ZeroShotClassifier>(model, std::move(g.classes), g.templates, options);
   m->policy = std::move(policy);
   return m;
 }

@@ -46,7 +46,6 @@ void* operator new(size_t n) {
 __attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
 __attribute__((noinline)) void operator delete(void* p, size_t) noexcept { std::free(p); }
 
-
 namespace {
 
 const std::string kFixtures = ZEROSHOT_FIXTURES;
@@ -134,7 +133,8 @@ void expect_one_line_error_naming(const std::function<void()>& fn, const std::st
 template <typename T>
 std::vector<uint8_t> wav_bytes(const std::vector<T>& x, int channels, int rate, uint32_t channel_mask = 0) {
   constexpr bool kFloat = std::is_same_v<T, float>;
-  const uint32_t bits = kFloat ? 32 : 16, block = channels * bits / 8, data = static_cast<uint32_t>(x.size() * bits / 8);
+  const uint32_t bits = kFloat ? 32 : 16, block = channels * bits / 8,
+                 data = static_cast<uint32_t>(x.size() * bits / 8);
   const uint32_t fmt_len = channel_mask ? 40 : 16;
   std::vector<uint8_t> b;
   auto put = [&](uint32_t v, int n) {
@@ -446,8 +446,8 @@ TEST(Decode, MaxDuration) {
   streaminfo[13] &= 0xF0;
   streaminfo[14] = streaminfo[15] = streaminfo[16] = streaminfo[17] = 0;
   EXPECT_EQ(decode_memory(flac.data(), flac.size(), "x.flac").samples.size(), x.size());
-  expect_one_line_error_naming([&] { decode_memory(flac.data(), flac.size(), "x.flac", {.max_seconds = 2}); },
-                               "x.flac", "duration exceeds the limit of 2 s", 8 << 20);
+  expect_one_line_error_naming([&] { decode_memory(flac.data(), flac.size(), "x.flac", {.max_seconds = 2}); }, "x.flac",
+                               "duration exceeds the limit of 2 s", 8 << 20);
 }
 
 // ffmpeg's `-ac 1` weights for layouts it assumes or the file declares (swresample's auto matrix: FL, FR, FLC, FRC
@@ -481,7 +481,8 @@ TEST(Decode, MultichannelDownmix) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     const auto x = make(c.channels);
-    const auto bytes = c.flac ? encode(x, c.channels, 48000, c.flac, "x.flac", c.mask) : wav_bytes(x, c.channels, 48000, c.mask);
+    const auto bytes =
+        c.flac ? encode(x, c.channels, 48000, c.flac, "x.flac", c.mask) : wav_bytes(x, c.channels, 48000, c.mask);
     ASSERT_FALSE(bytes.empty());
     const Waveform w = decode_memory(bytes.data(), bytes.size(), c.name);
     ASSERT_EQ(w.samples.size(), static_cast<size_t>(frames));
@@ -503,7 +504,8 @@ TEST(Decode, MultichannelDownmix) {
     std::vector<float> x(frames * 3);
     const double freq[3] = {300, 700, 1100};
     for (int i = 0; i < frames; ++i)
-      for (int ch = 0; ch < 3; ++ch) x[i * 3 + ch] = static_cast<float>(0.3 * std::sin(2 * M_PI * freq[ch] * i / 48000));
+      for (int ch = 0; ch < 3; ++ch)
+        x[i * 3 + ch] = static_cast<float>(0.3 * std::sin(2 * M_PI * freq[ch] * i / 48000));
     const auto bytes = encode(x, 3, 48000, "-c:a libvorbis", "3ch.ogg", kFL | kFR | kFC);
     ASSERT_FALSE(bytes.empty());
     const Waveform w = decode_memory(bytes.data(), bytes.size(), "3ch.ogg");
@@ -615,9 +617,10 @@ TEST(Decode, CorruptVariantsNeverCrash) {
   {
     Scratch s;
     s.write("in.wav", read_bytes(kAudio + "mix_pcm16.wav"));
-    for (const auto& [file, args] : std::vector<std::pair<std::string, std::string>>{
-             {"mix.mp3", "-c:a libmp3lame"}, {"mix.m4a", "-c:a aac"}, {"mix.opus", "-c:a libopus"},
-             {"mix.webm", "-c:a libopus"}}) {
+    for (const auto& [file, args] : std::vector<std::pair<std::string, std::string>>{{"mix.mp3", "-c:a libmp3lame"},
+                                                                                     {"mix.m4a", "-c:a aac"},
+                                                                                     {"mix.opus", "-c:a libopus"},
+                                                                                     {"mix.webm", "-c:a libopus"}}) {
       files.emplace_back(file, s.ffmpeg("in.wav", args, file));
       ASSERT_FALSE(files.back().second.empty()) << file;
     }
@@ -627,7 +630,8 @@ TEST(Decode, CorruptVariantsNeverCrash) {
   size_t largest = 0;
   for (const auto& [file, good] : files) {
     std::vector<std::vector<uint8_t>> variants;
-    for (size_t len = 0; len < 96 && len < good.size(); len += 3) variants.emplace_back(good.begin(), good.begin() + len);
+    for (size_t len = 0; len < 96 && len < good.size(); len += 3)
+      variants.emplace_back(good.begin(), good.begin() + len);
     for (int k = 0; k < 12; ++k) variants.emplace_back(good.begin(), good.begin() + rng() % good.size());
     for (int k = 0; k < 60; ++k) {
       auto v = good;

@@ -93,7 +93,9 @@ ClapFeatureConfig ClapFeatureConfig::parse(const std::string& json_text, const s
   return config_from_json(io::parse_json(json_text, where), where);
 }
 
-ClapFeatureConfig ClapFeatureConfig::load(const std::string& path) { return config_from_json(io::load_json(path), path); }
+ClapFeatureConfig ClapFeatureConfig::load(const std::string& path) {
+  return config_from_json(io::load_json(path), path);
+}
 
 ClapFeatureExtractor::ClapFeatureExtractor(const ClapFeatureConfig& config) : config_(config) {
   const int bins = config.fft_window_size / 2 + 1;

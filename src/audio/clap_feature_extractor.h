@@ -39,7 +39,7 @@ namespace zeroshot::audio {
 
 struct ClapFeatureConfig {
   int sampling_rate = 48000;
-  int feature_size = 64;      // mel bins
+  int feature_size = 64;  // mel bins
   int fft_window_size = 1024;
   int hop_length = 480;
   int max_length_s = 10;

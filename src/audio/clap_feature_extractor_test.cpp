@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -261,8 +261,7 @@ TEST(ClapFeatureExtractor, RandomCropsFollowNumpy) {
   const auto b = extractor(true).extract(l.samples.data(), l.samples.size(), stream);
   EXPECT_EQ((std::vector<int64_t>{a.front, a.middle, a.back}), (std::vector<int64_t>{175, 697, 1026}));
   EXPECT_EQ((std::vector<int64_t>{b.front, b.middle, b.back}), (std::vector<int64_t>{67, 712, 1408}));
-  EXPECT_THROW(extractor(true).extract(l.samples.data(), l.samples.size(), CropMode::Random, uint64_t{1} << 32),
-               Error);
+  EXPECT_THROW(extractor(true).extract(l.samples.data(), l.samples.size(), CropMode::Random, uint64_t{1} << 32), Error);
 }
 
 // The crops hold what they claim: the rand_trunc window is the exact-length path on that window, and the fusion
@@ -283,8 +282,8 @@ TEST(ClapFeatureExtractor, RandomCropsSelectTheRightData) {
   ASSERT_EQ(full.size(), 2501u * 64);
   const int64_t starts[3] = {f.front, f.middle, f.back};
   for (int k = 0; k < 3; ++k)
-    EXPECT_TRUE(std::equal(f.data.begin() + (k + 1) * plane, f.data.begin() + (k + 2) * plane,
-                           full.begin() + starts[k] * 64))
+    EXPECT_TRUE(
+        std::equal(f.data.begin() + (k + 1) * plane, f.data.begin() + (k + 2) * plane, full.begin() + starts[k] * 64))
         << k;
 }
 
@@ -332,7 +331,8 @@ TEST(ClapFeatureExtractor, ThreadSafe) {
 TEST(ClapFeatureExtractor, ShortClipIsLongerOption) {
   const Waveform w = decode_file(kAudio + "tone_440hz_3s.wav");
   EXPECT_TRUE(extractor(true).extract(w.samples.data(), w.samples.size()).is_longer);
-  EXPECT_FALSE(extractor(true).extract(w.samples.data(), w.samples.size(), CropMode::Deterministic, 0, false).is_longer);
+  EXPECT_FALSE(
+      extractor(true).extract(w.samples.data(), w.samples.size(), CropMode::Deterministic, 0, false).is_longer);
   EXPECT_FALSE(extractor(false).extract(w.samples.data(), w.samples.size()).is_longer);
   const Waveform c = decode_file(kAudio + "len_10s_plus_240.wav");  // T == 1001: 4 copies, not longer
   const auto f = extractor(true).extract(c.samples.data(), c.samples.size(), CropMode::Deterministic, 0, false);
@@ -379,10 +379,11 @@ TEST(ClapFeatureExtractor, Speed) {
   const double lo = ms_per_call([&] { extractor(true).extract(l.samples.data(), l.samples.size()); }, 5);
   const double dec = ms_per_call([&] { decode_file(kAudio + "exact_10s.wav"); }, 10);
   const double res = ms_per_call([&] { decode_file(kAudio + "resample_44k1.wav"); }, 10);
-  std::printf("[speed] thread CPU time, best of n: front end per 10 s clip: rand_trunc %.2f ms, fusion %.2f ms; "
-              "3 s clip (repeatpad) %.2f ms; 25 s clip fusion %.2f ms; decode 10 s PCM16 WAV %.2f ms; decode + "
-              "resample 3 s 44.1 kHz WAV %.2f ms\n",
-              rt, fu, sh, lo, dec, res);
+  std::printf(
+      "[speed] thread CPU time, best of n: front end per 10 s clip: rand_trunc %.2f ms, fusion %.2f ms; "
+      "3 s clip (repeatpad) %.2f ms; 25 s clip fusion %.2f ms; decode 10 s PCM16 WAV %.2f ms; decode + "
+      "resample 3 s 44.1 kHz WAV %.2f ms\n",
+      rt, fu, sh, lo, dec, res);
 }
 
 }  // namespace

@@ -20,7 +20,8 @@ int64_t NumpyRandom::randint(int64_t low, int64_t high) {
   uint64_t v;
   if (rng <= 0xFFFFFFFFull) {
     if (rng == 0xFFFFFFFFull) return low + static_cast<int64_t>(mt_());
-    do v = mt_() & mask; while (v > rng);
+    do v = mt_() & mask;
+    while (v > rng);
   } else {
     do {
       const uint64_t hi = mt_();

@@ -47,7 +47,7 @@ TEST(LabelCacheFile, RoundTripAndHeaderChecks) {
   const std::string path = label_cache_path(dir.str(), kKey);
   const auto data = ramp(3 * 8, 1.f);
   std::vector<float> out;
-  EXPECT_FALSE(load_label_embeddings(path, kKey, 3, 8, &out));  // absent
+  EXPECT_FALSE(load_label_embeddings(path, kKey, 3, 8, &out));         // absent
   ASSERT_TRUE(store_label_embeddings(path, kKey, 3, 8, data.data()));  // creates the folders
   ASSERT_TRUE(load_label_embeddings(path, kKey, 3, 8, &out));
   EXPECT_EQ(out, data);
@@ -217,7 +217,8 @@ TEST(LabelCacheClassifier, HitAfterMissWithIdenticalEmbeddings) {
   EXPECT_TRUE(ZeroShotClassifier(*again, labels, templates, on).label_embeddings_cached());
 
   // Other labels, templates or model: other entries.
-  EXPECT_FALSE(ZeroShotClassifier(*model, std::vector<std::string>{"a cat", "a dog"}, templates, on).label_embeddings_cached());
+  EXPECT_FALSE(
+      ZeroShotClassifier(*model, std::vector<std::string>{"a cat", "a dog"}, templates, on).label_embeddings_cached());
   EXPECT_FALSE(ZeroShotClassifier(*model, labels, {"a photo of {}."}, on).label_embeddings_cached());
   auto other = Model::load(fixture_model("clip-tiny-gelu-f16"));
   const ZeroShotClassifier other_model(*other, labels, templates, on);

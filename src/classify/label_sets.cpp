@@ -24,9 +24,9 @@ const std::map<std::string, LabelSet>& sets() {
   static std::map<std::string, LabelSet> table;
   static std::once_flag once;
   std::call_once(once, [] {
-    io::Json j = io::parse_json(
-        std::string(reinterpret_cast<const char*>(zeroshot_prompts_json), zeroshot_prompts_json_size),
-        "built-in zero_shot_prompts.json");
+    io::Json j =
+        io::parse_json(std::string(reinterpret_cast<const char*>(zeroshot_prompts_json), zeroshot_prompts_json_size),
+                       "built-in zero_shot_prompts.json");
     for (auto it = j["datasets"].begin(); it != j["datasets"].end(); ++it) {
       LabelSet s;
       s.name = it.key();
@@ -37,7 +37,8 @@ const std::map<std::string, LabelSet>& sets() {
         else s.classes.push_back(c.get<std::vector<std::string>>());
       }
       s.templates = d["templates"].get<std::vector<std::string>>();
-      if (d.contains("templates_selected7")) s.templates_selected = d["templates_selected7"].get<std::vector<std::string>>();
+      if (d.contains("templates_selected7"))
+        s.templates_selected = d["templates_selected7"].get<std::vector<std::string>>();
       table.emplace(lower(s.name), std::move(s));
     }
   });

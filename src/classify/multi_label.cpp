@@ -101,8 +101,7 @@ std::vector<TagLabel> parse_tag_labels(const std::string& text, const std::strin
     }
     // Trailing empty columns (a stray TAB at the end) mean nothing.
     while (cols.size() > 1 && cols.back().empty()) cols.pop_back();
-    if (cols.size() > 3)
-      throw Error(where, "too many TAB-separated columns (label, threshold, negative)");
+    if (cols.size() > 3) throw Error(where, "too many TAB-separated columns (label, threshold, negative)");
     TagLabel l;
     l.name = cols[0];
     l.line = line_no;

@@ -1,11 +1,11 @@
 #include "classify/policy.h"
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <toml++/toml.h>
 
 #include "classify/zero_shot.h"
 #include "zeroshot/error.h"
@@ -20,7 +20,8 @@ std::string shown(std::string_view s) {
   for (size_t i = 0; i < s.size() && i < 80; ++i) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c == '\n') out += "\\n";
-    else if (c < 0x20 || c == 0x7f) out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
+    else if (c < 0x20 || c == 0x7f)
+      out += "\\x" + std::string(1, "0123456789abcdef"[c >> 4]) + "0123456789abcdef"[c & 15];
     else out += static_cast<char>(c);
   }
   if (s.size() > 80) out += "...";
@@ -49,7 +50,8 @@ const char* type_name(const toml::node& n) {
 // Reads the keys of one table (the top level or a [[category]]) with errors at "<file>:<line>".
 class TableReader {
  public:
-  TableReader(const std::string& source, const toml::table& t, const char* what) : source_(source), t_(t), what_(what) {}
+  TableReader(const std::string& source, const toml::table& t, const char* what)
+      : source_(source), t_(t), what_(what) {}
 
   std::string at(const toml::source_region& r) const { return source_ + ":" + std::to_string(r.begin.line); }
   std::string at_table() const { return at(t_.source()); }
@@ -165,11 +167,12 @@ Policy parse_policy(const std::string& toml_text, const std::string& source) {
     const auto name = r.string("name");
     if (!name) throw Error(r.at_table(), "category without a name");
     c.name = *name;
-    if (c.name.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(r.at(ct.get("name")->source()), "empty category name");
+    if (c.name.find_first_not_of(" \t\r\n") == std::string::npos)
+      throw Error(r.at(ct.get("name")->source()), "empty category name");
     for (const auto& other : p.categories)
       if (other.name == c.name)
-        throw Error(r.at(ct.get("name")->source()),
-                    "category " + shown(c.name) + " is defined twice (first at line " + std::to_string(other.line) + ")");
+        throw Error(r.at(ct.get("name")->source()), "category " + shown(c.name) + " is defined twice (first at line " +
+                                                        std::to_string(other.line) + ")");
     c.description = r.string("description").value_or("");
     const auto prompts = r.strings("prompts");
     if (!prompts) throw Error(r.at_table(), "category " + shown(c.name) + " has no prompts");
@@ -188,7 +191,8 @@ Policy parse_policy(const std::string& toml_text, const std::string& source) {
         for (const auto& n : neutral_names()) c.negative_prompts.push_back(fill_template(kNeutralPromptTemplate, n));
       else c.negative_prompts = neutral_names();
     } else if (const toml::node* neg = ct.get("negative_prompts")) {
-      throw Error(r.at(neg->source()), "negative_prompts only apply to on = \"probability\" (category " + shown(c.name) + ")");
+      throw Error(r.at(neg->source()),
+                  "negative_prompts only apply to on = \"probability\" (category " + shown(c.name) + ")");
     }
 
     if (const auto t = r.number("threshold")) {

@@ -92,7 +92,8 @@ TEST(Policy, EveryMistakeIsOneLineNamingFileAndLine) {
   // Missing or empty prompts, names.
   EXPECT_EQ(error_of("[[category]]\nname = \"x\"\n"), "p.toml:1: category \"x\" has no prompts");
   EXPECT_EQ(error_of("[[category]]\nname = \"x\"\nprompts = []\n"), "p.toml:3: prompts is empty");
-  EXPECT_EQ(error_of("[[category]]\nname = \"x\"\nprompts = [\"a\", \" \"]\n"), "p.toml:3: prompts holds an empty string");
+  EXPECT_EQ(error_of("[[category]]\nname = \"x\"\nprompts = [\"a\", \" \"]\n"),
+            "p.toml:3: prompts holds an empty string");
   EXPECT_EQ(error_of("[[category]]\nprompts = [\"a\"]\n"), "p.toml:1: category without a name");
   EXPECT_EQ(error_of("[[category]]\nname = \"\"\nprompts = [\"a\"]\n"), "p.toml:2: empty category name");
   EXPECT_EQ(error_of(ok_cat + ok_cat), "p.toml:5: category \"x\" is defined twice (first at line 1)");
@@ -103,16 +104,21 @@ TEST(Policy, EveryMistakeIsOneLineNamingFileAndLine) {
             "p.toml:3: prompts must be an array of strings, but holds an integer");
   EXPECT_EQ(error_of("[[category]]\nname = 7\nprompts = [\"a\"]\n"), "p.toml:2: name must be a string, not an integer");
   EXPECT_EQ(error_of(ok_cat + "threshold = \"high\"\n"), "p.toml:4: threshold must be a number, not a string");
-  EXPECT_EQ(error_of(ok_cat + "on = \"sigmoid\"\n"), "p.toml:4: on must be \"probability\" or \"cosine\", not \"sigmoid\"");
+  EXPECT_EQ(error_of(ok_cat + "on = \"sigmoid\"\n"),
+            "p.toml:4: on must be \"probability\" or \"cosine\", not \"sigmoid\"");
   EXPECT_EQ(error_of("[category]\nname = \"x\"\nprompts = [\"a\"]\n"),
             "p.toml:1: category must be an array of tables: write each as [[category]]");
   // Thresholds out of range, per score.
-  EXPECT_EQ(error_of(ok_cat + "threshold = 1.5\n"), "p.toml:4: threshold must be between 0 and 1 for a probability score");
-  EXPECT_EQ(error_of(ok_cat + "threshold = -0.1\n"), "p.toml:4: threshold must be between 0 and 1 for a probability score");
-  EXPECT_EQ(error_of(ok_cat + "threshold = nan\n"), "p.toml:4: threshold must be between 0 and 1 for a probability score");
+  EXPECT_EQ(error_of(ok_cat + "threshold = 1.5\n"),
+            "p.toml:4: threshold must be between 0 and 1 for a probability score");
+  EXPECT_EQ(error_of(ok_cat + "threshold = -0.1\n"),
+            "p.toml:4: threshold must be between 0 and 1 for a probability score");
+  EXPECT_EQ(error_of(ok_cat + "threshold = nan\n"),
+            "p.toml:4: threshold must be between 0 and 1 for a probability score");
   EXPECT_EQ(error_of(ok_cat + "on = \"cosine\"\nthreshold = -2\n"),
             "p.toml:5: threshold must be between -1 and 1 for a cosine score");
-  EXPECT_EQ(error_of("threshold = 3\n" + ok_cat), "p.toml:1: threshold must be between 0 and 1 for a probability score");
+  EXPECT_EQ(error_of("threshold = 3\n" + ok_cat),
+            "p.toml:1: threshold must be between 0 and 1 for a probability score");
   EXPECT_EQ(error_of(ok_cat + "on = \"cosine\"\n"),
             "p.toml:1: category \"x\" scores on cosine and needs a threshold (cosines must be calibrated per model)");
   EXPECT_EQ(error_of(ok_cat + "on = \"cosine\"\nthreshold = 0.3\nnegative_prompts = [\"b\"]\n"),

@@ -42,7 +42,8 @@ void walk_template(const std::string& t, Out out, Field field) {
 
 void validate_template(const std::string& tmpl) {
   int fields = 0;
-  walk_template(tmpl, [](char) {}, [&] { ++fields; });
+  walk_template(
+      tmpl, [](char) {}, [&] { ++fields; });
   if (fields == 0) throw Error("template \"" + tmpl + "\"", "has no \"{}\" where the label goes");
 }
 
@@ -50,7 +51,8 @@ std::string fill_template(const std::string& tmpl, const std::string& label) {
   validate_template(tmpl);
   std::string s;
   s.reserve(tmpl.size() + label.size());
-  walk_template(tmpl, [&](char c) { s.push_back(c); }, [&] { s += label; });
+  walk_template(
+      tmpl, [&](char c) { s.push_back(c); }, [&] { s += label; });
   return s;
 }
 
@@ -125,8 +127,7 @@ std::vector<float> zero_shot_sigmoid(const float* x, const float* label_embeds, 
   return p;
 }
 
-std::vector<LabelScore> rank(const std::vector<std::string>& labels, const std::vector<float>& scores,
-                             size_t top_k) {
+std::vector<LabelScore> rank(const std::vector<std::string>& labels, const std::vector<float>& scores, size_t top_k) {
   std::vector<size_t> order(labels.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] > scores[b]; });

@@ -224,8 +224,7 @@ Dataset read_folder(const std::string& path, const ReadOptions& opt) {
   for (const auto& dir : dirs) {
     const std::string id = dir.filename().string();
     const auto files = images_under(dir);
-    if (files.empty())
-      throw Error(dir.string(), "class folder has no image files (every class needs at least one)");
+    if (files.empty()) throw Error(dir.string(), "class folder has no image files (every class needs at least one)");
     const int k = static_cast<int>(d.classes.size());
     d.classes.push_back({id, {mapped_name(map, opt.class_map, id, spaced(id))}});
     for (const auto& f : files) {
@@ -267,8 +266,10 @@ Dataset read_filename(const std::string& path, const ReadOptions& opt) {
       if (d.classes.size() >= kMaxClasses) throw Error(path, "more than 1 million classes");
       it = index.emplace(id, static_cast<int>(d.classes.size())).first;
       d.classes.push_back({id, {mapped_name(map, opt.class_map, id, spaced(parsed[i].rest))}});
-    } else if (prefix_is_id && map.empty() && d.classes[static_cast<size_t>(it->second)].names[0] != spaced(parsed[i].rest)) {
-      throw Error(files[i].string(), "class id " + id + " is named \"" + d.classes[static_cast<size_t>(it->second)].names[0] +
+    } else if (prefix_is_id && map.empty() &&
+               d.classes[static_cast<size_t>(it->second)].names[0] != spaced(parsed[i].rest)) {
+      throw Error(files[i].string(), "class id " + id + " is named \"" +
+                                         d.classes[static_cast<size_t>(it->second)].names[0] +
                                          "\" in another file name");
     }
     d.samples.push_back({files[i].string(), {it->second}, 0});
@@ -284,7 +285,8 @@ Dataset read_csv(const std::string& path, const ReadOptions& opt) {
   const ClassMap map = load_map(opt.class_map);
   const auto lines = read_lines(path);
   const std::string ext = lower(fs::path(path).extension().string());
-  const char delim = (ext == ".tsv" || (!lines.empty() && lines[0].second.find('\t') != std::string::npos)) ? '\t' : ',';
+  const char delim =
+      (ext == ".tsv" || (!lines.empty() && lines[0].second.find('\t') != std::string::npos)) ? '\t' : ',';
   const fs::path base = fs::path(path).parent_path();
 
   // Rows first (labels as text), then classes.
@@ -334,9 +336,9 @@ Dataset read_csv(const std::string& path, const ReadOptions& opt) {
         } else if (is_uint(l, &v) && static_cast<size_t>(v) < opt.classes.size()) {
           index.emplace(l, static_cast<int>(v));
         } else {
-          throw Error(path + ":" + std::to_string(r.line),
-                      "unknown label \"" + l + "\" (not among the " + std::to_string(opt.classes.size()) +
-                          " given labels, nor an index into them)");
+          throw Error(path + ":" + std::to_string(r.line), "unknown label \"" + l + "\" (not among the " +
+                                                               std::to_string(opt.classes.size()) +
+                                                               " given labels, nor an index into them)");
         }
       }
     }
@@ -394,7 +396,8 @@ Dataset read_esc50(const std::string& path, const ReadOptions& opt) {
     const auto f = split_row(lines[i].second, ',', where);
     if (f.size() < need) throw Error(where, "expected at least " + std::to_string(need) + " columns");
     long long fold = 0, target = 0;
-    if (!is_uint(f[c_fold], &fold) || fold < 1 || fold > 1000) throw Error(where, "fold \"" + f[c_fold] + "\" is not a number >= 1");
+    if (!is_uint(f[c_fold], &fold) || fold < 1 || fold > 1000)
+      throw Error(where, "fold \"" + f[c_fold] + "\" is not a number >= 1");
     if (!is_uint(f[c_target], &target) || target >= static_cast<long long>(kMaxClasses))
       throw Error(where, "target \"" + f[c_target] + "\" is not a class index");
     if (f[c_cat].empty()) throw Error(where, "empty category");
@@ -411,7 +414,8 @@ Dataset read_esc50(const std::string& path, const ReadOptions& opt) {
   const long long num = categories.rbegin()->first + 1;
   for (long long t = 0; t < num; ++t) {
     auto it = categories.find(t);
-    if (it == categories.end()) throw Error(meta, "no row has target " + std::to_string(t) + " (targets must be 0..N-1)");
+    if (it == categories.end())
+      throw Error(meta, "no row has target " + std::to_string(t) + " (targets must be 0..N-1)");
     const std::string id = std::to_string(t);
     d.classes.push_back({id, {mapped_name(map, opt.class_map, id, spaced(it->second))}});
   }

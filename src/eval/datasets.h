@@ -34,12 +34,12 @@ namespace zeroshot::eval {
 
 enum class Layout { Auto, Folder, Csv, Filename, Esc50 };
 
-const char* layout_name(Layout l);                 // "folder", "csv", "filename", "esc50"
-Layout parse_layout(const std::string& name);      // "auto" included; throws on an unknown name
+const char* layout_name(Layout l);             // "folder", "csv", "filename", "esc50"
+Layout parse_layout(const std::string& name);  // "auto" included; throws on an unknown name
 
 struct Class {
-  std::string id;                   // as the data names it: folder name, file-name class, CSV label, ESC-50 target
-  std::vector<std::string> names;   // names[0] is shown; every name is put in the prompts (synonyms)
+  std::string id;                  // as the data names it: folder name, file-name class, CSV label, ESC-50 target
+  std::vector<std::string> names;  // names[0] is shown; every name is put in the prompts (synonyms)
 };
 
 struct Sample {
@@ -49,7 +49,7 @@ struct Sample {
 };
 
 struct Dataset {
-  std::string source;       // the path given
+  std::string source;  // the path given
   Layout layout = Layout::Auto;
   std::string modality = "image";  // "image" or "audio" (ESC-50)
   std::vector<Class> classes;

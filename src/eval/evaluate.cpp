@@ -11,7 +11,8 @@
 
 namespace zeroshot::eval {
 
-std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& items, const std::string& default_template) {
+std::vector<TemplateSet> resolve_template_sets(const std::vector<std::string>& items,
+                                               const std::string& default_template) {
   std::vector<TemplateSet> sets;
   for (const auto& raw : items) {
     TemplateSet s;
@@ -69,7 +70,8 @@ std::vector<float> class_embeddings(const PromptPlan& plan, size_t set, const fl
   for (size_t k = 0; k < rows.size(); ++k) {
     gathered.resize(rows[k].size() * dim);
     for (size_t j = 0; j < rows[k].size(); ++j)
-      std::copy(prompt_embeds + rows[k][j] * dim, prompt_embeds + (rows[k][j] + 1) * dim, gathered.begin() + static_cast<std::ptrdiff_t>(j * dim));
+      std::copy(prompt_embeds + rows[k][j] * dim, prompt_embeds + (rows[k][j] + 1) * dim,
+                gathered.begin() + static_cast<std::ptrdiff_t>(j * dim));
     const std::vector<float> e = classify::ensemble_label_embeddings(gathered.data(), 1, rows[k].size(), dim);
     std::copy(e.begin(), e.end(), out.begin() + static_cast<std::ptrdiff_t>(k * dim));
   }
@@ -87,7 +89,8 @@ Embeddings embed_prompts(const PromptPlan& plan, const EmbedTextsFn& embed, size
                                         plan.prompts.begin() + static_cast<std::ptrdiff_t>(e));
     Embeddings got = embed(part);
     if (got.rows != part.size() || got.data.size() != got.rows * got.dim)
-      throw Error("text encoder", "returned " + std::to_string(got.rows) + " embeddings for " + std::to_string(part.size()) + " prompts");
+      throw Error("text encoder", "returned " + std::to_string(got.rows) + " embeddings for " +
+                                      std::to_string(part.size()) + " prompts");
     if (b == 0) {
       all.dim = got.dim;
       all.data.reserve(n * got.dim);
@@ -111,9 +114,10 @@ std::vector<float> cosine_scores(const float* inputs, size_t n, const float* cla
   return out;
 }
 
-Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated, std::vector<std::pair<size_t, std::string>> failed,
-                    const float* inputs, size_t dim, const std::vector<TemplateSet>& sets,
-                    const std::vector<std::vector<float>>& class_embeds, bool multi_label) {
+Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated,
+                    std::vector<std::pair<size_t, std::string>> failed, const float* inputs, size_t dim,
+                    const std::vector<TemplateSet>& sets, const std::vector<std::vector<float>>& class_embeds,
+                    bool multi_label) {
   if (class_embeds.size() != sets.size()) throw Error("evaluate", "one class embedding matrix per template set needed");
   const size_t K = data.classes.size();
   Evaluation ev;
@@ -164,7 +168,8 @@ nlohmann::ordered_json metrics_json(const SetResult& r, bool multi_label) {
   using J = nlohmann::ordered_json;
   auto num = [](double v) { return std::isfinite(v) ? J(v) : J(nullptr); };
   if (multi_label) return J{{"mean_average_precision", num(r.multi.mean_average_precision)}};
-  return J{{"acc1", num(r.single.acc1)}, {"acc5", num(r.single.acc5)},
+  return J{{"acc1", num(r.single.acc1)},
+           {"acc5", num(r.single.acc5)},
            {"mean_per_class_recall", num(r.single.mean_per_class_recall)}};
 }
 
@@ -191,7 +196,10 @@ nlohmann::ordered_json to_json(const Dataset& data, const Evaluation& ev, const 
     if (!r.folds.empty()) {
       J folds = J::array();
       for (const auto& [fold, m] : r.folds)
-        folds.push_back({{"fold", fold}, {"samples", m.samples}, {"acc1", num(m.acc1)}, {"acc5", num(m.acc5)},
+        folds.push_back({{"fold", fold},
+                         {"samples", m.samples},
+                         {"acc1", num(m.acc1)},
+                         {"acc5", num(m.acc5)},
                          {"mean_per_class_recall", num(m.mean_per_class_recall)}});
       s["per_fold"] = folds;
     }

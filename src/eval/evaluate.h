@@ -54,8 +54,8 @@ std::vector<float> cosine_scores(const float* inputs, size_t n, const float* cla
 
 struct SetResult {
   TemplateSet set;
-  SingleLabelMetrics single;  // single-label data sets
-  MultiLabelMetrics multi;    // multi-label data sets
+  SingleLabelMetrics single;                              // single-label data sets
+  MultiLabelMetrics multi;                                // multi-label data sets
   std::vector<std::pair<int, SingleLabelMetrics>> folds;  // single-label, when the samples carry folds (ESC-50)
 };
 
@@ -63,20 +63,21 @@ struct Evaluation {
   bool multi_label = false;
   std::vector<size_t> evaluated;  // indices into Dataset::samples that have an embedding, ascending
   std::vector<std::pair<size_t, std::string>> failed;  // (sample index, error) of the others
-  std::vector<SetResult> sets;    // sets[0] is the primary: its metrics are the top-level ones
+  std::vector<SetResult> sets;                         // sets[0] is the primary: its metrics are the top-level ones
 };
 
 // `inputs`: evaluated.size() x dim embeddings, row i for sample evaluated[i]; `class_embeds[s]` for sets[s].
 // multi_label: the data set's, or forced (every sample's labels are its positives). One set's evaluated x K score
 // matrix is held at a time (ImageNet's 50,000 x 1,000: 200 MB).
-Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated, std::vector<std::pair<size_t, std::string>> failed,
-                    const float* inputs, size_t dim, const std::vector<TemplateSet>& sets,
-                    const std::vector<std::vector<float>>& class_embeds, bool multi_label);
+Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated,
+                    std::vector<std::pair<size_t, std::string>> failed, const float* inputs, size_t dim,
+                    const std::vector<TemplateSet>& sets, const std::vector<std::vector<float>>& class_embeds,
+                    bool multi_label);
 
 // Facts about the run that go into the JSON and the report.
 struct RunInfo {
   std::string model;
-  std::string cache;  // the embedding store used ("" none)
+  std::string cache;                    // the embedding store used ("" none)
   size_t embedded = 0, from_cache = 0;  // inputs embedded now / read from the cache
   double seconds_total = 0, seconds_text = 0, seconds_inputs = 0;
 };

@@ -23,7 +23,8 @@ Embeddings fake_embed(const std::vector<std::string>& texts, size_t dim) {
   for (const auto& t : texts)
     for (size_t d = 0; d < dim; ++d) {
       float v = 0.1f * static_cast<float>(d + 1);
-      for (size_t i = 0; i < t.size(); ++i) v += static_cast<float>((static_cast<unsigned char>(t[i]) * (i + 3) * (d + 7)) % 97) / 97.f - 0.5f;
+      for (size_t i = 0; i < t.size(); ++i)
+        v += static_cast<float>((static_cast<unsigned char>(t[i]) * (i + 3) * (d + 7)) % 97) / 97.f - 0.5f;
       e.data.push_back(v);
     }
   return e;
@@ -72,8 +73,9 @@ TEST(Evaluate, PromptsAreSharedAndClassesEnsembleLikeTheClassifier) {
 
   const size_t dim = 5;
   std::vector<std::pair<size_t, size_t>> calls;
-  const Embeddings pe = embed_prompts(plan, [&](const std::vector<std::string>& t) { return fake_embed(t, dim); }, 4,
-                                      [&](size_t done, size_t total) { calls.emplace_back(done, total); });
+  const Embeddings pe = embed_prompts(
+      plan, [&](const std::vector<std::string>& t) { return fake_embed(t, dim); }, 4,
+      [&](size_t done, size_t total) { calls.emplace_back(done, total); });
   EXPECT_EQ(calls, (std::vector<std::pair<size_t, size_t>>{{4, 6}, {6, 6}}));
   const Embeddings whole = fake_embed(plan.prompts, dim);
   EXPECT_EQ(pe.data, whole.data);

@@ -51,7 +51,8 @@ struct MultiLabelMetrics {
 std::vector<int> top_k(const float* scores, size_t num_classes, size_t k);
 
 // targets[i] in [0, K). Throws zeroshot::Error on a target out of range or sizes that do not agree.
-SingleLabelMetrics single_label_metrics(const float* scores, size_t n, size_t num_classes, const std::vector<int>& targets);
+SingleLabelMetrics single_label_metrics(const float* scores, size_t n, size_t num_classes,
+                                        const std::vector<int>& targets);
 
 // labels[i]: the positive classes of sample i (any number, each in [0, K)).
 MultiLabelMetrics multi_label_metrics(const float* scores, size_t n, size_t num_classes,

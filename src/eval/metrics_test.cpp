@@ -16,7 +16,8 @@ namespace {
 std::vector<float> scores_for(const std::vector<int>& pred, size_t K) {
   std::vector<float> s(pred.size() * K);
   for (size_t i = 0; i < pred.size(); ++i)
-    for (size_t k = 0; k < K; ++k) s[i * K + k] = static_cast<int>(k) == pred[i] ? 1.f : 0.5f - 0.01f * static_cast<float>(k);
+    for (size_t k = 0; k < K; ++k)
+      s[i * K + k] = static_cast<int>(k) == pred[i] ? 1.f : 0.5f - 0.01f * static_cast<float>(k);
   return s;
 }
 
@@ -163,7 +164,9 @@ TEST(Metrics, RandomCasesAgreeWithBruteForce) {
     const auto ml = multi_label_metrics(s.data(), n, K, labels);
     double total = 0;
     for (size_t k = 0; k < K; ++k) {
-      auto pos = [&](size_t i) { return std::find(labels[i].begin(), labels[i].end(), static_cast<int>(k)) != labels[i].end(); };
+      auto pos = [&](size_t i) {
+        return std::find(labels[i].begin(), labels[i].end(), static_cast<int>(k)) != labels[i].end();
+      };
       auto srank = [&](size_t i) {
         size_t r = 1;
         for (size_t j = 0; j < n; ++j)

@@ -47,11 +47,14 @@ std::string sort_key(double v) { return std::isfinite(v) ? fmt("%.6f", v) : "-1"
 // A number cell with a proportional bar behind it.
 std::string bar_cell(double v) {
   if (!std::isfinite(v)) return "<td class=\"num\" data-v=\"-1\">&ndash;</td>";
-  return "<td class=\"num\" data-v=\"" + sort_key(v) + "\"><span class=\"bar\"><i style=\"width:" +
-         fmt("%.1f", 100 * std::clamp(v, 0.0, 1.0)) + "%\"></i></span>" + pct(v) + "</td>";
+  return "<td class=\"num\" data-v=\"" + sort_key(v) +
+         "\"><span class=\"bar\"><i style=\"width:" + fmt("%.1f", 100 * std::clamp(v, 0.0, 1.0)) + "%\"></i></span>" +
+         pct(v) + "</td>";
 }
 
-std::string count_cell(size_t v) { return "<td class=\"num\" data-v=\"" + std::to_string(v) + "\">" + std::to_string(v) + "</td>"; }
+std::string count_cell(size_t v) {
+  return "<td class=\"num\" data-v=\"" + std::to_string(v) + "\">" + std::to_string(v) + "</td>";
+}
 
 std::string shorten(const std::string& s, size_t n) {
   if (s.size() <= n) return s;
@@ -158,50 +161,59 @@ std::string heatmap(const Dataset& data, const SingleLabelMetrics& m) {
   for (const auto& c : data.classes) longest = std::max(longest, std::min<size_t>(c.names[0].size(), 26));
   const int text = static_cast<int>(static_cast<double>(longest) * font * 0.6);
   const int label_w = 16 + text, label_h = 16 + static_cast<int>(text * 0.87);
-  std::string s = "<div class=\"legend\"><span>correct<b style=\"background:linear-gradient(90deg," +
-                  cell_colour(true, 0.05) + "," + cell_colour(true, 1) + ")\"></b></span><span>confused<b style=\"background:linear-gradient(90deg," +
-                  cell_colour(false, 0.05) + "," + cell_colour(false, 1) +
-                  ")\"></b></span><span>colour: share of the true class's samples (rows: true class, columns: "
-                  "predicted)</span></div><div class=\"heat\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
-                  std::to_string(label_w + side + 2 + text / 2) + "\" height=\"" + std::to_string(label_h + side + 2) + "\">";
-  s += "<rect x=\"" + std::to_string(label_w) + "\" y=\"" + std::to_string(label_h) + "\" width=\"" + std::to_string(side) +
-       "\" height=\"" + std::to_string(side) + "\" fill=\"#f7f8fa\" stroke=\"#d0d5dd\"/>";
+  std::string s =
+      "<div class=\"legend\"><span>correct<b style=\"background:linear-gradient(90deg," + cell_colour(true, 0.05) +
+      "," + cell_colour(true, 1) + ")\"></b></span><span>confused<b style=\"background:linear-gradient(90deg," +
+      cell_colour(false, 0.05) + "," + cell_colour(false, 1) +
+      ")\"></b></span><span>colour: share of the true class's samples (rows: true class, columns: "
+      "predicted)</span></div><div class=\"heat\"><svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" +
+      std::to_string(label_w + side + 2 + text / 2) + "\" height=\"" + std::to_string(label_h + side + 2) + "\">";
+  s += "<rect x=\"" + std::to_string(label_w) + "\" y=\"" + std::to_string(label_h) + "\" width=\"" +
+       std::to_string(side) + "\" height=\"" + std::to_string(side) + "\" fill=\"#f7f8fa\" stroke=\"#d0d5dd\"/>";
   for (size_t k = 0; k < K; ++k) {
     const std::string name = html_escape(shorten(data.classes[k].names[0], 26));
     const int c = static_cast<int>(k) * cell + cell / 2;
     s += "<text x=\"" + std::to_string(label_w - 6) + "\" y=\"" + std::to_string(label_h + c) +
-         "\" text-anchor=\"end\" dominant-baseline=\"middle\" style=\"font-size:" + std::to_string(font) + "px\">" + name + "</text>";
+         "\" text-anchor=\"end\" dominant-baseline=\"middle\" style=\"font-size:" + std::to_string(font) + "px\">" +
+         name + "</text>";
     s += "<text transform=\"translate(" + std::to_string(label_w + c) + "," + std::to_string(label_h - 6) +
-         ") rotate(-60)\" dominant-baseline=\"middle\" style=\"font-size:" + std::to_string(font) + "px\">" + name + "</text>";
+         ") rotate(-60)\" dominant-baseline=\"middle\" style=\"font-size:" + std::to_string(font) + "px\">" + name +
+         "</text>";
     if (K <= 60 && k > 0) {  // faint grid lines when cells are large enough to read
-      const std::string p = std::to_string(label_w + static_cast<int>(k) * cell), q = std::to_string(label_h + static_cast<int>(k) * cell);
-      s += "<line x1=\"" + p + "\" y1=\"" + std::to_string(label_h) + "\" x2=\"" + p + "\" y2=\"" + std::to_string(label_h + side) +
-           "\" stroke=\"#eaecf0\"/><line x1=\"" + std::to_string(label_w) + "\" y1=\"" + q + "\" x2=\"" +
-           std::to_string(label_w + side) + "\" y2=\"" + q + "\" stroke=\"#eaecf0\"/>";
+      const std::string p = std::to_string(label_w + static_cast<int>(k) * cell),
+                        q = std::to_string(label_h + static_cast<int>(k) * cell);
+      s += "<line x1=\"" + p + "\" y1=\"" + std::to_string(label_h) + "\" x2=\"" + p + "\" y2=\"" +
+           std::to_string(label_h + side) + "\" stroke=\"#eaecf0\"/><line x1=\"" + std::to_string(label_w) +
+           "\" y1=\"" + q + "\" x2=\"" + std::to_string(label_w + side) + "\" y2=\"" + q + "\" stroke=\"#eaecf0\"/>";
     }
   }
   for (const auto& c : m.confusion) {
     const size_t support = m.per_class[static_cast<size_t>(c.truth)].support;
     const double f = support ? static_cast<double>(c.count) / static_cast<double>(support) : 0;
     const bool diag = c.truth == c.predicted;
-    s += "<rect x=\"" + std::to_string(label_w + c.predicted * cell) + "\" y=\"" + std::to_string(label_h + c.truth * cell) +
-         "\" width=\"" + std::to_string(cell) + "\" height=\"" + std::to_string(cell) + "\" fill=\"" + cell_colour(diag, f) +
-         "\"><title>" + html_escape(data.classes[static_cast<size_t>(c.truth)].names[0]) + " \xE2\x86\x92 " +
-         html_escape(data.classes[static_cast<size_t>(c.predicted)].names[0]) + ": " + std::to_string(c.count) + " of " +
-         std::to_string(support) + "</title></rect>";
+    s += "<rect x=\"" + std::to_string(label_w + c.predicted * cell) + "\" y=\"" +
+         std::to_string(label_h + c.truth * cell) + "\" width=\"" + std::to_string(cell) + "\" height=\"" +
+         std::to_string(cell) + "\" fill=\"" + cell_colour(diag, f) + "\"><title>" +
+         html_escape(data.classes[static_cast<size_t>(c.truth)].names[0]) + " \xE2\x86\x92 " +
+         html_escape(data.classes[static_cast<size_t>(c.predicted)].names[0]) + ": " + std::to_string(c.count) +
+         " of " + std::to_string(support) + "</title></rect>";
     if (cell >= 20)
       s += "<text x=\"" + std::to_string(label_w + c.predicted * cell + cell / 2) + "\" y=\"" +
-           std::to_string(label_h + c.truth * cell + cell / 2) + "\" text-anchor=\"middle\" dominant-baseline=\"middle\" style=\"font-size:" +
-           std::to_string(cell >= 30 ? 11 : 9) + "px;fill:" + (f > 0.55 ? "#fff" : "#1d2330") + "\">" + std::to_string(c.count) + "</text>";
+           std::to_string(label_h + c.truth * cell + cell / 2) +
+           "\" text-anchor=\"middle\" dominant-baseline=\"middle\" style=\"font-size:" +
+           std::to_string(cell >= 30 ? 11 : 9) + "px;fill:" + (f > 0.55 ? "#fff" : "#1d2330") + "\">" +
+           std::to_string(c.count) + "</text>";
   }
   return s + "</svg></div>";
 }
 
-std::string worst_pairs(const Dataset& data, const Evaluation& ev, const SingleLabelMetrics& m, const ReportOptions& opt) {
+std::string worst_pairs(const Dataset& data, const Evaluation& ev, const SingleLabelMetrics& m,
+                        const ReportOptions& opt) {
   const auto worst = worst_confused(m.confusion, opt.worst_pairs);
   if (worst.empty()) return "<p class=\"note\">No confusions: every evaluated sample was classified correctly.</p>";
-  std::string s = "<p class=\"note\">Pairs (true class \xE2\x86\x92 predicted class) by number of samples, each with one "
-                  "example.</p><div class=\"pairs\">";
+  std::string s =
+      "<p class=\"note\">Pairs (true class \xE2\x86\x92 predicted class) by number of samples, each with one "
+      "example.</p><div class=\"pairs\">";
   for (const auto& c : worst) {
     size_t example = ev.evaluated.size();
     for (size_t r = 0; r < ev.evaluated.size(); ++r)
@@ -219,7 +231,8 @@ std::string worst_pairs(const Dataset& data, const Evaluation& ev, const SingleL
     }
     s += "<div class=\"pair\"><div class=\"img\">" + img + "</div><div class=\"txt\"><span class=\"n\">" +
          std::to_string(c.count) + "&times;</span><span class=\"t\">" +
-         html_escape(data.classes[static_cast<size_t>(c.truth)].names[0]) + "</span><br>\xE2\x86\x92 <span class=\"p\">" +
+         html_escape(data.classes[static_cast<size_t>(c.truth)].names[0]) +
+         "</span><br>\xE2\x86\x92 <span class=\"p\">" +
          html_escape(data.classes[static_cast<size_t>(c.predicted)].names[0]) + "</span><div class=\"f\">" +
          html_escape(fs::path(path).filename().string()) + "</div></div></div>";
   }
@@ -232,14 +245,16 @@ std::string most_predicted(const Dataset& data, const SingleLabelMetrics& m, siz
   for (size_t k = 0; k < order.size(); ++k) order[k] = k;
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return m.per_class[a].predicted > m.per_class[b].predicted; });
-  std::string s = "<table><thead><tr><th>class</th><th class=\"num\">predicted</th><th class=\"num\">of which "
-                  "correct</th><th class=\"num\">share of all predictions</th><th class=\"num\">precision</th></tr>"
-                  "</thead><tbody>";
+  std::string s =
+      "<table><thead><tr><th>class</th><th class=\"num\">predicted</th><th class=\"num\">of which "
+      "correct</th><th class=\"num\">share of all predictions</th><th class=\"num\">precision</th></tr>"
+      "</thead><tbody>";
   for (size_t i = 0; i < std::min(limit, order.size()); ++i) {
     const ClassStats& c = m.per_class[order[i]];
     if (c.predicted == 0) break;
     s += "<tr><td>" + html_escape(data.classes[order[i]].names[0]) + "</td>" + count_cell(c.predicted) +
-         count_cell(c.correct) + bar_cell(static_cast<double>(c.predicted) / static_cast<double>(std::max<size_t>(m.samples, 1))) +
+         count_cell(c.correct) +
+         bar_cell(static_cast<double>(c.predicted) / static_cast<double>(std::max<size_t>(m.samples, 1))) +
          bar_cell(c.precision) + "</tr>";
   }
   return s + "</tbody></table>";
@@ -247,17 +262,18 @@ std::string most_predicted(const Dataset& data, const SingleLabelMetrics& m, siz
 
 std::string set_table(const Evaluation& ev) {
   std::string s = "<table><thead><tr><th>template set</th><th class=\"num\">templates</th>";
-  s += ev.multi_label ? "<th class=\"num\">mean average precision</th>"
-                      : "<th class=\"num\">top-1</th><th class=\"num\">top-5</th><th class=\"num\">mean per-class recall</th>";
+  s += ev.multi_label
+           ? "<th class=\"num\">mean average precision</th>"
+           : "<th class=\"num\">top-1</th><th class=\"num\">top-5</th><th class=\"num\">mean per-class recall</th>";
   s += "</tr></thead><tbody>";
   double best = -1;
   for (const auto& r : ev.sets) best = std::max(best, ev.multi_label ? r.multi.mean_average_precision : r.single.acc1);
   for (size_t i = 0; i < ev.sets.size(); ++i) {
     const auto& r = ev.sets[i];
     const double key = ev.multi_label ? r.multi.mean_average_precision : r.single.acc1;
-    s += std::string("<tr") + (key == best && ev.sets.size() > 1 ? " class=\"best\"" : "") + "><td>" + html_escape(r.set.name) +
-         (i == 0 ? " <span class=\"note\">(primary)</span>" : "") + "</td><td class=\"num\">" +
-         std::to_string(r.set.templates.size()) + "</td>";
+    s += std::string("<tr") + (key == best && ev.sets.size() > 1 ? " class=\"best\"" : "") + "><td>" +
+         html_escape(r.set.name) + (i == 0 ? " <span class=\"note\">(primary)</span>" : "") +
+         "</td><td class=\"num\">" + std::to_string(r.set.templates.size()) + "</td>";
     if (ev.multi_label) {
       s += bar_cell(r.multi.mean_average_precision);
     } else {
@@ -270,8 +286,8 @@ std::string set_table(const Evaluation& ev) {
 
 std::string class_table(const Dataset& data, const Evaluation& ev) {
   const SetResult& p = ev.sets[0];
-  const bool show_id = std::any_of(data.classes.begin(), data.classes.end(),
-                                   [](const Class& c) { return c.id != c.names[0]; });
+  const bool show_id =
+      std::any_of(data.classes.begin(), data.classes.end(), [](const Class& c) { return c.id != c.names[0]; });
   std::string s = "<div class=\"scroll\"><table class=\"sortable\"><thead><tr><th class=\"num\">#</th><th>class</th>";
   if (show_id) s += "<th>id</th>";
   s += ev.multi_label ? "<th class=\"num\">positives</th><th class=\"num\">average precision</th>"
@@ -286,7 +302,8 @@ std::string class_table(const Dataset& data, const Evaluation& ev) {
       s += count_cell(p.multi.positives[k]) + bar_cell(p.multi.average_precision[k]);
     } else {
       const ClassStats& c = p.single.per_class[k];
-      s += count_cell(c.support) + count_cell(c.predicted) + count_cell(c.correct) + bar_cell(c.precision) + bar_cell(c.recall);
+      s += count_cell(c.support) + count_cell(c.predicted) + count_cell(c.correct) + bar_cell(c.precision) +
+           bar_cell(c.recall);
     }
     s += "</tr>";
   }
@@ -302,13 +319,14 @@ std::string class_table(const Dataset& data, const Evaluation& ev) {
 std::string render_report(const Dataset& data, const Evaluation& ev, const RunInfo& info, const ReportOptions& opt) {
   if (ev.sets.empty()) throw Error("report", "nothing was evaluated");
   const SetResult& p = ev.sets[0];
-  const std::string title = fs::path(data.source).filename().string().empty() ? data.source
-                                                                              : fs::path(data.source).filename().string();
-  std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>zeroshot eval: " +
-                  html_escape(title) + "</title><style>" + kStyle + "</style></head><body><main>";
-  h += "<header><h1>Zero-shot evaluation: " + html_escape(title) + "</h1><div class=\"sub\">" + html_escape(data.source) +
-       " &middot; model " + html_escape(info.model) + "</div></header>";
+  const std::string title =
+      fs::path(data.source).filename().string().empty() ? data.source : fs::path(data.source).filename().string();
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+      "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>zeroshot eval: " +
+      html_escape(title) + "</title><style>" + kStyle + "</style></head><body><main>";
+  h += "<header><h1>Zero-shot evaluation: " + html_escape(title) + "</h1><div class=\"sub\">" +
+       html_escape(data.source) + " &middot; model " + html_escape(info.model) + "</div></header>";
 
   // Headline numbers.
   h += "<div class=\"cards\">";
@@ -318,7 +336,8 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
     h += card("top-1 accuracy", pct(p.single.acc1)) + card("top-5 accuracy", pct(p.single.acc5)) +
          card("mean per-class recall", pct(p.single.mean_per_class_recall));
   }
-  h += card("evaluated", std::to_string(ev.evaluated.size()) + " <small>of " + std::to_string(data.samples.size()) + "</small>");
+  h += card("evaluated",
+            std::to_string(ev.evaluated.size()) + " <small>of " + std::to_string(data.samples.size()) + "</small>");
   h += card("classes", std::to_string(data.classes.size()));
   h += "</div>";
 
@@ -330,7 +349,8 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
   kv("model", "<code>" + html_escape(info.model) + "</code>");
   kv("primary templates", html_escape(p.set.name) + " (" + std::to_string(p.set.templates.size()) + ")");
   std::string inputs = std::to_string(info.embedded) + " embedded";
-  if (!info.cache.empty()) inputs += ", " + std::to_string(info.from_cache) + " from the cache <code>" + html_escape(info.cache) + "</code>";
+  if (!info.cache.empty())
+    inputs += ", " + std::to_string(info.from_cache) + " from the cache <code>" + html_escape(info.cache) + "</code>";
   kv("inputs", inputs);
   kv("time", fmt("%.1f s", info.seconds_total) + " (text " + fmt("%.1f s", info.seconds_text) + ", inputs " +
                  fmt("%.1f s", info.seconds_inputs) + ")");
@@ -340,7 +360,8 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
 
   if (ev.sets.size() > 1) {
     h += "<h2>Template sets</h2><p class=\"note\">Same input embeddings, class embeddings from each set of prompt "
-         "templates; <i>ensemble</i> averages all of them. The details below are for the primary set.</p>" + set_table(ev);
+         "templates; <i>ensemble</i> averages all of them. The details below are for the primary set.</p>" +
+         set_table(ev);
   }
 
   if (!ev.multi_label && !p.folds.empty()) {
@@ -353,7 +374,8 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
   }
 
   if (!ev.failed.empty()) {
-    h += "<h2>Unreadable inputs (" + std::to_string(ev.failed.size()) + ")</h2><p class=\"note\">Left out of every "
+    h += "<h2>Unreadable inputs (" + std::to_string(ev.failed.size()) +
+         ")</h2><p class=\"note\">Left out of every "
          "metric.</p><ul>";
     for (const auto& [i, e] : ev.failed) h += "<li class=\"err\">" + html_escape(e) + "</li>";
     h += "</ul>";
@@ -362,7 +384,8 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
   if (!ev.multi_label) {
     h += "<h2>Worst-confused pairs</h2>" + worst_pairs(data, ev, p.single, opt);
     h += "<h2>Most-predicted classes</h2><p class=\"note\">The classes that take the most top-1 predictions; a class "
-         "far above its share attracts errors.</p>" + most_predicted(data, p.single, 10);
+         "far above its share attracts errors.</p>" +
+         most_predicted(data, p.single, 10);
     h += "<h2>Confusion matrix</h2>";
     if (data.classes.size() <= opt.max_heatmap_classes) {
       h += heatmap(data, p.single);
@@ -380,7 +403,8 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
                        : "") +
        "Click a column to sort.</p>" + class_table(data, ev);
   h += "<footer>zeroshot eval &middot; metrics as in CLIP_benchmark (acc1, acc5, mean_per_class_recall, "
-       "mean_average_precision)</footer></main><script>" + std::string(kScript) + "</script></body></html>\n";
+       "mean_average_precision)</footer></main><script>" +
+       std::string(kScript) + "</script></body></html>\n";
   return h;
 }
 

@@ -23,7 +23,8 @@ struct ReportOptions {
 };
 
 // The page as a string (thumbnails decoded from the samples' files).
-std::string render_report(const Dataset& data, const Evaluation& ev, const RunInfo& info, const ReportOptions& opt = {});
+std::string render_report(const Dataset& data, const Evaluation& ev, const RunInfo& info,
+                          const ReportOptions& opt = {});
 
 // Writes render_report() to `path` (through a temporary file renamed into place). Throws zeroshot::Error naming it.
 void write_report(const std::string& path, const Dataset& data, const Evaluation& ev, const RunInfo& info,

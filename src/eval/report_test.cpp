@@ -100,7 +100,9 @@ TEST(Report, ThumbnailsOfFixtureImages) {
   EXPECT_EQ(thumbnail_data_uri(images + "does_not_exist.png", 64), "");
 }
 
-TEST(Report, HtmlEscape) { EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"); }
+TEST(Report, HtmlEscape) {
+  EXPECT_EQ(html_escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+}
 
 TEST(Report, PageSections) {
   const std::string img = std::string(ZEROSHOT_FIXTURES) + "/images/coffee.png";
@@ -115,7 +117,7 @@ TEST(Report, PageSections) {
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_EQ(count(html, "class=\"pair\""), 2u);
   EXPECT_EQ(count(html, "data:image/jpeg;base64,"), 2u);
-  EXPECT_NE(html.find("50.00%"), std::string::npos);  // top-1: 3 of 6
+  EXPECT_NE(html.find("50.00%"), std::string::npos);                         // top-1: 3 of 6
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // nothing fetched from elsewhere
   EXPECT_EQ(html.find("https://"), std::string::npos);
 

@@ -15,9 +15,7 @@ namespace zeroshot::image::detail {
 namespace {
 
 uint32_t u16(const uint8_t* p) { return p[0] | (p[1] << 8); }
-uint32_t u32(const uint8_t* p) {
-  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
+uint32_t u32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
 
 // How 4 bytes (or 2, 3) of a pixel become RGB; named after Pillow's rawmodes.
 enum class Layout { Palette, BGR15, BGR16, BGR, BGRX, XBGR, ABGR, RGBA, BGRA };
@@ -69,7 +67,9 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
 
   Layout layout;
   switch (bits) {
-    case 1: case 4: case 8: layout = Layout::Palette; break;
+    case 1:
+    case 4:
+    case 8: layout = Layout::Palette; break;
     case 16: layout = Layout::BGR15; break;
     case 24: layout = Layout::BGR; break;
     case 32: layout = Layout::BGRX; break;
@@ -100,7 +100,8 @@ Decoded decode_bmp(const uint8_t* data, size_t size, const std::string& name, co
   for (int i = 0; i < 256; ++i) palette[i][0] = palette[i][1] = palette[i][2] = static_cast<uint8_t>(i);
   bool gray_ramp = false;
   if (layout == Layout::Palette) {
-    if (colors == 0 || colors > 65536) throw Error(name, "BMP: unsupported palette size (" + std::to_string(colors) + ")");
+    if (colors == 0 || colors > 65536)
+      throw Error(name, "BMP: unsupported palette size (" + std::to_string(colors) + ")");
     // Entries are BGR(X); a palette cut short by the end of the file keeps the default entries (as Pillow).
     const size_t avail = pos < size ? (size - pos) / padding : 0;
     const size_t n = std::min<size_t>({colors, 256, avail});

@@ -30,7 +30,7 @@ struct JpegState {
   std::jmp_buf jump{};
   char message[JMSG_LENGTH_MAX]{};
   bool created = false;
-  std::vector<JSAMPROW> rows;       // output rows
+  std::vector<JSAMPROW> rows;  // output rows
   ~JpegState() {
     if (created) jpeg_destroy_decompress(&cinfo);
   }

@@ -29,7 +29,7 @@ struct PngState {
   size_t size = 0;
   size_t pos = 0;
   char message[256] = {0};
-  std::vector<uint8_t> buffer;       // 16-bit gray rows before conversion to int32
+  std::vector<uint8_t> buffer;  // 16-bit gray rows before conversion to int32
   std::vector<png_bytep> rows;
   ~PngState() {
     if (png) png_destroy_read_struct(&png, info ? &info : nullptr, nullptr);
@@ -140,9 +140,7 @@ bool png_core(PngState* s, const std::string& name, const DecodeOptions& opt, De
     case PNG_COLOR_TYPE_PALETTE: mode = PilMode::P; break;
     case PNG_COLOR_TYPE_RGB: mode = PilMode::RGB; break;
     case PNG_COLOR_TYPE_RGB_ALPHA: mode = PilMode::RGBA; break;
-    default:
-      std::snprintf(s->message, sizeof s->message, "unsupported color type %d", color);
-      return false;
+    default: std::snprintf(s->message, sizeof s->message, "unsupported color type %d", color); return false;
   }
   const size_t rowbytes = png_get_rowbytes(s->png, s->info);
   allocate(out->image, static_cast<int>(w), static_cast<int>(h), mode);

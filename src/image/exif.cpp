@@ -56,8 +56,7 @@ int exif_orientation(const std::vector<uint8_t>& exif) {
     case EXIF_FORMAT_SBYTE:
       if (e->size >= 1) return e->data[0];
       break;
-    default:
-      break;
+    default: break;
   }
   return 0;
 }

@@ -24,8 +24,9 @@ void check_size(int64_t width, int64_t height, const std::string& name, const De
   // Both are below 2^32 here in every caller, so the product cannot overflow 64 bits.
   const uint64_t pixels = static_cast<uint64_t>(width) * static_cast<uint64_t>(height);
   if (width > 0x7fffffff || height > 0x7fffffff || pixels > opt.max_pixels)
-    throw Error(name, "image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels exceeds the limit of " +
-                          std::to_string(opt.max_pixels) + " pixels (possible decompression bomb)");
+    throw Error(name, "image of " + std::to_string(width) + "x" + std::to_string(height) +
+                          " pixels exceeds the limit of " + std::to_string(opt.max_pixels) +
+                          " pixels (possible decompression bomb)");
 }
 
 void allocate(PilImage& img, int width, int height, PilMode mode) {
@@ -61,13 +62,28 @@ PilImage apply_orientation(PilImage img, int orientation) {
       for (int x = 0; x < out.width; ++x) {
         int sx = x, sy = y;
         switch (orientation) {
-          case 2: sx = w - 1 - x; break;                  // FLIP_LEFT_RIGHT
-          case 3: sx = w - 1 - x; sy = h - 1 - y; break;  // ROTATE_180
-          case 4: sy = h - 1 - y; break;                  // FLIP_TOP_BOTTOM
-          case 5: sx = y; sy = x; break;                  // TRANSPOSE
-          case 6: sx = y; sy = h - 1 - x; break;          // ROTATE_270 (90 degrees clockwise)
-          case 7: sx = w - 1 - y; sy = h - 1 - x; break;  // TRANSVERSE
-          case 8: sx = w - 1 - y; sy = x; break;          // ROTATE_90 (90 degrees counter-clockwise)
+          case 2: sx = w - 1 - x; break;  // FLIP_LEFT_RIGHT
+          case 3:
+            sx = w - 1 - x;
+            sy = h - 1 - y;
+            break;                        // ROTATE_180
+          case 4: sy = h - 1 - y; break;  // FLIP_TOP_BOTTOM
+          case 5:
+            sx = y;
+            sy = x;
+            break;  // TRANSPOSE
+          case 6:
+            sx = y;
+            sy = h - 1 - x;
+            break;  // ROTATE_270 (90 degrees clockwise)
+          case 7:
+            sx = w - 1 - y;
+            sy = h - 1 - x;
+            break;  // TRANSVERSE
+          case 8:
+            sx = w - 1 - y;
+            sy = x;
+            break;  // ROTATE_90 (90 degrees counter-clockwise)
         }
         std::memcpy(dst + (static_cast<size_t>(y) * out.width + x) * B, src + (static_cast<size_t>(sy) * w + sx) * B,
                     B);
@@ -126,7 +142,8 @@ PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& na
              starts_with(data, size, "II+\0", 4) || starts_with(data, size, "MM\0+", 4)) {
     d = detail::decode_tiff(data, size, name, opt);
   } else if (const Isobmff kind = isobmff_kind(data, size); kind != Isobmff::kNone) {
-    d = kind == Isobmff::kAvif ? detail::decode_avif(data, size, name, opt) : detail::decode_heif(data, size, name, opt);
+    d = kind == Isobmff::kAvif ? detail::decode_avif(data, size, name, opt)
+                               : detail::decode_heif(data, size, name, opt);
   } else {
     throw Error(name, "not a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF or AVIF file");
   }

@@ -1,9 +1,10 @@
 // Image decoding the way the Hugging Face pipeline loads a file with Pillow:
 // JPEG (libjpeg-turbo, Pillow's settings), PNG (libpng), WebP (libwebp), GIF (giflib, first frame), BMP, TIFF
 // (libtiff, first page, as Pillow), HEIC/HEIF (libheif, as the pillow-heif plugin) and AVIF (libavif, as the
-// pillow-avif-plugin); EXIF orientation applied (JPEG/PNG/WebP/TIFF; HEIF/AVIF apply their irot/imir boxes); then converted to RGB exactly as Pillow's Image.convert("RGB")
-// (L -> replicate, LA/RGBA -> drop alpha, P -> palette RGB, P with transparency -> palette RGB, 16-bit -> Pillow's
-// 8-bit rule, CMYK -> Pillow's conversion (Adobe inverted CMYK as Pillow reads it).
+// pillow-avif-plugin); EXIF orientation applied (JPEG/PNG/WebP/TIFF; HEIF/AVIF apply their irot/imir boxes); then
+// converted to RGB exactly as Pillow's Image.convert("RGB") (L -> replicate, LA/RGBA -> drop alpha, P -> palette RGB, P
+// with transparency -> palette RGB, 16-bit -> Pillow's 8-bit rule, CMYK -> Pillow's conversion (Adobe inverted CMYK as
+// Pillow reads it).
 //
 // Dimensions are read from the header and checked against `max_pixels` BEFORE any pixel buffer is allocated.
 // Every failure throws zeroshot::Error("<name>: <problem>") naming the file; nothing ever crashes.

@@ -78,8 +78,8 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path) {
       c.resize_height = get_size(s["height"], "size.height", path);
       c.resize_width = get_size(s["width"], "size.width", path);
     } else {
-      throw Error(path, "size: expected a number, {\"shortest_edge\": n} or {\"height\": h, \"width\": w}, got " +
-                            s.dump());
+      throw Error(path,
+                  "size: expected a number, {\"shortest_edge\": n} or {\"height\": h, \"width\": w}, got " + s.dump());
     }
   }
   // "crop_size": 224 (old style) or {"height": h, "width": w}.
@@ -113,13 +113,15 @@ ImageProcessorConfig ImageProcessorConfig::load(const std::string& path) {
       throw Error(path, "image_mean / image_std must be finite and image_std non-zero");
   }
   if (!c.do_center_crop && !(c.do_resize && c.resize_height > 0))
-    throw Error(path, "without center crop the output size would depend on the image (do_center_crop false with a "
-                      "shortest-edge resize or no resize): not supported");
+    throw Error(path,
+                "without center crop the output size would depend on the image (do_center_crop false with a "
+                "shortest-edge resize or no resize): not supported");
   return c;
 }
 
 RgbImage resize(const RgbImage& src, int width, int height, int resample) {
-  if (!detail::valid_filter(resample)) throw Error("resize", "unsupported resampling filter " + std::to_string(resample));
+  if (!detail::valid_filter(resample))
+    throw Error("resize", "unsupported resampling filter " + std::to_string(resample));
   if (src.width <= 0 || src.height <= 0 || src.pixels.size() != static_cast<size_t>(src.width) * src.height * 3)
     throw Error("resize", "empty or malformed image");
   if (width <= 0 || height <= 0) throw Error("resize", "invalid output size");
@@ -135,7 +137,8 @@ RgbImage resize(const RgbImage& src, int width, int height, int resample) {
 void ImageProcessor::preprocess(const RgbImage& img, float* out) const {
   if (img.width <= 0 || img.height <= 0 || img.pixels.size() != static_cast<size_t>(img.width) * img.height * 3)
     throw Error("preprocess", "empty or malformed image");
-  if (!detail::valid_filter(cfg_.resample)) throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
+  if (!detail::valid_filter(cfg_.resample))
+    throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
 
   // Size after resize (HF get_resize_output_image_size; Python's int(S * long / short) truncates a double).
   int rw = img.width, rh = img.height;

@@ -101,9 +101,19 @@ std::vector<uint8_t> make_png(int w, int h, const std::vector<uint8_t>& rgb, int
   ihdr.insert(ihdr.end(), {8, 2, 0, 0, 0});
   png_chunk(out, "IHDR", ihdr);
   if (orientation) {
-    std::vector<uint8_t> tiff = {'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1,  // header, IFD at 8 with 1 entry
-                                 0x01, 0x12, 0, 3, 0, 0, 0, 1,         // tag 0x0112, SHORT, count 1
-                                 0, static_cast<uint8_t>(orientation), 0, 0, 0, 0, 0, 0};
+    std::vector<uint8_t> tiff = {'M',  'M',
+                                 0,    42,
+                                 0,    0,
+                                 0,    8,
+                                 0,    1,  // header, IFD at 8 with 1 entry
+                                 0x01, 0x12,
+                                 0,    3,
+                                 0,    0,
+                                 0,    1,  // tag 0x0112, SHORT, count 1
+                                 0,    static_cast<uint8_t>(orientation),
+                                 0,    0,
+                                 0,    0,
+                                 0,    0};
     png_chunk(out, "eXIf", tiff);
   }
   std::vector<uint8_t> raw;
@@ -233,13 +243,13 @@ TEST(ImageDecode, EveryOrientationAsExifTranspose) {
     for (int y = 0; y < img.height; ++y) {
       for (int x = 0; x < img.width; ++x) {
         int sx = x, sy = y;
-        if (o == 2) sx = w - 1 - x;                              // mirror horizontal
-        if (o == 3) sx = w - 1 - x, sy = h - 1 - y;              // rotate 180
-        if (o == 4) sy = h - 1 - y;                              // mirror vertical
-        if (o == 5) sx = y, sy = x;                              // transpose
-        if (o == 6) sx = y, sy = h - 1 - x;                      // rotate 90 clockwise
-        if (o == 7) sx = w - 1 - y, sy = h - 1 - x;              // transverse
-        if (o == 8) sx = w - 1 - y, sy = x;                      // rotate 90 counter-clockwise
+        if (o == 2) sx = w - 1 - x;                  // mirror horizontal
+        if (o == 3) sx = w - 1 - x, sy = h - 1 - y;  // rotate 180
+        if (o == 4) sy = h - 1 - y;                  // mirror vertical
+        if (o == 5) sx = y, sy = x;                  // transpose
+        if (o == 6) sx = y, sy = h - 1 - x;          // rotate 90 clockwise
+        if (o == 7) sx = w - 1 - y, sy = h - 1 - x;  // transverse
+        if (o == 8) sx = w - 1 - y, sy = x;          // rotate 90 counter-clockwise
         const uint8_t* p = &img.pixels[(static_cast<size_t>(y) * img.width + x) * 3];
         EXPECT_EQ(p[0], sx) << x << "," << y;
         EXPECT_EQ(p[1], sy) << x << "," << y;
@@ -255,7 +265,8 @@ TEST(ImageDecode, BmpUncompressed) {
   std::vector<uint8_t> bgr;
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x)
-      bgr.insert(bgr.end(), {static_cast<uint8_t>(200 + y), static_cast<uint8_t>(100 + x), static_cast<uint8_t>(10 * x + y)});
+      bgr.insert(bgr.end(),
+                 {static_cast<uint8_t>(200 + y), static_cast<uint8_t>(100 + x), static_cast<uint8_t>(10 * x + y)});
   auto bmp = make_bmp(w, h, 24, bgr, {}, false);
   RgbImage img = decode_memory(bmp.data(), bmp.size(), "a.bmp");
   ASSERT_EQ(img.width, w);
@@ -271,7 +282,8 @@ TEST(ImageDecode, BmpUncompressed) {
   std::vector<uint8_t> idx, pal;
   for (int y = 0; y < h; ++y)
     for (int x = 0; x < w; ++x) idx.push_back(static_cast<uint8_t>((x + y) % 3));
-  for (int i = 0; i < 3; ++i) pal.insert(pal.end(), {static_cast<uint8_t>(90 + i), static_cast<uint8_t>(50 + i), static_cast<uint8_t>(i), 0});
+  for (int i = 0; i < 3; ++i)
+    pal.insert(pal.end(), {static_cast<uint8_t>(90 + i), static_cast<uint8_t>(50 + i), static_cast<uint8_t>(i), 0});
   bmp = make_bmp(w, h, 8, idx, pal, true);
   img = decode_memory(bmp.data(), bmp.size(), "p.bmp");
   for (int y = 0; y < h; ++y)
@@ -347,9 +359,9 @@ TEST(ImageDecode, ZeroSizeImagesRefused) {
   // BMP 0x2.
   expect_refused(make_bmp(0, 2, 24, {}, {}, false), "zero.bmp");
   // GIF with a 0x0 screen and a 0x0 frame.
-  const std::vector<uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 0, 0, 0, 0, 0, 0, 0,  // screen 0x0, no palette
-                                    0x2C, 0, 0, 0, 0, 0, 0, 0, 0, 0,                     // frame 0x0 at 0,0
-                                    2, 0, 0x3B};
+  const std::vector<uint8_t> gif = {'G',  'I', 'F', '8', '9', 'a', 0, 0, 0, 0, 0, 0, 0,  // screen 0x0, no palette
+                                    0x2C, 0,   0,   0,   0,   0,   0, 0, 0, 0,           // frame 0x0 at 0,0
+                                    2,    0,   0x3B};
   expect_refused(gif, "zero.gif");
   // Text and junk.
   const std::string text = "hello, not an image";
@@ -362,8 +374,8 @@ TEST(ImageDecode, CorruptVariantsDecodeOrThrow) {
   // Truncations and byte flips of good files: each must either decode to a consistent image or throw Error.
   std::mt19937 rng(12345);
   std::vector<std::pair<std::string, std::vector<uint8_t>>> inputs;
-  for (const char* f : {"block.png", "foo3x5x4indexed.png", "green_palette.png", "horse.png", "page.png",
-                        "gray.jpg", "progressive.jpg", "cmyk.jpg", "exif_orientation6.jpg", "tall.webp",
+  for (const char* f : {"block.png", "foo3x5x4indexed.png", "green_palette.png", "horse.png", "page.png", "gray.jpg",
+                        "progressive.jpg", "cmyk.jpg", "exif_orientation6.jpg", "tall.webp",
                         "no_time_for_that_tiny.gif", "wide.png", "rocket.jpg", "lossy.webp"})
     inputs.emplace_back(f, read_bytes(kImages + "/" + f));
   std::vector<uint8_t> pal;
@@ -374,7 +386,8 @@ TEST(ImageDecode, CorruptVariantsDecodeOrThrow) {
   for (const auto& [name, good] : inputs) {
     ASSERT_FALSE(good.empty()) << name;
     std::vector<std::vector<uint8_t>> variants;
-    for (double frac : {0.0, 0.05, 0.3, 0.6, 0.9, 0.99}) variants.emplace_back(good.begin(), good.begin() + size_t(good.size() * frac));
+    for (double frac : {0.0, 0.05, 0.3, 0.6, 0.9, 0.99})
+      variants.emplace_back(good.begin(), good.begin() + size_t(good.size() * frac));
     variants.emplace_back(good.begin(), good.end() - 1);
     for (int k = 0; k < 24; ++k) {
       auto v = good;
@@ -524,7 +537,8 @@ TEST(ImageSamples, ThousandPhotosDecodeAndPreprocess) {
     if (has_image_extension(e.path().string())) files.push_back(e.path());
   std::sort(files.begin(), files.end());
   ASSERT_GE(files.size(), 1000u);
-  const ImageProcessor proc(ImageProcessorConfig::load(kFixtures + "/clip/clip-tiny-quickgelu/preprocessor_config.json"));
+  const ImageProcessor proc(
+      ImageProcessorConfig::load(kFixtures + "/clip/clip-tiny-quickgelu/preprocessor_config.json"));
   std::vector<float> out(3 * 224 * 224);
   const auto t0 = std::chrono::steady_clock::now();
   double decode_s = 0;

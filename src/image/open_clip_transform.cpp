@@ -89,8 +89,7 @@ void fill_rgb(const PilImage& img, int fill, uint8_t rgb[3]) {
 void OpenClipTransformConfig::check() const {
   if (height < 1 || width < 1 || height > 65536 || width > 65536)
     fail("image_size " + std::to_string(height) + "x" + std::to_string(width) + " out of range 1..65536");
-  if (interpolation == "random")
-    fail("interpolation \"random\" is for training transforms only");
+  if (interpolation == "random") fail("interpolation \"random\" is for training transforms only");
   if (interpolation != "bicubic" && interpolation != "bilinear")
     fail("interpolation \"" + interpolation + "\" is not supported (bicubic, bilinear)");
   if (resize_mode != "shortest" && resize_mode != "longest" && resize_mode != "squash")

@@ -35,15 +35,14 @@ struct OpenClipTransformConfig {
   int width = 224;
   float mean[3] = {0.48145466f, 0.4578275f, 0.40821073f};  // OPENAI_DATASET_MEAN
   float std[3] = {0.26862954f, 0.26130258f, 0.27577711f};  // OPENAI_DATASET_STD
-  std::string interpolation = "bicubic";                    // "bicubic" | "bilinear"
-  std::string resize_mode = "shortest";                     // "shortest" | "longest" | "squash"
-  int fill_color = 0;                                       // 0..255, padding of "longest"
-  bool nonsquare_shortest_always_bicubic = true;            // open_clip 2.24 behaviour (see above)
+  std::string interpolation = "bicubic";                   // "bicubic" | "bilinear"
+  std::string resize_mode = "shortest";                    // "shortest" | "longest" | "squash"
+  int fill_color = 0;                                      // 0..255, padding of "longest"
+  bool nonsquare_shortest_always_bicubic = true;           // open_clip 2.24 behaviour (see above)
 
   // Throws zeroshot::Error("open_clip transform: ...") naming the setting it cannot honour.
   void check() const;
 };
-
 
 // Writes [3, cfg.height, cfg.width] floats into `out`. Checks the config first.
 void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg, float* out);

@@ -65,9 +65,7 @@ RgbImage to_rgb(const PilImage& img) {
   const uint8_t* in = img.pixels.data();
   uint8_t* o = out.pixels.data();
   switch (img.mode) {
-    case PilMode::RGB:
-      std::memcpy(o, in, n * 3);
-      break;
+    case PilMode::RGB: std::memcpy(o, in, n * 3); break;
     case PilMode::k1:  // bit2rgb: any non-zero byte is white
       for (size_t i = 0; i < n; ++i, o += 3) o[0] = o[1] = o[2] = in[i] ? 255 : 0;
       break;
@@ -232,8 +230,8 @@ PilImage resize_window(const PilImage& img, int width, int height, int resample,
       break;
     }
     default:
-      detail::resample_window_u8(img.pixels.data(), img.width, img.height, bpp, width, height, resample, x0, y0, ww,
-                                 wh, o);
+      detail::resample_window_u8(img.pixels.data(), img.width, img.height, bpp, width, height, resample, x0, y0, ww, wh,
+                                 o);
       break;
   }
   return out;

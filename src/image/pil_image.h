@@ -44,8 +44,7 @@ struct PilImage {
 
 PilImage decode_native_file(const std::string& path, const DecodeOptions& opt = {});
 // `name` is used in error messages.
-PilImage decode_native_memory(const uint8_t* data, size_t size, const std::string& name,
-                              const DecodeOptions& opt = {});
+PilImage decode_native_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt = {});
 
 // Image.convert("RGB"): 1/L/LA replicate (alpha dropped), I clipped to 0..255, P through the palette, RGBA drops
 // alpha, CMYK by Pillow's cmyk2rgb. decode_file(p) == to_rgb(decode_native_file(p)).

@@ -38,7 +38,7 @@ const nlohmann::json& manifest() {
   return m;
 }
 
-#define REQUIRE_REFERENCE()                                                                         \
+#define REQUIRE_REFERENCE() \
   if (manifest().is_null()) GTEST_SKIP() << "no " << kRef << "/manifest.json (pil_reference skipped)"
 
 std::string base(const std::string& path) { return fs::path(path).filename().string(); }
@@ -203,4 +203,3 @@ TEST(OpenClipTransform, RefusesWhatItCannotHonour) {
   p.mode = PilMode::P;  // no palette
   EXPECT_THROW(to_rgb(p), Error);
 }
-

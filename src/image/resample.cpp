@@ -220,8 +220,7 @@ void resample_window(const T* src, int src_w, int src_h, int channels, int width
     r1 = vc.first.back() + vc.count.back();
   }
   std::vector<T> tmp;
-  Plane<T> rows{whole.base + static_cast<size_t>(r0) * whole.stride + static_cast<size_t>(x0) * channels,
-                whole.stride};
+  Plane<T> rows{whole.base + static_cast<size_t>(r0) * whole.stride + static_cast<size_t>(x0) * channels, whole.stride};
   if (need_h) {
     const Coeffs hc = precompute(src_w, width, x0, x0 + ww, f, doubles);
     tmp.resize(static_cast<size_t>(r1 - r0) * ww * channels);
@@ -253,8 +252,8 @@ void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, 
   resample_window<uint8_t>(src, src_w, src_h, channels, width, height, f, x0, y0, ww, wh, out, false, h, vertical_u8);
 }
 
-void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0,
-                         int y0, int ww, int wh, int32_t* out) {
+void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0, int y0,
+                         int ww, int wh, int32_t* out) {
   const Filter& f = *filter_for(resample);
   resample_window<int32_t>(src, src_w, src_h, 1, width, height, f, x0, y0, ww, wh, out, true, horizontal_i32,
                            [](Plane<int32_t> in, int row0, size_t row_elems, const Coeffs& c, int32_t* o) {

@@ -20,7 +20,7 @@ bool valid_filter(int resample);
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out);
 
-void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0,
-                         int y0, int ww, int wh, int32_t* out);
+void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0, int y0,
+                         int ww, int wh, int32_t* out);
 
 }  // namespace zeroshot::image::detail

@@ -124,8 +124,8 @@ AnnIndex AnnIndex::build(const Vectors& v, size_t nlist) {
   auto ivf =
       std::make_unique<faiss::IndexIVFFlat>(new faiss::IndexFlatIP(d), v.dim, nlist, faiss::METRIC_INNER_PRODUCT);
   ivf->own_fields = true;
-  ivf->cp.spherical = true;            // centroids on the unit sphere, like the vectors
-  ivf->cp.min_points_per_centroid = 1;  // small indexes: no "please provide more points" warning on stderr
+  ivf->cp.spherical = true;              // centroids on the unit sphere, like the vectors
+  ivf->cp.min_points_per_centroid = 1;   // small indexes: no "please provide more points" warning on stderr
   ivf->cp.max_points_per_centroid = 64;  // k-means on a sample of 64 per list: seconds at 1M vectors
   ivf->cp.seed = 1234;
   ivf->verbose = false;
@@ -301,10 +301,9 @@ AnnIndex AnnIndex::load(const std::string& path, std::string* why, bool mapped) 
       }
       std::vector<uint8_t> prefix(h.prefix_size);
       const uint32_t crc0 = static_cast<uint32_t>(::crc32(0, nullptr, 0));
-      const bool ok = std::fseek(f, sizeof h, SEEK_SET) == 0 &&
-                      std::fread(prefix.data(), 1, prefix.size(), f) == prefix.size() &&
-                      crc32_of(crc0, prefix.data(), prefix.size()) == h.prefix_crc &&
-                      std::fseek(f, sizeof h, SEEK_SET) == 0;
+      const bool ok =
+          std::fseek(f, sizeof h, SEEK_SET) == 0 && std::fread(prefix.data(), 1, prefix.size(), f) == prefix.size() &&
+          crc32_of(crc0, prefix.data(), prefix.size()) == h.prefix_crc && std::fseek(f, sizeof h, SEEK_SET) == 0;
       if (!ok) {
         std::fclose(f);
         *why = path + " is damaged (checksum mismatch)";
@@ -325,8 +324,7 @@ AnnIndex AnnIndex::load(const std::string& path, std::string* why, bool mapped) 
         *why = path + " changed while being read";
         return a;
       }
-      const uint32_t crc =
-          crc32_of(static_cast<uint32_t>(::crc32(0, nullptr, 0)), m.data() + sizeof h, h.payload_size);
+      const uint32_t crc = crc32_of(static_cast<uint32_t>(::crc32(0, nullptr, 0)), m.data() + sizeof h, h.payload_size);
       if (crc != h.crc) {
         *why = path + " is damaged (checksum mismatch)";
         return a;
@@ -383,8 +381,8 @@ AnnIndex ann_for(const Store& store, const AnnOptions& opt, AnnStatus* status) {
     const std::vector<int64_t> have = a.ids();
     std::vector<int64_t> gone;
     std::set_difference(have.begin(), have.end(), db_ids.begin(), db_ids.end(), std::back_inserter(gone));
-    const size_t after = static_cast<size_t>(
-        db_ids.end() - std::upper_bound(db_ids.begin(), db_ids.end(), a.stamp.max_id));
+    const size_t after =
+        static_cast<size_t>(db_ids.end() - std::upper_bound(db_ids.begin(), db_ids.end(), a.stamp.max_id));
     if (db_ids.size() > 4 * std::max<uint64_t>(a.stamp.trained_n, 1) || gone.size() * 2 > have.size() ||
         db_ids.empty()) {
       why = "the rows changed too much since the ANN index was trained";

@@ -84,8 +84,8 @@ class AnnIndex {
 };
 
 struct AnnOptions {
-  size_t nlist = 0;   // for a rebuild; 0: default_nlist
-  bool save = true;   // write <db>.faiss back when it changed
+  size_t nlist = 0;  // for a rebuild; 0: default_nlist
+  bool save = true;  // write <db>.faiss back when it changed
 };
 struct AnnStatus {
   enum Action { Loaded, Updated, Built } action = Loaded;

@@ -30,8 +30,8 @@ std::vector<size_t> top_k_indices(const float* scores, size_t n, size_t k) {
 
 void dot_all(const float* mat, size_t n, size_t dim, const float* q, float* scores) {
   if (n == 0) return;
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(dim), 1.0f, mat,
-              static_cast<int>(dim), q, 1, 0.0f, scores, 1);
+  cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(dim), 1.0f, mat, static_cast<int>(dim),
+              q, 1, 0.0f, scores, 1);
 }
 
 std::vector<Hit> exact_top_k(const Vectors& v, const float* q, size_t k) {

@@ -28,22 +28,22 @@ using EmbedFilesFn =
 EmbedFilesFn embed_with(const Model& model);
 
 struct IndexOptions {
-  std::vector<std::string> excludes;  // globs (scan.h)
-  size_t batch = 16;                  // images per encoder batch and per commit
-  unsigned threads = 0;               // hashing threads; 0: all cores
-  bool progress = false;              // progress bars on stderr (when it is a terminal)
+  std::vector<std::string> excludes;        // globs (scan.h)
+  size_t batch = 16;                        // images per encoder batch and per commit
+  unsigned threads = 0;                     // hashing threads; 0: all cores
+  bool progress = false;                    // progress bars on stderr (when it is a terminal)
   const std::atomic<bool>* stop = nullptr;  // when set: finish the current image, commit, return (interrupted)
 };
 
 struct IndexReport {
-  size_t files = 0;       // image files found under the roots
-  size_t unchanged = 0;   // skipped without hashing
-  size_t embedded = 0;    // new or changed content, embedded
-  size_t touched = 0;     // changed mtime/size, same content
-  size_t renamed = 0;     // moved rows (content found under a path that has gone)
-  size_t copied = 0;      // duplicates of content already embedded
-  size_t removed = 0;     // rows whose files have gone
-  size_t skipped_failed = 0;  // failed before and unchanged since: not tried again
+  size_t files = 0;                                           // image files found under the roots
+  size_t unchanged = 0;                                       // skipped without hashing
+  size_t embedded = 0;                                        // new or changed content, embedded
+  size_t touched = 0;                                         // changed mtime/size, same content
+  size_t renamed = 0;                                         // moved rows (content found under a path that has gone)
+  size_t copied = 0;                                          // duplicates of content already embedded
+  size_t removed = 0;                                         // rows whose files have gone
+  size_t skipped_failed = 0;                                  // failed before and unchanged since: not tried again
   std::vector<std::pair<std::string, std::string>> failures;  // (path, error) met in this run, scan errors included
   std::vector<std::string> other_files;  // files under the roots that are not images by their extension (scan.h)
   bool interrupted = false;

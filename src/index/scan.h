@@ -16,8 +16,8 @@ struct FileStat {
 };
 
 struct ScanResult {
-  Scope roots;                   // the roots, absolute
-  std::vector<FileStat> files;   // sorted by path, no duplicates
+  Scope roots;                                              // the roots, absolute
+  std::vector<FileStat> files;                              // sorted by path, no duplicates
   std::vector<std::pair<std::string, std::string>> errors;  // (path, problem): folders or files that cannot be read
   // Regular files in the folders that are not images by their extension (not excluded, not hidden: names starting
   // with '.' are left out), sorted: the summary names them so that a format we do not read is not silently missed.

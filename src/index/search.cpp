@@ -1,7 +1,7 @@
 #include "index/search.h"
 
-#include <algorithm>
 #include <cblas.h>
+#include <algorithm>
 #include <numeric>
 #include <unordered_map>
 

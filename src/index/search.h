@@ -15,9 +15,9 @@ inline constexpr size_t kDefaultAnnThreshold = 50000;
 
 struct SearchOptions {
   size_t top_k = 10;
-  Scope scope;                                 // empty: the whole index
+  Scope scope;                                  // empty: the whole index
   size_t ann_threshold = kDefaultAnnThreshold;  // 0: always exact
-  size_t nprobe = 0;                           // 0: default_nprobe
+  size_t nprobe = 0;                            // 0: default_nprobe
   AnnOptions ann;
 };
 

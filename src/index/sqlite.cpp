@@ -64,25 +64,20 @@ int64_t Db::changes() const { return sqlite3_changes64(db_); }
 void Db::fail(int rc, const std::string& doing) const {
   const std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
   switch (rc & 0xff) {
-    case SQLITE_NOTADB:
-      throw Error(path_, "not a zeroshot index (not an SQLite database)");
+    case SQLITE_NOTADB: throw Error(path_, "not a zeroshot index (not an SQLite database)");
     case SQLITE_CORRUPT:
       throw Error(path_, "the index database is damaged (" + msg + "); delete it and run `zeroshot index` again");
     case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      throw Error(path_, "the index database is locked by another process (" + msg + ")");
-    case SQLITE_FULL:
-      throw Error(path_, "disk full while " + doing);
-    case SQLITE_READONLY:
-      throw Error(path_, "the index database is read-only (" + msg + ")");
-    default:
-      throw Error(path_, doing + ": " + msg);
+    case SQLITE_LOCKED: throw Error(path_, "the index database is locked by another process (" + msg + ")");
+    case SQLITE_FULL: throw Error(path_, "disk full while " + doing);
+    case SQLITE_READONLY: throw Error(path_, "the index database is read-only (" + msg + ")");
+    default: throw Error(path_, doing + ": " + msg);
   }
 }
 
 Stmt::Stmt(const Db& db, std::string_view sql) : db_(db) {
-  const int rc = sqlite3_prepare_v3(db.get(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                    &st_, nullptr);
+  const int rc =
+      sqlite3_prepare_v3(db.get(), sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &st_, nullptr);
   if (rc != SQLITE_OK) db.fail(rc, "preparing \"" + std::string(sql) + "\"");
 }
 

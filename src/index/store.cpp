@@ -329,8 +329,8 @@ void read_vectors(Stmt& st, Vectors& v, const std::string& db_path, size_t dim, 
     std::memcpy(v.data.data() + at, b.data(), b.size());
     for (size_t k = 0; k < dim; ++k)
       if (!std::isfinite(v.data[at + k]))
-        throw Error(db_path, "the index database is damaged (image " + std::to_string(id) +
-                                 " has a non-finite embedding)");
+        throw Error(db_path,
+                    "the index database is damaged (image " + std::to_string(id) + " has a non-finite embedding)");
     v.ids.push_back(id);
   }
 }
@@ -391,8 +391,7 @@ int64_t Store::insert(const std::string& p, int64_t size, int64_t mtime_ns, cons
                       const float* embedding) {
   // OR REPLACE: another process indexing the same folder may have added the path meanwhile (its row goes, ids
   // stay unique and a row's embedding never changes).
-  Stmt& st = cached(
-      "INSERT OR REPLACE INTO images(path, size, mtime_ns, hash, embedding) VALUES (?1, ?2, ?3, ?4, ?5)");
+  Stmt& st = cached("INSERT OR REPLACE INTO images(path, size, mtime_ns, hash, embedding) VALUES (?1, ?2, ?3, ?4, ?5)");
   st.bind(1, p).bind(2, size).bind(3, mtime_ns).bind_blob(4, hash.data(), hash.size());
   st.bind_blob(5, embedding, model_.dim * sizeof(float));
   st.run();

@@ -91,12 +91,12 @@ class Store {
   std::vector<StoredImage> images(const Scope& scope) const;
   std::vector<FailedFile> failures(const Scope& scope) const;
   std::vector<StoredImage> find_hash(const std::string& hash) const;
-  Vectors vectors(const Scope& scope) const;          // every row in scope, ids ascending
-  Vectors vectors_after(int64_t id) const;            // rows with id > `id`
-  std::vector<int64_t> ids(const Scope& scope) const; // ascending
-  int64_t max_id() const;                             // 0 when empty
-  std::string path_of(int64_t id) const;              // "" when absent
-  std::vector<float> embedding(int64_t id) const;     // empty when absent
+  Vectors vectors(const Scope& scope) const;           // every row in scope, ids ascending
+  Vectors vectors_after(int64_t id) const;             // rows with id > `id`
+  std::vector<int64_t> ids(const Scope& scope) const;  // ascending
+  int64_t max_id() const;                              // 0 when empty
+  std::string path_of(int64_t id) const;               // "" when absent
+  std::vector<float> embedding(int64_t id) const;      // empty when absent
 
   // Writes (inside a Transaction). `embedding` must be normalized, dim floats.
   int64_t insert(const std::string& path, int64_t size, int64_t mtime_ns, const std::string& hash,

@@ -218,16 +218,22 @@ TEST(Scope, MatchesRootsAndWhatIsUnderThem) {
 TEST(Store, ScopeQueriesAgreeWithInScope) {
   TempDir d("store");
   Store s = Store::open(d / "i.db", fake_model(), true);
-  const std::vector<std::string> paths = {"/a/b",   "/a/b/x.jpg", "/a/b/c/y.jpg", "/a/bc/z.jpg", "/a/b0",
-                                          "/a/b.jpg", "/a/a.jpg",  "/c/d.jpg",     "/c/d.jpg2"};
+  const std::vector<std::string> paths = {"/a/b",     "/a/b/x.jpg", "/a/b/c/y.jpg", "/a/bc/z.jpg", "/a/b0",
+                                          "/a/b.jpg", "/a/a.jpg",   "/c/d.jpg",     "/c/d.jpg2"};
   {
     Transaction t(s.db());
     std::vector<float> v(8, 0.5f);
     for (const auto& p : paths) s.insert(p, 1, 1, std::string(32, 'h'), v.data());
     t.commit();
   }
-  for (const Scope& scope : std::vector<Scope>{{"/a/b"}, {"/c/d.jpg"}, {"/a/b", "/c/d.jpg"}, {"/"}, {}, {"/a"},
-                                               {"/a/b/c", "/a/b", "/a/b/x.jpg"}, {"/nowhere"}}) {
+  for (const Scope& scope : std::vector<Scope>{{"/a/b"},
+                                               {"/c/d.jpg"},
+                                               {"/a/b", "/c/d.jpg"},
+                                               {"/"},
+                                               {},
+                                               {"/a"},
+                                               {"/a/b/c", "/a/b", "/a/b/x.jpg"},
+                                               {"/nowhere"}}) {
     size_t expected = 0;
     for (const auto& p : paths) expected += in_scope(scope, p);
     EXPECT_EQ(s.count(scope), expected);

@@ -83,10 +83,8 @@ std::string expand_vars(const std::string& p) {
     }
     std::string name = p.substr(j, k - j);
     size_t end = braced ? k + 1 : k;
-    if (const char* v = std::getenv(name.c_str()))
-      out += v;
-    else
-      out += p.substr(i, end - i);
+    if (const char* v = std::getenv(name.c_str())) out += v;
+    else out += p.substr(i, end - i);
     i = end;
   }
   return out;
@@ -373,8 +371,8 @@ struct Request {
   std::string token;         // "" sends no Authorization
   uint64_t resume_from = 0;  // GET: Range: bytes=N-
   int timeout_s = 10;
-  int total_timeout_s = 0;   // GET: the whole transfer (0: none, only the stall watch)
-  uint64_t max_bytes = 0;    // GET: refuse a larger declared Content-Length (0: no limit)
+  int total_timeout_s = 0;  // GET: the whole transfer (0: none, only the stall watch)
+  uint64_t max_bytes = 0;   // GET: refuse a larger declared Content-Length (0: no limit)
 };
 
 // What the body callback sees; it returns false to stop the transfer.
@@ -812,10 +810,8 @@ std::string get_only(const Ctx& c) {
   fs::path blob = blobs / etag;
   fs::path pointer = c.storage / "snapshots" / commit / c.file;
   make_dirs(pointer.parent_path());
-  if (is_file(blob))
-    ::unlink(part.c_str());
-  else
-    commit_blob(c, part, blob, f.sha256);
+  if (is_file(blob)) ::unlink(part.c_str());
+  else commit_blob(c, part, blob, f.sha256);
   make_pointer(pointer, c.file, blob);
   return pointer.string();
 }
@@ -941,10 +937,8 @@ std::string hub_file(const std::string& repo_id, const std::string& filename, co
       return on_http_error(c, f.r.status, f.r.headers, f.r.body);
     }
     fs::path blob = blobs / f.sha256;
-    if (is_file(blob))
-      ::unlink(part.c_str());
-    else
-      commit_blob(c, part, blob, f.sha256);
+    if (is_file(blob)) ::unlink(part.c_str());
+    else commit_blob(c, part, blob, f.sha256);
     make_pointer(pointer, c.file, blob);
     return pointer.string();
   }

@@ -28,8 +28,8 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
-#include "util/progress.h"
 #include "support/errors.h"
+#include "util/progress.h"
 #include "zeroshot/error.h"
 
 extern char** environ;
@@ -512,9 +512,9 @@ fs::path make_repo(const fs::path& dir, const std::vector<std::string>& extra, b
   return dir;
 }
 
-const std::vector<std::string> kTokenizerProbes = {"preprocessor_config.json", "vocab.json", "merges.txt",
-                                                   "tokenizer.json",           "tokenizer_config.json",
-                                                   "special_tokens_map.json",  "spiece.model"};
+const std::vector<std::string> kTokenizerProbes = {
+    "preprocessor_config.json", "vocab.json",  "merges.txt", "tokenizer.json", "tokenizer_config.json",
+    "special_tokens_map.json",  "spiece.model"};
 
 std::vector<std::string> concat(std::vector<std::string> a, const std::vector<std::string>& b) {
   a.insert(a.end(), b.begin(), b.end());
@@ -541,10 +541,10 @@ TEST_F(Hub, PytorchBinOnlyRepo) {
 TEST_F(Hub, PytorchBinShardedRepo) {
   const std::vector<std::string> shards = {"pytorch_model-00001-of-00002.bin", "pytorch_model-00002-of-00002.bin"};
   fs::path repo = make_repo(tmp_ / "binshards", shards);
-  write_all(repo / "pytorch_model.bin.index.json",
-            Json({{"metadata", {{"total_size", 8}}},
-                  {"weight_map", {{"a", shards[0]}, {"b", shards[1]}, {"c", shards[1]}}}})
-                .dump());
+  write_all(
+      repo / "pytorch_model.bin.index.json",
+      Json({{"metadata", {{"total_size", 8}}}, {"weight_map", {{"a", shards[0]}, {"b", shards[1]}, {"c", shards[1]}}}})
+          .dump());
   start({}, repo.string());
   EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
   EXPECT_EQ(probed(server_->requests()),
@@ -560,10 +560,9 @@ TEST_F(Hub, OpenClipOnlyRepo) {
   start({}, repo.string());
   EXPECT_EQ(resolve_model(kRepo, opt_), snapshot().string());
   // No config.json: open_clip_config.json pins the commit, then open_clip's order up to the first file found.
-  EXPECT_EQ(probed(server_->requests()),
-            concat(concat({"config.json", "open_clip_config.json"}, kTokenizerProbes),
-                   {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
-                    "open_clip_pytorch_model.bin"}));
+  EXPECT_EQ(probed(server_->requests()), concat(concat({"config.json", "open_clip_config.json"}, kTokenizerProbes),
+                                                {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+                                                 "open_clip_pytorch_model.bin"}));
   EXPECT_EQ(snapshot_files(snapshot()), snapshot_files(repo));
   const std::vector<std::string> order = open_clip_weight_files();
   EXPECT_EQ(std::vector<std::string>(order.begin(), order.begin() + 3),

@@ -20,9 +20,8 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
 bool parse_dtype(const std::string& s, DType* out) {
   static const std::pair<const char*, DType> table[] = {
-      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64},
-      {"I64", DType::I64}, {"I32", DType::I32}, {"I16", DType::I16},   {"I8", DType::I8},
-      {"U8", DType::U8},   {"BOOL", DType::BOOL}};
+      {"F32", DType::F32}, {"F16", DType::F16}, {"BF16", DType::BF16}, {"F64", DType::F64}, {"I64", DType::I64},
+      {"I32", DType::I32}, {"I16", DType::I16}, {"I8", DType::I8},     {"U8", DType::U8},   {"BOOL", DType::BOOL}};
   for (const auto& [name, t] : table) {
     if (s == name) {
       *out = t;
@@ -81,11 +80,17 @@ int64_t TensorView::numel() const {
 SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
   const uint8_t* base = file_.data();
   const uint64_t size = file_.size();
-  if (size < 8) throw Error(path, "not a safetensors file (" + std::to_string(size) + " bytes, shorter than the 8-byte header length)");
+  if (size < 8)
+    throw Error(path,
+                "not a safetensors file (" + std::to_string(size) + " bytes, shorter than the 8-byte header length)");
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | base[i];
-  if (header_len > kMaxHeaderBytes) throw Error(path, "safetensors header length " + std::to_string(header_len) + " is absurd (corrupt or not a safetensors file)");
-  if (header_len > size - 8) throw Error(path, "truncated: safetensors header of " + std::to_string(header_len) + " bytes runs past the end of the " + std::to_string(size) + "-byte file");
+  if (header_len > kMaxHeaderBytes)
+    throw Error(path, "safetensors header length " + std::to_string(header_len) +
+                          " is absurd (corrupt or not a safetensors file)");
+  if (header_len > size - 8)
+    throw Error(path, "truncated: safetensors header of " + std::to_string(header_len) +
+                          " bytes runs past the end of the " + std::to_string(size) + "-byte file");
 
   Json header;
   try {
@@ -118,7 +123,8 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
     TensorView t;
     t.name = name;
     t.file = path;
-    if (!parse_dtype(v["dtype"].get<std::string>(), &t.dtype)) throw bad("unknown dtype " + v["dtype"].get<std::string>());
+    if (!parse_dtype(v["dtype"].get<std::string>(), &t.dtype))
+      throw bad("unknown dtype " + v["dtype"].get<std::string>());
     uint64_t numel = 1;
     for (const Json& d : v["shape"]) {
       if (!d.is_number_integer() || d.get<int64_t>() < 0) throw bad("shape has an invalid dimension");
@@ -128,14 +134,16 @@ SafeTensorsFile::SafeTensorsFile(const std::string& path) : file_(path) {
       t.shape.push_back(static_cast<int64_t>(dim));
     }
     const Json& off = v["data_offsets"];
-    if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned()) throw bad("data_offsets are not non-negative integers");
+    if (!off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw bad("data_offsets are not non-negative integers");
     uint64_t b = off[0].get<uint64_t>(), e = off[1].get<uint64_t>();
     if (b > e) throw bad("data_offsets begin " + std::to_string(b) + " > end " + std::to_string(e));
     if (e > buffer_len)
-      throw bad("data_offsets end " + std::to_string(e) + " is past the end of the data (" + std::to_string(buffer_len) + " bytes; file truncated?)");
+      throw bad("data_offsets end " + std::to_string(e) + " is past the end of the data (" +
+                std::to_string(buffer_len) + " bytes; file truncated?)");
     if (e - b != numel * dtype_size(t.dtype))
-      throw bad(std::string(dtype_name(t.dtype)) + " " + shape_str(t.shape) + " needs " + std::to_string(numel * dtype_size(t.dtype)) +
-                " bytes but data_offsets span " + std::to_string(e - b));
+      throw bad(std::string(dtype_name(t.dtype)) + " " + shape_str(t.shape) + " needs " +
+                std::to_string(numel * dtype_size(t.dtype)) + " bytes but data_offsets span " + std::to_string(e - b));
     t.data = buffer + b;
     t.nbytes = e - b;
     ranges.emplace_back(b, e);
@@ -232,8 +240,8 @@ void WeightStore::add(TensorView view, std::shared_ptr<const void> owner) {
   if (owner && (owners_.empty() || owners_.back() != owner)) owners_.push_back(std::move(owner));
 }
 
-void WeightStore::add_owned(const std::string& name, DType dtype, std::vector<int64_t> shape, std::vector<uint8_t> bytes,
-                            const std::string& file) {
+void WeightStore::add_owned(const std::string& name, DType dtype, std::vector<int64_t> shape,
+                            std::vector<uint8_t> bytes, const std::string& file) {
   auto buf = std::make_shared<const std::vector<uint8_t>>(std::move(bytes));
   TensorView v;
   v.name = name;
@@ -243,7 +251,8 @@ void WeightStore::add_owned(const std::string& name, DType dtype, std::vector<in
   v.nbytes = buf->size();
   v.file = file;
   if (static_cast<size_t>(v.numel()) * dtype_size(dtype) != v.nbytes)
-    throw Error(file, "tensor " + name + ": " + std::to_string(v.nbytes) + " bytes do not match its shape " + shape_str(v.shape));
+    throw Error(file, "tensor " + name + ": " + std::to_string(v.nbytes) + " bytes do not match its shape " +
+                          shape_str(v.shape));
   add(std::move(v), std::move(buf));
 }
 
@@ -254,7 +263,8 @@ WeightStore WeightStore::open_dir(const std::string& dir) {
     std::error_code ec;
     if (fs::exists(p, ec)) return open(p.string());
   }
-  throw Error(dir, "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json");
+  throw Error(dir,
+              "no model.safetensors, model.safetensors.index.json, pytorch_model.bin or pytorch_model.bin.index.json");
 }
 
 const std::vector<std::string>& weight_file_names() {
@@ -264,9 +274,10 @@ const std::vector<std::string>& weight_file_names() {
 }
 
 std::vector<std::string> open_clip_weight_files() {
-  return {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors", "open_clip_pytorch_model.bin",
-          "open_clip_pytorch_model.pth",  "model.safetensors",                   "pytorch_model.bin",
-          "pytorch_model.pth",            "model.pth"};
+  return {"open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
+          "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth",
+          "model.safetensors",           "pytorch_model.bin",
+          "pytorch_model.pth",           "model.pth"};
 }
 
 const TensorView& WeightStore::get(const std::string& name) const {
@@ -277,8 +288,11 @@ const TensorView& WeightStore::get(const std::string& name) const {
 
 const TensorView& WeightStore::get(const std::string& name, const std::vector<int64_t>& shape) const {
   const TensorView& t = get(name);
-  if (!t.is_float()) throw Error(t.file, "tensor " + name + " has dtype " + dtype_name(t.dtype) + ", expected F32, F16 or BF16");
-  if (t.shape != shape) throw Error(t.file, "tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape) + " from config.json");
+  if (!t.is_float())
+    throw Error(t.file, "tensor " + name + " has dtype " + dtype_name(t.dtype) + ", expected F32, F16 or BF16");
+  if (t.shape != shape)
+    throw Error(t.file, "tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape) +
+                            " from config.json");
   return t;
 }
 

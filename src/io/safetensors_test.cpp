@@ -27,7 +27,8 @@ struct TempDir {
 };
 
 // A raw file: 8-byte length, header text, payload.
-void write_raw(const std::string& path, const std::string& header, const std::string& payload, int64_t len_override = -1) {
+void write_raw(const std::string& path, const std::string& header, const std::string& payload,
+               int64_t len_override = -1) {
   std::ofstream f(path, std::ios::binary);
   uint64_t n = len_override >= 0 ? static_cast<uint64_t>(len_override) : header.size();
   for (int i = 0; i < 8; ++i) f.put(static_cast<char>(n >> (8 * i)));
@@ -49,7 +50,7 @@ TEST(SafeTensors, RoundTripAllFloatTypes) {
   TempDir d;
   const float f32[] = {1.5f, -2.f, 0.f, 3.25f, 1e-3f, 7.f};
   const uint16_t f16[] = {0x3C00, 0xC000, 0x0001, 0x7BFF, 0x7C00, 0x8000};  // 1, -2, 2^-24, 65504, inf, -0
-  const uint16_t bf16[] = {0x3F80, 0xC040};                               // 1, -3
+  const uint16_t bf16[] = {0x3F80, 0xC040};                                 // 1, -3
   write_safetensors(d.file("m.safetensors"),
                     {{"a", DType::F32, {2, 3}, f32}, {"h", DType::F16, {6}, f16}, {"b", DType::BF16, {2}, bf16}},
                     {{"format", "pt"}});
@@ -115,9 +116,10 @@ TEST(SafeTensors, RefusesMalformedFiles) {
   write_raw(d.file("size_mismatch"), R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", eight);
   EXPECT_NE(error_of(d.file("size_mismatch")).find("needs 12 bytes"), std::string::npos);
 
-  write_raw(d.file("overlap"),
-            R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
-            eight);
+  write_raw(
+      d.file("overlap"),
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+      eight);
   EXPECT_NE(error_of(d.file("overlap")).find("overlap"), std::string::npos);
 
   write_raw(d.file("backwards"), R"({"w":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", eight);
@@ -129,7 +131,8 @@ TEST(SafeTensors, RefusesMalformedFiles) {
   write_raw(d.file("negdim"), R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", eight);
   EXPECT_NE(error_of(d.file("negdim")).find("invalid dimension"), std::string::npos);
 
-  write_raw(d.file("bigshape"), R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})", eight);
+  write_raw(d.file("bigshape"), R"({"w":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,8]}})",
+            eight);
   EXPECT_NE(error_of(d.file("bigshape")).find("absurdly large"), std::string::npos);
 
   // Every message names the file.
@@ -183,7 +186,8 @@ TEST(WeightStore, ShardedIndexAndChecks) {
   std::ofstream(d.file("model.safetensors.index.json"), std::ios::trunc)
       << R"({"weight_map":{"a":"model-00001-of-00002.safetensors","zz":"model-00002-of-00002.safetensors"}})";
   EXPECT_THROW(WeightStore::open_dir(d.path.string()), zeroshot::Error);
-  std::ofstream(d.file("model.safetensors.index.json"), std::ios::trunc) << R"({"weight_map":{"a":"../../etc/passwd"}})";
+  std::ofstream(d.file("model.safetensors.index.json"), std::ios::trunc)
+      << R"({"weight_map":{"a":"../../etc/passwd"}})";
   EXPECT_THROW(WeightStore::open_dir(d.path.string()), zeroshot::Error);
 
   fs::remove(d.file("model.safetensors.index.json"));

@@ -147,10 +147,8 @@ class Unpickler {
           stack_.clear();
           break;
         case '0':  // POP
-          if (!stack_.empty())
-            stack_.pop_back();
-          else
-            pop_mark();
+          if (!stack_.empty()) stack_.pop_back();
+          else pop_mark();
           break;
         case '1': pop_mark(); break;   // POP_MARK
         case '2': push(top()); break;  // DUP

@@ -36,7 +36,8 @@ nn::Act get_act(const hf::Fields& f, const char* key, nn::Act def) {
   if (s == "gelu_new" || s == "gelu_pytorch_tanh") return nn::Act::GeluTanh;
   if (s == "quick_gelu") return nn::Act::QuickGelu;
   if (s == "silu" || s == "swish") return nn::Act::Silu;
-  f.fail(std::string(key) + " \"" + s + "\" is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu or silu)");
+  f.fail(std::string(key) + " \"" + s +
+         "\" is not supported (expected relu, gelu, gelu_new, gelu_pytorch_tanh, quick_gelu or silu)");
 }
 
 std::string str(int v) { return std::to_string(v); }
@@ -50,7 +51,8 @@ void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path)
   a.patch_size = f.square("patch_size", a.patch_size);
   const int stride = f.square("patch_stride", 4);  // HF default [4, 4], whatever patch_size is
   if (stride != a.patch_size)
-    throw Error(path, p + "patch_stride " + str(stride) + " differs from patch_size " + str(a.patch_size) + " (overlapping patches are not supported)");
+    throw Error(path, p + "patch_stride " + str(stride) + " differs from patch_size " + str(a.patch_size) +
+                          " (overlapping patches are not supported)");
   a.hidden_size = f.size("hidden_size", a.hidden_size);
   a.patch_embeds_hidden_size = f.size("patch_embeds_hidden_size", a.patch_embeds_hidden_size);
   a.depths = f.list("depths", a.depths, kMaxStages, 1024);
@@ -64,8 +66,7 @@ void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path)
   a.qkv_bias = f.flag("qkv_bias", a.qkv_bias);
   a.enable_fusion = f.flag("enable_fusion", a.enable_fusion);
   a.enable_patch_layer_norm = f.flag("enable_patch_layer_norm", a.enable_patch_layer_norm);
-  if (!f.flag("flatten_patch_embeds", true))
-    throw Error(path, p + "flatten_patch_embeds false is not supported");
+  if (!f.flag("flatten_patch_embeds", true)) throw Error(path, p + "flatten_patch_embeds false is not supported");
   if (f.integer("patch_embed_input_channels", 1, 1) != 1)
     throw Error(path, p + "patch_embed_input_channels must be 1, got " + json_str(aj["patch_embed_input_channels"]));
   if (aj.contains("fusion_type") && !aj["fusion_type"].is_null()) {
@@ -83,34 +84,39 @@ void load_audio(const io::Json& aj, ClapAudioConfig& a, const std::string& path)
   // Geometry HF's code can run (and that this engine implements).
   const int stages = static_cast<int>(a.depths.size());
   if (a.num_heads.size() != a.depths.size())
-    throw Error(path, p + "num_attention_heads has " + str(static_cast<int>(a.num_heads.size())) + " entries, depths " + str(stages));
+    throw Error(path, p + "num_attention_heads has " + str(static_cast<int>(a.num_heads.size())) + " entries, depths " +
+                          str(stages));
   if (a.spec_size % a.num_mel_bins != 0)
-    throw Error(path, p + "spec_size " + str(a.spec_size) + " is not a multiple of num_mel_bins " + str(a.num_mel_bins));
+    throw Error(path,
+                p + "spec_size " + str(a.spec_size) + " is not a multiple of num_mel_bins " + str(a.num_mel_bins));
   if (static_cast<int64_t>(a.spec_size) * a.spec_size > kMaxSize * 16)
     throw Error(path, p + "spec_size " + str(a.spec_size) + " is too large");
   if (a.spec_size % a.patch_size != 0)
     throw Error(path, p + "spec_size " + str(a.spec_size) + " is not a multiple of patch_size " + str(a.patch_size));
   const int64_t unit = static_cast<int64_t>(a.window_size) << (stages - 1);
   if (a.grid() % unit != 0)
-    throw Error(path, p + "spec_size / patch_size = " + str(a.grid()) + " is not a multiple of window_size * 2^(stages - 1) = " +
-                          std::to_string(unit) + " (padded windows are not supported)");
+    throw Error(path, p + "spec_size / patch_size = " + str(a.grid()) +
+                          " is not a multiple of window_size * 2^(stages - 1) = " + std::to_string(unit) +
+                          " (padded windows are not supported)");
   const int64_t last_dim = static_cast<int64_t>(a.patch_embeds_hidden_size) << (stages - 1);
   if (last_dim > kMaxSize) throw Error(path, p + "patch_embeds_hidden_size * 2^(stages - 1) is too large");
   if (a.hidden_size != last_dim)
-    throw Error(path, p + "hidden_size " + str(a.hidden_size) + " does not match patch_embeds_hidden_size * 2^(stages - 1) = " +
-                          std::to_string(last_dim));
+    throw Error(path, p + "hidden_size " + str(a.hidden_size) +
+                          " does not match patch_embeds_hidden_size * 2^(stages - 1) = " + std::to_string(last_dim));
   for (int s = 0; s < stages; ++s) {
     if (a.stage_dim(s) % a.num_heads[s] != 0)
-      throw Error(path, p + "stage " + str(s) + " width " + str(a.stage_dim(s)) + " is not divisible by num_attention_heads " +
-                            str(a.num_heads[s]));
+      throw Error(path, p + "stage " + str(s) + " width " + str(a.stage_dim(s)) +
+                            " is not divisible by num_attention_heads " + str(a.num_heads[s]));
     if (a.mlp_dim(s) <= 0) throw Error(path, p + "mlp_ratio gives an empty MLP");
   }
   // HF's final "group 2D CNN" reshape needs the last grid split evenly into freq_ratio groups.
   const int last_grid = a.grid() >> (stages - 1), fr = a.freq_ratio();
   if (last_grid < fr || last_grid % (last_grid / fr) != 0)
-    throw Error(path, p + "final grid " + str(last_grid) + " cannot be grouped by spec_size / num_mel_bins = " + str(fr));
+    throw Error(path,
+                p + "final grid " + str(last_grid) + " cannot be grouped by spec_size / num_mel_bins = " + str(fr));
   if (a.enable_fusion && a.spec_size < 3 * a.patch_size)
-    throw Error(path, p + "spec_size " + str(a.spec_size) + " is narrower than the fusion convolution (3 * patch_size)");
+    throw Error(path,
+                p + "spec_size " + str(a.spec_size) + " is narrower than the fusion convolution (3 * patch_size)");
   if (a.enable_fusion && a.patch_embeds_hidden_size / a.aff_block_r < 1)
     throw Error(path, p + "aff_block_r " + str(a.aff_block_r) + " leaves no channels in the fusion block");
 }
@@ -134,10 +140,11 @@ void load_text(const io::Json& tj, ClapTextConfig& t, const std::string& path) {
       throw Error(path, p + "position_embedding_type " + json_str(v) + " is not supported (expected \"absolute\")");
   }
   if (t.hidden_size % t.num_heads != 0)
-    throw Error(path, p + "hidden_size " + str(t.hidden_size) + " is not divisible by num_attention_heads " + str(t.num_heads));
+    throw Error(
+        path, p + "hidden_size " + str(t.hidden_size) + " is not divisible by num_attention_heads " + str(t.num_heads));
   if (t.pad_token_id + 1 >= t.max_positions)
-    throw Error(path, p + "max_position_embeddings " + str(t.max_positions) + " leaves no position after pad_token_id " +
-                          str(t.pad_token_id));
+    throw Error(path, p + "max_position_embeddings " + str(t.max_positions) +
+                          " leaves no position after pad_token_id " + str(t.pad_token_id));
 }
 
 }  // namespace
@@ -241,7 +248,6 @@ void linear_act(const PackedLinear& l, nn::Act act, const float* x, int rows, fl
   l.forward(x, rows, y, p, nn::LinearPost::activate(act), norm);
 }
 
-
 // HF builds the patch-embedding, patch-merging and final LayerNorms of HTSAT without passing layer_norm_eps (only
 // the Swin blocks use it): torch's default.
 constexpr float kTorchLayerNormEps = 1e-5f;
@@ -292,19 +298,25 @@ struct ClapModel::Impl {
     const std::string e = "audio_model.audio_encoder.";
     const int64_t d0 = a.patch_embeds_hidden_size, ps = a.patch_size;
     mel_bn = load_bn(w, e + "batch_norm", a.num_mel_bins);
-    patch_proj = w.matrix(e + "patch_embed.proj" + ".weight", {d0, 1, ps, ps}, e + "patch_embed.proj" + ".bias", Precision::F32);
+    patch_proj =
+        w.matrix(e + "patch_embed.proj" + ".weight", {d0, 1, ps, ps}, e + "patch_embed.proj" + ".bias", Precision::F32);
     if (a.enable_patch_layer_norm) patch_ln = w.norm(e + "patch_embed.norm", d0);
     if (a.enable_fusion) {
       const int64_t inter = d0 / a.aff_block_r;
-      mel_conv = w.matrix(e + "patch_embed.mel_conv2d" + ".weight", {d0, 1, ps, 3 * ps}, e + "patch_embed.mel_conv2d" + ".bias", Precision::F32);
+      mel_conv = w.matrix(e + "patch_embed.mel_conv2d" + ".weight", {d0, 1, ps, 3 * ps},
+                          e + "patch_embed.mel_conv2d" + ".bias", Precision::F32);
       const std::string f = e + "patch_embed.fusion_model.";
-      aff_local.c1 = w.matrix(f + "local_att.0" + ".weight", {inter, d0, 1, 1}, f + "local_att.0" + ".bias", Precision::F32);
+      aff_local.c1 =
+          w.matrix(f + "local_att.0" + ".weight", {inter, d0, 1, 1}, f + "local_att.0" + ".bias", Precision::F32);
       aff_local.bn1 = load_bn(w, f + "local_att.1", inter);
-      aff_local.c2 = w.matrix(f + "local_att.3" + ".weight", {d0, inter, 1, 1}, f + "local_att.3" + ".bias", Precision::F32);
+      aff_local.c2 =
+          w.matrix(f + "local_att.3" + ".weight", {d0, inter, 1, 1}, f + "local_att.3" + ".bias", Precision::F32);
       aff_local.bn2 = load_bn(w, f + "local_att.4", d0);
-      aff_global.c1 = w.matrix(f + "global_att.1" + ".weight", {inter, d0, 1, 1}, f + "global_att.1" + ".bias", Precision::F32);
+      aff_global.c1 =
+          w.matrix(f + "global_att.1" + ".weight", {inter, d0, 1, 1}, f + "global_att.1" + ".bias", Precision::F32);
       aff_global.bn1 = load_bn(w, f + "global_att.2", inter);
-      aff_global.c2 = w.matrix(f + "global_att.4" + ".weight", {d0, inter, 1, 1}, f + "global_att.4" + ".bias", Precision::F32);
+      aff_global.c2 =
+          w.matrix(f + "global_att.4" + ".weight", {d0, inter, 1, 1}, f + "global_att.4" + ".bias", Precision::F32);
       aff_global.bn2 = load_bn(w, f + "global_att.5", d0);
     }
     const int ws_ = a.window_size, nstages = static_cast<int>(a.depths.size());
@@ -322,7 +334,8 @@ struct ClapModel::Impl {
         const std::string p = e + "layers." + std::to_string(s) + ".blocks." + std::to_string(b) + ".";
         SwinBlock blk;
         blk.ln_before = w.norm(p + "layernorm_before", d);
-        blk.qkv = w.linear({p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, d, d, a.qkv_bias, prec);
+        blk.qkv = w.linear({p + "attention.self.query", p + "attention.self.key", p + "attention.self.value"}, d, d,
+                           a.qkv_bias, prec);
         const float* table = w.tensor(p + "attention.self.relative_position_bias_table", {table_rows, st.heads});
         blk.bias = nn::expand_relative_position_bias(table, ws_, st.heads);
         blk.o = w.linear({p + "attention.output.dense"}, d, d, true, prec);
@@ -398,7 +411,8 @@ struct ClapModel::Impl {
 
   // Patch embedding with fusion of channels 1..3 (LAION's AFF) for the flagged clips, then LayerNorm.
   // img: b x [channels, S, S]; out: b x [grid^2, D].
-  void patch_embed(const float* img, int b, int channels, const std::vector<char>& fuse, float* out, nn::ThreadPool* p) const {
+  void patch_embed(const float* img, int b, int channels, const std::vector<char>& fuse, float* out,
+                   nn::ThreadPool* p) const {
     const ClapAudioConfig& a = cfg.audio;
     const int s = a.spec_size, ps = a.patch_size, g = a.grid(), d = a.patch_embeds_hidden_size;
     const long tokens = static_cast<long>(g) * g;
@@ -459,7 +473,8 @@ struct ClapModel::Impl {
   };
 
   // One Swin block on b maps of [grid^2, dim], in place.
-  void swin_block(const SwinStage& st, const SwinBlock& blk, int b, float* x, AudioScratch& sc, nn::ThreadPool* p) const {
+  void swin_block(const SwinStage& st, const SwinBlock& blk, int b, float* x, AudioScratch& sc,
+                  nn::ThreadPool* p) const {
     const ClapAudioConfig& a = cfg.audio;
     const int dim = st.dim, ws = a.window_size, n = ws * ws;
     const int rows = b * st.grid * st.grid;
@@ -546,13 +561,15 @@ struct ClapModel::Impl {
     if (tap) (*tap)("final_norm", x.get(), tokens, hid);
     Buffer pool_out(static_cast<size_t>(b) * hid);
     for (int i = 0; i < b; ++i)
-      nn::column_mean(x.get() + static_cast<size_t>(i) * tokens * hid, tokens, hid, pool_out.get() + static_cast<size_t>(i) * hid);
+      nn::column_mean(x.get() + static_cast<size_t>(i) * tokens * hid, tokens, hid,
+                      pool_out.get() + static_cast<size_t>(i) * hid);
     if (pooled) std::copy(pool_out.get(), pool_out.get() + static_cast<size_t>(b) * hid, pooled);
     if (embeds) project(pool_out.get(), b, audio_proj1, audio_proj2, embeds, p);
   }
 
   // ClapProjectionLayer: linear1, activation, linear2.
-  void project(const float* x, int rows, const PackedLinear& l1, const PackedLinear& l2, float* out, nn::ThreadPool* p) const {
+  void project(const float* x, int rows, const PackedLinear& l1, const PackedLinear& l2, float* out,
+               nn::ThreadPool* p) const {
     Buffer h(static_cast<size_t>(rows) * cfg.projection_dim);
     linear_act(l1, cfg.projection_act, x, rows, h.get(), p);
     l2.forward(h.get(), rows, out, p);
@@ -597,8 +614,8 @@ struct ClapModel::Impl {
     for (const TextLayer& l : text_layers) {
       // Post-LN: x = LN(attn(x) + x); x = LN(fc2(act(fc1(x))) + x). The residual adds happen in the epilogues.
       l.qkv.forward(x.get(), r, qkv.get(), p);
-      nn::attention(qkv.get(), qkv.get() + h, qkv.get() + 2 * h, 3L * h, lens, t.num_heads, head_dim, scale, false, ctx.get(),
-                    h, p);
+      nn::attention(qkv.get(), qkv.get() + h, qkv.get() + 2 * h, 3L * h, lens, t.num_heads, head_dim, scale, false,
+                    ctx.get(), h, p);
       l.o.forward(ctx.get(), r, x.get(), p, nn::LinearPost::accumulate());
       nn::layer_norm(x.get(), rows, h, l.ln_attn.g, l.ln_attn.b, t.layer_norm_eps, x.get(), p);
       linear_act(l.fc1, t.act, x.get(), r, m.get(), p);
@@ -619,9 +636,11 @@ struct ClapModel::Impl {
     project(pooled.get(), b, text_proj1, text_proj2, proj.get(), p);
     for (int s = 0; s < b; ++s) {
       if (embeds_rows)
-        std::copy(proj.get() + static_cast<size_t>(s) * pd, proj.get() + static_cast<size_t>(s + 1) * pd, embeds_rows[s]);
+        std::copy(proj.get() + static_cast<size_t>(s) * pd, proj.get() + static_cast<size_t>(s + 1) * pd,
+                  embeds_rows[s]);
       if (pooled_rows)
-        std::copy(pooled.get() + static_cast<size_t>(s) * h, pooled.get() + static_cast<size_t>(s + 1) * h, pooled_rows[s]);
+        std::copy(pooled.get() + static_cast<size_t>(s) * h, pooled.get() + static_cast<size_t>(s + 1) * h,
+                  pooled_rows[s]);
     }
   }
 
@@ -630,23 +649,27 @@ struct ClapModel::Impl {
     const std::string where = "input_ids[" + std::to_string(i) + "]";
     if (ids.empty()) throw Error(where, "empty token sequence");
     if (ids.size() > static_cast<size_t>(t.max_positions))
-      throw Error(where, std::to_string(ids.size()) + " tokens, more than max_position_embeddings " + std::to_string(t.max_positions));
+      throw Error(where, std::to_string(ids.size()) + " tokens, more than max_position_embeddings " +
+                             std::to_string(t.max_positions));
     int64_t count = 0;
     for (int32_t id : ids) {
       if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
+        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                               std::to_string(t.vocab_size) + ")");
       if (id != t.pad_token_id) ++count;
     }
     if (count + t.pad_token_id >= t.max_positions)
-      throw Error(where, std::to_string(count) + " tokens, more than the " + std::to_string(t.max_positions - t.pad_token_id - 1) +
-                             " positions of the model");
+      throw Error(where, std::to_string(count) + " tokens, more than the " +
+                             std::to_string(t.max_positions - t.pad_token_id - 1) + " positions of the model");
   }
 };
 
-ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads, nn::Precision precision)
+ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads,
+                     nn::Precision precision)
     : ClapModel(cfg, std::move(weights), ClapOptions{threads, precision, nullptr, nullptr, {}}) {}
 
-ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, const ClapOptions& options) {
+ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights,
+                     const ClapOptions& options) {
   if (!weights) throw Error("ClapModel", "no weights");
   impl_ = std::make_unique<Impl>(cfg, *weights, options);
   impl_->keep = std::move(weights);
@@ -670,8 +693,8 @@ void check_audio_args(const ClapAudioConfig& a, int n, int channels) {
   if (n < 0) throw Error("input_features", "negative batch size " + std::to_string(n));
   const int want = a.enable_fusion ? 4 : 1;
   if (channels != want)
-    throw Error("input_features", std::to_string(channels) + " channels, the " + (a.enable_fusion ? "fused" : "unfused") +
-                                      " model takes " + std::to_string(want));
+    throw Error("input_features", std::to_string(channels) + " channels, the " +
+                                      (a.enable_fusion ? "fused" : "unfused") + " model takes " + std::to_string(want));
 }
 
 }  // namespace
@@ -703,7 +726,8 @@ void ClapModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float
   if (!out_embeds && !out_pooled) throw Error("encode_texts", "null output buffer");
   // All sequences run together at their true lengths (ragged rows, no padding), in chunks of at most
   // kMaxTextRows rows: every GEMM sees all of them, so the weights are streamed once per chunk.
-  const size_t pd = static_cast<size_t>(impl_->cfg.projection_dim), hd = static_cast<size_t>(impl_->cfg.text.hidden_size);
+  const size_t pd = static_cast<size_t>(impl_->cfg.projection_dim),
+               hd = static_cast<size_t>(impl_->cfg.text.hidden_size);
   std::vector<const std::vector<int32_t>*> seqs;
   std::vector<float*> erows, prows;
   int64_t chunk_rows = 0;

@@ -26,7 +26,7 @@
 namespace zeroshot::io {
 class WeightStore;
 class SafeTensorsFile;
-}
+}  // namespace zeroshot::io
 
 namespace zeroshot::models {
 
@@ -34,9 +34,9 @@ struct ClapAudioConfig {
   int num_mel_bins = 64;
   int spec_size = 256;
   int window_size = 8;
-  int patch_size = 4;        // kernel = stride (HF patch_stride must equal it)
+  int patch_size = 4;  // kernel = stride (HF patch_stride must equal it)
   int patch_embeds_hidden_size = 96;
-  int hidden_size = 768;     // = patch_embeds_hidden_size * 2^(stages - 1)
+  int hidden_size = 768;  // = patch_embeds_hidden_size * 2^(stages - 1)
   std::vector<int> depths = {2, 2, 6, 2};
   std::vector<int> num_heads = {4, 8, 16, 32};
   float mlp_ratio = 4.0f;
@@ -72,7 +72,7 @@ struct ClapTextConfig {
 struct ClapConfig {
   ClapAudioConfig audio;
   ClapTextConfig text;
-  int projection_dim = 512;               // top level wins over the towers' own (as in HF's ClapConfig)
+  int projection_dim = 512;  // top level wins over the towers' own (as in HF's ClapConfig)
   nn::Act projection_act = nn::Act::Relu;
   // Throws zeroshot::Error naming the file: unknown model_type, invalid sizes, unsupported activations or
   // geometry (fusion_type "channel_map", patch_stride != patch_size, stages not a multiple of the window, ...).

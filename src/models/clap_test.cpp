@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -18,7 +19,6 @@
 #include <map>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "io/json.h"
@@ -77,8 +77,8 @@ struct Fixture {
   std::string dir;
   Json expected;
   std::vector<std::string> files;
-  std::vector<char> is_longer;    // per row
-  std::vector<float> features;    // rows x [channels, 1001, 64]
+  std::vector<char> is_longer;  // per row
+  std::vector<float> features;  // rows x [channels, 1001, 64]
   int channels = 1;
   std::map<std::string, Tensor> t;  // expected.safetensors
 };
@@ -144,7 +144,8 @@ class ClapFixture : public ::testing::TestWithParam<std::string> {
     const size_t rows = want.shape.at(0), cols = want.v.size() / rows;
     const float tol = rel * max_abs(want.v);
     if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << what << ": max err / tolerance = " << max_abs_diff(got.data(), want.v.data(), got.size()) / tol << "\n";
+      std::cout << what << ": max err / tolerance = " << max_abs_diff(got.data(), want.v.data(), got.size()) / tol
+                << "\n";
     for (size_t r = 0; r < rows; ++r)
       EXPECT_LE(max_abs_diff(&got[r * cols], &want.v[r * cols], cols), tol) << what << " row " << r << " " << names[r];
   }
@@ -329,22 +330,26 @@ TEST_P(ClapFixture, DebugIntermediates) {
   // The one clip with debug tensors.
   std::string file;
   for (const auto& [name, t] : fx_.t)
-    if (name.rfind("debug/", 0) == 0 && name.find("/mel2img") != std::string::npos) file = name.substr(6, name.size() - 6 - 8);
+    if (name.rfind("debug/", 0) == 0 && name.find("/mel2img") != std::string::npos)
+      file = name.substr(6, name.size() - 6 - 8);
   ASSERT_FALSE(file.empty());
   const size_t i = std::find(fx_.files.begin(), fx_.files.end(), file) - fx_.files.begin();
   ASSERT_LT(i, fx_.files.size());
   std::vector<std::string> seen;
-  model_->debug_audio(fx_.features.data() + i * clip_floats(), fx_.channels, fx_.is_longer[i], [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
-    seen.push_back(name);
-    const Tensor& want = T("debug/" + file + "/" + name);
-    ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
-    if (std::getenv("CLAP_TEST_VERBOSE"))
-      std::cout << name << ": max err / tolerance = "
-                << max_abs_diff(d, want.v.data(), want.v.size()) / (kAudioEmbedRelTol * max_abs(want.v)) << "\n";
-    EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kAudioEmbedRelTol * max_abs(want.v))
-        << file << " " << name;
-  });
-  EXPECT_EQ(seen, (std::vector<std::string>{"mel2img", "patch_embeds", "stage0", "stage1", "stage2", "stage3", "final_norm"}));
+  model_->debug_audio(
+      fx_.features.data() + i * clip_floats(), fx_.channels, fx_.is_longer[i],
+      [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
+        seen.push_back(name);
+        const Tensor& want = T("debug/" + file + "/" + name);
+        ASSERT_EQ(static_cast<size_t>(rows * cols), want.v.size()) << name;
+        if (std::getenv("CLAP_TEST_VERBOSE"))
+          std::cout << name << ": max err / tolerance = "
+                    << max_abs_diff(d, want.v.data(), want.v.size()) / (kAudioEmbedRelTol * max_abs(want.v)) << "\n";
+        EXPECT_LE(max_abs_diff(d, want.v.data(), want.v.size()), kAudioEmbedRelTol * max_abs(want.v))
+            << file << " " << name;
+      });
+  EXPECT_EQ(seen, (std::vector<std::string>{"mel2img", "patch_embeds", "stage0", "stage1", "stage2", "stage3",
+                                            "final_norm"}));
 
   const std::string text0 = fx_.expected.at("debug_text0").get<std::string>();
   const auto& texts = fx_.expected.at("texts");
@@ -390,7 +395,8 @@ TEST_P(ClapFixture, AudioBatchCompositionIndependence) {
   }
   std::vector<float> out(static_cast<size_t>(n + extra) * proj());
   model_->encode_audio(rev.data(), n + extra, fx_.channels, reinterpret_cast<const bool*>(flags.data()), out.data());
-  for (int i = 0; i < n; ++i) worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &batch[i * proj()], proj()));
+  for (int i = 0; i < n; ++i)
+    worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &batch[i * proj()], proj()));
   // GEMM rounding only (OpenBLAS rounds differently for different row counts; a leak would be far larger).
   EXPECT_LE(worst, 1e-5f * max_abs(batch));
   if (!cfg_.audio.enable_fusion) {
@@ -414,8 +420,10 @@ TEST_P(ClapFixture, TextBatchCompositionIndependence) {
   mixed.insert(mixed.end(), all.begin(), all.begin() + 3);
   std::vector<float> out(mixed.size() * proj());
   model_->encode_texts(mixed, out.data());
-  for (int i = 0; i < n; ++i) worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &together[i * proj()], proj()));
-  for (int i = 0; i < 3; ++i) worst = std::max(worst, max_abs_diff(&out[(n + i) * proj()], &together[i * proj()], proj()));
+  for (int i = 0; i < n; ++i)
+    worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &together[i * proj()], proj()));
+  for (int i = 0; i < 3; ++i)
+    worst = std::max(worst, max_abs_diff(&out[(n + i) * proj()], &together[i * proj()], proj()));
   EXPECT_LE(worst, 1e-5f * max_abs(together));
 }
 
@@ -482,7 +490,8 @@ TEST_P(ClapFixture, RefusesBadTokenSequences) {
   std::vector<int32_t> with_pads(512, 16319);
   with_pads.insert(with_pads.begin() + 1, 1);
   EXPECT_EQ(message({with_pads}), "no error");
-  EXPECT_NE(message({std::vector<int32_t>(515, 1)}).find("515 tokens, more than max_position_embeddings 514"), std::string::npos);
+  EXPECT_NE(message({std::vector<int32_t>(515, 1)}).find("515 tokens, more than max_position_embeddings 514"),
+            std::string::npos);
   // too_long_text of the fixture: refused, not crashed.
   const auto too_long = fx_.expected.at("too_long_text").at("input_ids").get<std::vector<int32_t>>();
   EXPECT_NE(message({too_long}).find("input_ids[0]: "), std::string::npos);
@@ -500,9 +509,13 @@ TEST_P(ClapFixture, RefusesBadAudioArguments) {
     return std::string("no error");
   };
   const int wrong = fx_.channels == 4 ? 1 : 4;
-  EXPECT_NE(message([&] { model_->encode_audio(fx_.features.data(), 1, wrong, nullptr, out.data()); }).find("input_features: "),
+  EXPECT_NE(message([&] {
+              model_->encode_audio(fx_.features.data(), 1, wrong, nullptr, out.data());
+            }).find("input_features: "),
             std::string::npos);
-  EXPECT_NE(message([&] { model_->encode_audio(fx_.features.data(), -1, fx_.channels, nullptr, out.data()); }).find("negative batch"),
+  EXPECT_NE(message([&] {
+              model_->encode_audio(fx_.features.data(), -1, fx_.channels, nullptr, out.data());
+            }).find("negative batch"),
             std::string::npos);
   EXPECT_EQ(message([&] { model_->encode_audio(nullptr, 0, fx_.channels, nullptr, nullptr); }), "no error");
   EXPECT_NE(message([&] { model_->encode_audio(nullptr, 1, fx_.channels, nullptr, out.data()); }), "no error");
@@ -537,16 +550,18 @@ TEST_P(ClapFixture, InputFramesRange) {
   std::vector<float> feats(static_cast<size_t>(fx_.channels) * 1024 * 64);
   for (size_t i = 0; i < feats.size(); ++i) feats[i] = -50.0f + 30.0f * std::sin(0.001f * static_cast<float>(i));
   std::vector<float> img;
-  m.debug_audio(feats.data(), fx_.channels, false, [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
-    if (name == "mel2img") img.assign(d, d + rows * cols);
-  });
+  m.debug_audio(feats.data(), fx_.channels, false,
+                [&](const std::string& name, const float* d, int64_t rows, int64_t cols) {
+                  if (name == "mel2img") img.assign(d, d + rows * cols);
+                });
   ASSERT_EQ(img.size(), static_cast<size_t>(fx_.channels) * 256 * 256);
   // BatchNorm is per mel bin and affine: the image rows of one mel bin m (rows 64 k + m) are an affine function of
   // the input frames 256 k + j of that bin. Check it is exactly the fold (no resampling) via two frames' ratio.
   for (int k = 0; k < 4; ++k)
     for (int m = 0; m < 64; m += 21) {
       const float* row = &img[(static_cast<size_t>(64) * k + m) * 256];
-      const float x0 = feats[(static_cast<size_t>(256) * k + 0) * 64 + m], x1 = feats[(static_cast<size_t>(256) * k + 1) * 64 + m],
+      const float x0 = feats[(static_cast<size_t>(256) * k + 0) * 64 + m],
+                  x1 = feats[(static_cast<size_t>(256) * k + 1) * 64 + m],
                   x2 = feats[(static_cast<size_t>(256) * k + 2) * 64 + m];
       // (y2 - y0) / (y1 - y0) == (x2 - x0) / (x1 - x0) for an affine map
       EXPECT_NEAR((row[2] - row[0]) / (row[1] - row[0]), (x2 - x0) / (x1 - x0), 1e-3) << k << " " << m;
@@ -554,7 +569,9 @@ TEST_P(ClapFixture, InputFramesRange) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ClapFixture, ::testing::Values("clap-tiny-unfused", "clap-tiny-fused"),
-                         [](const auto& info) { return info.param == "clap-tiny-unfused" ? "UnfusedF32" : "FusedF16"; });
+                         [](const auto& info) {
+                           return info.param == "clap-tiny-unfused" ? "UnfusedF32" : "FusedF16";
+                         });
 
 // ------------------------------------------------------------------------------------------- refusals
 
@@ -607,14 +624,19 @@ TEST(ClapRefusals, WrongSizesInConfig) {
       {"audio_config", "patch_embeds_hidden_size", 32,
        "audio_config.hidden_size 128 does not match patch_embeds_hidden_size * 2^(stages - 1) = 256"},
       {"audio_config", "hidden_size", 256, "audio_config.hidden_size 256 does not match"},
-      {"text_config", "hidden_size", 64, "tensor text_model.embeddings.word_embeddings.weight has shape [50265, 32], expected [50265, 64]"},
-      {"text_config", "intermediate_size", 128, "tensor text_model.encoder.layer.0.intermediate.dense.weight has shape [64, 32], expected [128, 32]"},
+      {"text_config", "hidden_size", 64,
+       "tensor text_model.embeddings.word_embeddings.weight has shape [50265, 32], expected [50265, 64]"},
+      {"text_config", "intermediate_size", 128,
+       "tensor text_model.encoder.layer.0.intermediate.dense.weight has shape [64, 32], expected [128, 32]"},
       {"text_config", "num_hidden_layers", 3, "missing tensor text_model.encoder.layer.2.attention.self.query.weight"},
       {"text_config", "num_hidden_layers", 1, "unexpected tensor text_model.encoder.layer.1."},
-      {"audio_config", "depths", Json::array({2, 2, 2, 2}), "missing tensor audio_model.audio_encoder.layers.1.blocks.1."},
+      {"audio_config", "depths", Json::array({2, 2, 2, 2}),
+       "missing tensor audio_model.audio_encoder.layers.1.blocks.1."},
       {"audio_config", "num_attention_heads", Json::array({2, 2, 4, 4}),
-       "tensor audio_model.audio_encoder.layers.3.blocks.0.attention.self.relative_position_bias_table has shape [225, 8], expected [225, 4]"},
-      {"audio_config", "num_attention_heads", Json::array({3, 2, 4, 8}), "stage 0 width 16 is not divisible by num_attention_heads 3"},
+       "tensor audio_model.audio_encoder.layers.3.blocks.0.attention.self.relative_position_bias_table has shape [225, "
+       "8], expected [225, 4]"},
+      {"audio_config", "num_attention_heads", Json::array({3, 2, 4, 8}),
+       "stage 0 width 16 is not divisible by num_attention_heads 3"},
       {"audio_config", "num_attention_heads", Json::array({2, 2, 4}), "num_attention_heads has 3 entries, depths 4"},
       {"audio_config", "window_size", 16, "is not a multiple of window_size * 2^(stages - 1) = 128"},
       {"audio_config", "spec_size", 250, "spec_size 250 is not a multiple of num_mel_bins 64"},
@@ -626,14 +648,19 @@ TEST(ClapRefusals, WrongSizesInConfig) {
       {"audio_config", "hidden_act", "swishy", "audio_config.hidden_act \"swishy\" is not supported"},
       {"audio_config", "depths", Json::array({}), "audio_config.depths must be a list of 1 to 8 positive integers"},
       {"audio_config", "depths", Json::array({2, -1, 2, 2}), "audio_config.depths must be a list of positive integers"},
-      {"audio_config", "mlp_ratio", 2.0, "tensor audio_model.audio_encoder.layers.0.blocks.0.intermediate.dense.weight has shape [64, 16], expected [32, 16]"},
+      {"audio_config", "mlp_ratio", 2.0,
+       "tensor audio_model.audio_encoder.layers.0.blocks.0.intermediate.dense.weight has shape [64, 16], expected [32, "
+       "16]"},
       {"audio_config", "num_mel_bins", 16, "final grid 8 cannot be grouped by spec_size / num_mel_bins = 16"},
-      {"audio_config", "num_mel_bins", 32, "tensor audio_model.audio_encoder.batch_norm.weight has shape [64], expected [32]"},
+      {"audio_config", "num_mel_bins", 32,
+       "tensor audio_model.audio_encoder.batch_norm.weight has shape [64], expected [32]"},
       {"text_config", "num_attention_heads", 5, "text_config.hidden_size 32 is not divisible by num_attention_heads 5"},
       {"text_config", "vocab_size", 1 << 30, "text_config.vocab_size must be a positive integer"},
       {"text_config", "layer_norm_eps", -1, "text_config.layer_norm_eps must be a non-negative number, got -1"},
-      {"text_config", "position_embedding_type", "relative_key", "position_embedding_type \"relative_key\" is not supported"},
-      {"text_config", "max_position_embeddings", 512, "tensor text_model.embeddings.position_embeddings.weight has shape [514, 32], expected [512, 32]"},
+      {"text_config", "position_embedding_type", "relative_key",
+       "position_embedding_type \"relative_key\" is not supported"},
+      {"text_config", "max_position_embeddings", 512,
+       "tensor text_model.embeddings.position_embeddings.weight has shape [514, 32], expected [512, 32]"},
   };
   for (const auto& c : cases) {
     TempModel t;
@@ -648,7 +675,8 @@ TEST(ClapRefusals, WrongSizesInConfig) {
   TempModel t;
   t.config()["projection_dim"] = 16;
   t.write_config();
-  EXPECT_TRUE(contains(t.build(), t.weights_path() + ": tensor audio_projection.linear1.weight has shape [32, 128], expected [16, 128]"))
+  EXPECT_TRUE(contains(
+      t.build(), t.weights_path() + ": tensor audio_projection.linear1.weight has shape [32, 128], expected [16, 128]"))
       << t.build();
   t.config()["projection_dim"] = 32;
   t.config()["projection_hidden_act"] = "tanhh";
@@ -664,13 +692,16 @@ TEST(ClapRefusals, FusedGeometry) {
   TempModel t("clap-tiny-fused");
   t.config()["audio_config"]["fusion_type"] = "channel_map";
   t.write_config();
-  EXPECT_TRUE(contains(t.build(), t.config_path() + ": audio_config.fusion_type \"channel_map\" is not supported")) << t.build();
+  EXPECT_TRUE(contains(t.build(), t.config_path() + ": audio_config.fusion_type \"channel_map\" is not supported"))
+      << t.build();
   t.config()["audio_config"]["fusion_type"] = "aff_2d";  // any other value: the AFF block, as in HF
   t.write_config();
   EXPECT_EQ(t.build(), "ok");
   t.config()["audio_config"]["aff_block_r"] = 8;
   t.write_config();
-  EXPECT_TRUE(contains(t.build(), "tensor audio_model.audio_encoder.patch_embed.fusion_model.local_att.0.weight has shape [6, 24, 1, 1], expected [3, 24, 1, 1]"))
+  EXPECT_TRUE(contains(t.build(),
+                       "tensor audio_model.audio_encoder.patch_embed.fusion_model.local_att.0.weight has shape [6, 24, "
+                       "1, 1], expected [3, 24, 1, 1]"))
       << t.build();
   t.config()["audio_config"]["aff_block_r"] = 48;
   t.write_config();
@@ -692,7 +723,10 @@ TEST(ClapRefusals, MissingTensor) {
   TempModel t;
   t.erase("audio_model.audio_encoder.layers.0.blocks.1.attention.self.relative_position_bias_table");
   t.write_weights();
-  EXPECT_EQ(t.build(), t.weights_path() + ": missing tensor audio_model.audio_encoder.layers.0.blocks.1.attention.self.relative_position_bias_table");
+  EXPECT_EQ(
+      t.build(),
+      t.weights_path() +
+          ": missing tensor audio_model.audio_encoder.layers.0.blocks.1.attention.self.relative_position_bias_table");
   TempModel b;
   b.erase("audio_model.audio_encoder.batch_norm.running_var");
   b.write_weights();
@@ -707,26 +741,32 @@ TEST(ClapRefusals, UnexpectedTensor) {
   TempModel t;
   t.tensors()["audio_model.audio_encoder.head.bias"] = {io::DType::F32, {16}, std::vector<uint8_t>(16 * 4, 0)};
   t.write_weights();
-  EXPECT_EQ(t.build(), t.weights_path() + ": unexpected tensor audio_model.audio_encoder.head.bias (not part of a CLAP model with this config.json)");
+  EXPECT_EQ(
+      t.build(),
+      t.weights_path() +
+          ": unexpected tensor audio_model.audio_encoder.head.bias (not part of a CLAP model with this config.json)");
   // Fusion weights in an unfused config are unexpected too.
   TempModel f("clap-tiny-fused");
   f.config()["audio_config"]["enable_fusion"] = false;
   f.write_config();
-  EXPECT_TRUE(contains(f.build(), f.weights_path() + ": unexpected tensor audio_model.audio_encoder.patch_embed.")) << f.build();
+  EXPECT_TRUE(contains(f.build(), f.weights_path() + ": unexpected tensor audio_model.audio_encoder.patch_embed."))
+      << f.build();
 }
 
 TEST(ClapRefusals, WrongDtypeAndScalarShape) {
   TempModel t;
   t.tensors().at("text_projection.linear2.bias").dtype = io::DType::I32;  // same byte size as F32
   t.write_weights();
-  EXPECT_TRUE(contains(t.build(), t.weights_path() + ": tensor text_projection.linear2.bias has dtype I32")) << t.build();
+  EXPECT_TRUE(contains(t.build(), t.weights_path() + ": tensor text_projection.linear2.bias has dtype I32"))
+      << t.build();
   TempModel s;
   s.tensors().at("logit_scale_a").shape = {};
   s.write_weights();
   EXPECT_EQ(s.build(), "ok");  // [] (HF) and [1] both accepted
   s.tensors()["logit_scale_a"] = {io::DType::F32, {2}, std::vector<uint8_t>(8, 0)};
   s.write_weights();
-  EXPECT_TRUE(contains(s.build(), s.weights_path() + ": tensor logit_scale_a has F32 [2], expected a float scalar")) << s.build();
+  EXPECT_TRUE(contains(s.build(), s.weights_path() + ": tensor logit_scale_a has F32 [2], expected a float scalar"))
+      << s.build();
 }
 
 TEST(ClapRefusals, TruncatedWeights) {
@@ -802,7 +842,8 @@ TEST(ClapTiming, DISABLED_Speed) {
     std::vector<float> feats(4 * static_cast<size_t>(channels) * 1001 * 64);
     for (int i = 0; i < 4; ++i)
       for (int c = 0; c < channels; ++c)
-        std::copy(fx.features.begin(), fx.features.begin() + 1001 * 64, feats.begin() + (static_cast<size_t>(i) * channels + c) * 1001 * 64);
+        std::copy(fx.features.begin(), fx.features.begin() + 1001 * 64,
+                  feats.begin() + (static_cast<size_t>(i) * channels + c) * 1001 * 64);
     const bool longer[4] = {true, true, true, true};
     std::vector<float> out(64 * static_cast<size_t>(cfg.projection_dim));
     // Best wall time and the process CPU time of that run (the CPU time is what a busy shared machine does not

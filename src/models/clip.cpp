@@ -37,7 +37,8 @@ nn::Act get_act(const hf::Fields& f) {
 
 void check_heads(const ClipTowerConfig& t, const hf::Fields& f) {
   if (t.hidden_size % t.num_heads != 0)
-    f.fail("hidden_size " + std::to_string(t.hidden_size) + " is not divisible by num_attention_heads " + std::to_string(t.num_heads));
+    f.fail("hidden_size " + std::to_string(t.hidden_size) + " is not divisible by num_attention_heads " +
+           std::to_string(t.num_heads));
 }
 
 }  // namespace
@@ -79,7 +80,8 @@ ClipConfig ClipConfig::load(const std::string& path) {
   c.vision.layer_norm_eps = v.non_negative("layer_norm_eps", 1e-5f);
   check_heads(c.vision, v);
   if (c.vision.image_size % c.vision.patch_size != 0)
-    v.fail("image_size " + std::to_string(c.vision.image_size) + " is not divisible by patch_size " + std::to_string(c.vision.patch_size));
+    v.fail("image_size " + std::to_string(c.vision.image_size) + " is not divisible by patch_size " +
+           std::to_string(c.vision.patch_size));
   const int64_t grid = c.vision.image_size / c.vision.patch_size;
   if (grid * grid + 1 > hf::kMaxSize) v.fail("image_size / patch_size gives an absurd number of patches");
 
@@ -193,7 +195,8 @@ struct ClipModel::Impl {
     return layers;
   }
 
-  Impl(const ClipConfig& c, const io::WeightStore& ws, bool zc, const ClipOptions& opt) : cfg(c), plan(plan_for(opt.precision)) {
+  Impl(const ClipConfig& c, const io::WeightStore& ws, bool zc, const ClipOptions& opt)
+      : cfg(c), plan(plan_for(opt.precision)) {
     const ClipTowerConfig& v = cfg.vision;
     const ClipTowerConfig& t = cfg.text;
     const int64_t vd = v.hidden_size, td = t.hidden_size, proj = cfg.projection_dim;
@@ -207,7 +210,8 @@ struct ClipModel::Impl {
     from_file = w.int8_from_file();
     // Vision first: a wrong vision width is reported on its first tensor.
     class_emb = w.tensor("vision_model.embeddings.class_embedding", {vd});
-    patch = w.matrix("vision_model.embeddings.patch_embedding.weight", {vd, v.num_channels, v.patch_size, v.patch_size}, "", plan.patch);
+    patch = w.matrix("vision_model.embeddings.patch_embedding.weight", {vd, v.num_channels, v.patch_size, v.patch_size},
+                     "", plan.patch);
     vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {grid * grid + 1, vd});
     pre_ln = w.norm("vision_model.pre_layrnorm", vd);
     vision_layers = load_layers(w, "vision_model", v);
@@ -248,7 +252,8 @@ struct ClipModel::Impl {
   }
 
   static size_t encoder_scratch(const ClipTowerConfig& tc, int64_t rows) {
-    return static_cast<size_t>(rows) * (4 * static_cast<size_t>(tc.hidden_size) + static_cast<size_t>(tc.intermediate_size));
+    return static_cast<size_t>(rows) *
+           (4 * static_cast<size_t>(tc.hidden_size) + static_cast<size_t>(tc.intermediate_size));
   }
 
   void encode_image_chunk(const float* pixels, int b, float* out) const {
@@ -261,9 +266,10 @@ struct ClipModel::Impl {
     // Patch embedding = Conv2d(kernel = stride = patch, no bias) as a GEMM over the unrolled patches, whose
     // (channel, ky, kx) order matches the weight's [D, C, P, P] layout; patches in row-major grid order.
     const size_t n_patches = static_cast<size_t>(b) * np * kdim, n_pe = static_cast<size_t>(b) * np * d,
-                 n_x = static_cast<size_t>(rows) * d, n_scratch = encoder_scratch(v, rows), n_pooled = static_cast<size_t>(b) * d;
-    Workspace ws(Workspace::padded(n_patches) + Workspace::padded(n_pe) + Workspace::padded(n_x) + Workspace::padded(n_scratch) +
-                 Workspace::padded(n_pooled));
+                 n_x = static_cast<size_t>(rows) * d, n_scratch = encoder_scratch(v, rows),
+                 n_pooled = static_cast<size_t>(b) * d;
+    Workspace ws(Workspace::padded(n_patches) + Workspace::padded(n_pe) + Workspace::padded(n_x) +
+                 Workspace::padded(n_scratch) + Workspace::padded(n_pooled));
     float* patches = ws.take(n_patches);
     float* pe = ws.take(n_pe);
     float* x = ws.take(n_x);
@@ -317,9 +323,10 @@ struct ClipModel::Impl {
       rows += lens[s];
     }
     nn::ThreadPool* p = pool.get();
-    const size_t n_x = static_cast<size_t>(rows) * d, n_scratch = encoder_scratch(t, rows), n_pooled = static_cast<size_t>(b) * d,
-                 n_proj = static_cast<size_t>(b) * cfg.projection_dim;
-    Workspace ws(Workspace::padded(n_x) + Workspace::padded(n_scratch) + Workspace::padded(n_pooled) + Workspace::padded(n_proj));
+    const size_t n_x = static_cast<size_t>(rows) * d, n_scratch = encoder_scratch(t, rows),
+                 n_pooled = static_cast<size_t>(b) * d, n_proj = static_cast<size_t>(b) * cfg.projection_dim;
+    Workspace ws(Workspace::padded(n_x) + Workspace::padded(n_scratch) + Workspace::padded(n_pooled) +
+                 Workspace::padded(n_proj));
     float* x = ws.take(n_x);
     float* scratch = ws.take(n_scratch);
     float* pooled = ws.take(n_pooled);
@@ -369,7 +376,8 @@ ClipModel::ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStor
 ClipModel::ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, const ClipOptions& options)
     : impl_(std::make_unique<Impl>(cfg, weights, false, options)) {}
 
-ClipModel::ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, const ClipOptions& options) {
+ClipModel::ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights,
+                     const ClipOptions& options) {
   if (!weights) throw Error("ClipModel", "no weights");
   impl_ = std::make_unique<Impl>(cfg, *weights, true, options);
   impl_->keep = std::move(weights);
@@ -396,7 +404,8 @@ void ClipModel::encode_images(const float* pixel_values, int n, float* out) cons
   const size_t image_floats = static_cast<size_t>(v.num_channels) * v.image_size * v.image_size;
   for (int i = 0; i < n; i += per_chunk) {
     const int b = std::min(per_chunk, n - i);
-    impl_->encode_image_chunk(pixel_values + i * image_floats, b, out + static_cast<size_t>(i) * impl_->cfg.projection_dim);
+    impl_->encode_image_chunk(pixel_values + i * image_floats, b,
+                              out + static_cast<size_t>(i) * impl_->cfg.projection_dim);
   }
 }
 
@@ -406,10 +415,12 @@ void ClipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float
     const std::string where = "input_ids[" + std::to_string(i) + "]";
     if (ids[i].empty()) throw Error(where, "empty token sequence");
     if (ids[i].size() > static_cast<size_t>(t.max_positions))
-      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than max_position_embeddings " + std::to_string(t.max_positions));
+      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than max_position_embeddings " +
+                             std::to_string(t.max_positions));
     for (int32_t id : ids[i])
       if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
+        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                               std::to_string(t.vocab_size) + ")");
   }
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");

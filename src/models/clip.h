@@ -22,7 +22,7 @@
 namespace zeroshot::io {
 class WeightStore;
 class SafeTensorsFile;
-}
+}  // namespace zeroshot::io
 
 namespace zeroshot::models {
 

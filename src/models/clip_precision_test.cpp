@@ -76,7 +76,8 @@ double min_cosine(const std::vector<float>& a, const std::vector<float>& b, size
 
 using zeroshot::testing::rel_err;
 
-std::unique_ptr<ClipModel> load(const std::string& dir, Precision p, std::shared_ptr<const io::SafeTensorsFile> int8 = nullptr) {
+std::unique_ptr<ClipModel> load(const std::string& dir, Precision p,
+                                std::shared_ptr<const io::SafeTensorsFile> int8 = nullptr) {
   ClipOptions o;
   o.threads = 2;
   o.precision = p;
@@ -165,13 +166,17 @@ TEST_P(Precisions, Int8WeightsFileIsUsedWhenItMatches) {
   // Made from the other fixture's weights: not used (and no error).
   const std::string other = GetParam() == "clip-tiny-quickgelu" ? "clip-tiny-gelu-f16" : "clip-tiny-quickgelu";
   const std::string other_file = (tmp / "other.safetensors").string();
-  save_int8_weights(ClipConfig::load(fixture(other) + "/config.json"), io::WeightStore::open_dir(fixture(other)), other_file);
+  save_int8_weights(ClipConfig::load(fixture(other) + "/config.json"), io::WeightStore::open_dir(fixture(other)),
+                    other_file);
   EXPECT_FALSE(load(dir_, Precision::Int8, std::make_shared<const io::SafeTensorsFile>(other_file))->int8_from_file());
   fs::remove_all(tmp);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, Precisions, ::testing::Values("clip-tiny-quickgelu", "clip-tiny-gelu-f16"),
-                         [](const auto& info) { return info.param == "clip-tiny-quickgelu" ? std::string("QuickGeluF32") : std::string("GeluF16"); });
+                         [](const auto& info) {
+                           return info.param == "clip-tiny-quickgelu" ? std::string("QuickGeluF32")
+                                                                      : std::string("GeluF16");
+                         });
 
 TEST(WeightsFingerprint, ChangesWithAnyWeight) {
   const std::string dir = fixture("clip-tiny-quickgelu");
@@ -190,7 +195,8 @@ TEST(WeightsFingerprint, ChangesWithAnyWeight) {
   uint64_t header = 0;
   for (int i = 7; i >= 0; --i) header = (header << 8) | static_cast<uint8_t>(bytes[static_cast<size_t>(i)]);
   const io::Json h = io::Json::parse(bytes.substr(8, header));
-  const size_t begin = 8 + header + h.at("text_model.encoder.layers.1.mlp.fc2.weight").at("data_offsets")[0].get<size_t>();
+  const size_t begin =
+      8 + header + h.at("text_model.encoder.layers.1.mlp.fc2.weight").at("data_offsets")[0].get<size_t>();
   bytes[begin] = static_cast<char>(bytes[begin] ^ 0x40);
   {
     std::ofstream out(tmp / "model.safetensors", std::ios::binary | std::ios::trunc);

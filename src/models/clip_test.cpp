@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -14,7 +15,6 @@
 #include <iostream>
 #include <string>
 #include <thread>
-#include <unistd.h>
 #include <vector>
 
 #include "io/json.h"
@@ -65,7 +65,8 @@ using zeroshot::testing::max_abs;
 using zeroshot::testing::max_abs_diff;
 
 // exp(logit_scale) * cosine(image_i, text_j), in double.
-std::vector<float> logits_per_image(const std::vector<float>& img, const std::vector<float>& txt, int dim, float logit_scale) {
+std::vector<float> logits_per_image(const std::vector<float>& img, const std::vector<float>& txt, int dim,
+                                    float logit_scale) {
   const size_t ni = img.size() / dim, nt = txt.size() / dim;
   auto norm = [&](const float* v) {
     double s = 0;
@@ -77,7 +78,8 @@ std::vector<float> logits_per_image(const std::vector<float>& img, const std::ve
     for (size_t j = 0; j < nt; ++j) {
       double dot = 0;
       for (int k = 0; k < dim; ++k) dot += static_cast<double>(img[i * dim + k]) * txt[j * dim + k];
-      out[i * nt + j] = static_cast<float>(std::exp(static_cast<double>(logit_scale)) * dot / (norm(&img[i * dim]) * norm(&txt[j * dim])));
+      out[i * nt + j] = static_cast<float>(std::exp(static_cast<double>(logit_scale)) * dot /
+                                           (norm(&img[i * dim]) * norm(&txt[j * dim])));
     }
   return out;
 }
@@ -145,7 +147,8 @@ TEST_P(ClipFixture, ImageEmbedsBatchAndOneByOne) {
   std::vector<float> batch(static_cast<size_t>(n) * proj());
   model_->encode_images(exp_.pixels.data(), n, batch.data());
   for (int i = 0; i < n; ++i)
-    EXPECT_LE(max_abs_diff(&batch[i * proj()], &exp_.image_embeds[i * proj()], proj()), tol) << exp_.images[i] << " (batch)";
+    EXPECT_LE(max_abs_diff(&batch[i * proj()], &exp_.image_embeds[i * proj()], proj()), tol)
+        << exp_.images[i] << " (batch)";
 
   float worst_vs_batch = 0;
   for (int i = 0; i < n; ++i) {
@@ -195,8 +198,10 @@ TEST_P(ClipFixture, TextBatchCompositionIndependence) {
   mixed.insert(mixed.end(), all.begin(), all.begin() + 3);
   std::vector<float> out(mixed.size() * proj());
   model_->encode_texts(mixed, out.data());
-  for (int i = 0; i < n; ++i) worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &together[i * proj()], proj()));
-  for (int i = 0; i < 3; ++i) worst = std::max(worst, max_abs_diff(&out[(n + i) * proj()], &together[i * proj()], proj()));
+  for (int i = 0; i < n; ++i)
+    worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &together[i * proj()], proj()));
+  for (int i = 0; i < 3; ++i)
+    worst = std::max(worst, max_abs_diff(&out[(n + i) * proj()], &together[i * proj()], proj()));
   EXPECT_LE(worst, 1e-5f * max_abs(together));  // GEMM rounding only (see ImageEmbedsBatchAndOneByOne)
 }
 
@@ -288,7 +293,9 @@ TEST_P(ClipFixture, RefusesBadTokenSequences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ClipFixture, ::testing::Values("clip-tiny-quickgelu", "clip-tiny-gelu-f16"),
-                         [](const auto& info) { return info.param == "clip-tiny-quickgelu" ? "QuickGeluF32" : "GeluF16"; });
+                         [](const auto& info) {
+                           return info.param == "clip-tiny-quickgelu" ? "QuickGeluF32" : "GeluF16";
+                         });
 
 // ------------------------------------------------------------------------------------------- refusals
 
@@ -321,8 +328,9 @@ TEST(ClipRefusals, WrongVisionHiddenSize) {
   TempModel t;
   t.config()["vision_config"]["hidden_size"] = 128;
   t.write_config();
-  EXPECT_EQ(t.build(), t.weights_path() +
-                           ": tensor vision_model.embeddings.class_embedding has shape [96], expected [128] from config.json");
+  EXPECT_EQ(t.build(),
+            t.weights_path() +
+                ": tensor vision_model.embeddings.class_embedding has shape [96], expected [128] from config.json");
 }
 
 TEST(ClipRefusals, WrongProjectionDim) {
@@ -330,7 +338,8 @@ TEST(ClipRefusals, WrongProjectionDim) {
   t.config()["projection_dim"] = 64;
   t.write_config();
   const std::string m = t.build();
-  EXPECT_TRUE(contains(m, t.weights_path() + ": tensor visual_projection.weight has shape [48, 96], expected [64, 96]")) << m;
+  EXPECT_TRUE(contains(m, t.weights_path() + ": tensor visual_projection.weight has shape [48, 96], expected [64, 96]"))
+      << m;
 }
 
 TEST(ClipRefusals, UnknownModelType) {
@@ -367,8 +376,10 @@ TEST(ClipRefusals, InvalidSizes) {
       {"vision_config", "image_size", 225, "vision_config.image_size 225 is not divisible by patch_size 32"},
       {"vision_config", "patch_size", 0, "vision_config.patch_size must be a positive integer, got 0"},
       {"text_config", "hidden_size", -64, "text_config.hidden_size must be a positive integer, got -64"},
-      {"text_config", "intermediate_size", "256", "text_config.intermediate_size must be a positive integer, got \"256\""},
-      {"vision_config", "num_hidden_layers", 2.5, "vision_config.num_hidden_layers must be a positive integer, got 2.5"},
+      {"text_config", "intermediate_size", "256",
+       "text_config.intermediate_size must be a positive integer, got \"256\""},
+      {"vision_config", "num_hidden_layers", 2.5,
+       "vision_config.num_hidden_layers must be a positive integer, got 2.5"},
       {"vision_config", "layer_norm_eps", -1, "vision_config.layer_norm_eps must be a non-negative number, got -1"},
       {"text_config", "eos_token_id", "x", "text_config.eos_token_id must be an integer, got \"x\""},
       {"vision_config", "image_size", 1 << 30, "vision_config.image_size must be a positive integer"},
@@ -526,7 +537,8 @@ TEST(ClipTiming, DISABLED_TinyModel) {
   };
   const double img = time([&] { m.encode_images(e.pixels.data(), 1, out.data()); });
   const double txt = time([&] { m.encode_texts(e.input_ids, out.data()); });
-  std::cout << "tiny model, 2 threads: one 224px image " << img << " ms, " << e.input_ids.size() << " texts " << txt << " ms\n";
+  std::cout << "tiny model, 2 threads: one 224px image " << img << " ms, " << e.input_ids.size() << " texts " << txt
+            << " ms\n";
 }
 
 }  // namespace

@@ -33,7 +33,8 @@ int Fields::integer(const char* key, int def, int64_t min) const {
   if (!obj.contains(key)) return def;
   const io::Json& v = obj[key];
   if (!v.is_number_integer() || v.get<int64_t>() < min || v.get<int64_t>() > kMaxSize)
-    fail(std::string(key) + " must be " + (min > 0 ? "a positive integer" : "a non-negative integer") + ", got " + json_str(v));
+    fail(std::string(key) + " must be " + (min > 0 ? "a positive integer" : "a non-negative integer") + ", got " +
+         json_str(v));
   return static_cast<int>(v.get<int64_t>());
 }
 
@@ -61,10 +62,13 @@ std::string Fields::text(const char* key, const std::string& def) const {
 int Fields::square(const char* key, int def) const {
   if (!obj.contains(key)) return def;
   const io::Json& v = obj[key];
-  auto ok = [](const io::Json& e) { return e.is_number_integer() && e.get<int64_t>() > 0 && e.get<int64_t>() <= kMaxSize; };
+  auto ok = [](const io::Json& e) {
+    return e.is_number_integer() && e.get<int64_t>() > 0 && e.get<int64_t>() <= kMaxSize;
+  };
   if (ok(v)) return static_cast<int>(v.get<int64_t>());
   if (v.is_array() && v.size() == 2 && ok(v[0]) && ok(v[1])) {
-    if (v[0].get<int64_t>() != v[1].get<int64_t>()) fail(std::string(key) + " " + json_str(v) + " is not supported (only square patches)");
+    if (v[0].get<int64_t>() != v[1].get<int64_t>())
+      fail(std::string(key) + " " + json_str(v) + " is not supported (only square patches)");
     return static_cast<int>(v[0].get<int64_t>());
   }
   fail(std::string(key) + " must be a positive integer or a list of two, got " + json_str(v));
@@ -74,7 +78,8 @@ std::vector<int> Fields::list(const char* key, const std::vector<int>& def, size
   if (!obj.contains(key)) return def;
   const io::Json& v = obj[key];
   if (!v.is_array() || v.empty() || v.size() > max_len)
-    fail(std::string(key) + " must be a list of 1 to " + std::to_string(max_len) + " positive integers, got " + json_str(v));
+    fail(std::string(key) + " must be a list of 1 to " + std::to_string(max_len) + " positive integers, got " +
+         json_str(v));
   std::vector<int> out;
   for (const io::Json& e : v) {
     if (!e.is_number_integer() || e.get<int64_t>() <= 0 || e.get<int64_t>() > max_value)

@@ -55,7 +55,8 @@ std::string weights_fingerprint(const io::WeightStore& weights) {
   return std::string("fnv1a64:") + hex;
 }
 
-void write_int8_weights(const std::vector<Int8Record>& records, const io::WeightStore& source, const std::string& path) {
+void write_int8_weights(const std::vector<Int8Record>& records, const io::WeightStore& source,
+                        const std::string& path) {
   std::vector<io::TensorData> out;
   for (const Int8Record& r : records) {
     out.push_back({r.name, io::DType::I8, r.shape, r.w.q.data()});
@@ -65,8 +66,9 @@ void write_int8_weights(const std::vector<Int8Record>& records, const io::Weight
       {"format", kInt8Format},
       {"format_version", kInt8Version},
       {"source_fingerprint", weights_fingerprint(source)},
-      {"quantization", "per output channel, symmetric: w ~= scale * q, scale = max|w| / 127 (1 for an all-zero row), "
-                       "q = round_half_even(w / scale) in [-127, 127]"},
+      {"quantization",
+       "per output channel, symmetric: w ~= scale * q, scale = max|w| / 127 (1 for an all-zero row), "
+       "q = round_half_even(w / scale) in [-127, 127]"},
   };
   io::write_safetensors(path, out, meta);
 }

@@ -25,10 +25,10 @@ constexpr int64_t kMaxSize = 1 << 20;
 // point: an option we do not build must never be dropped silently, because the model would load and compute
 // something else.
 enum class Rule {
-  Read,      // read by the code below
-  Ignored,   // no effect on inference (training-only, or a setting of a tower that is not there)
-  Default,   // accepted only at open_clip's default value (or null), refused otherwise
-  Refused,   // a different architecture: refused with its own message (checked before anything else)
+  Read,     // read by the code below
+  Ignored,  // no effect on inference (training-only, or a setting of a tower that is not there)
+  Default,  // accepted only at open_clip's default value (or null), refused otherwise
+  Refused,  // a different architecture: refused with its own message (checked before anything else)
 };
 struct Option {
   Rule rule;
@@ -162,7 +162,8 @@ void check_options(const Json& obj, const Options& options, const std::string& p
   for (const auto& [key, value] : obj.items()) {
     const auto it = options.find(key);
     if (it == options.end())
-      throw Error(file, prefix + key + ": unknown option (not part of the OpenCLIP ViT CLIP models this engine builds)");
+      throw Error(file,
+                  prefix + key + ": unknown option (not part of the OpenCLIP ViT CLIP models this engine builds)");
     if (it->second.rule != Rule::Default) continue;
     const auto& ok = it->second.defaults;
     if (std::find(ok.begin(), ok.end(), value) == ok.end())
@@ -236,7 +237,8 @@ std::array<float, 3> get_triple(const Json& pp, const char* key, std::array<floa
   }
   std::array<float, 3> out{};
   for (size_t i = 0; i < 3; ++i) {
-    if (!items[i].is_number() || !std::isfinite(items[i].get<double>()) || (positive && !(items[i].get<double>() > 0.0)))
+    if (!items[i].is_number() || !std::isfinite(items[i].get<double>()) ||
+        (positive && !(items[i].get<double>() > 0.0)))
       throw Error(file, where + " must be 3 " + (positive ? "positive " : "") + "numbers, got " + v.dump());
     out[i] = static_cast<float>(items[i].get<double>());  // torchvision's Normalize: float32 tensors
   }
@@ -258,19 +260,15 @@ OpenClipPreprocess read_preprocess(const Json& j, int image_size, const std::str
     const Json& v = pp["interpolation"];
     if (v == "bicubic" || v == "random")  // "random" is a training option: bicubic at inference, as open_clip
       p.interpolation = OpenClipInterpolation::Bicubic;
-    else if (v == "bilinear")
-      p.interpolation = OpenClipInterpolation::Bilinear;
+    else if (v == "bilinear") p.interpolation = OpenClipInterpolation::Bilinear;
     else
       throw Error(file, "preprocess_cfg.interpolation " + v.dump() + " is not supported (bicubic, bilinear or random)");
   }
   if (pp.contains("resize_mode") && !pp["resize_mode"].is_null()) {
     const Json& v = pp["resize_mode"];
-    if (v == "shortest")
-      p.resize_mode = OpenClipResizeMode::Shortest;
-    else if (v == "longest")
-      p.resize_mode = OpenClipResizeMode::Longest;
-    else if (v == "squash")
-      p.resize_mode = OpenClipResizeMode::Squash;
+    if (v == "shortest") p.resize_mode = OpenClipResizeMode::Shortest;
+    else if (v == "longest") p.resize_mode = OpenClipResizeMode::Longest;
+    else if (v == "squash") p.resize_mode = OpenClipResizeMode::Squash;
     else
       throw Error(file, "preprocess_cfg.resize_mode " + v.dump() + " is not supported (shortest, longest or squash)");
   }
@@ -300,7 +298,8 @@ void refuse_architectures(const Json& m, const Json& v, const Json& t, const std
     throw Error(file, "model_cfg.vision_cfg.attentional_pool " + v["attentional_pool"].dump() +
                           ": attentional pooling (CoCa-style) is not supported");
   if (t.contains("text_arch") && !t["text_arch"].is_null() && t["text_arch"] != "clip")
-    throw Error(file, "model_cfg.text_cfg.text_arch " + t["text_arch"].dump() + ": only the CLIP text transformer is supported");
+    throw Error(file, "model_cfg.text_cfg.text_arch " + t["text_arch"].dump() +
+                          ": only the CLIP text transformer is supported");
 }
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -329,7 +328,7 @@ OpenClipConfig load_open_clip_config(const std::string& path) {
 
   OpenClipConfig c;
   const bool quick = get_bool(m, "quick_gelu", mp, path);
-  (void)get_bool(m, "custom_text", mp, path);  // validated; the names are detected from the weights
+  (void)get_bool(m, "custom_text", mp, path);                      // validated; the names are detected from the weights
   const nn::Act act = quick ? nn::Act::QuickGelu : nn::Act::Gelu;  // nn.GELU: exact erf
   c.clip.projection_dim = get_int(m, "embed_dim", 0, mp, path);
 
@@ -359,7 +358,8 @@ OpenClipConfig load_open_clip_config(const std::string& path) {
   tt.num_heads = get_int(t, "heads", 8, tp, path);
   tt.num_layers = get_int(t, "layers", 12, tp, path);
   if (tt.hidden_size % tt.num_heads != 0)
-    throw Error(path, tp + "width " + std::to_string(tt.hidden_size) + " is not divisible by heads " + std::to_string(tt.num_heads));
+    throw Error(path, tp + "width " + std::to_string(tt.hidden_size) + " is not divisible by heads " +
+                          std::to_string(tt.num_heads));
   tt.intermediate_size = mlp_width(t, tt.hidden_size, tp, path);
   tt.vocab_size = get_int(t, "vocab_size", 49408, tp, path);
   c.context_length = get_int(t, "context_length", 77, tp, path);
@@ -374,13 +374,15 @@ OpenClipConfig load_open_clip_config(const std::string& path) {
 
 // ---------------------------------------------------------------------------------------------- weights
 
-std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src, const ClipConfig& cfg) {
+std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src,
+                                                       const ClipConfig& cfg) {
   const io::WeightStore& s = *src;
   const std::vector<std::string> names = s.names();
   // A state dict saved from a DataParallel-wrapped model: open_clip strips "module." when every name has it.
-  const std::string mod = !names.empty() && std::all_of(names.begin(), names.end(), [](const std::string& n) {
-    return n.rfind("module.", 0) == 0;
-  }) ? "module." : "";
+  const std::string mod = !names.empty() && std::all_of(names.begin(), names.end(),
+                                                        [](const std::string& n) { return n.rfind("module.", 0) == 0; })
+                              ? "module."
+                              : "";
   // CustomTextCLIP keeps the text tower under "text."; CLIP at the top level.
   const std::string tp = s.has(mod + "text.token_embedding.weight") ? "text." : "";
 
@@ -420,7 +422,8 @@ std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io:
     std::vector<uint8_t> bytes(t.nbytes);
     for (int64_t i = 0; i < in; ++i)
       for (int64_t o = 0; o < outd; ++o)
-        std::memcpy(bytes.data() + (static_cast<size_t>(o) * in + i) * es, t.data + (static_cast<size_t>(i) * outd + o) * es, es);
+        std::memcpy(bytes.data() + (static_cast<size_t>(o) * in + i) * es,
+                    t.data + (static_cast<size_t>(i) * outd + o) * es, es);
     out->add_owned(to, t.dtype, {outd, in}, std::move(bytes), t.file);
   };
   auto norm = [&](const std::string& from, int64_t d, const std::string& to) {
@@ -430,7 +433,8 @@ std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io:
   auto blocks = [&](const std::string& from, const ClipTowerConfig& t, const std::string& to) {
     const int64_t d = t.hidden_size, inter = t.intermediate_size;
     for (int i = 0; i < t.num_layers; ++i) {
-      const std::string f = from + ".resblocks." + std::to_string(i) + ".", h = to + ".encoder.layers." + std::to_string(i) + ".";
+      const std::string f = from + ".resblocks." + std::to_string(i) + ".",
+                        h = to + ".encoder.layers." + std::to_string(i) + ".";
       norm(f + "ln_1", d, h + "layer_norm1");
       const io::TensorView& w = get(f + "attn.in_proj_weight", {3 * d, d});
       const io::TensorView& b = get(f + "attn.in_proj_bias", {3 * d});
@@ -452,7 +456,8 @@ std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io:
   const ClipTowerConfig& v = cfg.vision;
   const ClipTowerConfig& t = cfg.text;
   const int64_t vd = v.hidden_size, td = t.hidden_size, proj = cfg.projection_dim, grid = v.image_size / v.patch_size;
-  alias("visual.conv1.weight", {vd, v.num_channels, v.patch_size, v.patch_size}, "vision_model.embeddings.patch_embedding.weight");
+  alias("visual.conv1.weight", {vd, v.num_channels, v.patch_size, v.patch_size},
+        "vision_model.embeddings.patch_embedding.weight");
   alias("visual.class_embedding", {vd}, "vision_model.embeddings.class_embedding");
   alias("visual.positional_embedding", {grid * grid + 1, vd}, "vision_model.embeddings.position_embedding.weight");
   norm("visual.ln_pre", vd, "vision_model.pre_layrnorm");
@@ -478,9 +483,11 @@ std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io:
     const io::TensorView& tv = s.get(name);
     const std::string base = name.substr(mod.size());
     // Integer buffers are not parameters; older open_clip saved the causal mask buffer with the weights.
-    if (!tv.is_float() || base == "attn_mask" || (base.size() > 10 && base.compare(base.size() - 10, 10, ".attn_mask") == 0))
+    if (!tv.is_float() || base == "attn_mask" ||
+        (base.size() > 10 && base.compare(base.size() - 10, 10, ".attn_mask") == 0))
       continue;
-    throw Error(tv.file, "unexpected tensor " + name + " (not part of an OpenCLIP ViT CLIP model with this open_clip_config.json)");
+    throw Error(tv.file, "unexpected tensor " + name +
+                             " (not part of an OpenCLIP ViT CLIP model with this open_clip_config.json)");
   }
   return out;
 }

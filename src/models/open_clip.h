@@ -74,6 +74,7 @@ OpenClipConfig load_open_clip_config(const std::string& open_clip_config_json);
 // against `cfg` and that none is missing; a tensor that is not part of the model is an error naming it, except
 // non-float buffers and the attn_mask buffer older open_clip versions saved. Errors cite the source's file and
 // the open_clip tensor name. The result keeps `src` alive.
-std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src, const ClipConfig& cfg);
+std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src,
+                                                       const ClipConfig& cfg);
 
 }  // namespace zeroshot::models

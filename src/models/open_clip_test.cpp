@@ -112,9 +112,9 @@ TEST(OpenClipConfig, Options) {
   const OpenClipConfig c = load(j);
   EXPECT_EQ(c.clip.vision.act, nn::Act::QuickGelu);
   EXPECT_EQ(c.clip.text.act, nn::Act::QuickGelu);
-  EXPECT_EQ(c.clip.vision.num_heads, 2);               // 96 // 40, as open_clip (head dim 48)
-  EXPECT_EQ(c.clip.vision.intermediate_size, 418);     // int(96 * 4.3637) = int(418.9152)
-  EXPECT_EQ(c.clip.text.intermediate_size, 28);        // int(100 * 0.29) = int(28.999999999999996)
+  EXPECT_EQ(c.clip.vision.num_heads, 2);            // 96 // 40, as open_clip (head dim 48)
+  EXPECT_EQ(c.clip.vision.intermediate_size, 418);  // int(96 * 4.3637) = int(418.9152)
+  EXPECT_EQ(c.clip.text.intermediate_size, 28);     // int(100 * 0.29) = int(28.999999999999996)
   EXPECT_EQ(c.clip.vision.image_size, 336);
   EXPECT_EQ(c.clip.vision.patch_size, 14);
   EXPECT_EQ(c.context_length, 32);
@@ -140,8 +140,8 @@ TEST(OpenClipConfig, Options) {
 }
 
 struct Refusal {
-  std::string what;    // test name
-  std::string pointer; // JSON pointer to set
+  std::string what;     // test name
+  std::string pointer;  // JSON pointer to set
   Json value;
   std::string message;
 };
@@ -149,13 +149,16 @@ struct Refusal {
 TEST(OpenClipConfig, Refusals) {
   const std::vector<Refusal> cases = {
       {"timm", "/model_cfg/vision_cfg/timm_model_name", "fastvit_mci1",
-       "FILE: model_cfg.vision_cfg.timm_model_name \"fastvit_mci1\": timm vision towers are not supported (only ViT CLIP towers)"},
+       "FILE: model_cfg.vision_cfg.timm_model_name \"fastvit_mci1\": timm vision towers are not supported (only ViT "
+       "CLIP towers)"},
       {"resnet", "/model_cfg/vision_cfg/layers", Json::array({3, 4, 6, 3}),
-       "FILE: model_cfg.vision_cfg.layers [3,4,6,3]: ResNet (ModifiedResNet) vision towers are not supported (only ViT CLIP towers)"},
+       "FILE: model_cfg.vision_cfg.layers [3,4,6,3]: ResNet (ModifiedResNet) vision towers are not supported (only ViT "
+       "CLIP towers)"},
       {"coca", "/model_cfg/multimodal_cfg", Json::object({{"layers", 12}}),
        "FILE: model_cfg.multimodal_cfg: CoCa models (captioning decoder) are not supported"},
       {"hf_text", "/model_cfg/text_cfg/hf_model_name", "xlm-roberta-base",
-       "FILE: model_cfg.text_cfg.hf_model_name \"xlm-roberta-base\": Hugging Face text towers are not supported (only CLIP text transformers)"},
+       "FILE: model_cfg.text_cfg.hf_model_name \"xlm-roberta-base\": Hugging Face text towers are not supported (only "
+       "CLIP text transformers)"},
       {"attn_pool", "/model_cfg/vision_cfg/attentional_pool", true,
        "FILE: model_cfg.vision_cfg.attentional_pool true: attentional pooling (CoCa-style) is not supported"},
       {"modern_text", "/model_cfg/text_cfg/text_arch", "modern",
@@ -173,9 +176,11 @@ TEST(OpenClipConfig, Refusals) {
       {"proj_bias", "/model_cfg/text_cfg/proj_bias", true,
        "FILE: model_cfg.text_cfg.proj_bias true is not supported (only the default false is built)"},
       {"pos_embed", "/model_cfg/vision_cfg/pos_embed_type", "sin_cos_2d",
-       "FILE: model_cfg.vision_cfg.pos_embed_type \"sin_cos_2d\" is not supported (only the default \"learnable\" is built)"},
+       "FILE: model_cfg.vision_cfg.pos_embed_type \"sin_cos_2d\" is not supported (only the default \"learnable\" is "
+       "built)"},
       {"act_kwargs", "/model_cfg/vision_cfg/act_kwargs", Json::object({{"approximate", "tanh"}}),
-       "FILE: model_cfg.vision_cfg.act_kwargs {\"approximate\":\"tanh\"} is not supported (only the default {} is built)"},
+       "FILE: model_cfg.vision_cfg.act_kwargs {\"approximate\":\"tanh\"} is not supported (only the default {} is "
+       "built)"},
       {"norm_kwargs", "/model_cfg/text_cfg/norm_kwargs", Json::object({{"eps", 1e-6}}),
        "FILE: model_cfg.text_cfg.norm_kwargs {\"eps\":1e-06} is not supported (only the default {} is built)"},
       {"embed_cls", "/model_cfg/text_cfg/embed_cls", true,
@@ -187,9 +192,11 @@ TEST(OpenClipConfig, Refusals) {
       {"logit_bias", "/model_cfg/init_logit_bias", -10.0,
        "FILE: model_cfg.init_logit_bias -10.0 is not supported (only the default null is built)"},
       {"hf_tokenizer", "/model_cfg/text_cfg/hf_tokenizer_name", "bert-base-uncased",
-       "FILE: model_cfg.text_cfg.hf_tokenizer_name \"bert-base-uncased\" is not supported (only the default \"\" is built)"},
+       "FILE: model_cfg.text_cfg.hf_tokenizer_name \"bert-base-uncased\" is not supported (only the default \"\" is "
+       "built)"},
       {"tokenizer_kwargs", "/model_cfg/text_cfg/tokenizer_kwargs", Json::object({{"clean", "canonicalize"}}),
-       "FILE: model_cfg.text_cfg.tokenizer_kwargs {\"clean\":\"canonicalize\"} is not supported (only the default {} is built)"},
+       "FILE: model_cfg.text_cfg.tokenizer_kwargs {\"clean\":\"canonicalize\"} is not supported (only the default {} "
+       "is built)"},
       {"unknown_key", "/model_cfg/vision_cfg/rope", true,
        "FILE: model_cfg.vision_cfg.rope: unknown option (not part of the OpenCLIP ViT CLIP models this engine builds)"},
       {"unknown_top", "/model_cfg/audio_cfg", Json::object(),
@@ -202,23 +209,28 @@ TEST(OpenClipConfig, Refusals) {
        "FILE: model_cfg.vision_cfg.width 768 and head_width 1000 give no whole number of heads"},
       {"text_heads", "/model_cfg/text_cfg/heads", 7, "FILE: model_cfg.text_cfg.width 512 is not divisible by heads 7"},
       {"width", "/model_cfg/text_cfg/width", -1, "FILE: model_cfg.text_cfg.width must be a positive integer, got -1"},
-      {"ratio", "/model_cfg/vision_cfg/mlp_ratio", "4", "FILE: model_cfg.vision_cfg.mlp_ratio must be a positive number, got \"4\""},
+      {"ratio", "/model_cfg/vision_cfg/mlp_ratio", "4",
+       "FILE: model_cfg.vision_cfg.mlp_ratio must be a positive number, got \"4\""},
       {"quick", "/model_cfg/quick_gelu", "yes", "FILE: model_cfg.quick_gelu must be true or false, got \"yes\""},
       {"embed", "/model_cfg/embed_dim", nullptr, "FILE: model_cfg.embed_dim is missing"},
       {"vision", "/model_cfg/vision_cfg", 3, "FILE: model_cfg.vision_cfg is not an object"},
-      {"mode", "/preprocess_cfg/mode", "L", "FILE: preprocess_cfg.mode \"L\" is not supported (open_clip allows only \"RGB\")"},
+      {"mode", "/preprocess_cfg/mode", "L",
+       "FILE: preprocess_cfg.mode \"L\" is not supported (open_clip allows only \"RGB\")"},
       {"interp", "/preprocess_cfg/interpolation", "nearest",
        "FILE: preprocess_cfg.interpolation \"nearest\" is not supported (bicubic, bilinear or random)"},
       {"resize", "/preprocess_cfg/resize_mode", "crop",
        "FILE: preprocess_cfg.resize_mode \"crop\" is not supported (shortest, longest or squash)"},
-      {"std", "/preprocess_cfg/std", Json::array({0.1, 0.0, 0.1}), "FILE: preprocess_cfg.std must be 3 positive numbers, got [0.1,0.0,0.1]"},
-      {"mean", "/preprocess_cfg/mean", Json::array({0.1, 0.2}), "FILE: preprocess_cfg.mean must be 3 numbers, got [0.1,0.2]"},
+      {"std", "/preprocess_cfg/std", Json::array({0.1, 0.0, 0.1}),
+       "FILE: preprocess_cfg.std must be 3 positive numbers, got [0.1,0.0,0.1]"},
+      {"mean", "/preprocess_cfg/mean", Json::array({0.1, 0.2}),
+       "FILE: preprocess_cfg.mean must be 3 numbers, got [0.1,0.2]"},
       {"fill", "/preprocess_cfg/fill_color", 300, "FILE: preprocess_cfg.fill_color must be an integer 0..255, got 300"},
   };
   for (const Refusal& r : cases) {
     Json j = base_config();
     j[Json::json_pointer(r.pointer)] = r.value;
-    if (r.value.is_null()) j[Json::json_pointer(r.pointer).parent_pointer()].erase(Json::json_pointer(r.pointer).back());
+    if (r.value.is_null())
+      j[Json::json_pointer(r.pointer).parent_pointer()].erase(Json::json_pointer(r.pointer).back());
     EXPECT_EQ(error_of(j), r.message) << r.what;
   }
   const TempDir dir;
@@ -273,7 +285,8 @@ void check_against_open_clip(const std::string& dir, const std::string& weights_
   auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(dir + "/" + weights_file));
   const ClipModel model(cfg.clip, open_clip_to_hf(src, cfg.clip), 2);
   const Expected e = load_expected(dir);
-  const int dim = cfg.clip.projection_dim, ni = static_cast<int>(e.images.size()), nt = static_cast<int>(e.input_ids.size());
+  const int dim = cfg.clip.projection_dim, ni = static_cast<int>(e.images.size()),
+            nt = static_cast<int>(e.input_ids.size());
   const Json& pp = e.json.at("preprocess_cfg");
   EXPECT_EQ(pp.at("size"), Json::array({cfg.preprocess.size, cfg.preprocess.size}));
   for (int c = 0; c < 3; ++c) {
@@ -281,8 +294,9 @@ void check_against_open_clip(const std::string& dir, const std::string& weights_
     EXPECT_EQ(cfg.preprocess.std[c], pp.at("std")[c].get<float>());
   }
   EXPECT_EQ(cfg.preprocess.interpolation == OpenClipInterpolation::Bilinear, pp.at("interpolation") == "bilinear");
-  const std::map<std::string, OpenClipResizeMode> modes = {
-      {"shortest", OpenClipResizeMode::Shortest}, {"longest", OpenClipResizeMode::Longest}, {"squash", OpenClipResizeMode::Squash}};
+  const std::map<std::string, OpenClipResizeMode> modes = {{"shortest", OpenClipResizeMode::Shortest},
+                                                           {"longest", OpenClipResizeMode::Longest},
+                                                           {"squash", OpenClipResizeMode::Squash}};
   EXPECT_EQ(cfg.preprocess.resize_mode, modes.at(pp.at("resize_mode").get<std::string>()));
   EXPECT_EQ(cfg.preprocess.fill_color, pp.at("fill_color").get<int>());
   EXPECT_EQ(cfg.context_length, e.json.at("context_length").get<int>());
@@ -298,7 +312,8 @@ void check_against_open_clip(const std::string& dir, const std::string& weights_
   const float scale = std::exp(model.logit_scale());
   for (int i = 0; i < ni; ++i)
     for (int j = 0; j < nt; ++j) {
-      const auto a = normalized(&img[static_cast<size_t>(i) * dim], dim), b = normalized(&txt[static_cast<size_t>(j) * dim], dim);
+      const auto a = normalized(&img[static_cast<size_t>(i) * dim], dim),
+                 b = normalized(&txt[static_cast<size_t>(j) * dim], dim);
       double dot = 0;
       for (int k = 0; k < dim; ++k) dot += static_cast<double>(a[k]) * b[k];
       EXPECT_NEAR(scale * dot, e.logits[static_cast<size_t>(i) * nt + j], 1e-3);
@@ -398,7 +413,8 @@ TEST(OpenClipFromHf, SameEmbeddingsAsSharedFixture) {
     auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(dir + "/open_clip_model.safetensors"));
     const ClipModel model(cfg.clip, open_clip_to_hf(src, cfg.clip), 2);
     const Expected e = load_expected(std::string(ZEROSHOT_FIXTURES) + "/clip/" + hf);
-    const int dim = cfg.clip.projection_dim, ni = static_cast<int>(e.images.size()), nt = static_cast<int>(e.input_ids.size());
+    const int dim = cfg.clip.projection_dim, ni = static_cast<int>(e.images.size()),
+              nt = static_cast<int>(e.input_ids.size());
     std::vector<float> img(static_cast<size_t>(ni) * dim), txt(static_cast<size_t>(nt) * dim);
     model.encode_images(e.pixels.data(), ni, img.data());
     model.encode_texts(e.input_ids, txt.data());
@@ -483,9 +499,11 @@ TEST(OpenClipBad, RefusedWithOneLine) {
   const std::vector<std::pair<std::string, std::string>> config_cases = {
       {"not-json", ": invalid JSON"},
       {"timm-tower", ": model_cfg.vision_cfg.timm_model_name \"fastvit_mci1\": timm vision towers are not supported"},
-      {"resnet-tower", ": model_cfg.vision_cfg.layers [3,4,6,3]: ResNet (ModifiedResNet) vision towers are not supported"},
+      {"resnet-tower",
+       ": model_cfg.vision_cfg.layers [3,4,6,3]: ResNet (ModifiedResNet) vision towers are not supported"},
       {"coca", ": model_cfg.multimodal_cfg: CoCa models (captioning decoder) are not supported"},
-      {"hf-text-tower", ": model_cfg.text_cfg.hf_model_name \"xlm-roberta-base\": Hugging Face text towers are not supported"},
+      {"hf-text-tower",
+       ": model_cfg.text_cfg.hf_model_name \"xlm-roberta-base\": Hugging Face text towers are not supported"},
   };
   for (const auto& [c, msg] : config_cases) {
     const std::string path = bad + c + "/open_clip_config.json";
@@ -500,7 +518,8 @@ TEST(OpenClipBad, RefusedWithOneLine) {
   }
   const std::vector<std::pair<std::string, std::string>> weight_cases = {
       {"unexpected-tensor",
-       ": unexpected tensor visual.extra_head.weight (not part of an OpenCLIP ViT CLIP model with this open_clip_config.json)"},
+       ": unexpected tensor visual.extra_head.weight (not part of an OpenCLIP ViT CLIP model with this "
+       "open_clip_config.json)"},
       {"missing-tensor", ": missing tensor visual.ln_post.weight"},
   };
   for (const auto& [c, msg] : weight_cases) {
@@ -526,7 +545,8 @@ TEST(OpenClipBad, ShapeNamesOpenClipTensor) {
     open_clip_to_hf(src, cfg.clip);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("tensor visual.transformer.resblocks.0.mlp.c_fc.weight has shape [120, 48], expected [121, 48] from open_clip_config.json"),
+    EXPECT_NE(std::string(e.what()).find("tensor visual.transformer.resblocks.0.mlp.c_fc.weight has shape [120, 48], "
+                                         "expected [121, 48] from open_clip_config.json"),
               std::string::npos)
         << e.what();
   }

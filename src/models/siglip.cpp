@@ -41,13 +41,15 @@ ClipTowerConfig tower(const hf::Fields& f, bool vision) {
   t.act = siglip_act(f);
   t.layer_norm_eps = f.non_negative("layer_norm_eps", 1e-6f);
   if (t.hidden_size % t.num_heads != 0)
-    f.fail("hidden_size " + std::to_string(t.hidden_size) + " is not divisible by num_attention_heads " + std::to_string(t.num_heads));
+    f.fail("hidden_size " + std::to_string(t.hidden_size) + " is not divisible by num_attention_heads " +
+           std::to_string(t.num_heads));
   if (vision) {
     t.num_channels = f.size("num_channels", 3);
     t.image_size = f.size("image_size", 224);
     t.patch_size = f.square("patch_size", 16);
     if (t.image_size % t.patch_size != 0)
-      f.fail("image_size " + std::to_string(t.image_size) + " is not divisible by patch_size " + std::to_string(t.patch_size));
+      f.fail("image_size " + std::to_string(t.image_size) + " is not divisible by patch_size " +
+             std::to_string(t.patch_size));
     const int64_t grid = t.image_size / t.patch_size;
     if (grid * grid > hf::kMaxSize) f.fail("image_size / patch_size gives an absurd number of patches");
   } else {
@@ -75,8 +77,9 @@ SiglipConfig SiglipConfig::load(const std::string& path) {
         "vision_use_head false is not supported (SiglipModel pools images "
         "with its attention-pooling head)");
   if (c.text.hidden_size != c.vision.hidden_size)
-    throw Error(path, "text_config.hidden_size " + std::to_string(c.text.hidden_size) + " differs from vision_config.hidden_size " +
-                          std::to_string(c.vision.hidden_size) + " (SigLIP compares the two towers' pooled outputs directly)");
+    throw Error(path, "text_config.hidden_size " + std::to_string(c.text.hidden_size) +
+                          " differs from vision_config.hidden_size " + std::to_string(c.vision.hidden_size) +
+                          " (SigLIP compares the two towers' pooled outputs directly)");
   return c;
 }
 
@@ -98,7 +101,8 @@ constexpr int64_t kMaxRowsPerChunk = 2048;
 // softmax(q k^T * scale) v. For the pooling head's probe and the text's padded
 // last row (the only queries that are not part of a self-attention over the
 // same rows, which nn::attention runs).
-void attend(const float* q, const float* k, const float* v, long ld, int nkeys, int heads, int hd, float scale, float* out) {
+void attend(const float* q, const float* k, const float* v, long ld, int nkeys, int heads, int hd, float scale,
+            float* out) {
   std::vector<float> s(static_cast<size_t>(nkeys));
   for (int h = 0; h < heads; ++h) {
     const float* qh = q + static_cast<long>(h) * hd;
@@ -237,7 +241,8 @@ struct SiglipModel::Impl {
     for (size_t i = 0; i < extra.size(); ++i) {
       const float* q = qkv + static_cast<size_t>(real + static_cast<int64_t>(i)) * 3 * d;
       const float* k = qkv + static_cast<size_t>(extra[i].first) * 3 * d + d;
-      attend(q, k, k + d, 3L * d, extra[i].second, tc.num_heads, hd, scale, ctx + static_cast<size_t>(real + static_cast<int64_t>(i)) * d);
+      attend(q, k, k + d, 3L * d, extra[i].second, tc.num_heads, hd, scale,
+             ctx + static_cast<size_t>(real + static_cast<int64_t>(i)) * d);
     }
     l.out.forward(ctx, m, x, p, nn::LinearPost::accumulate());
     l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(tc.act), &ln2);
@@ -283,7 +288,8 @@ struct SiglipModel::Impl {
     const int hd = d / v.num_heads;
     for (int img = 0; img < b; ++img) {
       const float* k = kv.data() + static_cast<size_t>(img) * np * 2 * d;
-      attend(probe_q.data(), k, k + d, 2L * d, np, v.num_heads, hd, head_scale(v), ctx.data() + static_cast<size_t>(img) * d);
+      attend(probe_q.data(), k, k + d, 2L * d, np, v.num_heads, hd, head_scale(v),
+             ctx.data() + static_cast<size_t>(img) * d);
     }
     head_out.forward(ctx.data(), b, out, p);
     const nn::RowLayerNorm ln{head_ln.g, head_ln.b, v.layer_norm_eps};
@@ -291,8 +297,8 @@ struct SiglipModel::Impl {
     head_fc2.forward(mlp.data(), b, out, p, nn::LinearPost::accumulate());
   }
 
-  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, int padded, bool pad_left,
-                         float* const* out_rows) const {
+  void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, int padded,
+                         bool pad_left, float* const* out_rows) const {
     const ClipTowerConfig& t = cfg.text;
     const int d = t.hidden_size, b = static_cast<int>(seqs.size()), last = padded - 1;
     std::vector<int> lens(static_cast<size_t>(b));
@@ -343,7 +349,8 @@ struct SiglipModel::Impl {
   }
 };
 
-SiglipModel::SiglipModel(const SiglipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, const ClipOptions& options) {
+SiglipModel::SiglipModel(const SiglipConfig& cfg, std::shared_ptr<const io::WeightStore> weights,
+                         const ClipOptions& options) {
   if (!weights) throw Error("SiglipModel", "no weights");
   impl_ = std::make_unique<Impl>(cfg, *weights, options);
   impl_->keep = std::move(weights);
@@ -370,28 +377,32 @@ void SiglipModel::encode_images(const float* pixel_values, int n, float* out) co
   const size_t dim = static_cast<size_t>(impl_->cfg.embedding_dim());
   for (int i = 0; i < n; i += per_chunk) {
     const int b = std::min(per_chunk, n - i);
-    impl_->encode_image_chunk(pixel_values + static_cast<size_t>(i) * image_floats, b, out + static_cast<size_t>(i) * dim);
+    impl_->encode_image_chunk(pixel_values + static_cast<size_t>(i) * image_floats, b,
+                              out + static_cast<size_t>(i) * dim);
   }
 }
 
-void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out, int padded_length,
-                               bool pad_left) const {
+void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out,
+                               int padded_length, bool pad_left) const {
   const ClipTowerConfig& t = impl_->cfg.text;
   const int padded = padded_length == 0 ? t.max_positions : padded_length;
   if (padded < 1 || padded > t.max_positions)
-    throw Error("encode_texts",
-                "padded length " + std::to_string(padded) + " outside 1..max_position_embeddings " + std::to_string(t.max_positions));
+    throw Error("encode_texts", "padded length " + std::to_string(padded) + " outside 1..max_position_embeddings " +
+                                    std::to_string(t.max_positions));
   if (pad_id < 0 || pad_id >= t.vocab_size)
-    throw Error("pad_id", "token id " + std::to_string(pad_id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
+    throw Error("pad_id", "token id " + std::to_string(pad_id) + " is outside the vocabulary (size " +
+                              std::to_string(t.vocab_size) + ")");
   for (size_t i = 0; i < ids.size(); ++i) {
     const std::string where = "input_ids[" + std::to_string(i) + "]";
     if (ids[i].empty()) throw Error(where, "empty token sequence");
     if (ids[i].size() > static_cast<size_t>(padded))
       throw Error(where, std::to_string(ids[i].size()) + " tokens, more than " +
-                             (padded == t.max_positions ? "max_position_embeddings " : "the padded length ") + std::to_string(padded));
+                             (padded == t.max_positions ? "max_position_embeddings " : "the padded length ") +
+                             std::to_string(padded));
     for (int32_t id : ids[i])
       if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " + std::to_string(t.vocab_size) + ")");
+        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                               std::to_string(t.vocab_size) + ")");
   }
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");

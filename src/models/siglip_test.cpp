@@ -40,7 +40,9 @@ float max_abs(const std::vector<float>& a) {
   return m;
 }
 
-std::shared_ptr<const io::WeightStore> weights() { return std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(kDir)); }
+std::shared_ptr<const io::WeightStore> weights() {
+  return std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(kDir));
+}
 
 // A fresh folder per test.
 class TempDir {
@@ -95,9 +97,10 @@ TEST(SiglipTokenizer, IdsMatchTransformersPaddedAsThePipeline) {
 
 TEST(SiglipTokenizer, MissingOrCorruptSpieceModel) {
   const TempDir d;
-  EXPECT_EQ(error_of([&] { text::SiglipTokenizer::from_dir(d.path("")); }), d.path("spiece.model") +
-                                                                                ": not found (a SigLIP model folder needs "
-                                                                                "its SentencePiece model spiece.model)");
+  EXPECT_EQ(error_of([&] { text::SiglipTokenizer::from_dir(d.path("")); }),
+            d.path("spiece.model") +
+                ": not found (a SigLIP model folder needs "
+                "its SentencePiece model spiece.model)");
   d.write("spiece.model", "this is not a protobuf");
   const std::string err = error_of([&] { text::SiglipTokenizer::from_dir(d.path("")); });
   EXPECT_EQ(err.rfind(d.path("spiece.model") + ": not a SentencePiece model", 0), 0u) << err;
@@ -107,9 +110,10 @@ TEST(SiglipTokenizer, MissingOrCorruptSpieceModel) {
   // A valid model whose config names an eos token it does not hold.
   fs::copy_file(kDir + "/spiece.model", d.path("spiece.model"), fs::copy_options::overwrite_existing);
   d.write("tokenizer_config.json", R"({"eos_token": "<eos>"})");
-  EXPECT_EQ(error_of([&] { text::SiglipTokenizer::from_dir(d.path("")); }), d.path("spiece.model") +
-                                                                                ": the eos token \"<eos>\" is not a piece "
-                                                                                "of this SentencePiece model");
+  EXPECT_EQ(error_of([&] { text::SiglipTokenizer::from_dir(d.path("")); }),
+            d.path("spiece.model") +
+                ": the eos token \"<eos>\" is not a piece "
+                "of this SentencePiece model");
 }
 
 TEST(SiglipModel, EmbeddingsAndLogitsMatchTransformers) {
@@ -179,7 +183,10 @@ TEST(SiglipModel, RefusesBadIds) {
             "encode_texts: padded length 65 outside 1..max_position_embeddings 64");
   EXPECT_EQ(error_of([&] { m.encode_texts({std::vector<int32_t>(9, 5)}, 1, out.data(), 8); }),
             "input_ids[0]: 9 tokens, more than the padded length 8");
-  EXPECT_NE(error_of([&] { m.encode_texts({{5, 1 << 20}}, 1, out.data()); }).find("outside the vocabulary"), std::string::npos);
+  EXPECT_NE(error_of([&] {
+              m.encode_texts({{5, 1 << 20}}, 1, out.data());
+            }).find("outside the vocabulary"),
+            std::string::npos);
 }
 
 TEST(SiglipConfig, RefusesWhatIsNotBuilt) {

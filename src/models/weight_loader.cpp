@@ -51,7 +51,9 @@ bool in_place_ok(const io::TensorView& t) {
 
 }  // namespace
 
-bool linear_is_converted(nn::Precision prec) { return prec != nn::Precision::F32 || nn::avx512_kernels(nn::Precision::F32); }
+bool linear_is_converted(nn::Precision prec) {
+  return prec != nn::Precision::F32 || nn::avx512_kernels(nn::Precision::F32);
+}
 
 WeightLoader::WeightLoader(const io::WeightStore& store, std::string family, LoaderOptions options)
     : store_(store), family_(std::move(family)), opt_(std::move(options)) {
@@ -104,17 +106,19 @@ nn::Int8Weights WeightLoader::int8_from_file(const std::vector<std::string>& wei
   const auto& tensors = opt_.int8_file->tensors();
   for (const std::string& wn : weights) {
     const auto qt = tensors.find(wn), st = tensors.find(int8_scale_name(wn));
-    if (qt == tensors.end() || st == tensors.end() || qt->second.dtype != io::DType::I8 || st->second.dtype != io::DType::F32 ||
-        qt->second.numel() != out * in || qt->second.shape.empty() || qt->second.shape[0] != out ||
-        st->second.shape != std::vector<int64_t>{out})
-      throw Error(opt_.int8_file->path(), "no valid int8 weight " + wn + " with " + std::to_string(out) + " x " + std::to_string(in) + " values");
+    if (qt == tensors.end() || st == tensors.end() || qt->second.dtype != io::DType::I8 ||
+        st->second.dtype != io::DType::F32 || qt->second.numel() != out * in || qt->second.shape.empty() ||
+        qt->second.shape[0] != out || st->second.shape != std::vector<int64_t>{out})
+      throw Error(opt_.int8_file->path(), "no valid int8 weight " + wn + " with " + std::to_string(out) + " x " +
+                                              std::to_string(in) + " values");
     const auto* qd = reinterpret_cast<const int8_t*>(qt->second.data);
     q.q.insert(q.q.end(), qd, qd + qt->second.nbytes);
     const size_t s0 = q.scale.size();
     q.scale.resize(s0 + static_cast<size_t>(out));
     std::memcpy(q.scale.data() + s0, st->second.data, static_cast<size_t>(out) * sizeof(float));
     for (size_t i = s0; i < q.scale.size(); ++i)
-      if (!(q.scale[i] > 0.0f) || !std::isfinite(q.scale[i])) throw Error(opt_.int8_file->path(), "invalid scale in " + int8_scale_name(wn));
+      if (!(q.scale[i] > 0.0f) || !std::isfinite(q.scale[i]))
+        throw Error(opt_.int8_file->path(), "invalid scale in " + int8_scale_name(wn));
     release_pages(qt->second);  // copied: the packed layer is all that stays resident
   }
   return q;
@@ -125,7 +129,8 @@ void WeightLoader::capture(const std::vector<const io::TensorView*>& views, int6
   std::vector<float> tmp;
   for (const io::TensorView* v : views) {
     const float* w = weight_f32(*v, tmp, true);
-    opt_.int8_capture->push_back({v->name, v->shape, nn::quantize_int8(w, static_cast<int>(out), static_cast<int>(in))});
+    opt_.int8_capture->push_back(
+        {v->name, v->shape, nn::quantize_int8(w, static_cast<int>(out), static_cast<int>(in))});
     if (opt_.on_quantized) opt_.on_quantized(opt_.int8_capture->size());
   }
 }
@@ -154,8 +159,8 @@ nn::PackedLinear WeightLoader::linear(const std::vector<std::string>& prefixes, 
   return build(names, views, std::move(b), out, in, prec);
 }
 
-nn::PackedLinear WeightLoader::matrix(const std::string& weight, const std::vector<int64_t>& shape, const std::string& bias,
-                                      nn::Precision prec) {
+nn::PackedLinear WeightLoader::matrix(const std::string& weight, const std::vector<int64_t>& shape,
+                                      const std::string& bias, nn::Precision prec) {
   int64_t in = 1;
   for (size_t i = 1; i < shape.size(); ++i) in *= shape[i];
   const io::TensorView& t = store_.get(weight, shape);
@@ -169,8 +174,9 @@ nn::PackedLinear WeightLoader::matrix(const std::string& weight, const std::vect
 }
 
 // The layer from the weights `views` ([out, in] each, stacked) and bias b (empty: none).
-nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights, const std::vector<const io::TensorView*>& views,
-                                     std::vector<float> b, int64_t out, int64_t in, nn::Precision prec) {
+nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
+                                     const std::vector<const io::TensorView*>& views, std::vector<float> b, int64_t out,
+                                     int64_t in, nn::Precision prec) {
   const int64_t n = out * static_cast<int64_t>(views.size());
   const int ni = static_cast<int>(n), ki = static_cast<int>(in);
   if (prec == nn::Precision::Int8 && from_file_) {
@@ -206,8 +212,9 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights, co
     in_place_.insert(in_place_.end(), weights.begin(), weights.end());
     return nn::PackedLinear(w, bp, ni, ki, prec);
   }
-  nn::PackedLinear l = conv ? nn::PackedLinear(w, b.empty() ? nullptr : b.data(), ni, ki, prec)  // keeps no pointer
-                            : nn::PackedLinear(in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * in), std::move(b), ni, ki, prec);
+  nn::PackedLinear l =
+      conv ? nn::PackedLinear(w, b.empty() ? nullptr : b.data(), ni, ki, prec)  // keeps no pointer
+           : nn::PackedLinear(in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * in), std::move(b), ni, ki, prec);
   if (opt_.zero_copy)
     for (const io::TensorView* v : views) release_pages(*v);
   return l;
@@ -220,7 +227,8 @@ void WeightLoader::check_unused() const {
     if (std::binary_search(read.begin(), read.end(), name)) continue;
     const io::TensorView& tv = store_.get(name);
     if (tv.is_float())  // integer buffers (position_ids) are not parameters
-      throw Error(tv.file, "unexpected tensor " + name + " (not part of a " + family_ + " model with this config.json)");
+      throw Error(tv.file,
+                  "unexpected tensor " + name + " (not part of a " + family_ + " model with this config.json)");
   }
 }
 

@@ -74,11 +74,13 @@ class WeightLoader {
 
   // torch Linear layers "<prefix>.weight" [out, in] (+ "<prefix>.bias" [out] when `bias`), several prefixes
   // stacked along the outputs into one [prefixes * out, in] layer, at precision `prec`.
-  nn::PackedLinear linear(const std::vector<std::string>& prefixes, int64_t out, int64_t in, bool bias, nn::Precision prec);
+  nn::PackedLinear linear(const std::vector<std::string>& prefixes, int64_t out, int64_t in, bool bias,
+                          nn::Precision prec);
   // A weight that is not a torch Linear, as a linear layer over its first dimension: a convolution whose kernel
   // covers its whole input patch ([out, c, kh, kw] -> [out, c*kh*kw]), a projection without bias. `bias`: the
   // bias tensor's name, or "" for none.
-  nn::PackedLinear matrix(const std::string& weight, const std::vector<int64_t>& shape, const std::string& bias, nn::Precision prec);
+  nn::PackedLinear matrix(const std::string& weight, const std::vector<int64_t>& shape, const std::string& bias,
+                          nn::Precision prec);
 
   // Throws zeroshot::Error for the first float tensor of the store that none of the calls above read.
   void check_unused() const;

@@ -134,7 +134,8 @@ void unroll_patches(const float* x, int images, int h, int w, int kh, int kw, fl
       const int py = static_cast<int>((p / gw) % gh), px = static_cast<int>(p % gw);
       const float* src = x + (img * h + static_cast<long>(py) * kh) * w + static_cast<long>(px) * kw;
       float* dst = y + p * kdim;
-      for (int ky = 0; ky < kh; ++ky) std::copy(src + static_cast<long>(ky) * w, src + static_cast<long>(ky) * w + kw, dst + ky * kw);
+      for (int ky = 0; ky < kh; ++ky)
+        std::copy(src + static_cast<long>(ky) * w, src + static_cast<long>(ky) * w + kw, dst + ky * kw);
     }
   });
 }
@@ -184,7 +185,8 @@ std::vector<float> shifted_window_mask(int grid, int window, int shift) {
   return mask;
 }
 
-void gather_rows(const float* src, const std::vector<int32_t>& perm, int batches, int dim, float* dst, ThreadPool* pool) {
+void gather_rows(const float* src, const std::vector<int32_t>& perm, int batches, int dim, float* dst,
+                 ThreadPool* pool) {
   const long per = static_cast<long>(perm.size()), rows = per * batches;
   parallel_ranges(pool, rows, std::max(1L, kMinParallelElems / std::max(dim, 1)), [&](long r0, long r1) {
     for (long r = r0; r < r1; ++r) {

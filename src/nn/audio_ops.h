@@ -70,7 +70,8 @@ std::vector<int32_t> window_permutation(int grid, int window, int shift);
 std::vector<float> shifted_window_mask(int grid, int window, int shift);
 
 // dst[(b * per + i)] = src[(b * per + perm[i])] for each of `batches` maps of `per` rows of `dim` floats.
-void gather_rows(const float* src, const std::vector<int32_t>& perm, int batches, int dim, float* dst, ThreadPool* pool);
+void gather_rows(const float* src, const std::vector<int32_t>& perm, int batches, int dim, float* dst,
+                 ThreadPool* pool);
 // dst[(b * per + perm[i])] += src[(b * per + i)]: the inverse of gather_rows, accumulating.
 void scatter_add_rows(float* dst, const std::vector<int32_t>& perm, int batches, int dim, const float* src,
                       ThreadPool* pool);

@@ -68,10 +68,22 @@ TEST(AudioOps, BatchNormMatchesDefinition) {
 TEST(AudioOps, BicubicMatchesTorch) {
   // torch.nn.functional.interpolate(x [1,1,5,2], (8, 2), mode="bicubic", align_corners=True), PyTorch 1.13.
   const std::vector<float> x = {0.5f, -1.0f, 2.0f, 3.0f, -4.0f, 0.25f, 1.5f, 1.0f, 7.0f, -2.0f};
-  const std::vector<float> torch_out = {0.5f, -1.0f, 1.9999992847442627f, 1.6093298196792603f, 1.3199706077575684f,
-                                        2.9723031520843506f, -2.952624797821045f, 1.0685126781463623f, -3.445333957672119f,
-                                        0.27842557430267334f, 0.32288599014282227f, 1.1093316078186035f, 4.386300086975098f,
-                                        -0.18075907230377197f, 7.000002861022949f, -2.0000009536743164f};
+  const std::vector<float> torch_out = {0.5f,
+                                        -1.0f,
+                                        1.9999992847442627f,
+                                        1.6093298196792603f,
+                                        1.3199706077575684f,
+                                        2.9723031520843506f,
+                                        -2.952624797821045f,
+                                        1.0685126781463623f,
+                                        -3.445333957672119f,
+                                        0.27842557430267334f,
+                                        0.32288599014282227f,
+                                        1.1093316078186035f,
+                                        4.386300086975098f,
+                                        -0.18075907230377197f,
+                                        7.000002861022949f,
+                                        -2.0000009536743164f};
   std::vector<float> y(16);
   bicubic_resize_rows(x.data(), 1, 5, 8, 2, y.data(), nullptr);
   EXPECT_LE(max_abs_diff(y, torch_out), 2e-6f);  // a few float ulps at |y| = 7
@@ -135,7 +147,8 @@ TEST(AudioOps, UnrolledPatchesGiveTheConvolution) {
   const auto x = random_vec(static_cast<size_t>(images) * h * w, 8);
   const auto weight = random_vec(static_cast<size_t>(out) * kh * kw, 9), bias = random_vec(out, 10);
   const int gh = h / kh, gw = w / kw;
-  std::vector<float> cols(static_cast<size_t>(images) * gh * gw * kh * kw), y(static_cast<size_t>(images) * gh * gw * out);
+  std::vector<float> cols(static_cast<size_t>(images) * gh * gw * kh * kw),
+      y(static_cast<size_t>(images) * gh * gw * out);
   unroll_patches(x.data(), images, h, w, kh, kw, cols.data(), nullptr);
   linear(cols.data(), images * gh * gw, kh * kw, weight.data(), bias.data(), out, y.data(), nullptr);
   std::vector<float> want(y.size());
@@ -146,7 +159,8 @@ TEST(AudioOps, UnrolledPatchesGiveTheConvolution) {
           double acc = bias[o];
           for (int ky = 0; ky < kh; ++ky)
             for (int kx = 0; kx < kw; ++kx)
-              acc += static_cast<double>(weight[(o * kh + ky) * kw + kx]) * x[(static_cast<size_t>(i) * h + py * kh + ky) * w + px * kw + kx];
+              acc += static_cast<double>(weight[(o * kh + ky) * kw + kx]) *
+                     x[(static_cast<size_t>(i) * h + py * kh + ky) * w + px * kw + kx];
           want[((static_cast<size_t>(i) * gh + py) * gw + px) * out + o] = static_cast<float>(acc);
         }
   EXPECT_LE(max_abs_diff(y, want), 1e-5f);
@@ -167,7 +181,8 @@ TEST(AudioOps, RelativePositionBiasLikeSwin) {
       rel1 += ws - 1;
       rel0 *= 2 * ws - 1;
       const int index = rel0 + rel1;
-      for (int h = 0; h < heads; ++h) EXPECT_EQ(bias[(static_cast<size_t>(h) * n + i) * n + j], table[index * heads + h]);
+      for (int h = 0; h < heads; ++h)
+        EXPECT_EQ(bias[(static_cast<size_t>(h) * n + i) * n + j], table[index * heads + h]);
     }
 }
 
@@ -291,7 +306,9 @@ TEST(AudioOps, BiasSoftmaxIsAccurate) {
     double sum = 0;
     for (int j = 0; j < n; ++j) mx = std::max(mx, arg[j] = (in[i * n + j] + bias[i * n + j]) + mask[i * n + j]);
     for (int j = 0; j < n; ++j) sum += (e[j] = std::exp(static_cast<double>(arg[j] - mx)));
-    for (int j = 0; j < n; ++j) worst = std::max(worst, std::fabs(s[i * n + j] - e[j] / sum) / std::max(e[j] / sum, 1e-30) * (e[j] / sum > 1e-30));
+    for (int j = 0; j < n; ++j)
+      worst =
+          std::max(worst, std::fabs(s[i * n + j] - e[j] / sum) / std::max(e[j] / sum, 1e-30) * (e[j] / sum > 1e-30));
   }
   EXPECT_LE(worst, 2e-6);  // relative, every probability above 1e-30 (a few float ulps)
   // exp of every float in [-87, 0] vs the double one

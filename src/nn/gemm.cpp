@@ -23,7 +23,8 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {  // empty product (BLAS would reject lda = 0): C = beta * C
     for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) c[static_cast<long>(i) * ldc + j] = beta == 0.0f ? 0.0f : beta * c[static_cast<long>(i) * ldc + j];
+      for (int j = 0; j < n; ++j)
+        c[static_cast<long>(i) * ldc + j] = beta == 0.0f ? 0.0f : beta * c[static_cast<long>(i) * ldc + j];
     return;
   }
   single_threaded_blas();
@@ -32,7 +33,8 @@ void gemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const fl
 }
 
 const char* gemm_backend() {
-  static const std::string name = std::string("OpenBLAS ") + openblas_get_config() + " (" + openblas_get_corename() + ")";
+  static const std::string name =
+      std::string("OpenBLAS ") + openblas_get_config() + " (" + openblas_get_corename() + ")";
   return name.c_str();
 }
 

@@ -70,8 +70,8 @@ struct RowNorm {
 };
 // Converts rows [r0, r1) of x (row stride ldx, k values) into A rows (BF16 / Int8; F32 only with `norm`: then the
 // rows are normalized f32). a_scale / a_zp: Int8 only. `norm`: null for none; row_buf: k floats when norm is set.
-void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
-               const RowNorm* norm, float* row_buf);
+void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale,
+               int32_t* a_zp, const RowNorm* norm, float* row_buf);
 // Computes output panels [p0, p1) for row blocks [rb0, rb1).
 void gemm(const GemmCall& g, int p0, int p1, int rb0, int rb1);
 // Attention of one sequence and head: out_i = softmax_j(scale q_i . k_j, j <= i when causal) v, rows of q/k/v at

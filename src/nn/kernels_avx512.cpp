@@ -75,9 +75,11 @@ inline __m512 quick_gelu_ps(__m512 x) {
 // 0.5 x (1 + tanh(u)), tanh(u) = 1 - 2 / (e^2u + 1) (absolute error ~1e-7 near 0, where the result is ~x/2).
 inline __m512 gelu_tanh_ps(__m512 x) {
   const __m512 x3 = _mm512_mul_ps(_mm512_mul_ps(x, x), x);
-  const __m512 u = _mm512_mul_ps(_mm512_set1_ps(0.79788456080286535588f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
+  const __m512 u =
+      _mm512_mul_ps(_mm512_set1_ps(0.79788456080286535588f), _mm512_fmadd_ps(_mm512_set1_ps(0.044715f), x3, x));
   const __m512 e = exp_ps(_mm512_add_ps(u, u));
-  const __m512 t = _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), recip(_mm512_add_ps(e, _mm512_set1_ps(1.0f))), _mm512_set1_ps(1.0f));
+  const __m512 t =
+      _mm512_fnmadd_ps(_mm512_set1_ps(2.0f), recip(_mm512_add_ps(e, _mm512_set1_ps(1.0f))), _mm512_set1_ps(1.0f));
   return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), t));
 }
 
@@ -112,7 +114,9 @@ inline __m512 apply_act(Act act, __m512 v) {
 
 // Lanes [0, valid) of 16 (valid may be <= 0 or >= 16).
 inline __mmask16 tail_mask(int valid) {
-  return valid >= 16 ? static_cast<__mmask16>(0xFFFF) : valid <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << valid) - 1u);
+  return valid >= 16  ? static_cast<__mmask16>(0xFFFF)
+         : valid <= 0 ? static_cast<__mmask16>(0)
+                      : static_cast<__mmask16>((1u << valid) - 1u);
 }
 
 // ------------------------------------------------------------------------------------------- micro-kernel
@@ -188,8 +192,10 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
       // x ~= sa (u - zp), w ~= sw q: sum x w ~= sa sw (sum u q - zp sum q).
       const __m512i zp = _mm512_set1_epi32(g.a_zp[row0 + r]);
       const __m512 sa = _mm512_set1_ps(g.a_scale[row0 + r]);
-      v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[r][0], _mm512_mullo_epi32(zp, cs0))), _mm512_mul_ps(sa, ws0));
-      v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[r][1], _mm512_mullo_epi32(zp, cs1))), _mm512_mul_ps(sa, ws1));
+      v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[r][0], _mm512_mullo_epi32(zp, cs0))),
+                         _mm512_mul_ps(sa, ws0));
+      v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(iacc[r][1], _mm512_mullo_epi32(zp, cs1))),
+                         _mm512_mul_ps(sa, ws1));
     } else {
       v0 = acc[r][0];
       v1 = acc[r][1];
@@ -269,8 +275,8 @@ void gemm(const GemmCall& g, int p0, int p1, int rb0, int rb1) {
   }
 }
 
-void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale, int32_t* a_zp,
-               const RowNorm* norm, float* row_buf) {
+void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale,
+               int32_t* a_zp, const RowNorm* norm, float* row_buf) {
   const int ku = units(p, k);
   for (int row = r0; row < r1; ++row) {
     const float* xr = x + static_cast<long>(row) * ldx;
@@ -343,7 +349,8 @@ void transpose16(const float* src, long lds, int rows, int cols, float* dst, lon
   }
   for (int c = 0; c < 4; ++c) {
     const __m512 vlo = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), vhi = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    const __m512 wlo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88), whi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
+    const __m512 wlo = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88),
+                 whi = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
     const __m512 out[4] = {_mm512_shuffle_f32x4(vlo, wlo, 0x88), _mm512_shuffle_f32x4(vhi, whi, 0x88),
                            _mm512_shuffle_f32x4(vlo, wlo, 0xdd), _mm512_shuffle_f32x4(vhi, whi, 0xdd)};
     for (int e = 0; e < 4; ++e)  // element c + 4e of every row
@@ -369,7 +376,8 @@ void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd,
   }
   const __m512 sc = _mm512_set1_ps(scale);
   for (int r = 0; r < 4; ++r)
-    for (int j = 0; j < JB; ++j) _mm512_storeu_ps(s + static_cast<long>(r) * l16 + (jb0 + j) * 16, _mm512_mul_ps(acc[r][j], sc));
+    for (int j = 0; j < JB; ++j)
+      _mm512_storeu_ps(s + static_cast<long>(r) * l16 + (jb0 + j) * 16, _mm512_mul_ps(acc[r][j], sc));
 }
 
 // out_r[d0 .. d0 + 16 HB) = sum_j p[r][j] v_j over j < jn, for 4 rows (rows >= rows_out are not stored).
@@ -424,7 +432,9 @@ void attention_head(const float* q, const float* k, const float* v, long ld, int
   float* kt = work;
   float* s = kt + static_cast<long>(l16) * hd;
   for (int j0 = 0; j0 < l16; j0 += 16)
-    for (int d0 = 0; d0 < hd; d0 += 16) transpose16(k + static_cast<long>(j0) * ld + d0, ld, len - j0, hd - d0, kt + static_cast<long>(d0) * l16 + j0, l16);
+    for (int d0 = 0; d0 < hd; d0 += 16)
+      transpose16(k + static_cast<long>(j0) * ld + d0, ld, len - j0, hd - d0, kt + static_cast<long>(d0) * l16 + j0,
+                  l16);
   for (int i0 = 0; i0 < len; i0 += 4) {
     const int rows = imin(4, len - i0);
     const float* qr[4];
@@ -445,7 +455,8 @@ void attention_head(const float* q, const float* k, const float* v, long ld, int
         default: scores4<4>(qr, kt, l16, jb, hd, scale, s); break;
       }
     }
-    for (int r = 0; r < 4; ++r) softmax16(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16);
+    for (int r = 0; r < 4; ++r)
+      softmax16(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16);
     for (int d0 = 0; d0 < hd; d0 += 64) {
       switch (imin(4, (hd - d0 + 15) / 16)) {
         case 1: pv4<1>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
@@ -486,9 +497,10 @@ void layer_norm(const float* x, long rows, int dim, const float* gamma, const fl
     for (i = 0; i < dim; i += 16) {
       const __mmask16 m = tail_mask(dim - i);
       const __m512 xv = _mm512_maskz_loadu_ps(m, xr + i);
-      const __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), mv), rv));
-      const __m256 hi = _mm512_cvtpd_ps(
-          _mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), mv), rv));
+      const __m256 lo =
+          _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), mv), rv));
+      const __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+          _mm512_sub_pd(_mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), mv), rv));
       __m512 v = _mm512_insertf32x8(_mm512_castps256_ps512(lo), hi, 1);
       if (gamma) v = _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, gamma + i));
       if (beta) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, beta + i));

@@ -306,8 +306,10 @@ PackedLinear::PackedLinear(const float* w, const float* bias, int n, int k, Prec
 
 PackedLinear::PackedLinear(std::vector<float> w, std::vector<float> bias, int n, int k, Precision p, KernelChoice kc)
     : impl_(std::make_unique<Impl>()) {
-  if (w.size() != static_cast<size_t>(n) * static_cast<size_t>(k) || (!bias.empty() && bias.size() != static_cast<size_t>(n)))
-    throw Error("PackedLinear", "weight or bias size does not match [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  if (w.size() != static_cast<size_t>(n) * static_cast<size_t>(k) ||
+      (!bias.empty() && bias.size() != static_cast<size_t>(n)))
+    throw Error("PackedLinear",
+                "weight or bias size does not match [" + std::to_string(n) + ", " + std::to_string(k) + "]");
   impl_->init(w.data(), bias.empty() ? nullptr : bias.data(), n, k, p, kc);
   // Keep what the layer would otherwise borrow.
   if (impl_->w == w.data()) {
@@ -322,7 +324,8 @@ PackedLinear::PackedLinear(std::vector<float> w, std::vector<float> bias, int n,
 }
 
 PackedLinear::PackedLinear(const Int8Weights& q, const float* bias, KernelChoice kc) : impl_(std::make_unique<Impl>()) {
-  if (q.n <= 0 || q.k <= 0 || q.q.size() != static_cast<size_t>(q.n) * q.k || q.scale.size() != static_cast<size_t>(q.n))
+  if (q.n <= 0 || q.k <= 0 || q.q.size() != static_cast<size_t>(q.n) * q.k ||
+      q.scale.size() != static_cast<size_t>(q.n))
     throw Error("PackedLinear", "inconsistent int8 weights");
   Impl& m = *impl_;
   m.n = q.n;
@@ -330,10 +333,8 @@ PackedLinear::PackedLinear(const Int8Weights& q, const float* bias, KernelChoice
   m.prec = Precision::Int8;
   m.avx = kc == KernelChoice::Auto && avx512_kernels(Precision::Int8);
   m.set_bias(bias, true);
-  if (m.avx)
-    m.pack_int8(q);
-  else
-    m.generic_int8(q);
+  if (m.avx) m.pack_int8(q);
+  else m.generic_int8(q);
 }
 
 int PackedLinear::in_features() const { return impl_ ? impl_->k : 0; }
@@ -364,10 +365,8 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
   if (static_cast<long>(m) * n * k < kMinParallelGemm) threads = 1;
   Scratch& s = scratch();
   auto rows_in_parallel = [&](const std::function<void(long, long)>& fn) {
-    if (threads > 1 && static_cast<long>(m) * k >= kMinParallelPack)
-      parallel_ranges(pool, m, 1, fn);
-    else
-      fn(0, m);
+    if (threads > 1 && static_cast<long>(m) * k >= kMinParallelPack) parallel_ranges(pool, m, 1, fn);
+    else fn(0, m);
   };
 
   if (L.avx) {
@@ -438,7 +437,8 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     grow(s.normed, static_cast<size_t>(m) * k);
     float* h = s.normed.data();
     rows_in_parallel([&](long r0, long r1) {
-      for (long r = r0; r < r1; ++r) layer_norm(x + r * ldx, 1, k, norm->gamma, norm->beta, norm->eps, h + r * k, nullptr);
+      for (long r = r0; r < r1; ++r)
+        layer_norm(x + r * ldx, 1, k, norm->gamma, norm->beta, norm->eps, h + r * k, nullptr);
     });
     x = h;
     ldx = k;
@@ -490,12 +490,11 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
       float* yr = y + static_cast<long>(r) * ldy + j0;
       for (int j = 0; j < nc; ++j) {
         float v = o[j];
-        if (L.prec == Precision::Int8) v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0) + static_cast<size_t>(j)];
+        if (L.prec == Precision::Int8)
+          v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0) + static_cast<size_t>(j)];
         if (L.bias) v += L.bias[j0 + j];
-        if (acc)
-          yr[j] += v;
-        else
-          yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
+        if (acc) yr[j] += v;
+        else yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
       }
     }
   };

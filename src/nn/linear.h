@@ -54,8 +54,8 @@ uint16_t f32_to_bf16(float x);
 // What the epilogue does with acc = x W^T + b.
 struct LinearPost {
   enum Kind { Store, Activate, Accumulate };
-  Kind kind = Store;     // Store: y = acc; Activate: y = act(acc); Accumulate: y += acc (residual add)
-                         // (Relu and Silu are applied in a pass after the product, not in the epilogue)
+  Kind kind = Store;  // Store: y = acc; Activate: y = act(acc); Accumulate: y += acc (residual add)
+                      // (Relu and Silu are applied in a pass after the product, not in the epilogue)
   Act act = Act::QuickGelu;
   static LinearPost store() { return {}; }
   static LinearPost activate(Act a) { return {Activate, a}; }
@@ -89,7 +89,7 @@ class PackedLinear {
   int out_features() const;
   Precision precision() const;
   bool uses_avx512() const;
-  size_t weight_bytes() const;  // memory owned for the weights (0 when used in place)
+  size_t weight_bytes() const;   // memory owned for the weights (0 when used in place)
   bool borrows_weights() const;  // the w passed in is used in place (generic F32 path, pointer constructor)
 
   // y[m x n] (row stride ldy) from x[m x k] (row stride ldx) per `post`, the rows of x layer-normalized first
@@ -97,7 +97,8 @@ class PackedLinear {
   // on `pool` (null: calling thread).
   void forward(const float* x, int m, long ldx, float* y, long ldy, ThreadPool* pool, LinearPost post = {},
                const RowLayerNorm* norm = nullptr) const;
-  void forward(const float* x, int m, float* y, ThreadPool* pool, LinearPost post = {}, const RowLayerNorm* norm = nullptr) const {
+  void forward(const float* x, int m, float* y, ThreadPool* pool, LinearPost post = {},
+               const RowLayerNorm* norm = nullptr) const {
     forward(x, m, in_features(), y, out_features(), pool, post, norm);
   }
 

@@ -54,14 +54,20 @@ std::vector<KernelChoice> choices(Precision p) {
 struct Case {
   int m, k, n;
 };
-const Case kCases[] = {{1, 1, 1}, {3, 5, 7}, {10, 17, 32}, {11, 64, 33}, {23, 130, 70}, {50, 96, 31}, {7, 3, 100}, {21, 257, 16}};
+const Case kCases[] = {{1, 1, 1},     {3, 5, 7},    {10, 17, 32}, {11, 64, 33},
+                       {23, 130, 70}, {50, 96, 31}, {7, 3, 100},  {21, 257, 16}};
 
 // Bound of |x.w - xq.wq| when every x and w is off by at most ea and ew (quantization half-steps).
 struct Linear {
   std::vector<float> w, b, x;
   int m, k, n;
-  Linear(const Case& c, uint32_t seed) : w(randn(static_cast<size_t>(c.n) * c.k, seed, 0.2f)), b(randn(c.n, seed + 1)),
-                                         x(randn(static_cast<size_t>(c.m) * c.k, seed + 2)), m(c.m), k(c.k), n(c.n) {
+  Linear(const Case& c, uint32_t seed)
+      : w(randn(static_cast<size_t>(c.n) * c.k, seed, 0.2f)),
+        b(randn(c.n, seed + 1)),
+        x(randn(static_cast<size_t>(c.m) * c.k, seed + 2)),
+        m(c.m),
+        k(c.k),
+        n(c.n) {
     // An outlier and a row of zeros: the quantizers' edge cases.
     x[0] = 9.0f;
     if (m > 2)
@@ -72,7 +78,8 @@ struct Linear {
 };
 
 // Runs the layer with x / y at row strides wider than k / n (and a residual in y for Accumulate).
-std::vector<float> run(const PackedLinear& L, const Linear& t, LinearPost post, ThreadPool* pool, const std::vector<float>& y0) {
+std::vector<float> run(const PackedLinear& L, const Linear& t, LinearPost post, ThreadPool* pool,
+                       const std::vector<float>& y0) {
   const long ldx = t.k + 3, ldy = t.n + 5;
   std::vector<float> xs(static_cast<size_t>(t.m) * ldx, 77.0f), ys(static_cast<size_t>(t.m) * ldy, -55.0f);
   for (int r = 0; r < t.m; ++r) {
@@ -88,9 +95,13 @@ std::vector<float> run(const PackedLinear& L, const Linear& t, LinearPost post, 
   return y;
 }
 
-const LinearPost kPosts[] = {LinearPost::store(), LinearPost::activate(Act::QuickGelu), LinearPost::activate(Act::Gelu),
-                             LinearPost::activate(Act::GeluTanh), LinearPost::activate(Act::Relu),
-                             LinearPost::activate(Act::Silu), LinearPost::accumulate()};
+const LinearPost kPosts[] = {LinearPost::store(),
+                             LinearPost::activate(Act::QuickGelu),
+                             LinearPost::activate(Act::Gelu),
+                             LinearPost::activate(Act::GeluTanh),
+                             LinearPost::activate(Act::Relu),
+                             LinearPost::activate(Act::Silu),
+                             LinearPost::accumulate()};
 
 std::string post_name(const LinearPost& p) {
   if (p.kind == LinearPost::Store) return "store";
@@ -105,7 +116,8 @@ void check(const Linear& t, const std::vector<float>& xr, const std::vector<floa
   for (int r = 0; r < t.m; ++r)
     for (int j = 0; j < t.n; ++j) {
       double acc = t.b[j];
-      for (int i = 0; i < t.k; ++i) acc += static_cast<double>(xr[static_cast<size_t>(r) * t.k + i]) * wr[static_cast<size_t>(j) * t.k + i];
+      for (int i = 0; i < t.k; ++i)
+        acc += static_cast<double>(xr[static_cast<size_t>(r) * t.k + i]) * wr[static_cast<size_t>(j) * t.k + i];
       const size_t o = static_cast<size_t>(r) * t.n + j;
       double ref = acc, tol = err[o];
       if (post.kind == LinearPost::Activate) {
@@ -134,7 +146,8 @@ TEST(PackedLinear, F32MatchesDoubleReference) {
         for (int r = 0; r < c.m; ++r)
           for (int j = 0; j < c.n; ++j) {
             double s = std::fabs(t.b[j]);
-            for (int i = 0; i < c.k; ++i) s += std::fabs(t.x[static_cast<size_t>(r) * c.k + i] * t.w[static_cast<size_t>(j) * c.k + i]);
+            for (int i = 0; i < c.k; ++i)
+              s += std::fabs(t.x[static_cast<size_t>(r) * c.k + i] * t.w[static_cast<size_t>(j) * c.k + i]);
             err[static_cast<size_t>(r) * c.n + j] = 1e-6 * s + 1e-7;  // f32 summation
           }
         for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
@@ -160,7 +173,8 @@ TEST(PackedLinear, Bf16IsExactProductsOfRoundedOperands) {
         for (int r = 0; r < c.m; ++r)
           for (int j = 0; j < c.n; ++j) {
             double s = std::fabs(t.b[j]);
-            for (int i = 0; i < c.k; ++i) s += std::fabs(xr[static_cast<size_t>(r) * c.k + i] * wr[static_cast<size_t>(j) * c.k + i]);
+            for (int i = 0; i < c.k; ++i)
+              s += std::fabs(xr[static_cast<size_t>(r) * c.k + i] * wr[static_cast<size_t>(j) * c.k + i]);
             err[static_cast<size_t>(r) * c.n + j] = 1e-6 * s + 1e-7;
           }
         check(t, xr, wr, err, post, y0, run(L, t, post, &pool, y0),
@@ -183,7 +197,8 @@ TEST(PackedLinear, Int8WithinQuantizationBound) {
         std::vector<double> err(static_cast<size_t>(c.m) * c.n);
         for (int r = 0; r < c.m; ++r) {
           const float* xr = &t.x[static_cast<size_t>(r) * c.k];
-          const double lo = std::min(0.0f, *std::min_element(xr, xr + c.k)), hi = std::max(0.0f, *std::max_element(xr, xr + c.k));
+          const double lo = std::min(0.0f, *std::min_element(xr, xr + c.k)),
+                       hi = std::max(0.0f, *std::max_element(xr, xr + c.k));
           const double sa = (hi - lo) / 255.0;
           for (int j = 0; j < c.n; ++j) {
             const float* wj = &t.w[static_cast<size_t>(j) * c.k];
@@ -214,9 +229,11 @@ TEST(PackedLinear, AvxAndGenericComputeTheSameFunction) {
       const std::vector<float> y0(static_cast<size_t>(c.m) * c.n, 0.0f);
       const PackedLinear a(t.w.data(), t.b.data(), c.n, c.k, p, KernelChoice::Auto);
       const PackedLinear g(t.w.data(), t.b.data(), c.n, c.k, p, KernelChoice::Generic);
-      const std::vector<float> ya = run(a, t, LinearPost::store(), nullptr, y0), yg = run(g, t, LinearPost::store(), nullptr, y0);
+      const std::vector<float> ya = run(a, t, LinearPost::store(), nullptr, y0),
+                               yg = run(g, t, LinearPost::store(), nullptr, y0);
       for (size_t i = 0; i < ya.size(); ++i)
-        ASSERT_NEAR(ya[i], yg[i], 2e-6 * (1.0 + std::fabs(yg[i]))) << precision_name(p) << " m" << c.m << " k" << c.k << " n" << c.n << " at " << i;
+        ASSERT_NEAR(ya[i], yg[i], 2e-6 * (1.0 + std::fabs(yg[i])))
+            << precision_name(p) << " m" << c.m << " k" << c.k << " n" << c.n << " at " << i;
     }
   }
 }
@@ -229,7 +246,8 @@ TEST(PackedLinear, RowLayerNormEqualsLayerNormThenProduct) {
       for (const Case& c : kCases) {
         Linear t(c, seed++);
         for (float& v : t.x) v = v * 3.0f + 1.0f;
-        const std::vector<float> g = randn(c.k, seed++), be = randn(c.k, seed++), y0(static_cast<size_t>(c.m) * c.n, 0.0f);
+        const std::vector<float> g = randn(c.k, seed++), be = randn(c.k, seed++),
+                                 y0(static_cast<size_t>(c.m) * c.n, 0.0f);
         const PackedLinear L(t.w.data(), t.b.data(), c.n, c.k, p, kc);
         Linear normed = t;
         layer_norm(t.x.data(), c.m, c.k, g.data(), be.data(), 1e-5f, normed.x.data(), nullptr);
@@ -239,7 +257,8 @@ TEST(PackedLinear, RowLayerNormEqualsLayerNormThenProduct) {
         L.forward(t.x.data(), c.m, got.data(), &pool, LinearPost::store(), &rn);
         for (size_t i = 0; i < got.size(); ++i)
           ASSERT_NEAR(got[i], want[i], 1e-5 * (1.0 + std::fabs(want[i])))
-              << precision_name(p) << (kc == KernelChoice::Auto ? " avx512" : " generic") << " m" << c.m << " k" << c.k << " n" << c.n;
+              << precision_name(p) << (kc == KernelChoice::Auto ? " avx512" : " generic") << " m" << c.m << " k" << c.k
+              << " n" << c.n;
       }
 }
 
@@ -258,11 +277,13 @@ TEST(PackedLinear, ParallelConversionEqualsSerial) {
         std::vector<float> serial(static_cast<size_t>(c.m) * c.n), parallel(serial.size());
         L.forward(t.x.data(), c.m, serial.data(), nullptr, LinearPost::store(), norm);
         L.forward(t.x.data(), c.m, parallel.data(), &pool, LinearPost::store(), norm);
-        const std::string what = std::string(precision_name(p)) + (kc == KernelChoice::Auto ? " avx512" : " generic") + (norm ? " norm" : "");
+        const std::string what = std::string(precision_name(p)) + (kc == KernelChoice::Auto ? " avx512" : " generic") +
+                                 (norm ? " norm" : "");
         if (kc == KernelChoice::Auto) {
           EXPECT_EQ(serial, parallel) << what;
         } else {  // OpenBLAS may sum a column block differently from the whole (its edge kernels)
-          for (size_t i = 0; i < serial.size(); ++i) ASSERT_NEAR(serial[i], parallel[i], 1e-4 * (1 + std::fabs(serial[i]))) << what;
+          for (size_t i = 0; i < serial.size(); ++i)
+            ASSERT_NEAR(serial[i], parallel[i], 1e-4 * (1 + std::fabs(serial[i]))) << what;
         }
       }
     }
@@ -343,8 +364,8 @@ TEST(VectorActivations, MatchScalarFunctions) {
 }
 
 // Naive double attention over back-to-back sequences with q/k/v rows at stride ld.
-std::vector<double> attention_ref(const std::vector<float>& qkv, long ld, int d, const std::vector<int>& lens, int heads, int hd,
-                                  float scale, bool causal) {
+std::vector<double> attention_ref(const std::vector<float>& qkv, long ld, int d, const std::vector<int>& lens,
+                                  int heads, int hd, float scale, bool causal) {
   long rows = 0;
   for (int l : lens) rows += l;
   std::vector<double> out(static_cast<size_t>(rows) * d);
@@ -382,20 +403,24 @@ TEST(Attention, StridedMatchesDoubleReferenceOnBothPaths) {
     force_generic_kernels(generic);
     for (int hd : {12, 16, 24, 64, 80})
       for (bool causal : {false, true})
-        for (const std::vector<int>& lens : {std::vector<int>{1}, std::vector<int>{5, 17}, std::vector<int>{50, 3, 77}}) {
+        for (const std::vector<int>& lens :
+             {std::vector<int>{1}, std::vector<int>{5, 17}, std::vector<int>{50, 3, 77}}) {
           const int heads = 3, d = heads * hd;
           const long ld = 3L * d + 4;
           long rows = 0;
           for (int l : lens) rows += l;
-          const std::vector<float> qkv = randn(static_cast<size_t>(rows * ld), static_cast<uint32_t>(hd * 7 + causal), 1.5f);
+          const std::vector<float> qkv =
+              randn(static_cast<size_t>(rows * ld), static_cast<uint32_t>(hd * 7 + causal), 1.5f);
           const long ldo = d + 8;
           std::vector<float> out(static_cast<size_t>(rows * ldo), 42.0f);
           const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-          attention(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, ld, lens, heads, hd, scale, causal, out.data(), ldo, &pool);
+          attention(qkv.data(), qkv.data() + d, qkv.data() + 2 * d, ld, lens, heads, hd, scale, causal, out.data(), ldo,
+                    &pool);
           const std::vector<double> ref = attention_ref(qkv, ld, d, lens, heads, hd, scale, causal);
           for (long r = 0; r < rows; ++r) {
             for (int e = 0; e < d; ++e)
-              ASSERT_NEAR(out[r * ldo + e], ref[r * d + e], 2e-5) << (generic ? "generic" : "avx512") << " hd " << hd << " row " << r;
+              ASSERT_NEAR(out[r * ldo + e], ref[r * d + e], 2e-5)
+                  << (generic ? "generic" : "avx512") << " hd " << hd << " row " << r;
             for (long e = d; e < ldo; ++e) ASSERT_EQ(out[r * ldo + e], 42.0f) << "wrote past the row";
           }
         }
@@ -421,7 +446,8 @@ TEST(LayerNorm, VectorPathMatchesDoubleReference) {
         var /= dim;
         for (int i = 0; i < dim; ++i) {
           const double ref = (x[static_cast<size_t>(r) * dim + i] - mean) / std::sqrt(var + 1e-5) * g[i] + b[i];
-          ASSERT_NEAR(y[static_cast<size_t>(r) * dim + i], ref, 2e-5 * (1 + std::fabs(ref))) << (generic ? "generic" : "avx512") << " dim " << dim;
+          ASSERT_NEAR(y[static_cast<size_t>(r) * dim + i], ref, 2e-5 * (1 + std::fabs(ref)))
+              << (generic ? "generic" : "avx512") << " dim " << dim;
         }
       }
     }

@@ -148,8 +148,7 @@ void activate(Act act, float* x, long n, ThreadPool* pool) {
         for (long i = b; i < e; ++i) x[i] = gelu_tanh(x[i]);
         break;
       case Act::Relu:
-      case Act::Silu:
-        break;  // below
+      case Act::Silu: break;  // below
     }
   });
 }
@@ -183,7 +182,9 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
   // A few ranges of (sequence, head) pairs per thread, taken in turn (a preempted thread's share moves on).
   const long threads = pool ? pool->threads() : 1;
   const long chunks = std::max(1L, std::min({pairs / min_pairs, threads * 4, pairs}));
-  auto range = [&](long c, const std::function<void(long, long)>& fn) { fn(pairs * c / chunks, pairs * (c + 1) / chunks); };
+  auto range = [&](long c, const std::function<void(long, long)>& fn) {
+    fn(pairs * c / chunks, pairs * (c + 1) / chunks);
+  };
   auto body = [&](long p0, long p1) {
     // per chunk: no shared scratch
     std::vector<float> scratch(avx ? kern::avx512::attention_work_floats(static_cast<int>(max_len), head_dim)
@@ -202,16 +203,16 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
         continue;
       }
       float* scores = scratch.data();
-      gemm(false, true, len, len, head_dim, scale, qs, static_cast<int>(ld), ks, static_cast<int>(ld), 0.0f, scores, len);
+      gemm(false, true, len, len, head_dim, scale, qs, static_cast<int>(ld), ks, static_cast<int>(ld), 0.0f, scores,
+           len);
       for (int i = 0; i < len; ++i) softmax_row(scores + static_cast<long>(i) * len, causal ? i + 1 : len, len);
       // Causal rows have zeros past the diagonal, so the full product equals the masked one.
-      gemm(false, false, len, head_dim, len, 1.0f, scores, len, vs, static_cast<int>(ld), 0.0f, os, static_cast<int>(ld_out));
+      gemm(false, false, len, head_dim, len, 1.0f, scores, len, vs, static_cast<int>(ld), 0.0f, os,
+           static_cast<int>(ld_out));
     }
   };
-  if (chunks <= 1 || !pool)
-    body(0, pairs);
-  else
-    pool->parallel_for(static_cast<int>(chunks), [&](int c) { range(c, body); });
+  if (chunks <= 1 || !pool) body(0, pairs);
+  else pool->parallel_for(static_cast<int>(chunks), [&](int c) { range(c, body); });
 }
 
 void self_attention(const float* x, const std::vector<int>& lens, int dim, int heads, const AttentionWeights& w,

@@ -109,7 +109,8 @@ TEST(Linear, MatchesReferenceSerialAndThreaded) {
   const int sizes[][3] = {{1, 1, 1}, {5, 7, 3}, {50, 96, 384}, {77, 64, 257}, {3, 301, 129}, {400, 96, 33}};
   for (const auto& s : sizes)
     for (bool bias : {false, true})
-      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &two, &three}) check_linear(s[0], s[1], s[2], bias, pool, rng);
+      for (ThreadPool* pool : {static_cast<ThreadPool*>(nullptr), &two, &three})
+        check_linear(s[0], s[1], s[2], bias, pool, rng);
 }
 
 void ref_layer_norm(const std::vector<float>& x, int rows, int dim, const std::vector<float>& g,
@@ -125,7 +126,8 @@ void ref_layer_norm(const std::vector<float>& x, int rows, int dim, const std::v
     }
     var /= dim;
     for (int i = 0; i < dim; ++i)
-      (*out)[static_cast<size_t>(r) * dim + i] = (x[static_cast<size_t>(r) * dim + i] - mean) / std::sqrt(var + eps) * g[i] + b[i];
+      (*out)[static_cast<size_t>(r) * dim + i] =
+          (x[static_cast<size_t>(r) * dim + i] - mean) / std::sqrt(var + eps) * g[i] + b[i];
   }
 }
 
@@ -143,7 +145,8 @@ TEST(LayerNorm, MatchesReferenceIncludingLargeMean) {
       for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
         std::vector<float> y(x.size());
         layer_norm(x.data(), rows, dim, g.data(), b.data(), 1e-5f, y.data(), p);
-        for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], want[i], 4e-6 * (1 + std::fabs(want[i]))) << "dim " << dim << " offset " << offset;
+        for (size_t i = 0; i < y.size(); ++i)
+          ASSERT_NEAR(y[i], want[i], 4e-6 * (1 + std::fabs(want[i]))) << "dim " << dim << " offset " << offset;
         // In place gives the same bits.
         std::vector<float> z = x;
         layer_norm(z.data(), rows, dim, g.data(), b.data(), 1e-5f, z.data(), p);
@@ -228,7 +231,8 @@ std::vector<double> ref_attention(const std::vector<float>& q, const std::vector
         for (int j = 0; j < seq; ++j) {
           if (causal && j > i) continue;
           double d = 0;
-          for (int c = 0; c < hd; ++c) d += static_cast<double>(q[(start + i) * dim + h * hd + c]) * k[(start + j) * dim + h * hd + c];
+          for (int c = 0; c < hd; ++c)
+            d += static_cast<double>(q[(start + i) * dim + h * hd + c]) * k[(start + j) * dim + h * hd + c];
           s[j] = d * scale;
           mx = std::max(mx, s[j]);
         }
@@ -252,8 +256,8 @@ TEST(Attention, MatchesReferenceCausalFullAndRagged) {
     std::vector<int> lens;
     int heads, hd;
   };
-  const Shape shapes[] = {{{1}, 1, 1},         {{7, 7}, 3, 5},  {{50, 50, 50}, 4, 24},
-                          {{13, 13}, 6, 12},   {{3, 1, 7, 5, 77}, 2, 8}, {{}, 2, 4}};
+  const Shape shapes[] = {{{1}, 1, 1},       {{7, 7}, 3, 5},           {{50, 50, 50}, 4, 24},
+                          {{13, 13}, 6, 12}, {{3, 1, 7, 5, 77}, 2, 8}, {{}, 2, 4}};
   for (const auto& s : shapes) {
     int rows = 0;
     for (int l : s.lens) rows += l;
@@ -266,7 +270,8 @@ TEST(Attention, MatchesReferenceCausalFullAndRagged) {
         std::vector<float> out(n, 777.0f);
         attention(q.data(), k.data(), v.data(), s.lens, s.heads, s.hd, scale, causal, out.data(), p);
         auto want = ref_attention(q, k, v, s.lens, s.heads, s.hd, scale, causal);
-        for (size_t i = 0; i < n; ++i) ASSERT_NEAR(out[i], want[i], 2e-6) << "rows " << rows << " heads " << s.heads << " causal " << causal;
+        for (size_t i = 0; i < n; ++i)
+          ASSERT_NEAR(out[i], want[i], 2e-6) << "rows " << rows << " heads " << s.heads << " causal " << causal;
         if (causal) {
           // The first row of every sequence attends to itself only.
           size_t start = 0;
@@ -299,14 +304,16 @@ TEST(SelfAttention, MatchesReferenceWithProjections) {
     for (int r = 0; r < rows; ++r)
       for (int j = 0; j < dim; ++j) {
         double s = bs[which][j];
-        for (int c = 0; c < dim; ++c) s += static_cast<double>(in[static_cast<size_t>(r) * dim + c]) * ws[which][static_cast<size_t>(j) * dim + c];
+        for (int c = 0; c < dim; ++c)
+          s += static_cast<double>(in[static_cast<size_t>(r) * dim + c]) * ws[which][static_cast<size_t>(j) * dim + c];
         out[static_cast<size_t>(r) * dim + j] = s;
       }
     return out;
   };
   auto to_f = [](const std::vector<double>& d) { return std::vector<float>(d.begin(), d.end()); };
   for (bool causal : {false, true}) {
-    auto ctx = ref_attention(to_f(proj(x, 0)), to_f(proj(x, 1)), to_f(proj(x, 2)), lens, heads, hd, 1.0 / std::sqrt(hd), causal);
+    auto ctx = ref_attention(to_f(proj(x, 0)), to_f(proj(x, 1)), to_f(proj(x, 2)), lens, heads, hd, 1.0 / std::sqrt(hd),
+                             causal);
     auto want = proj(to_f(ctx), 3);
     for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool}) {
       std::vector<float> y(n);

@@ -90,8 +90,7 @@ void Batcher::run() {
       // Wait for a full batch, or until the oldest image has waited max_wait, or until no announced image is
       // still being decoded (not when stopping: drain now).
       const auto deadline = queue_.front().queued + opt_.max_wait;
-      cv_.wait_until(lock, deadline,
-                     [&] { return stopping_ || queue_.size() >= opt_.max_batch || incoming_ == 0; });
+      cv_.wait_until(lock, deadline, [&] { return stopping_ || queue_.size() >= opt_.max_batch || incoming_ == 0; });
       const size_t n = std::min(opt_.max_batch, queue_.size());
       for (size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));

@@ -9,8 +9,7 @@ namespace zeroshot::server {
 
 namespace {
 
-const std::vector<double> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
-                                            0.25,  0.5,    1,     2.5,  5,     10,  30};
+const std::vector<double> kLatencyBounds = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 const std::vector<double> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256};
 
 std::string num(double v) {  // shortest text that reads back as v
@@ -97,7 +96,8 @@ std::string Metrics::render(const Gauges& g) const {
   o += "# HELP zeroshot_label_cache_misses_total Label-embedding (classifier) cache misses.\n"
        "# TYPE zeroshot_label_cache_misses_total counter\n";
   o += "zeroshot_label_cache_misses_total " + std::to_string(cache_misses_) + "\n";
-  o += "# HELP zeroshot_label_cache_entries Classifiers held in the cache.\n# TYPE zeroshot_label_cache_entries gauge\n";
+  o +=
+      "# HELP zeroshot_label_cache_entries Classifiers held in the cache.\n# TYPE zeroshot_label_cache_entries gauge\n";
   o += "zeroshot_label_cache_entries " + std::to_string(g.classifier_cache_entries) + "\n";
   o += "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
        "# TYPE process_resident_memory_bytes gauge\n";

@@ -169,7 +169,8 @@ class RequestSax {
     // parsing do.
     const std::string name = f.shape == Shape::kStrings || f.shape == Shape::kTerms ? f.name : field_name();
     switch (want) {
-      case Shape::kString: return fail(name + (f.shape == Shape::kStrings ? ": expected an array of strings" : ": expected a string"));
+      case Shape::kString:
+        return fail(name + (f.shape == Shape::kStrings ? ": expected an array of strings" : ": expected a string"));
       case Shape::kStrings: return fail(name + ": expected a string or an array of strings");
       case Shape::kBool: return fail(name + ": expected true or false");
       case Shape::kNumber: return fail(name + ": expected a number");
@@ -191,9 +192,11 @@ class RequestSax {
     Frame& f = stack_.back();
     if (f.value->is_array()) {
       if (++f.count > f.max) {
-        const std::string what = f.name == "candidate_labels" || f.name == "labels" ||
-                                         f.name == "parameters.candidate_labels" ? "labels" : f.name;
-        fail("too many " + what + ": more than " + std::to_string(f.max) + " (the limit is " + std::to_string(f.max) + ")");
+        const std::string what =
+            f.name == "candidate_labels" || f.name == "labels" || f.name == "parameters.candidate_labels" ? "labels"
+                                                                                                          : f.name;
+        fail("too many " + what + ": more than " + std::to_string(f.max) + " (the limit is " + std::to_string(f.max) +
+             ")");
         return nullptr;
       }
       f.value->push_back(std::move(v));
@@ -208,7 +211,8 @@ class RequestSax {
     if (skip_ > 0) return true;
     if (stack_.empty()) return fail("request body: expected a JSON object");
     const Shape want = expected();
-    const bool ok = want == Shape::kSkip || (kind == Kind::kString && (want == Shape::kString || want == Shape::kStrings)) ||
+    const bool ok = want == Shape::kSkip ||
+                    (kind == Kind::kString && (want == Shape::kString || want == Shape::kStrings)) ||
                     (kind == Kind::kBool && want == Shape::kBool) || (kind == Kind::kNumber && want == Shape::kNumber);
     if (!ok) return mismatch(want);
     if (want == Shape::kSkip) return true;
@@ -375,10 +379,12 @@ void check_text(const std::string& s, const char* what, const Limits& l) {
 void resolve_labels(ClassifyRequest* r, std::vector<std::string> labels, const std::string& set, const Limits& l) {
   if (!set.empty()) {
     const classify::LabelSet* ls = classify::find_label_set(set);
-    if (!ls || ls->modality != "image") bad("label_set: no built-in image label set \"" + set + "\" (see /v1/label_sets)");
+    if (!ls || ls->modality != "image")
+      bad("label_set: no built-in image label set \"" + set + "\" (see /v1/label_sets)");
     if (!labels.empty()) bad("give candidate_labels or label_set, not both");
     if (ls->classes.size() > l.max_labels)
-      bad("too many labels: " + std::to_string(ls->classes.size()) + " (the limit is " + std::to_string(l.max_labels) + ")");
+      bad("too many labels: " + std::to_string(ls->classes.size()) + " (the limit is " + std::to_string(l.max_labels) +
+          ")");
     r->classes = ls->classes;
     r->label_set = ls->name;
     return;
@@ -405,7 +411,8 @@ std::vector<std::string> resolve_templates(std::vector<std::string> list, const 
     list = set;
   }
   if (list.size() > l.max_templates)
-    bad("too many templates: " + std::to_string(list.size()) + " (the limit is " + std::to_string(l.max_templates) + ")");
+    bad("too many templates: " + std::to_string(list.size()) + " (the limit is " + std::to_string(l.max_templates) +
+        ")");
   for (const auto& t : list) {
     check_text(t, "a template", l);
     if (t.find("{}") == std::string::npos) bad("template \"" + t + "\" has no {} for the label");
@@ -487,15 +494,18 @@ EmbedRequest parse_embed(const Body& b, const Limits& l) {
       std::vector<std::string> imgs;
       if (j.contains("images")) imgs = get_strings(j, "images", 0);
       if (j.contains("image")) imgs.push_back(get_string(j, "image"));
-      if (imgs.size() > l.max_images) bad("too many images: " + std::to_string(imgs.size()) + " (the limit is " + std::to_string(l.max_images) + ")");
-      for (size_t i = 0; i < imgs.size(); ++i) r.images.push_back(image_from_base64(imgs[i], "images[" + std::to_string(i) + "]"));
+      if (imgs.size() > l.max_images)
+        bad("too many images: " + std::to_string(imgs.size()) + " (the limit is " + std::to_string(l.max_images) + ")");
+      for (size_t i = 0; i < imgs.size(); ++i)
+        r.images.push_back(image_from_base64(imgs[i], "images[" + std::to_string(i) + "]"));
       if (j.contains("normalize")) r.normalize = get_bool(j, "normalize");
     }
     if (r.texts.empty() && r.images.empty()) bad("nothing to embed: give texts and/or images");
     if (r.texts.size() > l.max_texts)
       bad("too many texts: " + std::to_string(r.texts.size()) + " (the limit is " + std::to_string(l.max_texts) + ")");
     if (r.images.size() > l.max_images)
-      bad("too many images: " + std::to_string(r.images.size()) + " (the limit is " + std::to_string(l.max_images) + ")");
+      bad("too many images: " + std::to_string(r.images.size()) + " (the limit is " + std::to_string(l.max_images) +
+          ")");
     for (const auto& t : r.texts) check_text(t, "a text", l);
     return r;
   });

@@ -1,11 +1,11 @@
 #include "server/server.h"
 
 #include <atomic>
-#include <chrono>
 #include <charconv>
+#include <chrono>
+#include <cmath>
 #include <cstring>
 #include <functional>
-#include <cmath>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -62,8 +62,9 @@ constexpr const char* kImagePrefix = "/v1/image/";
 
 // The route name in metrics: the pattern, so that ids in paths do not make new series.
 std::string route_of(const std::string& path) {
-  static const char* known[] = {"/",         "/healthz",     "/metrics",     "/v1/models", "/v1/label_sets",
-                                "/v1/classify", "/v1/embed", "/v1/search",   "/v1/moderate"};
+  static const char* known[] = {"/",          "/healthz",       "/metrics",
+                                "/v1/models", "/v1/label_sets", "/v1/classify",
+                                "/v1/embed",  "/v1/search",     "/v1/moderate"};
   for (const char* k : known)
     if (path == k) return k;
   if (path.rfind("/v1/thumbnail/", 0) == 0) return "/v1/thumbnail";
@@ -96,7 +97,8 @@ json floats(const std::vector<float>& v) {
 }
 
 // The classifier cache's key: a built-in set by its name, typed labels by themselves; the templates; the kind.
-std::string classifier_key(bool multi, const std::string& label_set, const std::vector<std::vector<std::string>>& classes,
+std::string classifier_key(bool multi, const std::string& label_set,
+                           const std::vector<std::vector<std::string>>& classes,
                            const std::vector<std::string>& templates) {
   std::vector<std::string> shown;
   if (label_set.empty())
@@ -190,8 +192,9 @@ struct Server::Impl {
       cache.get(key, make, &hit);
     });
     if (!st.error.empty()) throw HttpError(500, "encoding the labels failed: " + st.error);
-    const std::string what = (r.label_set.empty() ? std::to_string(r.classes.size()) + " labels" : "label set " + r.label_set) +
-                             " (" + std::to_string(prompts) + " prompts)";
+    const std::string what =
+        (r.label_set.empty() ? std::to_string(r.classes.size()) + " labels" : "label set " + r.label_set) + " (" +
+        std::to_string(prompts) + " prompts)";
     if (st.refused) throw Overloaded("busy: other label sets are being encoded; retry " + what + " later", 5);
     char ago[32];
     std::snprintf(ago, sizeof ago, "%.0f", st.elapsed_s);
@@ -317,12 +320,14 @@ void Server::Impl::classify(const HttpRequest& req, HttpResponse& res) {
     metrics.observe_cache(hit);
     const auto emb = wait(fut[0]);
     for (const auto& t : tagger->tag(emb.data(), r.top_k))
-      result.push_back({{"label", t.label}, {"score", jf(t.score)}, {"threshold", jf(t.threshold)}, {"flagged", t.flagged}});
+      result.push_back(
+          {{"label", t.label}, {"score", jf(t.score)}, {"threshold", jf(t.threshold)}, {"flagged", t.flagged}});
   } else {
     auto clf = classifiers.get(key, make_classifier, &hit);
     metrics.observe_cache(hit);
     const auto emb = wait(fut[0]);
-    for (const auto& s : clf->classify(emb.data(), r.top_k)) result.push_back({{"label", s.label}, {"score", jf(s.score)}});
+    for (const auto& s : clf->classify(emb.data(), r.top_k))
+      result.push_back({{"label", s.label}, {"score", jf(s.score)}});
   }
   if (r.hf) return send_json(res, 200, result);
   send_json(res, 200, json{{"result", result}});
@@ -345,8 +350,8 @@ void Server::Impl::embed(const HttpRequest& req, HttpResponse& res) {
     if (r.normalize) normalize(&v);
     out.push_back({{"kind", "image"}, {"input", r.images[i].name}, {"embedding", floats(v)}});
   }
-  send_json(res, 200, json{{"model", model.name()}, {"dim", model.embedding_dim()}, {"normalized", r.normalize},
-                           {"data", out}});
+  send_json(res, 200,
+            json{{"model", model.name()}, {"dim", model.embedding_dim()}, {"normalized", r.normalize}, {"data", out}});
 }
 
 void Server::Impl::search(const HttpRequest& req, HttpResponse& res) {
@@ -390,8 +395,7 @@ void Server::Impl::search(const HttpRequest& req, HttpResponse& res) {
   }
   json out = json::array();
   size_t rank = 0;
-  for (const auto& f : found)
-    out.push_back({{"rank", ++rank}, {"id", f.id}, {"path", f.path}, {"score", jf(f.score)}});
+  for (const auto& f : found) out.push_back({{"rank", ++rank}, {"id", f.id}, {"path", f.path}, {"score", jf(f.score)}});
   send_json(res, 200, json{{"results", out}, {"candidates", candidates}});
 }
 
@@ -434,8 +438,8 @@ void Server::Impl::send_indexed_image(const HttpRequest& req, HttpResponse& res,
     const std::string bytes = util::read_file(path);
     file.bytes.assign(bytes.begin(), bytes.end());
     const auto ticket = admit_pixels(file);
-    jpeg = eval::encode_jpeg(eval::shrink_to_fit(image::decode_memory(file.bytes.data(), file.bytes.size(), path, d), max_side),
-                             quality);
+    jpeg = eval::encode_jpeg(
+        eval::shrink_to_fit(image::decode_memory(file.bytes.data(), file.bytes.size(), path, d), max_side), quality);
   } catch (const Error& e) {
     throw HttpError(404, std::string("image ") + id_text + " can no longer be read");
   }
@@ -456,9 +460,9 @@ json Server::Impl::models() const {
             {"default_template", model.default_template()}};
   json j = {{"object", "list"}, {"data", json::array({m})}};
   j["batching"] = {{"max_batch", opt.max_batch}, {"max_wait_ms", opt.max_wait_ms}, {"max_queue", opt.max_queue}};
-  j["limits"] = {{"max_body_bytes", opt.max_body_bytes},   {"max_labels", opt.max_labels},
-                 {"max_templates", opt.max_templates},     {"max_texts", opt.max_texts},
-                 {"max_images", opt.max_images},           {"request_timeout_s", opt.request_timeout_s}};
+  j["limits"] = {{"max_body_bytes", opt.max_body_bytes}, {"max_labels", opt.max_labels},
+                 {"max_templates", opt.max_templates},   {"max_texts", opt.max_texts},
+                 {"max_images", opt.max_images},         {"request_timeout_s", opt.request_timeout_s}};
   j["search"] = {{"enabled", store != nullptr}};
   j["moderation"] = {{"enabled", moderator.has_value()},
                      {"categories", moderator ? moderator->categories() : std::vector<std::string>{}}};
@@ -482,9 +486,10 @@ void Server::Impl::setup() {
                       res.static_size = zeroshot_web_index_html_size;
                       res.content_type = "text/html; charset=utf-8";
                     }});
-  routes.push_back({"GET", "/healthz", false, false, [this](const HttpRequest&, HttpResponse& res) {
-                      send_json(res, 200, json{{"status", "ok"}, {"model", model.name()}, {"version", ZEROSHOT_VERSION}});
-                    }});
+  routes.push_back(
+      {"GET", "/healthz", false, false, [this](const HttpRequest&, HttpResponse& res) {
+         send_json(res, 200, json{{"status", "ok"}, {"model", model.name()}, {"version", ZEROSHOT_VERSION}});
+       }});
   routes.push_back({"GET", "/metrics", false, false, guarded(this, &Impl::get_metrics)});
   routes.push_back({"GET", "/v1/models", false, false, guarded(this, &Impl::get_models)});
   routes.push_back({"GET", "/v1/label_sets", false, false, guarded(this, &Impl::get_label_sets)});
@@ -507,7 +512,8 @@ void Server::Impl::setup() {
                 path.find_first_not_of("0123456789", n) == std::string::npos;
       }
       if (!match) continue;
-      allow += (allow.empty() ? "" : ", ") + std::string(r.method) + (std::strcmp(r.method, "GET") == 0 ? ", HEAD" : "");
+      allow +=
+          (allow.empty() ? "" : ", ") + std::string(r.method) + (std::strcmp(r.method, "GET") == 0 ? ", HEAD" : "");
       // HEAD is GET without the body (the transport leaves the body out).
       if (method == r.method || (method == "HEAD" && std::strcmp(r.method, "GET") == 0)) found = &r;
     }
@@ -553,7 +559,8 @@ void Server::Impl::setup() {
 
 Server::Server(const Model& model, ServerOptions opt) {
   if (model.modality() != Modality::Image)
-    throw Error(model.name(), std::string("serve supports image models; this is an audio model (") + model.model_type() + ")");
+    throw Error(model.name(),
+                std::string("serve supports image models; this is an audio model (") + model.model_type() + ")");
   map_large_allocations();  // admission.h: large request buffers go back to the system when freed
   impl_ = std::make_unique<Impl>(model, std::move(opt));
   Impl& s = *impl_;
@@ -575,13 +582,15 @@ void Server::preload_labels(const std::string& spec, const std::function<void(co
   const std::string set_name = spec.substr(0, colon);
   const classify::LabelSet* set = classify::find_label_set(set_name);
   if (!set || set->modality != "image")
-    throw Error("--preload-labels " + spec, "no built-in image label set \"" + set_name + "\" (see zeroshot label-sets)");
+    throw Error("--preload-labels " + spec,
+                "no built-in image label set \"" + set_name + "\" (see zeroshot label-sets)");
   std::vector<std::string> templates;
   std::string template_name;
   if (colon != std::string::npos) {
     template_name = spec.substr(colon + 1);
     if (!classify::find_template_set(template_name, &templates))
-      throw Error("--preload-labels " + spec, "no built-in template set \"" + template_name + "\" (imagenet80, imagenet7, ...)");
+      throw Error("--preload-labels " + spec,
+                  "no built-in template set \"" + template_name + "\" (imagenet80, imagenet7, ...)");
   }
   if (s.opt.classifier_cache == 0) throw Error("--preload-labels " + spec, "the classifier cache is off (size 0)");
   size_t names = 0;
@@ -593,8 +602,8 @@ void Server::preload_labels(const std::string& spec, const std::function<void(co
   const auto start = Clock::now();
   bool hit = false;
   const std::string key = classifier_key(false, set->name, set->classes, templates);
-  s.classifiers.get(key, [&] { return std::make_shared<const ZeroShotClassifier>(s.model, set->classes, templates, s.copt); },
-                    &hit);
+  s.classifiers.get(
+      key, [&] { return std::make_shared<const ZeroShotClassifier>(s.model, set->classes, templates, s.copt); }, &hit);
   char took[32];
   std::snprintf(took, sizeof took, "%.1f", std::chrono::duration<double>(Clock::now() - start).count());
   if (note) note(what + " ready in " + took + " s");

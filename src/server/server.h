@@ -20,32 +20,32 @@ namespace zeroshot::server {
 
 struct ServerOptions {
   std::string host = "127.0.0.1";
-  int port = 8080;                  // 0: any free port (bind() returns it)
-  std::string api_key;              // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>"
-  std::string index_db;             // an index database (zeroshot index): enables /v1/search and thumbnails
-  std::string policy_path;          // a moderation policy (TOML): enables /v1/moderate
-  std::string label_cache_dir;      // ClassifierOptions::cache_dir ("" default folder, "none")
-  std::string precision = "f32";    // reported by /v1/models (the model was loaded with it)
+  int port = 8080;                // 0: any free port (bind() returns it)
+  std::string api_key;            // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>"
+  std::string index_db;           // an index database (zeroshot index): enables /v1/search and thumbnails
+  std::string policy_path;        // a moderation policy (TOML): enables /v1/moderate
+  std::string label_cache_dir;    // ClassifierOptions::cache_dir ("" default folder, "none")
+  std::string precision = "f32";  // reported by /v1/models (the model was loaded with it)
   // Dynamic batching.
-  size_t max_batch = 16;            // 1: batching off
+  size_t max_batch = 16;  // 1: batching off
   int max_wait_ms = 5;
-  size_t max_queue = 64;            // images waiting for the encoder; more: 503 + Retry-After
+  size_t max_queue = 64;  // images waiting for the encoder; more: 503 + Retry-After
   // Limits.
   size_t max_body_bytes = 32u << 20;
-  size_t max_labels = 1000;         // labels per request (a built-in set counts its classes)
-  size_t max_label_bytes = 1000;    // one label or template
+  size_t max_labels = 1000;       // labels per request (a built-in set counts its classes)
+  size_t max_label_bytes = 1000;  // one label or template
   size_t max_templates = 100;
-  size_t max_texts = 256;           // /v1/embed texts per request
-  size_t max_images = 32;           // /v1/embed images per request
-  double request_timeout_s = 60;    // waiting for the encoder; then 504
-  size_t http_threads = 32;         // requests handled at once (more wait for a thread; reading them costs none)
+  size_t max_texts = 256;         // /v1/embed texts per request
+  size_t max_images = 32;         // /v1/embed images per request
+  double request_timeout_s = 60;  // waiting for the encoder; then 504
+  size_t http_threads = 32;       // requests handled at once (more wait for a thread; reading them costs none)
   // Clients (src/server/http.h): connections past these are closed at once; a request's headers and body must
   // arrive within their deadlines, or the connection is closed.
   size_t max_connections = 4096;
   size_t max_connections_per_client = 64;  // per client address
   double header_timeout_s = 10;
   double body_timeout_s = 60;
-  size_t classifier_cache = 64;     // label-set classifiers kept (LRU)
+  size_t classifier_cache = 64;  // label-set classifiers kept (LRU)
   // Memory shared by all requests in flight (src/server/admission.h); past either: 503 + Retry-After.
   size_t max_inflight_body_bytes = 128u << 20;  // request bodies being parsed
   uint64_t max_inflight_pixels = 250'000'000;   // images being decoded (~7 bytes a pixel at the peak of a decode)

@@ -9,10 +9,10 @@
 #include <functional>
 #include <thread>
 
-#include "server/classifier_cache.h"
 #include "image/image.h"
 #include "image/probe.h"
 #include "server/admission.h"
+#include "server/classifier_cache.h"
 #include "server/codec.h"
 #include "server/metrics.h"
 #include "server/request.h"
@@ -77,7 +77,8 @@ TEST(ConstantTimeEqual, ComparesWholeStrings) {
 TEST(ParseClassify, NativeAndHuggingFaceForms) {
   zs::Limits l;
   auto r = zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": ["cat", "dog"], "top_k": 1,
-                                            "hypothesis_template": "a photo of {}."})"), l);
+                                            "hypothesis_template": "a photo of {}."})"),
+                              l);
   EXPECT_FALSE(r.hf);
   EXPECT_EQ(r.image.bytes, bytes("foo"));
   ASSERT_EQ(r.classes.size(), 2u);
@@ -85,7 +86,8 @@ TEST(ParseClassify, NativeAndHuggingFaceForms) {
   EXPECT_EQ(r.top_k, 1u);
   EXPECT_EQ(r.templates, std::vector<std::string>{"a photo of {}."});
 
-  auto h = zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"candidate_labels": "cat, dog,bird"}})"), l);
+  auto h =
+      zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"candidate_labels": "cat, dog,bird"}})"), l);
   EXPECT_TRUE(h.hf);
   ASSERT_EQ(h.classes.size(), 3u);
   EXPECT_EQ(h.classes[2][0], "bird");
@@ -102,12 +104,23 @@ TEST(ParseClassify, ErrorsAre400) {
   EXPECT_EQ(status_of([&] { zs::parse_classify(json_body("{not json"), l); }), 400);
   EXPECT_EQ(status_of([&] { zs::parse_classify(json_body("[1,2]"), l); }), 400);
   EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v"})"), l); }), 400);
-  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a,b,c,d"})"), l); }), 400);
-  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a,a"})"), l); }), 400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a,b,c,d"})"), l); }),
+            400);
+  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a,a"})"), l); }),
+            400);
   EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": 5, "candidate_labels": "a"})"), l); }), 400);
-  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "https://x/y.png", "candidate_labels": "a"})"), l); }), 400);
-  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a", "top_k": -1})"), l); }), 400);
-  EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a", "hypothesis_template": "no braces"})"), l); }), 400);
+  EXPECT_EQ(
+      status_of([&] { zs::parse_classify(json_body(R"({"image": "https://x/y.png", "candidate_labels": "a"})"), l); }),
+      400);
+  EXPECT_EQ(status_of([&] {
+              zs::parse_classify(json_body(R"({"image": "Zm9v", "candidate_labels": "a", "top_k": -1})"), l);
+            }),
+            400);
+  EXPECT_EQ(status_of([&] {
+              zs::parse_classify(
+                  json_body(R"({"image": "Zm9v", "candidate_labels": "a", "hypothesis_template": "no braces"})"), l);
+            }),
+            400);
   EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "label_set": "imagenet"})"), l); }), 400);
   EXPECT_EQ(status_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "label_set": "esc50"})"), l); }), 400);
 }
@@ -115,8 +128,10 @@ TEST(ParseClassify, ErrorsAre400) {
 TEST(ParseClassify, Multipart) {
   zs::Body b;
   b.multipart = true;
-  b.parts = {{"image", "cat.png", "image/png", "xyz"}, {"candidate_labels", "", "", "cat,dog"},
-             {"candidate_labels", "", "", "bird"}, {"multi_label", "", "", "true"}};
+  b.parts = {{"image", "cat.png", "image/png", "xyz"},
+             {"candidate_labels", "", "", "cat,dog"},
+             {"candidate_labels", "", "", "bird"},
+             {"multi_label", "", "", "true"}};
   auto r = zs::parse_classify(b, zs::Limits{});
   EXPECT_EQ(r.image.name, "cat.png");
   EXPECT_EQ(r.classes.size(), 3u);
@@ -126,7 +141,8 @@ TEST(ParseClassify, Multipart) {
 }
 
 TEST(ParseSearch, QueryTermsAreTextWithWeights) {
-  auto r = zs::parse_search(json_body(R"({"query": "2:golden retriever + ./pool.jpg - fruit", "top_k": 3})"), zs::Limits{});
+  auto r =
+      zs::parse_search(json_body(R"({"query": "2:golden retriever + ./pool.jpg - fruit", "top_k": 3})"), zs::Limits{});
   ASSERT_EQ(r.terms.size(), 3u);
   EXPECT_EQ(r.terms[0].text, "golden retriever");
   EXPECT_FLOAT_EQ(r.terms[0].weight, 2.f);
@@ -143,7 +159,12 @@ TEST(LruCache, EvictsLeastRecentlyUsed) {
   zs::LruCache<int> c(2);
   int built = 0;
   bool hit = false;
-  auto make = [&](int v) { return [&built, v] { ++built; return std::make_shared<const int>(v); }; };
+  auto make = [&](int v) {
+    return [&built, v] {
+      ++built;
+      return std::make_shared<const int>(v);
+    };
+  };
   EXPECT_EQ(*c.get("a", make(1), &hit), 1);
   EXPECT_FALSE(hit);
   c.get("b", make(2), &hit);
@@ -166,7 +187,8 @@ TEST(Metrics, PrometheusText) {
   const std::string t = m.render(zs::Gauges{2, 1, 0});
   EXPECT_NE(t.find("zeroshot_http_requests_total{route=\"/v1/classify\",code=\"200\"} 1\n"), std::string::npos) << t;
   EXPECT_NE(t.find("zeroshot_http_request_duration_seconds_bucket{route=\"/v1/classify\",le=\"0.025\"} 2\n"),
-            std::string::npos) << t;
+            std::string::npos)
+      << t;
   EXPECT_NE(t.find("zeroshot_batch_size_sum 3\n"), std::string::npos) << t;
   EXPECT_NE(t.find("zeroshot_queue_depth 2\n"), std::string::npos) << t;
   EXPECT_NE(t.find("zeroshot_label_cache_hits_total 1\n"), std::string::npos) << t;
@@ -180,11 +202,14 @@ TEST(LruCache, ConcurrentMissesBuildOnce) {
   for (int i = 0; i < 8; ++i)
     ts.emplace_back([&] {
       bool hit = true;
-      auto v = c.get("k", [&] {
-        ++built;
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-        return std::make_shared<const int>(7);
-      }, &hit);
+      auto v = c.get(
+          "k",
+          [&] {
+            ++built;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            return std::make_shared<const int>(7);
+          },
+          &hit);
       EXPECT_EQ(*v, 7);
       if (!hit) ++misses;
     });
@@ -193,9 +218,12 @@ TEST(LruCache, ConcurrentMissesBuildOnce) {
   EXPECT_EQ(misses.load(), 1);
   // A failed build is reported to its waiters and not cached.
   bool hit = false;
-  EXPECT_THROW(c.get("bad", [] () -> std::shared_ptr<const int> { throw std::runtime_error("no"); }, &hit),
+  EXPECT_THROW(c.get(
+                   "bad", []() -> std::shared_ptr<const int> { throw std::runtime_error("no"); }, &hit),
                std::runtime_error);
-  EXPECT_EQ(*c.get("bad", [] { return std::make_shared<const int>(1); }, &hit), 1);
+  EXPECT_EQ(*c.get(
+                "bad", [] { return std::make_shared<const int>(1); }, &hit),
+            1);
   EXPECT_FALSE(hit);
 }
 
@@ -289,23 +317,31 @@ TEST(ParseJson, WrongTypesAreNamedWhileParsing) {
             "400 templates: expected an array of strings");
   EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": {}, "labels": "a"})"), l); }),
             "400 image: expected a string");
-  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"multi_label": "yes"}})"), l); }),
+  EXPECT_EQ(error_of([&] {
+              zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": {"multi_label": "yes"}})"), l);
+            }),
             "400 parameters.multi_label: expected true or false");
   EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"inputs": "Zm9v", "parameters": []})"), l); }),
             "400 parameters: expected an object with candidate_labels");
-  EXPECT_NE(error_of([&] { zs::parse_search(json_body(R"({"terms": [{"text": "a"}, 5]})"), l); }).find("400 terms[1]: expected"),
+  EXPECT_NE(error_of([&] {
+              zs::parse_search(json_body(R"({"terms": [{"text": "a"}, 5]})"), l);
+            }).find("400 terms[1]: expected"),
             std::string::npos);
   EXPECT_EQ(error_of([&] { zs::parse_search(json_body(R"({"terms": [{"text": "a", "weight": "2"}]})"), l); }),
             "400 terms[0].weight: expected a number");
   EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(std::string(100, '[')), l); }),
             "400 request body: expected a JSON object");
-  EXPECT_EQ(error_of([&] { zs::parse_classify(json_body("{\"x\": " + std::string(100, '[') + std::string(100, ']') + "}"), l); }),
+  EXPECT_EQ(error_of([&] {
+              zs::parse_classify(json_body("{\"x\": " + std::string(100, '[') + std::string(100, ']') + "}"), l);
+            }),
             "400 request body: nested deeper than 32 levels");
   EXPECT_EQ(error_of([&] { zs::parse_classify(json_body(R"({"image": "Zm9v", "labels": ["a"]} x)"), l); }),
             "400 request body: malformed JSON (send a JSON object, or multipart/form-data)");
   // Unknown keys of any shape are ignored, as before; a repeated key keeps its last value.
   auto r = zs::parse_classify(
-      json_body(R"({"extra": {"deep": [[{}], null, 1.5]}, "image": "Zm9v", "labels": ["x"], "labels": ["cat", "dog"]})"), l);
+      json_body(
+          R"({"extra": {"deep": [[{}], null, 1.5]}, "image": "Zm9v", "labels": ["x"], "labels": ["cat", "dog"]})"),
+      l);
   ASSERT_EQ(r.classes.size(), 2u);
   EXPECT_EQ(r.classes[1][0], "dog");
 }
@@ -343,7 +379,8 @@ TEST(ProbeDimensions, AgreesWithTheDecoder) {
     ASSERT_TRUE(dims) << name;
     const auto img = zeroshot::image::decode_memory(p, data.size(), name);
     EXPECT_EQ(uint64_t{dims->width} * dims->height, uint64_t(img.width) * img.height) << name;
-    for (size_t n : {size_t{0}, size_t{5}, size_t{12}, size_t{20}})  // truncated: nothing or the same, never a read past
+    for (size_t n :
+         {size_t{0}, size_t{5}, size_t{12}, size_t{20}})  // truncated: nothing or the same, never a read past
       if (auto t = zeroshot::image::probe_dimensions(p, n)) {
         EXPECT_EQ(t->width, dims->width) << name << " " << n;
       }

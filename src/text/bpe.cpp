@@ -1,7 +1,7 @@
 #include "text/bpe.h"
 
-#include <nlohmann/json.hpp>
 #include <utf8proc.h>
+#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <functional>
@@ -35,14 +35,11 @@ CharClass char_class_non_ascii(char32_t c) {
     case UTF8PROC_CATEGORY_LL:
     case UTF8PROC_CATEGORY_LT:
     case UTF8PROC_CATEGORY_LM:
-    case UTF8PROC_CATEGORY_LO:
-      return CharClass::kLetter;
+    case UTF8PROC_CATEGORY_LO: return CharClass::kLetter;
     case UTF8PROC_CATEGORY_ND:
     case UTF8PROC_CATEGORY_NL:
-    case UTF8PROC_CATEGORY_NO:
-      return CharClass::kNumber;
-    default:
-      return CharClass::kOther;
+    case UTF8PROC_CATEGORY_NO: return CharClass::kNumber;
+    default: return CharClass::kOther;
   }
 }
 
@@ -162,8 +159,7 @@ bool take_json_string(std::string_view s, size_t& i, std::string& out) {
         append_utf8(out, static_cast<char32_t>(cp));
         break;
       }
-      default:
-        return false;
+      default: return false;
     }
   }
   return false;
@@ -342,8 +338,7 @@ Files load_tokenizer_json(const io::Json& j, const std::string& tokenizer_json, 
 
 // ---- merging -----------------------------------------------------------------------------------------------------
 
-MergeTable MergeTable::build(const Vocab& vocab, const std::vector<MergeRule>& merges,
-                             const std::string& merges_name) {
+MergeTable MergeTable::build(const Vocab& vocab, const std::vector<MergeRule>& merges, const std::string& merges_name) {
   MergeTable t;
   t.ranks.reserve(merges.size() * 2);
   auto lookup = [&](const std::string& tok, int32_t& id) {
@@ -359,7 +354,7 @@ MergeTable MergeTable::build(const Vocab& vocab, const std::vector<MergeRule>& m
     joined.assign(m.left).append(m.right);
     if (!lookup(m.left, ia) || !lookup(m.right, ib) || !lookup(joined, iab))
       throw Error(merges_name, "line " + std::to_string(m.line) + ": merge \"" + m.left + " " + m.right +
-                                         "\" uses a symbol that is not in the vocabulary");
+                                   "\" uses a symbol that is not in the vocabulary");
     t.ranks[pair_key(ia, ib)] = {int32_t(r), iab};
   }
   return t;

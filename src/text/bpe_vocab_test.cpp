@@ -90,11 +90,11 @@ TEST(BpeVocab, ErrorsComeFromTheFullParser) {
   expect_error(R"({"a": "x"})", "non-integer id");
   expect_error(R"({})", "empty vocabulary");
   expect_error(R"([1, 2])", "not a JSON object");
-  expect_error(R"({"\ud83d": 1})", "not valid JSON");         // lone surrogate
-  expect_error(R"({"\ude00\ud83d": 1})", "not valid JSON");   // reversed pair
-  expect_error("{\"\xc3\": 1}", "not valid JSON");             // cut UTF-8
-  expect_error("{\"\xc0\xaf\": 1}", "not valid JSON");         // overlong
-  expect_error("{\"\xed\xa0\x80\": 1}", "not valid JSON");     // UTF-8 surrogate
-  expect_error("{\"a\tb\": 1}", "not valid JSON");             // raw control character
-  expect_error(R"({"\x": 1})", "not valid JSON");              // unknown escape
+  expect_error(R"({"\ud83d": 1})", "not valid JSON");        // lone surrogate
+  expect_error(R"({"\ude00\ud83d": 1})", "not valid JSON");  // reversed pair
+  expect_error("{\"\xc3\": 1}", "not valid JSON");           // cut UTF-8
+  expect_error("{\"\xc0\xaf\": 1}", "not valid JSON");       // overlong
+  expect_error("{\"\xed\xa0\x80\": 1}", "not valid JSON");   // UTF-8 surrogate
+  expect_error("{\"a\tb\": 1}", "not valid JSON");           // raw control character
+  expect_error(R"({"\x": 1})", "not valid JSON");            // unknown escape
 }

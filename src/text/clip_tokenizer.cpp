@@ -62,10 +62,8 @@ size_t clip_match_token(std::u32string_view t, size_t i, const ClipSpecialTokens
       while (j < t.size() && char_class(t[j]) == CharClass::kLetter) ++j;
       return j - i;
     }
-    case CharClass::kNumber:
-      return 1;
-    case CharClass::kSpace:
-      return 0;
+    case CharClass::kNumber: return 1;
+    case CharClass::kSpace: return 0;
     case CharClass::kOther: {
       size_t j = i + 1;
       while (j < t.size() && char_class(t[j]) == CharClass::kOther) ++j;
@@ -88,7 +86,8 @@ struct ClipTokenizer::Impl {
   void encode_word(const std::string& word, std::vector<int32_t>& out) const;
 };
 
-ClipTokenizer::Impl::Impl(bpe::Files files, ClipSpecialTokens sp) : vocab(std::move(files.vocab)), specials(std::move(sp)) {
+ClipTokenizer::Impl::Impl(bpe::Files files, ClipSpecialTokens sp)
+    : vocab(std::move(files.vocab)), specials(std::move(sp)) {
   auto lookup = [&](const std::string& tok, int32_t& id) {
     auto it = vocab.find(tok);
     if (it == vocab.end()) return false;
@@ -98,8 +97,7 @@ ClipTokenizer::Impl::Impl(bpe::Files files, ClipSpecialTokens sp) : vocab(std::m
   const auto& symbols = bpe::byte_symbols();
   for (size_t b = 0; b < 256; ++b) {
     if (!lookup(symbols[b], byte_id[b]) || !lookup(symbols[b] + "</w>", byte_end_id[b]))
-      throw Error(files.vocab_name,
-                  "not a CLIP byte-level vocabulary (byte symbol " + std::to_string(b) + " missing)");
+      throw Error(files.vocab_name, "not a CLIP byte-level vocabulary (byte symbol " + std::to_string(b) + " missing)");
   }
   if (!lookup(kBos, bos) || !lookup(kEos, eos))
     throw Error(files.vocab_name, "missing the special tokens <|startoftext|> / <|endoftext|>");
@@ -131,12 +129,15 @@ ClipTokenizer::ClipTokenizer(ClipTokenizer&&) noexcept = default;
 ClipTokenizer& ClipTokenizer::operator=(ClipTokenizer&&) noexcept = default;
 ClipTokenizer::~ClipTokenizer() = default;
 
-ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt, ClipSpecialTokens specials) {
-  return ClipTokenizer(std::make_unique<Impl>(bpe::load_vocab_and_merges(vocab_json, merges_txt, kClipMerges), std::move(specials)));
+ClipTokenizer ClipTokenizer::from_files(const std::string& vocab_json, const std::string& merges_txt,
+                                        ClipSpecialTokens specials) {
+  return ClipTokenizer(
+      std::make_unique<Impl>(bpe::load_vocab_and_merges(vocab_json, merges_txt, kClipMerges), std::move(specials)));
 }
 
 ClipTokenizer ClipTokenizer::from_tokenizer_json(const std::string& tokenizer_json, ClipSpecialTokens specials) {
-  return ClipTokenizer(std::make_unique<Impl>(bpe::load_tokenizer_json(tokenizer_json, kClipMerges), std::move(specials)));
+  return ClipTokenizer(
+      std::make_unique<Impl>(bpe::load_tokenizer_json(tokenizer_json, kClipMerges), std::move(specials)));
 }
 
 ClipTokenizer ClipTokenizer::from_dir(const std::string& dir, ClipSpecialTokens specials) {
@@ -145,9 +146,13 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir, ClipSpecialTokens 
   std::error_code ec;
   const bool has_vocab = fs::is_regular_file(d / "vocab.json", ec);
   const bool has_merges = fs::is_regular_file(d / "merges.txt", ec);
-  if (has_vocab && has_merges) return from_files((d / "vocab.json").string(), (d / "merges.txt").string(), std::move(specials));
-  if (fs::is_regular_file(d / "tokenizer.json", ec)) return from_tokenizer_json((d / "tokenizer.json").string(), std::move(specials));
-  std::string missing = !has_vocab && !has_merges ? "vocab.json and merges.txt" : has_vocab ? "merges.txt" : "vocab.json";
+  if (has_vocab && has_merges)
+    return from_files((d / "vocab.json").string(), (d / "merges.txt").string(), std::move(specials));
+  if (fs::is_regular_file(d / "tokenizer.json", ec))
+    return from_tokenizer_json((d / "tokenizer.json").string(), std::move(specials));
+  std::string missing = !has_vocab && !has_merges ? "vocab.json and merges.txt"
+                        : has_vocab               ? "merges.txt"
+                                                  : "vocab.json";
   throw Error(dir, "no CLIP tokenizer: missing " + missing + " (and no tokenizer.json)");
 }
 

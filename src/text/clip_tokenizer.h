@@ -26,7 +26,8 @@ class ClipTokenizer {
  public:
   // From vocab.json + merges.txt. `specials`: how bos / eos are spelled in texts (text_normalize.h); the ids are
   // the vocabulary's <|startoftext|> / <|endoftext|> either way.
-  static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt, ClipSpecialTokens specials = {});
+  static ClipTokenizer from_files(const std::string& vocab_json, const std::string& merges_txt,
+                                  ClipSpecialTokens specials = {});
   // From a `tokenizers` tokenizer.json (model.vocab + model.merges).
   static ClipTokenizer from_tokenizer_json(const std::string& tokenizer_json, ClipSpecialTokens specials = {});
   // From a model folder: vocab.json + merges.txt if present, else tokenizer.json; a clear error naming the

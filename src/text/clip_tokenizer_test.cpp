@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <functional>
-#include <unistd.h>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -93,9 +93,7 @@ TEST(ClipTokenizer, FtfySensitiveTexts) {
 
 class TokenizerFixture : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    tok_ = new ClipTokenizer(ClipTokenizer::from_dir(model_dir("clip-tiny-quickgelu")));
-  }
+  static void SetUpTestSuite() { tok_ = new ClipTokenizer(ClipTokenizer::from_dir(model_dir("clip-tiny-quickgelu"))); }
   static void TearDownTestSuite() {
     delete tok_;
     tok_ = nullptr;
@@ -124,10 +122,14 @@ TEST_F(TokenizerFixture, Truncation) {
 
 TEST_F(TokenizerFixture, InvalidUtf8IsReplacedLikePython) {
   // bytes.decode("utf-8", "replace"): one U+FFFD per maximal invalid subsequence (values from CPython).
-  EXPECT_EQ(decode_utf8_lossy("a\xe2\x82" "b"), U"a\uFFFDb");
+  EXPECT_EQ(decode_utf8_lossy("a\xe2\x82"
+                              "b"),
+            U"a\uFFFDb");
   EXPECT_EQ(decode_utf8_lossy("\xf0\x80"), U"\uFFFD\uFFFD");
   EXPECT_EQ(decode_utf8_lossy("\xed\xa0\x80"), U"\uFFFD\uFFFD\uFFFD");
-  EXPECT_EQ(decode_utf8_lossy("\xc0\xaf" "x\xff"), U"\uFFFD\uFFFDx\uFFFD");
+  EXPECT_EQ(decode_utf8_lossy("\xc0\xaf"
+                              "x\xff"),
+            U"\uFFFD\uFFFDx\uFFFD");
   EXPECT_EQ(decode_utf8_lossy("\xf4\x8f\xbf\xbf\xf4\x90"), U"\U0010FFFF\uFFFD\uFFFD");
   // The tokenizer sees the replaced text.
   EXPECT_EQ(tok_->encode("caf\xc3 \xff\xfe dog"), tok_->encode("caf\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd dog"));
@@ -154,14 +156,21 @@ TEST_F(TokenizerFixture, SpecialTokensAndContractions) {
 TEST_F(TokenizerFixture, PythonCaseSemantics) {
   EXPECT_EQ(tok_->encode("\xc4\xb0stanbul"), tok_->encode("i\xcc\x87stanbul"));
   EXPECT_NE(tok_->encode("\xc4\xb0stanbul"), tok_->encode("istanbul"));
-  EXPECT_EQ(tok_->encode("STRA\xe1\xba\x9e" "E"), tok_->encode("stra\xc3\x9f" "e"));
+  EXPECT_EQ(tok_->encode("STRA\xe1\xba\x9e"
+                         "E"),
+            tok_->encode("stra\xc3\x9f"
+                         "e"));
   EXPECT_EQ(tok_->encode("\xce\x9f\xce\x94\xce\x9f\xce\xa3"), tok_->encode("\xce\xbf\xce\xb4\xce\xbf\xcf\x82"));
   EXPECT_EQ(tok_->encode("\xce\xa3\xce\x91"), tok_->encode("\xcf\x83\xce\xb1"));
   // Ids from the reference pipeline (Python + regex module; ftfy leaves these texts unchanged).
   EXPECT_EQ(tok_->encode("it'\xc5\xbf"), (std::vector<int32_t>{49406, 585, 6, 129, 379, 49407}));  // "it", "'ſ"
   EXPECT_EQ(tok_->encode("\xc4\xb0stanbul"), (std::vector<int32_t>{49406, 328, 16384, 11231, 49407}));
-  EXPECT_EQ(tok_->encode("a\xcd\x85" "b"), (std::vector<int32_t>{49406, 320, 321, 49407}));
-  EXPECT_EQ(tok_->encode("a\xcd\x85" "b"), tok_->encode("a b"));
+  EXPECT_EQ(tok_->encode("a\xcd\x85"
+                         "b"),
+            (std::vector<int32_t>{49406, 320, 321, 49407}));
+  EXPECT_EQ(tok_->encode("a\xcd\x85"
+                         "b"),
+            tok_->encode("a b"));
 }
 
 TEST_F(TokenizerFixture, HugeInputFinishes) {
@@ -181,7 +190,8 @@ TEST_F(TokenizerFixture, ConcurrentEncodeIsDeterministic) {
     for (const auto& t : expected.at("texts")) texts.push_back(t);
   }
   const auto prompts = load_json(std::string(ZEROSHOT_SHARED) + "/data/zero_shot_prompts.json");
-  for (const auto& c : prompts.at("datasets").at("imagenet").at("classes")) texts.push_back("a photo of a " + c.get<std::string>());
+  for (const auto& c : prompts.at("datasets").at("imagenet").at("classes"))
+    texts.push_back("a photo of a " + c.get<std::string>());
   for (int i = 0; i < 300; ++i) texts.push_back("a photo of thing number " + std::to_string(i * 37) + ", zürich");
   const auto fresh = ClipTokenizer::from_dir(model_dir("clip-tiny-gelu-f16"));  // empty cache
   std::vector<std::vector<std::vector<int32_t>>> results(8);
@@ -241,7 +251,8 @@ TEST(ClipTokenizerErrors, MalformedVocab) {
   const auto bad_json = dir.file("vocab.json", "{\"a\": 1,");
   expect_one_line_error(error_of([&] { ClipTokenizer::from_files(bad_json, merges); }), bad_json, "not valid JSON");
   const auto not_object = dir.file("v2.json", "[1, 2]");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(not_object, merges); }), not_object, "not a JSON object");
+  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(not_object, merges); }), not_object,
+                        "not a JSON object");
   const auto bad_id = dir.file("v3.json", "{\"a\": \"x\"}");
   expect_one_line_error(error_of([&] { ClipTokenizer::from_files(bad_id, merges); }), bad_id, "non-integer id");
   const auto small = dir.file("v4.json", "{\"a\": 0}");
@@ -273,8 +284,7 @@ TEST(HtmlUnescape, MatchesPython) {
   EXPECT_EQ(html_unescape(U"&ampxyz;"), U"&xyz;");
   EXPECT_EQ(html_unescape(U"&notit;"), U"\u00ACit;");
   EXPECT_EQ(html_unescape(U"&notin;"), U"\u2209");
-  EXPECT_EQ(html_unescape(U"&#65;&#x42;&#X43&#0;&#128;&#x110000;&#xD800;&#1;&#11;"),
-            U"ABC\uFFFD\u20AC\uFFFD\uFFFD");
+  EXPECT_EQ(html_unescape(U"&#65;&#x42;&#X43&#0;&#128;&#x110000;&#xD800;&#1;&#11;"), U"ABC\uFFFD\u20AC\uFFFD\uFFFD");
   EXPECT_EQ(html_unescape(U"&#99999999999999999999;"), U"\uFFFD");
   EXPECT_EQ(html_unescape(U"&#;&#x;&;& amp;&bogus;"), U"&#;&#x;&;& amp;&bogus;");
   EXPECT_EQ(html_unescape(U"&amp;amp;"), U"&amp;");
@@ -292,16 +302,21 @@ TEST(Ftfy, DocumentedExamples) {
   EXPECT_EQ(fix("\xef\xbc\xac\xef\xbc\xaf\xef\xbc\xb5\xef\xbc\xa4\xe3\x80\x80\xef\xbc\xae\xef\xbc\xaf\xef\xbc\xa9"
                 "\xef\xbc\xb3\xef\xbc\xa5\xef\xbc\xb3"),
             "LOUD NOISES");
-  EXPECT_EQ(fix("\xef\xbc\xb5\xef\xbe\x80\xef\xbd\xb0\xef\xbe\x9d"), "U\xe3\x82\xbf\xe3\x83\xbc\xe3\x83\xb3");  // Uターン
+  EXPECT_EQ(fix("\xef\xbc\xb5\xef\xbe\x80\xef\xbd\xb0\xef\xbe\x9d"),
+            "U\xe3\x82\xbf\xe3\x83\xbc\xe3\x83\xb3");  // Uターン
   EXPECT_EQ(fix("\xef\xbb\xbfParty like\nit&rsquo;s 1999!"), "Party like\nit's 1999!");
   EXPECT_EQ(fix("<em>HTML entities &lt;3</em>"), "<em>HTML entities &lt;3</em>");
   EXPECT_EQ(fix("HTML entities &lt;3"), "HTML entities <3");
-  EXPECT_EQ(fix("\xef\xac\x82u\xef\xac\x83" "e\xef\xac\x86"), "fluffiest");
+  EXPECT_EQ(fix("\xef\xac\x82u\xef\xac\x83"
+                "e\xef\xac\x86"),
+            "fluffiest");
   EXPECT_EQ(fix("\x1b[36;44mI'm blue, da ba dee da ba doo...\x1b[0m"), "I'm blue, da ba dee da ba doo...");
   EXPECT_EQ(fix("\xe2\x80\x9chere\xe2\x80\x99s a test\xe2\x80\x9d"), "\"here's a test\"");
   EXPECT_EQ(fix("Content-type: text/plain\r\n\r\nHi."), "Content-type: text/plain\n\nHi.");
   EXPECT_EQ(fix("u\xcc\x88nicode"), "\xc3\xbcnicode");  // NFC
-  EXPECT_EQ(fix("&Jscr;ohn &HilbertSpace;ancock"), "\xf0\x9d\x92\xa5ohn \xe2\x84\x8b" "ancock");
+  EXPECT_EQ(fix("&Jscr;ohn &HilbertSpace;ancock"),
+            "\xf0\x9d\x92\xa5ohn \xe2\x84\x8b"
+            "ancock");
   EXPECT_EQ(fix("P&EACUTE;REZ"), "P\xc3\x89REZ");
   EXPECT_EQ(fix("BUNDESSTRA&SZLIG;E"), "BUNDESSTRASSE");
   EXPECT_EQ(fix("&ntilde; &Ntilde; &NTILDE; &nTILDE;"), "\xc3\xb1 \xc3\x91 \xc3\x91 &nTILDE;");
@@ -311,8 +326,8 @@ TEST(Ftfy, DocumentedExamples) {
 std::string fix_enc(const std::string& s) { return u8(ftfy_fix_encoding(decode_utf8_lossy(s))); }
 
 TEST(Ftfy, DocumentedEncodingFixes) {
-  EXPECT_EQ(fix_enc("s\xc3\x83\xc2\xb3"), "s\xc3\xb3");                       // sÃ³ -> só
-  EXPECT_EQ(fix_enc("\xc3\x83\xc2\xb3"), "\xc3\xb3");                         // Ã³ -> ó
+  EXPECT_EQ(fix_enc("s\xc3\x83\xc2\xb3"), "s\xc3\xb3");                              // sÃ³ -> só
+  EXPECT_EQ(fix_enc("\xc3\x83\xc2\xb3"), "\xc3\xb3");                                // Ã³ -> ó
   EXPECT_EQ(fix_enc("voil\xc3\x83\xc2\xa0 le travail"), "voil\xc3\xa0 le travail");  // restore_byte_a0
   EXPECT_EQ(fix_enc("voil\xc3\x83 le travail"), "voil\xc3\xa0 le travail");
   EXPECT_EQ(fix_enc("&ATILDE;&SUP3;"), "&ATILDE;&SUP3;");
@@ -322,8 +337,9 @@ TEST(Ftfy, DocumentedEncodingFixes) {
             "This \xe2\x80\x94 should be an em dash");
   EXPECT_EQ(fix_enc("not such a fan of Charlotte Bront\xc3\xab\xe2\x80\xa6\xe2\x80\x9d"),
             "not such a fan of Charlotte Bront\xc3\xab\xe2\x80\xa6\xe2\x80\x9d");
-  EXPECT_EQ(fix_enc("\xc3\x83\xc2\xa0\xc3\x82\xc2\xb2\xc3\x82\xc2\xa0_\xc3\x83\xc2\xa0\xc3\x82\xc2\xb2\xc3\x82\xc2\xa0"),
-            "\xe0\xb2\xa0_\xe0\xb2\xa0");  // ಠ_ಠ, two levels
+  EXPECT_EQ(
+      fix_enc("\xc3\x83\xc2\xa0\xc3\x82\xc2\xb2\xc3\x82\xc2\xa0_\xc3\x83\xc2\xa0\xc3\x82\xc2\xb2\xc3\x82\xc2\xa0"),
+      "\xe0\xb2\xa0_\xe0\xb2\xa0");  // ಠ_ಠ, two levels
   EXPECT_EQ(fix_enc("This text was never UTF-8 at all\xc2\x85"), "This text was never UTF-8 at all\xe2\x80\xa6");
   EXPECT_TRUE(ftfy_is_bad(U"doesn\u00c3\u00a2\u00e2\u201a\u00ac\u00e2\u201e\u00a2t"));
   EXPECT_FALSE(ftfy_is_bad(U"caf\u00e9 cr\u00e8me br\u00fbl\u00e9e"));

@@ -153,8 +153,9 @@ RobertaTokenizer RobertaTokenizer::from_dir(const std::string& dir) {
   const bool has_merges = fs::is_regular_file(d / "merges.txt", ec);
   if (has_vocab && has_merges) return from_files((d / "vocab.json").string(), (d / "merges.txt").string());
   if (fs::is_regular_file(d / "tokenizer.json", ec)) return from_tokenizer_json((d / "tokenizer.json").string());
-  const std::string missing =
-      !has_vocab && !has_merges ? "vocab.json and merges.txt" : has_vocab ? "merges.txt" : "vocab.json";
+  const std::string missing = !has_vocab && !has_merges ? "vocab.json and merges.txt"
+                              : has_vocab               ? "merges.txt"
+                                                        : "vocab.json";
   throw Error(dir, "no RoBERTa tokenizer: missing " + missing + " (and no tokenizer.json)");
 }
 
@@ -168,7 +169,7 @@ std::vector<int32_t> RobertaTokenizer::encode(std::string_view utf8_text, size_t
   const size_t enough = max_length == 0 ? std::numeric_limits<size_t>::max() : max_length - 2;
 
   std::vector<int32_t> ids;
-  ids.push_back(im.specials[kBos].id);  // cls
+  ids.push_back(im.specials[kBos].id);                                                      // cls
   const size_t limit = enough == std::numeric_limits<size_t>::max() ? enough : enough + 1;  // counting <s>
   const std::u32string_view t(text);
   size_t begin = 0;       // start of the current piece of plain text

@@ -54,11 +54,11 @@ class RobertaTokenizer {
   // [<s>] + ids + [</s>]; max_length 0: no truncation, else at most max_length ids (>= 3, see above).
   std::vector<int32_t> encode(std::string_view utf8_text, size_t max_length = 0) const;
 
-  int32_t bos_id() const;   // <s> (also the cls token every sequence starts with)
-  int32_t eos_id() const;   // </s> (also the sep token every sequence ends with)
-  int32_t pad_id() const;   // <pad> (HF pads on the right with it; position ids skip it)
-  int32_t unk_id() const;   // <unk>
-  int32_t mask_id() const;  // <mask>
+  int32_t bos_id() const;     // <s> (also the cls token every sequence starts with)
+  int32_t eos_id() const;     // </s> (also the sep token every sequence ends with)
+  int32_t pad_id() const;     // <pad> (HF pads on the right with it; position ids skip it)
+  int32_t unk_id() const;     // <unk>
+  int32_t mask_id() const;    // <mask>
   size_t vocab_size() const;  // entries of the vocabulary (50265 for roberta-base)
 
  private:

@@ -4,8 +4,8 @@
 #include "text/roberta_tokenizer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -224,7 +224,9 @@ TEST_F(Roberta, InvalidUtf8IsReplacedLikePython) {
   const std::string fffd = "\xef\xbf\xbd";
   EXPECT_EQ(tok_->encode("caf\xc3 dog"), tok_->encode("caf" + fffd + " dog"));
   EXPECT_EQ(tok_->encode("\xff\xfe"), tok_->encode(fffd + fffd));
-  EXPECT_EQ(tok_->encode("a\xe2\x82" "b"), tok_->encode("a" + fffd + "b"));
+  EXPECT_EQ(tok_->encode("a\xe2\x82"
+                         "b"),
+            tok_->encode("a" + fffd + "b"));
   EXPECT_EQ(tok_->encode("\xed\xa0\x80"), tok_->encode(fffd + fffd + fffd));  // a surrogate: 3 invalid bytes
   EXPECT_EQ(tok_->encode(std::string("a\0b", 3)).size(), 5u);                 // NUL is an ordinary character
   std::string junk;
@@ -316,9 +318,8 @@ nlohmann::json tokenizer_json_of(const std::string& model, bool mask_only_in_add
   for (const char* t : {"<s>", "<pad>", "</s>", "<unk>", "<mask>"})
     added.push_back({{"id", vocab.at(t)}, {"content", t}, {"lstrip", std::string(t) == "<mask>"}, {"special", true}});
   if (mask_only_in_added_tokens) vocab.erase("<mask>");
-  return {{"version", "1.0"},
-          {"added_tokens", added},
-          {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
+  return {
+      {"version", "1.0"}, {"added_tokens", added}, {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", merges}}}};
 }
 
 TEST(RobertaTokenizerLoading, TokenizerJson) {
@@ -392,7 +393,7 @@ TEST(RobertaTokenizerErrors, MalformedMerges) {
   const auto tok = RobertaTokenizer::from_files(vocab, short_ok);
   const auto full = RobertaTokenizer::from_files(vocab, model_dir("clap-tiny-unfused") + "/merges.txt");
   EXPECT_EQ(tok.encode("dog"), full.encode("dog"));  // "dog" is one token with either
-  EXPECT_EQ(tok.encode("cat").size(), 5u);            // c, a, t
+  EXPECT_EQ(tok.encode("cat").size(), 5u);           // c, a, t
 }
 
 // Tokens per second over the ESC-50 prompts ("This is a sound of {}." x 50 labels), warm cache (printed).

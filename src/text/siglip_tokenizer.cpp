@@ -21,7 +21,8 @@ constexpr char32_t kUnderline = U'\u2581';  // SentencePiece's word boundary, "â
 
 // Python's string.punctuation.
 bool ascii_punct(char32_t c) {
-  return c < 128 && std::string_view("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
+  return c < 128 &&
+         std::string_view("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~").find(static_cast<char>(c)) != std::string_view::npos;
 }
 
 // big_vision's canonicalize_text as SiglipTokenizer has it: punctuation
@@ -113,7 +114,8 @@ SiglipTokenizer SiglipTokenizer::from_dir(const std::string& dir) {
   if (proto.empty()) throw Error(impl->file, "empty file (not a SentencePiece model)");
   proto.append("\x1a\x02\x18\x00", 4);
   const auto status = impl->sp.LoadFromSerializedProto(proto);
-  if (!status.ok() || impl->sp.GetPieceSize() <= 0) throw Error(impl->file, "not a SentencePiece model (" + status.ToString() + ")");
+  if (!status.ok() || impl->sp.GetPieceSize() <= 0)
+    throw Error(impl->file, "not a SentencePiece model (" + status.ToString() + ")");
 
   std::string eos = "</s>", unk = "<unk>",
               pad = "</s>";  // SiglipTokenizer's defaults
@@ -141,14 +143,16 @@ SiglipTokenizer SiglipTokenizer::from_dir(const std::string& dir) {
       const io::Json& m = cfg["model_max_length"];
       // transformers writes a huge number (VERY_LARGE_INTEGER) when the
       // checkpoint sets none; SigLIP's is 64.
-      if (!m.is_number_integer() || m.get<int64_t>() < 2) throw Error(cfg_file.string(), "model_max_length must be an integer >= 2");
+      if (!m.is_number_integer() || m.get<int64_t>() < 2)
+        throw Error(cfg_file.string(), "model_max_length must be an integer >= 2");
       if (m.get<int64_t>() <= 1 << 16) impl->max_length = static_cast<size_t>(m.get<int64_t>());
     }
   }
   auto id_of = [&](const std::string& piece, const char* what) {
     const int id = impl->sp.PieceToId(piece);
     if (piece.empty() || (id == impl->sp.unk_id() && piece != impl->sp.IdToPiece(id)))
-      throw Error(impl->file, std::string("the ") + what + " \"" + piece + "\" is not a piece of this SentencePiece model");
+      throw Error(impl->file,
+                  std::string("the ") + what + " \"" + piece + "\" is not a piece of this SentencePiece model");
     return static_cast<int32_t>(id);
   };
   impl->eos = id_of(eos, "eos token");
@@ -164,7 +168,8 @@ SiglipTokenizer SiglipTokenizer::from_dir(const std::string& dir) {
   }
   // Longest spelling first: the tokens trie prefers the longest match at a
   // position.
-  std::sort(impl->specials.begin(), impl->specials.end(), [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  std::sort(impl->specials.begin(), impl->specials.end(),
+            [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
   return SiglipTokenizer(std::move(impl));
 }
 

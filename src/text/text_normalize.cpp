@@ -140,7 +140,8 @@ const std::unordered_map<std::string, std::u32string>& html5_table() {
   static const auto* table = [] {
     auto* m = new std::unordered_map<std::string, std::u32string>();
     m->reserve(data::kHtml5Entities_size * 2);
-    for (size_t i = 0; i < data::kHtml5Entities_size; ++i) m->emplace(data::kHtml5Entities[i].name, data::kHtml5Entities[i].value);
+    for (size_t i = 0; i < data::kHtml5Entities_size; ++i)
+      m->emplace(data::kHtml5Entities[i].name, data::kHtml5Entities[i].value);
     return m;
   }();
   return *table;
@@ -148,7 +149,9 @@ const std::unordered_map<std::string, std::u32string>& html5_table() {
 
 bool is_ascii_digit(char32_t c) { return c >= '0' && c <= '9'; }
 bool is_hex_digit(char32_t c) { return is_ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-int hex_value(char32_t c) { return is_ascii_digit(c) ? int(c - '0') : (c >= 'a' ? int(c - 'a' + 10) : int(c - 'A' + 10)); }
+int hex_value(char32_t c) {
+  return is_ascii_digit(c) ? int(c - '0') : (c >= 'a' ? int(c - 'a' + 10) : int(c - 'A' + 10));
+}
 
 // html._replace_charref for "&#...": the number, saturated just above 0x10FFFF (Python's int is unbounded).
 void append_numeric_charref(std::u32string& out, uint32_t num) {
@@ -216,7 +219,8 @@ std::u32string html_unescape(std::u32string_view s) {
     size_t j = start;
     while (j < s.size() && j - start < 32) {
       const char32_t c = s[j];
-      if (c == U'\t' || c == U'\n' || c == U'\f' || c == U' ' || c == U'<' || c == U'&' || c == U'#' || c == U';') break;
+      if (c == U'\t' || c == U'\n' || c == U'\f' || c == U' ' || c == U'<' || c == U'&' || c == U'#' || c == U';')
+        break;
       ++j;
     }
     if (j == start) {

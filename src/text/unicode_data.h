@@ -8,7 +8,7 @@
 namespace zeroshot::text::data {
 
 struct NamedEntity {
-  const char* name;      // html5: without '&' ("amp;", "amp"); ftfy upper-case: "&AMP;" form
+  const char* name;  // html5: without '&' ("amp;", "amp"); ftfy upper-case: "&AMP;" form
   const char32_t* value;
 };
 struct InvalidCharref {
@@ -17,22 +17,22 @@ struct InvalidCharref {
 };
 struct SingleByteCodec {
   const char* name;
-  bool sloppy;             // ftfy "sloppy-" codec: byte 0x1A <-> U+FFFD
-  char32_t high[128];      // bytes 0x80..0xFF (bytes below 0x80 are ASCII)
+  bool sloppy;         // ftfy "sloppy-" codec: byte 0x1A <-> U+FFFD
+  char32_t high[128];  // bytes 0x80..0xFF (bytes below 0x80 are ASCII)
 };
 struct CodepointRange {
-  char32_t lo, hi;         // inclusive
+  char32_t lo, hi;  // inclusive
 };
 
-extern const NamedEntity kHtml5Entities[];            // sorted by name
+extern const NamedEntity kHtml5Entities[];  // sorted by name
 extern const size_t kHtml5Entities_size;
-extern const InvalidCharref kHtmlInvalidCharrefs[];   // sorted by number
+extern const InvalidCharref kHtmlInvalidCharrefs[];  // sorted by number
 extern const size_t kHtmlInvalidCharrefs_size;
-extern const char32_t kHtmlInvalidCodepoints[];       // sorted
+extern const char32_t kHtmlInvalidCodepoints[];  // sorted
 extern const size_t kHtmlInvalidCodepoints_size;
-extern const NamedEntity kFtfyUpperEntities[];        // sorted by name
+extern const NamedEntity kFtfyUpperEntities[];  // sorted by name
 extern const size_t kFtfyUpperEntities_size;
-extern const SingleByteCodec kFtfyCodecs[];           // in the order ftfy tries them
+extern const SingleByteCodec kFtfyCodecs[];  // in the order ftfy tries them
 extern const size_t kFtfyCodecs_size;
 extern const CodepointRange kPyIsSpace[];
 extern const size_t kPyIsSpace_size;
@@ -50,11 +50,11 @@ bool in_ranges(const CodepointRange* table, size_t size, char32_t c);
 
 namespace zeroshot::text::data {
 // ftfy's UTF8_CLUES, as unions over the code pages latin-1, windows-1250/1251/1252/1253/1254/1257.
-extern const char32_t kUtf8FirstOf2[];      // from bytes 0xC2..0xDF
+extern const char32_t kUtf8FirstOf2[];  // from bytes 0xC2..0xDF
 extern const size_t kUtf8FirstOf2_size;
-extern const char32_t kUtf8FirstOf3[];      // from bytes 0xE0..0xEF
+extern const char32_t kUtf8FirstOf3[];  // from bytes 0xE0..0xEF
 extern const size_t kUtf8FirstOf3_size;
-extern const char32_t kUtf8FirstOf4[];      // from bytes 0xF0, 0xF3
+extern const char32_t kUtf8FirstOf4[];  // from bytes 0xF0, 0xF3
 extern const size_t kUtf8FirstOf4_size;
 extern const char32_t kUtf8Continuation[];  // from bytes 0x80..0xBF
 extern const size_t kUtf8Continuation_size;

@@ -36,8 +36,7 @@ std::string format_bytes(double bytes) {
     ++u;
   }
   char buf[32];
-  if (u == 0)
-    std::snprintf(buf, sizeof buf, "%.0f %s", bytes, units[u]);
+  if (u == 0) std::snprintf(buf, sizeof buf, "%.0f %s", bytes, units[u]);
   else
     std::snprintf(buf, sizeof buf, bytes < 9.995 ? "%.2f %s" : bytes < 99.95 ? "%.1f %s" : "%.0f %s", bytes, units[u]);
   return buf;
@@ -47,10 +46,8 @@ std::string format_duration(double seconds) {
   if (!std::isfinite(seconds) || seconds < 0 || seconds > 1e8) return "?";
   auto s = static_cast<long long>(seconds + 0.5);
   char buf[32];
-  if (s >= 3600)
-    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
-  else
-    std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+  if (s >= 3600) std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+  else std::snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
   return buf;
 }
 

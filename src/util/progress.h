@@ -30,7 +30,7 @@ class ProgressBar {
   void tick(uint64_t n = 1) { update(done_ + n); }
   // Erases the bar so a line can be printed to the terminal; the next update() draws it again below.
   void clear();
-  void finish();               // final redraw + newline (once; also called by the destructor)
+  void finish();  // final redraw + newline (once; also called by the destructor)
   bool active() const { return active_; }
 
  private:

@@ -60,7 +60,8 @@ double now_ms() { return clock_ms(CLOCK_BOOTTIME) - origin().boot_offset; }
 double cpu_ms() { return clock_ms(CLOCK_PROCESS_CPUTIME_ID); }
 
 void note(const char* what) {
-  if (enabled()) std::fprintf(stderr, "zeroshot trace: %s  (cpu %.1f ms in all, at %.1f ms)\n", what, cpu_ms(), now_ms());
+  if (enabled())
+    std::fprintf(stderr, "zeroshot trace: %s  (cpu %.1f ms in all, at %.1f ms)\n", what, cpu_ms(), now_ms());
 }
 
 Phase::~Phase() {

@@ -1,7 +1,7 @@
 #include "support/cli.h"
 
-#include <gtest/gtest.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not <csignal>'s std::signal
 #include <spawn.h>
 #include <sys/wait.h>
