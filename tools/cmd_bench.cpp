@@ -213,6 +213,7 @@ void run_audio(const BenchArgs& a, const Model& model, nlohmann::ordered_json& j
     prompts.push_back(std::string("This is a sound of ") + names[0] + ".");
   t = Clock::now();
   std::vector<std::vector<int32_t>> prompt_ids;
+  prompt_ids.reserve(prompts.size());
   for (const auto& p : prompts) prompt_ids.push_back(model.tokenize(p));
   const Embeddings esc_embeds = model.embed_token_ids(prompt_ids);
   j["texts_per_s_esc50"] = double(prompts.size()) / seconds_since(t);
@@ -348,6 +349,7 @@ int run(const BenchArgs& a) {
     for (const auto& names : imagenet->classes) prompts.push_back("a photo of a " + names[0] + ".");
   t = Clock::now();
   std::vector<std::vector<int32_t>> prompt_ids;
+  prompt_ids.reserve(prompts.size());
   for (const auto& p : prompts) prompt_ids.push_back(model->tokenize(p));
   const double tokenize_s = seconds_since(t);
   if (prompt_ids.empty()) prompt_ids = ids;  // --no-imagenet: min_cosine_vs_f32 over the timed texts instead

@@ -1,5 +1,5 @@
 // zeroshot serve: the HTTP inference server (src/server/server.h; API in docs/api.md).
-#include <signal.h>
+#include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX sigaction, which <csignal> does not promise
 #include <sys/resource.h>
 #include <unistd.h>
 

@@ -80,6 +80,7 @@ std::vector<double> mel_filter_bank(int num_frequency_bins, int num_mel_filters,
       linspace(hertz_to_mel(min_frequency, scale), hertz_to_mel(max_frequency, scale), num_mel_filters + 2);
   std::vector<double> f(mels.size());
   for (size_t i = 0; i < mels.size(); ++i) f[i] = mel_to_hertz(mels[i], scale);
+  // NOLINTNEXTLINE(bugprone-integer-division): transformers' np.linspace(0, sampling_rate // 2, ...), an integer
   const std::vector<double> fft_freqs = linspace(0, sampling_rate / 2, num_frequency_bins);
 
   std::vector<double> w(static_cast<size_t>(num_frequency_bins) * num_mel_filters);

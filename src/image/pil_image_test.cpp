@@ -93,8 +93,7 @@ TEST(PilImage, DecodesInPillowsModeAndConvertsLikePillow) {
 TEST(PilImage, ResizePerModeMatchesPillow) {
   REQUIRE_REFERENCE();
   const auto& images = manifest()["images"];
-  for (size_t i = 0; i < images.size(); ++i) {
-    const auto& e = images[i];
+  for (const auto& e : images) {
     SCOPED_TRACE(base(e["path"]));
     const PilImage img = decode_native_file(e["path"]);
     for (const auto& r : e["resize"]) {

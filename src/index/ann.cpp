@@ -342,8 +342,8 @@ AnnIndex AnnIndex::load(const std::string& path, std::string* why, bool mapped) 
       // file in the page cache, and threads that outlive the search.
       od->prefetch_nthread = 0;
     }
-    idx.release();
     a.index_.reset(ivf);
+    (void)idx.release();  // a.index_ owns it now (the same object, as its IVF type)
     a.mapped_ = mapped;
     a.stamp.uuid.assign(h.uuid, strnlen(h.uuid, sizeof h.uuid));
     a.stamp.generation = h.generation;

@@ -16,7 +16,7 @@ namespace {
 bool is_operator(const std::string& w) { return w == "+" || w == "-"; }
 
 bool has_path_prefix(const std::string& s) {
-  return s.rfind("/", 0) == 0 || s.rfind("./", 0) == 0 || s.rfind("../", 0) == 0 || s.rfind("~/", 0) == 0 ||
+  return s.rfind('/', 0) == 0 || s.rfind("./", 0) == 0 || s.rfind("../", 0) == 0 || s.rfind("~/", 0) == 0 ||
          s.rfind("file://", 0) == 0;
 }
 
@@ -137,6 +137,7 @@ std::vector<float> query_vector(const Model& model, const std::vector<QueryTerm>
     return true;
   });
   std::vector<const float*> rows;
+  rows.reserve(terms.size());
   size_t ti = 0, ii = 0;
   for (const auto& t : terms) rows.push_back(t.image ? ie.data() + (ii++) * dim : te.row(ti++));
   return combine_terms(terms, rows, dim);

@@ -50,7 +50,7 @@ std::vector<Hit> brute_force(const Vectors& v, const float* q, size_t k) {
   for (size_t i = 0; i < v.rows(); ++i) {
     double d = 0;
     for (size_t j = 0; j < v.dim; ++j) d += static_cast<double>(v.row(i)[j]) * q[j];
-    s.push_back({-d, v.ids[i]});
+    s.emplace_back(-d, v.ids[i]);
   }
   std::sort(s.begin(), s.end());
   std::vector<Hit> out;

@@ -81,7 +81,7 @@ std::string where_is(size_t i) { return "path = ?" + std::to_string(i * 3 + 1); 
 // root, each an index search. (One WHERE with ORs makes SQLite collect and deduplicate every rowid first: 5x
 // slower at 1M rows.) `scan`: one pass over the whole table instead, testing each row.
 std::string select_in(const std::string& cols, const std::string& from, const Scope& scope, bool scan = false) {
-  const std::string head = "SELECT " + cols + " FROM " + from;
+  std::string head = "SELECT " + cols + " FROM " + from;
   if (scope.empty()) return head;
   std::string s;
   if (scan) {

@@ -125,6 +125,7 @@ void attend(const float* q, const float* k, const float* v, long ld, int nkeys, 
 
 float head_scale(const ClipTowerConfig& t) {
   // head_dim ** -0.5 as Python computes it (double), used as a float.
+  // NOLINTNEXTLINE(bugprone-integer-division): head_dim = hidden_size // num_heads, an integer, as in transformers
   return static_cast<float>(1.0 / std::sqrt(static_cast<double>(t.hidden_size / t.num_heads)));
 }
 

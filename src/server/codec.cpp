@@ -12,7 +12,7 @@ namespace {
 struct Table {
   uint8_t v[256];
   constexpr Table() : v() {
-    for (int i = 0; i < 256; ++i) v[i] = 255;
+    for (uint8_t& x : v) x = 255;
     for (int i = 0; i < 26; ++i) v['A' + i] = static_cast<uint8_t>(i), v['a' + i] = static_cast<uint8_t>(26 + i);
     for (int i = 0; i < 10; ++i) v['0' + i] = static_cast<uint8_t>(52 + i);
     v['+'] = v['-'] = 62;

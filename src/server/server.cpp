@@ -367,6 +367,7 @@ void Server::Impl::search(const HttpRequest& req, HttpResponse& res) {
   Embeddings te;
   if (!texts.empty()) te = model.embed_texts(texts);
   std::vector<std::vector<float>> ie;
+  ie.reserve(futs.size());
   for (auto& f : futs) ie.push_back(wait(f));
   std::vector<index::QueryTerm> terms;
   std::vector<const float*> embs;

@@ -199,6 +199,7 @@ TEST(LruCache, ConcurrentMissesBuildOnce) {
   std::atomic<int> built{0};
   std::atomic<int> misses{0};
   std::vector<std::thread> ts;
+  ts.reserve(8);
   for (int i = 0; i < 8; ++i)
     ts.emplace_back([&] {
       bool hit = true;

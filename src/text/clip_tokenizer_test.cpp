@@ -211,7 +211,7 @@ TEST_F(TokenizerFixture, ConcurrentEncodeIsDeterministic) {
   const auto single = ClipTokenizer::from_dir(model_dir("clip-tiny-gelu-f16"));
   for (size_t i = 0; i < texts.size(); ++i) {
     const auto expected = single.encode(texts[i]);
-    for (size_t t = 0; t < results.size(); ++t) ASSERT_EQ(results[t][i], expected) << texts[i];
+    for (const auto& r : results) ASSERT_EQ(r[i], expected) << texts[i];
   }
 }
 

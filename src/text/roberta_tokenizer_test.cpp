@@ -275,7 +275,7 @@ TEST_F(Roberta, ConcurrentEncodeIsDeterministic) {
   const auto single = RobertaTokenizer::from_dir(model_dir("clap-tiny-fused"));
   for (size_t i = 0; i < texts.size(); ++i) {
     const auto expected = single.encode(texts[i]);
-    for (size_t t = 0; t < results.size(); ++t) ASSERT_EQ(results[t][i], expected) << texts[i];
+    for (const auto& r : results) ASSERT_EQ(r[i], expected) << texts[i];
   }
 }
 
