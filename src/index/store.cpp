@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <random>
 
+#include "util/sha256.h"  // util::to_hex
 #include "zeroshot/error.h"
 
 namespace zeroshot::index {
@@ -26,14 +27,9 @@ constexpr uintmax_t kQuickCheckMaxBytes = 64u << 20;  // ~27k images at dim 512:
 
 std::string random_uuid() {
   std::random_device rd;
-  static const char* hex = "0123456789abcdef";
-  std::string s;
-  for (int i = 0; i < 16; ++i) {
-    const unsigned b = rd() & 0xff;
-    s += hex[b >> 4];
-    s += hex[b & 15];
-  }
-  return s;
+  uint8_t bytes[16];
+  for (uint8_t& b : bytes) b = static_cast<uint8_t>(rd() & 0xff);
+  return util::to_hex(bytes, sizeof bytes);
 }
 
 std::string utc_now() {
