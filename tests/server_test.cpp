@@ -370,9 +370,13 @@ TEST(Server, BadRequestsAreJsonErrorsAndTheServerStaysUp) {
       400, "URL");
   expect_json_error(c.Post("/v1/classify", R"({"image": 12, "candidate_labels": ["a"]})", "application/json"), 400);
   expect_json_error(c.Post("/v1/embed", R"({})", "application/json"), 400);
-  // Body over the limit (1 MiB).
+  // Body over the limit (1 MiB). The server answers 413 as soon as the headers show the length and closes the
+  // connection without reading the body (docs/api.md), so a client still writing the body may get the reset instead
+  // of the answer, by timing (seen under ASan: SIGPIPE). server_abuse_test reads that 413 deterministically, with a
+  // client that sends only the headers; here the point is that the server stays up. Clients ignore SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
   const std::string big = "{\"image\": \"" + std::string(2 << 20, 'A') + "\"}";
-  expect_json_error(c.Post("/v1/classify", big, "application/json"), 413);
+  if (auto big_r = c.Post("/v1/classify", big, "application/json")) expect_json_error(big_r, 413);
   // Still serving.
   auto r = parse(s.client().Post("/v1/classify", ok.dump(), "application/json"));
   EXPECT_EQ(r["result"].size(), 2u);
