@@ -25,6 +25,8 @@
 
 #include "eval/thumbnail.h"
 #include "server/server.h"
+#include "support/model.h"
+#include "support/server.h"
 #include "zeroshot/error.h"
 #include "zeroshot/zeroshot.h"
 
@@ -37,15 +39,7 @@ namespace {
 
 const std::string kModelDir = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-quickgelu";
 
-const zeroshot::Model& model() {
-  static const auto m = [] {
-    zeroshot::ModelOptions o;
-    o.threads = 1;
-    o.progress = false;
-    return zeroshot::Model::load(kModelDir, o);
-  }();
-  return *m;
-}
+const zeroshot::Model& model() { return zeroshot::testing::shared_model(kModelDir, 1); }
 
 std::string classify_body() {
   std::ifstream f(std::string(ZEROSHOT_FIXTURES) + "/images/rocket.jpg", std::ios::binary);
@@ -54,21 +48,8 @@ std::string classify_body() {
   return json{{"image", b64}, {"candidate_labels", {"a rocket", "a cat"}}}.dump();
 }
 
-struct Running {
-  std::unique_ptr<zs::Server> server;
-  std::thread thread;
-  int port = 0;
-  explicit Running(zs::ServerOptions opt) {
-    if (opt.port != 0) opt.port = 0;
-    opt.label_cache_dir = "none";
-    server = std::make_unique<zs::Server>(model(), opt);
-    port = server->bind();
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Running() {
-    server->stop();
-    thread.join();
-  }
+struct Running : zeroshot::testing::RunningServer {
+  explicit Running(zs::ServerOptions opt) : RunningServer(model(), std::move(opt)) {}
 };
 
 // A raw loopback connection from `source` (any 127.0.0.0/8 address: a distinct client address each).

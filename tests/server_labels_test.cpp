@@ -12,6 +12,8 @@
 #include "classify/label_sets.h"
 #include "eval/thumbnail.h"
 #include "server/server.h"
+#include "support/model.h"
+#include "support/server.h"
 #include "util/mapped_file.h"
 #include "zeroshot/error.h"
 #include "zeroshot/zeroshot.h"
@@ -24,39 +26,16 @@ namespace {
 const std::string kModelDir = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-quickgelu";
 const std::string kImage = std::string(ZEROSHOT_FIXTURES) + "/images/coffee.png";
 
-const zeroshot::Model& model() {
-  static const auto m = [] {
-    zeroshot::ModelOptions o;
-    o.threads = 2;
-    o.progress = false;
-    return zeroshot::Model::load(kModelDir, o);
-  }();
-  return *m;
-}
+const zeroshot::Model& model() { return zeroshot::testing::shared_model(kModelDir, 2); }
 
 std::string image_b64() {
   const std::string s = zeroshot::util::read_file(kImage);
   return zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
-struct Running {
-  zs::Server server;
-  int port;
-  std::thread thread;
+struct Running : zeroshot::testing::RunningServer {
   explicit Running(zs::ServerOptions opt, const std::vector<std::string>& preload = {})
-      : server(model(), [&] {
-          opt.port = 0;
-          opt.label_cache_dir = "none";
-          return opt;
-        }()) {
-    for (const auto& p : preload) server.preload_labels(p);
-    port = server.bind();
-    thread = std::thread([this] { server.run(); });
-  }
-  ~Running() {
-    server.stop();
-    thread.join();
-  }
+      : RunningServer(model(), std::move(opt), preload) {}
 };
 
 // The API's answer for the same set and templates, computed here.

@@ -18,6 +18,9 @@
 
 #include "eval/thumbnail.h"
 #include "server/server.h"
+#include "support/memory.h"
+#include "support/model.h"
+#include "support/server.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -25,27 +28,10 @@ using nlohmann::json;
 
 namespace {
 
-// Sanitizers hold freed memory in quarantine and add shadow memory: resident sizes measure them, not the server.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using zeroshot::testing::kSanitized;
+using zeroshot::testing::rss_of;
 
 const std::string kModelDir = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-quickgelu";
-
-uint64_t rss_of(pid_t pid) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/statm");
-  uint64_t size = 0, resident = 0;
-  f >> size >> resident;
-  return resident * static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-}
 
 // `zeroshot serve` on a free port; SIGTERM and reaped at the end of the scope.
 struct ServeProcess {
@@ -172,17 +158,10 @@ TEST(ServerMemory, AmplifyingBodiesAloneAndFourAtOnce) {
 // before decoding: six 16-megapixel PNGs (4000 x 4000, 16 KB each) at once against a 20-megapixel budget: one
 // decodes at a time, the others get 503 + Retry-After, and the server goes on.
 TEST(ServerMemory, PixelBudgetAnswers503WithRetryAfter) {
-  zeroshot::ModelOptions mo;
-  mo.threads = 2;
-  mo.progress = false;
-  const auto model = zeroshot::Model::load(kModelDir, mo);
   zeroshot::server::ServerOptions opt;
-  opt.port = 0;
-  opt.label_cache_dir = "none";
   opt.max_inflight_pixels = 20'000'000;
-  zeroshot::server::Server server(*model, opt);
-  const int port = server.bind();
-  std::thread t([&] { server.run(); });
+  const zeroshot::testing::RunningServer running(zeroshot::testing::shared_model(kModelDir, 2), opt);
+  const int port = running.port;
 
   const std::string png = black_png(4000, 4000);
   const std::string body = json{
@@ -221,24 +200,15 @@ TEST(ServerMemory, PixelBudgetAnswers503WithRetryAfter) {
   auto r = c.Post("/v1/classify", body, "application/json");
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 200) << r->body;
-  server.stop();
-  t.join();
 }
 
 // Request bodies are admitted against one byte budget shared by the requests in flight: with a budget of one byte,
 // a request alone is served and concurrent ones get 503 + Retry-After naming --max-inflight-body-mb.
 TEST(ServerMemory, BodyBudgetAnswers503WithRetryAfter) {
-  zeroshot::ModelOptions mo;
-  mo.threads = 2;
-  mo.progress = false;
-  const auto model = zeroshot::Model::load(kModelDir, mo);
   zeroshot::server::ServerOptions opt;
-  opt.port = 0;
-  opt.label_cache_dir = "none";
   opt.max_inflight_body_bytes = 1;
-  zeroshot::server::Server server(*model, opt);
-  const int port = server.bind();
-  std::thread t([&] { server.run(); });
+  const zeroshot::testing::RunningServer running(zeroshot::testing::shared_model(kModelDir, 2), opt);
+  const int port = running.port;
 
   const std::string png = black_png(3000, 3000);  // decoding takes a while: the requests overlap
   const std::string body = json{
@@ -270,6 +240,4 @@ TEST(ServerMemory, BodyBudgetAnswers503WithRetryAfter) {
   }
   EXPECT_GT(ok, 0);
   EXPECT_GT(busy, 0);
-  server.stop();
-  t.join();
 }

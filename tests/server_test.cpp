@@ -21,6 +21,8 @@
 #include "server/batcher.h"
 #include "server/metrics.h"
 #include "server/server.h"
+#include "support/model.h"
+#include "support/server.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/version.h"
 #include "zeroshot/zeroshot.h"
@@ -44,15 +46,7 @@ std::string b64_file(const std::string& p) {
   return zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
-const zeroshot::Model& model() {
-  static const auto m = [] {
-    zeroshot::ModelOptions o;
-    o.threads = 2;
-    o.progress = false;
-    return zeroshot::Model::load(kModelDir, o);
-  }();
-  return *m;
-}
+const zeroshot::Model& model() { return zeroshot::testing::shared_model(kModelDir, 2); }
 
 zeroshot::ClassifierOptions no_disk_cache() {
   zeroshot::ClassifierOptions o;
@@ -61,27 +55,8 @@ zeroshot::ClassifierOptions no_disk_cache() {
 }
 
 // A server on a free port, run on its own thread; stopped (gracefully) at the end of the scope.
-struct Running {
-  std::unique_ptr<zs::Server> server;
-  std::thread thread;
-  int port = 0;
-  explicit Running(zs::ServerOptions opt) {
-    opt.port = 0;
-    opt.label_cache_dir = "none";
-    server = std::make_unique<zs::Server>(model(), opt);
-    port = server->bind();
-    thread = std::thread([this] { server->run(); });
-  }
-  ~Running() {
-    server->stop();
-    thread.join();
-  }
-  httplib::Client client() const {
-    httplib::Client c("127.0.0.1", port);
-    c.set_read_timeout(60, 0);
-    c.set_keep_alive(true);  // one connection: the server logs a request before it reads the next one
-    return c;
-  }
+struct Running : zeroshot::testing::RunningServer {
+  explicit Running(zs::ServerOptions opt) : RunningServer(model(), std::move(opt)) {}
 };
 
 json parse(const httplib::Result& r) {

@@ -12,6 +12,7 @@
 
 #include "image/image.h"
 #include "image/pil_image.h"
+#include "support/reference.h"
 #include "zeroshot/error.h"
 
 namespace fs = std::filesystem;
@@ -22,28 +23,10 @@ namespace {
 
 const std::string kRef = FORMATS_REFERENCE_DIR;
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::vector<uint8_t>((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-}
-
-const nlohmann::json& manifest() {
-  static const nlohmann::json m = [] {
-    std::ifstream f(kRef + "/manifest.json");
-    return f ? nlohmann::json::parse(f) : nlohmann::json();
-  }();
-  return m;
-}
-
-#define REQUIRE_REFERENCE() \
-  if (manifest().is_null()) GTEST_SKIP() << "no " << kRef << "/manifest.json (formats_reference skipped)"
-
-long first_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
-  if (a.size() != b.size()) return 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    if (a[i] != b[i]) return static_cast<long>(i);
-  return -1;
-}
+using zeroshot::testing::first_diff;
+using zeroshot::testing::read_bytes;
+const nlohmann::json& manifest() { return zeroshot::testing::reference_manifest(kRef); }
+#define REQUIRE_REFERENCE() ZS_REQUIRE_REFERENCE(kRef)
 
 // Decoding must either succeed or throw a one-line Error that names the file.
 void expect_clean(const std::vector<uint8_t>& bytes, const std::string& name, bool must_fail) {

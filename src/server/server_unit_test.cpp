@@ -16,6 +16,7 @@
 #include "server/codec.h"
 #include "server/metrics.h"
 #include "server/request.h"
+#include "support/memory.h"
 #include "util/mapped_file.h"
 #include "zeroshot/error.h"
 
@@ -230,18 +231,8 @@ TEST(LruCache, ConcurrentMissesBuildOnce) {
 
 namespace {
 
-// Sanitizers hold freed memory in quarantine and add shadow memory: resident sizes measure them, not the server.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
+using zeroshot::testing::kSanitized;
+using zeroshot::testing::peak_rss;
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -250,13 +241,6 @@ std::string error_of(const std::function<void()>& f) {
     return std::to_string(e.status) + " " + e.what();
   }
   return "";
-}
-
-// The process's peak resident set so far, bytes (Linux reports KiB).
-uint64_t peak_rss() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
 }
 
 // "{"<key>": [<item>,<item>,...]}" of about `bytes` bytes.

@@ -1,0 +1,34 @@
+#include "support/reference.h"
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <mutex>
+
+namespace zeroshot::testing {
+
+const nlohmann::json& reference_manifest(const std::string& dir) {
+  static std::mutex mu;
+  static std::map<std::string, nlohmann::json> parsed;  // node-based: references stay valid as it grows
+  const std::lock_guard<std::mutex> lock(mu);
+  auto it = parsed.find(dir);
+  if (it == parsed.end()) {
+    std::ifstream f(dir + "/manifest.json");
+    it = parsed.emplace(dir, f ? nlohmann::json::parse(f) : nlohmann::json()).first;
+  }
+  return it->second;
+}
+
+std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+long first_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b) {
+  if (a.size() != b.size()) return 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return static_cast<long>(i);
+  return -1;
+}
+
+}  // namespace zeroshot::testing

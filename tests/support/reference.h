@@ -1,0 +1,28 @@
+// Outputs a reference library wrote at test time: a CTest fixture-setup script (src/image/pil_reference.py,
+// formats_reference.py, ...) writes files and a manifest.json into a folder of the build tree. When the setup
+// skipped (its library is not installed) there is no manifest, and the tests that compare against it skip with
+// ZS_REQUIRE_REFERENCE instead of failing.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace zeroshot::testing {
+
+// DIR/manifest.json, parsed once per folder for the life of the test binary; null when absent.
+const nlohmann::json& reference_manifest(const std::string& dir);
+
+// The bytes of a file (empty when it cannot be read: the comparison that follows fails and names it).
+std::vector<uint8_t> read_bytes(const std::string& path);
+
+// Where two byte strings first differ: -1 when equal, 0 when their sizes differ (the whole output is wrong).
+long first_diff(const std::vector<uint8_t>& a, const std::vector<uint8_t>& b);
+
+}  // namespace zeroshot::testing
+
+// In a TEST body: skip unless the reference setup wrote DIR/manifest.json.
+#define ZS_REQUIRE_REFERENCE(dir)                             \
+  if (::zeroshot::testing::reference_manifest(dir).is_null()) \
+  GTEST_SKIP() << "no " << (dir) << "/manifest.json (its reference setup skipped)"
