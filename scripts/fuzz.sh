@@ -15,7 +15,8 @@ BUILD="${FUZZ_BUILD_DIR:-build-fuzz}"
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache); fi
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DZEROSHOT_FUZZ=ON \
-  -DZEROSHOT_BUILD_TESTS=OFF -DZEROSHOT_SHARED="$SHARED" -DZEROSHOT_FIXTURES="$SHARED/fixtures" "${launcher[@]}" >/dev/null
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+  -DZEROSHOT_BUILD_BENCHMARKS=OFF -DZEROSHOT_BUILD_TESTS=OFF -DZEROSHOT_SHARED="$SHARED" -DZEROSHOT_FIXTURES="$SHARED/fixtures" "${launcher[@]}" >/dev/null
 cmake --build "$BUILD" --target fuzzers fuzz_seeds -j "$JOBS"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
