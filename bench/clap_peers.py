@@ -20,7 +20,8 @@ import json
 import statistics
 import subprocess
 import sys
-import time
+
+from peer_runs import loadavg, run_json
 
 PEER = r'''
 import json, math, os, sys, tempfile, time, wave
@@ -78,21 +79,6 @@ texts = 8 * iters / (time.time() - t)
 print(json.dumps({"runner": "transformers", "load_s": load_s, "clips_per_s_batch1": c1, "clips_per_s_batch8": c8,
                   "texts_per_s": texts}))
 '''
-
-
-def run_json(cmd):
-    t = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
-    j = json.loads(line)
-    j["wall_s"] = time.time() - t
-    return j
-
-
-def loadavg():
-    return float(open("/proc/loadavg").read().split()[0])
 
 
 def main():

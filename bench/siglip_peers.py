@@ -19,27 +19,13 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from peer_runs import loadavg, run_json
+
 HERE = Path(__file__).resolve().parent
-
-
-def run_json(cmd, env=None):
-    t = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed ({out.returncode}): {out.stderr.strip()[-2000:]}")
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("{")][-1]
-    j = json.loads(line)
-    j["wall_s"] = time.time() - t
-    return j
-
-
-def loadavg():
-    return float(open("/proc/loadavg").read().split()[0])
 
 
 def main():
