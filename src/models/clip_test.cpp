@@ -59,6 +59,7 @@ Expected load_expected(const std::string& dir) {
   return e;
 }
 
+using zeroshot::testing::batch_composition_error;
 using zeroshot::testing::kEmbedRelTol;
 using zeroshot::testing::kLogitTol;
 using zeroshot::testing::max_abs;
@@ -183,25 +184,10 @@ TEST_P(ClipFixture, LogitsPerImage) {
 }
 
 TEST_P(ClipFixture, TextBatchCompositionIndependence) {
-  const auto& all = exp_.input_ids;
-  const int n = static_cast<int>(all.size());
-  std::vector<float> together(static_cast<size_t>(n) * proj());
-  model_->encode_texts(all, together.data());
-  // Each alone, and the batch reversed with duplicates of same-length sequences.
-  float worst = 0;
-  for (int i = 0; i < n; ++i) {
-    std::vector<float> one(proj());
-    model_->encode_texts({all[i]}, one.data());
-    worst = std::max(worst, max_abs_diff(one.data(), &together[i * proj()], proj()));
-  }
-  std::vector<std::vector<int32_t>> mixed(all.rbegin(), all.rend());
-  mixed.insert(mixed.end(), all.begin(), all.begin() + 3);
-  std::vector<float> out(mixed.size() * proj());
-  model_->encode_texts(mixed, out.data());
-  for (int i = 0; i < n; ++i)
-    worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * proj()], &together[i * proj()], proj()));
-  for (int i = 0; i < 3; ++i)
-    worst = std::max(worst, max_abs_diff(&out[(n + i) * proj()], &together[i * proj()], proj()));
+  std::vector<float> together;
+  const float worst = batch_composition_error(
+      [&](const std::vector<std::vector<int32_t>>& ids, float* out) { model_->encode_texts(ids, out); }, exp_.input_ids,
+      proj(), &together);
   EXPECT_LE(worst, 1e-5f * max_abs(together));  // GEMM rounding only (see ImageEmbedsBatchAndOneByOne)
 }
 

@@ -1,5 +1,6 @@
 #include "support/compare.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -42,6 +43,28 @@ float rel_err(const std::vector<float>& got, const std::vector<float>& want) {
                                            << ": max abs diff " << d << " > " << tol;
   }
   return ::testing::AssertionSuccess();
+}
+
+float batch_composition_error(const EncodeTexts& encode, const std::vector<std::vector<int32_t>>& ids, size_t dim,
+                              std::vector<float>* together) {
+  const size_t n = ids.size();
+  std::vector<float> all(n * dim);
+  encode(ids, all.data());
+  float worst = 0;
+  for (size_t i = 0; i < n; ++i) {
+    std::vector<float> one(dim);
+    encode({ids[i]}, one.data());
+    worst = std::max(worst, max_abs_diff(one.data(), &all[i * dim], dim));
+  }
+  std::vector<std::vector<int32_t>> mixed(ids.rbegin(), ids.rend());
+  const size_t repeated = std::min<size_t>(3, n);
+  mixed.insert(mixed.end(), ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(repeated));
+  std::vector<float> out(mixed.size() * dim);
+  encode(mixed, out.data());
+  for (size_t i = 0; i < n; ++i) worst = std::max(worst, max_abs_diff(&out[(n - 1 - i) * dim], &all[i * dim], dim));
+  for (size_t i = 0; i < repeated; ++i) worst = std::max(worst, max_abs_diff(&out[(n + i) * dim], &all[i * dim], dim));
+  if (together) *together = std::move(all);
+  return worst;
 }
 
 }  // namespace zeroshot::testing

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,5 +38,12 @@ float rel_err(const std::vector<float>& got, const std::vector<float>& want);
 // the failure names the first row that is not, `what` and `names[row]` when given.
 ::testing::AssertionResult rows_near(const float* got, const float* want, size_t rows, size_t cols, float tol,
                                      const std::vector<std::string>& names = {});
+
+// A text encoder's rows must not depend on the batch around them (padding, lengths, order). Encodes `ids` as one
+// batch, each sequence alone, and reversed with the first three repeated after them; returns the largest max-abs
+// difference of any row from its row in the first batch (GEMM rounding only, for a correct encoder).
+using EncodeTexts = std::function<void(const std::vector<std::vector<int32_t>>& ids, float* out)>;
+float batch_composition_error(const EncodeTexts& encode, const std::vector<std::vector<int32_t>>& ids, size_t dim,
+                              std::vector<float>* together = nullptr);
 
 }  // namespace zeroshot::testing
