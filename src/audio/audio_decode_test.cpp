@@ -22,29 +22,11 @@
 
 #include "audio/audio.h"
 #include "io/safetensors.h"
+#include "support/alloc_watch.h"
 #include "zeroshot/error.h"
 
 using namespace zeroshot;
 using namespace zeroshot::audio;
-
-// ------------------------------------------------------------------------------------------------------------
-// Largest single operator-new request while tracking is on (shows that a lying header is refused before any
-// allocation sized from it; FFmpeg's own buffers (av_malloc) are not counted, they are bounded by its I/O).
-
-static std::atomic<bool> g_track{false};
-static std::atomic<size_t> g_largest{0};
-
-void* operator new(size_t n) {
-  if (g_track.load(std::memory_order_relaxed)) {
-    size_t prev = g_largest.load();
-    while (n > prev && !g_largest.compare_exchange_weak(prev, n)) {
-    }
-  }
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
-__attribute__((noinline)) void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -112,21 +94,20 @@ nlohmann::json frontend_meta() {
 
 void expect_one_line_error_naming(const std::function<void()>& fn, const std::string& name, const std::string& needle,
                                   size_t max_alloc = 1 << 20) {
-  g_largest = 0;
-  g_track = true;
+  zeroshot::testing::AllocationWatch watch;
   try {
     fn();
-    g_track = false;
+    watch.stop();
     ADD_FAILURE() << name << " was accepted";
   } catch (const Error& e) {
-    g_track = false;
+    watch.stop();
     const std::string msg = e.what();
     EXPECT_EQ(msg.rfind(name + ": ", 0), 0u) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
     std::printf("[refused] %s\n", msg.c_str());
   }
-  EXPECT_LT(g_largest.load(), max_alloc) << name;
+  EXPECT_LT(watch.largest(), max_alloc) << name;
 }
 
 // WAV bytes of interleaved samples: 16-bit PCM (short) or 32-bit float; with a channel mask, WAVE_FORMAT_EXTENSIBLE.
@@ -643,20 +624,19 @@ TEST(Decode, CorruptVariantsNeverCrash) {
       variants.push_back(std::move(v));
     }
     for (const auto& v : variants) {
-      g_largest = 0;
-      g_track = true;
+      zeroshot::testing::AllocationWatch watch;
       try {
         const Waveform w = decode_memory(v.data(), v.size(), file, {.max_seconds = 60});
-        g_track = false;
+        watch.stop();
         EXPECT_FALSE(w.samples.empty());
         ++decoded;
       } catch (const Error& e) {
-        g_track = false;
+        watch.stop();
         EXPECT_EQ(std::string(e.what()).rfind(file + ": ", 0), 0u) << e.what();
         EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
         ++refused;
       }
-      largest = std::max(largest, g_largest.load());
+      largest = std::max(largest, watch.largest());
     }
   }
   std::printf("[corrupt] %d variants decoded, %d refused; largest single allocation %zu bytes\n", decoded, refused,

@@ -19,30 +19,12 @@
 #include "image/image.h"
 #include "image/image_processor.h"
 #include "io/safetensors.h"
+#include "support/alloc_watch.h"
 #include "zeroshot/error.h"
 
 namespace fs = std::filesystem;
 using namespace zeroshot;
 using namespace zeroshot::image;
-
-// ------------------------------------------------------------------------------------------------------------
-// Largest single operator-new request while tracking is on (to show the bomb is refused before allocating).
-
-static std::atomic<bool> g_track{false};
-static std::atomic<size_t> g_largest{0};
-
-void* operator new(size_t n) {
-  if (g_track.load(std::memory_order_relaxed)) {
-    size_t prev = g_largest.load();
-    while (n > prev && !g_largest.compare_exchange_weak(prev, n)) {
-    }
-  }
-  if (void* p = std::malloc(n ? n : 1)) return p;
-  throw std::bad_alloc();
-}
-// Not inlined: GCC would otherwise warn (-Wmismatched-new-delete) that free() meets a pointer from operator new.
-__attribute__((noinline)) void operator delete(void* p) noexcept { std::free(p); }
-__attribute__((noinline)) void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 namespace {
 
@@ -321,17 +303,16 @@ TEST(ImageDecode, BadFixturesAreRefusedNamingTheFile) {
 }
 
 TEST(ImageDecode, BombRefusedBeforeAllocating) {
-  g_largest = 0;
-  g_track = true;
+  zeroshot::testing::AllocationWatch watch;
   bool refused = false;
   try {
     decode_file(kImages + "/bad_bomb_60000x60000.png");
   } catch (const Error& e) {
     refused = std::string(e.what()).find("60000x60000") != std::string::npos;
   }
-  g_track = false;
+  watch.stop();
   EXPECT_TRUE(refused);
-  EXPECT_LT(g_largest.load(), size_t{1} << 20);  // nothing near 60000 * 60000 * 3 bytes was requested
+  EXPECT_LT(watch.largest(), size_t{1} << 20);  // nothing near 60000 * 60000 * 3 bytes was requested
 }
 
 TEST(ImageDecode, PixelLimitOption) {
