@@ -98,6 +98,29 @@ std::string black_png(uint32_t width, uint32_t height) {
   return std::string("\x89PNG\r\n\x1a\n", 8) + chunk("IHDR", ihdr) + chunk("IDAT", z) + chunk("IEND", "");
 }
 
+// A /v1/classify body for an image's bytes and the labels "black" and "white".
+std::string classify_body(const std::string& image) {
+  return json{{"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(image.data()), image.size())},
+              {"candidate_labels", {"black", "white"}}}
+      .dump();
+}
+
+// `n` clients POST `body` to /v1/classify at once; each answer as (status, "<Retry-After> <body>"), -1 for none.
+std::vector<std::pair<int, std::string>> classify_at_once(int port, const std::string& body, int n) {
+  std::vector<std::future<std::pair<int, std::string>>> fs;
+  for (int i = 0; i < n; ++i)
+    fs.push_back(std::async(std::launch::async, [&] {
+      httplib::Client c("127.0.0.1", port);
+      c.set_read_timeout(120, 0);
+      auto r = c.Post("/v1/classify", body, "application/json");
+      if (!r) return std::make_pair(-1, std::string());
+      return std::make_pair(r->status, r->get_header_value("Retry-After") + " " + r->body);
+    }));
+  std::vector<std::pair<int, std::string>> answers;
+  for (auto& f : fs) answers.push_back(f.get());
+  return answers;
+}
+
 }  // namespace
 
 // Before: one 31 MiB {"labels":[{},{},...]} grew the server by 1.2 GB, four at once by 5 GB, and 3.7 GB stayed
@@ -164,23 +187,10 @@ TEST(ServerMemory, PixelBudgetAnswers503WithRetryAfter) {
   const int port = running.port;
 
   const std::string png = black_png(4000, 4000);
-  const std::string body = json{
-      {"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
-      {"candidate_labels",
-       {"black", "white"}}}.dump();
+  const std::string body = classify_body(png);
   int ok = 0, busy = 0, other = 0;
   for (int round = 0; round < 3 && busy == 0; ++round) {  // rounds: in case the machine serialized a round
-    std::vector<std::future<std::pair<int, std::string>>> fs;
-    for (int i = 0; i < 6; ++i)
-      fs.push_back(std::async(std::launch::async, [&] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_read_timeout(120, 0);
-        auto r = c.Post("/v1/classify", body, "application/json");
-        if (!r) return std::make_pair(-1, std::string());
-        return std::make_pair(r->status, r->get_header_value("Retry-After") + " " + r->body);
-      }));
-    for (auto& f : fs) {
-      const auto [status, text] = f.get();
+    for (const auto& [status, text] : classify_at_once(port, body, 6)) {
       if (status == 200) {
         ++ok;
       } else if (status == 503) {
@@ -211,23 +221,10 @@ TEST(ServerMemory, BodyBudgetAnswers503WithRetryAfter) {
   const int port = running.port;
 
   const std::string png = black_png(3000, 3000);  // decoding takes a while: the requests overlap
-  const std::string body = json{
-      {"image", zeroshot::eval::base64(reinterpret_cast<const uint8_t*>(png.data()), png.size())},
-      {"candidate_labels",
-       {"black", "white"}}}.dump();
+  const std::string body = classify_body(png);
   int ok = 0, busy = 0;
   for (int round = 0; round < 3 && busy == 0; ++round) {
-    std::vector<std::future<std::pair<int, std::string>>> fs;
-    for (int i = 0; i < 6; ++i)
-      fs.push_back(std::async(std::launch::async, [&] {
-        httplib::Client c("127.0.0.1", port);
-        c.set_read_timeout(120, 0);
-        auto r = c.Post("/v1/classify", body, "application/json");
-        if (!r) return std::make_pair(-1, std::string());
-        return std::make_pair(r->status, r->get_header_value("Retry-After") + " " + r->body);
-      }));
-    for (auto& f : fs) {
-      const auto [status, text] = f.get();
+    for (const auto& [status, text] : classify_at_once(port, body, 6)) {
       if (status == 200) {
         ++ok;
       } else {
