@@ -138,7 +138,7 @@ def main():
           + ", ".join(f"{x:.1f}" for x in loads))
     print("\n| runner | images/s (median) | vs encoder | vs rclip-style |\n| --- | --- | --- | --- |")
     for k in names:
-        p = k.split("-")[1] if k.startswith("baseline") else k.split("-")[1]
+        p = next(x for x in ("int8", "bf16", "f32") if x in k.split("-"))
         enc, rc = med.get(f"encoder-{p}"), med.get(f"rclip-{p}")
         vs_enc = f"{med[k] / enc:.3f}" if enc and "index" in k else ""
         vs_rc = f"{med[k] / rc:.2f}x" if rc and "index" in k else ""

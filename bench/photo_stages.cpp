@@ -1,24 +1,23 @@
 // Measurement only (not a test): where the CPU time of embedding large photos goes, stage by stage, and how far
 // the opt-in fast decode (ModelOptions::fast_decode: Pillow's JPEG draft) is from the exact path.
 //
-//   photo_stages MODEL_DIR PHOTO_DIR [--precision f32|bf16|int8] [--batch 8] [--rounds 1]
+//   photo_stages MODEL_DIR PHOTO_DIR [--precision f32|bf16|int8] [--batch 8]
 //
-// Each photo goes through the stages of Model::embed_image_files one at a time on one thread, timed with that
-// thread's CPU clock (so other processes on a loaded machine do not count): read (the file into memory), decode
-// (libjpeg-turbo / libpng into Pillow's mode), orient (EXIF rotation), rgb (Image.convert("RGB")) and resize
-// (Pillow-exact resize + center crop + normalize), once exactly and once with the draft decode. Encoding runs
-// the pixel values in batches of --batch through Model::embed_pixel_values (process CPU time: the encoder uses
-// every thread). Prints one JSON object: per stage the median ms per photo for both paths, the encoder's ms per
-// photo, and the fast path's agreement with the exact one: min / mean cosine of the embeddings and recall@10 of
+// Each photo goes through the stages of Model::embed_image_files one at a time, timed with the process's CPU clock
+// (other processes on a loaded machine do not count; a resize split across threads counts every thread): read (the file
+// into memory), decode (libjpeg-turbo / libpng into Pillow's mode), orient (EXIF rotation), rgb (Image.convert("RGB"))
+// and resize (Pillow-exact resize + center crop + normalize), once exactly and once with the draft decode. Encoding
+// runs the pixel values in batches of --batch through Model::embed_pixel_values. Prints one JSON object: per stage the
+// mean CPU ms per photo (a mean, so that the rotation of the few portrait shots shows) for both paths, the encoder's ms
+// per photo, and the fast path's agreement with the exact one: min / mean cosine of the embeddings and recall@10 of
 // image-to-image search (each photo's exact embedding as the query against the other photos, top 10 of the fast
 // embeddings against top 10 of the exact ones; with fewer than 12 photos the top 10 is most of the set and the
 // number says little).
-#include <time.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -36,23 +35,16 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double thread_ms() {
-  timespec t{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
 double process_ms() {
   timespec t{};
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / static_cast<double>(v.size());
 }
 
 double cosine(const float* a, const float* b, size_t n) {
@@ -72,35 +64,35 @@ struct Stages {
 // One photo through the stages; appends its timings and pixel values.
 void run_one(const std::string& path, const image::ImageProcessor& proc, int draft, Stages& st,
              std::vector<float>& pixels) {
-  double t = thread_ms();
+  double t = process_ms();
   std::ifstream f(path, std::ios::binary);
   const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-  st.read.push_back(thread_ms() - t);
+  st.read.push_back(process_ms() - t);
   image::DecodeOptions opt;
   opt.draft_size = draft;
-  t = thread_ms();
+  t = process_ms();
   image::detail::Decoded d;
   if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8)
     d = image::detail::decode_jpeg(bytes.data(), bytes.size(), path, opt);
   else d = image::detail::decode_png(bytes.data(), bytes.size(), path, opt);
-  st.decode.push_back(thread_ms() - t);
-  t = thread_ms();
+  st.decode.push_back(process_ms() - t);
+  t = process_ms();
   image::PilImage oriented = image::detail::apply_orientation(std::move(d.image), image::detail::find_orientation(d));
-  st.orient.push_back(thread_ms() - t);
-  t = thread_ms();
+  st.orient.push_back(process_ms() - t);
+  t = process_ms();
   const image::RgbImage rgb = image::to_rgb(std::move(oriented));
-  st.rgb.push_back(thread_ms() - t);
-  t = thread_ms();
+  st.rgb.push_back(process_ms() - t);
+  t = process_ms();
   const std::vector<float> v = proc.preprocess(rgb);
-  st.resize.push_back(thread_ms() - t);
+  st.resize.push_back(process_ms() - t);
   pixels.insert(pixels.end(), v.begin(), v.end());
 }
 
 std::string stage_json(const Stages& s) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
-                "{\"read\": %.2f, \"decode\": %.2f, \"orient\": %.2f, \"rgb\": %.2f, \"resize\": %.2f}", median(s.read),
-                median(s.decode), median(s.orient), median(s.rgb), median(s.resize));
+                "{\"read\": %.2f, \"decode\": %.2f, \"orient\": %.2f, \"rgb\": %.2f, \"resize\": %.2f}", mean(s.read),
+                mean(s.decode), mean(s.orient), mean(s.rgb), mean(s.resize));
   return buf;
 }
 
