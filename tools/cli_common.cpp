@@ -33,6 +33,10 @@ void ModelArgs::add_to(CLI::App& app) {
   app.add_option("--revision", revision, "Hub revision (branch, tag or commit) for hub ids")->default_val("main");
   app.add_flag("--offline", offline, "Never use the network (also HF_HUB_OFFLINE=1)");
   add_precision_option(app, &precision);
+  app.add_flag("--fast-decode", fast_decode,
+               "Large JPEGs: decode at 1/2..1/8 scale in the IDCT (Pillow's draft), several times faster; "
+               "embeddings close to, not equal to, the reference's. Part of the model fingerprint: an index made "
+               "with it is searched with it");
   app.add_option("--max-audio-seconds", max_audio_seconds, "Audio models: refuse longer audio files")
       ->default_val(600)
       ->check(CLI::PositiveNumber);
@@ -51,6 +55,7 @@ std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
   o.revision = revision;
   o.offline = offline;
   o.precision = parse_precision(precision);
+  o.fast_decode = fast_decode;
   o.progress = !quiet;
   o.max_audio_seconds = max_audio_seconds;
   o.audio_crop = crop == "random" ? AudioCrop::Random : AudioCrop::Middle;

@@ -20,6 +20,7 @@ struct ModelArgs {
   std::string revision = "main";
   bool offline = false;
   std::string precision = "f32";  // --precision f32|bf16|int8 (parse_precision)
+  bool fast_decode = false;       // --fast-decode: ModelOptions::fast_decode (opt-in everywhere; exact by default)
   // Audio models: --max-audio-seconds, --crop middle|random, --seed.
   double max_audio_seconds = 600;
   std::string crop = "middle";

@@ -48,7 +48,13 @@ struct ModelOptions {
   int threads = 0;  // <= 0: all cores
   Precision precision = Precision::F32;
   uint64_t max_image_pixels = 100'000'000;  // images larger than this are refused before decoding
-  double max_audio_seconds = 600;           // longer audio is refused (header first, then while decoding)
+  // Opt-in approximation for large JPEGs: decode at 1/2, 1/4 or 1/8 scale in the IDCT (Pillow's Image.draft) when
+  // the photo is at least twice the resize target, instead of decoding every pixel and resizing the full image.
+  // Several times faster on phone photos; the embeddings are close to the exact ones but no longer match the
+  // reference implementation's (docs/benchmarks.md, "Photo libraries", has the measured cosine and recall). Part
+  // of fingerprint(), so caches of embeddings never mix the two.
+  bool fast_decode = false;
+  double max_audio_seconds = 600;  // longer audio is refused (header first, then while decoding)
   AudioCrop audio_crop = AudioCrop::Middle;
   uint32_t audio_seed = 0;  // AudioCrop::Random only
   // Hub ids only:

@@ -1,5 +1,6 @@
 #include "api/clip_backend.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -130,6 +131,7 @@ ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options)
                                   std::to_string(ck.cfg.vision.image_size));
   image::DecodeOptions decode;
   decode.max_pixels = options.max_image_pixels;
+  if (options.fast_decode) decode.draft_size = processor->draft_size();
   ck.preprocess.file = [processor, decode](const std::string& path) {
     return processor->preprocess(image::decode_file(path, decode));
   };
@@ -186,6 +188,7 @@ ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& option
                                      std::to_string(ck.cfg.vision.image_size));
   image::DecodeOptions decode;
   decode.max_pixels = options.max_image_pixels;
+  if (options.fast_decode) decode.draft_size = 2 * std::max(t.height, t.width);  // as ImageProcessor::draft_size
   ck.preprocess.file = [t, decode](const std::string& path) {
     return image::open_clip_transform(image::decode_native_file(path, decode), t);
   };

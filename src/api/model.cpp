@@ -124,8 +124,11 @@ std::string Model::fingerprint() const {
     for (const auto& name : ws.names()) files.insert(ws.get(name).file);
     std::vector<std::string> small = impl_->backend->definition_files();
     if (files.size() > 1) small.push_back(ws.origin());  // the shard index
-    const char* precision = nn::precision_name(api::to_nn_precision(impl_->opt.precision));
-    impl_->fingerprint = api::model_fingerprint(small, {files.begin(), files.end()}, precision);
+    // The decoding mode is a setting of the image path like the precision is of the encoder: the same text
+    // goes in next to it (the exact default keeps the fingerprints it always had).
+    std::string setting = nn::precision_name(api::to_nn_precision(impl_->opt.precision));
+    if (impl_->opt.fast_decode) setting += "+fast-decode";
+    impl_->fingerprint = api::model_fingerprint(small, {files.begin(), files.end()}, setting);
   }
   return impl_->fingerprint;
 }

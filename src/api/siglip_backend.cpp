@@ -107,6 +107,7 @@ class SiglipBackend final : public Backend {
                   "size " + std::to_string(processor_->out_height()) + "x" + std::to_string(processor_->out_width()) +
                       " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
     decode_.max_pixels = opt.max_image_pixels;
+    if (opt.fast_decode) decode_.draft_size = processor_->draft_size();
 
     const auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
     {

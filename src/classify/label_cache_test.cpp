@@ -287,6 +287,9 @@ TEST(ModelFingerprint, StableAndContentBased) {
   ModelOptions int8;  // another precision computes other embeddings
   int8.precision = Precision::Int8;
   EXPECT_NE(Model::load(fixture_model("clip-tiny-quickgelu"), int8)->fingerprint(), fp);
+  ModelOptions fast;  // so does the opt-in draft decoding of JPEGs: an index never mixes the two
+  fast.fast_decode = true;
+  EXPECT_NE(Model::load(fixture_model("clip-tiny-quickgelu"), fast)->fingerprint(), fp);
 }
 
 TEST(ModelFingerprint, ChangesWhenTheWeightsChange) {

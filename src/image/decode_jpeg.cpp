@@ -2,11 +2,14 @@
 // out_color_space GRAYSCALE / RGB / CMYK by component count, giving modes L / RGB / CMYK; 4-component data is read
 // as inverted ("CMYK;I": Pillow assumes Adobe conventions for every CMYK JPEG). Like Pillow without
 // LOAD_TRUNCATED_IMAGES, running out of data before the last scanline is an error; other libjpeg warnings (corrupt
-// data it can recover from) are ignored, and a missing EOI after the last scanline is accepted.
+// data it can recover from) are ignored, and a missing EOI after the last scanline is accepted. With
+// DecodeOptions::draft_size the IDCT scales by 1/2, 1/4 or 1/8 as Pillow's Image.draft asks it to (same settings
+// otherwise), so the pixels are those of Pillow's draft + load.
 //
 // libjpeg reports fatal errors through error_exit, which must not return: it longjmps back to jpeg_core(). All
 // state that outlives the jump lives in JpegState (reached through a pointer, never in registers), so nothing
 // C++ is skipped by the jump; the Error is thrown only after control is back in C++.
+#include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
@@ -98,6 +101,17 @@ bool jpeg_core(JpegState* s, const uint8_t* data, size_t size, const std::string
     }
   }
 
+  if (opt.draft_size > 0) {  // Pillow's JpegImageFile.draft: the scale in the IDCT, decoder settings unchanged
+    const JDIMENSION fit =
+        std::min(s->cinfo.image_width, s->cinfo.image_height) / static_cast<JDIMENSION>(opt.draft_size);
+    for (const JDIMENSION denom : {8U, 4U, 2U}) {
+      if (fit >= denom) {
+        s->cinfo.scale_num = 1;
+        s->cinfo.scale_denom = denom;
+        break;
+      }
+    }
+  }
   jpeg_start_decompress(&s->cinfo);
   const int w = static_cast<int>(s->cinfo.output_width), h = static_cast<int>(s->cinfo.output_height);
   const int comps = s->cinfo.output_components;

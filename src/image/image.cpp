@@ -55,38 +55,32 @@ PilImage apply_orientation(PilImage img, int orientation) {
   out.pixels.resize(img.pixels.size());
   const uint8_t* src = img.pixels.data();
   uint8_t* dst = out.pixels.data();
-  // For each output pixel (x, y), the source pixel (sx, sy), per Pillow's Image.transpose methods. The pixel size
-  // is a compile-time constant in each instance so the copy is a plain load and store.
+  // Each of Pillow's Image.transpose methods maps output pixel (x, y) to a source pixel whose index is linear in x
+  // and y: origin + x * step_x + y * step_y (in pixels). Tiles of 64 x 64 keep the strided side (a rotation reads
+  // the source by columns) within the cache; a 12 MP phone photo is rotated on every import of a portrait shot.
+  const int64_t sw = w, sh = h;
+  const int64_t maps[7][3] = {
+      // {origin, step_x, step_y} of orientations 2..8
+      {sw - 1, -1, sw},         // 2 FLIP_LEFT_RIGHT
+      {sh * sw - 1, -1, -sw},   // 3 ROTATE_180
+      {(sh - 1) * sw, 1, -sw},  // 4 FLIP_TOP_BOTTOM
+      {0, sw, 1},               // 5 TRANSPOSE
+      {(sh - 1) * sw, -sw, 1},  // 6 ROTATE_270 (90 degrees clockwise)
+      {sh * sw - 1, -sw, -1},   // 7 TRANSVERSE
+      {sw - 1, sw, -1},         // 8 ROTATE_90 (90 degrees counter-clockwise)
+  };
+  const int64_t origin = maps[orientation - 2][0], step_x = maps[orientation - 2][1], step_y = maps[orientation - 2][2];
+  // The pixel size is a compile-time constant in each instance so the copy is a plain load and store.
   auto run = [&]<size_t B>() {
-    for (int y = 0; y < out.height; ++y) {
-      for (int x = 0; x < out.width; ++x) {
-        int sx = x, sy = y;
-        switch (orientation) {
-          case 2: sx = w - 1 - x; break;  // FLIP_LEFT_RIGHT
-          case 3:
-            sx = w - 1 - x;
-            sy = h - 1 - y;
-            break;                        // ROTATE_180
-          case 4: sy = h - 1 - y; break;  // FLIP_TOP_BOTTOM
-          case 5:
-            sx = y;
-            sy = x;
-            break;  // TRANSPOSE
-          case 6:
-            sx = y;
-            sy = h - 1 - x;
-            break;  // ROTATE_270 (90 degrees clockwise)
-          case 7:
-            sx = w - 1 - y;
-            sy = h - 1 - x;
-            break;  // TRANSVERSE
-          case 8:
-            sx = w - 1 - y;
-            sy = x;
-            break;  // ROTATE_90 (90 degrees counter-clockwise)
+    constexpr int kTile = 64;
+    for (int ty = 0; ty < out.height; ty += kTile) {
+      for (int tx = 0; tx < out.width; tx += kTile) {
+        const int ye = std::min(ty + kTile, out.height), xe = std::min(tx + kTile, out.width);
+        for (int y = ty; y < ye; ++y) {
+          int64_t si = origin + int64_t{tx} * step_x + int64_t{y} * step_y;
+          uint8_t* d = dst + (static_cast<size_t>(y) * out.width + tx) * B;
+          for (int x = tx; x < xe; ++x, si += step_x, d += B) std::memcpy(d, src + static_cast<size_t>(si) * B, B);
         }
-        std::memcpy(dst + (static_cast<size_t>(y) * out.width + x) * B, src + (static_cast<size_t>(sy) * w + sx) * B,
-                    B);
       }
     }
   };

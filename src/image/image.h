@@ -26,6 +26,12 @@ struct RgbImage {
 
 struct DecodeOptions {
   uint64_t max_pixels = 100'000'000;  // refuse larger images before decoding
+  // JPEG only, 0 = off (exact): decode at the smallest DCT scale 1/s (s in 8, 4, 2) that keeps both sides of the
+  // stored image >= draft_size, i.e. s = the largest of 8, 4, 2, 1 with s <= min(width // draft_size,
+  // height // draft_size): Pillow's Image.draft("RGB", (draft_size, draft_size)), which libjpeg-turbo does in the
+  // IDCT at a fraction of the full decode's cost. The pixels differ from a full decode followed by a resize
+  // (another low-pass filter), so this is an opt-in approximation for callers that resize far down anyway.
+  int draft_size = 0;
 };
 
 RgbImage decode_file(const std::string& path, const DecodeOptions& opt = {});

@@ -3,6 +3,7 @@
 // ("size": {"shortest_edge": 224}, "crop_size": {"height": 224, "width": 224}).
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -47,6 +48,14 @@ class ImageProcessor {
   }
   int out_width() const {
     return cfg_.do_center_crop ? cfg_.crop_width : (cfg_.resize_width > 0 ? cfg_.resize_width : cfg_.shortest_edge);
+  }
+  // The DecodeOptions::draft_size that leaves at least twice the resized size (Pillow's thumbnail() drafts with
+  // reducing_gap 2.0 for the same reason: the resize that follows still low-passes the image), so a fast decode
+  // loses little; 0 (no draft) without a resize. Shortest-edge mode: 2 * shortest_edge; fixed size: twice the
+  // larger side (a square request, so the choice does not depend on EXIF orientation).
+  int draft_size() const {
+    if (!cfg_.do_resize) return 0;
+    return 2 * (cfg_.resize_height > 0 ? std::max(cfg_.resize_height, cfg_.resize_width) : cfg_.shortest_edge);
   }
   // Writes pixel_values, layout [3, out_height, out_width] (CHW), into `out`.
   // Resize: short edge -> shortest_edge, long edge -> int(shortest_edge * long / short).

@@ -14,10 +14,12 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "image/image.h"
 #include "image/image_processor.h"
+#include "image/resample.h"
 #include "io/safetensors.h"
 #include "support/alloc_watch.h"
 #include "zeroshot/error.h"
@@ -485,6 +487,31 @@ TEST(ImageProcessor, ResizeBasics) {
   EXPECT_THROW(resize(flat, 3, 3, 0), Error);
   EXPECT_THROW(resize(flat, 0, 3, 3), Error);
   EXPECT_THROW(resize(RgbImage{}, 3, 3, 3), Error);
+}
+
+// A photo-sized pass is split by rows across threads; small windows of the same resize run on one thread. Each
+// output pixel depends only on its own coefficients, so the two must agree byte for byte (the small windows are
+// the code the Pillow parity tests check).
+TEST(ImageProcessor, ResizeSplitAcrossThreadsIsExact) {
+  RgbImage big;
+  big.width = 2400;
+  big.height = 1800;
+  big.pixels.resize(static_cast<size_t>(big.width) * big.height * 3);
+  std::mt19937 rng(15);
+  for (auto& v : big.pixels) v = static_cast<uint8_t>(rng() >> 24);
+  for (const auto& [w, h, f] : {std::tuple{1100, 770, 3}, std::tuple{300, 1799, 1}, std::tuple{2399, 224, 2}}) {
+    SCOPED_TRACE(std::to_string(w) + "x" + std::to_string(h) + " filter " + std::to_string(f));
+    const RgbImage whole = resize(big, w, h, f);
+    std::vector<uint8_t> band;
+    constexpr int kRows = 8;
+    for (int y = 0; y < h; y += kRows) {
+      const int n = std::min(kRows, h - y);
+      band.assign(static_cast<size_t>(n) * w * 3, 0);
+      detail::resample_window_u8(big.pixels.data(), big.width, big.height, 3, w, h, f, 0, y, w, n, band.data());
+      ASSERT_TRUE(std::equal(band.begin(), band.end(), whole.pixels.begin() + static_cast<ptrdiff_t>(y) * w * 3))
+          << "rows " << y << ".." << y + n;
+    }
+  }
 }
 
 TEST(ImageProcessor, CropPadsSmallImagesWithNormalizedZeros) {

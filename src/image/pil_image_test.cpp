@@ -74,6 +74,27 @@ TEST(PilImage, DecodesInPillowsModeAndConvertsLikePillow) {
   }
 }
 
+// DecodeOptions::draft_size (the opt-in fast decode) is Pillow's JpegImageFile.draft: same pixels at 1/2..1/8.
+TEST(PilImage, JpegDraftMatchesPillowsDraft) {
+  REQUIRE_REFERENCE();
+  size_t checked = 0;
+  for (const auto& e : manifest()["images"]) {
+    if (!e.contains("draft")) continue;
+    SCOPED_TRACE(base(e["path"]));
+    for (const auto& d : e["draft"]) {
+      DecodeOptions opt;
+      opt.draft_size = d["draft_size"].get<int>();
+      const PilImage img = decode_native_file(e["path"], opt);
+      EXPECT_EQ(mode_name(img.mode), d["mode"].get<std::string>());
+      ASSERT_EQ(img.width, d["width"].get<int>());
+      ASSERT_EQ(img.height, d["height"].get<int>());
+      EXPECT_EQ(first_diff(img.pixels, read_bytes(kRef + "/" + d["file"].get<std::string>())), -1) << opt.draft_size;
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 12u);  // every JPEG fixture (gray, CMYK, progressive, EXIF-rotated) at three scales
+}
+
 TEST(PilImage, ResizePerModeMatchesPillow) {
   REQUIRE_REFERENCE();
   const auto& images = manifest()["images"];

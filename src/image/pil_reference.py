@@ -10,6 +10,8 @@ Writes into OUT_DIR:
                     and the same image .convert("RGB")
   resize/<i>_<k>.bin  Image.resize((w, h), filter) in the image's own mode (Pillow's per-mode rules)
   transform/<i>_<k>.f32  open_clip's inference transform of the image: float32 [3, H, W]
+  draft/<i>_<k>.bin  JPEGs only: Image.open(p), draft(None, (d, d)) for the d that asks for 1/2, 1/4 and 1/8 scale,
+                    then exif_transpose, in the image's own mode (the engine's opt-in fast decode)
   manifest.json     what each file is
 
 The transform mirrors open_clip 2.24's `open_clip.transform.image_transform(..., is_train=False)`: torchvision
@@ -151,7 +153,7 @@ def synthesize(src_dir, out_dir):
 
 def main():
     src_dir, out_dir = sys.argv[1], sys.argv[2]
-    for sub in ("native", "resize", "transform"):
+    for sub in ("native", "resize", "transform", "draft"):
         os.makedirs(os.path.join(out_dir, sub), exist_ok=True)
     images = sorted(os.path.join(src_dir, f) for f in os.listdir(src_dir) if not f.startswith("bad_"))
     images += synthesize(src_dir, os.path.join(out_dir, "synth"))
@@ -209,6 +211,21 @@ def main():
             with open(os.path.join(out_dir, name), "wb") as f:
                 f.write(t.contiguous().numpy().tobytes())
             entry["transform"].append({"config": k, "height": t.shape[1], "width": t.shape[2], "file": name})
+        entry["draft"] = []
+        if Image.open(path).format == "JPEG":
+            for k, scale in enumerate((2, 4, 8)):
+                d = min(Image.open(path).size) // scale
+                if d < 1:
+                    continue
+                dr = Image.open(path)
+                dr.draft(None, (d, d))
+                dr = ImageOps.exif_transpose(dr)
+                dr.load()
+                name = f"draft/{i}_{k}.bin"
+                with open(os.path.join(out_dir, name), "wb") as f:
+                    f.write(raw_bytes(dr))
+                entry["draft"].append({"draft_size": d, "width": dr.width, "height": dr.height, "mode": dr.mode,
+                                       "file": name})
         manifest["images"].append(entry)
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <numbers>
+#include <system_error>
+#include <thread>
 #include <vector>
 
 namespace zeroshot::image::detail {
@@ -158,12 +160,12 @@ void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
   }
 }
 
-// Vertical pass, 8 bits: `in` rows are source rows shifted by `row0`; out has c.first.size() rows of `row_bytes`.
-void vertical_u8(Plane<uint8_t> in, int row0, size_t row_bytes, const Coeffs& c, uint8_t* out) {
-  const int n = static_cast<int>(c.first.size());
+// Vertical pass, 8 bits: `in` rows are source rows shifted by `row0`; writes the output rows [ya, yb) of
+// c.first.size(), each `row_bytes` long, at out + yy * row_bytes.
+void vertical_u8(Plane<uint8_t> in, int row0, size_t row_bytes, const Coeffs& c, int ya, int yb, uint8_t* out) {
   // Sums accumulate tap by tap over a whole row (integer sums: the order does not change the result).
   std::vector<int> acc(row_bytes);
-  for (int yy = 0; yy < n; ++yy) {
+  for (int yy = ya; yy < yb; ++yy) {
     const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
     const uint8_t* src = in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride;
     std::fill(acc.begin(), acc.end(), 1 << (kPrecisionBits - 1));
@@ -192,9 +194,8 @@ void horizontal_i32(Plane<int32_t> in, int rows, const Coeffs& c, int32_t* out) 
   }
 }
 
-void vertical_i32(Plane<int32_t> in, int row0, int width, const Coeffs& c, int32_t* out) {
-  const int n = static_cast<int>(c.first.size());
-  for (int yy = 0; yy < n; ++yy) {
+void vertical_i32(Plane<int32_t> in, int row0, int width, const Coeffs& c, int ya, int yb, int32_t* out) {
+  for (int yy = ya; yy < yb; ++yy) {
     const double* k = &c.kd[static_cast<size_t>(yy) * c.ksize];
     const int32_t* src = in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride;
     for (int xx = 0; xx < width; ++xx) {
@@ -203,6 +204,33 @@ void vertical_i32(Plane<int32_t> in, int row0, int width, const Coeffs& c, int32
       out[static_cast<size_t>(yy) * width + xx] = round_up(ss);
     }
   }
+}
+
+// Runs fn(a, b) over [0, rows) in contiguous parts on up to hardware_concurrency() threads (the calling thread
+// takes the first part) when a pass has enough work to pay for starting threads: a 12 MP photo's horizontal pass
+// is tens of millions of multiply-adds, a 224-pixel window's a fraction of one. Every output row depends only on
+// its own inputs and coefficients, so any split gives the same bytes: the passes stay Pillow-exact. Lets one large
+// image use every core (a single classify); in batch paths that already decode one image per core the parts
+// just share the cores.
+template <typename Fn>
+void split_rows(int rows, size_t work, const Fn& fn) {
+  constexpr size_t kMinWorkPerThread = size_t{8} << 20;  // ~2-4 ms of the scalar passes
+  const size_t hw = std::max(1u, std::thread::hardware_concurrency());
+  const size_t parts = std::min({hw, work / kMinWorkPerThread, static_cast<size_t>(std::max(rows / 16, 1))});
+  if (parts <= 1) {
+    fn(0, rows);
+    return;
+  }
+  std::vector<std::thread> pool;
+  const auto bound = [&](size_t i) { return static_cast<int>(static_cast<size_t>(rows) * i / parts); };
+  try {
+    for (size_t i = 1; i < parts; ++i) pool.emplace_back([&fn, a = bound(i), b = bound(i + 1)] { fn(a, b); });
+  } catch (const std::system_error&) {
+    // No thread to be had: the parts not started run here.
+    for (size_t i = pool.size() + 1; i < parts; ++i) fn(bound(i), bound(i + 1));
+  }
+  fn(0, bound(1));
+  for (auto& t : pool) t.join();
 }
 
 template <typename T, typename H, typename V>
@@ -221,15 +249,20 @@ void resample_window(const T* src, int src_w, int src_h, int channels, int width
   }
   std::vector<T> tmp;
   Plane<T> rows{whole.base + static_cast<size_t>(r0) * whole.stride + static_cast<size_t>(x0) * channels, whole.stride};
+  const size_t row_elems = static_cast<size_t>(ww) * channels;
   if (need_h) {
     const Coeffs hc = precompute(src_w, width, x0, x0 + ww, f, doubles);
-    tmp.resize(static_cast<size_t>(r1 - r0) * ww * channels);
-    horizontal({whole.base + static_cast<size_t>(r0) * whole.stride, whole.stride}, r1 - r0, hc, tmp.data());
-    rows = {tmp.data(), static_cast<size_t>(ww) * channels};
+    tmp.resize(static_cast<size_t>(r1 - r0) * row_elems);
+    const size_t work = static_cast<size_t>(r1 - r0) * row_elems * hc.ksize;
+    split_rows(r1 - r0, work, [&](int a, int b) {
+      horizontal({whole.base + static_cast<size_t>(r0 + a) * whole.stride, whole.stride}, b - a, hc,
+                 tmp.data() + static_cast<size_t>(a) * row_elems);
+    });
+    rows = {tmp.data(), row_elems};
   }
-  const size_t row_elems = static_cast<size_t>(ww) * channels;
   if (need_v) {
-    vertical(rows, r0, row_elems, vc, out);
+    const size_t work = static_cast<size_t>(wh) * row_elems * vc.ksize;
+    split_rows(wh, work, [&](int a, int b) { vertical(rows, r0, row_elems, vc, a, b, out); });
   } else {
     for (int y = 0; y < wh; ++y) std::memcpy(out + y * row_elems, rows.base + y * rows.stride, row_elems * sizeof(T));
   }
@@ -256,9 +289,8 @@ void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, in
                          int ww, int wh, int32_t* out) {
   const Filter& f = *filter_for(resample);
   resample_window<int32_t>(src, src_w, src_h, 1, width, height, f, x0, y0, ww, wh, out, true, horizontal_i32,
-                           [](Plane<int32_t> in, int row0, size_t row_elems, const Coeffs& c, int32_t* o) {
-                             vertical_i32(in, row0, static_cast<int>(row_elems), c, o);
-                           });
+                           [](Plane<int32_t> in, int row0, size_t row_elems, const Coeffs& c, int ya, int yb,
+                              int32_t* o) { vertical_i32(in, row0, static_cast<int>(row_elems), c, ya, yb, o); });
 }
 
 }  // namespace zeroshot::image::detail

@@ -7,6 +7,7 @@
 // Pillow's double coefficients and ROUND_UP. Both compute only the window [x0, x0 + ww) x [y0, y0 + wh) of the
 // width x height result (packed into `out`): each output pixel depends only on its own coefficients, so the window
 // holds the same values as the full resize. Filters: 1 LANCZOS, 2 BILINEAR, 3 BICUBIC, 4 BOX, 5 HAMMING.
+// A pass with a large image's worth of work is split by rows across threads (same bytes: rows are independent).
 // Callers check sizes and the filter (valid_filter) first; nothing here throws except std::bad_alloc.
 #pragma once
 

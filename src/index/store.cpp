@@ -199,9 +199,14 @@ Store Store::open(const std::string& path, const ModelId& model, bool create, bo
     s.reset(model);
     stored = model;
   } else if (stored.fingerprint != model.fingerprint || stored.dim != model.dim) {
+    // Same name and size, other fingerprint: the files changed, or the same model runs with other settings.
+    const std::string why = stored.name == model.name && stored.dim == model.dim
+                                ? "; same name: its files changed, or --precision / --fast-decode differ from the "
+                                  "index's"
+                                : "";
     throw Error(path, "made with another model (\"" + stored.name + "\", " + std::to_string(stored.dim) +
-                          "-d), not \"" + model.name + "\" (" + std::to_string(model.dim) +
-                          "-d): add --reindex to embed everything again with this model, or give another --db");
+                          "-d), not \"" + model.name + "\" (" + std::to_string(model.dim) + "-d" + why +
+                          "): add --reindex to embed everything again with this model, or give another --db");
   }
   s.model_ = stored;
   s.model_.name = model.name.empty() ? stored.name : model.name;

@@ -139,7 +139,9 @@ TEST(Store, RefusesAnotherModelUnlessReindex) {
     t.commit();
     uuid = s.uuid();
   }
-  expect_error([&] { Store::open(db, fake_model("weights-B"), true); }, {db, "another model", "--reindex"});
+  // Same name, other fingerprint: the message names the settings that are part of it.
+  expect_error([&] { Store::open(db, fake_model("weights-B"), true); },
+               {db, "another model", "--reindex", "--precision / --fast-decode"});
   expect_error([&] { Store::open(db, fake_model("weights-A", 16), true); }, {db, "another model"});
   EXPECT_EQ(rows(db), 1u);  // refusing changed nothing
   Store s = Store::open(db, fake_model("weights-B"), true, /*reindex=*/true);
