@@ -237,36 +237,43 @@ struct PackedLinear::Impl {
     }
   }
 
+  // No transparent huge pages for the panels: tried (2 MB-aligned, MADV_HUGEPAGE), the kernel's zeroing of each huge
+  // page on this VM made the load's system time erratic (0.14 to 4.2 s for ViT-B/32, clear_page_erms in perf).
   uint8_t* alloc_panels() {
     const int ku = kern::units(prec, k);
     panel_bytes = static_cast<size_t>(kern::panels(n)) * ku * kern::kPanelRowBytes;
     void* p = std::aligned_alloc(64, panel_bytes);
     if (!p) throw Error("PackedLinear", "out of memory for " + std::to_string(panel_bytes) + " bytes of weights");
-    std::memset(p, 0, panel_bytes);
+    // Every element is written by the packing below; only the padding (columns past n, the tail of the last
+    // unit) needs zeros.
+    if (n % kern::kNR != 0 || k % kern::unit_of(prec) != 0) std::memset(p, 0, panel_bytes);
     panels.reset(static_cast<uint8_t*>(p));
     return panels.get();
   }
 
-  // Panel p, unit u, column c, element e of the unit (see kernels.h).
-  size_t offset(int j, int i, int unit, size_t elem) const {
-    const int ku = kern::units(prec, k);
-    const int p = j / kern::kNR, c = j % kern::kNR, u = i / unit, e = i % unit;
-    return ((static_cast<size_t>(p) * ku + u) * kern::kNR * unit + static_cast<size_t>(c) * unit + e) * elem;
+  // Panel p holds columns [32p, 32p + 32) as [ku][32 columns][unit]: element i of column j lies at
+  // ((i / unit) * 32 + j % 32) * unit + i % unit of its panel. Walked one weight row (= one column of the panel)
+  // at a time: the row is read in order and the panel (<= a few hundred KB) stays in the cache while it is filled.
+  template <class T, class Convert>
+  void pack_rows(const float* src, T* dst, int unit, Convert convert) {
+    const size_t panel_elems = static_cast<size_t>(kern::units(prec, k)) * kern::kNR * unit;
+    for (int j = 0; j < n; ++j) {
+      T* col = dst + static_cast<size_t>(j / kern::kNR) * panel_elems + static_cast<size_t>(j % kern::kNR) * unit;
+      const float* row = src + static_cast<size_t>(j) * k;
+      const size_t step = static_cast<size_t>(kern::kNR) * unit;
+      int i = 0;
+      for (; i + unit <= k; i += unit, col += step)
+        for (int e = 0; e < unit; ++e) col[e] = convert(row[i + e]);
+      for (int e = 0; i + e < k; ++e) col[e] = convert(row[i + e]);
+    }
   }
 
   void pack_f32(const float* src) {
-    uint8_t* dst = alloc_panels();
-    for (int j = 0; j < n; ++j)
-      for (int i = 0; i < k; ++i) std::memcpy(dst + offset(j, i, 1, 4), src + static_cast<size_t>(j) * k + i, 4);
+    pack_rows(src, reinterpret_cast<float*>(alloc_panels()), 1, [](float v) { return v; });
   }
 
   void pack_bf16(const float* src) {
-    uint8_t* dst = alloc_panels();
-    for (int j = 0; j < n; ++j)
-      for (int i = 0; i < k; ++i) {
-        const uint16_t h = f32_to_bf16(src[static_cast<size_t>(j) * k + i]);
-        std::memcpy(dst + offset(j, i, 2, 2), &h, 2);
-      }
+    pack_rows(src, reinterpret_cast<uint16_t*>(alloc_panels()), 2, [](float v) { return f32_to_bf16(v); });
   }
 
   void pack_int8(const Int8Weights& q) {
@@ -274,12 +281,14 @@ struct PackedLinear::Impl {
     const size_t padded = static_cast<size_t>(kern::panels(n)) * kern::kNR;
     b_scale.assign(padded, 0.0f);
     b_colsum.assign(padded, 0);
+    const size_t panel_elems = static_cast<size_t>(kern::units(prec, k)) * kern::kNR * 4;
     for (int j = 0; j < n; ++j) {
+      const int8_t* row = q.q.data() + static_cast<size_t>(j) * k;
+      uint8_t* col = dst + static_cast<size_t>(j / kern::kNR) * panel_elems + static_cast<size_t>(j % kern::kNR) * 4;
       int32_t sum = 0;
       for (int i = 0; i < k; ++i) {
-        const int8_t v = q.q[static_cast<size_t>(j) * k + i];
-        dst[offset(j, i, 4, 1)] = static_cast<uint8_t>(v);
-        sum += v;
+        col[static_cast<size_t>(i / 4) * kern::kNR * 4 + (i & 3)] = static_cast<uint8_t>(row[i]);
+        sum += row[i];
       }
       b_colsum[static_cast<size_t>(j)] = sum;
       b_scale[static_cast<size_t>(j)] = q.scale[static_cast<size_t>(j)];
