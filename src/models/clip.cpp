@@ -240,8 +240,10 @@ struct ClipModel::Impl {
     const ClipTowerConfig& t = cfg.text;
     const int64_t vd = v.hidden_size, td = t.hidden_size, proj = cfg.projection_dim;
     const int64_t grid = v.image_size / v.patch_size;
+    pool = std::make_unique<nn::ThreadPool>(opt.threads);
     LoaderOptions lo;
     lo.zero_copy = zc;
+    lo.pool = pool.get();
     if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
@@ -276,7 +278,6 @@ struct ClipModel::Impl {
     w.check_unused();
     owned = w.take_buffers();
     in_place = w.in_place();
-    pool = std::make_unique<nn::ThreadPool>(opt.threads);
   }
 
   // One pre-LN encoder layer over x [sum(lens), D] (sequences back to back), in place. scratch: encoder_scratch().

@@ -227,11 +227,12 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
       bp = owned_.back().get();
     }
     in_place_.insert(in_place_.end(), weights.begin(), weights.end());
-    return nn::PackedLinear(w, bp, ni, ki, prec);
+    return nn::PackedLinear(w, bp, ni, ki, prec, nn::KernelChoice::Auto, opt_.pool);
   }
-  nn::PackedLinear l =
-      conv ? nn::PackedLinear(w, b.empty() ? nullptr : b.data(), ni, ki, prec)  // keeps no pointer
-           : nn::PackedLinear(in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * in), std::move(b), ni, ki, prec);
+  nn::PackedLinear l = conv ? nn::PackedLinear(w, b.empty() ? nullptr : b.data(), ni, ki, prec, nn::KernelChoice::Auto,
+                                               opt_.pool)  // keeps no pointer
+                            : nn::PackedLinear(in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * in),
+                                               std::move(b), ni, ki, prec, nn::KernelChoice::Auto, opt_.pool);
   if (opt_.zero_copy)
     for (const io::TensorView* v : views) release_pages(*v);
   return l;

@@ -55,6 +55,8 @@ struct LoaderOptions {
   // on_quantized(count so far) is called after each.
   std::vector<Int8Record>* int8_capture = nullptr;
   std::function<void(size_t)> on_quantized;
+  // Threads that share the packing of each layer (null: the calling thread); must outlive the loader.
+  nn::ThreadPool* pool = nullptr;
 };
 
 class WeightLoader {
