@@ -42,7 +42,7 @@ float loop_f32(long iters) {
   for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
   const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
   for (long i = 0; i < iters; ++i)
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+    for (__m512& x : acc) x = _mm512_fmadd_ps(x, a, b);
   __m512 s = acc[0];
   for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
   return _mm512_reduce_add_ps(s);
@@ -54,7 +54,7 @@ float loop_bf16(long iters) {
   const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
   const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(3e-4f));
   for (long i = 0; i < iters; ++i)
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
+    for (__m512& x : acc) x = _mm512_dpbf16_ps(x, a, b);
   __m512 s = acc[0];
   for (int c = 1; c < kChains; ++c) s = _mm512_add_ps(s, acc[c]);
   return _mm512_reduce_add_ps(s);
@@ -65,7 +65,7 @@ float loop_int8(long iters) {
   for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_epi32(c);
   const __m512i a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(-1);  // sums stay small: no overflow
   for (long i = 0; i < iters; ++i)
-    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+    for (__m512i& x : acc) x = _mm512_dpbusd_epi32(x, a, b);
   __m512i s = acc[0];
   for (int c = 1; c < kChains; ++c) s = _mm512_add_epi32(s, acc[c]);
   return static_cast<float>(_mm512_reduce_add_epi32(s));
@@ -127,7 +127,9 @@ PeakRate measure_peak(Precision p, ThreadPool* pool, double seconds) {
 
 double vit_flops(int image_size, int patch_size, int channels, int hidden, int intermediate, int layers,
                  int projection_dim, bool class_token) {
-  const double grid = image_size / patch_size, patches = grid * grid, seq = patches + (class_token ? 1 : 0);
+  // Whole patches only, as the conv with stride = kernel takes them.
+  const double grid = static_cast<double>(image_size / patch_size), patches = grid * grid,
+               seq = patches + (class_token ? 1 : 0);
   const double d = hidden, inter = intermediate;
   const double patch_embed = patches * d * channels * patch_size * patch_size;
   const double per_layer = seq * (3 * d * d + d * d + 2 * d * inter) + 2 * seq * seq * d;
