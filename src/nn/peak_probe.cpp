@@ -128,8 +128,8 @@ PeakRate measure_peak(Precision p, ThreadPool* pool, double seconds) {
 double vit_flops(int image_size, int patch_size, int channels, int hidden, int intermediate, int layers,
                  int projection_dim, bool class_token) {
   // Whole patches only, as the conv with stride = kernel takes them.
-  const double grid = static_cast<double>(image_size / patch_size), patches = grid * grid,
-               seq = patches + (class_token ? 1 : 0);
+  const int whole = image_size / patch_size;
+  const double grid = whole, patches = grid * grid, seq = patches + (class_token ? 1 : 0);
   const double d = hidden, inter = intermediate;
   const double patch_embed = patches * d * channels * patch_size * patch_size;
   const double per_layer = seq * (3 * d * d + d * d + 2 * d * inter) + 2 * seq * seq * d;
