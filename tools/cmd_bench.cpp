@@ -17,7 +17,10 @@
 #include "classify/label_sets.h"
 #include "cli_common.h"
 #include "commands.h"
+#include "models/clip.h"
 #include "nn/gemm.h"
+#include "nn/peak_probe.h"
+#include "nn/thread_pool.h"
 
 namespace zeroshot::cli {
 
@@ -250,6 +253,16 @@ void run_audio(const BenchArgs& a, const Model& model, nlohmann::ordered_json& j
                                            : a.audio_dir + " + the 50 ESC-50 prompts";
 }
 
+// FLOPs of one image through the vision tower of a Hugging Face CLIP folder, from its config.json; 0 for the other
+// families (their geometry is not read here yet).
+double vit_flops_per_image(const Model& m) {
+  if (std::string(m.model_type()) != "clip") return 0;
+  const models::ClipConfig c = models::ClipConfig::load((fs::path(m.directory()) / "config.json").string());
+  const models::ClipTowerConfig& v = c.vision;
+  return nn::vit_flops(v.image_size, v.patch_size, v.num_channels, v.hidden_size, v.intermediate_size, v.num_layers,
+                       c.projection_dim);
+}
+
 void machine_facts(const BenchArgs& a, nlohmann::ordered_json& j) {
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   j["threads"] = a.model.threads > 0 ? static_cast<unsigned>(a.model.threads) : hw;
@@ -326,6 +339,16 @@ int run(const BenchArgs& a) {
   t = Clock::now();
   for (size_t i = 0; i < iters; ++i) model->embed_pixel_values(pixels.data(), n);
   const double images_s = seconds_since(t);
+  // The peak of the precision's multiply-add instruction on as many threads as the model, right after the timed
+  // batches (same process, same minute: a shared machine's load weighs on both).
+  nn::PeakRate peak;
+  {
+    nn::ThreadPool probe_pool(a.model.threads);
+    const nn::Precision np = opt.precision == Precision::BF16   ? nn::Precision::BF16
+                             : opt.precision == Precision::Int8 ? nn::Precision::Int8
+                                                                : nn::Precision::F32;
+    peak = nn::measure_peak(np, &probe_pool);
+  }
 
   // Texts: n sequences of 12 tokens (bos, 10 words, eos) as the PyTorch peer builds them.
   const std::vector<int32_t> empty = model->tokenize("");  // [bos, eos]
@@ -371,6 +394,14 @@ int run(const BenchArgs& a) {
   j["load_s"] = load_s;
   j["first_image_batch_s"] = first_image_s;
   j["images_per_s"] = iters ? double(n * iters) / images_s : 0.0;
+  // FLOPs from the config's geometry (nn::vit_flops), the peak from nn::measure_peak; null where either is unknown.
+  const double flops = vit_flops_per_image(*model), gflops = j["images_per_s"].get<double>() * flops / 1e9;
+  j["gflops_per_image"] = flops > 0 ? nlohmann::json(flops / 1e9) : nlohmann::json(nullptr);
+  j["gflops"] = flops > 0 ? nlohmann::json(gflops) : nlohmann::json(nullptr);
+  j["peak_gflops"] = peak.gflops > 0 ? nlohmann::json(peak.gflops) : nlohmann::json(nullptr);
+  j["peak_probe"] = peak.gflops > 0 ? std::string(peak.instruction) + " x " + std::to_string(peak.threads) + " threads"
+                                    : std::string("none (no AVX-512 kernels for this precision)");
+  j["fraction_of_peak"] = flops > 0 && peak.gflops > 0 ? nlohmann::json(gflops / peak.gflops) : nlohmann::json(nullptr);
   j["first_text_batch_s"] = first_text_s;
   j["texts_per_s"] = iters ? double(n * iters) / texts_s : 0.0;
   if (a.no_imagenet) j["texts_per_s_imagenet1000"] = nullptr;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include <sys/mman.h>
@@ -18,6 +19,7 @@
 #include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
+#include "util/trace.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -175,6 +177,43 @@ struct ClipModel::Impl {
   Norm final_ln;
   nn::PackedLinear text_proj;
   float logit_scale = 0.0f;
+  // The text tower's linear layers are packed on first use when the store is kept (zero-copy mode): a classify
+  // with a cached label set never runs the text tower, and packing it is ~30% of a ViT-B/32 load.
+  bool text_deferred = false;
+  LoaderOptions text_options;
+  std::once_flag text_once;
+
+  // The shape checks of load_layers, for a tower built later.
+  static void check_layers(WeightLoader& w, const std::string& prefix, const ClipTowerConfig& t) {
+    const int64_t d = t.hidden_size, inter = t.intermediate_size;
+    for (int i = 0; i < t.num_layers; ++i) {
+      const std::string p = prefix + ".encoder.layers." + std::to_string(i);
+      w.norm(p + ".layer_norm1", d);
+      const std::string a = p + ".self_attn.";
+      w.check_linear({a + "q_proj", a + "k_proj", a + "v_proj"}, d, d, true);
+      w.check_linear({a + "out_proj"}, d, d, true);
+      w.norm(p + ".layer_norm2", d);
+      w.check_linear({p + ".mlp.fc1"}, inter, d, true);
+      w.check_linear({p + ".mlp.fc2"}, d, inter, true);
+    }
+  }
+
+  void load_text_layers(WeightLoader& w) {
+    text_layers = load_layers(w, "text_model", cfg.text);
+    text_proj = w.matrix("text_projection.weight", {cfg.projection_dim, cfg.text.hidden_size}, "", Precision::F32);
+  }
+
+  // Builds the deferred text tower once (concurrent callers wait for it); a failure is thrown to every caller
+  // and tried again on the next call.
+  void ensure_text() {
+    if (!text_deferred) return;
+    std::call_once(text_once, [this] {
+      trace::Phase p("build text tower");
+      WeightLoader w(*keep, "CLIP", text_options);
+      load_text_layers(w);
+      for (auto& b : w.take_buffers()) owned.push_back(std::move(b));
+    });
+  }
 
   std::vector<Layer> load_layers(WeightLoader& w, const std::string& prefix, const ClipTowerConfig& t) {
     std::vector<Layer> layers;
@@ -201,8 +240,10 @@ struct ClipModel::Impl {
     const ClipTowerConfig& t = cfg.text;
     const int64_t vd = v.hidden_size, td = t.hidden_size, proj = cfg.projection_dim;
     const int64_t grid = v.image_size / v.patch_size;
+    pool = std::make_unique<nn::ThreadPool>(opt.threads);
     LoaderOptions lo;
     lo.zero_copy = zc;
+    lo.pool = pool.get();
     if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
@@ -220,14 +261,23 @@ struct ClipModel::Impl {
 
     token_emb = w.tensor("text_model.embeddings.token_embedding.weight", {t.vocab_size, td});
     text_pos = w.tensor("text_model.embeddings.position_embedding.weight", {t.max_positions, td});
-    text_layers = load_layers(w, "text_model", t);
+    // Deferred only where the store outlives the constructor and nothing waits for the weights being converted
+    // (save_int8_weights captures every quantized layer).
+    text_deferred = zc && !opt.int8_capture;
+    if (text_deferred) {
+      check_layers(w, "text_model", t);
+      w.check_matrix("text_projection.weight", {proj, td});
+      text_options = lo;
+      text_options.int8_checked = w.int8_from_file();
+      if (!text_options.int8_checked) text_options.int8_file.reset();
+    } else {
+      load_text_layers(w);
+    }
     final_ln = w.norm("text_model.final_layer_norm", td);
-    text_proj = w.matrix("text_projection.weight", {proj, td}, "", Precision::F32);
     logit_scale = w.scalar("logit_scale");
     w.check_unused();
     owned = w.take_buffers();
     in_place = w.in_place();
-    pool = std::make_unique<nn::ThreadPool>(opt.threads);
   }
 
   // One pre-LN encoder layer over x [sum(lens), D] (sequences back to back), in place. scratch: encoder_scratch().
@@ -424,6 +474,7 @@ void ClipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float
   }
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");
+  impl_->ensure_text();
   // All sequences run together at their true lengths (ragged rows, no padding, no mask), in chunks of at most
   // kMaxRowsPerChunk rows: every GEMM sees all of them, so the weights are streamed once per chunk.
   std::vector<const std::vector<int32_t>*> seqs;

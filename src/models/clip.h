@@ -81,7 +81,9 @@ class ClipModel {
   // This form copies every weight: the store may be destroyed afterwards.
   ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, int threads = 0);
   // Same checks, but keeps the store alive and uses its (memory-mapped) F32 tensors in place where they are
-  // float-aligned; only F16/BF16 (and unaligned F32) tensors are converted into owned copies.
+  // float-aligned; only F16/BF16 (and unaligned F32) tensors are converted into owned copies. The text tower's
+  // linear layers are packed by the first encode_texts (checked here all the same): a caller that only encodes
+  // images (a cached label set) never pays for them.
   ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads = 0);
   // Either form with options (precision, int8 weights file). Weights that are converted for the kernels (every
   // linear layer on the AVX-512 path, any precision other than F32) are not used in place: their pages of the
@@ -96,7 +98,8 @@ class ClipModel {
   float logit_scale() const;  // the raw parameter; scores use exp(logit_scale)
   Precision precision() const;
   bool int8_from_file() const;  // Int8 weights came from ClipOptions::int8_weights
-  // Names of the tensors read in place from the store (their pages stay mapped; a prefetch may map them).
+  // Names of the tensors read in place from the store (their pages stay mapped; a prefetch may map them), as of
+  // the load: the layers of a text tower packed on first use are not listed.
   const std::vector<std::string>& weights_in_place() const;
 
   // pixel_values: n x [num_channels, image_size, image_size]; out: n x projection_dim.

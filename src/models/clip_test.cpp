@@ -232,6 +232,28 @@ TEST_P(ClipFixture, CopiedWeightsThreadsAndConcurrency) {
   EXPECT_EQ(bad.load(), 0);
 }
 
+// The zero-copy model packs its text tower on the first encode_texts: callers that arrive together all wait for
+// the one build and get what the eagerly built (copying) model computes, bit for bit.
+TEST_P(ClipFixture, TextTowerBuiltOnFirstUseConcurrently) {
+  std::vector<float> ref(exp_.input_ids.size() * proj());
+  {
+    const auto ws = io::WeightStore::open_dir(dir_);
+    ClipModel(cfg_, ws, 2).encode_texts(exp_.input_ids, ref.data());
+  }
+  const ClipModel lazy(cfg_, store_, 2);
+  std::atomic<int> bad{0};
+  std::vector<std::thread> callers;
+  callers.reserve(4);
+  for (int t = 0; t < 4; ++t)
+    callers.emplace_back([&] {
+      std::vector<float> o(ref.size());
+      lazy.encode_texts(exp_.input_ids, o.data());
+      if (o != ref) bad++;
+    });
+  for (auto& c : callers) c.join();
+  EXPECT_EQ(bad.load(), 0);
+}
+
 // With the causal mask, the hidden state at position i depends only on ids[0..i]: pooling at position i of a
 // longer sequence equals pooling the last position of its prefix. That makes the pooling rule observable.
 TEST_P(ClipFixture, PoolingRule) {
@@ -317,6 +339,22 @@ TEST(ClipRefusals, WrongVisionHiddenSize) {
   EXPECT_EQ(t.build(),
             t.weights_path() +
                 ": tensor vision_model.embeddings.class_embedding has shape [96], expected [128] from config.json");
+}
+
+// A text tower built on first use is still checked at load: a bad text weight is refused by the constructor.
+TEST(ClipRefusals, WrongTextWeightRefusedAtLoadInZeroCopyMode) {
+  TempModel t;
+  t.config()["text_config"]["intermediate_size"] = 100;
+  t.write_config();
+  const ClipConfig cfg = ClipConfig::load(t.config_path());
+  const auto ws = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(t.dir()));
+  try {
+    ClipModel m(cfg, ws, 1);
+    FAIL() << "loaded";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), t.weights_path() + ": tensor text_model.encoder.layers.0.mlp.fc1.weight has shape"))
+        << e.what();
+  }
 }
 
 TEST(ClipRefusals, WrongProjectionDim) {

@@ -57,7 +57,7 @@ bool linear_is_converted(nn::Precision prec) {
 
 WeightLoader::WeightLoader(const io::WeightStore& store, std::string family, LoaderOptions options)
     : store_(store), family_(std::move(family)), opt_(std::move(options)) {
-  from_file_ = opt_.int8_file && int8_weights_match(*opt_.int8_file, store_);
+  from_file_ = opt_.int8_file && (opt_.int8_checked || int8_weights_match(*opt_.int8_file, store_));
 }
 
 WeightLoader::~WeightLoader() = default;
@@ -173,6 +173,23 @@ nn::PackedLinear WeightLoader::matrix(const std::string& weight, const std::vect
   return build({weight}, {&t}, std::move(b), shape[0], in, prec);
 }
 
+void WeightLoader::check_linear(const std::vector<std::string>& prefixes, int64_t out, int64_t in, bool bias) {
+  for (const std::string& p : prefixes) {
+    store_.get(p + ".weight", {out, in});
+    read_.push_back(p + ".weight");
+  }
+  if (!bias) return;
+  for (const std::string& p : prefixes) {
+    store_.get(p + ".bias", {out});
+    read_.push_back(p + ".bias");
+  }
+}
+
+void WeightLoader::check_matrix(const std::string& weight, const std::vector<int64_t>& shape) {
+  store_.get(weight, shape);
+  read_.push_back(weight);
+}
+
 // The layer from the weights `views` ([out, in] each, stacked) and bias b (empty: none).
 nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
                                      const std::vector<const io::TensorView*>& views, std::vector<float> b, int64_t out,
@@ -210,11 +227,12 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
       bp = owned_.back().get();
     }
     in_place_.insert(in_place_.end(), weights.begin(), weights.end());
-    return nn::PackedLinear(w, bp, ni, ki, prec);
+    return nn::PackedLinear(w, bp, ni, ki, prec, nn::KernelChoice::Auto, opt_.pool);
   }
-  nn::PackedLinear l =
-      conv ? nn::PackedLinear(w, b.empty() ? nullptr : b.data(), ni, ki, prec)  // keeps no pointer
-           : nn::PackedLinear(in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * in), std::move(b), ni, ki, prec);
+  nn::PackedLinear l = conv ? nn::PackedLinear(w, b.empty() ? nullptr : b.data(), ni, ki, prec, nn::KernelChoice::Auto,
+                                               opt_.pool)  // keeps no pointer
+                            : nn::PackedLinear(in_tmp ? std::move(tmp) : std::vector<float>(w, w + n * in),
+                                               std::move(b), ni, ki, prec, nn::KernelChoice::Auto, opt_.pool);
   if (opt_.zero_copy)
     for (const io::TensorView* v : views) release_pages(*v);
   return l;

@@ -49,10 +49,14 @@ struct LoaderOptions {
   // Int8 weights made beforehand; used for the Int8 layers when the file matches the store (int8_weights_match),
   // otherwise ignored (the weights are quantized at load: the same bytes either way).
   std::shared_ptr<const io::SafeTensorsFile> int8_file;
+  // int8_file is known to match the store (a second loader over the same store): not fingerprinted again.
+  bool int8_checked = false;
   // When set, every weight quantized at load is also appended here (to write an int8 weights file), and
   // on_quantized(count so far) is called after each.
   std::vector<Int8Record>* int8_capture = nullptr;
   std::function<void(size_t)> on_quantized;
+  // Threads that share the packing of each layer (null: the calling thread); must outlive the loader.
+  nn::ThreadPool* pool = nullptr;
 };
 
 class WeightLoader {
@@ -81,6 +85,11 @@ class WeightLoader {
   // bias tensor's name, or "" for none.
   nn::PackedLinear matrix(const std::string& weight, const std::vector<int64_t>& shape, const std::string& bias,
                           nn::Precision prec);
+
+  // The shape checks of linear() / matrix() without building the layer: for layers built later, by another loader
+  // over the same store (a tower packed on first use), so that a bad checkpoint is still refused at load.
+  void check_linear(const std::vector<std::string>& prefixes, int64_t out, int64_t in, bool bias);
+  void check_matrix(const std::string& weight, const std::vector<int64_t>& shape);
 
   // Throws zeroshot::Error for the first float tensor of the store that none of the calls above read.
   void check_unused() const;

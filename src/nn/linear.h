@@ -75,10 +75,12 @@ class PackedLinear {
   PackedLinear();
   // w: [n, k] row-major (torch layout); bias: n values or null. The generic F32 path uses w and bias in place
   // (they must outlive this object); every other path keeps its own converted copy (w may go away).
-  PackedLinear(const float* w, const float* bias, int n, int k, Precision p, KernelChoice kc = KernelChoice::Auto);
+  // pool: threads that share the packing (a model load's wall time; null: the calling thread).
+  PackedLinear(const float* w, const float* bias, int n, int k, Precision p, KernelChoice kc = KernelChoice::Auto,
+               ThreadPool* pool = nullptr);
   // The same, taking the weights (and the bias; empty: none) over: the generic F32 path uses them in place.
   PackedLinear(std::vector<float> w, std::vector<float> bias, int n, int k, Precision p,
-               KernelChoice kc = KernelChoice::Auto);
+               KernelChoice kc = KernelChoice::Auto, ThreadPool* pool = nullptr);
   // Int8 from weights quantized beforehand (quantize_int8's output, e.g. read from a saved file). bias is copied.
   PackedLinear(const Int8Weights& w, const float* bias, KernelChoice kc = KernelChoice::Auto);
   ~PackedLinear();

@@ -13,6 +13,7 @@
 
 #include "nn/kernels.h"
 #include "nn/ops.h"
+#include "nn/peak_probe.h"
 #include "nn/thread_pool.h"
 
 namespace zeroshot::nn {
@@ -453,6 +454,69 @@ TEST(LayerNorm, VectorPathMatchesDoubleReference) {
     }
   }
   force_generic_kernels(false);
+}
+
+}  // namespace
+}  // namespace zeroshot::nn
+
+// ------------------------------------------------------------------------------------------- parallel packing
+
+namespace zeroshot::nn {
+namespace {
+
+// Packing shared by a pool's threads (a model load) gives the layer that one thread packs, bit for bit: odd sizes,
+// enough weights to take the parallel path, every precision.
+TEST(PackedLinearPacking, PoolPacksTheSameLayer) {
+  const int n = 97, k = 1001, m = 3;
+  const std::vector<float> w = randn(static_cast<size_t>(n) * k, 5), b = randn(n, 6), x = randn(size_t{m} * k, 7);
+  ThreadPool pool(3);
+  for (Precision p : {Precision::F32, Precision::BF16, Precision::Int8}) {
+    const PackedLinear one(w.data(), b.data(), n, k, p), shared(w.data(), b.data(), n, k, p, KernelChoice::Auto, &pool);
+    std::vector<float> y1(size_t{m} * n), y2(y1.size());
+    one.forward(x.data(), m, y1.data(), nullptr);
+    shared.forward(x.data(), m, y2.data(), nullptr);
+    EXPECT_EQ(y1, y2) << precision_name(p);
+  }
+}
+
+}  // namespace
+}  // namespace zeroshot::nn
+
+// ------------------------------------------------------------------------------------------- peak probe
+
+namespace zeroshot::nn {
+namespace {
+
+TEST(PeakProbe, MeasuresWhereTheKernelsRunAndNowhereElse) {
+  ThreadPool pool(2);
+  for (Precision p : {Precision::F32, Precision::BF16, Precision::Int8}) {
+    const PeakRate r = measure_peak(p, &pool, 0.03);
+    if (avx512_kernels(p)) {
+      EXPECT_GT(r.gflops, 0.0) << precision_name(p);
+      EXPECT_EQ(r.threads, 2);
+      EXPECT_NE(std::string(r.instruction), "");
+    } else {
+      EXPECT_EQ(r.gflops, 0.0) << precision_name(p);
+    }
+  }
+  force_generic_kernels(true);
+  EXPECT_EQ(measure_peak(Precision::F32, &pool, 0.03).gflops, 0.0);
+  force_generic_kernels(false);
+}
+
+// vit_flops against the products the encoder runs, listed GEMM by GEMM (m x n x k) for ViT-B/32 at 224 pixels.
+TEST(PeakProbe, VitFlopsCountsEveryProduct) {
+  const double seq = 50, d = 768, inter = 3072;
+  double macs = 49 * d * 3 * 32 * 32;  // patch embedding
+  for (int l = 0; l < 12; ++l) {
+    macs += seq * 3 * d * d;      // q|k|v
+    macs += 12 * seq * seq * 64;  // q k^T, per head
+    macs += 12 * seq * 64 * seq;  // p v, per head
+    macs += seq * d * d;          // out_proj
+    macs += seq * inter * d + seq * d * inter;
+  }
+  macs += d * 512;  // projection of the class token
+  EXPECT_DOUBLE_EQ(vit_flops(224, 32, 3, 768, 3072, 12, 512), 2 * macs);
 }
 
 }  // namespace
