@@ -10,6 +10,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SHARED="${ZEROSHOT_SHARED:-$(cd .. && pwd)/shared}"
 JOBS="${JOBS:-$(nproc)}"
+# ccache, when installed, for every build below (CMake reads these as the launchers' defaults).
+if [ -z "${CMAKE_CXX_COMPILER_LAUNCHER:-}" ] && command -v ccache >/dev/null; then
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_C_COMPILER_LAUNCHER=ccache
+fi
 scripts/reference-venv.sh  # transformers + open_clip for tests/reference (quick when already made)
 run_suite() {  # build-dir, extra cmake args...
   local dir=$1; shift
