@@ -83,6 +83,7 @@ std::vector<std::string> embedding_partitions(const std::string& out) {
   if (found.empty()) throw Error(out, "no img_emb/img_emb_*.npy partitions (not an embedding output folder)");
   std::sort(found.begin(), found.end());
   std::vector<std::string> files;
+  files.reserve(found.size());
   for (auto& f : found) files.push_back(std::move(f.second));
   return files;
 }
