@@ -37,8 +37,8 @@ struct Found {
 // --embeddings: the index of an embedding folder (index/embeddings.h) instead of the photo database. The query is
 // embedded by the model recorded in the folder unless --model names one (then it must be that model).
 std::vector<Found> search_embeddings(const SearchArgs& a, const std::vector<index::QueryTerm>& terms) {
-  if (!a.dirs.empty() || a.all || !a.index.db.empty())
-    throw Error("--embeddings", "searches an embedding folder: not with --dir, --all or --db");
+  if (!a.dirs.empty() || a.all)  // (not --db: $ZEROSHOT_DB may set it for the photo index)
+    throw Error("--embeddings", "searches an embedding folder: not with --dir or --all");
   const auto e = index::EmbeddingsIndex::open(a.embeddings, a.embeddings_index);
   ModelArgs m = a.model;
   if (!m.model_option || m.model_option->count() == 0) {
