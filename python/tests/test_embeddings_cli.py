@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -127,6 +128,10 @@ def test_index_search_and_serve_match_python_and_numpy(embedded, tmp_path):
             assert res["candidates"] == len(NAMES)
             assert [(r["path"], r["caption"]) for r in res["results"]] == [(g["path"], g["caption"]) for g in got]
             np.testing.assert_allclose([r["score"] for r in res["results"]], [g["score"] for g in got], atol=1e-6)
+        # Thumbnails are the photo index's (its paths are this machine's): refused, with the reason.
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(url + "/v1/thumbnail/0", timeout=60)
+        assert e.value.code == 404 and "not an embedding folder" in json.loads(e.value.read())["error"]
     finally:
         p.terminate()
         p.wait(timeout=60)

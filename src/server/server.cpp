@@ -441,6 +441,8 @@ void Server::Impl::full_image(const HttpRequest& req, HttpResponse& res) { send_
 // A row of the index as a JPEG of at most max_side px (decoded and oriented as for the index: never the file's own
 // bytes, so no metadata leaves the server), its decode admitted against the pixel budget like an upload's.
 void Server::Impl::send_indexed_image(const HttpRequest& req, HttpResponse& res, int max_side, int quality) {
+  if (!store && embeddings)  // an embedding folder's paths may live on other machines (a cluster's storage)
+    throw HttpError(404, "images are served from a photo index (--index DB), not an embedding folder (--embeddings)");
   if (!store) throw HttpError(404, "search is off: start the server with --index DB");
   const std::string id_text = req.path.substr(req.path.find_last_of('/') + 1);  // the route matched prefix + digits
   int64_t id = 0;
