@@ -1,8 +1,10 @@
 // zeroshot search: the images most similar to a query (texts, images, weighted sums), indexing first like rclip.
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 
 #include "commands.h"
+#include "index/embeddings.h"
 #include "index/query.h"
 #include "index_cli.h"
 #include "preview.h"
@@ -24,7 +26,63 @@ struct SearchArgs {
   std::string preview_protocol = "auto";
   std::string format;
   bool quiet = false;
+  std::string embeddings, embeddings_index;  // --embeddings OUT [--embeddings-index FILE]
 };
+
+struct Found {
+  std::string path, caption;
+  float score = 0;
+};
+
+// --embeddings: the index of an embedding folder (index/embeddings.h) instead of the photo database. The query is
+// embedded by the model recorded in the folder unless --model names one (then it must be that model).
+std::vector<Found> search_embeddings(const SearchArgs& a, const std::vector<index::QueryTerm>& terms) {
+  if (!a.dirs.empty() || a.all)  // (not --db: $ZEROSHOT_DB may set it for the photo index)
+    throw Error("--embeddings", "searches an embedding folder: not with --dir or --all");
+  const auto e = index::EmbeddingsIndex::open(a.embeddings, a.embeddings_index);
+  ModelArgs m = a.model;
+  if (!m.model_option || m.model_option->count() == 0) {
+    if (e.plan().model.empty())
+      throw Error(a.embeddings, "no zeroshot-inference.json: name the model that made the embeddings (--model)");
+    m.model = e.plan().model;
+    if (m.precision == "f32" && !e.plan().precision.empty()) m.precision = e.plan().precision;
+  }
+  auto model = m.load(a.quiet);
+  e.check_model(*model);
+  const std::vector<float> q = index::query_vector(*model, terms);
+  std::vector<Found> out;
+  for (auto& h : e.search(q.data(), a.top_k, a.nprobe))
+    out.push_back({std::move(h.path), std::move(h.caption), h.score});
+  return out;
+}
+
+// The photo database (indexing the folders first unless --no-index); nullopt when Ctrl-C stopped the indexing.
+std::optional<std::vector<Found>> search_database(const SearchArgs& a, const std::vector<index::QueryTerm>& terms,
+                                                  bool* unreadable) {
+  const std::vector<std::string> dirs = a.dirs.empty() ? std::vector<std::string>{"."} : a.dirs;
+  auto model = a.model.load(a.quiet);
+  index::Store store = open_store(a.index, *model, !a.no_index);
+  if (!a.no_index) {
+    const index::IndexReport r = run_indexing(store, *model, dirs, a.index, a.quiet);
+    if (!a.quiet || !r.failures.empty()) print_index_brief(r);
+    if (r.interrupted) return std::nullopt;
+    *unreadable = !r.failures.empty();
+  }
+  const std::vector<float> q = index::query_vector(*model, terms);
+  index::SearchOptions o;
+  o.top_k = a.top_k;
+  o.ann_threshold = a.index.ann_threshold;
+  o.nprobe = a.nprobe;
+  if (!a.all)
+    for (const auto& d : dirs) o.scope.push_back(index::absolute_path(d));
+  index::SearchInfo info;
+  std::vector<Found> out;
+  for (auto& r : index::search(store, q.data(), o, &info)) out.push_back({std::move(r.path), "", r.score});
+  if (!a.quiet && info.ann && info.ann_status.action != index::AnnStatus::Loaded)
+    std::fprintf(stderr, "zeroshot: ANN index %s in %.1f s\n",
+                 info.ann_status.action == index::AnnStatus::Built ? "built" : "updated", info.ann_status.seconds);
+  return out;
+}
 
 int run(const SearchArgs& a) {
   const auto terms = index::parse_query(a.words, a.images);
@@ -41,34 +99,22 @@ int run(const SearchArgs& a) {
     std::fprintf(stderr,
                  "zeroshot: --preview: this terminal is not known to show images (kitty, Ghostty, iTerm2, WezTerm, "
                  "Konsole, mintty, foot, mlterm); --preview-protocol kitty|iterm2|sixel chooses one\n");
-  const std::vector<std::string> dirs = a.dirs.empty() ? std::vector<std::string>{"."} : a.dirs;
-  auto model = a.model.load(a.quiet);
-  index::Store store = open_store(a.index, *model, !a.no_index);
+  std::vector<Found> results;
   bool unreadable = false;  // files met while indexing that could not be read: named on stderr
-  if (!a.no_index) {
-    const index::IndexReport r = run_indexing(store, *model, dirs, a.index, a.quiet);
-    if (!a.quiet || !r.failures.empty()) print_index_brief(r);
-    if (r.interrupted) return kInterruptedExit;
-    unreadable = !r.failures.empty();
+  if (!a.embeddings.empty()) {
+    results = search_embeddings(a, terms);
+  } else {
+    auto found = search_database(a, terms, &unreadable);
+    if (!found) return kInterruptedExit;
+    results = std::move(*found);
   }
-  const std::vector<float> q = index::query_vector(*model, terms);
-  index::SearchOptions o;
-  o.top_k = a.top_k;
-  o.ann_threshold = a.index.ann_threshold;
-  o.nprobe = a.nprobe;
-  if (!a.all)
-    for (const auto& d : dirs) o.scope.push_back(index::absolute_path(d));
-  index::SearchInfo info;
-  const auto results = index::search(store, q.data(), o, &info);
-  if (!a.quiet && info.ann && info.ann_status.action != index::AnnStatus::Loaded)
-    std::fprintf(stderr, "zeroshot: ANN index %s in %.1f s\n",
-                 info.ann_status.action == index::AnnStatus::Built ? "built" : "updated", info.ann_status.seconds);
   size_t rank = 0;
   for (const auto& r : results) {
     ++rank;
     if (f == "json")
-      std::printf("{\"rank\": %zu, \"path\": %s, \"score\": %s}\n", rank, json_string(r.path).c_str(),
-                  json_float(r.score).c_str());
+      std::printf("{\"rank\": %zu, \"path\": %s, \"score\": %s%s}\n", rank, json_string(r.path).c_str(),
+                  json_float(r.score).c_str(),
+                  r.caption.empty() ? "" : (", \"caption\": " + json_string(r.caption)).c_str());
     else if (f == "paths") std::printf("%s\n", r.path.c_str());
     else std::printf("%3zu  %7.4f  %s\n", rank, r.score, r.path.c_str());
     if (protocol != PreviewProtocol::None) {
@@ -82,7 +128,9 @@ int run(const SearchArgs& a) {
     }
   }
   if (results.empty() && f == "table")
-    std::printf("no images indexed under %s\n", a.all ? "the index" : "these folders");
+    std::printf("no images indexed under %s\n", !a.embeddings.empty() ? a.embeddings.c_str()
+                                                : a.all               ? "the index"
+                                                                      : "these folders");
   return unreadable ? kExitSomeInputsFailed : kExitOk;
 }
 
@@ -119,6 +167,10 @@ void add_search_command(CLI::App& app, std::function<int()>* action) {
       ->check(CLI::IsMember({"auto", "kitty", "iterm2", "sixel"}));
   c->add_option("--nprobe", a->nprobe, "ANN lists scanned per query (0: default; more: better recall, slower)")
       ->default_val(0);
+  c->add_option("--embeddings", a->embeddings,
+                "Search an embedding folder (zeroshot.inference's output, indexed by zeroshot index-embeddings) "
+                "instead of the photo database; the model is the one recorded there");
+  c->add_option("--embeddings-index", a->embeddings_index, "Its index file (default OUT/index.faiss)");
   c->add_option("--format", a->format,
                 "Output: table, json (one object per line) or paths (one per line); "
                 "default: table on a terminal, json otherwise")
@@ -133,7 +185,9 @@ void add_search_command(CLI::App& app, std::function<int()>* action) {
       "  zeroshot search -t 5 -p sunset                        # rclip's flags: top 5, previews in the terminal\n"
       "Scores are cosines between each image and the normalized weighted sum of the terms' normalized\n"
       "embeddings. Like rclip, the folder searched (--dir, default the current one) is indexed first\n"
-      "(incrementally); --no-index skips that. JSON: {\"rank\", \"path\", \"score\"} per line, best first.");
+      "(incrementally); --no-index skips that. JSON: {\"rank\", \"path\", \"score\"} per line, best first.\n"
+      "--embeddings OUT searches what zeroshot.inference embedded (after zeroshot index-embeddings OUT): paths\n"
+      "and captions from its metadata.");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

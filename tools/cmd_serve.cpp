@@ -14,6 +14,7 @@
 
 #include "cli_common.h"
 #include "commands.h"
+#include "index/embeddings.h"
 #include "server/server.h"
 
 namespace zeroshot::cli {
@@ -103,7 +104,16 @@ int run(ServeArgs& a) {
       ::setrlimit(RLIMIT_NOFILE, &nofile);
     }
   }
-  auto model = a.model.load(a.quiet);  // --precision is one of the model options
+  ModelArgs margs = a.model;
+  if (!opt.embeddings_dir.empty() && (!margs.model_option || margs.model_option->count() == 0)) {
+    // --embeddings without --model: the model recorded in the folder (the server checks it against the folder).
+    const index::EmbeddingsPlan plan = index::read_embeddings_plan(opt.embeddings_dir);
+    if (plan.model.empty())
+      throw Error(opt.embeddings_dir, "no zeroshot-inference.json: name the model that made the embeddings (--model)");
+    margs.model = plan.model;
+    if (margs.precision == "f32" && !plan.precision.empty()) margs.precision = opt.precision = plan.precision;
+  }
+  auto model = margs.load(a.quiet);  // --precision is one of the model options
   server::Server srv(*model, opt);
   const int port = srv.bind();
   for (const auto& spec : a.preload_labels)  // before "serving": a request for the set is then answered at once
@@ -127,6 +137,10 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
   CLI::App* c = app.add_subcommand("serve", "HTTP inference server: JSON API, web page, dynamic batching");
   a->model.add_to(*c);
   c->add_option("--index", a->opt.index_db, "An index database (zeroshot index): enables /v1/search and thumbnails");
+  c->add_option("--embeddings", a->opt.embeddings_dir,
+                "An embedding folder (zeroshot.inference's output, indexed by zeroshot index-embeddings): enables "
+                "/v1/search over it; the model defaults to the one recorded there");
+  c->add_option("--embeddings-index", a->opt.embeddings_index, "Its index file (default OUT/index.faiss)");
   c->add_option("--policy", a->opt.policy_path, "A moderation policy (TOML): enables /v1/moderate");
   c->add_option("--host", a->opt.host, "Address to listen on (0.0.0.0: every interface)")->default_val("127.0.0.1");
   c->add_option("--port", a->opt.port, "Port (0: any free port; the address is printed)")

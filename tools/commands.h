@@ -11,6 +11,7 @@ void add_embed_command(CLI::App& app, std::function<int()>* action);
 void add_moderate_command(CLI::App& app, std::function<int()>* action);
 void add_index_command(CLI::App& app, std::function<int()>* action);
 void add_search_command(CLI::App& app, std::function<int()>* action);
+void add_index_embeddings_command(CLI::App& app, std::function<int()>* action);
 void add_dedup_command(CLI::App& app, std::function<int()>* action);
 void add_bench_command(CLI::App& app, std::function<int()>* action);
 void add_eval_command(CLI::App& app, std::function<int()>* action);

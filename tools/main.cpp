@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   zeroshot::cli::add_moderate_command(app, &action);
   zeroshot::cli::add_index_command(app, &action);
   zeroshot::cli::add_search_command(app, &action);
+  zeroshot::cli::add_index_embeddings_command(app, &action);
   zeroshot::cli::add_dedup_command(app, &action);
   zeroshot::cli::add_bench_command(app, &action);
   zeroshot::cli::add_eval_command(app, &action);

@@ -12,6 +12,12 @@ indexing; this module only chooses the index type, as autofaiss does, by size an
 - more, when the float32 vectors fit the budget: ``IVF{nlist},Flat``;
 - otherwise ``IVF{nlist},PQ{m}`` with the largest ``m`` (bytes per vector) whose codes fit the budget.
 
+Beside the index, ``index.metadata.sqlite`` (``metadata_store_path``): the metadata rows in index order (id = row
+position), the partitions (file, rows) the index was built from, and the model that embedded them. It is what the C++
+CLI reads (``zeroshot search --embeddings`` / ``serve --embeddings``): Debian 12 has no C++ Parquet reader, so Parquet
+is read here, once, at index time (as clip-retrieval's back end converts the parquet into its own store); SQLite
+because the CLI already links it and a row is found by id without loading the rest.
+
 ``nlist`` is about 4 * sqrt(n) (the usual FAISS guideline), at most n / 39 (FAISS wants >= 39 training points per
 list); searches probe ``nprobe`` lists (default: nlist / 16, at least 1; pass nprobe=nlist for exact IVF results).
 """
@@ -33,6 +39,7 @@ import numpy as np
 from ._zeroshot import Error
 
 INDEX_FILE = "index.faiss"
+METADATA_COLUMNS = ("image_path", "caption", "width", "height")
 
 
 def _faiss():
@@ -101,8 +108,10 @@ def build_index(
     memory_budget: str = "4G",
     exact_below: int = 100_000,
     train_size: int = 100_000,
+    metadata_store: bool = True,
 ) -> Dict[str, Any]:
-    """Build ``index_path`` (default OUT/index.faiss) from OUT/img_emb; returns a summary."""
+    """Build ``index_path`` (default OUT/index.faiss) from OUT/img_emb, and its metadata store (for the C++ CLI;
+    needs pyarrow); returns a summary."""
     faiss = _faiss()
     t0 = time.perf_counter()
     x, _ = load_embeddings(out)
@@ -110,18 +119,82 @@ def build_index(
     if n == 0:
         raise Error(f"{out}: the partitions hold no rows")
     factory = choose_index(n, d, _parse_bytes(memory_budget), exact_below)
+    path = index_path or os.path.join(out, INDEX_FILE)
+    # The metadata first: a parquet that does not match its npy fails before the (long) index build.
+    meta = write_metadata_store(out, path, factory) if metadata_store else None
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
         rng = np.random.default_rng(0)  # a fixed sample: the same folder gives the same index
         sample = x if n <= train_size else x[np.sort(rng.choice(n, train_size, replace=False))]
         index.train(sample)
     index.add(x)
-    path = index_path or os.path.join(out, INDEX_FILE)
     tmp = path + ".tmp"
     faiss.write_index(index, tmp)
     os.replace(tmp, path)
-    return {"index": path, "type": factory, "vectors": n, "dim": d, "bytes": os.path.getsize(path),
-            "seconds": round(time.perf_counter() - t0, 3)}
+    summary = {"index": path, "type": factory, "vectors": n, "dim": d, "bytes": os.path.getsize(path)}
+    if meta:
+        summary["metadata"] = meta
+    summary["seconds"] = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def metadata_store_path(index_path: str) -> str:
+    """Where the metadata store of ``index_path`` lives: OUT/index.faiss -> OUT/index.metadata.sqlite."""
+    stem = index_path[: -len(".faiss")] if index_path.endswith(".faiss") else index_path
+    return stem + ".metadata.sqlite"
+
+
+def write_metadata_store(out: str, index_path: str, index_type: str = "") -> str:
+    """Writes ``metadata_store_path(index_path)``: every metadata row in index order, the partitions and the model.
+
+    Checks that each partition's parquet has as many rows as its npy (rows in the same order is the layout's rule)."""
+    import sqlite3
+
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise Error("reading the metadata/*.parquet files needs pyarrow (pip install pyarrow)") from None
+    plan_path = os.path.join(out, "zeroshot-inference.json")
+    plan: Dict[str, Any] = {}
+    if os.path.exists(plan_path):
+        with open(plan_path, encoding="utf-8") as f:
+            plan = json.load(f)
+    path = metadata_store_path(index_path)
+    tmp = path + ".tmp"
+    if os.path.exists(tmp):
+        os.remove(tmp)
+    db = sqlite3.connect(tmp)
+    try:
+        db.executescript(
+            "CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE partitions(number INTEGER PRIMARY KEY, file TEXT NOT NULL, rows INTEGER NOT NULL);"
+            "CREATE TABLE rows(id INTEGER PRIMARY KEY, image_path TEXT, caption TEXT, width INTEGER, height INTEGER);")
+        n = 0
+        for p, f in enumerate(_partitions(out)):
+            rows = int(np.load(f, mmap_mode="r").shape[0])
+            name = os.path.basename(f).replace("img_emb_", "metadata_").replace(".npy", ".parquet")
+            mpath = os.path.join(out, "metadata", name)
+            try:
+                t = pq.read_table(mpath)
+            except (OSError, ValueError) as e:
+                raise Error(f"{mpath}: unreadable metadata ({e})") from None
+            if t.num_rows != rows:
+                raise Error(f"{mpath}: {t.num_rows} metadata rows, {os.path.basename(f)} has {rows} embeddings")
+            cols = {c: t.column(c).to_pylist() if c in t.column_names else [None] * rows for c in METADATA_COLUMNS}
+            db.executemany("INSERT INTO rows VALUES (?, ?, ?, ?, ?)",
+                           ((n + i, *(cols[c][i] for c in METADATA_COLUMNS)) for i in range(rows)))
+            db.execute("INSERT INTO partitions VALUES (?, ?, ?)", (p, os.path.basename(f), rows))
+            n += rows
+        info = {"format": "zeroshot-embeddings-metadata 1", "rows": str(n), "index": os.path.basename(index_path),
+                "index_type": index_type, "model": str(plan.get("model", "")),
+                "model_fingerprint": str(plan.get("model_fingerprint", "")),
+                "precision": str(plan.get("precision", ""))}
+        db.executemany("INSERT INTO info VALUES (?, ?)", info.items())
+        db.commit()
+    finally:
+        db.close()
+    os.replace(tmp, path)
+    return path
 
 
 def _metadata_rows(out: str, partition_files: List[str], wanted: Dict[int, List[int]]) -> Dict[Tuple[int, int], Dict]:
@@ -220,6 +293,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     pi.add_argument("--index", help="where to write it (default OUT/index.faiss)")
     pi.add_argument("--memory-budget", default="4G", help="memory the index may use (e.g. 512M, 4G)")
     pi.add_argument("--exact-below", type=int, default=100_000, help="an exact (Flat) index up to this many vectors")
+    pi.add_argument("--no-metadata-store", action="store_true",
+                    help="skip index.metadata.sqlite (the metadata rows for zeroshot search/serve --embeddings)")
     ps = sub.add_parser("search", help="the best images for a text query")
     ps.add_argument("output")
     ps.add_argument("query")
@@ -231,7 +306,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     a = p.parse_args(argv)
     try:
         if a.command == "index":
-            print(json.dumps(build_index(a.output, a.index, memory_budget=a.memory_budget, exact_below=a.exact_below)))
+            print(json.dumps(build_index(a.output, a.index, memory_budget=a.memory_budget, exact_below=a.exact_below,
+                                         metadata_store=not a.no_metadata_store)))
         else:
             for r in search(a.output, a.query, k=a.top, model=a.model, index_path=a.index, nprobe=a.nprobe):
                 print(json.dumps(r, ensure_ascii=False) if a.json else f"{r['score']:.4f}\t{r['image_path']}")

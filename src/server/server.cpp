@@ -14,6 +14,7 @@
 #include "classify/label_sets.h"
 #include "eval/thumbnail.h"
 #include "image/image.h"
+#include "index/embeddings.h"
 #include "index/query.h"
 #include "index/search.h"
 #include "index/store.h"
@@ -134,6 +135,7 @@ struct Server::Impl {
   std::optional<Moderator> moderator;
   std::unique_ptr<index::Store> store;  // SQLite connection: one request at a time
   std::mutex store_mu;
+  std::optional<index::EmbeddingsIndex> embeddings;  // /v1/search over an embedding folder (thread-safe)
   std::unique_ptr<HttpServer> http;
   Budget body_budget{opt.max_inflight_body_bytes};
   Budget pixel_budget{opt.max_inflight_pixels};
@@ -355,7 +357,8 @@ void Server::Impl::embed(const HttpRequest& req, HttpResponse& res) {
 }
 
 void Server::Impl::search(const HttpRequest& req, HttpResponse& res) {
-  if (!store) throw HttpError(404, "search is off: start the server with --index DB");
+  if (!store && !embeddings)
+    throw HttpError(404, "search is off: start the server with --index DB or --embeddings FOLDER");
   SearchRequest r = parse_search(body_of(req), limits);
   std::vector<ImageInput> images;
   std::vector<std::string> texts;
@@ -381,6 +384,24 @@ void Server::Impl::search(const HttpRequest& req, HttpResponse& res) {
     q = index::combine_terms(terms, embs, model.embedding_dim());
   } catch (const Error& e) {
     throw HttpError(400, e.what());
+  }
+  if (embeddings) {
+    // The same answer as over an index database, plus each row's caption where the metadata has one.
+    std::vector<index::EmbeddingHit> hits;
+    try {
+      hits = embeddings->search(q.data(), r.top_k);
+    } catch (const Error& e) {
+      throw HttpError(500, e.what());
+    }
+    json out = json::array();
+    size_t rank = 0;
+    for (const auto& h : hits) {
+      json row = {{"rank", ++rank}, {"id", h.id}, {"path", h.path}, {"score", jf(h.score)}};
+      if (!h.caption.empty()) row["caption"] = h.caption;
+      out.push_back(std::move(row));
+    }
+    send_json(res, 200, json{{"results", out}, {"candidates", embeddings->size()}});
+    return;
   }
   index::SearchOptions so;
   so.top_k = r.top_k;
@@ -420,6 +441,8 @@ void Server::Impl::full_image(const HttpRequest& req, HttpResponse& res) { send_
 // A row of the index as a JPEG of at most max_side px (decoded and oriented as for the index: never the file's own
 // bytes, so no metadata leaves the server), its decode admitted against the pixel budget like an upload's.
 void Server::Impl::send_indexed_image(const HttpRequest& req, HttpResponse& res, int max_side, int quality) {
+  if (!store && embeddings)  // an embedding folder's paths may live on other machines (a cluster's storage)
+    throw HttpError(404, "images are served from a photo index (--index DB), not an embedding folder (--embeddings)");
   if (!store) throw HttpError(404, "search is off: start the server with --index DB");
   const std::string id_text = req.path.substr(req.path.find_last_of('/') + 1);  // the route matched prefix + digits
   int64_t id = 0;
@@ -464,7 +487,7 @@ json Server::Impl::models() const {
   j["limits"] = {{"max_body_bytes", opt.max_body_bytes}, {"max_labels", opt.max_labels},
                  {"max_templates", opt.max_templates},   {"max_texts", opt.max_texts},
                  {"max_images", opt.max_images},         {"request_timeout_s", opt.request_timeout_s}};
-  j["search"] = {{"enabled", store != nullptr}};
+  j["search"] = {{"enabled", store != nullptr || embeddings.has_value()}};
   j["moderation"] = {{"enabled", moderator.has_value()},
                      {"categories", moderator ? moderator->categories() : std::vector<std::string>{}}};
   return j;
@@ -569,6 +592,11 @@ Server::Server(const Model& model, ServerOptions opt) {
   if (!s.opt.index_db.empty()) {
     const index::ModelId id{model.name(), model.fingerprint(), model.embedding_dim()};
     s.store = std::make_unique<index::Store>(index::Store::open(s.opt.index_db, id, /*create=*/false));
+  }
+  if (!s.opt.embeddings_dir.empty()) {
+    if (s.store) throw Error(s.opt.embeddings_dir, "search one of an index database or an embedding folder, not both");
+    s.embeddings.emplace(index::EmbeddingsIndex::open(s.opt.embeddings_dir, s.opt.embeddings_index));
+    s.embeddings->check_model(model);
   }
   s.setup();
 }

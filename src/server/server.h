@@ -23,6 +23,8 @@ struct ServerOptions {
   int port = 8080;                // 0: any free port (bind() returns it)
   std::string api_key;            // non-empty: /v1/* and /metrics need "Authorization: Bearer <key>"
   std::string index_db;           // an index database (zeroshot index): enables /v1/search and thumbnails
+  std::string embeddings_dir;     // or an embedding folder (zeroshot.inference + index-embeddings): /v1/search
+  std::string embeddings_index;   // its index file ("": <embeddings_dir>/index.faiss)
   std::string policy_path;        // a moderation policy (TOML): enables /v1/moderate
   std::string label_cache_dir;    // ClassifierOptions::cache_dir ("" default folder, "none")
   std::string precision = "f32";  // reported by /v1/models (the model was loaded with it)
