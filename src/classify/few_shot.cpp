@@ -206,9 +206,13 @@ Head fit_logistic_head(const LabeledEmbeddings& all, const FitOptions& opt, cons
     // Small C first (strong regularization: quick), each fit warm-started from the previous one.
     LogisticFit warm;
     bool have_warm = false;
+    // The sweep compares validation scores, which settle long before the weights do: a looser stop than the refit's.
+    LogisticOptions sweep = lo;
+    sweep.epsilon = 1e-4;
+    sweep.max_iterations = 500;
     auto try_c = [&](double c) {
-      lo.C = c;
-      warm = fit_logistic(train, lo, have_warm ? &warm : nullptr);
+      sweep.C = c;
+      warm = fit_logistic(train, sweep, have_warm ? &warm : nullptr);
       have_warm = true;
       const Score s = validate(linear_head(train, warm), val);
       if (s > best_score) {
@@ -280,7 +284,8 @@ Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
               arg = k;
             }
           }
-          correct[static_cast<size_t>(bi * kAlphas + ai)] += arg == static_cast<size_t>(d.y[r0 + i]);
+          correct[(static_cast<size_t>(bi) * kAlphas) + static_cast<size_t>(ai)] +=
+              arg == static_cast<size_t>(d.y[r0 + i]);
         }
       }
     }
@@ -289,7 +294,8 @@ Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
   size_t best = 0;
   for (size_t c = 1; c < correct.size(); ++c)
     if (correct[c] > correct[best]) best = c;
-  h.beta = 0.5f * static_cast<float>(best / kAlphas + 1);
+  const size_t beta_index = best / kAlphas;
+  h.beta = 0.5f * static_cast<float>(beta_index + 1);
   h.alpha = 0.1f * static_cast<float>(best % kAlphas);
   h.validation_score = static_cast<double>(correct[best]) / static_cast<double>(n);
   return h;
