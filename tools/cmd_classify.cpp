@@ -220,6 +220,7 @@ int run_head(const ClassifyArgs& a) {
       std::printf("%s]}\n", line.c_str());
     } else {
       std::vector<LabelScore> r;
+      r.reserve(ranked.size());
       for (const auto& s : ranked) r.push_back({s.label, s.score});
       print_table(fetched.name(paths[i]), r);
     }
