@@ -32,6 +32,8 @@ TEST_PACKAGES=(
 TEST_PACKAGES+=(python3-dev python3-venv python3-pil)                 # the Python package (scripts/test-python.sh)
 TEST_PACKAGES+=(ffmpeg)                                              # audio tests: the pipeline's CLI makes M4A/Opus/MP3/video files
 TEST_PACKAGES+=(python3-distributed python3-dask python3-faiss)      # zeroshot.inference on a loopback Dask cluster, its index
+BUILD_PACKAGES+=(liblbfgs-dev)                                       # few-shot heads: L-BFGS for the logistic probes
+TEST_PACKAGES+=(python3-sklearn)                                     # few-shot heads: LogisticRegression as the peer
 # npm from Debian, unless the nodejs installed bundles it (NodeSource's conflicts with Debian's npm package).
 if ! command -v npm >/dev/null; then TEST_PACKAGES+=(npm); fi
 SUDO=""

@@ -2,7 +2,9 @@
 #include <cstdio>
 #include <iostream>
 
+#include "classify/few_shot.h"
 #include "classify/multi_label.h"
+#include "classify/zero_shot.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "exit_codes.h"
@@ -32,6 +34,7 @@ struct ClassifyArgs {
   std::string multi_label_mode = "probability";
   std::vector<std::string> thresholds;  // "0.6" or "LABEL=0.6"
   std::vector<std::string> negatives;
+  std::string head;  // --head: a few-shot head (zeroshot fit) instead of the zero-shot labels
 };
 
 void print_table(const std::string& path, const std::vector<LabelScore>& r) {
@@ -190,7 +193,42 @@ int run_multi_label(const ClassifyArgs& a) {
 
 // ---------------------------------------------------------------------------------------------------------------
 
+// --head: scores from a few-shot head (softmax, or a sigmoid per label for a multi-label head). Labels, when given,
+// must be the head's, in its order; templates do not apply (the head carries its weights).
+int run_head(const ClassifyArgs& a) {
+  const Format fmt = resolve_format(a.format);
+  if (!a.templates.empty() || !a.templates_set.empty() || a.multi_label)
+    throw Error("--head", "a head carries its own weights: --template, --templates and --multi-label do not apply");
+  auto model = a.model.load(a.quiet);
+  const classify::LoadedHead head = classify::load_head(a.head, model->fingerprint());
+  if (!a.labels.lists.empty() || !a.labels.exact.empty() || !a.labels.sets.empty() || !a.labels.file.empty()) {
+    std::vector<std::string> given;
+    for (const auto& c : resolve_labels(a.labels)) given.push_back(c[0]);
+    classify::check_head_labels(a.head, head, given);
+  }
+  FetchedInputs fetched(a.url);
+  const auto paths = gather_model_inputs(fetched.local(a.inputs), *model);
+  const char* key = model->modality() == Modality::Audio ? "audio" : "image";
+  return embed_and_print(*model, paths, fetched, a, fmt, "classifying", [&](size_t i, const float* emb) {
+    const auto ranked = classify::rank(head.labels, classify::head_scores(head.head, emb), a.top_k);
+    if (fmt == Format::Json) {
+      std::string line = "{\"" + std::string(key) + "\": " + json_string(fetched.name(paths[i])) + ", \"result\": [";
+      for (size_t k = 0; k < ranked.size(); ++k) {
+        if (k) line += ", ";
+        line += "{\"label\": " + json_string(ranked[k].label) + ", \"score\": " + json_float(ranked[k].score) + "}";
+      }
+      std::printf("%s]}\n", line.c_str());
+    } else {
+      std::vector<LabelScore> r;
+      r.reserve(ranked.size());
+      for (const auto& s : ranked) r.push_back({s.label, s.score});
+      print_table(fetched.name(paths[i]), r);
+    }
+  });
+}
+
 int run(const ClassifyArgs& a) {
+  if (!a.head.empty()) return run_head(a);
   if (a.multi_label) return run_multi_label(a);
   const Format fmt = resolve_format(a.format);
   const auto classes = resolve_labels(a.labels);
@@ -240,6 +278,9 @@ void add_classify_command(CLI::App& app, std::function<int()>* action) {
                 "Built-in template set: imagenet80 (CLIP's 80), imagenet7 (its 7 selected), or a label set's name");
   c->add_option("-k,--top-k", a->top_k, "Show only the k best labels (0: all)")->default_val(0);
   c->add_option("-b,--batch-size", a->batch, "Images encoded together")->default_val(8)->check(CLI::Range(1, 1024));
+  c->add_option("--head", a->head,
+                "A few-shot head (zeroshot fit): its labels and weights score the images (labels optional; given, "
+                "they must be the head's)");
   add_format_option(*c, &a->format);
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
   c->add_flag("--no-cache", a->no_cache,

@@ -6,16 +6,21 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
+#include "classify/few_shot.h"
 #include "classify/label_cache.h"
 #include "classify/label_sets.h"
+#include "classify/zero_shot.h"
 #include "cli_common.h"
 #include "commands.h"
 #include "eval/datasets.h"
 #include "eval/evaluate.h"
 #include "eval/report.h"
+#include "eval_inputs.h"
 #include "exit_codes.h"
+#include "fit_common.h"
 #include "image/image.h"
 #include "index/fingerprint.h"
 #include "index_cli.h"
@@ -28,36 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-struct EvalArgs {
-  ModelArgs model;
-  std::string data;
-  std::string layout = "auto";
-  LabelArgs labels;  // labels.file: --labels-file
-  std::string class_map;
-  std::vector<std::string> templates;      // --templates items (comma-separated, repeatable)
-  std::vector<std::string> template_text;  // -t literal templates, each its own set
-  bool multi_label = false;
-  int fold = 0;
-  std::string report;
-  std::string output;
-  size_t batch = 16;
-  bool cache = false;
-  std::string db;
-  std::string label_cache;
-  size_t show_classes = 30;
-  std::string format;
-  bool quiet = false;
-};
-
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-// Image (or audio) embeddings of the data set's files, one row per evaluated sample.
-struct Inputs {
-  std::vector<size_t> evaluated;
-  std::vector<std::pair<size_t, std::string>> failed;
-  std::vector<float> rows;
-  size_t embedded = 0, from_cache = 0;
-};
 
 // Distinct files (a CSV may name one file twice) and the samples of each.
 std::vector<std::string> distinct_paths(const eval::Dataset& d, std::vector<size_t>* file_of_sample) {
@@ -174,6 +150,12 @@ Inputs embed_cached(const Model& model, const eval::Dataset& d, const EvalArgs& 
   return in;
 }
 
+}  // namespace
+
+Inputs embed_dataset(const Model& model, const eval::Dataset& d, const EvalArgs& a, std::string* cache_used) {
+  return a.cache || !a.db.empty() ? embed_cached(model, d, a, cache_used) : embed_direct(model, d, a);
+}
+
 // Each set's class embeddings: from the label-embedding disk cache when there (the key ZeroShotClassifier uses, so
 // `classify` and `eval` share entries), else from one shared pass of the text encoder over every missing prompt.
 std::vector<std::vector<float>> class_embeddings(const Model& model, const eval::Dataset& d,
@@ -210,6 +192,8 @@ std::vector<std::vector<float>> class_embeddings(const Model& model, const eval:
   }
   return out;
 }
+
+namespace {
 
 std::string pct(double v) {
   if (!std::isfinite(v)) return "-";
@@ -288,6 +272,96 @@ std::vector<std::vector<std::string>> given_classes(const EvalArgs& a) {
   return resolve_labels(l);
 }
 
+// Scores of a head for the evaluated rows (rows[i] when given, else 0..n-1) of `inputs`.
+eval::ScoreFn head_scorer(const classify::Head& h, const float* inputs, const std::vector<size_t>* rows, size_t dim) {
+  return [&h, inputs, rows, dim](size_t n) {
+    std::vector<float> out;
+    out.reserve(n * h.num_classes);
+    for (size_t i = 0; i < n; ++i) {
+      const auto s = classify::head_scores(h, inputs + (rows ? (*rows)[i] : i) * dim);
+      out.insert(out.end(), s.begin(), s.end());
+    }
+    return out;
+  };
+}
+
+double primary_metric(const eval::Evaluation& ev) {
+  return ev.multi_label ? ev.sets[0].multi.mean_average_precision : ev.sets[0].single.acc1;
+}
+
+// eval --shots: the test rows are those outside the largest k's draw, the same for every k and for zero-shot.
+void shot_curve(const Model& model, const eval::Dataset& d, const Inputs& in,
+                const std::vector<eval::TemplateSet>& sets, const std::vector<float>& zero_shot, const EvalArgs& a,
+                eval::RunInfo* info) {
+  const auto method = classify::parse_method(a.method);
+  const size_t dim = model.embedding_dim();
+  const classify::LabeledEmbeddings all = labeled_embeddings(d, in, dim, a.multi_label);
+  const size_t kmax = *std::max_element(a.shots.begin(), a.shots.end());
+  std::vector<std::pair<size_t, size_t>> short_classes;
+  const auto pool = classify::select_shots(all, kmax, a.model.seed, &short_classes);
+  for (const auto& [c, have] : short_classes)
+    std::fprintf(stderr,
+                 "zeroshot: warning: class \"%s\" has %zu samples, fewer than %zu shots: all go to training, "
+                 "none to the test rows\n",
+                 d.classes[c].names[0].c_str(), have, kmax);
+  std::vector<size_t> test_rows, test_samples;
+  for (size_t r = 0, j = 0; r < all.n; ++r) {
+    if (j < pool.size() && pool[j] == r) {
+      ++j;
+      continue;
+    }
+    test_rows.push_back(r);
+    test_samples.push_back(in.evaluated[r]);
+  }
+  if (test_rows.empty())
+    throw Error(a.data, "no samples left to test on after drawing " + std::to_string(kmax) + " shots per class");
+  const bool multi = all.multi_label;
+  const auto zs_eval = eval::evaluate_scores(d, test_samples, {}, {sets[0]}, {[&](size_t n) {
+                                               std::vector<float> out;
+                                               for (size_t i = 0; i < n; ++i) {
+                                                 const auto c =
+                                                     classify::cosines(in.rows.data() + test_rows[i] * dim,
+                                                                       zero_shot.data(), d.classes.size(), dim);
+                                                 out.insert(out.end(), c.begin(), c.end());
+                                               }
+                                               return out;
+                                             }},
+                                             multi);
+  info->shot_method = classify::method_name(method);
+  info->shot_metric = multi ? "mean_average_precision" : "acc1";
+  info->shot_zero_shot = primary_metric(zs_eval);
+  info->shot_test = test_rows.size();
+  std::vector<size_t> ks = a.shots;
+  std::sort(ks.begin(), ks.end());
+  ks.erase(std::unique(ks.begin(), ks.end()), ks.end());
+  util::ProgressBar bar("fits", ks.size(), !a.quiet, 0, util::ProgressUnit::Items);
+  for (size_t k : ks) {
+    const auto rows = classify::select_shots(all, k, a.model.seed);
+    const classify::LabeledEmbeddings train = classify::rows_of(all, rows);
+    std::vector<size_t> count(all.num_classes, 0);
+    for (size_t i = 0; i < train.n; ++i)
+      for (size_t c = 0; c < all.num_classes; ++c)
+        count[c] += multi ? train.targets[i * all.num_classes + c] : train.y[i] == static_cast<int>(c);
+    if (method == classify::FewShotMethod::Linear && std::find(count.begin(), count.end(), 0) != count.end())
+      throw Error(a.data, "a class has no readable samples; a linear probe cannot be fitted (try --method zero-init)");
+    const classify::Head h = classify::fit_head(train, fit_options(model, a, method, &zero_shot));
+    const auto ev =
+        eval::evaluate_scores(d, test_samples, {}, {sets[0]}, {head_scorer(h, in.rows.data(), &test_rows, dim)}, multi);
+    info->shot_curve.push_back({k, train.n, primary_metric(ev)});
+    bar.tick();
+  }
+  bar.finish();
+}
+
+void print_shot_curve(const eval::RunInfo& info) {
+  std::printf("\n  k-shot curve (%s head, %s over %zu held-out samples; zero-shot %s):\n", info.shot_method.c_str(),
+              info.shot_metric.c_str(), info.shot_test, pct(info.shot_zero_shot).c_str());
+  std::printf("    %6s  %8s  %9s  %9s\n", "shots", "train", "few-shot", "vs zero");
+  for (const auto& p : info.shot_curve)
+    std::printf("    %6zu  %8zu  %9s  %+8.2f\n", p.shots, p.train, pct(p.score).c_str(),
+                100 * (p.score - info.shot_zero_shot));
+}
+
 int run(const EvalArgs& a) {
   const auto t0 = Clock::now();
   const Format fmt = resolve_format(a.format);
@@ -316,20 +390,34 @@ int run(const EvalArgs& a) {
   eval::RunInfo info;
   info.model = a.model.model;
 
+  std::optional<classify::LoadedHead> head;
+  if (!a.head.empty()) {
+    head = classify::load_head(a.head, model->fingerprint());
+    classify::check_head_labels(a.head, *head, class_labels(d));
+    info.head = a.head;
+  }
+
   auto t = Clock::now();
-  const auto class_embeds = class_embeddings(*model, d, sets, a);
+  // A head scores without the text encoder; the k-shot curve compares with the primary set's zero-shot scores.
+  std::vector<std::vector<float>> class_embeds;
+  if (!head || !a.shots.empty()) class_embeds = class_embeddings(*model, d, sets, a);
   info.seconds_text = seconds_since(t);
 
   t = Clock::now();
-  Inputs in = a.cache || !a.db.empty() ? embed_cached(*model, d, a, &info.cache) : embed_direct(*model, d, a);
+  Inputs in = embed_dataset(*model, d, a, &info.cache);
   info.seconds_inputs = seconds_since(t);
   info.embedded = in.embedded;
   info.from_cache = in.from_cache;
   if (in.evaluated.empty())
     throw Error(a.data, "none of the " + std::to_string(d.samples.size()) + " files could be read");
 
-  const eval::Evaluation ev = eval::evaluate(d, in.evaluated, in.failed, in.rows.data(), model->embedding_dim(), sets,
-                                             class_embeds, a.multi_label);
+  const size_t dim = model->embedding_dim();
+  const eval::Evaluation ev =
+      head ? eval::evaluate_scores(
+                 d, in.evaluated, in.failed, {{std::string("head: ") + classify::method_name(head->head.method), {}}},
+                 {head_scorer(head->head, in.rows.data(), nullptr, dim)}, a.multi_label || head->head.multi_label)
+           : eval::evaluate(d, in.evaluated, in.failed, in.rows.data(), dim, sets, class_embeds, a.multi_label);
+  if (!a.shots.empty()) shot_curve(*model, d, in, sets, class_embeds[0], a, &info);
   info.seconds_total = seconds_since(t0);
 
   if (!a.output.empty()) {
@@ -348,6 +436,7 @@ int run(const EvalArgs& a) {
                 eval::to_json(d, ev, info).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   } else {
     print_table(d, ev, info, a.show_classes);
+    if (!info.shot_curve.empty()) print_shot_curve(info);
   }
   if (!ev.failed.empty()) {
     std::fprintf(stderr, "zeroshot: %zu of %zu files could not be read; the metrics are over the other %zu\n",
@@ -400,6 +489,15 @@ void add_eval_command(CLI::App& app, std::function<int()>* action) {
                 "Folder of the label-embedding cache (default ~/.cache/zeroshot; \"none\" to disable)");
   c->add_option("--show-classes", a->show_classes, "Print the per-class table when there are at most this many classes")
       ->default_val(30);
+  c->add_option("--head", a->head, "Score with a few-shot head (zeroshot fit) instead of the templates");
+  c->add_option("--shots", a->shots,
+                "The k-shot curve: fit a head on k samples per class for each k (e.g. 1,2,4,8,16) and score it on "
+                "the held-out rest, against zero-shot")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 100000));
+  c->add_option("--method", a->method, "The curve's heads: linear, zero-init, tip-adapter")
+      ->check(CLI::IsMember({"linear", "zero-init", "tip-adapter"}))
+      ->default_val("linear");
   add_format_option(*c, &a->format);
   c->add_flag("-q,--quiet", a->quiet, "No progress bars");
   c->footer(

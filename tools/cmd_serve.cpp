@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -37,6 +38,7 @@ struct ServeArgs {
   double max_inflight_body_mb = 128;
   double max_inflight_megapixels = 250;
   std::vector<std::string> preload_labels;
+  std::vector<std::string> heads;  // --head NAME=FILE or FILE (named by its stem)
   bool quiet = false;
   server::ServerOptions opt;
 };
@@ -55,6 +57,11 @@ int run(ServeArgs& a) {
   server::ServerOptions opt = a.opt;
   if (!a.api_key_file.empty()) opt.api_key = read_api_key(a.api_key_file);
   opt.label_cache_dir = a.label_cache;
+  for (const auto& h : a.heads) {
+    const size_t eq = h.find('=');
+    if (eq == std::string::npos) opt.heads.emplace_back(std::filesystem::path(h).stem().string(), h);
+    else opt.heads.emplace_back(h.substr(0, eq), h.substr(eq + 1));
+  }
   opt.precision = a.model.precision;
   if (a.no_batching) opt.max_batch = 1, opt.max_wait_ms = 0;
   opt.max_body_bytes = static_cast<size_t>(std::llround(a.max_body_mb * 1024 * 1024));
@@ -142,6 +149,10 @@ void add_serve_command(CLI::App& app, std::function<int()>* action) {
                 "/v1/search over it; the model defaults to the one recorded there");
   c->add_option("--embeddings-index", a->opt.embeddings_index, "Its index file (default OUT/index.faiss)");
   c->add_option("--policy", a->opt.policy_path, "A moderation policy (TOML): enables /v1/moderate");
+  c->add_option("--head", a->heads,
+                "A few-shot head (zeroshot fit) as NAME=FILE, or FILE (named by its stem); /v1/classify requests "
+                "with \"head\": NAME score with it instead of labels (repeatable)")
+      ->allow_extra_args(false);
   c->add_option("--host", a->opt.host, "Address to listen on (0.0.0.0: every interface)")->default_val("127.0.0.1");
   c->add_option("--port", a->opt.port, "Port (0: any free port; the address is printed)")
       ->default_val(8080)

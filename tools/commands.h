@@ -19,5 +19,6 @@ void add_serve_command(CLI::App& app, std::function<int()>* action);
 void add_quantize_command(CLI::App& app, std::function<int()>* action);
 void add_score_command(CLI::App& app, std::function<int()>* action);
 void add_rank_command(CLI::App& app, std::function<int()>* action);
+void add_fit_command(CLI::App& app, std::function<int()>* action);
 
 }  // namespace zeroshot::cli

@@ -120,6 +120,19 @@ Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated,
                     bool multi_label) {
   if (class_embeds.size() != sets.size()) throw Error("evaluate", "one class embedding matrix per template set needed");
   const size_t K = data.classes.size();
+  std::vector<ScoreFn> scorers;
+  for (const auto& ce : class_embeds) {
+    if (ce.size() != K * dim) throw Error("evaluate", "class embeddings of the wrong size");
+    scorers.emplace_back([&ce, inputs, K, dim](size_t n) { return cosine_scores(inputs, n, ce.data(), K, dim); });
+  }
+  return evaluate_scores(data, std::move(evaluated), std::move(failed), sets, scorers, multi_label);
+}
+
+Evaluation evaluate_scores(const Dataset& data, std::vector<size_t> evaluated,
+                           std::vector<std::pair<size_t, std::string>> failed, const std::vector<TemplateSet>& sets,
+                           const std::vector<ScoreFn>& scorers, bool multi_label) {
+  if (scorers.size() != sets.size()) throw Error("evaluate", "one scorer per template set needed");
+  const size_t K = data.classes.size();
   Evaluation ev;
   ev.multi_label = multi_label || data.multi_label;
   ev.evaluated = std::move(evaluated);
@@ -139,10 +152,10 @@ Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated,
     if (s.fold != 0) by_fold[s.fold].push_back(r);
   }
   for (size_t si = 0; si < sets.size(); ++si) {
-    if (class_embeds[si].size() != K * dim) throw Error("evaluate", "class embeddings of the wrong size");
     SetResult r;
     r.set = sets[si];
-    const std::vector<float> scores = cosine_scores(inputs, n, class_embeds[si].data(), K, dim);
+    const std::vector<float> scores = scorers[si](n);
+    if (scores.size() != n * K) throw Error("evaluate", "a score matrix of the wrong size");
     if (ev.multi_label) {
       r.multi = multi_label_metrics(scores.data(), n, K, labels);
     } else {
@@ -247,6 +260,16 @@ nlohmann::ordered_json to_json(const Dataset& data, const Evaluation& ev, const 
   j["embedded"] = info.embedded;
   j["from_cache"] = info.from_cache;
   j["seconds"] = {{"total", info.seconds_total}, {"text", info.seconds_text}, {"inputs", info.seconds_inputs}};
+  if (!info.head.empty()) j["head"] = info.head;
+  if (!info.shot_curve.empty()) {
+    J curve = J::array();
+    for (const auto& p : info.shot_curve) curve.push_back({{"shots", p.shots}, {"train", p.train}, {"score", p.score}});
+    j["few_shot"] = {{"method", info.shot_method},
+                     {"metric", info.shot_metric},
+                     {"test", info.shot_test},
+                     {"zero_shot", info.shot_zero_shot},
+                     {"curve", std::move(curve)}};
+  }
   return j;
 }
 

@@ -74,12 +74,30 @@ Evaluation evaluate(const Dataset& data, std::vector<size_t> evaluated,
                     const std::vector<TemplateSet>& sets, const std::vector<std::vector<float>>& class_embeds,
                     bool multi_label);
 
+// The same over scores computed elsewhere (a few-shot head's): scorers[s](n) returns set s's evaluated x K score
+// matrix (any monotone score: the metrics rank by it).
+using ScoreFn = std::function<std::vector<float>(size_t n)>;
+Evaluation evaluate_scores(const Dataset& data, std::vector<size_t> evaluated,
+                           std::vector<std::pair<size_t, std::string>> failed, const std::vector<TemplateSet>& sets,
+                           const std::vector<ScoreFn>& scorers, bool multi_label);
+
 // Facts about the run that go into the JSON and the report.
 struct RunInfo {
   std::string model;
   std::string cache;                    // the embedding store used ("" none)
   size_t embedded = 0, from_cache = 0;  // inputs embedded now / read from the cache
   double seconds_total = 0, seconds_text = 0, seconds_inputs = 0;
+  std::string head;  // eval --head: the head file scored with ("" zero-shot)
+  // eval --shots: the k-shot curve (the CLIP paper's figure): one head fitted per k on k samples per class, scored on
+  // the same held-out rows (those outside the largest k's draw) as the zero-shot classifier.
+  struct ShotPoint {
+    size_t shots = 0, train = 0;
+    double score = 0;  // acc1 (single-label) or mean average precision (multi-label)
+  };
+  std::vector<ShotPoint> shot_curve;
+  std::string shot_method, shot_metric;
+  double shot_zero_shot = 0;
+  size_t shot_test = 0;
 };
 
 // CLIP_benchmark's result form: {"dataset", "model", "task": "zeroshot_classification", "metrics": {"acc1",

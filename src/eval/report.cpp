@@ -316,6 +316,60 @@ std::string class_table(const Dataset& data, const Evaluation& ev) {
 
 }  // namespace
 
+// The k-shot curve as an inline SVG: few-shot score against log2(shots), the zero-shot score as a dashed line (the
+// CLIP paper's figure 6 layout), and the numbers as a table beside it.
+std::string shot_curve(const RunInfo& info) {
+  const auto& c = info.shot_curve;
+  const double W = 520, H = 300, L = 56, R = 16, T = 16, B = 40;
+  double lo = info.shot_zero_shot, hi = info.shot_zero_shot;
+  for (const auto& p : c) {
+    lo = std::min(lo, p.score);
+    hi = std::max(hi, p.score);
+  }
+  lo = std::max(0.0, std::floor(lo * 10 - 0.5) / 10);
+  hi = std::min(1.0, std::ceil(hi * 10 + 0.5) / 10);
+  if (!(hi > lo)) hi = lo + 0.1;
+  const double kmax = std::log2(static_cast<double>(c.back().shots)), kspan = kmax > 0 ? kmax : 1;
+  auto x = [&](size_t k) { return L + (W - L - R) * std::log2(static_cast<double>(k)) / kspan; };
+  auto y = [&](double v) { return T + (H - T - B) * (hi - v) / (hi - lo); };
+  std::string s = "<svg width=\"" + fmt("%.0f", W) + "\" height=\"" + fmt("%.0f", H) +
+                  "\" role=\"img\" aria-label=\"k-shot curve\" style=\"font-size:11px\">";
+  for (int g = 0; g <= 4; ++g) {
+    const double v = lo + (hi - lo) * g / 4;
+    s += "<line x1=\"" + fmt("%.1f", L) + "\" x2=\"" + fmt("%.1f", W - R) + "\" y1=\"" + fmt("%.1f", y(v)) +
+         "\" y2=\"" + fmt("%.1f", y(v)) + "\" stroke=\"#e5e7eb\"/><text x=\"" + fmt("%.1f", L - 6) + "\" y=\"" +
+         fmt("%.1f", y(v) + 4) + "\" text-anchor=\"end\">" + pct(v) + "</text>";
+  }
+  std::string pts;
+  for (const auto& p : c) {
+    pts += fmt("%.1f,", x(p.shots)) + fmt("%.1f ", y(p.score));
+    s += "<text x=\"" + fmt("%.1f", x(p.shots)) + "\" y=\"" + fmt("%.1f", H - B + 16) + "\" text-anchor=\"middle\">" +
+         std::to_string(p.shots) + "</text>";
+  }
+  s += "<line x1=\"" + fmt("%.1f", L) + "\" x2=\"" + fmt("%.1f", W - R) + "\" y1=\"" +
+       fmt("%.1f", y(info.shot_zero_shot)) + "\" y2=\"" + fmt("%.1f", y(info.shot_zero_shot)) +
+       "\" stroke=\"#9ca3af\" stroke-dasharray=\"5 4\"/><text x=\"" + fmt("%.1f", W - R) + "\" y=\"" +
+       fmt("%.1f", y(info.shot_zero_shot) - 5) + "\" text-anchor=\"end\" fill=\"#6b7280\">zero-shot</text>";
+  s += "<polyline points=\"" + pts + "\" fill=\"none\" stroke=\"#2563eb\" stroke-width=\"2\"/>";
+  for (const auto& p : c)
+    s += "<circle cx=\"" + fmt("%.1f", x(p.shots)) + "\" cy=\"" + fmt("%.1f", y(p.score)) +
+         "\" r=\"3.5\" fill=\"#2563eb\"><title>" + std::to_string(p.shots) + " shots: " + pct(p.score) +
+         "</title></circle>";
+  s += "<text x=\"" + fmt("%.1f", (L + W - R) / 2) + "\" y=\"" + fmt("%.1f", H - 6) +
+       "\" text-anchor=\"middle\">labeled samples per class</text></svg>";
+  std::string t = "<table><thead><tr><th class=\"num\">shots</th><th class=\"num\">train</th><th class=\"num\">" +
+                  html_escape(info.shot_metric) + "</th><th class=\"num\">vs zero-shot</th></tr></thead><tbody>";
+  for (const auto& p : c)
+    t += "<tr><td class=\"num\">" + std::to_string(p.shots) + "</td><td class=\"num\">" + std::to_string(p.train) +
+         "</td><td class=\"num\">" + pct(p.score) + "</td><td class=\"num\">" +
+         fmt("%+.2f", 100 * (p.score - info.shot_zero_shot)) + "</td></tr>";
+  t += "</tbody></table>";
+  return "<h2>Few-shot: k-shot curve</h2><p class=\"note\">A " + html_escape(info.shot_method) +
+         " head fitted on k samples per class for each k, scored with the zero-shot classifier on the same " +
+         std::to_string(info.shot_test) + " held-out samples (zero-shot: " + pct(info.shot_zero_shot) + ").</p>" + s +
+         t;
+}
+
 std::string render_report(const Dataset& data, const Evaluation& ev, const RunInfo& info, const ReportOptions& opt) {
   if (ev.sets.empty()) throw Error("report", "nothing was evaluated");
   const SetResult& p = ev.sets[0];
@@ -354,9 +408,12 @@ std::string render_report(const Dataset& data, const Evaluation& ev, const RunIn
   kv("inputs", inputs);
   kv("time", fmt("%.1f s", info.seconds_total) + " (text " + fmt("%.1f s", info.seconds_text) + ", inputs " +
                  fmt("%.1f s", info.seconds_inputs) + ")");
+  if (!info.head.empty()) kv("head", "<code>" + html_escape(info.head) + "</code> (scores from a few-shot head)");
   kv("generated", now_text() + " by zeroshot eval");
   h += "</tbody></table>";
   for (const auto& w : data.warnings) h += "<p class=\"note\">&#9888; " + html_escape(w) + "</p>";
+
+  if (!info.shot_curve.empty()) h += shot_curve(info);
 
   if (ev.sets.size() > 1) {
     h += "<h2>Template sets</h2><p class=\"note\">Same input embeddings, class embeddings from each set of prompt "

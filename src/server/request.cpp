@@ -146,7 +146,8 @@ class RequestSax {
     if (k == "templates") return {Shape::kStrings, limits_.max_templates};
     if (k == "texts") return {Shape::kStrings, limits_.max_texts};
     if (k == "images") return {Shape::kStrings, limits_.max_images};
-    if (k == "image" || k == "inputs" || k == "label_set" || k == "hypothesis_template" || k == "text" || k == "query")
+    if (k == "image" || k == "inputs" || k == "label_set" || k == "hypothesis_template" || k == "text" ||
+        k == "query" || k == "head")
       return {Shape::kString, 0};
     if (k == "multi_label" || k == "normalize") return {Shape::kBool, 0};
     if (k == "top_k") return {Shape::kNumber, 0};
@@ -443,6 +444,7 @@ ClassifyRequest parse_classify(const Body& b, const Limits& l) {
       labels = fields(b, "candidate_labels", l.max_labels);
       for (auto& s : fields(b, "labels", l.max_labels)) labels.push_back(std::move(s));
       if (const Part* p = field(b, "label_set")) set = trim(p->content);
+      if (const Part* p = field(b, "head")) r.head = trim(p->content);
       templates = fields(b, "hypothesis_template", 0);
       for (auto& s : fields(b, "templates", 0)) templates.push_back(std::move(s));
       if (const Part* p = field(b, "multi_label")) r.multi_label = parse_bool_text(p->content, "multi_label");
@@ -465,6 +467,7 @@ ClassifyRequest parse_classify(const Body& b, const Limits& l) {
         if (j.contains("candidate_labels")) labels = get_strings(j, "candidate_labels", l.max_labels);
         if (j.contains("labels")) labels = get_strings(j, "labels", l.max_labels);
         if (j.contains("label_set")) set = get_string(j, "label_set");
+        if (j.contains("head")) r.head = get_string(j, "head");
         if (j.contains("hypothesis_template")) templates = {get_string(j, "hypothesis_template")};
         if (j.contains("templates")) {
           for (auto& s : get_strings(j, "templates", 0)) templates.push_back(std::move(s));
@@ -472,6 +475,12 @@ ClassifyRequest parse_classify(const Body& b, const Limits& l) {
         if (j.contains("multi_label")) r.multi_label = get_bool(j, "multi_label");
         if (j.contains("top_k")) r.top_k = get_count(j, "top_k", l.max_labels);
       }
+    }
+    if (!r.head.empty()) {  // the head carries its labels and weights
+      if (!labels.empty() || !set.empty() || !templates.empty())
+        bad("head: give a head or labels (and templates), not both");
+      if (r.multi_label) bad("head: multi_label does not apply (a multi-label head scores each label itself)");
+      return r;
     }
     resolve_labels(&r, std::move(labels), set, l);
     if (!templates.empty()) r.templates = resolve_templates(std::move(templates), l);

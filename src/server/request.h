@@ -46,7 +46,8 @@ struct ClassifyRequest {
   std::vector<std::string> templates;             // empty: the model's default
   bool multi_label = false;
   size_t top_k = 0;
-  bool hf = false;  // Hugging Face inference form: answered as a bare [{"label", "score"}] list
+  bool hf = false;   // Hugging Face inference form: answered as a bare [{"label", "score"}] list
+  std::string head;  // "head": a few-shot head the server was started with (serve --head NAME=FILE); no labels then
 };
 ClassifyRequest parse_classify(const Body& body, const Limits& limits);
 

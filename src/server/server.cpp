@@ -6,12 +6,15 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
+#include "classify/few_shot.h"
 #include "classify/label_sets.h"
+#include "classify/zero_shot.h"
 #include "eval/thumbnail.h"
 #include "image/image.h"
 #include "index/embeddings.h"
@@ -133,7 +136,8 @@ struct Server::Impl {
   LruCache<ZeroShotClassifier> classifiers;
   LruCache<MultiLabelClassifier> taggers;
   std::optional<Moderator> moderator;
-  std::unique_ptr<index::Store> store;  // SQLite connection: one request at a time
+  std::map<std::string, classify::LoadedHead> heads;  // read-only after start-up
+  std::unique_ptr<index::Store> store;                // SQLite connection: one request at a time
   std::mutex store_mu;
   std::optional<index::EmbeddingsIndex> embeddings;  // /v1/search over an embedding folder (thread-safe)
   std::unique_ptr<HttpServer> http;
@@ -300,6 +304,17 @@ Handler guarded(Server::Impl* s, F f) {
 
 void Server::Impl::classify(const HttpRequest& req, HttpResponse& res) {
   ClassifyRequest r = parse_classify(body_of(req), limits);
+  if (!r.head.empty()) {
+    auto h = heads.find(r.head);
+    if (h == heads.end()) throw HttpError(400, "head: no head \"" + r.head + "\" (serve --head NAME=FILE names them)");
+    auto fut = submit({r.image});
+    const auto emb = wait(fut[0]);
+    json result = json::array();
+    for (const auto& s : classify::rank(h->second.labels, classify::head_scores(h->second.head, emb.data()), r.top_k))
+      result.push_back({{"label", s.label}, {"score", jf(s.score)}});
+    if (r.hf) return send_json(res, 200, result);
+    return send_json(res, 200, json{{"result", result}});
+  }
   auto fut = submit({r.image});  // the encoder works while the label embeddings are looked up
   const std::string key = classifier_key(r.multi_label, r.label_set, r.classes, r.templates);
   const auto make_tagger = [this, classes = r.classes, templates = r.templates] {
@@ -589,6 +604,10 @@ Server::Server(const Model& model, ServerOptions opt) {
   impl_ = std::make_unique<Impl>(model, std::move(opt));
   Impl& s = *impl_;
   if (!s.opt.policy_path.empty()) s.moderator.emplace(Moderator::load(model, s.opt.policy_path, s.copt));
+  for (const auto& [name, file] : s.opt.heads) {
+    if (name.empty() || s.heads.count(name)) throw Error("--head " + name + "=" + file, "an empty or repeated name");
+    s.heads.emplace(name, classify::load_head(file, model.fingerprint()));
+  }
   if (!s.opt.index_db.empty()) {
     const index::ModelId id{model.name(), model.fingerprint(), model.embedding_dim()};
     s.store = std::make_unique<index::Store>(index::Store::open(s.opt.index_db, id, /*create=*/false));

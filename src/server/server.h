@@ -55,6 +55,9 @@ struct ServerOptions {
   // Label embeddings of more prompts (labels x templates) are built on a thread of their own (label_builds.h);
   // until they are ready, requests for them are answered 503 + Retry-After.
   size_t inline_prompts = 1000;
+  // Few-shot heads (zeroshot fit), by the name a /v1/classify request gives as "head"; each is refused at start-up
+  // when fitted for another model.
+  std::vector<std::pair<std::string, std::string>> heads;  // (name, file)
 };
 
 class Server {

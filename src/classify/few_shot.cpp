@@ -1,0 +1,624 @@
+#include "classify/few_shot.h"
+
+#include <cblas.h>
+#include <lbfgs.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "classify/zero_shot.h"
+#include "io/safetensors.h"
+#include "zeroshot/error.h"
+
+namespace zeroshot::classify {
+
+namespace {
+
+constexpr const char* kHeadFormat = "zeroshot-head";
+
+// One logistic problem for libLBFGS: variables are W (K x d) then b (K). Everything is double (dgemm): with float
+// products the optimum of C = 10 moved probabilities by 1e-4 against scikit-learn's (which is double throughout).
+struct Problem {
+  const LabeledEmbeddings* d = nullptr;
+  const LogisticOptions* opt = nullptr;
+  std::vector<double> x, logits, resid, gw;
+};
+
+void init_problem(Problem& p, const LabeledEmbeddings& d, const LogisticOptions& opt) {
+  p.d = &d;
+  p.opt = &opt;
+  p.x.assign(d.x.begin(), d.x.end());
+  p.gw.resize(d.num_classes * d.dim);
+  p.logits.resize(d.n * d.num_classes);
+  p.resid.resize(d.n * d.num_classes);
+}
+
+// f = C * sum_i loss_i + 1/2 ||W - P||^2 and its gradient.
+double evaluate(Problem& p, const double* v, double* g) {
+  const LabeledEmbeddings& d = *p.d;
+  const size_t K = d.num_classes, D = d.dim, n = d.n;
+  const double C = p.opt->C;
+  const float* prior = p.opt->prior;
+  const double* b = v + K * D;
+  double loss = 0;
+  std::vector<double> gb(K, 0.0);
+  if (n > 0) {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(K), static_cast<int>(D),
+                1.0, p.x.data(), static_cast<int>(D), v, static_cast<int>(D), 0.0, p.logits.data(),
+                static_cast<int>(K));
+    for (size_t i = 0; i < n; ++i) {
+      double* z = p.logits.data() + i * K;
+      double* r = p.resid.data() + i * K;
+      for (size_t k = 0; k < K; ++k) z[k] += b[k];
+      if (d.multi_label) {
+        const uint8_t* t = d.targets.data() + i * K;
+        for (size_t k = 0; k < K; ++k) {
+          // log(1 + e^z) - t z, stably; d/dz = sigmoid(z) - t.
+          const double sp = z[k] > 0 ? z[k] + std::log1p(std::exp(-z[k])) : std::log1p(std::exp(z[k]));
+          loss += sp - (t[k] ? z[k] : 0.0);
+          const double s = z[k] >= 0 ? 1 / (1 + std::exp(-z[k])) : std::exp(z[k]) / (1 + std::exp(z[k]));
+          r[k] = C * (s - t[k]);
+          gb[k] += r[k];
+        }
+      } else {
+        const double m = *std::max_element(z, z + K);
+        double sum = 0;
+        for (size_t k = 0; k < K; ++k) sum += std::exp(z[k] - m);
+        const double lse = m + std::log(sum);
+        const auto y = static_cast<size_t>(d.y[i]);
+        loss += lse - z[y];
+        for (size_t k = 0; k < K; ++k) {
+          r[k] = C * (std::exp(z[k] - lse) - (k == y ? 1.0 : 0.0));
+          gb[k] += r[k];
+        }
+      }
+    }
+    if (g)
+      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(D),
+                  static_cast<int>(n), 1.0, p.resid.data(), static_cast<int>(K), p.x.data(), static_cast<int>(D), 0.0,
+                  p.gw.data(), static_cast<int>(D));
+  } else {
+    std::fill(p.gw.begin(), p.gw.end(), 0.0);
+  }
+  double reg = 0;
+  for (size_t i = 0; i < K * D; ++i) {
+    const double delta = v[i] - (prior ? static_cast<double>(prior[i]) : 0.0);
+    reg += delta * delta;
+    if (g) g[i] = p.gw[i] + delta;
+  }
+  if (g)
+    for (size_t k = 0; k < K; ++k) g[K * D + k] = p.opt->fit_intercept ? gb[k] : 0.0;
+  return C * loss + 0.5 * reg;
+}
+
+lbfgsfloatval_t lbfgs_evaluate(void* instance, const lbfgsfloatval_t* x, lbfgsfloatval_t* g, int /*n*/,
+                               lbfgsfloatval_t /*step*/) {
+  return evaluate(*static_cast<Problem*>(instance), x, g);
+}
+
+void check_data(const LabeledEmbeddings& d) {
+  if (d.dim == 0 || d.num_classes == 0) throw Error("few-shot data", "no classes or zero dimensions");
+  if (d.x.size() != d.n * d.dim) throw Error("few-shot data", "embedding matrix is not n x dim");
+  if (d.multi_label) {
+    if (d.targets.size() != d.n * d.num_classes) throw Error("few-shot data", "target matrix is not n x classes");
+  } else {
+    if (d.y.size() != d.n) throw Error("few-shot data", "label count is not n");
+    for (int y : d.y)
+      if (y < 0 || static_cast<size_t>(y) >= d.num_classes)
+        throw Error("few-shot data", "label " + std::to_string(y) + " out of range");
+  }
+  for (float v : d.x)
+    if (!std::isfinite(v)) throw Error("few-shot data", "an embedding is not finite");
+}
+
+LabeledEmbeddings subset(const LabeledEmbeddings& d, const std::vector<size_t>& rows) {
+  LabeledEmbeddings s;
+  s.dim = d.dim;
+  s.num_classes = d.num_classes;
+  s.multi_label = d.multi_label;
+  s.n = rows.size();
+  s.x.reserve(rows.size() * d.dim);
+  for (size_t r : rows) {
+    s.x.insert(s.x.end(), d.x.begin() + static_cast<std::ptrdiff_t>(r * d.dim),
+               d.x.begin() + static_cast<std::ptrdiff_t>((r + 1) * d.dim));
+    if (d.multi_label)
+      s.targets.insert(s.targets.end(), d.targets.begin() + static_cast<std::ptrdiff_t>(r * d.num_classes),
+                       d.targets.begin() + static_cast<std::ptrdiff_t>((r + 1) * d.num_classes));
+    else s.y.push_back(d.y[r]);
+  }
+  return s;
+}
+
+// Uniform index in [0, n) from a 64-bit engine: the engine is specified by the standard, std::shuffle and the
+// distributions are not, and a seed must give the same split with every standard library.
+size_t draw(std::mt19937_64& rng, size_t n) { return static_cast<size_t>(rng() % n); }
+
+void shuffle(std::vector<size_t>& v, std::mt19937_64& rng) {
+  for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[draw(rng, i)]);
+}
+
+Head linear_head(const LabeledEmbeddings& d, const LogisticFit& f) {
+  Head h;
+  h.multi_label = d.multi_label;
+  h.num_classes = d.num_classes;
+  h.dim = d.dim;
+  h.weight.assign(f.w.begin(), f.w.end());
+  h.bias.assign(f.b.begin(), f.b.end());
+  return h;
+}
+
+// Validation score of a head, compared lexicographically: single-label (accuracy, -mean cross-entropy), so that
+// ties in accuracy, common with few validation rows, go to the better-calibrated C; multi-label (-mean BCE, 0).
+struct Score {
+  double primary = 0, secondary = 0;
+  bool operator>(const Score& o) const {
+    return primary > o.primary || (primary == o.primary && secondary > o.secondary);
+  }
+};
+
+Score validate(const Head& h, const LabeledEmbeddings& v) {
+  Score s;
+  for (size_t i = 0; i < v.n; ++i) {
+    const auto l = head_logits(h, v.x.data() + i * v.dim);
+    if (v.multi_label) {
+      for (size_t k = 0; k < v.num_classes; ++k) {
+        const double z = l[k];
+        const double sp = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+        s.primary -= sp - (v.targets[i * v.num_classes + k] ? z : 0.0);
+      }
+    } else {
+      const auto y = static_cast<size_t>(v.y[i]);
+      const size_t best = static_cast<size_t>(std::max_element(l.begin(), l.end()) - l.begin());
+      s.primary += best == y ? 1 : 0;
+      const double m = *std::max_element(l.begin(), l.end());
+      double sum = 0;
+      for (float z : l) sum += std::exp(z - m);
+      s.secondary -= m + std::log(sum) - l[y];
+    }
+  }
+  if (v.n) {
+    s.primary /= static_cast<double>(v.n);
+    s.secondary /= static_cast<double>(v.n);
+  }
+  return s;
+}
+
+// Linear / ZeroInit: the C sweep on (train, val), then the refit on everything.
+Head fit_logistic_head(const LabeledEmbeddings& all, const FitOptions& opt, const std::vector<float>* prior) {
+  LogisticOptions lo;
+  lo.prior = prior ? prior->data() : nullptr;
+  const auto val_rows = validation_rows(all, opt.validation_fraction, opt.seed);
+  double best_c = 1.0;  // scikit-learn's default C, when there is nothing to validate on
+  Score best_score{-std::numeric_limits<double>::infinity(), 0};
+  if (!val_rows.empty()) {
+    std::vector<size_t> train_rows;
+    size_t j = 0;
+    for (size_t i = 0; i < all.n; ++i) {
+      if (j < val_rows.size() && val_rows[j] == i) ++j;
+      else train_rows.push_back(i);
+    }
+    const LabeledEmbeddings train = subset(all, train_rows), val = subset(all, val_rows);
+    // Small C first (strong regularization: quick), each fit warm-started from the previous one.
+    LogisticFit warm;
+    bool have_warm = false;
+    // The sweep compares validation scores, which settle long before the weights do: a looser stop than the refit's.
+    LogisticOptions sweep = lo;
+    sweep.epsilon = 1e-4;
+    sweep.max_iterations = 500;
+    auto try_c = [&](double c) {
+      sweep.C = c;
+      warm = fit_logistic(train, sweep, have_warm ? &warm : nullptr);
+      have_warm = true;
+      const Score s = validate(linear_head(train, warm), val);
+      if (s > best_score) {
+        best_score = s;
+        best_c = c;
+      }
+    };
+    for (int e = opt.log10_c_lo; e <= opt.log10_c_hi; ++e) try_c(std::pow(10.0, e));
+    // Refine between the best coarse value's neighbours (a decade each way).
+    const double lo_c = std::log10(best_c) - 1, hi_c = std::log10(best_c) + 1;
+    have_warm = false;
+    for (int r = 1; r <= opt.refine; ++r) try_c(std::pow(10.0, lo_c + (hi_c - lo_c) * r / (opt.refine + 1)));
+  }
+  lo.C = best_c;
+  Head h = linear_head(all, fit_logistic(all, lo));
+  h.C = best_c;
+  h.train = all.n - val_rows.size();
+  h.validation = val_rows.size();
+  h.validation_score = val_rows.empty() ? std::numeric_limits<double>::quiet_NaN() : best_score.primary;
+  return h;
+}
+
+// Tip-Adapter: alpha, beta by leave-one-out accuracy over the shots. The search ranges follow the paper's code
+// (beta in (0, 7], alpha in (0, 3]) on a coarser grid.
+Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
+  const size_t K = d.num_classes, D = d.dim, n = d.n;
+  Head h;
+  h.method = FewShotMethod::TipAdapter;
+  h.num_classes = K;
+  h.dim = D;
+  h.weight.resize(K * D);
+  for (size_t i = 0; i < K * D; ++i) h.weight[i] = opt.scale * opt.zero_shot[i];
+  h.bias.assign(K, 0.f);
+  h.keys = d.x;
+  h.values.assign(n * K, 0.f);
+  for (size_t i = 0; i < n; ++i) h.values[i * K + static_cast<size_t>(d.y[i])] = 1.f;
+  h.train = n;
+  h.validation = n;
+  h.validation_score = std::numeric_limits<double>::quiet_NaN();
+  if (n < 2) return h;  // nothing to choose with: alpha = 0, the zero-shot classifier
+  // Rows in chunks, so that the n x n affinities are never held at once (16,000 shots: 1 GB).
+  constexpr int kBetas = 14, kAlphas = 31;  // beta = 0.5 .. 7 step 0.5, alpha = 0 .. 3 step 0.1
+  std::vector<size_t> correct(static_cast<size_t>(kBetas * kAlphas), 0);
+  const size_t chunk = 256;
+  std::vector<float> zs(chunk * K), aff(chunk * n), cache(chunk * K);
+  for (size_t r0 = 0; r0 < n; r0 += chunk) {
+    const size_t m = std::min(chunk, n - r0);
+    const float* xr = d.x.data() + r0 * D;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(K), static_cast<int>(D),
+                1.f, xr, static_cast<int>(D), h.weight.data(), static_cast<int>(D), 0.f, zs.data(),
+                static_cast<int>(K));
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(D),
+                1.f, xr, static_cast<int>(D), d.x.data(), static_cast<int>(D), 0.f, aff.data(), static_cast<int>(n));
+    for (int bi = 0; bi < kBetas; ++bi) {
+      const float beta = 0.5f * static_cast<float>(bi + 1);
+      std::fill(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(m * K), 0.f);
+      for (size_t i = 0; i < m; ++i)
+        for (size_t j = 0; j < n; ++j)
+          if (j != r0 + i) cache[i * K + static_cast<size_t>(d.y[j])] += std::exp(-beta * (1 - aff[i * n + j]));
+      for (int ai = 0; ai < kAlphas; ++ai) {
+        const float alpha = 0.1f * static_cast<float>(ai);
+        for (size_t i = 0; i < m; ++i) {
+          size_t arg = 0;
+          float top = -std::numeric_limits<float>::infinity();
+          for (size_t k = 0; k < K; ++k) {
+            const float l = zs[i * K + k] + alpha * cache[i * K + k];
+            if (l > top) {
+              top = l;
+              arg = k;
+            }
+          }
+          correct[(static_cast<size_t>(bi) * kAlphas) + static_cast<size_t>(ai)] +=
+              arg == static_cast<size_t>(d.y[r0 + i]);
+        }
+      }
+    }
+  }
+  // The best (beta, alpha), the first in (beta, alpha) order on ties.
+  size_t best = 0;
+  for (size_t c = 1; c < correct.size(); ++c)
+    if (correct[c] > correct[best]) best = c;
+  const size_t beta_index = best / kAlphas;
+  h.beta = 0.5f * static_cast<float>(beta_index + 1);
+  h.alpha = 0.1f * static_cast<float>(best % kAlphas);
+  h.validation_score = static_cast<double>(correct[best]) / static_cast<double>(n);
+  return h;
+}
+
+std::string fmt_double(double v) {
+  char b[40];
+  std::snprintf(b, sizeof b, "%.17g", v);
+  return b;
+}
+
+}  // namespace
+
+const char* method_name(FewShotMethod m) {
+  switch (m) {
+    case FewShotMethod::Linear: return "linear";
+    case FewShotMethod::ZeroInit: return "zero-init";
+    case FewShotMethod::TipAdapter: return "tip-adapter";
+  }
+  return "?";
+}
+
+FewShotMethod parse_method(const std::string& name) {
+  for (auto m : {FewShotMethod::Linear, FewShotMethod::ZeroInit, FewShotMethod::TipAdapter})
+    if (name == method_name(m)) return m;
+  throw Error("--method " + name, "unknown method (linear, zero-init, tip-adapter)");
+}
+
+LabeledEmbeddings normalized(LabeledEmbeddings d) {
+  if (d.n) l2_normalize_rows(d.x.data(), d.n, d.dim);
+  return d;
+}
+
+LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
+  check_data(d);
+  if (!(opt.C > 0) || !std::isfinite(opt.C)) throw Error("few-shot fit", "C must be positive");
+  const size_t K = d.num_classes, D = d.dim, nv = K * D + K;
+  Problem p;
+  init_problem(p, d, opt);
+  lbfgsfloatval_t* v = lbfgs_malloc(static_cast<int>(nv));
+  if (!v) throw Error("few-shot fit", "out of memory");
+  for (size_t i = 0; i < nv; ++i) v[i] = 0;
+  if (start && start->w.size() == K * D && start->b.size() == K) {
+    std::copy(start->w.begin(), start->w.end(), v);
+    std::copy(start->b.begin(), start->b.end(), v + K * D);
+  } else if (opt.prior) {
+    for (size_t i = 0; i < K * D; ++i) v[i] = opt.prior[i];
+  }
+  lbfgs_parameter_t param;
+  lbfgs_parameter_init(&param);
+  param.epsilon = opt.epsilon;
+  param.max_iterations = opt.max_iterations;
+  lbfgsfloatval_t fx = 0;
+  LogisticFit f;
+  f.status = lbfgs(static_cast<int>(nv), v, &fx, lbfgs_evaluate, nullptr, &p, &param);
+  // Stops at the rounding limit (or the iteration cap) keep the best point reached; anything else is a parameter
+  // error, i.e. a bug here.
+  if (f.status < 0 && f.status != LBFGSERR_ROUNDING_ERROR && f.status != LBFGSERR_MAXIMUMITERATION &&
+      f.status != LBFGSERR_MAXIMUMLINESEARCH && f.status != LBFGSERR_MINIMUMSTEP && f.status != LBFGSERR_MAXIMUMSTEP &&
+      f.status != LBFGSERR_WIDTHTOOSMALL && f.status != LBFGSERR_INCREASEGRADIENT) {
+    lbfgs_free(v);
+    throw Error("few-shot fit", "L-BFGS failed (libLBFGS status " + std::to_string(f.status) + ")");
+  }
+  f.w.assign(v, v + K * D);
+  f.b.assign(v + K * D, v + nv);
+  if (!opt.fit_intercept) std::fill(f.b.begin(), f.b.end(), 0.0);
+  f.objective = evaluate(p, v, nullptr);
+  lbfgs_free(v);
+  return f;
+}
+
+double logistic_objective(const LabeledEmbeddings& d, const LogisticOptions& opt, const std::vector<double>& w,
+                          const std::vector<double>& b) {
+  check_data(d);
+  Problem p;
+  init_problem(p, d, opt);
+  std::vector<double> v(w);
+  v.insert(v.end(), b.begin(), b.end());
+  if (v.size() != d.num_classes * (d.dim + 1)) throw Error("few-shot fit", "weights are not classes x (dim + 1)");
+  return evaluate(p, v.data(), nullptr);
+}
+
+std::vector<size_t> validation_rows(const LabeledEmbeddings& d, double fraction, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<size_t> out;
+  auto take = [&](std::vector<size_t> rows) {
+    shuffle(rows, rng);
+    const auto m = static_cast<size_t>(std::floor(fraction * static_cast<double>(rows.size())));
+    if (rows.size() >= 2) out.insert(out.end(), rows.begin(), rows.begin() + static_cast<std::ptrdiff_t>(m));
+  };
+  if (d.multi_label) {
+    std::vector<size_t> rows(d.n);
+    std::iota(rows.begin(), rows.end(), size_t{0});
+    take(rows);
+  } else {
+    std::vector<std::vector<size_t>> by_class(d.num_classes);
+    for (size_t i = 0; i < d.n; ++i) by_class[static_cast<size_t>(d.y[i])].push_back(i);
+    for (auto& rows : by_class) take(rows);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+LabeledEmbeddings rows_of(const LabeledEmbeddings& d, const std::vector<size_t>& rows) {
+  for (size_t r : rows)
+    if (r >= d.n) throw Error("few-shot data", "row " + std::to_string(r) + " out of range");
+  return subset(d, rows);
+}
+
+std::vector<size_t> select_shots(const LabeledEmbeddings& d, size_t k, uint64_t seed,
+                                 std::vector<std::pair<size_t, size_t>>* short_classes) {
+  std::mt19937_64 rng(seed);
+  std::vector<size_t> out;
+  std::vector<size_t> taken(d.num_classes, 0);
+  if (d.multi_label) {
+    std::vector<size_t> rows(d.n);
+    std::iota(rows.begin(), rows.end(), size_t{0});
+    shuffle(rows, rng);
+    for (size_t r : rows) {
+      const uint8_t* t = d.targets.data() + r * d.num_classes;
+      bool useful = false;
+      for (size_t c = 0; c < d.num_classes; ++c) useful = useful || (t[c] && taken[c] < k);
+      if (!useful) continue;
+      out.push_back(r);
+      for (size_t c = 0; c < d.num_classes; ++c) taken[c] += t[c];
+    }
+  } else {
+    std::vector<std::vector<size_t>> by_class(d.num_classes);
+    for (size_t i = 0; i < d.n; ++i) by_class[static_cast<size_t>(d.y[i])].push_back(i);
+    for (size_t c = 0; c < d.num_classes; ++c) {
+      shuffle(by_class[c], rng);
+      taken[c] = std::min(k, by_class[c].size());
+      out.insert(out.end(), by_class[c].begin(), by_class[c].begin() + static_cast<std::ptrdiff_t>(taken[c]));
+    }
+  }
+  if (short_classes)
+    for (size_t c = 0; c < d.num_classes; ++c)
+      if (taken[c] < k) short_classes->emplace_back(c, taken[c]);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Head fit_head(const LabeledEmbeddings& data, const FitOptions& opt) {
+  check_data(data);
+  const LabeledEmbeddings d = normalized(data);
+  const bool needs_zero_shot = opt.method != FewShotMethod::Linear;
+  if (needs_zero_shot) {
+    if (d.multi_label)
+      throw Error(std::string("--method ") + method_name(opt.method), "is single-label only (use linear)");
+    if (!opt.zero_shot) throw Error("few-shot fit", "zero-shot class embeddings are required");
+  }
+  std::vector<size_t> count(d.num_classes, 0);
+  if (d.multi_label) {
+    for (size_t i = 0; i < d.n; ++i)
+      for (size_t k = 0; k < d.num_classes; ++k) count[k] += d.targets[i * d.num_classes + k];
+  } else {
+    for (int y : d.y) ++count[static_cast<size_t>(y)];
+  }
+  if (opt.method == FewShotMethod::Linear) {
+    for (size_t k = 0; k < d.num_classes; ++k)
+      if (count[k] == 0)
+        throw Error("class " + std::to_string(k), "has no samples (a linear probe could never predict it)");
+  }
+  if (opt.method == FewShotMethod::TipAdapter) return fit_tip_adapter(d, opt);
+  std::vector<float> prior;
+  if (opt.method == FewShotMethod::ZeroInit) {
+    prior.resize(d.num_classes * d.dim);
+    for (size_t i = 0; i < prior.size(); ++i) prior[i] = opt.scale * opt.zero_shot[i];
+    if (d.n == 0) {
+      Head h;
+      h.method = FewShotMethod::ZeroInit;
+      h.num_classes = d.num_classes;
+      h.dim = d.dim;
+      h.weight = prior;
+      h.bias.assign(d.num_classes, 0.f);
+      h.validation_score = std::numeric_limits<double>::quiet_NaN();
+      return h;
+    }
+  }
+  Head h = fit_logistic_head(d, opt, opt.method == FewShotMethod::ZeroInit ? &prior : nullptr);
+  h.method = opt.method;
+  return h;
+}
+
+std::vector<float> head_logits(const Head& h, const float* x) {
+  std::vector<float> xn(x, x + h.dim);
+  l2_normalize_rows(xn.data(), 1, h.dim);
+  std::vector<float> out(h.num_classes);
+  for (size_t k = 0; k < h.num_classes; ++k) {
+    double s = h.bias[k];
+    const float* w = h.weight.data() + k * h.dim;
+    for (size_t j = 0; j < h.dim; ++j) s += static_cast<double>(w[j]) * xn[j];
+    out[k] = static_cast<float>(s);
+  }
+  const size_t nk = h.num_keys();
+  if (nk && h.alpha != 0.f) {
+    std::vector<double> cache(h.num_classes, 0.0);
+    for (size_t i = 0; i < nk; ++i) {
+      double c = 0;
+      const float* key = h.keys.data() + i * h.dim;
+      for (size_t j = 0; j < h.dim; ++j) c += static_cast<double>(key[j]) * xn[j];
+      const double a = std::exp(-static_cast<double>(h.beta) * (1 - c));
+      const float* val = h.values.data() + i * h.num_classes;
+      for (size_t k = 0; k < h.num_classes; ++k) cache[k] += a * val[k];
+    }
+    for (size_t k = 0; k < h.num_classes; ++k) out[k] += static_cast<float>(h.alpha * cache[k]);
+  }
+  return out;
+}
+
+std::vector<float> head_scores(const Head& h, const float* x) {
+  std::vector<float> l = head_logits(h, x);
+  if (h.multi_label) {
+    for (float& v : l) v = 1.f / (1.f + std::exp(-v));
+    return l;
+  }
+  const float m = *std::max_element(l.begin(), l.end());
+  double sum = 0;
+  for (float& v : l) sum += std::exp(static_cast<double>(v - m));
+  for (float& v : l) v = static_cast<float>(std::exp(static_cast<double>(v - m)) / sum);
+  return l;
+}
+
+void save_head(const std::string& path, const Head& h, const std::vector<std::string>& labels,
+               const std::string& model_fingerprint, const std::map<std::string, std::string>& extra) {
+  if (labels.size() != h.num_classes) throw Error(path, "label count does not match the head");
+  std::map<std::string, std::string> meta = extra;
+  meta["format"] = kHeadFormat;
+  meta["method"] = method_name(h.method);
+  meta["multi_label"] = h.multi_label ? "true" : "false";
+  meta["labels"] = nlohmann::json(labels).dump();
+  meta["model_fingerprint"] = model_fingerprint;
+  meta["alpha"] = fmt_double(h.alpha);
+  meta["beta"] = fmt_double(h.beta);
+  meta["C"] = fmt_double(h.C);
+  meta["train"] = std::to_string(h.train);
+  meta["validation"] = std::to_string(h.validation);
+  meta["validation_score"] = std::isfinite(h.validation_score) ? fmt_double(h.validation_score) : "null";
+  const auto K = static_cast<int64_t>(h.num_classes), D = static_cast<int64_t>(h.dim);
+  std::vector<io::TensorData> t = {{"weight", io::DType::F32, {K, D}, h.weight.data()},
+                                   {"bias", io::DType::F32, {K}, h.bias.data()}};
+  if (h.num_keys()) {
+    const auto N = static_cast<int64_t>(h.num_keys());
+    t.push_back({"keys", io::DType::F32, {N, D}, h.keys.data()});
+    t.push_back({"values", io::DType::F32, {N, K}, h.values.data()});
+  }
+  io::write_safetensors(path, t, meta);
+}
+
+LoadedHead load_head(const std::string& path, const std::string& model_fingerprint) {
+  io::SafeTensorsFile f(path);
+  const auto& meta = f.metadata();
+  auto get = [&](const std::string& key) -> const std::string& {
+    auto it = meta.find(key);
+    if (it == meta.end()) throw Error(path, "not a zeroshot head file (no \"" + key + "\" in its metadata)");
+    return it->second;
+  };
+  if (get("format") != kHeadFormat) throw Error(path, "not a zeroshot head file (format \"" + get("format") + "\")");
+  LoadedHead out;
+  out.metadata = meta;
+  Head& h = out.head;
+  h.method = parse_method(get("method"));
+  h.multi_label = get("multi_label") == "true";
+  const std::string& fp = get("model_fingerprint");
+  if (!model_fingerprint.empty() && fp != model_fingerprint)
+    throw Error(path, "fitted for another model (fingerprint " + fp.substr(0, 16) + ", this model's " +
+                          model_fingerprint.substr(0, 16) + ")");
+  nlohmann::json labels = nlohmann::json::parse(get("labels"), nullptr, false);
+  if (!labels.is_array() || labels.empty()) throw Error(path, "metadata \"labels\" is not a JSON array of names");
+  for (const auto& l : labels) {
+    if (!l.is_string()) throw Error(path, "metadata \"labels\" is not a JSON array of names");
+    out.labels.push_back(l.get<std::string>());
+  }
+  auto num = [&](const std::string& key) {
+    const std::string& s = get(key);
+    char* end = nullptr;
+    const double v = std::strtod(s.c_str(), &end);
+    if (s.empty() || *end || !std::isfinite(v)) throw Error(path, "metadata \"" + key + "\" is not a number");
+    return v;
+  };
+  h.alpha = static_cast<float>(num("alpha"));
+  h.beta = static_cast<float>(num("beta"));
+  h.C = num("C");
+  auto tensor = [&](const std::string& name, size_t rank) -> const io::TensorView* {
+    auto it = f.tensors().find(name);
+    if (it == f.tensors().end()) return nullptr;
+    if (it->second.dtype != io::DType::F32 || it->second.shape.size() != rank)
+      throw Error(path, "tensor " + name + " is not F32 of rank " + std::to_string(rank));
+    return &it->second;
+  };
+  const io::TensorView* w = tensor("weight", 2);
+  const io::TensorView* b = tensor("bias", 1);
+  if (!w || !b) throw Error(path, "missing tensor weight or bias");
+  h.num_classes = static_cast<size_t>(w->shape[0]);
+  h.dim = static_cast<size_t>(w->shape[1]);
+  if (h.num_classes != out.labels.size() || h.dim == 0 || static_cast<size_t>(b->shape[0]) != h.num_classes)
+    throw Error(path, "weight / bias shapes do not match the " + std::to_string(out.labels.size()) + " labels");
+  h.weight = io::to_f32(*w);
+  h.bias = io::to_f32(*b);
+  const io::TensorView* keys = tensor("keys", 2);
+  const io::TensorView* values = tensor("values", 2);
+  if ((keys == nullptr) != (values == nullptr)) throw Error(path, "keys without values (or values without keys)");
+  if (keys) {
+    if (static_cast<size_t>(keys->shape[1]) != h.dim || values->shape[0] != keys->shape[0] ||
+        static_cast<size_t>(values->shape[1]) != h.num_classes)
+      throw Error(path, "keys / values shapes do not match the weight");
+    h.keys = io::to_f32(*keys);
+    h.values = io::to_f32(*values);
+  }
+  for (const auto* v : {&h.weight, &h.bias, &h.keys, &h.values})
+    for (float x : *v)
+      if (!std::isfinite(x)) throw Error(path, "a weight is not finite");
+  return out;
+}
+
+void check_head_labels(const std::string& path, const LoadedHead& h, const std::vector<std::string>& labels) {
+  if (labels.size() != h.labels.size())
+    throw Error(path, "the head has " + std::to_string(h.labels.size()) + " labels, " + std::to_string(labels.size()) +
+                          " were given");
+  for (size_t k = 0; k < labels.size(); ++k)
+    if (labels[k] != h.labels[k])
+      throw Error(path, "label " + std::to_string(k + 1) + " is \"" + h.labels[k] + "\" in the head, \"" + labels[k] +
+                            "\" was given");
+}
+
+}  // namespace zeroshot::classify
