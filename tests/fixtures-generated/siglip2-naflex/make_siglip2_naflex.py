@@ -2,8 +2,10 @@
 and what transformers computes on it. Unlike tests/reference/, this fixture is COMMITTED: it needs transformers >= 4.50
 (Siglip2Model) and torch 2, which the CI reference environment (transformers 4.44) does not have.
 
-Run with such an environment (e.g. a venv with torch==2.5.1, transformers>=4.50,<4.52, safetensors, pillow, numpy,
-sentencepiece) from the repository root:
+Run with such an environment (e.g. a venv with torch==2.5.1, transformers>=4.50,<4.52, safetensors, numpy,
+sentencepiece and pillow==9.4.0, Debian bookworm's Pillow that the rest of the reference fixtures use: newer Pillow
+orders its two resampling passes differently for some sizes, e.g. tall.webp, which moves a pixel by one level) from
+the repository root:
   python tests/fixtures-generated/siglip2-naflex/make_siglip2_naflex.py /work/shared/fixtures
 
 It rewrites model/ and the expected files beside this script (one thread, fixed seeds: reruns are identical):
