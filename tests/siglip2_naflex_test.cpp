@@ -176,7 +176,7 @@ TEST(Siglip2Naflex, ImageSmallerThanAPatchIsEnlarged) {
 
 // A copy of the fixture (files symlinked) with one file replaced.
 fs::path variant(const std::string& tag, const std::string& file, const std::string& bytes) {
-  const fs::path dir = fs::temp_directory_path() / ("zs_naflex_" + tag + "_" + std::to_string(::getpid()));
+  fs::path dir = fs::temp_directory_path() / ("zs_naflex_" + tag + "_" + std::to_string(::getpid()));
   fs::remove_all(dir);
   fs::create_directories(dir);
   for (const auto& f : fs::directory_iterator(kDir))
