@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <fstream>
 
+#include "image/naflex_processor.h"
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/siglip2_naflex.h"
 #include "support/cli.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
@@ -127,6 +129,36 @@ TEST(Siglip2Naflex, PatchesShapesEmbeddingsLogitsAndIdsMatchTransformers) {
       logits.push_back(images[i] == "cmyk.jpg" ? want_logits[i * texts.size() + t]
                                                : head.scale * cosine(img.row(i), txt.row(t), img.dim) + head.bias);
   EXPECT_LE(max_abs_diff(logits, want_logits), 1e-4f * max_abs(want_logits));
+}
+
+// get_image_size_for_max_num_patches on sizes from 1 x 1 to 1 x 10000, several budgets and patch sizes.
+TEST(Siglip2Naflex, TargetSizesMatchTransformers) {
+  const Expected e;
+  ASSERT_GE(e.json["target_sizes"].size(), 50u);
+  for (const auto& row : e.json["target_sizes"]) {
+    const auto v = row.get<std::vector<int>>();
+    const image::NaflexSize s = image::naflex_target_size(v[0], v[1], v[2], v[3]);
+    EXPECT_EQ(s.height, v[4]) << row.dump();
+    EXPECT_EQ(s.width, v[5]) << row.dump();
+  }
+}
+
+// resize_positional_embeddings (F.interpolate bilinear, antialias) of a random 8 x 8 grid, shrinking and growing.
+TEST(Siglip2Naflex, PositionResizeMatchesTransformers) {
+  const io::SafeTensorsFile t(kRoot + "/positions.safetensors");
+  const std::vector<float> grid = io::to_f32(t.tensors().at("grid"));
+  ASSERT_EQ(grid.size(), 8u * 8 * 4);
+  const Expected e;
+  ASSERT_GE(e.json["position_grids"].size(), 5u);
+  for (const auto& g : e.json["position_grids"]) {
+    const int gh = g[0].get<int>(), gw = g[1].get<int>();
+    const std::vector<float> want =
+        io::to_f32(t.tensors().at("resized/" + std::to_string(gh) + "x" + std::to_string(gw)));
+    std::vector<float> got(static_cast<size_t>(gh) * gw * 4);
+    ASSERT_EQ(got.size(), want.size());
+    models::resize_positions(grid.data(), 8, 4, gh, gw, got.data());
+    EXPECT_LE(max_abs_diff(got, want), 1e-6f * max_abs(grid)) << gh << "x" << gw;
+  }
 }
 
 // The zero-shot pipeline's sigmoid scores, sorted, through the API and the CLI (one case is an image narrower than

@@ -60,8 +60,12 @@ void resize_positions(const float* pos, int side, int dim, int grid_h, int grid_
         dst[c] = acc;
       }
     }
+  // PyTorch (2.5) computes a one-column output whose height changes as its first row repeated: its
+  // antialiased kernel takes a zero-stride fast path there that reuses the first output's taps. transformers gives
+  // a grid one patch wide (a very tall image) exactly these positions, so they are reproduced.
+  const bool torch_one_column = grid_w == 1 && grid_h != side && side > 1;
   for (int y = 0; y < grid_h; ++y) {
-    const Taps& t = ty[static_cast<size_t>(y)];
+    const Taps& t = ty[torch_one_column ? 0 : static_cast<size_t>(y)];
     for (int x = 0; x < grid_w; ++x) {
       float* dst = out + (static_cast<size_t>(y) * grid_w + x) * d;
       for (size_t c = 0; c < d; ++c) {

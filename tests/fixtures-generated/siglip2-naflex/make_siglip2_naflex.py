@@ -17,13 +17,17 @@ It rewrites model/ and the expected files beside this script (one thread, fixed 
                                       way, SigLIP 2's settings: eos appended, padded right to 64)
   model/preprocessor_config.json      Siglip2ImageProcessor (patch_size 16, max_num_patches 64, bilinear, mean/std 0.5)
   images/                             synthetic images beside the shared ones: dot.png (1 x 1, smaller than a patch),
-                                      streak.png (900 x 2: wider than max_num_patches patches allow)
+                                      streak.png (900 x 2: wider than max_num_patches patches allow), pillar.png (its
+                                      transpose: a grid one patch wide, where torch's interpolation repeats one row)
   expected.safetensors                pixel_values/<image> [real patches, 768] (the processor's rows whose
                                       pixel_attention_mask is 1; the padding rows are zeros, checked here) for the
                                       images in `pixel_images`; image_embeds [n_images, 32] (get_image_features with the
                                       mask and spatial shapes, all images in one padded batch); text_embeds
                                       [n_texts, 32]; logits_per_image [n_images, n_texts]
-  expected.json                       images (shared ones by name, ours as images/<name>), pixel_images,
+  positions.safetensors               grid [8, 8, 4] (random) and resized/<h>x<w> [h * w, 4]: transformers'
+                                      Siglip2VisionEmbeddings.resize_positional_embeddings of it
+  expected.json                       target_sizes ([height, width, patch_size, max_num_patches, target height,
+                                      target width] by get_image_size_for_max_num_patches), position_grids, images (shared ones by name, ours as images/<name>), pixel_images,
                                       spatial_shapes and num_patches (the mask's sum) per image, max_num_patches,
                                       texts, input_ids (padded to 64), logit_scale, logit_bias (raw), zero_shot (the
                                       zero-shot-image-classification pipeline's own output)
@@ -38,6 +42,8 @@ import torch
 from PIL import Image
 from transformers import GemmaTokenizerFast, Siglip2Config, Siglip2ImageProcessor, Siglip2Model, pipeline
 from transformers.image_utils import load_image
+from transformers.models.siglip2.image_processing_siglip2 import get_image_size_for_max_num_patches
+from transformers.models.siglip2.modeling_siglip2 import Siglip2VisionEmbeddings
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -47,6 +53,12 @@ import make_siglip2  # noqa: E402  (the Gemma-layout tokenizer)
 MAX_PATCHES = 64
 PIXEL_IMAGES = ["wide.png", "tall.webp", "foo3x5x4indexed.png", "exif_orientation6.jpg", "images/dot.png",
                 "images/streak.png"]
+# (height, width) for the patch-budget resize, beyond the images': extremes, sizes under one patch, exact fits.
+SIZES = [(1, 1), (1, 10000), (10000, 1), (3, 5), (15, 15), (16, 16), (17, 16), (224, 224), (480, 640), (3000, 4000),
+         (60, 741), (427, 60), (1, 2), (999, 37), (512, 513), (7, 1000), (256, 4096)]
+BUDGETS = [(16, 64), (16, 256), (16, 1024), (14, 128), (16, 1)]
+# Positional grids resized by transformers' own resize_positional_embeddings (a random 8 x 8 x 4 grid).
+GRIDS = [(1, 1), (1, 64), (64, 1), (3, 21), (8, 8), (16, 16), (5, 11), (2, 25), (7, 7), (32, 3)]
 TEXTS = ["a photo of a cat", "This is a photo of astronaut.", "UPPER lower MiXeD", "emoji \U0001F431 and 猫", "x"]
 
 
@@ -86,9 +98,10 @@ def main(shared):
     ramp[..., 0] = (np.arange(900) * 255 // 899)[None, :]
     ramp[1, :, 1] = 255
     Image.fromarray(ramp).save(img_dir / "streak.png")
+    Image.fromarray(ramp.transpose(1, 0, 2).copy()).save(img_dir / "pillar.png")
 
     shared_images = sorted(p.name for p in (shared / "images").iterdir() if not p.name.startswith("bad_"))
-    images = shared_images + ["images/dot.png", "images/streak.png"]
+    images = shared_images + ["images/dot.png", "images/streak.png", "images/pillar.png"]
 
     def path(name):
         return str(HERE / name) if name.startswith("images/") else str(shared / "images" / name)
@@ -122,7 +135,17 @@ def main(shared):
         res = pipe(path(image), candidate_labels=labels, hypothesis_template=template)
         zero_shot.append({"image": image, "labels": labels, "template": template,
                           "result": [{"label": r["label"], "score": r["score"]} for r in res]})
+    target_sizes = [[h, w, p, n, *get_image_size_for_max_num_patches(h, w, p, n)] for h, w in SIZES for p, n in BUDGETS]
+    grid = torch.randn(8, 8, 4, generator=torch.Generator().manual_seed(3))
+    tensors_pos = {"grid": grid.contiguous()}
+    for gh, gw in GRIDS:
+        out = Siglip2VisionEmbeddings.resize_positional_embeddings(grid, torch.tensor([[gh, gw]]), gh * gw)
+        tensors_pos[f"resized/{gh}x{gw}"] = out[0].contiguous()
+    safetensors.torch.save_file(tensors_pos, HERE / "positions.safetensors")
+
     expected = {
+        "target_sizes": target_sizes,
+        "position_grids": GRIDS,
         "images": images,
         "pixel_images": PIXEL_IMAGES,
         "spatial_shapes": shapes.tolist(),
