@@ -27,7 +27,8 @@ It rewrites model/ and the expected files beside this script (one thread, fixed 
   positions.safetensors               grid [8, 8, 4] (random) and resized/<h>x<w> [h * w, 4]: transformers'
                                       Siglip2VisionEmbeddings.resize_positional_embeddings of it
   expected.json                       target_sizes ([height, width, patch_size, max_num_patches, target height,
-                                      target width] by get_image_size_for_max_num_patches), position_grids, images (shared ones by name, ours as images/<name>), pixel_images,
+                                      target width] by get_image_size_for_max_num_patches), position_grids,
+                                      images (shared ones by name, ours as images/<name>), pixel_images,
                                       spatial_shapes and num_patches (the mask's sum) per image, max_num_patches,
                                       texts, input_ids (padded to 64), logit_scale, logit_bias (raw), zero_shot (the
                                       zero-shot-image-classification pipeline's own output)
