@@ -131,7 +131,8 @@ TEST(Siglip2Naflex, PatchesShapesEmbeddingsLogitsAndIdsMatchTransformers) {
   EXPECT_LE(max_abs_diff(logits, want_logits), 1e-4f * max_abs(want_logits));
 }
 
-// get_image_size_for_max_num_patches on sizes from 1 x 1 to 1 x 10000, several budgets and patch sizes.
+// get_image_size_for_max_num_patches on sizes from 1 x 1 to 100000000 x 1 (whose trial scales overflow an int),
+// several budgets and patch sizes.
 TEST(Siglip2Naflex, TargetSizesMatchTransformers) {
   const Expected e;
   ASSERT_GE(e.json["target_sizes"].size(), 50u);
@@ -228,7 +229,7 @@ void expect_one_line_error(const fs::path& dir, const std::string& file, const s
 
 TEST(Siglip2Naflex, BadMaxNumPatchesIsAOneLineError) {
   const io::Json pre = io::load_json(kDir + "/preprocessor_config.json");
-  for (const io::Json& bad : {io::Json(0), io::Json(-4), io::Json("64"), io::Json(2.5)}) {
+  for (const io::Json& bad : {io::Json(0), io::Json(-4), io::Json("64"), io::Json(2.5), io::Json(1 << 20)}) {
     io::Json j = pre;
     j["max_num_patches"] = bad;
     const fs::path dir = variant("pre", "preprocessor_config.json", j.dump());

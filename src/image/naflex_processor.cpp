@@ -21,12 +21,16 @@ int positive_int(const io::Json& j, const char* key, int def, const std::string&
   return v.get<int>();
 }
 
-// get_scaled_image_size: size * scale rounded up to whole patches, at least one patch (Python floats: doubles).
-int scaled_side(double scale, int size, int patch) {
+// get_scaled_image_size: size * scale rounded up to whole patches, at least one patch (Python floats: doubles; kept
+// as a double because a trial scale of a huge image exceeds int).
+double scaled_side(double scale, int size, int patch) {
   const double scaled = static_cast<double>(size) * scale;
   const double up = std::ceil(scaled / patch) * patch;
-  return static_cast<int>(std::max(static_cast<double>(patch), up));
+  return std::max(static_cast<double>(patch), up);
 }
+
+// Enough for every SigLIP 2 NaFlex checkpoint (they use up to 1024); a record holds this many patches, 48 MB at 16 px.
+constexpr int kMaxNumPatches = 16384;
 
 }  // namespace
 
@@ -52,6 +56,9 @@ NaflexConfig NaflexConfig::load(const std::string& path, int patch_size, int max
   }
   c.patch_size = positive_int(j, "patch_size", patch_size, path);
   c.max_num_patches = positive_int(j, "max_num_patches", max_num_patches, path);
+  if (c.max_num_patches > kMaxNumPatches)
+    throw Error(path, "max_num_patches " + std::to_string(c.max_num_patches) + " is more than this engine takes (" +
+                          std::to_string(kMaxNumPatches) + ")");
   if (!c.do_resize)
     throw Error(path, "do_resize false is not supported (the image would be patchified at its own size)");
   return c;
@@ -68,7 +75,8 @@ NaflexSize naflex_target_size(int height, int width, int patch, int max_num_patc
     if ((h / patch) * (w / patch) <= max_num_patches) lo = scale;
     else hi = scale;
   }
-  return {scaled_side(lo, height, patch), scaled_side(lo, width, patch)};
+  // The final sides hold at most max_num_patches patches, so they fit an int.
+  return {static_cast<int>(scaled_side(lo, height, patch)), static_cast<int>(scaled_side(lo, width, patch))};
 }
 
 int naflex_record_side(const NaflexConfig& cfg) {

@@ -35,8 +35,8 @@ struct NaflexConfig {
 
   // preprocessor_config.json over Siglip2ImageProcessor's defaults; patch_size / max_num_patches default to the
   // given model values when the file lacks them. Throws zeroshot::Error naming the file for a non-positive or
-  // non-integer max_num_patches / patch_size, an unsupported resample, do_resize false (transformers then
-  // patchifies the image as it is, which needs sides divisible by the patch size: not supported).
+  // non-integer max_num_patches / patch_size, max_num_patches above 16384, an unsupported resample, do_resize false
+  // (transformers then patchifies the image as it is, which needs sides divisible by the patch size: not supported).
   static NaflexConfig load(const std::string& preprocessor_config_json, int patch_size, int max_num_patches);
 };
 

@@ -56,7 +56,8 @@ PIXEL_IMAGES = ["wide.png", "tall.webp", "foo3x5x4indexed.png", "exif_orientatio
                 "images/streak.png"]
 # (height, width) for the patch-budget resize, beyond the images': extremes, sizes under one patch, exact fits.
 SIZES = [(1, 1), (1, 10000), (10000, 1), (3, 5), (15, 15), (16, 16), (17, 16), (224, 224), (480, 640), (3000, 4000),
-         (60, 741), (427, 60), (1, 2), (999, 37), (512, 513), (7, 1000), (256, 4096)]
+         (60, 741), (427, 60), (1, 2), (999, 37), (512, 513), (7, 1000), (256, 4096),
+         (100000000, 1)]
 BUDGETS = [(16, 64), (16, 256), (16, 1024), (14, 128), (16, 1)]
 # Positional grids resized by transformers' own resize_positional_embeddings (a random 8 x 8 x 4 grid).
 GRIDS = [(1, 1), (1, 64), (64, 1), (3, 21), (8, 8), (16, 16), (5, 11), (2, 25), (7, 7), (32, 3)]
