@@ -42,6 +42,7 @@ const Family kFamilies[] = {
     {"clip", nullptr, load_clip},
     {"clap", nullptr, make_clap_backend},
     {"siglip", nullptr, make_siglip_backend},
+    {"siglip2", nullptr, make_siglip_backend},  // Siglip2Model (NaFlex): the SigLIP backend with its own processor
     {nullptr, models::kOpenClipConfigFile, load_open_clip_family},
 };
 

@@ -8,6 +8,7 @@
 
 #include "image/image.h"
 #include "image/image_processor.h"
+#include "image/naflex_processor.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
@@ -101,11 +102,24 @@ class SiglipBackend final : public Backend {
     definition_files_ = {config.string(), pre.string(), spiece.string(), (d / "tokenizer_config.json").string(),
                          (d / "tokenizer.json").string()};
 
-    processor_ = std::make_shared<const image::ImageProcessor>(siglip_preprocessing(pre, cfg_.vision.image_size));
-    if (processor_->out_height() != cfg_.vision.image_size || processor_->out_width() != cfg_.vision.image_size)
+    if (cfg_.num_patches > 0) {
+      // NaFlex (model_type siglip2): Siglip2ImageProcessor, whose default budget is 256 patches.
+      naflex_ =
+          std::make_unique<image::NaflexConfig>(image::NaflexConfig::load(pre.string(), cfg_.vision.patch_size, 256));
+      if (naflex_->patch_size != cfg_.vision.patch_size)
+        throw Error(pre.string(), "patch_size " + std::to_string(naflex_->patch_size) +
+                                      " does not match vision_config.patch_size " +
+                                      std::to_string(cfg_.vision.patch_size));
+      record_side_ = image::naflex_record_side(*naflex_);
+    } else {
+      processor_ = std::make_shared<const image::ImageProcessor>(siglip_preprocessing(pre, cfg_.vision.image_size));
+    }
+    if (!naflex_ &&
+        (processor_->out_height() != cfg_.vision.image_size || processor_->out_width() != cfg_.vision.image_size)) {
       throw Error(pre.string(),
                   "size " + std::to_string(processor_->out_height()) + "x" + std::to_string(processor_->out_width()) +
                       " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
+    }
     decode_.max_pixels = opt.max_image_pixels;
     if (opt.fast_decode) decode_.draft_size = processor_->draft_size();
 
@@ -118,10 +132,11 @@ class SiglipBackend final : public Backend {
     model_ = std::make_unique<models::SiglipModel>(cfg_, weights_, mo);
   }
 
-  const char* model_type() const override { return "siglip"; }
+  const char* model_type() const override { return naflex_ ? "siglip2" : "siglip"; }
   Modality modality() const override { return Modality::Image; }
   size_t embedding_dim() const override { return static_cast<size_t>(cfg_.embedding_dim()); }
-  int image_size() const override { return cfg_.vision.image_size; }
+  // NaFlex: the side of the packed record (image/naflex_processor.h) that carries an image as 3 x S x S floats.
+  int image_size() const override { return naflex_ ? record_side_ : cfg_.vision.image_size; }
   ScoreHead score_head() const override { return {std::exp(model_->logit_scale()), model_->logit_bias(), true}; }
   const char* default_template() const override { return kDefaultImageTemplate; }
   const io::WeightStore& weights() const override { return *weights_; }
@@ -148,19 +163,23 @@ class SiglipBackend final : public Backend {
   }
 
   Input load_file(const std::string& path) const override {
-    return {processor_->preprocess(image::decode_file(path, decode_)), false};
+    return {preprocess(image::decode_file(path, decode_)), false};
   }
   Input load_memory(const uint8_t* data, size_t size, const std::string& name) const override {
-    return {processor_->preprocess(image::decode_memory(data, size, name, decode_)), false};
+    return {preprocess(image::decode_memory(data, size, name, decode_)), false};
   }
   Input load_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const override {
-    return {processor_->preprocess(rgb_image(rgb, width, height, name)), false};
+    return {preprocess(rgb_image(rgb, width, height, name)), false};
   }
   void encode(const Input* const* inputs, size_t n, float* out) const override {
     encode_pixel_values(concat_inputs(inputs, n).data(), n, out);
   }
   void encode_pixel_values(const float* pixel_values, size_t n, float* out) const override {
-    if (n) model_->encode_images(pixel_values, static_cast<int>(n), out);
+    if (!n) return;
+    if (naflex_)
+      model_->encode_naflex(pixel_values, static_cast<int>(n), static_cast<size_t>(3) * record_side_ * record_side_,
+                            out);
+    else model_->encode_images(pixel_values, static_cast<int>(n), out);
   }
 
  private:
@@ -188,7 +207,13 @@ class SiglipBackend final : public Backend {
   std::string dir_;
   models::SiglipConfig cfg_;
   std::vector<std::string> definition_files_;
+  std::vector<float> preprocess(const image::RgbImage& img) const {
+    return naflex_ ? image::naflex_preprocess(img, *naflex_) : processor_->preprocess(img);
+  }
+
   std::shared_ptr<const image::ImageProcessor> processor_;
+  std::unique_ptr<image::NaflexConfig> naflex_;  // set for a NaFlex (siglip2) model instead of processor_
+  int record_side_ = 0;
   image::DecodeOptions decode_;
   std::shared_ptr<const io::WeightStore> weights_;
   std::unique_ptr<models::SiglipModel> model_;

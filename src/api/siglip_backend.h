@@ -6,6 +6,8 @@
 // crop, rescale, normalize with mean / std 0.5 unless the file says otherwise)
 // on images loaded as the pipeline loads them (EXIF orientation, RGB), and the
 // score head sigmoid(exp(logit_scale) * cos + logit_bias) per label.
+// model_type "siglip2" (Siglip2Model, NaFlex) takes the same backend with Siglip2ImageProcessor instead
+// (image/naflex_processor.h): its pixel_values are packed records and image_size() is the record's side.
 #pragma once
 
 #include <memory>

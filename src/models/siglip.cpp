@@ -7,6 +7,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/hf_config.h"
+#include "models/siglip2_naflex.h"
 #include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
@@ -32,7 +33,7 @@ nn::Act siglip_act(const hf::Fields& f) {
 }
 
 // Defaults are those of transformers' SiglipTextConfig / SiglipVisionConfig.
-ClipTowerConfig tower(const hf::Fields& f, bool vision) {
+ClipTowerConfig tower(const hf::Fields& f, bool vision, bool naflex = false) {
   ClipTowerConfig t;
   t.hidden_size = f.size("hidden_size", 768);
   t.intermediate_size = f.size("intermediate_size", 3072);
@@ -45,6 +46,10 @@ ClipTowerConfig tower(const hf::Fields& f, bool vision) {
            std::to_string(t.num_heads));
   if (vision) {
     t.num_channels = f.size("num_channels", 3);
+    if (naflex) {  // Siglip2VisionConfig: no image_size (num_patches, read by the caller)
+      t.patch_size = f.square("patch_size", 16);
+      return t;
+    }
     t.image_size = f.size("image_size", 224);
     t.patch_size = f.square("patch_size", 16);
     if (t.image_size % t.patch_size != 0)
@@ -62,13 +67,22 @@ ClipTowerConfig tower(const hf::Fields& f, bool vision) {
 }  // namespace
 
 SiglipConfig SiglipConfig::load(const std::string& path) {
-  const io::Json j = hf::load(path, "siglip");
+  const io::Json raw = io::load_json(path);
+  const bool naflex = raw.is_object() && raw.contains("model_type") && raw["model_type"] == "siglip2";
+  const io::Json j = hf::load(path, naflex ? "siglip2" : "siglip");
   SiglipConfig c;
   const io::Json tj = hf::sub_config(j, {"text_config"}, path);
   c.text = tower(hf::Fields{tj, path, "text_config."}, false);
   const io::Json vj = hf::sub_config(j, {"vision_config"}, path);
   const hf::Fields v{vj, path, "vision_config."};
-  c.vision = tower(v, true);
+  c.vision = tower(v, true, naflex);
+  if (naflex) {
+    // Siglip2VisionEmbeddings reshapes its num_patches positions to a square grid of int(num_patches ** 0.5).
+    c.num_patches = v.size("num_patches", 256);
+    const auto side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(c.num_patches))));
+    if (side * side != c.num_patches)
+      v.fail("num_patches " + std::to_string(c.num_patches) + " is not a square number (the positional grid)");
+  }
   // SiglipVisionTransformer builds its attention-pooling head unless
   // vision_use_head is false; without it there are no image features for
   // SiglipModel to compare.
@@ -187,9 +201,16 @@ struct SiglipModel::Impl {
     WeightLoader w(ws, "SigLIP", lo);
     from_file = w.int8_from_file();
 
-    patch = w.matrix("vision_model.embeddings.patch_embedding.weight", {d, v.num_channels, v.patch_size, v.patch_size},
-                     "vision_model.embeddings.patch_embedding.bias", prec);
-    vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {grid * grid, d});
+    if (cfg.num_patches > 0) {  // NaFlex: a Linear over patches flattened as (y, x, channel)
+      patch = w.linear({"vision_model.embeddings.patch_embedding"}, d,
+                       static_cast<int64_t>(v.num_channels) * v.patch_size * v.patch_size, true, prec);
+      vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {cfg.num_patches, d});
+    } else {
+      patch =
+          w.matrix("vision_model.embeddings.patch_embedding.weight", {d, v.num_channels, v.patch_size, v.patch_size},
+                   "vision_model.embeddings.patch_embedding.bias", prec);
+      vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {grid * grid, d});
+    }
     vision_layers = load_layers(w, "vision_model", v);
     post_ln = w.norm("vision_model.post_layernorm", d);
     // The pooling head stays f32 (one query row per image; small next to the
@@ -298,6 +319,47 @@ struct SiglipModel::Impl {
     head_fc2.forward(mlp.data(), b, out, p, nn::LinearPost::accumulate());
   }
 
+  // NaFlex: b images of lens[i] real patches each (rows back to back in `patches`, grids[i] their patch grid).
+  void encode_naflex_chunk(const float* patches, const std::vector<std::pair<int, int>>& grids, float* out) const {
+    const ClipTowerConfig& v = cfg.vision;
+    const int d = v.hidden_size, b = static_cast<int>(grids.size());
+    const int side = static_cast<int>(std::lround(std::sqrt(static_cast<double>(cfg.num_patches))));
+    std::vector<int> lens(static_cast<size_t>(b));
+    int64_t rows = 0;
+    for (int i = 0; i < b; ++i)
+      rows += lens[static_cast<size_t>(i)] = grids[static_cast<size_t>(i)].first * grids[static_cast<size_t>(i)].second;
+    nn::ThreadPool* p = pool.get();
+    std::vector<float> x(static_cast<size_t>(rows) * d), pos, scratch;
+    patch.forward(patches, static_cast<int>(rows), x.data(), p);
+    int64_t r0 = 0;
+    for (int i = 0; i < b; ++i) {
+      const auto [gh, gw] = grids[static_cast<size_t>(i)];
+      pos.resize(static_cast<size_t>(gh) * gw * d);
+      resize_positions(vision_pos, side, d, gh, gw, pos.data());
+      float* xi = x.data() + static_cast<size_t>(r0) * d;
+      for (size_t k = 0; k < pos.size(); ++k) xi[k] += pos[k];
+      r0 += lens[static_cast<size_t>(i)];
+    }
+    for (const Layer& l : vision_layers) run_layer(l, v, x.data(), lens, {}, rows, scratch);
+    nn::layer_norm(x.data(), rows, d, post_ln.g, post_ln.b, v.layer_norm_eps, x.data(), p);
+    // The pooling head over each image's real patches (the mask's padding gets zero weight in transformers).
+    std::vector<float> kv(static_cast<size_t>(rows) * 2 * d), ctx(static_cast<size_t>(b) * d),
+        mlp(static_cast<size_t>(b) * v.intermediate_size);
+    head_kv.forward(x.data(), static_cast<int>(rows), kv.data(), p);
+    const int hd = d / v.num_heads;
+    r0 = 0;
+    for (int i = 0; i < b; ++i) {
+      const float* k = kv.data() + static_cast<size_t>(r0) * 2 * d;
+      attend(probe_q.data(), k, k + d, 2L * d, lens[static_cast<size_t>(i)], v.num_heads, hd, head_scale(v),
+             ctx.data() + static_cast<size_t>(i) * d);
+      r0 += lens[static_cast<size_t>(i)];
+    }
+    head_out.forward(ctx.data(), b, out, p);
+    const nn::RowLayerNorm ln{head_ln.g, head_ln.b, v.layer_norm_eps};
+    head_fc1.forward(out, b, mlp.data(), p, nn::LinearPost::activate(v.act), &ln);
+    head_fc2.forward(mlp.data(), b, out, p, nn::LinearPost::accumulate());
+  }
+
   void encode_text_chunk(const std::vector<const std::vector<int32_t>*>& seqs, int32_t pad_id, int padded,
                          bool pad_left, float* const* out_rows) const {
     const ClipTowerConfig& t = cfg.text;
@@ -381,6 +443,46 @@ void SiglipModel::encode_images(const float* pixel_values, int n, float* out) co
     impl_->encode_image_chunk(pixel_values + static_cast<size_t>(i) * image_floats, b,
                               out + static_cast<size_t>(i) * dim);
   }
+}
+
+void SiglipModel::encode_naflex(const float* records, int n, size_t record_floats, float* out) const {
+  if (impl_->cfg.num_patches <= 0) throw Error("pixel_values", "not a NaFlex (siglip2) model");
+  if (n < 0) throw Error("pixel_values", "negative batch size " + std::to_string(n));
+  if (n == 0) return;
+  if (!records || !out) throw Error("pixel_values", "null buffer");
+  const ClipTowerConfig& v = impl_->cfg.vision;
+  const size_t kdim = static_cast<size_t>(v.num_channels) * v.patch_size * v.patch_size;
+  const auto max_patches = static_cast<int>(
+      std::min<size_t>((record_floats - std::min<size_t>(record_floats, 2)) / kdim, static_cast<size_t>(hf::kMaxSize)));
+  const size_t dim = static_cast<size_t>(impl_->cfg.embedding_dim());
+  std::vector<std::pair<int, int>> grids;
+  std::vector<float> patches;
+  int first = 0;
+  int64_t rows = 0;
+  auto flush = [&](int end) {
+    if (!grids.empty()) impl_->encode_naflex_chunk(patches.data(), grids, out + static_cast<size_t>(first) * dim);
+    grids.clear();
+    patches.clear();
+    rows = 0;
+    first = end;
+  };
+  for (int i = 0; i < n; ++i) {
+    const float* rec = records + static_cast<size_t>(i) * record_floats;
+    // The record's grid (image/naflex_processor.h writes it): whole patch counts whose patches fit in the record.
+    const float fh = rec[0], fw = rec[1];
+    if (!(fh >= 1 && fw >= 1 && std::floor(fh) == fh && std::floor(fw) == fw &&
+          static_cast<double>(fh) * fw <= max_patches))
+      throw Error("pixel_values", "image " + std::to_string(i) + " is not a NaFlex record (grid " + std::to_string(fh) +
+                                      " x " + std::to_string(fw) + ", at most " + std::to_string(max_patches) +
+                                      " patches fit)");
+    const int gh = static_cast<int>(fh), gw = static_cast<int>(fw);
+    const int64_t np = static_cast<int64_t>(gh) * gw;
+    if (!grids.empty() && rows + np > kMaxRowsPerChunk) flush(i);
+    grids.emplace_back(gh, gw);
+    patches.insert(patches.end(), rec + 2, rec + 2 + np * static_cast<int64_t>(kdim));
+    rows += np;
+  }
+  flush(n);
 }
 
 void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int32_t pad_id, float* out,

@@ -51,8 +51,12 @@ struct SiglipConfig {
   // / quick_gelu, vision_use_head false (no pooling head: SiglipModel cannot
   // give image features), text and vision widths that differ (no shared
   // embedding space).
+  // model_type "siglip2" (transformers' Siglip2Model, NaFlex) is read too: vision_config.num_patches (default
+  // 256, a perfect square: the positional grid) instead of image_size, which then stays 0.
   static SiglipConfig load(const std::string& config_json);
   int embedding_dim() const { return vision.hidden_size; }
+  // NaFlex (Siglip2Model): the positional grid's patch count; 0 for the fixed-resolution SiglipModel.
+  int num_patches = 0;
 };
 
 class SiglipModel {
@@ -75,6 +79,11 @@ class SiglipModel {
   // pixel_values: n x [3, image_size, image_size]; out: n x embedding_dim.
   // Thread-safe.
   void encode_images(const float* pixel_values, int n, float* out) const;
+  // NaFlex models (num_patches > 0): n packed records of `record_floats` floats each (image/naflex_processor.h:
+  // grid_h, grid_w, then grid_h * grid_w patches of p * p * 3). Each image attends over its own patches only, as
+  // Siglip2Model under its pixel_attention_mask. Throws zeroshot::Error("pixel_values", ...) for a record whose grid
+  // is not whole patch counts or holds more patches than fit in the record. Thread-safe.
+  void encode_naflex(const float* records, int n, size_t record_floats, float* out) const;
   // Each sequence: the tokenizer's ids (eos included), unpadded, 1..padded_length long; the model runs them as
   // padded to padded_length (the tokenizer's model_max_length; 0: max_positions) with `pad_id` under the attention
   // mask (see above), so the pooled row is position padded_length - 1. out: ids.size() x embedding_dim.

@@ -218,8 +218,17 @@ TEST(SiglipConfig, RefusesWhatIsNotBuilt) {
             0u)
       << err(j);
   j = base;
+  j["model_type"] = "siglip3";
+  EXPECT_EQ(err(j), "FILE: model_type \"siglip3\" is not supported (expected \"siglip\")");
+  // siglip2 (NaFlex): the positional grid's num_patches (default 256) must be a square.
+  j = base;
   j["model_type"] = "siglip2";
-  EXPECT_EQ(err(j), "FILE: model_type \"siglip2\" is not supported (expected \"siglip\")");
+  EXPECT_EQ(err(j), "(no error)");
+  EXPECT_EQ(SiglipConfig::load(d.write("config.json", j.dump())).num_patches, 256);
+  j["vision_config"]["num_patches"] = 60;
+  EXPECT_EQ(err(j), "FILE: vision_config.num_patches 60 is not a square number (the positional grid)");
+  j["vision_config"]["num_patches"] = 0;
+  EXPECT_EQ(err(j).rfind("FILE: vision_config.num_patches must be a positive integer", 0), 0u) << err(j);
   // Defaults are SiglipConfig's (google/siglip-base-patch16-224's geometry).
   const Json empty = Json::parse(R"({"model_type": "siglip"})");
   const SiglipConfig c = SiglipConfig::load(d.write("config.json", empty.dump()));
