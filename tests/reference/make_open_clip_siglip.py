@@ -13,12 +13,18 @@ open_clip runs it: HFTokenizer(clean="canonicalize"), padded to context_length 6
                          logit_scale, logit_bias (raw), zero_shot (image, labels, templates, result: the sigmoid of each
                          label's ensembled text embedding, sorted, as open_clip's zero-shot classifier builds it)
 OUT/open_clip_siglip-bad/<case>/: unknown-trunk (a timm trunk name the engine does not know), no-tokenizer.
+OUT/open_clip_siglip-configs/: open_clip's own SigLIP model configs (model_configs/*SigLIP*.json, bare), and
+  timm_trunks.json: for every vit_*_siglip_* trunk timm registers (and the test trunks below), the arguments its
+  definition passes to VisionTransformer, as timm.create_model passes them (captured, the model not built):
+  width, depth, heads, mlp (int(width * mlp_ratio)), patch, image, act ("gelu" / "gelu_tanh"), and map (class token
+  off, MAP pooling, nothing else set: the architecture SiglipModel computes).
 
 timm has no SigLIP trunk small enough for a fixture, so the trunks below are registered with timm here, under names
 of the form timm uses (vit_<size>_patch<P>_siglip_<S>); src/models/open_clip_siglip.cpp knows them as test trunks.
 """
 import json
 import shutil
+from pathlib import Path
 
 import safetensors.torch
 import torch
@@ -201,6 +207,52 @@ def make_bad(out, good):
         shutil.copy(good / f, d / f)
 
 
+class _Captured(Exception):
+    pass
+
+
+def trunk_args(name):
+    """The keyword arguments timm's definition of `name` passes to VisionTransformer (as open_clip creates it)."""
+    captured = {}
+    init = VisionTransformer.__init__
+
+    def spy(self, *args, **kwargs):
+        captured.update(kwargs)
+        raise _Captured()
+
+    VisionTransformer.__init__ = spy
+    try:
+        timm.create_model(name, pretrained=False, num_classes=0, global_pool="map")
+    except _Captured:
+        pass
+    finally:
+        VisionTransformer.__init__ = init
+    return captured
+
+
+def make_configs(out):
+    dst = out / "open_clip_siglip-configs"
+    dst.mkdir(parents=True)
+    for f in sorted((Path(open_clip.__file__).parent / "model_configs").glob("*SigLIP*.json")):
+        shutil.copy(f, dst / f.name)
+    known = {"patch_size", "embed_dim", "depth", "num_heads", "mlp_ratio", "class_token", "global_pool", "act_layer",
+             "num_classes", "in_chans", "img_size"}
+    trunks = {}
+    for name in sorted(set(timm.list_models("vit_*_siglip_*")) | set(TRUNKS)):
+        a = trunk_args(name)
+        img = a.get("img_size", 224)
+        img = img[0] if isinstance(img, (tuple, list)) else img
+        assert not isinstance(img, (tuple, list)) and (a.get("img_size") is None or a["img_size"] in (img, (img, img)))
+        act = a.get("act_layer") or "gelu"
+        trunks[name] = {
+            "width": a["embed_dim"], "depth": a["depth"], "heads": a["num_heads"],
+            "mlp": int(a["embed_dim"] * a.get("mlp_ratio", 4.0)), "patch": a["patch_size"], "image": img,
+            "act": act if isinstance(act, str) else act.__name__,
+            "map": a.get("class_token") is False and a.get("global_pool") == "map" and set(a) <= known,
+        }
+    (dst / "timm_trunks.json").write_text(json.dumps(trunks, indent=1))
+
+
 def make(out, shared, cfg_dir):
     tok_dir = out / "siglip" / "siglip-tiny"  # make_siglip.py's SiglipTokenizer files
     first = None
@@ -208,3 +260,4 @@ def make(out, shared, cfg_dir):
         dst = make_one(name, trunk, out, shared, cfg_dir, tok_dir, seed=200 + i)
         first = first or dst
     make_bad(out, first)
+    make_configs(out)
