@@ -194,7 +194,8 @@ TEST_P(OpenClipSiglip, ZeroShotIsTheSigmoid) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, OpenClipSiglip, ::testing::Values("siglip-test-gelu", "siglip-test-gelu-tanh"),
+INSTANTIATE_TEST_SUITE_P(Models, OpenClipSiglip,
+                         ::testing::Values("siglip-test-gelu", "siglip-test-gelu-tanh", "siglip-test-remainder"),
                          [](const auto& info) {
                            std::string s = info.param;
                            std::replace(s.begin(), s.end(), '-', '_');

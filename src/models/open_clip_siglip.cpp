@@ -37,7 +37,7 @@ constexpr Trunk kTrunks[] = {
     {"vit_large_patch16_siglip_512", 1024, 24, 16, 4096, 16, 512, kTanh},
     {"vit_so400m_patch14_siglip_224", 1152, 27, 16, 4304, 14, 224, kGelu},  // mlp_ratio 3.7362
     {"vit_so400m_patch14_siglip_378", 1152, 27, 16, 4304, 14, 378, kGelu},
-    {"vit_so400m_patch14_siglip_384", 1152, 27, 16, 4304, 14, 384, kGelu},  // 384 % 14 != 0: refused below
+    {"vit_so400m_patch14_siglip_384", 1152, 27, 16, 4304, 14, 384, kGelu},  // 27 x 27 patches: 6 px dropped
     {"vit_so400m_patch16_siglip_256", 1152, 27, 16, 4304, 16, 256, kTanh},
     {"vit_so400m_patch16_siglip_384", 1152, 27, 16, 4304, 16, 384, kTanh},
     {"vit_so400m_patch16_siglip_512", 1152, 27, 16, 4304, 16, 512, kTanh},
@@ -46,6 +46,7 @@ constexpr Trunk kTrunks[] = {
     // The tiny trunks tests/reference/make_open_clip_siglip.py registers with timm (timm has none this small).
     {"vit_test_patch16_siglip_64", 48, 2, 3, 96, 16, 64, kGelu},
     {"vit_testtanh_patch8_siglip_40", 48, 1, 4, 120, 8, 40, kTanh},
+    {"vit_testrem_patch16_siglip_72", 48, 1, 2, 179, 16, 72, kGelu},
 };
 
 // What the reader does with a key: read, ignored (no effect on inference), or allowed only at the listed values.
@@ -212,10 +213,6 @@ OpenClipSiglipConfig load_open_clip_siglip_config(const std::string& path) {
   if (image_size != tr->image)
     vf.fail("image_size " + std::to_string(image_size) + " differs from " + c.trunk + "'s " +
             std::to_string(tr->image));
-  if (tr->image % tr->patch != 0)
-    vf.fail("timm_model_name \"" + c.trunk + "\": image size " + std::to_string(tr->image) +
-            " is not divisible by the patch size " + std::to_string(tr->patch) +
-            " (timm drops the remainder; not supported)");
   if (embed_dim != tr->width)
     mf.fail("embed_dim " + std::to_string(embed_dim) + " differs from the width " + std::to_string(tr->width) + " of " +
             c.trunk + " (timm_proj \"none\": the trunk's pooled output is the image embedding)");

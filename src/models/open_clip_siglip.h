@@ -7,6 +7,8 @@
 //           all tokens, q and kv projections, proj, then x + mlp(norm(x))); timm_proj "none": no projection.
 //           The trunk's geometry and activation are timm's definition of its name (a table here: the config
 //           names the trunk only); exact GELU, or tanh GELU for the trunks timm defines with act_layer gelu_tanh.
+//           An image size that is not a multiple of the patch size (vit_so400m_patch14_siglip_384) gives
+//           floor(size / patch) patches a side: the convolution never reads the last pixels, nor does SiglipModel.
 //   text:   open_clip's TextTransformer with no_causal_mask, pool_type "last" (after ln_final), a projection with
 //           bias (text_projection Linear); GELU exact (QuickGELU with quick_gelu; tanh with act_kwargs
 //           {"approximate": "tanh"}); LayerNorm eps from norm_kwargs (torch's 1e-5 without). open_clip pads every

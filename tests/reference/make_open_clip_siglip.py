@@ -46,6 +46,10 @@ TRUNKS = {
                                        class_token=False, global_pool="map"),
     "vit_testtanh_patch8_siglip_40": dict(img_size=40, patch_size=8, embed_dim=48, depth=1, num_heads=4,
                                           mlp_ratio=2.5, class_token=False, global_pool="map", act_layer="gelu_tanh"),
+    # 72 px in 16 px patches: the convolution drops the last 8 pixels of each side, as in vit_so400m_patch14_siglip_384
+    # (384 px in 14 px patches); so400m's mlp_ratio.
+    "vit_testrem_patch16_siglip_72": dict(img_size=72, patch_size=16, embed_dim=48, depth=1, num_heads=2,
+                                          mlp_ratio=3.7362, class_token=False, global_pool="map"),
 }
 
 
@@ -65,6 +69,7 @@ for _name, _args in TRUNKS.items():
 MODELS = {
     "siglip-test-gelu": "vit_test_patch16_siglip_64",
     "siglip-test-gelu-tanh": "vit_testtanh_patch8_siglip_40",
+    "siglip-test-remainder": "vit_testrem_patch16_siglip_72",
 }
 
 # Texts for open_clip's own cleaning (ftfy, html.unescape twice, "_" -> " ", ASCII punctuation removed, lower-case,
