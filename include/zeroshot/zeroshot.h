@@ -90,7 +90,7 @@ class Model {
 
   const std::string& name() const;       // as given to load()
   const std::string& directory() const;  // the local folder the files were read from
-  const char* model_type() const;        // the family: "clip", "clap", "open_clip"
+  const char* model_type() const;        // the family: "clip", "clap", "open_clip", "siglip", "open_clip_siglip"
   // A stable id of what this model computes: 32 hex digits of a SHA-256 over config.json,
   // preprocessor_config.json, the tokenizer files (vocab.json + merges.txt, or tokenizer.json), each weight file's
   // name, size, safetensors header and 64 evenly spaced 4 KiB samples of its bytes, and the compute precision.

@@ -149,6 +149,48 @@ ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options)
   return ck;
 }
 
+ImagePreprocess open_clip_image_preprocess(const models::OpenClipPreprocess& p, const ModelOptions& options) {
+  image::OpenClipTransformConfig t;
+  t.height = t.width = p.size;
+  for (int c = 0; c < 3; ++c) {
+    t.mean[c] = p.mean[static_cast<size_t>(c)];
+    t.std[c] = p.std[static_cast<size_t>(c)];
+  }
+  t.interpolation = p.interpolation == models::OpenClipInterpolation::Bilinear ? "bilinear" : "bicubic";
+  t.resize_mode = p.resize_mode == models::OpenClipResizeMode::Longest  ? "longest"
+                  : p.resize_mode == models::OpenClipResizeMode::Squash ? "squash"
+                                                                        : "shortest";
+  t.fill_color = p.fill_color;
+  t.check();
+  image::DecodeOptions decode;
+  decode.max_pixels = options.max_image_pixels;
+  if (options.fast_decode) decode.draft_size = 2 * std::max(t.height, t.width);  // as ImageProcessor::draft_size
+  ImagePreprocess out;
+  out.file = [t, decode](const std::string& path) {
+    return image::open_clip_transform(image::decode_native_file(path, decode), t);
+  };
+  out.bytes = [t, decode](const uint8_t* data, size_t size, const std::string& name) {
+    return image::open_clip_transform(image::decode_native_memory(data, size, name, decode), t);
+  };
+  out.rgb = [t](const uint8_t* rgb, int width, int height, const std::string& name) {
+    image::RgbImage decoded = rgb_image(rgb, width, height, name);
+    image::PilImage img;
+    img.width = width;
+    img.height = height;
+    img.mode = image::PilMode::RGB;
+    img.pixels = std::move(decoded.pixels);
+    return image::open_clip_transform(img, t);
+  };
+  return out;
+}
+
+std::string open_clip_weights(const std::string& dir) {
+  const fs::path d(dir);
+  for (const std::string& f : io::open_clip_weight_files())
+    if (fs::is_regular_file(d / f)) return (d / f).string();
+  throw Error(dir, "an OpenCLIP folder without weights (looked for " + io::open_clip_weight_files().front() + ", ...)");
+}
+
 ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& options) {
   const fs::path d(dir);
   const fs::path config = d / models::kOpenClipConfigFile;
@@ -170,50 +212,12 @@ ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& option
   ck.definition_files = {config.string()};
   ck.definition_files.insert(ck.definition_files.end(), tok.begin(), tok.end());
 
-  image::OpenClipTransformConfig t;
-  t.height = t.width = oc.preprocess.size;
-  for (int c = 0; c < 3; ++c) {
-    t.mean[c] = oc.preprocess.mean[static_cast<size_t>(c)];
-    t.std[c] = oc.preprocess.std[static_cast<size_t>(c)];
-  }
-  t.interpolation = oc.preprocess.interpolation == models::OpenClipInterpolation::Bilinear ? "bilinear" : "bicubic";
-  t.resize_mode = oc.preprocess.resize_mode == models::OpenClipResizeMode::Longest  ? "longest"
-                  : oc.preprocess.resize_mode == models::OpenClipResizeMode::Squash ? "squash"
-                                                                                    : "shortest";
-  t.fill_color = oc.preprocess.fill_color;
-  t.check();
-  if (t.height != ck.cfg.vision.image_size)
-    throw Error(config.string(), "preprocess size " + std::to_string(t.height) +
+  if (oc.preprocess.size != ck.cfg.vision.image_size)
+    throw Error(config.string(), "preprocess size " + std::to_string(oc.preprocess.size) +
                                      " does not match vision_cfg.image_size " +
                                      std::to_string(ck.cfg.vision.image_size));
-  image::DecodeOptions decode;
-  decode.max_pixels = options.max_image_pixels;
-  if (options.fast_decode) decode.draft_size = 2 * std::max(t.height, t.width);  // as ImageProcessor::draft_size
-  ck.preprocess.file = [t, decode](const std::string& path) {
-    return image::open_clip_transform(image::decode_native_file(path, decode), t);
-  };
-  ck.preprocess.bytes = [t, decode](const uint8_t* data, size_t size, const std::string& name) {
-    return image::open_clip_transform(image::decode_native_memory(data, size, name, decode), t);
-  };
-  ck.preprocess.rgb = [t](const uint8_t* rgb, int width, int height, const std::string& name) {
-    image::RgbImage decoded = rgb_image(rgb, width, height, name);
-    image::PilImage img;
-    img.width = width;
-    img.height = height;
-    img.mode = image::PilMode::RGB;
-    img.pixels = std::move(decoded.pixels);
-    return image::open_clip_transform(img, t);
-  };
-
-  std::string weights;
-  for (const std::string& f : io::open_clip_weight_files())
-    if (fs::is_regular_file(d / f)) {
-      weights = (d / f).string();
-      break;
-    }
-  if (weights.empty())
-    throw Error(dir,
-                "an OpenCLIP folder without weights (looked for " + io::open_clip_weight_files().front() + ", ...)");
+  ck.preprocess = open_clip_image_preprocess(oc.preprocess, options);
+  const std::string weights = open_clip_weights(dir);
   {
     trace::Phase p("open weights");
     auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(weights));

@@ -15,6 +15,7 @@
 
 #include "api/backend.h"
 #include "models/clip.h"
+#include "models/open_clip.h"
 #include "text/text_normalize.h"
 
 namespace zeroshot::api {
@@ -44,6 +45,10 @@ std::unique_ptr<Backend> make_clip_backend(ClipCheckpoint ck, const ModelOptions
 ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options);
 // The OpenCLIP layout in `dir` (open_clip_config.json; weights: the first of io::open_clip_weight_files()).
 ClipCheckpoint load_open_clip(const std::string& dir, const ModelOptions& options);
+// open_clip's eval transform (image/open_clip_transform.h) of `p`, on images in their own Pillow mode.
+ImagePreprocess open_clip_image_preprocess(const models::OpenClipPreprocess& p, const ModelOptions& options);
+// The weights file of an OpenCLIP folder: the first of io::open_clip_weight_files() there; none: Error naming `dir`.
+std::string open_clip_weights(const std::string& dir);
 // The CLIP tokenizer files of `dir`: vocab.json + merges.txt, or tokenizer.json. Throws (the tokenizer's own
 // error) when neither is there.
 std::vector<std::string> clip_tokenizer_files(const std::string& dir);

@@ -2,7 +2,8 @@
 //
 // A folder is recognized by its files, in this order:
 //   1. config.json (transformers) whose model_type a family takes: "clip" -> CLIP, "clap" -> CLAP.
-//   2. open_clip_config.json -> CLIP in the OpenCLIP layout.
+//   2. open_clip_config.json -> CLIP in the OpenCLIP layout, or SigLIP in the OpenCLIP layout when the config has
+//      a sigmoid head (init_logit_bias: the timm/ViT-*-SigLIP* repos).
 // Where a repo carries both (laion/CLIP-ViT-B-32-laion2B-s34B-b79K has config.json + model.safetensors beside
 // open_clip_config.json + open_clip_pytorch_model.bin), the transformers layout wins: zeroshot promises the scores of
 // the Hugging Face pipeline, which runs that layout (with CLIPImageProcessor's preprocessing), and it is what the
@@ -13,11 +14,13 @@
 #include "api/backend.h"
 #include "api/clap_backend.h"
 #include "api/clip_backend.h"
+#include "api/open_clip_siglip_backend.h"
 #include "api/siglip_backend.h"
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
 #include "models/open_clip.h"
+#include "models/open_clip_siglip.h"
 
 namespace zeroshot::api {
 
@@ -35,6 +38,8 @@ std::unique_ptr<Backend> load_clip(const std::string& dir, const ModelOptions& o
   return make_clip_backend(load_hf_clip(dir, o), o, c);
 }
 std::unique_ptr<Backend> load_open_clip_family(const std::string& dir, const ModelOptions& o, const Int8Capture* c) {
+  if (models::is_open_clip_siglip((fs::path(dir) / models::kOpenClipConfigFile).string()))
+    return make_open_clip_siglip_backend(dir, o, c);
   return make_clip_backend(load_open_clip(dir, o), o, c);
 }
 

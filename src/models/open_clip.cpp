@@ -372,6 +372,12 @@ OpenClipConfig load_open_clip_config(const std::string& path) {
   return c;
 }
 
+OpenClipPreprocess load_open_clip_preprocess(const std::string& path, int image_size) {
+  const Json j = io::load_json(path);
+  if (!j.is_object()) throw Error(path, "not a JSON object");
+  return read_preprocess(j, image_size, path);
+}
+
 // ---------------------------------------------------------------------------------------------- weights
 
 std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src,

@@ -62,6 +62,10 @@ struct OpenClipConfig {
 
 inline constexpr const char* kOpenClipConfigFile = "open_clip_config.json";
 
+// The preprocess_cfg of an open_clip_config.json at `image_size` (the vision tower's), as load_open_clip_config
+// reads it; open_clip's defaults where absent. Throws zeroshot::Error naming the file.
+OpenClipPreprocess load_open_clip_preprocess(const std::string& open_clip_config_json, int image_size);
+
 // Reads an open_clip_config.json ({"model_cfg": {...}, "preprocess_cfg": {...}}, or a bare model config as
 // open_clip's own model_configs/*.json). Throws zeroshot::Error naming the file for invalid JSON, a refused
 // architecture or option (see the top of this file), or invalid sizes.

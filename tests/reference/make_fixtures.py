@@ -20,6 +20,7 @@ OUT_DIR/
                                    context_length), context_length, ftfy_sensitive_texts, logit_scale,
                                    preprocess_cfg (the effective one), zero_shot cases (as the shared fixtures')
   open_clip-bad/<case>/            inputs a loader must refuse (see BAD_CASES below)
+  open_clip_siglip*/               OpenCLIP-format SigLIP models and their expected outputs (make_open_clip_siglip.py)
 The expected outputs of bin*/ are the shared fixtures' own: the weights are the same.
 """
 import copy
@@ -47,6 +48,7 @@ from transformers import ClapModel, CLIPModel
 
 import make_siglip  # tests/reference/make_siglip.py (the script's folder is on sys.path)
 import make_siglip2  # tests/reference/make_siglip2.py
+import make_open_clip_siglip  # tests/reference/make_open_clip_siglip.py
 
 CLIP_MODELS = ["clip-tiny-quickgelu", "clip-tiny-gelu-f16"]
 CLAP_MODELS = ["clap-tiny-unfused", "clap-tiny-fused"]
@@ -364,6 +366,8 @@ def main():
                 assert pp["interpolation"] == "bilinear" and pp["resize_mode"] == "longest", pp
     make_siglip.make(tmp, shared, Path(__file__).resolve().parents[2])  # siglip/ (make_siglip.py says what)
     make_siglip2.make(tmp, shared, Path(__file__).resolve().parents[2])  # siglip/siglip2-tiny* (make_siglip2.py)
+    with tempfile.TemporaryDirectory() as cfg_dir:  # open_clip_siglip*/ (make_open_clip_siglip.py), after siglip/
+        make_open_clip_siglip.make(tmp, shared, Path(cfg_dir))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     print(f"reference fixtures: {out}")
