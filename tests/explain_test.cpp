@@ -127,6 +127,18 @@ TEST(ExplainCli, WritesOverlaysAndJson) {
     EXPECT_EQ(png.width, src.width);
     EXPECT_EQ(png.height, src.height);
   }
+  // --top: the best labels only, best first, with the scores and maps of the full run (surgery used every label).
+  const CliResult best =
+      run_cli(explain_args(tmp / "top") + Args{"--labels", "cat,a/b", "--label", "a_b", "--json", "--top", "1"});
+  ASSERT_EQ(best.code, 0) << best.err;
+  const io::Json jt = io::Json::parse(best.out);
+  ASSERT_EQ(jt["maps"].size(), 1u);
+  size_t top = 0;
+  for (size_t k = 1; k < 3; ++k)
+    if (j["maps"][k]["score"].get<float>() > j["maps"][top]["score"].get<float>()) top = k;
+  EXPECT_EQ(jt["maps"][0]["label"], j["maps"][top]["label"]);
+  EXPECT_EQ(jt["maps"][0]["values"], j["maps"][top]["values"]);
+  EXPECT_EQ(std::filesystem::exists(tmp / "top/cat.png"), top == 0);
   // The table form names each PNG.
   const CliResult t = run_cli(explain_args(tmp / "t") + Args{"--labels", "cat", "--method", "cosine"});
   ASSERT_EQ(t.code, 0) << t.err;

@@ -30,6 +30,7 @@ struct ExplainArgs {
   std::string out_dir;
   std::string method = "surgery";
   int vv_blocks = 1;
+  size_t top = 0;
   bool json = false;
   bool quiet = false;
   bool no_cache = false;
@@ -96,7 +97,12 @@ int run(const ExplainArgs& a) {
   ExplainOptions eopt;
   eopt.vv_blocks = a.vv_blocks;
   eopt.feature_surgery = method == classify::MapMethod::Surgery;
-  const std::vector<LabelMap> maps = explain(*model, clf, pixels.data(), eopt);
+  std::vector<LabelMap> maps = explain(*model, clf, pixels.data(), eopt);
+  if (a.top > 0 && a.top < maps.size()) {
+    // Every label takes part in the maps (feature surgery subtracts what they share); only the best are written.
+    std::stable_sort(maps.begin(), maps.end(), [](const LabelMap& x, const LabelMap& y) { return x.score > y.score; });
+    maps.resize(a.top);
+  }
 
   std::error_code ec;
   fs::create_directories(a.out_dir, ec);
@@ -152,6 +158,9 @@ void add_explain_command(CLI::App& app, std::function<int()>* action) {
                 "Last encoder layers run with value-value attention (CLIP Surgery uses 6 of ViT-B's 12)")
       ->default_val(1)
       ->check(CLI::Range(1, 1000));
+  c->add_option("--top", a->top,
+                "Write the maps of the N best-scoring labels only, best first (0: all, in label order)")
+      ->default_val(0);
   c->add_flag("--json", a->json, "Print maps.json on stdout instead of a table");
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
   c->add_flag("--no-cache", a->no_cache,
