@@ -23,6 +23,7 @@
 #include "server/server.h"
 #include "support/model.h"
 #include "support/server.h"
+#include "zeroshot/explain.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/version.h"
 #include "zeroshot/zeroshot.h"
@@ -494,4 +495,30 @@ TEST(Server, CommandExitsCleanlyOnSigterm) {
   ASSERT_EQ(::waitpid(pid, &status, 0), pid);
   EXPECT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0);
+}
+
+// /v1/explain: the scores of /v1/classify and the map of the top label, equal to zeroshot::explain's.
+TEST(Server, ExplainGivesTheTopLabelsMap) {
+  Running s(zs::ServerOptions{});
+  auto c = s.client();
+  const std::vector<std::string> labels = {"an astronaut", "a cat", "a rocket"};
+  const zeroshot::ZeroShotClassifier clf(model(), labels, {}, no_disk_cache());
+  const auto want = clf.classify_image(img("astronaut.png"));
+  const std::vector<float> px = model().preprocess_image_file(img("astronaut.png"));
+  const auto maps = zeroshot::explain(model(), clf, px.data());
+  json req = {{"image", b64_file(img("astronaut.png"))}, {"candidate_labels", labels}};
+  auto r = parse(c.Post("/v1/explain", req.dump(), "application/json"));
+  expect_same_scores(r["result"], want);
+  const auto& top = *std::find_if(maps.begin(), maps.end(), [&](const auto& m) { return m.label == want[0].label; });
+  EXPECT_EQ(r["map"]["label"], want[0].label);
+  ASSERT_EQ(r["map"]["grid"][0].get<int>(), top.grid);
+  ASSERT_EQ(r["map"]["values"].size(), static_cast<size_t>(top.grid));
+  for (int y = 0; y < top.grid; ++y)
+    for (int x = 0; x < top.grid; ++x)
+      EXPECT_FLOAT_EQ(r["map"]["values"][y][x].get<float>(), top.values[static_cast<size_t>(y * top.grid + x)]);
+  json multi = req;
+  multi["multi_label"] = true;
+  expect_json_error(c.Post("/v1/explain", multi.dump(), "application/json"), 400, "multi_label");
+  expect_json_error(c.Post("/v1/explain", R"({"image": "%%%", "candidate_labels": ["a"]})", "application/json"), 400);
+  expect_alive(s);
 }

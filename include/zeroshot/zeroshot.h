@@ -139,6 +139,15 @@ class Model {
   Embeddings embed_pixel_values(const float* pixel_values, size_t n) const;  // n x [3, S, S]
   Embeddings embed_token_ids(const std::vector<std::vector<int32_t>>& ids) const;
 
+  // Explanation maps (zeroshot/explain.h builds them): the side of the vision tower's square patch grid, 0 when the
+  // model has no patch tokens (audio models, SigLIP for now). embed_patch_tokens: one image [3, S, S] ->
+  // (1 + grid * grid) x embedding_dim projected, un-normalized rows: row 0 the image embedding (as
+  // embed_pixel_values), then the patch tokens of CLIP Surgery's value-value path over the last `vv_blocks`
+  // encoder layers (src/models/clip.h says exactly what that computes), row-major. Throws zeroshot::Error for a
+  // model without patch tokens or vv_blocks outside 1..layers.
+  int patch_grid() const;
+  Embeddings embed_patch_tokens(const float* pixel_values, int vv_blocks = 1) const;
+
   struct Impl;
 
  private:

@@ -69,6 +69,13 @@ class Backend {
   // Image families: n preprocessed images back to back, without copying them into Inputs.
   virtual void encode_pixel_values(const float* pixel_values, size_t n, float* out) const = 0;
 
+  // Explanation maps (Model::embed_patch_tokens): the side of the square patch grid, 0 for a family without patch
+  // tokens (the default); one image -> (1 + grid * grid) x embedding_dim (models::ClipModel::encode_image_tokens).
+  virtual int patch_grid() const { return 0; }
+  virtual void encode_image_tokens(const float* /*pixel_values*/, int /*vv_blocks*/, float* /*out*/) const {
+    throw Error(model_type(), "this model has no patch tokens to explain with (explanation maps need a CLIP ViT)");
+  }
+
   // Whether int8 layers came from the model folder's int8 weights file.
   virtual bool int8_from_file() const = 0;
 };

@@ -67,6 +67,10 @@ class ClipBackend final : public Backend {
   void encode_pixel_values(const float* pixel_values, size_t n, float* out) const override {
     if (n) clip_->encode_images(pixel_values, static_cast<int>(n), out);
   }
+  int patch_grid() const override { return ck_.cfg.vision.image_size / ck_.cfg.vision.patch_size; }
+  void encode_image_tokens(const float* pixel_values, int vv_blocks, float* out) const override {
+    clip_->encode_image_tokens(pixel_values, vv_blocks, out);
+  }
 
  private:
   // Parsed on first use: ~30 ms that a cached label set or an image-only run never needs. (A mutex, not

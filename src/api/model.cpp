@@ -161,6 +161,20 @@ Embeddings Model::embed_pixel_values(const float* pixel_values, size_t n) const 
   return e;
 }
 
+int Model::patch_grid() const { return impl_->backend->patch_grid(); }
+
+Embeddings Model::embed_patch_tokens(const float* pixel_values, int vv_blocks) const {
+  const int grid = patch_grid();
+  if (grid <= 0) impl_->backend->encode_image_tokens(pixel_values, vv_blocks, nullptr);  // throws: no patch tokens
+  trace::Phase p("encode patch tokens");
+  Embeddings e;
+  e.rows = 1 + static_cast<size_t>(grid) * static_cast<size_t>(grid);
+  e.dim = embedding_dim();
+  e.data.resize(e.rows * e.dim);
+  impl_->backend->encode_image_tokens(pixel_values, vv_blocks, e.data.data());
+  return e;
+}
+
 Embeddings Model::embed_token_ids(const std::vector<std::vector<int32_t>>& ids) const {
   trace::Phase p("encode texts");
   Embeddings e;

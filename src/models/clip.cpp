@@ -281,8 +281,9 @@ struct ClipModel::Impl {
   }
 
   // One pre-LN encoder layer over x [sum(lens), D] (sequences back to back), in place. scratch: encoder_scratch().
+  // vv_x (explanation maps only): the v-v path of CLIP Surgery beside x, += out_proj(v-v attention(ln1(x))).
   void run_layer(const Layer& l, const ClipTowerConfig& tc, float* x, const std::vector<int>& lens, int64_t rows,
-                 bool causal, float* scratch) const {
+                 bool causal, float* scratch, float* vv_x = nullptr) const {
     const int d = tc.hidden_size, m = static_cast<int>(rows);
     const size_t n = static_cast<size_t>(rows) * d;
     float* qkv = scratch;      // rows x 3d
@@ -295,6 +296,13 @@ struct ClipModel::Impl {
     // The layer norms are applied as the q|k|v and fc1 products read their rows (nothing else reads them).
     const nn::RowLayerNorm ln1{l.ln1.g, l.ln1.b, tc.layer_norm_eps}, ln2{l.ln2.g, l.ln2.b, tc.layer_norm_eps};
     l.qkv.forward(x, m, qkv, p, nn::LinearPost::store(), &ln1);
+    if (vv_x) {
+      // Value-value attention: softmax(v v^T * scale) v per head, with the block's own v and scale, then out_proj
+      // (its bias included) added to the v-v path; the path skips the MLP (CLIP Surgery's dual-path block).
+      nn::attention(qkv + 2 * d, qkv + 2 * d, qkv + 2 * d, 3L * d, lens, tc.num_heads, head_dim, scale, false, ctx, d,
+                    p);
+      l.out.forward(ctx, m, vv_x, p, nn::LinearPost::accumulate());
+    }
     nn::attention(qkv, qkv + d, qkv + 2 * d, 3L * d, lens, tc.num_heads, head_dim, scale, causal, ctx, d, p);
     l.out.forward(ctx, m, x, p, nn::LinearPost::accumulate());  // x += out_proj(ctx)
     l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(tc.act), &ln2);
@@ -306,25 +314,15 @@ struct ClipModel::Impl {
            (4 * static_cast<size_t>(tc.hidden_size) + static_cast<size_t>(tc.intermediate_size));
   }
 
-  void encode_image_chunk(const float* pixels, int b, float* out) const {
+  // Patch embedding + class token + positions for b images: x [b * (1 + patches), D] (before pre_layrnorm).
+  // patches, pe: scratch of b * patches * C*P*P and b * patches * D floats.
+  void embed_patches(const float* pixels, int b, float* patches, float* pe, float* x) const {
     const ClipTowerConfig& v = cfg.vision;
     const int d = v.hidden_size, c = v.num_channels, ps = v.patch_size, size = v.image_size;
     const int grid = size / ps, np = grid * grid, seq = np + 1, kdim = c * ps * ps;
-    const int64_t rows = static_cast<int64_t>(b) * seq;
     nn::ThreadPool* p = pool.get();
-
     // Patch embedding = Conv2d(kernel = stride = patch, no bias) as a GEMM over the unrolled patches, whose
     // (channel, ky, kx) order matches the weight's [D, C, P, P] layout; patches in row-major grid order.
-    const size_t n_patches = static_cast<size_t>(b) * np * kdim, n_pe = static_cast<size_t>(b) * np * d,
-                 n_x = static_cast<size_t>(rows) * d, n_scratch = encoder_scratch(v, rows),
-                 n_pooled = static_cast<size_t>(b) * d;
-    Workspace ws(Workspace::padded(n_patches) + Workspace::padded(n_pe) + Workspace::padded(n_x) +
-                 Workspace::padded(n_scratch) + Workspace::padded(n_pooled));
-    float* patches = ws.take(n_patches);
-    float* pe = ws.take(n_pe);
-    float* x = ws.take(n_x);
-    float* scratch = ws.take(n_scratch);
-    float* pooled = ws.take(n_pooled);
     nn::parallel_ranges(p, static_cast<long>(b) * np, 16, [&](long r0, long r1) {
       for (long r = r0; r < r1; ++r) {
         const long img = r / np, py = (r % np) / grid, px = r % grid;
@@ -348,6 +346,25 @@ struct ClipModel::Impl {
         for (int j = 0; j < d; ++j) dst[j] = src[j] + pos[j];
       }
     }
+  }
+
+  void encode_image_chunk(const float* pixels, int b, float* out) const {
+    const ClipTowerConfig& v = cfg.vision;
+    const int d = v.hidden_size, c = v.num_channels, ps = v.patch_size, size = v.image_size;
+    const int grid = size / ps, np = grid * grid, seq = np + 1, kdim = c * ps * ps;
+    const int64_t rows = static_cast<int64_t>(b) * seq;
+    nn::ThreadPool* p = pool.get();
+    const size_t n_patches = static_cast<size_t>(b) * np * kdim, n_pe = static_cast<size_t>(b) * np * d,
+                 n_x = static_cast<size_t>(rows) * d, n_scratch = encoder_scratch(v, rows),
+                 n_pooled = static_cast<size_t>(b) * d;
+    Workspace ws(Workspace::padded(n_patches) + Workspace::padded(n_pe) + Workspace::padded(n_x) +
+                 Workspace::padded(n_scratch) + Workspace::padded(n_pooled));
+    float* patches = ws.take(n_patches);
+    float* pe = ws.take(n_pe);
+    float* x = ws.take(n_x);
+    float* scratch = ws.take(n_scratch);
+    float* pooled = ws.take(n_pooled);
+    embed_patches(pixels, b, patches, pe, x);
     nn::layer_norm(x, rows, d, pre_ln.g, pre_ln.b, v.layer_norm_eps, x, p);
     const std::vector<int> lens(static_cast<size_t>(b), seq);
     for (const Layer& l : vision_layers) run_layer(l, v, x, lens, rows, false, scratch);
@@ -358,6 +375,36 @@ struct ClipModel::Impl {
                 pooled + static_cast<size_t>(img) * d);
     nn::layer_norm(pooled, b, d, post_ln.g, post_ln.b, v.layer_norm_eps, pooled, p);
     visual_proj.forward(pooled, b, out, p);
+  }
+
+  // One image through both paths of CLIP Surgery (see encode_image_tokens in clip.h): out [(1 + patches), proj].
+  void encode_image_tokens_one(const float* pixels, int vv_blocks, float* out) const {
+    const ClipTowerConfig& v = cfg.vision;
+    const int d = v.hidden_size, kdim = v.num_channels * v.patch_size * v.patch_size;
+    const int grid = v.image_size / v.patch_size, np = grid * grid, seq = np + 1;
+    nn::ThreadPool* p = pool.get();
+    const size_t n_patches = static_cast<size_t>(np) * kdim, n_pe = static_cast<size_t>(np) * d,
+                 n_x = static_cast<size_t>(seq) * d, n_scratch = encoder_scratch(v, seq);
+    Workspace ws(Workspace::padded(n_patches) + Workspace::padded(n_pe) + 2 * Workspace::padded(n_x) +
+                 Workspace::padded(n_scratch));
+    float* patches = ws.take(n_patches);
+    float* pe = ws.take(n_pe);
+    float* x = ws.take(n_x);
+    float* vv = ws.take(n_x);
+    float* scratch = ws.take(n_scratch);
+    embed_patches(pixels, 1, patches, pe, x);
+    nn::layer_norm(x, seq, d, pre_ln.g, pre_ln.b, v.layer_norm_eps, x, p);
+    const std::vector<int> lens{seq};
+    const int first_vv = v.num_layers - vv_blocks;
+    for (int i = 0; i < v.num_layers; ++i) {
+      if (i == first_vv) std::copy(x, x + n_x, vv);  // the v-v path starts from the first dual block's input
+      run_layer(vision_layers[static_cast<size_t>(i)], v, x, lens, seq, false, scratch, i >= first_vv ? vv : nullptr);
+    }
+    // Row 0: the original path's class token (the image embedding, as CLIP Surgery keeps it); rows 1..: the v-v
+    // path's patch tokens. All post-LayerNorm and projected, as the class token is.
+    std::copy(x, x + d, vv);
+    nn::layer_norm(vv, seq, d, post_ln.g, post_ln.b, v.layer_norm_eps, vv, p);
+    visual_proj.forward(vv, seq, out, p);
   }
 
   // Sequences of any lengths, back to back without padding; row s of the result goes to out_rows[s].
@@ -457,6 +504,15 @@ void ClipModel::encode_images(const float* pixel_values, int n, float* out) cons
     impl_->encode_image_chunk(pixel_values + i * image_floats, b,
                               out + static_cast<size_t>(i) * impl_->cfg.projection_dim);
   }
+}
+
+void ClipModel::encode_image_tokens(const float* pixel_values, int vv_blocks, float* out) const {
+  const ClipTowerConfig& v = impl_->cfg.vision;
+  if (!pixel_values || !out) throw Error("pixel_values", "null buffer");
+  if (vv_blocks < 1 || vv_blocks > v.num_layers)
+    throw Error("vv_blocks", std::to_string(vv_blocks) + " is outside 1.." + std::to_string(v.num_layers) +
+                                 " (the vision encoder's layers)");
+  impl_->encode_image_tokens_one(pixel_values, vv_blocks, out);
 }
 
 void ClipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const {

@@ -107,6 +107,15 @@ class ClipModel {
   // Each calling thread keeps its largest activation workspace between calls (at most one chunk of 2048 rows:
   // ~40 MB for ViT-B), so repeated calls do not page-fault fresh buffers in.
   void encode_images(const float* pixel_values, int n, float* out) const;
+  // Explanation maps: one image [num_channels, image_size, image_size] -> out [(1 + grid * grid), projection_dim]:
+  // row 0 the image embedding (the class token, exactly as encode_images), rows 1.. the patch tokens in row-major
+  // grid order, from the value-value path of CLIP Surgery (Li et al. 2023, arXiv:2304.05653, its reference code's
+  // dual-path blocks): over the last `vv_blocks` encoder layers a second residual stream starts from the first of
+  // them's input and adds each layer's out_proj(softmax(v v^T * scale) v) (v, scale, out_proj of that layer, v
+  // from the original stream's ln1) and no MLP, while the original stream runs unchanged; the patch tokens of that
+  // stream go through post_layernorm and visual_projection like the class token. CLIP Surgery uses the last 6 of
+  // ViT-B's 12; 1 is the last block alone. Throws zeroshot::Error for vv_blocks outside 1..num_layers.
+  void encode_image_tokens(const float* pixel_values, int vv_blocks, float* out) const;
   // Each sequence already holds bos..eos (<= max_positions ids); any batch size, any lengths
   // (sequences are run at their true length, not padded to 77). out: ids.size() x projection_dim.
   // Throws zeroshot::Error("input_ids[i]: ...") for an empty or too long sequence or an id outside the vocabulary.

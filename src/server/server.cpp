@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <atomic>
 #include <charconv>
 #include <chrono>
@@ -30,6 +31,7 @@
 #include "server/metrics.h"
 #include "server/request.h"
 #include "util/mapped_file.h"
+#include "zeroshot/explain.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/version.h"
 
@@ -71,6 +73,7 @@ std::string route_of(const std::string& path) {
                                 "/v1/embed",  "/v1/search",     "/v1/moderate"};
   for (const char* k : known)
     if (path == k) return k;
+  if (path == "/v1/explain") return path;
   if (path.rfind("/v1/thumbnail/", 0) == 0) return "/v1/thumbnail";
   if (path.rfind("/v1/image/", 0) == 0) return "/v1/image";
   return "other";
@@ -230,6 +233,7 @@ struct Server::Impl {
   void embed(const HttpRequest& req, HttpResponse& res);
   void search(const HttpRequest& req, HttpResponse& res);
   void moderate(const HttpRequest& req, HttpResponse& res);
+  void explain_top(const HttpRequest& req, HttpResponse& res);
   void thumbnail(const HttpRequest& req, HttpResponse& res);
   void full_image(const HttpRequest& req, HttpResponse& res);
   void send_indexed_image(const HttpRequest& req, HttpResponse& res, int max_side, int quality);
@@ -448,6 +452,53 @@ void Server::Impl::moderate(const HttpRequest& req, HttpResponse& res) {
   send_json(res, 200, json{{"flagged", flagged}, {"scores", scores}});
 }
 
+// The classify request's labels and image; the scores plus the explanation map of the top label (zeroshot/explain.h,
+// default options). The patch-token forward runs on this worker thread, not through the batcher: it is one image
+// with its own outputs, and the page asks for it only on request.
+void Server::Impl::explain_top(const HttpRequest& req, HttpResponse& res) {
+  const ClassifyRequest r = parse_classify(body_of(req), limits);
+  if (r.multi_label) throw HttpError(400, "multi_label: explanation maps explain a softmax over the labels");
+  if (model.patch_grid() <= 0)
+    throw HttpError(400, std::string("a ") + model.model_type() +
+                             " model has no patch tokens to explain with (explanation maps need a CLIP ViT)");
+  std::vector<float> px;
+  {
+    const auto ticket = admit_pixels(r.image);
+    px = model.preprocess_image_memory(r.image.bytes.data(), r.image.bytes.size(), r.image.name);
+  }
+  const std::string key = classifier_key(false, r.label_set, r.classes, r.templates);
+  const auto make_classifier = [this, classes = r.classes, templates = r.templates] {
+    return std::make_shared<const ZeroShotClassifier>(model, classes, templates, copt);
+  };
+  build_large_in_background(classifiers, key, r, make_classifier);
+  bool hit = false;
+  const auto clf = classifiers.get(key, make_classifier, &hit);
+  metrics.observe_cache(hit);
+  const std::vector<LabelMap> maps = zeroshot::explain(model, *clf, px.data());
+  std::vector<const LabelMap*> order;
+  order.reserve(maps.size());
+  for (const LabelMap& m : maps) order.push_back(&m);
+  std::stable_sort(order.begin(), order.end(),
+                   [](const LabelMap* a, const LabelMap* b) { return a->score > b->score; });
+  json result = json::array();
+  for (size_t i = 0; i < order.size() && (r.top_k == 0 || i < r.top_k); ++i)
+    result.push_back({{"label", order[i]->label}, {"score", jf(order[i]->score)}});
+  const LabelMap& top = *order.front();
+  json rows = json::array();
+  for (int y = 0; y < top.grid; ++y)
+    rows.push_back(floats(std::vector<float>(top.values.begin() + static_cast<long>(y) * top.grid,
+                                             top.values.begin() + static_cast<long>(y + 1) * top.grid)));
+  send_json(res, 200,
+            json{{"result", result},
+                 {"map",
+                  {{"label", top.label},
+                   {"method", "surgery"},
+                   {"grid", {top.grid, top.grid}},
+                   {"min", jf(top.min)},
+                   {"max", jf(top.max)},
+                   {"values", rows}}}});
+}
+
 // Only images that are rows of the index are served, by row id: the path comes from the database, never from the
 // request.
 void Server::Impl::thumbnail(const HttpRequest& req, HttpResponse& res) { send_indexed_image(req, res, 256, 85); }
@@ -536,6 +587,7 @@ void Server::Impl::setup() {
   routes.push_back({"POST", "/v1/embed", false, true, guarded(this, &Impl::embed)});
   routes.push_back({"POST", "/v1/search", false, true, guarded(this, &Impl::search)});
   routes.push_back({"POST", "/v1/moderate", false, true, guarded(this, &Impl::moderate)});
+  routes.push_back({"POST", "/v1/explain", false, true, guarded(this, &Impl::explain_top)});
   routes.push_back({"GET", kThumbnailPrefix, true, true, guarded(this, &Impl::thumbnail)});
   routes.push_back({"GET", kImagePrefix, true, true, guarded(this, &Impl::full_image)});
 

@@ -79,6 +79,36 @@ try {
   });
   check(Math.abs(sum - 1) < 1e-4, "softmax scores do not sum to 1: " + sum);
 
+  // "Show where": the top label's map from /v1/explain drawn over the image. At the center of the grid's largest and
+  // smallest cells the canvas is half the image plus half the colour map's ends (dark red, dark blue).
+  await page.click("#explain");
+  await page.waitForSelector("#map", { timeout: 30000 });
+  const apiMap = (await (await fetch(url + "v1/explain", { method: "POST", body: JSON.stringify(body) })).json()).map;
+  check(apiMap.label === api.result[0].label, `map of ${apiMap.label}, top label ${api.result[0].label}`);
+  const drawn = await page.evaluate((map) => {
+    const canvas = document.getElementById("map"), img = document.querySelector("#drop img");
+    const w = img.naturalWidth, h = img.naturalHeight, side = Math.min(w, h), g = map.grid[0];
+    const plain = document.createElement("canvas");
+    plain.width = w;
+    plain.height = h;
+    plain.getContext("2d").drawImage(img, 0, 0);
+    const at = (which) => {
+      let best = [0, 0];
+      for (let y = 0; y < g; ++y)
+        for (let x = 0; x < g; ++x)
+          if (map.values[y][x] === which) best = [x, y];
+      const px = Math.floor((w - side) / 2 + (best[0] + 0.5) * side / g), py = Math.floor((h - side) / 2 + (best[1] + 0.5) * side / g);
+      return { map: [...canvas.getContext("2d").getImageData(px, py, 1, 1).data], image: [...plain.getContext("2d").getImageData(px, py, 1, 1).data] };
+    };
+    return { width: canvas.width, height: canvas.height, w, h, hi: at(map.max), lo: at(map.min) };
+  }, apiMap);
+  console.log(JSON.stringify(drawn));
+  check(drawn.width === drawn.w && drawn.height === drawn.h, "map canvas is not the image's size");
+  check(await page.isHidden("#drop img"), "the plain image is still shown beside the map");
+  const near = (got, want) => Math.abs(got - want) <= 4;
+  check(near(drawn.hi.map[0], drawn.hi.image[0] / 2 + 64) && near(drawn.hi.map[2], drawn.hi.image[2] / 2), "max cell is not red: " + JSON.stringify(drawn.hi));
+  check(near(drawn.lo.map[2], drawn.lo.image[2] / 2 + 64) && near(drawn.lo.map[0], drawn.lo.image[0] / 2), "min cell is not blue: " + JSON.stringify(drawn.lo));
+
   // Multi-label: the API's scores, thresholds and flags; a legend with the threshold; a mark at each threshold.
   await page.check("#multi");
   await page.click("#classify");
