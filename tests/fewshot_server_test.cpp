@@ -11,6 +11,8 @@
 #include "classify/zero_shot.h"
 #include "eval/thumbnail.h"
 #include "server/server.h"
+#include "support/model.h"
+#include "support/server.h"
 #include "support/temp_dir.h"
 #include "util/mapped_file.h"
 #include "zeroshot/error.h"
@@ -25,15 +27,7 @@ namespace {
 const std::string kModelDir = std::string(ZEROSHOT_FIXTURES) + "/clip/clip-tiny-quickgelu";
 const std::string kImage = std::string(ZEROSHOT_FIXTURES) + "/images/coffee.png";
 
-const Model& model() {
-  static const auto m = [] {
-    ModelOptions o;
-    o.threads = 2;
-    o.progress = false;
-    return Model::load(kModelDir, o);
-  }();
-  return *m;
-}
+const Model& model() { return zeroshot::testing::shared_model(kModelDir, 2); }
 
 // A linear head over three photos of the fixture images, written with this model's fingerprint (or another).
 std::string write_head(const zeroshot::testing::TempDir& dir, const std::string& fingerprint) {
@@ -53,23 +47,8 @@ std::string write_head(const zeroshot::testing::TempDir& dir, const std::string&
   return path;
 }
 
-struct Running {
-  zs::Server server;
-  int port;
-  std::thread thread;
-  explicit Running(zs::ServerOptions opt)
-      : server(model(), [&] {
-          opt.port = 0;
-          opt.label_cache_dir = "none";
-          return opt;
-        }()) {
-    port = server.bind();
-    thread = std::thread([this] { server.run(); });
-  }
-  ~Running() {
-    server.stop();
-    thread.join();
-  }
+struct Running : zeroshot::testing::RunningServer {
+  explicit Running(zs::ServerOptions opt) : RunningServer(model(), std::move(opt)) {}
 };
 
 std::string image_b64() {
