@@ -48,4 +48,16 @@ image::RgbImage rgb_image(const uint8_t* rgb, int width, int height, const std::
   return img;
 }
 
+std::vector<std::string> names_with_prefix(const std::vector<std::string>& names,
+                                           const std::vector<std::string>& prefixes) {
+  std::vector<std::string> out;
+  for (const std::string& n : names)
+    for (const std::string& p : prefixes)
+      if (n.rfind(p, 0) == 0) {
+        out.push_back(n);
+        break;
+      }
+  return out;
+}
+
 }  // namespace zeroshot::api

@@ -114,6 +114,10 @@ std::vector<float> concat_inputs(const Input* const* inputs, size_t n);
 // Interleaved 8-bit RGB of a caller's decoder as an image (load_rgb); throws for a non-positive size.
 image::RgbImage rgb_image(const uint8_t* rgb, int width, int height, const std::string& name);
 
+// The names among `names` that start with one of `prefixes`: a tower's tensors, for prefetch_weights.
+std::vector<std::string> names_with_prefix(const std::vector<std::string>& names,
+                                           const std::vector<std::string>& prefixes);
+
 // The registry: builds the backend of the family that `dir` (a local model folder) holds, recognized by its files
 // (transformers config.json model_type, or open_clip_config.json). Throws zeroshot::Error naming the file for a
 // folder no family takes, with the families that exist.

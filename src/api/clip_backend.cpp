@@ -40,10 +40,7 @@ class ClipBackend final : public Backend {
   const io::WeightStore& weights() const override { return *ck_.weights; }
   std::vector<std::string> definition_files() const override { return ck_.definition_files; }
   std::vector<std::string> prefetch_weights() const override {
-    std::vector<std::string> v;
-    for (const std::string& n : clip_->weights_in_place())
-      if (n.rfind("vision_model.", 0) == 0 || n.rfind("visual_projection.", 0) == 0) v.push_back(n);
-    return v;
+    return names_with_prefix(clip_->weights_in_place(), {"vision_model.", "visual_projection."});
   }
   bool int8_from_file() const override { return clip_->int8_from_file(); }
 

@@ -142,10 +142,7 @@ class SiglipBackend final : public Backend {
   const io::WeightStore& weights() const override { return *weights_; }
   std::vector<std::string> definition_files() const override { return definition_files_; }
   std::vector<std::string> prefetch_weights() const override {
-    std::vector<std::string> v;
-    for (const std::string& n : model_->weights_in_place())
-      if (n.rfind("vision_model.", 0) == 0) v.push_back(n);
-    return v;
+    return names_with_prefix(model_->weights_in_place(), {"vision_model."});
   }
   bool int8_from_file() const override { return model_->int8_from_file(); }
 
