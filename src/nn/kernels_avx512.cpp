@@ -16,8 +16,13 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "nn/kernels.h"
 
@@ -119,11 +124,69 @@ inline __mmask16 tail_mask(int valid) {
                       : static_cast<__mmask16>((1u << valid) - 1u);
 }
 
+// ------------------------------------------------------------------------------------------- bf16 kernel choice
+
+// Seconds for `iters` rounds of 8 independent chains of vdpbf16ps (dp) or vfmadd231ps in registers.
+double chain_seconds(bool dp, int iters) {
+  __m512 acc[8];
+  for (__m512& x : acc) x = _mm512_setzero_ps();
+  const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_setzero_ps();
+  const __m512bh ah = (__m512bh)_mm512_set1_epi32(0x3f803f80), bh = (__m512bh)_mm512_setzero_si512();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < iters; ++i) {
+    if (dp) {
+      for (__m512& x : acc) x = _mm512_dpbf16_ps(x, ah, bh);
+    } else {
+      for (__m512& x : acc) x = _mm512_fmadd_ps(x, a, b);
+    }
+    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
+  }
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  volatile float sink = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[7]));
+  (void)sink;
+  return s;
+}
+
+// One vdpbf16ps does a pair of multiply-adds per lane, the widened path two vfmadd plus ~10% of shifts: it wins
+// where vdpbf16ps issues at less than half the rate of vfmadd (measured on the Intel Xeon of docs/benchmarks.md:
+// a third; on AMD Zen 4/5 the same rate). ~0.1 ms, once per process.
+bool measure_bf16_by_fma() {
+  double dp = 1e9, fma = 1e9;
+  for (int round = 0; round < 3; ++round) {
+    dp = std::min(dp, chain_seconds(true, 2048));
+    fma = std::min(fma, chain_seconds(false, 2048));
+  }
+  return dp > 2.0 * fma;
+}
+
+std::atomic<int> bf16_mode{-1};  // -1: decide (ZEROSHOT_BF16_KERNEL, else the probe); 0: vdpbf16ps; 1: vfmadd
+
+}  // namespace
+
+void set_bf16_by_fma(int mode) { bf16_mode.store(mode < 0 ? -1 : mode > 0 ? 1 : 0); }
+
+bool bf16_by_fma() {
+  const int m = bf16_mode.load(std::memory_order_relaxed);
+  if (m >= 0) return m == 1;
+  static const bool decided = [] {
+    const char* env = std::getenv("ZEROSHOT_BF16_KERNEL");
+    if (env && std::strcmp(env, "fma") == 0) return true;
+    if (env && std::strcmp(env, "dpbf16") == 0) return false;
+    return measure_bf16_by_fma();
+  }();
+  return decided;
+}
+
+namespace {
+
 // ------------------------------------------------------------------------------------------- micro-kernel
 
 // R rows (<= kMR) x 32 columns over all ku units: 2R accumulators in registers, B's two vectors loaded once per
 // unit and A's units broadcast from memory; then the epilogue. pf: the next panel to prefetch, or null.
-template <Precision P, int R>
+// Wide (BF16 only, bf16_by_fma()): each bf16 pair of B is widened in registers to two f32 vectors (a shift and a
+// mask) and multiplied by A's bf16-rounded f32 values with vfmadd: the same products (a bf16 x bf16 product is
+// exact in f32) accumulated in f32, in another order.
+template <Precision P, int R, bool Wide = false>
 void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int col0, const uint8_t* pf) {
   __m512 acc[R][2];
   __m512i iacc[R][2];
@@ -148,6 +211,22 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
         const __m512 av = _mm512_set1_ps(reinterpret_cast<const float_alias*>(ar[r])[u]);
         acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
         acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      }
+    } else if constexpr (P == Precision::BF16 && Wide) {
+      const __m512i w0 = _mm512_load_si512(bp), w1 = _mm512_load_si512(bp + 64);
+      const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+      const __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16));
+      const __m512 b0o = _mm512_castsi512_ps(_mm512_and_si512(w0, hi_mask));
+      const __m512 b1e = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+      const __m512 b1o = _mm512_castsi512_ps(_mm512_and_si512(w1, hi_mask));
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const float_alias* af = reinterpret_cast<const float_alias*>(ar[r]) + 2 * u;
+        const __m512 ae = _mm512_set1_ps(af[0]), ao = _mm512_set1_ps(af[1]);
+        acc[r][0] = _mm512_fmadd_ps(ae, b0e, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ae, b1e, acc[r][1]);
+        acc[r][0] = _mm512_fmadd_ps(ao, b0o, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ao, b1o, acc[r][1]);
       }
     } else if constexpr (P == Precision::BF16) {
       const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 64);
@@ -217,26 +296,27 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
 
 using TileFn = void (*)(const GemmCall&, const uint32_t*, const uint8_t*, int, int, const uint8_t*);
 
-template <Precision P>
+template <Precision P, bool Wide = false>
 TileFn tile_for(int rows) {
   switch (rows) {
-    case 1: return tile<P, 1>;
-    case 2: return tile<P, 2>;
-    case 3: return tile<P, 3>;
-    case 4: return tile<P, 4>;
-    case 5: return tile<P, 5>;
-    case 6: return tile<P, 6>;
-    case 7: return tile<P, 7>;
-    case 8: return tile<P, 8>;
-    case 9: return tile<P, 9>;
-    default: return tile<P, 10>;
+    case 1: return tile<P, 1, Wide>;
+    case 2: return tile<P, 2, Wide>;
+    case 3: return tile<P, 3, Wide>;
+    case 4: return tile<P, 4, Wide>;
+    case 5: return tile<P, 5, Wide>;
+    case 6: return tile<P, 6, Wide>;
+    case 7: return tile<P, 7, Wide>;
+    case 8: return tile<P, 8, Wide>;
+    case 9: return tile<P, 9, Wide>;
+    default: return tile<P, 10, Wide>;
   }
 }
 
 TileFn pick_tile(Precision p, int rows) {
   switch (p) {
     case Precision::F32: return tile_for<Precision::F32>(rows);
-    case Precision::BF16: return tile_for<Precision::BF16>(rows);
+    case Precision::BF16:
+      return bf16_by_fma() ? tile_for<Precision::BF16, true>(rows) : tile_for<Precision::BF16>(rows);
     case Precision::Int8: return tile_for<Precision::Int8>(rows);
   }
   return nullptr;
@@ -289,6 +369,13 @@ void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uin
       for (int i = 0; i < k; i += 16) {
         const __mmask16 m = tail_mask(k - i);
         _mm512_mask_storeu_ps(reinterpret_cast<float_alias*>(out) + i, m, _mm512_maskz_loadu_ps(m, xr + i));
+      }
+    } else if (p == Precision::BF16 && bf16_by_fma()) {
+      // bf16-rounded values as f32, two per unit; the tail of the last unit (and past it) zero.
+      for (int i = 0; i < 2 * ku; i += 16) {
+        const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail_mask(k - i), xr + i));
+        const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16);
+        _mm512_mask_storeu_ps(reinterpret_cast<float_alias*>(out) + i, tail_mask(2 * ku - i), _mm512_castsi512_ps(w));
       }
     } else if (p == Precision::BF16) {
       for (int i = 0; i < k; i += 32) {
