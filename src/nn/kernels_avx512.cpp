@@ -467,15 +467,19 @@ void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd,
       _mm512_storeu_ps(s + static_cast<long>(r) * l16 + (jb0 + j) * 16, _mm512_mul_ps(acc[r][j], sc));
 }
 
-// out_r[d0 .. d0 + 16 HB) = sum_j p[r][j] v_j over j < jn, for 4 rows (rows >= rows_out are not stored).
+// out_r[d0 .. d0 + 16 HB) (+)= sum_j p[r][j] v_j over j in [j0, j1), for 4 rows (rows >= rows_out are not
+// stored). first: start from zero, else from the partial sums of the earlier keys already in out (stored f32
+// and reloaded: the same sums, in the same order of j, as one pass over all keys).
 template <int HB>
-void pv4(const float* p, int l16, const float* v, long ld, int jn, int d0, int hd, float* const out[4], int rows_out) {
+void pv4(const float* p, int l16, const float* v, long ld, int j0, int j1, int d0, int hd, float* const out[4],
+         int rows_out, bool first) {
   __m512 acc[4][HB];
-  for (auto& row : acc)
-    for (__m512& a : row) a = _mm512_setzero_ps();
   __mmask16 mk[HB];
   for (int h = 0; h < HB; ++h) mk[h] = tail_mask(hd - d0 - 16 * h);
-  for (int j = 0; j < jn; ++j) {
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < HB; ++h)
+      acc[r][h] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[h], out[r] + d0 + 16 * h);
+  for (int j = j0; j < j1; ++j) {
     const float* vj = v + static_cast<long>(j) * ld + d0;
     __m512 vv[HB];
     for (int h = 0; h < HB; ++h) vv[h] = _mm512_maskz_loadu_ps(mk[h], vj + 16 * h);
@@ -507,9 +511,16 @@ void softmax16(float* row, int valid, int l16) {
 
 }  // namespace
 
+// Query rows per block: the block's scores (kQBlock x len floats) stay in L2 while the keys and values are walked
+// in chunks of kKeyChunk, each chunk of K^T and of V (kKeyChunk x head_dim floats, 16 KB at head_dim 64) reused
+// from L1 by every 4 rows of the block. Walking all keys for every 4 rows (before) read K^T and V from L2 or
+// further once per 4 rows. Every score and output element is still summed in the same order (bit-identical).
+constexpr int kQBlock = 32;
+constexpr int kKeyChunk = 64;
+
 size_t attention_work_floats(int len, int hd) {
   const size_t l16 = (static_cast<size_t>(len) + 15) / 16 * 16;
-  return l16 * static_cast<size_t>(hd) + 4 * l16;
+  return 2 * l16 * static_cast<size_t>(hd) + static_cast<size_t>(kQBlock) * l16;
 }
 
 void attention_head(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale, bool causal,
@@ -517,39 +528,80 @@ void attention_head(const float* q, const float* k, const float* v, long ld, int
   if (len <= 0) return;
   const int l16 = (len + 15) / 16 * 16;
   float* kt = work;
-  float* s = kt + static_cast<long>(l16) * hd;
+  float* vc = kt + static_cast<long>(l16) * hd;
+  float* s = vc + static_cast<long>(l16) * hd;
+  // V's rows side by side (they sit 3 x dim floats apart in the fused q|k|v rows: one page per row at ViT-B
+  // widths, a TLB miss per key in the product below).
+  for (int j = 0; j < len; ++j) {
+    const float* src = v + static_cast<long>(j) * ld;
+    float* dst = vc + static_cast<long>(j) * hd;
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+      const __mmask16 m = tail_mask(hd - d0);
+      _mm512_mask_storeu_ps(dst + d0, m, _mm512_maskz_loadu_ps(m, src + d0));
+    }
+  }
   for (int j0 = 0; j0 < l16; j0 += 16)
     for (int d0 = 0; d0 < hd; d0 += 16)
       transpose16(k + static_cast<long>(j0) * ld + d0, ld, len - j0, hd - d0, kt + static_cast<long>(d0) * l16 + j0,
                   l16);
-  for (int i0 = 0; i0 < len; i0 += 4) {
-    const int rows = imin(4, len - i0);
-    const float* qr[4];
-    float* outr[4];
-    for (int r = 0; r < 4; ++r) {
-      const int i = imin(i0 + r, len - 1);
-      qr[r] = q + static_cast<long>(i) * ld;
-      outr[r] = out + static_cast<long>(i) * ldo;
+  for (int b0 = 0; b0 < len; b0 += kQBlock) {
+    const int b1 = imin(len, b0 + kQBlock);
+    // Per 4 rows: the rows (the last one repeated past the sequence), their key count and score rows.
+    struct Quad {
+      const float* q[4];
+      float* out[4];
+      int rows, kn, kb;
+      float* s;
+    };
+    Quad quads[kQBlock / 4];
+    int nq = 0;
+    for (int i0 = b0; i0 < b1; i0 += 4, ++nq) {
+      Quad& u = quads[nq];
+      u.rows = imin(4, len - i0);
+      for (int r = 0; r < 4; ++r) {
+        const int i = imin(i0 + r, len - 1);
+        u.q[r] = q + static_cast<long>(i) * ld;
+        u.out[r] = out + static_cast<long>(i) * ldo;
+      }
+      u.kn = causal ? i0 + u.rows : len;  // causal rows only ever see keys up to the last of the 4
+      u.kb = (u.kn + 15) / 16;
+      u.s = s + static_cast<long>(i0 - b0) * l16;
     }
-    // Causal rows only ever see keys up to the last of the 4 rows.
-    const int kn = causal ? i0 + rows : len;
-    const int kb = (kn + 15) / 16;
-    for (int jb = 0; jb < kb; jb += 4) {
-      switch (imin(4, kb - jb)) {
-        case 1: scores4<1>(qr, kt, l16, jb, hd, scale, s); break;
-        case 2: scores4<2>(qr, kt, l16, jb, hd, scale, s); break;
-        case 3: scores4<3>(qr, kt, l16, jb, hd, scale, s); break;
-        default: scores4<4>(qr, kt, l16, jb, hd, scale, s); break;
+    const int kn_max = quads[nq - 1].kn;
+    for (int c0 = 0; c0 < kn_max; c0 += kKeyChunk) {
+      const int jb0 = c0 / 16;
+      for (int t = 0; t < nq; ++t) {
+        const Quad& u = quads[t];
+        const int jb1 = imin(u.kb, (c0 + kKeyChunk) / 16);  // a causal quad's keys may end before this chunk
+        for (int jb = jb0; jb < jb1; jb += 4) {
+          switch (imin(4, jb1 - jb)) {
+            case 1: scores4<1>(u.q, kt, l16, jb, hd, scale, u.s); break;
+            case 2: scores4<2>(u.q, kt, l16, jb, hd, scale, u.s); break;
+            case 3: scores4<3>(u.q, kt, l16, jb, hd, scale, u.s); break;
+            default: scores4<4>(u.q, kt, l16, jb, hd, scale, u.s); break;
+          }
+        }
       }
     }
-    for (int r = 0; r < 4; ++r)
-      softmax16(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16);
-    for (int d0 = 0; d0 < hd; d0 += 64) {
-      switch (imin(4, (hd - d0 + 15) / 16)) {
-        case 1: pv4<1>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
-        case 2: pv4<2>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
-        case 3: pv4<3>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
-        default: pv4<4>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
+    for (int t = 0; t < nq; ++t) {
+      const Quad& u = quads[t];
+      const int i0 = b0 + 4 * t;
+      for (int r = 0; r < 4; ++r)
+        softmax16(u.s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, u.kb * 16);
+    }
+    for (int c0 = 0; c0 < kn_max; c0 += kKeyChunk) {
+      for (int t = 0; t < nq; ++t) {
+        const Quad& u = quads[t];
+        const int c1 = imin(c0 + kKeyChunk, u.kn);
+        if (c1 <= c0) continue;
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+          switch (imin(4, (hd - d0 + 15) / 16)) {
+            case 1: pv4<1>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+            case 2: pv4<2>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+            case 3: pv4<3>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+            default: pv4<4>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+          }
+        }
       }
     }
   }
