@@ -126,25 +126,28 @@ inline __mmask16 tail_mask(int valid) {
 
 // ------------------------------------------------------------------------------------------- bf16 kernel choice
 
-// Seconds for `iters` rounds of 8 independent chains of vdpbf16ps (dp) or vfmadd231ps in registers.
+// Seconds for `iters` rounds of 12 independent chains (more than latency x ports of either instruction) of
+// vdpbf16ps (dp) or vfmadd231ps in registers; every chain feeds the result, so none can be dropped.
 double chain_seconds(bool dp, int iters) {
-  __m512 acc[8];
-  for (__m512& x : acc) x = _mm512_setzero_ps();
-  const __m512 a = _mm512_set1_ps(1.0f), b = _mm512_setzero_ps();
-  const __m512bh ah = (__m512bh)_mm512_set1_epi32(0x3f803f80), bh = (__m512bh)_mm512_setzero_si512();
+  constexpr int kChains = 12;
+  __m512 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  const __m512bh ah = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+  const __m512bh bh = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(3e-4f));
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < iters; ++i) {
-    if (dp) {
+  if (dp) {
+    for (int i = 0; i < iters; ++i)
       for (__m512& x : acc) x = _mm512_dpbf16_ps(x, ah, bh);
-    } else {
+  } else {
+    for (int i = 0; i < iters; ++i)
       for (__m512& x : acc) x = _mm512_fmadd_ps(x, a, b);
-    }
-    __asm__ volatile("" : "+v"(acc[0]), "+v"(acc[1]), "+v"(acc[2]), "+v"(acc[3]));
   }
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  volatile float sink = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), acc[7]));
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  volatile float sink = _mm512_reduce_add_ps(sum);
   (void)sink;
-  return s;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // One vdpbf16ps does a pair of multiply-adds per lane, the widened path two vfmadd plus ~10% of shifts: it wins
