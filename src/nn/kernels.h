@@ -6,8 +6,9 @@
 //   B (weights, packed once): panels of kNR = 32 output columns; panel p = [ku][32 columns][unit] elements
 //     (f32 / bf16 / s8), columns past n and k past the end zero. Int8 also has per-column scale and
 //     column sums of the quantized weights (for the activation zero point), both padded to whole panels.
-//   A (activations): row-major, row stride lda units. F32 reads x itself (lda = its row stride); BF16 / Int8
-//     convert x per call into rows of ku units (bf16 pairs / u8 quads), the tail of the last unit zero
+//   A (activations): row-major, row stride lda 32-bit words. F32 reads x itself (lda = its row stride); BF16 / Int8
+//     convert x per call into rows of ku units (bf16 pairs / u8 quads; BF16 on the FMA path: the bf16-rounded
+//     values as f32, 2 words per unit, see bf16_by_fma), the tail of the last unit zero
 //     (Int8: the row's zero point, which meets zero weights there). Int8 rows are quantized asymmetrically per
 //     row: x ~= scale * (u - zp), u in [0, 255]. The kernel walks kMR = 10 rows at a time.
 // The functions in namespace avx512 are compiled for AVX-512 (F, BW, DQ, VL, BF16, VNNI): call them only when
