@@ -6,8 +6,9 @@
 //   B (weights, packed once): panels of kNR = 32 output columns; panel p = [ku][32 columns][unit] elements
 //     (f32 / bf16 / s8), columns past n and k past the end zero. Int8 also has per-column scale and
 //     column sums of the quantized weights (for the activation zero point), both padded to whole panels.
-//   A (activations): row-major, row stride lda units. F32 reads x itself (lda = its row stride); BF16 / Int8
-//     convert x per call into rows of ku units (bf16 pairs / u8 quads), the tail of the last unit zero
+//   A (activations): row-major, row stride lda 32-bit words. F32 reads x itself (lda = its row stride); BF16 / Int8
+//     convert x per call into rows of ku units (bf16 pairs / u8 quads; BF16 on the FMA path: the bf16-rounded
+//     values as f32, 2 words per unit, see bf16_by_fma), the tail of the last unit zero
 //     (Int8: the row's zero point, which meets zero weights there). Int8 rows are quantized asymmetrically per
 //     row: x ~= scale * (u - zp), u in [0, 255]. The kernel walks kMR = 10 rows at a time.
 // The functions in namespace avx512 are compiled for AVX-512 (F, BW, DQ, VL, BF16, VNNI): call them only when
@@ -68,6 +69,17 @@ struct RowNorm {
   const float* beta = nullptr;
   float eps = 0.0f;
 };
+// How BF16 products are computed (B's packed layout is the same either way): vdpbf16ps on bf16 pairs, or, where
+// that instruction issues at less than half the rate of vfmadd231ps (a one-off ~0.1 ms probe), f32 FMAs on the
+// bf16 values widened in registers. The choice changes BF16's A rows: pairs (1 word per unit) or the
+// bf16-rounded values as f32 (2 words per unit). ZEROSHOT_BF16_KERNEL=fma|dpbf16 overrides the probe.
+// Call only when cpu_has_avx512_bf16().
+bool bf16_by_fma();
+// Tests: -1 decides as above, 0 forces vdpbf16ps, 1 the FMA path (set between forward calls, never during one).
+void set_bf16_by_fma(int mode);
+// 32-bit words of an A row per unit of k.
+inline int a_words(Precision p) { return p == Precision::BF16 && bf16_by_fma() ? 2 : 1; }
+
 // Converts rows [r0, r1) of x (row stride ldx, k values) into A rows (BF16 / Int8; F32 only with `norm`: then the
 // rows are normalized f32). a_scale / a_zp: Int8 only. `norm`: null for none; row_buf: k floats when norm is set.
 void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uint32_t* a, long lda, float* a_scale,

@@ -16,8 +16,13 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "nn/kernels.h"
 
@@ -119,11 +124,72 @@ inline __mmask16 tail_mask(int valid) {
                       : static_cast<__mmask16>((1u << valid) - 1u);
 }
 
+// ------------------------------------------------------------------------------------------- bf16 kernel choice
+
+// Seconds for `iters` rounds of 12 independent chains (more than latency x ports of either instruction) of
+// vdpbf16ps (dp) or vfmadd231ps in registers; every chain feeds the result, so none can be dropped.
+double chain_seconds(bool dp, int iters) {
+  constexpr int kChains = 12;
+  __m512 acc[kChains];
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(0.001f * static_cast<float>(c));
+  const __m512 a = _mm512_set1_ps(0.999f), b = _mm512_set1_ps(0.0001f);
+  const __m512bh ah = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(2e-3f));
+  const __m512bh bh = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-4f), _mm512_set1_ps(3e-4f));
+  const auto t0 = std::chrono::steady_clock::now();
+  if (dp) {
+    for (int i = 0; i < iters; ++i)
+      for (__m512& x : acc) x = _mm512_dpbf16_ps(x, ah, bh);
+  } else {
+    for (int i = 0; i < iters; ++i)
+      for (__m512& x : acc) x = _mm512_fmadd_ps(x, a, b);
+  }
+  __m512 sum = acc[0];
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  volatile float sink = _mm512_reduce_add_ps(sum);
+  (void)sink;
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One vdpbf16ps does a pair of multiply-adds per lane, the widened path two vfmadd plus ~10% of shifts: it wins
+// where vdpbf16ps issues at less than half the rate of vfmadd (measured on the Intel Xeon of docs/benchmarks.md:
+// a third; on AMD Zen 4/5 the same rate). ~0.1 ms, once per process.
+bool measure_bf16_by_fma() {
+  double dp = 1e9, fma = 1e9;
+  for (int round = 0; round < 3; ++round) {
+    dp = std::min(dp, chain_seconds(true, 2048));
+    fma = std::min(fma, chain_seconds(false, 2048));
+  }
+  return dp > 2.0 * fma;
+}
+
+std::atomic<int> bf16_mode{-1};  // -1: decide (ZEROSHOT_BF16_KERNEL, else the probe); 0: vdpbf16ps; 1: vfmadd
+
+}  // namespace
+
+void set_bf16_by_fma(int mode) { bf16_mode.store(mode < 0 ? -1 : mode > 0 ? 1 : 0); }
+
+bool bf16_by_fma() {
+  const int m = bf16_mode.load(std::memory_order_relaxed);
+  if (m >= 0) return m == 1;
+  static const bool decided = [] {
+    const char* env = std::getenv("ZEROSHOT_BF16_KERNEL");
+    if (env && std::strcmp(env, "fma") == 0) return true;
+    if (env && std::strcmp(env, "dpbf16") == 0) return false;
+    return measure_bf16_by_fma();
+  }();
+  return decided;
+}
+
+namespace {
+
 // ------------------------------------------------------------------------------------------- micro-kernel
 
 // R rows (<= kMR) x 32 columns over all ku units: 2R accumulators in registers, B's two vectors loaded once per
 // unit and A's units broadcast from memory; then the epilogue. pf: the next panel to prefetch, or null.
-template <Precision P, int R>
+// Wide (BF16 only, bf16_by_fma()): each bf16 pair of B is widened in registers to two f32 vectors (a shift and a
+// mask) and multiplied by A's bf16-rounded f32 values with vfmadd: the same products (a bf16 x bf16 product is
+// exact in f32) accumulated in f32, in another order.
+template <Precision P, int R, bool Wide = false>
 void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int col0, const uint8_t* pf) {
   __m512 acc[R][2];
   __m512i iacc[R][2];
@@ -148,6 +214,22 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
         const __m512 av = _mm512_set1_ps(reinterpret_cast<const float_alias*>(ar[r])[u]);
         acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
         acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+      }
+    } else if constexpr (P == Precision::BF16 && Wide) {
+      const __m512i w0 = _mm512_load_si512(bp), w1 = _mm512_load_si512(bp + 64);
+      const __m512i hi_mask = _mm512_set1_epi32(static_cast<int>(0xFFFF0000u));
+      const __m512 b0e = _mm512_castsi512_ps(_mm512_slli_epi32(w0, 16));
+      const __m512 b0o = _mm512_castsi512_ps(_mm512_and_si512(w0, hi_mask));
+      const __m512 b1e = _mm512_castsi512_ps(_mm512_slli_epi32(w1, 16));
+      const __m512 b1o = _mm512_castsi512_ps(_mm512_and_si512(w1, hi_mask));
+#pragma GCC unroll 16
+      for (int r = 0; r < R; ++r) {
+        const float_alias* af = reinterpret_cast<const float_alias*>(ar[r]) + 2 * u;
+        const __m512 ae = _mm512_set1_ps(af[0]), ao = _mm512_set1_ps(af[1]);
+        acc[r][0] = _mm512_fmadd_ps(ae, b0e, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ae, b1e, acc[r][1]);
+        acc[r][0] = _mm512_fmadd_ps(ao, b0o, acc[r][0]);
+        acc[r][1] = _mm512_fmadd_ps(ao, b1o, acc[r][1]);
       }
     } else if constexpr (P == Precision::BF16) {
       const __m512bh b0 = (__m512bh)_mm512_load_si512(bp), b1 = (__m512bh)_mm512_load_si512(bp + 64);
@@ -217,26 +299,27 @@ void tile(const GemmCall& g, const uint32_t* a, const uint8_t* b, int row0, int 
 
 using TileFn = void (*)(const GemmCall&, const uint32_t*, const uint8_t*, int, int, const uint8_t*);
 
-template <Precision P>
+template <Precision P, bool Wide = false>
 TileFn tile_for(int rows) {
   switch (rows) {
-    case 1: return tile<P, 1>;
-    case 2: return tile<P, 2>;
-    case 3: return tile<P, 3>;
-    case 4: return tile<P, 4>;
-    case 5: return tile<P, 5>;
-    case 6: return tile<P, 6>;
-    case 7: return tile<P, 7>;
-    case 8: return tile<P, 8>;
-    case 9: return tile<P, 9>;
-    default: return tile<P, 10>;
+    case 1: return tile<P, 1, Wide>;
+    case 2: return tile<P, 2, Wide>;
+    case 3: return tile<P, 3, Wide>;
+    case 4: return tile<P, 4, Wide>;
+    case 5: return tile<P, 5, Wide>;
+    case 6: return tile<P, 6, Wide>;
+    case 7: return tile<P, 7, Wide>;
+    case 8: return tile<P, 8, Wide>;
+    case 9: return tile<P, 9, Wide>;
+    default: return tile<P, 10, Wide>;
   }
 }
 
 TileFn pick_tile(Precision p, int rows) {
   switch (p) {
     case Precision::F32: return tile_for<Precision::F32>(rows);
-    case Precision::BF16: return tile_for<Precision::BF16>(rows);
+    case Precision::BF16:
+      return bf16_by_fma() ? tile_for<Precision::BF16, true>(rows) : tile_for<Precision::BF16>(rows);
     case Precision::Int8: return tile_for<Precision::Int8>(rows);
   }
   return nullptr;
@@ -289,6 +372,13 @@ void convert_a(Precision p, const float* x, int k, long ldx, int r0, int r1, uin
       for (int i = 0; i < k; i += 16) {
         const __mmask16 m = tail_mask(k - i);
         _mm512_mask_storeu_ps(reinterpret_cast<float_alias*>(out) + i, m, _mm512_maskz_loadu_ps(m, xr + i));
+      }
+    } else if (p == Precision::BF16 && bf16_by_fma()) {
+      // bf16-rounded values as f32, two per unit; the tail of the last unit (and past it) zero.
+      for (int i = 0; i < 2 * ku; i += 16) {
+        const __m256bh h = _mm512_cvtneps_pbh(_mm512_maskz_loadu_ps(tail_mask(k - i), xr + i));
+        const __m512i w = _mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)h), 16);
+        _mm512_mask_storeu_ps(reinterpret_cast<float_alias*>(out) + i, tail_mask(2 * ku - i), _mm512_castsi512_ps(w));
       }
     } else if (p == Precision::BF16) {
       for (int i = 0; i < k; i += 32) {
@@ -380,15 +470,19 @@ void scores4(const float* const q[4], const float* kt, int l16, int jb0, int hd,
       _mm512_storeu_ps(s + static_cast<long>(r) * l16 + (jb0 + j) * 16, _mm512_mul_ps(acc[r][j], sc));
 }
 
-// out_r[d0 .. d0 + 16 HB) = sum_j p[r][j] v_j over j < jn, for 4 rows (rows >= rows_out are not stored).
+// out_r[d0 .. d0 + 16 HB) (+)= sum_j p[r][j] v_j over j in [j0, j1), for 4 rows (rows >= rows_out are not
+// stored). first: start from zero, else from the partial sums of the earlier keys already in out (stored f32
+// and reloaded: the same sums, in the same order of j, as one pass over all keys).
 template <int HB>
-void pv4(const float* p, int l16, const float* v, long ld, int jn, int d0, int hd, float* const out[4], int rows_out) {
+void pv4(const float* p, int l16, const float* v, long ld, int j0, int j1, int d0, int hd, float* const out[4],
+         int rows_out, bool first) {
   __m512 acc[4][HB];
-  for (auto& row : acc)
-    for (__m512& a : row) a = _mm512_setzero_ps();
   __mmask16 mk[HB];
   for (int h = 0; h < HB; ++h) mk[h] = tail_mask(hd - d0 - 16 * h);
-  for (int j = 0; j < jn; ++j) {
+  for (int r = 0; r < 4; ++r)
+    for (int h = 0; h < HB; ++h)
+      acc[r][h] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(mk[h], out[r] + d0 + 16 * h);
+  for (int j = j0; j < j1; ++j) {
     const float* vj = v + static_cast<long>(j) * ld + d0;
     __m512 vv[HB];
     for (int h = 0; h < HB; ++h) vv[h] = _mm512_maskz_loadu_ps(mk[h], vj + 16 * h);
@@ -420,9 +514,16 @@ void softmax16(float* row, int valid, int l16) {
 
 }  // namespace
 
+// Query rows per block: the block's scores (kQBlock x len floats) stay in L2 while the keys and values are walked
+// in chunks of kKeyChunk, each chunk of K^T and of V (kKeyChunk x head_dim floats, 16 KB at head_dim 64) reused
+// from L1 by every 4 rows of the block. Walking all keys for every 4 rows (before) read K^T and V from L2 or
+// further once per 4 rows. Every score and output element is still summed in the same order (bit-identical).
+constexpr int kQBlock = 32;
+constexpr int kKeyChunk = 64;
+
 size_t attention_work_floats(int len, int hd) {
   const size_t l16 = (static_cast<size_t>(len) + 15) / 16 * 16;
-  return l16 * static_cast<size_t>(hd) + 4 * l16;
+  return 2 * l16 * static_cast<size_t>(hd) + static_cast<size_t>(kQBlock) * l16;
 }
 
 void attention_head(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale, bool causal,
@@ -430,39 +531,80 @@ void attention_head(const float* q, const float* k, const float* v, long ld, int
   if (len <= 0) return;
   const int l16 = (len + 15) / 16 * 16;
   float* kt = work;
-  float* s = kt + static_cast<long>(l16) * hd;
+  float* vc = kt + static_cast<long>(l16) * hd;
+  float* s = vc + static_cast<long>(l16) * hd;
+  // V's rows side by side (they sit 3 x dim floats apart in the fused q|k|v rows: one page per row at ViT-B
+  // widths, a TLB miss per key in the product below).
+  for (int j = 0; j < len; ++j) {
+    const float* src = v + static_cast<long>(j) * ld;
+    float* dst = vc + static_cast<long>(j) * hd;
+    for (int d0 = 0; d0 < hd; d0 += 16) {
+      const __mmask16 m = tail_mask(hd - d0);
+      _mm512_mask_storeu_ps(dst + d0, m, _mm512_maskz_loadu_ps(m, src + d0));
+    }
+  }
   for (int j0 = 0; j0 < l16; j0 += 16)
     for (int d0 = 0; d0 < hd; d0 += 16)
       transpose16(k + static_cast<long>(j0) * ld + d0, ld, len - j0, hd - d0, kt + static_cast<long>(d0) * l16 + j0,
                   l16);
-  for (int i0 = 0; i0 < len; i0 += 4) {
-    const int rows = imin(4, len - i0);
-    const float* qr[4];
-    float* outr[4];
-    for (int r = 0; r < 4; ++r) {
-      const int i = imin(i0 + r, len - 1);
-      qr[r] = q + static_cast<long>(i) * ld;
-      outr[r] = out + static_cast<long>(i) * ldo;
+  for (int b0 = 0; b0 < len; b0 += kQBlock) {
+    const int b1 = imin(len, b0 + kQBlock);
+    // Per 4 rows: the rows (the last one repeated past the sequence), their key count and score rows.
+    struct Quad {
+      const float* q[4];
+      float* out[4];
+      int rows, kn, kb;
+      float* s;
+    };
+    Quad quads[kQBlock / 4];
+    int nq = 0;
+    for (int i0 = b0; i0 < b1; i0 += 4, ++nq) {
+      Quad& u = quads[nq];
+      u.rows = imin(4, len - i0);
+      for (int r = 0; r < 4; ++r) {
+        const int i = imin(i0 + r, len - 1);
+        u.q[r] = q + static_cast<long>(i) * ld;
+        u.out[r] = out + static_cast<long>(i) * ldo;
+      }
+      u.kn = causal ? i0 + u.rows : len;  // causal rows only ever see keys up to the last of the 4
+      u.kb = (u.kn + 15) / 16;
+      u.s = s + static_cast<long>(i0 - b0) * l16;
     }
-    // Causal rows only ever see keys up to the last of the 4 rows.
-    const int kn = causal ? i0 + rows : len;
-    const int kb = (kn + 15) / 16;
-    for (int jb = 0; jb < kb; jb += 4) {
-      switch (imin(4, kb - jb)) {
-        case 1: scores4<1>(qr, kt, l16, jb, hd, scale, s); break;
-        case 2: scores4<2>(qr, kt, l16, jb, hd, scale, s); break;
-        case 3: scores4<3>(qr, kt, l16, jb, hd, scale, s); break;
-        default: scores4<4>(qr, kt, l16, jb, hd, scale, s); break;
+    const int kn_max = quads[nq - 1].kn;
+    for (int c0 = 0; c0 < kn_max; c0 += kKeyChunk) {
+      const int jb0 = c0 / 16;
+      for (int t = 0; t < nq; ++t) {
+        const Quad& u = quads[t];
+        const int jb1 = imin(u.kb, (c0 + kKeyChunk) / 16);  // a causal quad's keys may end before this chunk
+        for (int jb = jb0; jb < jb1; jb += 4) {
+          switch (imin(4, jb1 - jb)) {
+            case 1: scores4<1>(u.q, kt, l16, jb, hd, scale, u.s); break;
+            case 2: scores4<2>(u.q, kt, l16, jb, hd, scale, u.s); break;
+            case 3: scores4<3>(u.q, kt, l16, jb, hd, scale, u.s); break;
+            default: scores4<4>(u.q, kt, l16, jb, hd, scale, u.s); break;
+          }
+        }
       }
     }
-    for (int r = 0; r < 4; ++r)
-      softmax16(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16);
-    for (int d0 = 0; d0 < hd; d0 += 64) {
-      switch (imin(4, (hd - d0 + 15) / 16)) {
-        case 1: pv4<1>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
-        case 2: pv4<2>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
-        case 3: pv4<3>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
-        default: pv4<4>(s, l16, v, ld, kn, d0, hd, outr, rows); break;
+    for (int t = 0; t < nq; ++t) {
+      const Quad& u = quads[t];
+      const int i0 = b0 + 4 * t;
+      for (int r = 0; r < 4; ++r)
+        softmax16(u.s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, u.kb * 16);
+    }
+    for (int c0 = 0; c0 < kn_max; c0 += kKeyChunk) {
+      for (int t = 0; t < nq; ++t) {
+        const Quad& u = quads[t];
+        const int c1 = imin(c0 + kKeyChunk, u.kn);
+        if (c1 <= c0) continue;
+        for (int d0 = 0; d0 < hd; d0 += 64) {
+          switch (imin(4, (hd - d0 + 15) / 16)) {
+            case 1: pv4<1>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+            case 2: pv4<2>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+            case 3: pv4<3>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+            default: pv4<4>(u.s, l16, vc, hd, c0, c1, d0, hd, u.out, u.rows, c0 == 0); break;
+          }
+        }
       }
     }
   }

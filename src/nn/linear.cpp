@@ -424,7 +424,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     const uint32_t* a = reinterpret_cast<const uint32_t*>(x);  // F32 without norm: x itself
     long lda = ldx;
     if (kp != Precision::F32 || norm) {
-      lda = (ku + 15) & ~15L;
+      lda = (static_cast<long>(ku) * kern::avx512::a_words(kp) + 15) & ~15L;
       grow(s.a, static_cast<size_t>(m) * lda);
       if (kp == Precision::Int8) {
         grow(s.scale, static_cast<size_t>(m));

@@ -186,9 +186,12 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
     fn(pairs * c / chunks, pairs * (c + 1) / chunks);
   };
   auto body = [&](long p0, long p1) {
-    // per chunk: no shared scratch
-    std::vector<float> scratch(avx ? kern::avx512::attention_work_floats(static_cast<int>(max_len), head_dim)
-                                   : static_cast<size_t>(max_len * max_len));
+    // Per thread, kept between calls (like PackedLinear's scratch): a fresh vector per chunk was an mmap of
+    // ~0.3 MB at 729 tokens, its pages faulted in and zeroed by the kernel on every layer.
+    thread_local std::vector<float> scratch;
+    const size_t need = avx ? kern::avx512::attention_work_floats(static_cast<int>(max_len), head_dim)
+                            : static_cast<size_t>(max_len * max_len);
+    if (scratch.size() < need) scratch.resize(need);
     for (long p = p0; p < p1; ++p) {
       const long s = p / heads, h = p % heads;
       const int len = lens[static_cast<size_t>(s)];

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "nn/kernels.h"
 #include "nn/linear.h"
 
 namespace zeroshot::nn {
@@ -92,9 +93,15 @@ PeakRate measure_peak(Precision p, ThreadPool* pool, double seconds) {
       r.instruction = "vfmadd231ps";
       break;
     case Precision::BF16:
-      per_instr = 64;
-      loop = loop_bf16;
-      r.instruction = "vdpbf16ps";
+      if (kern::avx512::bf16_by_fma()) {  // the kernels' instruction for bf16 on this CPU (kernels.h)
+        per_instr = 32;
+        loop = loop_f32;
+        r.instruction = "vfmadd231ps (bf16 on FMAs)";
+      } else {
+        per_instr = 64;
+        loop = loop_bf16;
+        r.instruction = "vdpbf16ps";
+      }
       break;
     case Precision::Int8:
       per_instr = 128;

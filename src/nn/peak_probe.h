@@ -3,6 +3,7 @@
 // kernels of that precision are built on:
 //   F32   vfmadd231ps   (16 lanes x 1 multiply-add = 32 FLOPs per instruction)
 //   BF16  vdpbf16ps     (16 lanes x 2 bf16 products summed into f32 = 64 FLOPs)
+//         or vfmadd231ps where the BF16 kernels run on FMAs (kern::avx512::bf16_by_fma: vdpbf16ps is slow there)
 //   Int8  vpdpbusd      (16 lanes x 4 u8 x s8 products summed into s32 = 128 integer ops, counted as FLOPs)
 // so "fraction of peak" = achieved FLOPs / this number compares a model's throughput with what the same cores
 // delivered in the same minute (on a shared machine a constant from a data sheet would not).
