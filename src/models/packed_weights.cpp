@@ -146,7 +146,10 @@ const uint8_t* PackedWeightsFile::find(const std::string& name, int n, int k, si
 }
 
 void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
-                          const std::vector<PackedRecord>& layers) {
+                          const std::vector<PackedRecord>& captured) {
+  std::vector<PackedRecord> layers;
+  for (const PackedRecord& l : captured)
+    if (l.prec == p) layers.push_back(l);
   const char* layout = nn::packed_layout(p);
   if (!*layout) throw Error(path, "no packed panel layout for this precision on this CPU");
   // The header's size depends on nothing but the strings, so the offsets can be laid out before it is written.

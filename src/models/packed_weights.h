@@ -25,9 +25,10 @@ namespace zeroshot::models {
 std::string packed_weights_name(nn::Precision p);
 
 // One layer's panels, as captured at load (LoaderOptions::packed_capture): `name` is the layer's weight names
-// joined by '|' (q|k|v stacked), the panels are PackedLinear::panels() of a live layer.
+// joined by '|' (q|k|v stacked), the panels are PackedLinear::panels() of a live layer at `prec`.
 struct PackedRecord {
   std::string name;
+  nn::Precision prec = nn::Precision::F32;
   int n = 0, k = 0;
   const uint8_t* panels = nullptr;
   size_t bytes = 0;
@@ -57,8 +58,9 @@ class PackedWeightsFile {
   std::map<std::string, Entry> layers_;
 };
 
-// Writes the captured layers to `path` atomically: the data goes to an unnamed (O_TMPFILE) or ".tmp" file in the
-// same folder, which is renamed over `path` only when complete, so `path` is never seen half written, and a
+// Writes the captured layers at precision `p` to `path` (layers at another precision, such as the f32 projections of
+// a bf16 model, are left out: they are packed at load) atomically: the data goes to an unnamed (O_TMPFILE) or ".tmp"
+// file in the same folder, which is renamed over `path` only when complete, so `path` is never seen half written, and a
 // failure leaves nothing behind. Throws zeroshot::Error naming the path.
 void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
                           const std::vector<PackedRecord>& layers);

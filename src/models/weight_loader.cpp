@@ -247,7 +247,8 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
                                                std::move(b), ni, ki, prec, nn::KernelChoice::Auto, opt_.pool);
   if (opt_.zero_copy)
     for (const io::TensorView* v : views) release_pages(*v);
-  if (opt_.packed_capture && l.panels()) opt_.packed_capture->push_back({key, ni, ki, l.panels(), l.panel_bytes()});
+  if (opt_.packed_capture && l.panels())
+    opt_.packed_capture->push_back({key, prec, ni, ki, l.panels(), l.panel_bytes()});
   return l;
 }
 
