@@ -389,11 +389,16 @@ PackedLinear::PackedLinear(const Int8Weights& q, const float* bias, KernelChoice
 }
 
 const char* packed_layout(Precision p) {
-  // Bump the version when the panel order or padding changes without kNR / kPanelRowBytes / the units changing.
+  // From the constants that define the panels (nn/kernels.h), so that changing them retires every stored copy; bump
+  // the version for a change they do not show (the order of elements inside a panel, its padding).
+  static const std::string f32 = "zeroshot-avx512-panels-v1 nr=" + std::to_string(kern::kNR) +
+                                 " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=f32";
+  static const std::string bf16 = "zeroshot-avx512-panels-v1 nr=" + std::to_string(kern::kNR) +
+                                  " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=bf16x2";
   if (!avx512_kernels(p)) return "";
   switch (p) {
-    case Precision::F32: return "zeroshot-avx512-panels-v1 nr=32 row=128B unit=f32";
-    case Precision::BF16: return "zeroshot-avx512-panels-v1 nr=32 row=128B unit=bf16x2";
+    case Precision::F32: return f32.c_str();
+    case Precision::BF16: return bf16.c_str();
     case Precision::Int8: break;  // also needs per-column scales and sums: its own file (models/int8_weights.h)
   }
   return "";
