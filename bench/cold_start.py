@@ -55,7 +55,8 @@ def main():
     ap.add_argument("--model", required=True, help="Hugging Face CLIP folder (config.json + model.safetensors)")
     ap.add_argument("--zeroshot", action="append", required=True, metavar="NAME=PATH[,KEY=VALUE...]",
                     help="a build of the CLI to time (repeatable), e.g. after=build/zeroshot; KEY=VALUE pairs after "
-                         "the path: that entry's own environment, e.g. packing=build/zeroshot,ZEROSHOT_PACKED_WEIGHTS=0")
+                         "the path: that entry's own environment, "
+                         "e.g. packing=build/zeroshot,ZEROSHOT_PACKED_WEIGHTS=0")
     ap.add_argument("--runs", type=int, default=10, help="rounds (each runs every entry once)")
     ap.add_argument("--threads", type=int, default=0, help="zeroshot --threads (0: all cores)")
     ap.add_argument("--image", default=IMAGE)
