@@ -11,6 +11,10 @@ shared machine the wall time mostly measures waiting for a CPU; on an idle 2-cor
 time) and the peak RSS. The PyTorch peer (/work/shared/tools/clip_torch.py, Debian's torch) is a process that
 imports torch, reads the checkpoint and encodes one random image: what the engine does with a warm label cache.
 The load average (/proc/loadavg) before and after is printed with the table.
+The warm-up run of each build also writes what that build caches besides the label embeddings (since issue 15 part
+2: the packed weights file, $XDG_CACHE_HOME/zeroshot/packed-weights/), so the timed runs measure later loads; set
+XDG_CACHE_HOME to keep those files out of ~/.cache; `--zeroshot packing=build/zeroshot,ZEROSHOT_PACKED_WEIGHTS=0`
+times the same build packing at load.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
@@ -49,8 +53,10 @@ def loadavg():
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, help="Hugging Face CLIP folder (config.json + model.safetensors)")
-    ap.add_argument("--zeroshot", action="append", required=True, metavar="NAME=PATH",
-                    help="a build of the CLI to time (repeatable), e.g. after=build/zeroshot")
+    ap.add_argument("--zeroshot", action="append", required=True, metavar="NAME=PATH[,KEY=VALUE...]",
+                    help="a build of the CLI to time (repeatable), e.g. after=build/zeroshot; KEY=VALUE pairs after "
+                         "the path: that entry's own environment, "
+                         "e.g. packing=build/zeroshot,ZEROSHOT_PACKED_WEIGHTS=0")
     ap.add_argument("--runs", type=int, default=10, help="rounds (each runs every entry once)")
     ap.add_argument("--threads", type=int, default=0, help="zeroshot --threads (0: all cores)")
     ap.add_argument("--image", default=IMAGE)
@@ -65,9 +71,10 @@ def main():
         name, _, path = spec.partition("=")
         if not path:
             name, path = os.path.basename(spec), spec
+        path, *pairs = path.split(",")
         cmd = [path, "classify", a.image, "-m", a.model, "-l", LABELS10, "-f", "json", "-q",
                "--threads", str(a.threads)]
-        entries.append((f"zeroshot {name}", cmd, env))
+        entries.append((f"zeroshot {name}", cmd, dict(env, **dict(kv.split("=", 1) for kv in pairs))))
     if a.peer:
         code = PEER.format(tools=TOOLS, model=os.path.abspath(a.model))
         peer_env = dict(os.environ, OMP_NUM_THREADS="1",

@@ -3,8 +3,15 @@
 #include <cstring>
 #include <filesystem>
 
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <set>
+
+#include "classify/label_cache.h"
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
+#include "util/trace.h"
 
 namespace zeroshot::api {
 
@@ -25,6 +32,57 @@ std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& 
     if (why.rfind(file.string() + ": ", 0) == 0) why.erase(0, file.string().size() + 2);
     throw Error(file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
   }
+}
+
+PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, Precision p, const Int8Capture* capture) {
+  PackedWeightsPlan plan;
+  plan.precision = to_nn_precision(p);
+  const char* env = std::getenv("ZEROSHOT_PACKED_WEIGHTS");
+  if (capture || (env && std::string(env) == "0") || !*nn::packed_layout(plan.precision)) return plan;
+  const std::string cache = classify::resolve_cache_dir("");
+  if (cache.empty()) return plan;
+  trace::Phase phase("packed weights file");
+  // The file must have been made from these weights: their fingerprint (which names the file), and the size and
+  // modification time of each weights file, so that weights edited in place (where the fingerprint's samples
+  // might miss the change) never meet stale panels.
+  const std::string fp = models::weights_fingerprint(ws);
+  plan.identity = fp;
+  std::set<std::string> files;
+  for (const std::string& n : ws.names()) files.insert(ws.get(n).file);
+  for (const std::string& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) return plan;
+    // (Appended piece by piece: gcc 12 warns falsely, -Wrestrict, on a chain of + here.)
+    plan.identity.append(";").append(std::to_string(st.st_size)).append("@");
+    plan.identity.append(std::to_string(st.st_mtim.tv_sec)).append(".").append(std::to_string(st.st_mtim.tv_nsec));
+  }
+  const std::filesystem::path file = std::filesystem::path(cache) / "packed-weights" /
+                                     (fp.substr(fp.find(':') + 1) + "-" + nn::precision_name(plan.precision) + ".bin");
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    try {
+      plan.file = std::make_shared<const models::PackedWeightsFile>(file.string(), plan.identity, plan.precision);
+      trace::note("packed weights mapped from the cache");
+      return plan;
+    } catch (const Error& e) {
+      trace::note((std::string("packed weights file not used, rebuilt: ") + e.what()).c_str());
+    }
+  }
+  plan.write_to = file.string();
+  return plan;
+}
+
+void save_packed_weights(PackedWeightsPlan& plan) {
+  if (plan.write_to.empty()) return;
+  trace::Phase phase("write packed weights");
+  try {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(plan.write_to).parent_path(), ec);
+    models::write_packed_weights(plan.write_to, plan.identity, plan.precision, plan.records);
+  } catch (const Error& e) {
+    trace::note((std::string("packed weights not saved: ") + e.what()).c_str());
+  }
+  plan.records.clear();
 }
 
 std::vector<float> concat_inputs(const Input* const* inputs, size_t n) {

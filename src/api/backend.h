@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "image/image.h"
+#include "models/packed_weights.h"
 #include "models/weight_loader.h"
 #include "zeroshot/zeroshot.h"
 
@@ -109,6 +110,32 @@ O model_build_options(const std::string& dir, const ModelOptions& opt, const Int
   }
   return o;
 }
+// The packed weights file of a load (models/packed_weights.h; the CLIP and SigLIP backends, not yet CLAP): an F32
+// or BF16 load on the AVX-512 kernels maps the panels of its linear layers from
+// $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-<precision>.bin (classify::resolve_cache_dir's folder) when
+// that file was made from these weights, by this layout; otherwise it packs at load, both towers at once, and then
+// writes that file (save_packed_weights) for the next load. Never in the model folder: it may be shared, read-only
+// or a hub snapshot. A stale or damaged file is rebuilt silently (ZEROSHOT_TRACE=1 notes why): it is a cache the
+// engine writes itself and can always remake, so a damaged one must not make the model unusable.
+// ZEROSHOT_PACKED_WEIGHTS=0 in the environment turns it off (no read, no write); so does an int8 capture, and there
+// is nothing to do at int8 or on the generic kernels.
+struct PackedWeightsPlan {
+  std::shared_ptr<const models::PackedWeightsFile> file;  // a valid file: the layers map it
+  std::string write_to;                                   // else, when set: write what the load packs here
+  std::string identity;                                   // what the file must have been made from
+  nn::Precision precision = nn::Precision::F32;
+  std::vector<models::PackedRecord> records;  // the layers packed at load (to write)
+};
+PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, Precision p, const Int8Capture* capture);
+// Sets `o.packed` / `o.packed_capture` (models::ClipOptions, ...) from the plan.
+template <class O>
+void use_packed_weights(O& o, PackedWeightsPlan& plan) {
+  o.packed = plan.file;
+  if (!plan.write_to.empty()) o.packed_capture = &plan.records;
+}
+// After the build: writes the captured layers (while the model holds them) when the plan says so. Best effort: a
+// failure (a full disk, a read-only cache) only costs the next load its speed-up, and is noted in the trace.
+void save_packed_weights(PackedWeightsPlan& plan);
 // n inputs of one size back to back (pixel_values for the image encoders); throws for mixed sizes.
 std::vector<float> concat_inputs(const Input* const* inputs, size_t n);
 // Interleaved 8-bit RGB of a caller's decoder as an image (load_rgb); throws for a non-positive size.

@@ -26,9 +26,14 @@ namespace {
 class ClipBackend final : public Backend {
  public:
   ClipBackend(ClipCheckpoint ck, const ModelOptions& opt, const Int8Capture* capture) : ck_(std::move(ck)) {
-    const auto copt = model_build_options<models::ClipOptions>(ck_.dir, opt, capture);
-    trace::Phase p("build model");
-    clip_ = std::make_unique<models::ClipModel>(ck_.cfg, ck_.weights, copt);
+    auto copt = model_build_options<models::ClipOptions>(ck_.dir, opt, capture);
+    PackedWeightsPlan packed = packed_weights_plan(*ck_.weights, opt.precision, capture);
+    use_packed_weights(copt, packed);
+    {
+      trace::Phase p("build model");
+      clip_ = std::make_unique<models::ClipModel>(ck_.cfg, ck_.weights, copt);
+    }
+    save_packed_weights(packed);
   }
 
   const char* model_type() const override { return ck_.model_type.c_str(); }

@@ -40,14 +40,19 @@ class OpenClipSiglipBackend final : public Backend {
                   "carry it)");
     definition_files_ = {config.string(), (d / "spiece.model").string(), tok_cfg.string()};
     preprocess_ = open_clip_image_preprocess(cfg_.preprocess, opt);
-    const auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
+    auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
     {
       trace::Phase p("open weights");
       auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(open_clip_weights(dir)));
       weights_ = models::open_clip_siglip_to_hf(std::move(src), cfg_.siglip);
     }
-    trace::Phase p("build model");
-    model_ = std::make_unique<models::SiglipModel>(cfg_.siglip, weights_, mo);
+    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt.precision, capture);
+    use_packed_weights(mo, packed);
+    {
+      trace::Phase p("build model");
+      model_ = std::make_unique<models::SiglipModel>(cfg_.siglip, weights_, mo);
+    }
+    save_packed_weights(packed);
   }
 
   const char* model_type() const override { return "open_clip_siglip"; }

@@ -123,13 +123,18 @@ class SiglipBackend final : public Backend {
     decode_.max_pixels = opt.max_image_pixels;
     if (opt.fast_decode) decode_.draft_size = processor_->draft_size();
 
-    const auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
+    auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
     {
       trace::Phase p("open weights");
       weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
     }
-    trace::Phase p("build model");
-    model_ = std::make_unique<models::SiglipModel>(cfg_, weights_, mo);
+    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt.precision, capture);
+    use_packed_weights(mo, packed);
+    {
+      trace::Phase p("build model");
+      model_ = std::make_unique<models::SiglipModel>(cfg_, weights_, mo);
+    }
+    save_packed_weights(packed);
   }
 
   const char* model_type() const override { return naflex_ ? "siglip2" : "siglip"; }

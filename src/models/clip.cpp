@@ -157,8 +157,9 @@ Plan plan_for(Precision p) { return {p, p}; }
 struct ClipModel::Impl {
   ClipConfig cfg;
   Plan plan;
-  std::shared_ptr<const io::WeightStore> keep;  // set in zero-copy mode
-  bool from_file = false;                       // int8 layers came from the int8 weights file
+  std::shared_ptr<const io::WeightStore> keep;      // set in zero-copy mode
+  bool from_file = false;                           // int8 layers came from the int8 weights file
+  std::shared_ptr<const PackedWeightsFile> packed;  // mapped panels that layers use in place
   std::vector<std::unique_ptr<float[]>> owned;
   std::vector<std::string> in_place;
   std::unique_ptr<nn::ThreadPool> pool;
@@ -247,6 +248,8 @@ struct ClipModel::Impl {
     if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
+    lo.packed = packed = opt.packed;
+    lo.packed_capture = opt.packed_capture;
     WeightLoader w(ws, "CLIP", lo);
     from_file = w.int8_from_file();
     // Vision first: a wrong vision width is reported on its first tensor.
@@ -262,8 +265,8 @@ struct ClipModel::Impl {
     token_emb = w.tensor("text_model.embeddings.token_embedding.weight", {t.vocab_size, td});
     text_pos = w.tensor("text_model.embeddings.position_embedding.weight", {t.max_positions, td});
     // Deferred only where the store outlives the constructor and nothing waits for the weights being converted
-    // (save_int8_weights captures every quantized layer).
-    text_deferred = zc && !opt.int8_capture;
+    // (save_int8_weights captures every quantized layer, a packed weights capture every packed one).
+    text_deferred = zc && !opt.int8_capture && !opt.packed_capture;
     if (text_deferred) {
       check_layers(w, "text_model", t);
       w.check_matrix("text_projection.weight", {proj, td});
@@ -464,11 +467,19 @@ struct ClipModel::Impl {
   }
 };
 
+namespace {
+ClipOptions with_threads(int threads) {
+  ClipOptions o;
+  o.threads = threads;
+  return o;
+}
+}  // namespace
+
 ClipModel::ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, int threads)
-    : ClipModel(cfg, weights, ClipOptions{threads, Precision::F32, nullptr, nullptr, {}}) {}
+    : ClipModel(cfg, weights, with_threads(threads)) {}
 
 ClipModel::ClipModel(const ClipConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads)
-    : ClipModel(cfg, std::move(weights), ClipOptions{threads, Precision::F32, nullptr, nullptr, {}}) {}
+    : ClipModel(cfg, std::move(weights), with_threads(threads)) {}
 
 ClipModel::ClipModel(const ClipConfig& cfg, const io::WeightStore& weights, const ClipOptions& options)
     : impl_(std::make_unique<Impl>(cfg, weights, false, options)) {}

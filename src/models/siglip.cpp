@@ -150,6 +150,7 @@ struct SiglipModel::Impl {
   Precision prec = Precision::F32;
   std::shared_ptr<const io::WeightStore> keep;
   bool from_file = false;
+  std::shared_ptr<const PackedWeightsFile> packed;  // mapped panels that layers use in place
   std::vector<std::unique_ptr<float[]>> owned;
   std::vector<std::string> in_place;
   std::unique_ptr<nn::ThreadPool> pool;
@@ -198,6 +199,8 @@ struct SiglipModel::Impl {
     if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
+    lo.packed = packed = opt.packed;
+    lo.packed_capture = opt.packed_capture;
     WeightLoader w(ws, "SigLIP", lo);
     from_file = w.int8_from_file();
 

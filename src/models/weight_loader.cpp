@@ -9,6 +9,7 @@
 
 #include "io/safetensors.h"
 #include "models/int8_weights.h"
+#include "models/packed_weights.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -202,6 +203,17 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
     for (const io::TensorView* v : views) release_pages(*v);
     return nn::PackedLinear(int8_from_file(weights, out, in), b.empty() ? nullptr : b.data());
   }
+  std::string key;  // the layer in a packed weights file: its weight names, joined
+  if (opt_.packed || opt_.packed_capture)
+    for (const std::string& wn : weights) key += (key.empty() ? "" : "|") + wn;
+  if (opt_.packed && opt_.packed->precision() == prec) {
+    size_t bytes = 0;
+    if (const uint8_t* panels = opt_.packed->find(key, ni, ki, &bytes)) {
+      // As with the int8 file: the f32 weights are never read; drop the pages the fingerprint's samples touched.
+      for (const io::TensorView* v : views) release_pages(*v);
+      return nn::PackedLinear::from_panels(panels, bytes, b.empty() ? nullptr : b.data(), ni, ki, prec);
+    }
+  }
   if (prec == nn::Precision::Int8 && opt_.int8_capture) capture(views, out, in);
   const bool conv = linear_is_converted(prec);
   std::vector<float> tmp;
@@ -235,6 +247,8 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
                                                std::move(b), ni, ki, prec, nn::KernelChoice::Auto, opt_.pool);
   if (opt_.zero_copy)
     for (const io::TensorView* v : views) release_pages(*v);
+  if (opt_.packed_capture && l.panels())
+    opt_.packed_capture->push_back({key, prec, ni, ki, l.panels(), l.panel_bytes()});
   return l;
 }
 

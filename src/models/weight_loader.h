@@ -6,6 +6,7 @@
 //     converted copy that the loader owns until take_buffers() hands it to the model,
 //   - builds linear layers in the requested precision, stacking several torch Linear weights along the outputs
 //     (q|k|v as one GEMM), and takes int8 weights from a matching int8 weights file (int8_weights.h),
+//   - takes the AVX-512 panels of a layer from a packed weights file (packed_weights.h) when it holds them,
 //   - releases the mapped pages of every weight it copied or converted (the packed copy is not held twice), and
 //     maps in one call the pages of a weight it is about to convert (cheaper than a fault per 16 pages),
 //   - records every name it was asked for, so that check_unused() can refuse float tensors that are not part of
@@ -29,6 +30,9 @@ struct TensorView;
 }  // namespace zeroshot::io
 
 namespace zeroshot::models {
+
+class PackedWeightsFile;
+struct PackedRecord;
 
 struct NormWeights {
   const float* g = nullptr;
@@ -57,6 +61,12 @@ struct LoaderOptions {
   std::function<void(size_t)> on_quantized;
   // Threads that share the packing of each layer (null: the calling thread); must outlive the loader.
   nn::ThreadPool* pool = nullptr;
+  // Panels packed beforehand, for the layers at the file's precision that it holds: used in place (mapped), their
+  // f32 weights never read. The model keeps the file open as long as its layers.
+  std::shared_ptr<const PackedWeightsFile> packed;
+  // When set, every layer packed at load into AVX-512 panels is also listed here (its panels stay owned by the
+  // layer, which must outlive the list's use): what write_packed_weights stores.
+  std::vector<PackedRecord>* packed_capture = nullptr;
 };
 
 class WeightLoader {

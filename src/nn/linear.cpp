@@ -205,8 +205,9 @@ struct PackedLinear::Impl {
   bool avx = false;
   std::vector<float> bias_own;
   const float* bias = nullptr;
-  // AVX-512 path
+  // AVX-512 path: b_panels points into `panels` or into memory the caller keeps (from_panels)
   std::unique_ptr<uint8_t, AlignedFree> panels;
+  const uint8_t* b_panels = nullptr;
   size_t panel_bytes = 0;
   std::vector<float> b_scale;     // int8: per column, padded to whole panels
   std::vector<int32_t> b_colsum;  // int8: sum of q over k, per column, padded
@@ -277,6 +278,7 @@ struct PackedLinear::Impl {
     // unit) needs zeros.
     if (n % kern::kNR != 0 || k % kern::unit_of(prec) != 0) std::memset(p, 0, panel_bytes);
     panels.reset(static_cast<uint8_t*>(p));
+    b_panels = panels.get();
     return panels.get();
   }
 
@@ -386,6 +388,51 @@ PackedLinear::PackedLinear(const Int8Weights& q, const float* bias, KernelChoice
   else m.generic_int8(q);
 }
 
+const char* packed_layout(Precision p) {
+  // From the constants that define the panels (nn/kernels.h), so that changing them retires every stored copy; bump
+  // the version for a change they do not show (the order of elements inside a panel, its padding).
+  static const std::string f32 = "zeroshot-avx512-panels-v1 nr=" + std::to_string(kern::kNR) +
+                                 " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=f32";
+  static const std::string bf16 = "zeroshot-avx512-panels-v1 nr=" + std::to_string(kern::kNR) +
+                                  " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=bf16x2";
+  if (!avx512_kernels(p)) return "";
+  switch (p) {
+    case Precision::F32: return f32.c_str();
+    case Precision::BF16: return bf16.c_str();
+    case Precision::Int8: break;  // also needs per-column scales and sums: its own file (models/int8_weights.h)
+  }
+  return "";
+}
+
+size_t packed_panel_bytes(int n, int k, Precision p) {
+  if (n <= 0 || k <= 0) return 0;
+  return static_cast<size_t>(kern::panels(n)) * kern::units(p, k) * kern::kPanelRowBytes;
+}
+
+PackedLinear PackedLinear::from_panels(const uint8_t* panels, size_t bytes, const float* bias, int n, int k,
+                                       Precision p) {
+  if (!*packed_layout(p)) throw Error("PackedLinear", "no stored panel layout for this precision on this CPU");
+  if (n <= 0 || k <= 0 || !panels || bytes != packed_panel_bytes(n, k, p) ||
+      reinterpret_cast<uintptr_t>(panels) % 64 != 0)
+    throw Error("PackedLinear", "stored panels do not fit [" + std::to_string(n) + ", " + std::to_string(k) + "]");
+  PackedLinear l;
+  l.impl_ = std::make_unique<Impl>();
+  Impl& m = *l.impl_;
+  m.n = n;
+  m.k = k;
+  m.prec = p;
+  m.avx = true;
+  m.set_bias(bias, true);
+  m.b_panels = panels;
+  m.panel_bytes = bytes;
+  return l;
+}
+
+const uint8_t* PackedLinear::panels() const {
+  return impl_ && impl_->avx && impl_->prec != Precision::Int8 ? impl_->b_panels : nullptr;
+}
+size_t PackedLinear::panel_bytes() const { return panels() ? impl_->panel_bytes : 0; }
+
 int PackedLinear::in_features() const { return impl_ ? impl_->k : 0; }
 int PackedLinear::out_features() const { return impl_ ? impl_->n : 0; }
 Precision PackedLinear::precision() const { return impl_ ? impl_->prec : Precision::F32; }
@@ -393,9 +440,9 @@ bool PackedLinear::uses_avx512() const { return impl_ && impl_->avx; }
 bool PackedLinear::borrows_weights() const { return impl_ && impl_->borrowed; }
 size_t PackedLinear::weight_bytes() const {
   if (!impl_) return 0;
-  return impl_->panel_bytes + impl_->w_own.size() * sizeof(float) + impl_->bias_own.size() * sizeof(float) +
-         impl_->b_scale.size() * sizeof(float) + impl_->b_colsum.size() * sizeof(int32_t) +
-         impl_->w_scale.size() * sizeof(float);
+  return (impl_->panels ? impl_->panel_bytes : 0) + impl_->w_own.size() * sizeof(float) +
+         impl_->bias_own.size() * sizeof(float) + impl_->b_scale.size() * sizeof(float) +
+         impl_->b_colsum.size() * sizeof(int32_t) + impl_->w_scale.size() * sizeof(float);
 }
 
 void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, ThreadPool* pool, LinearPost post,
@@ -453,7 +500,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     g.lda = lda;
     g.a_scale = s.scale.data();
     g.a_zp = s.zp.data();
-    g.b = L.panels.get();
+    g.b = L.b_panels;
     g.b_scale = L.b_scale.data();
     g.b_colsum = L.b_colsum.data();
     g.bias = L.bias;

@@ -51,6 +51,13 @@ Int8Weights quantize_int8(const float* w, int n, int k);
 // bfloat16 of a float, round to nearest even (NaN stays NaN).
 uint16_t f32_to_bf16(float x);
 
+// The AVX-512 weight panels of F32 and BF16 layers, for storing them and mapping them back (models/packed_weights.h):
+// the name of the layout that the packing writes on this machine for `p` ("" when the layer would not be packed
+// that way: the generic path, or Int8), and the bytes of one [n, k] layer's panels in it. A stored copy is only
+// valid under the same name: it changes with the panel geometry, the unit per precision and the CPU's kernels.
+const char* packed_layout(Precision p);
+size_t packed_panel_bytes(int n, int k, Precision p);
+
 // What the epilogue does with acc = x W^T + b.
 struct LinearPost {
   enum Kind { Store, Activate, Accumulate };
@@ -83,6 +90,10 @@ class PackedLinear {
                KernelChoice kc = KernelChoice::Auto, ThreadPool* pool = nullptr);
   // Int8 from weights quantized beforehand (quantize_int8's output, e.g. read from a saved file). bias is copied.
   PackedLinear(const Int8Weights& w, const float* bias, KernelChoice kc = KernelChoice::Auto);
+  // F32 / BF16 on the AVX-512 path (packed_layout(p) not empty) over panels packed beforehand: the panels() of an
+  // equal layer, e.g. memory-mapped from a file. They are used in place (they must outlive this object and be
+  // 64-byte aligned); bias (n values or null) is copied. Throws zeroshot::Error for a size or layout mismatch.
+  static PackedLinear from_panels(const uint8_t* panels, size_t bytes, const float* bias, int n, int k, Precision p);
   ~PackedLinear();
   PackedLinear(PackedLinear&&) noexcept;
   PackedLinear& operator=(PackedLinear&&) noexcept;
@@ -93,6 +104,9 @@ class PackedLinear {
   bool uses_avx512() const;
   size_t weight_bytes() const;   // memory owned for the weights (0 when used in place)
   bool borrows_weights() const;  // the w passed in is used in place (generic F32 path, pointer constructor)
+  // The AVX-512 panels of an F32 / BF16 layer (null otherwise) and their size: what from_panels takes back.
+  const uint8_t* panels() const;
+  size_t panel_bytes() const;
 
   // y[m x n] (row stride ldy) from x[m x k] (row stride ldx) per `post`, the rows of x layer-normalized first
   // when `norm` is given. y must not overlap x. Parallel over output columns (and rows when there are few columns)

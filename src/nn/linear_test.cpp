@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "nn/ops.h"
 #include "nn/peak_probe.h"
 #include "nn/thread_pool.h"
+#include "zeroshot/error.h"
 
 namespace zeroshot::nn {
 namespace {
@@ -312,6 +315,33 @@ TEST(PackedLinear, OwningConstructorKeepsTheWeights) {
   EXPECT_FALSE(own.borrows_weights());
   EXPECT_EQ(run(own, t, LinearPost::store(), nullptr, y0), run(ref, t, LinearPost::store(), nullptr, y0));
   EXPECT_THROW(PackedLinear(std::vector<float>(10), {}, 3, 4, Precision::F32), std::exception);
+}
+
+// A layer over a copy of another's panels (as mapped from a packed weights file) computes the same bytes, for every
+// shape (padded columns and units included); panels of another size or alignment are refused.
+TEST(PackedLinear, FromPanelsEqualsPackingAtLoad) {
+  for (const Precision p : {Precision::F32, Precision::BF16}) {
+    if (!*packed_layout(p)) continue;
+    for (const Case& c : kCases) {
+      Linear t(c, 5);
+      const std::vector<float> y0(static_cast<size_t>(c.m) * c.n, 0.5f);
+      const PackedLinear packed(t.w.data(), t.b.data(), c.n, c.k, p);
+      ASSERT_NE(packed.panels(), nullptr);
+      ASSERT_EQ(packed.panel_bytes(), packed_panel_bytes(c.n, c.k, p));
+      std::unique_ptr<uint8_t, decltype(&std::free)> copy(
+          static_cast<uint8_t*>(std::aligned_alloc(64, (packed.panel_bytes() + 63) & ~size_t{63})), &std::free);
+      std::memcpy(copy.get(), packed.panels(), packed.panel_bytes());
+      const PackedLinear mapped = PackedLinear::from_panels(copy.get(), packed.panel_bytes(), t.b.data(), c.n, c.k, p);
+      EXPECT_EQ(mapped.panels(), copy.get());
+      EXPECT_EQ(mapped.weight_bytes(), static_cast<size_t>(c.n) * sizeof(float));  // the bias copy only
+      for (const LinearPost post : {LinearPost::store(), LinearPost::accumulate()})
+        EXPECT_EQ(run(mapped, t, post, nullptr, y0), run(packed, t, post, nullptr, y0))
+            << precision_name(p) << " " << c.m << "x" << c.k << "x" << c.n;
+      EXPECT_THROW(PackedLinear::from_panels(copy.get(), packed.panel_bytes(), nullptr, c.n + 32, c.k, p), Error);
+      EXPECT_THROW(PackedLinear::from_panels(copy.get() + 4, packed.panel_bytes(), nullptr, c.n, c.k, p), Error);
+    }
+  }
+  EXPECT_EQ(std::string(packed_layout(Precision::Int8)), "");
 }
 
 TEST(Quantize, Int8PerChannelSymmetricRoundHalfEven) {

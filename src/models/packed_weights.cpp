@@ -1,0 +1,233 @@
+#include "models/packed_weights.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+
+#include "nn/linear.h"
+#include "zeroshot/error.h"
+
+namespace zeroshot::models {
+
+namespace {
+
+constexpr char kMagic[8] = {'Z', 'S', 'P', 'A', 'C', 'K', 'E', 'D'};
+constexpr uint32_t kVersion = 1;
+// Panels start at page boundaries: aligned for the kernels' 64-byte loads, and each layer's pages are its own.
+constexpr uint64_t kAlign = 4096;
+
+uint64_t fnv1a(const uint8_t* p, size_t n) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
+  return h;
+}
+
+// Little-endian fields, as the docs give them (every supported CPU is little-endian; written bytewise anyway).
+struct Writer {
+  std::string b;
+  void u32(uint32_t v) {
+    for (int i = 0; i < 4; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void u64(uint64_t v) {
+    for (int i = 0; i < 8; ++i) b.push_back(static_cast<char>(v >> (8 * i)));
+  }
+  void str(const std::string& s) {
+    u32(static_cast<uint32_t>(s.size()));
+    b += s;
+  }
+};
+
+// Reads fields within [p, end); any read past it throws "truncated header".
+struct Reader {
+  const uint8_t* p;
+  const uint8_t* end;
+  const std::string& path;
+  void need(size_t n) const {
+    if (static_cast<size_t>(end - p) < n) throw Error(path, "damaged packed weights file (truncated header)");
+  }
+  uint64_t le(int bytes) {
+    need(static_cast<size_t>(bytes));
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; ++i) v |= static_cast<uint64_t>(p[i]) << (8 * i);
+    p += bytes;
+    return v;
+  }
+  uint32_t u32() { return static_cast<uint32_t>(le(4)); }
+  uint64_t u64() { return le(8); }
+  std::string str() {
+    const uint32_t n = u32();
+    need(n);
+    std::string s(reinterpret_cast<const char*>(p), n);
+    p += n;
+    return s;
+  }
+};
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+void write_all(int fd, const void* data, size_t n, uint64_t offset, const std::string& path) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (n > 0) {
+    const ssize_t w = ::pwrite(fd, p, n, static_cast<off_t>(offset));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) throw Error(path, std::string("cannot write the packed weights: ") + std::strerror(errno));
+    p += w;
+    n -= static_cast<size_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+}
+
+std::string temp_name(const std::string& path) {
+  static std::atomic<unsigned> counter{0};
+  return path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++);
+}
+
+}  // namespace
+
+std::string packed_weights_name(nn::Precision p) {
+  return std::string("zeroshot-packed-") + nn::precision_name(p) + ".bin";
+}
+
+PackedWeightsFile::PackedWeightsFile(const std::string& path, const std::string& fingerprint, nn::Precision p)
+    : map_(path), prec_(p) {
+  const uint8_t* d = map_.data();
+  const size_t size = map_.size();
+  auto damaged = [&](const std::string& why) { return Error(path, "damaged packed weights file (" + why + ")"); };
+  auto stale = [&](const std::string& why) { return Error(path, "stale packed weights file (" + why + ")"); };
+  if (size < 24 || std::memcmp(d, kMagic, sizeof kMagic) != 0) throw damaged("not a packed weights file");
+  Reader r{d + 8, d + size, path};
+  const uint32_t version = r.u32();
+  if (version != kVersion) throw stale("format version " + std::to_string(version) + ", this build reads 1");
+  const uint32_t header = r.u32();
+  if (header < 32 || header > size) throw damaged("truncated: header of " + std::to_string(header) + " bytes");
+  const uint64_t stored_size = r.u64();
+  if (stored_size != size)
+    throw damaged("truncated: " + std::to_string(size) + " of " + std::to_string(stored_size) + " bytes");
+  const uint8_t* sum_at = d + header - 8;
+  if (Reader{sum_at, d + header, path}.u64() != fnv1a(d, header - 8)) throw damaged("header checksum mismatch");
+  r.end = sum_at;
+  if (r.str() != fingerprint) throw stale("made from other weights");
+  if (r.str() != nn::precision_name(p)) throw stale("another precision");
+  if (r.str() != nn::packed_layout(p)) throw stale("another panel layout or CPU kernels");
+  const uint32_t count = r.u32();
+  uint64_t prev_end = header;
+  for (uint32_t i = 0; i < count; ++i) {
+    std::string name = r.str();
+    Entry e;
+    const uint32_t n = r.u32(), k = r.u32();
+    e.offset = r.u64();
+    e.bytes = r.u64();
+    if (n == 0 || k == 0 || n > std::numeric_limits<int>::max() || k > std::numeric_limits<int>::max())
+      throw damaged("layer " + name + " has size " + std::to_string(n) + " x " + std::to_string(k));
+    e.n = static_cast<int>(n);
+    e.k = static_cast<int>(k);
+    if (e.bytes != nn::packed_panel_bytes(e.n, e.k, p))
+      throw damaged("layer " + name + " has " + std::to_string(e.bytes) + " bytes of panels");
+    if (e.offset % kAlign != 0 || e.offset < prev_end || e.offset > size || e.bytes > size - e.offset)
+      throw damaged("layer " + name + " lies outside the file");
+    prev_end = e.offset + e.bytes;
+    if (!layers_.emplace(std::move(name), e).second) throw damaged("a layer is listed twice");
+  }
+  if (r.p != r.end) throw damaged("unexpected bytes after the layer table");
+}
+
+const uint8_t* PackedWeightsFile::find(const std::string& name, int n, int k, size_t* bytes) const {
+  const auto it = layers_.find(name);
+  if (it == layers_.end() || it->second.n != n || it->second.k != k) return nullptr;
+  *bytes = it->second.bytes;
+  return map_.data() + it->second.offset;
+}
+
+void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
+                          const std::vector<PackedRecord>& captured) {
+  std::vector<PackedRecord> layers;
+  for (const PackedRecord& l : captured)
+    if (l.prec == p) layers.push_back(l);
+  const char* layout = nn::packed_layout(p);
+  if (!*layout) throw Error(path, "no packed panel layout for this precision on this CPU");
+  // The header's size depends on nothing but the strings, so the offsets can be laid out before it is written.
+  Writer w;
+  w.b.append(kMagic, sizeof kMagic);
+  w.u32(kVersion);
+  const size_t header_size_at = w.b.size();
+  w.u32(0);  // header size, patched below
+  const size_t file_size_at = w.b.size();
+  w.u64(0);  // file size, patched below
+  w.str(fingerprint);
+  w.str(nn::precision_name(p));
+  w.str(layout);
+  w.u32(static_cast<uint32_t>(layers.size()));
+  size_t table = w.b.size();
+  for (const PackedRecord& l : layers) table += 4 + l.name.size() + 4 + 4 + 8 + 8;
+  const uint64_t header = table + 8;
+  std::vector<uint64_t> offsets;
+  uint64_t at = align_up(header);
+  for (const PackedRecord& l : layers) {
+    if (!l.panels || l.bytes != nn::packed_panel_bytes(l.n, l.k, p))
+      throw Error(path, "internal error: layer " + l.name + " has no panels of its size");
+    offsets.push_back(at);
+    at = align_up(at + l.bytes);
+  }
+  const uint64_t total = layers.empty() ? header : offsets.back() + layers.back().bytes;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    w.str(layers[i].name);
+    w.u32(static_cast<uint32_t>(layers[i].n));
+    w.u32(static_cast<uint32_t>(layers[i].k));
+    w.u64(offsets[i]);
+    w.u64(layers[i].bytes);
+  }
+  for (int i = 0; i < 4; ++i) w.b[header_size_at + i] = static_cast<char>(header >> (8 * i));
+  for (int i = 0; i < 8; ++i) w.b[file_size_at + i] = static_cast<char>(total >> (8 * i));
+  w.u64(fnv1a(reinterpret_cast<const uint8_t*>(w.b.data()), w.b.size()));
+
+  // An unnamed file (O_TMPFILE) vanishes by itself if this process dies before it is linked; where the file
+  // system lacks it, a named temporary file, removed on failure.
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  std::string tmp;
+  int fd = ::open(dir.empty() ? "." : dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC, 0644);
+  const bool unnamed = fd >= 0;
+  if (!unnamed) {
+    tmp = temp_name(path);
+    fd = ::open(tmp.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0644);
+    if (fd < 0) throw Error(path, std::string("cannot create the packed weights file: ") + std::strerror(errno));
+  }
+  try {
+    // The padding between layers stays a hole (reads as zeros, takes no disk).
+    if (::ftruncate(fd, static_cast<off_t>(total)) != 0)
+      throw Error(path, std::string("cannot size the packed weights file: ") + std::strerror(errno));
+    for (size_t i = 0; i < layers.size(); ++i) write_all(fd, layers[i].panels, layers[i].bytes, offsets[i], path);
+    write_all(fd, w.b.data(), w.b.size(), 0, path);
+    // On disk before the rename: a crash then leaves either no file or a whole one, never one of the right
+    // size holding unwritten (zero) pages, which the size checks could not tell from a good one.
+    if (::fdatasync(fd) != 0)
+      throw Error(path, std::string("cannot write the packed weights: ") + std::strerror(errno));
+    if (unnamed) {
+      tmp = temp_name(path);
+      const std::string self = "/proc/self/fd/" + std::to_string(fd);
+      if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, tmp.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+        tmp.clear();
+        throw Error(path, std::string("cannot link the packed weights file: ") + std::strerror(errno));
+      }
+    }
+    if (::close(fd) != 0) {
+      fd = -1;
+      throw Error(path, std::string("cannot write the packed weights: ") + std::strerror(errno));
+    }
+    fd = -1;
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+      throw Error(path, std::string("cannot rename the packed weights file into place: ") + std::strerror(errno));
+  } catch (...) {
+    if (fd >= 0) ::close(fd);
+    if (!tmp.empty()) ::unlink(tmp.c_str());
+    throw;
+  }
+}
+
+}  // namespace zeroshot::models

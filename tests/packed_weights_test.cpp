@@ -1,0 +1,122 @@
+// The packed weights cache through the public API (api/backend.h, PackedWeightsPlan): the first F32 load writes
+// $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-f32.bin, later loads map it; every load embeds bit for bit
+// what a load without the cache embeds; a truncated or stale file is rebuilt silently; an unusable cache folder
+// only costs the speed-up; the model folder is never written.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "models/packed_weights.h"
+#include "nn/linear.h"
+#include "support/fixtures.h"
+#include "support/temp_dir.h"
+#include "zeroshot/zeroshot.h"
+
+using namespace zeroshot;
+using namespace zeroshot::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kModel = clip_dir("clip-tiny-quickgelu");
+
+class PackedCache : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!*nn::packed_layout(nn::Precision::F32)) GTEST_SKIP() << "no AVX-512 panels on this CPU";
+    if (const char* old = std::getenv("XDG_CACHE_HOME")) old_xdg_ = old;
+    ::setenv("XDG_CACHE_HOME", cache_.str().c_str(), 1);
+    ::setenv("ZEROSHOT_PACKED_WEIGHTS", "0", 1);
+    reference_ = embed();
+    ::unsetenv("ZEROSHOT_PACKED_WEIGHTS");
+    EXPECT_FALSE(fs::exists(folder())) << "written with ZEROSHOT_PACKED_WEIGHTS=0";
+  }
+  void TearDown() override {
+    ::unsetenv("ZEROSHOT_PACKED_WEIGHTS");
+    if (old_xdg_.empty()) ::unsetenv("XDG_CACHE_HOME");
+    else ::setenv("XDG_CACHE_HOME", old_xdg_.c_str(), 1);
+  }
+
+  // An image and two texts, embedded by a freshly loaded model.
+  static std::vector<float> embed() {
+    ModelOptions o;
+    o.threads = 2;
+    const auto m = Model::load(kModel, o);
+    std::vector<float> v = m->embed_image_files({image_path("chelsea.png")}).data;
+    const std::vector<float> t = m->embed_texts({"a photo of a cat", "a dog"}).data;
+    v.insert(v.end(), t.begin(), t.end());
+    return v;
+  }
+  bool same_as_reference(const std::vector<float>& v) const {
+    return v.size() == reference_.size() && std::memcmp(v.data(), reference_.data(), v.size() * sizeof(float)) == 0;
+  }
+  fs::path folder() const { return cache_.path / "zeroshot" / "packed-weights"; }
+  // The one file in the cache folder.
+  fs::path cached_file() const {
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(folder())) files.push_back(e.path());
+    EXPECT_EQ(files.size(), 1u);
+    return files.empty() ? fs::path() : files[0];
+  }
+
+  TempDir cache_{"xdg"};
+  std::string old_xdg_;
+  std::vector<float> reference_;
+};
+
+std::vector<std::string> listing(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST_F(PackedCache, FirstLoadWritesItLaterLoadsMapItBitIdentical) {
+  const auto model_files = listing(kModel);
+  EXPECT_TRUE(same_as_reference(embed()));
+  const fs::path file = cached_file();
+  EXPECT_EQ(file.filename().string().substr(16), "-f32.bin");
+  const auto written = fs::last_write_time(file);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+  EXPECT_EQ(listing(kModel), model_files);  // the model folder is never written
+}
+
+TEST_F(PackedCache, TruncatedFileIsRebuilt) {
+  embed();
+  const fs::path file = cached_file();
+  const auto size = fs::file_size(file);
+  fs::resize_file(file, size / 2);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::file_size(file), size);
+  fs::resize_file(file, 0);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::file_size(file), size);
+}
+
+TEST_F(PackedCache, StaleFileIsRebuilt) {
+  embed();
+  const fs::path file = cached_file();
+  const auto size = fs::file_size(file);
+  // A valid file made from other weights (none of its layers would fit these anyway).
+  models::write_packed_weights(file.string(), "fnv1a64:0000000000000000", nn::Precision::F32, {});
+  ASSERT_LT(fs::file_size(file), size);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::file_size(file), size);
+  EXPECT_EQ(cached_file(), file);
+}
+
+TEST_F(PackedCache, UnusableCacheFolderOnlyCostsTheSpeedUp) {
+  const std::string not_a_folder = cache_.file("blocked", "a file where the cache folder would be");
+  ::setenv("XDG_CACHE_HOME", not_a_folder.c_str(), 1);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_TRUE(fs::is_regular_file(not_a_folder));
+}
+
+}  // namespace
