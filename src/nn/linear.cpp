@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "nn/gemm.h"
+#include "nn/int4_gemm.h"
 #include "nn/kernels.h"
 #include "zeroshot/error.h"
 
@@ -63,6 +64,7 @@ const char* precision_name(Precision p) {
     case Precision::F32: return "f32";
     case Precision::BF16: return "bf16";
     case Precision::Int8: return "int8";
+    case Precision::Int4: return "int4";
   }
   return "?";
 }
@@ -72,6 +74,7 @@ bool avx512_kernels(Precision p) {
     case Precision::F32: return kern::cpu_has_avx512();
     case Precision::BF16: return kern::cpu_has_avx512_bf16();
     case Precision::Int8: return kern::cpu_has_avx512_vnni();
+    case Precision::Int4: return kern::cpu_has_avx512();  // f32 FMA over dequantized panels
   }
   return false;
 }
@@ -216,6 +219,7 @@ struct PackedLinear::Impl {
   std::vector<float> w_scale;
 
   bool borrowed = false;
+  std::unique_ptr<Int4Packed> int4;  // Int4: its own packing and forward (nn/int4_gemm.h)
 
   // Splits [0, count) over pool's threads when the layer is big enough to pay for waking them.
   void pack_parallel(ThreadPool* pool, int count, const std::function<void(long, long)>& fn) const {
@@ -231,6 +235,7 @@ struct PackedLinear::Impl {
     n = n_;
     k = k_;
     prec = p;
+    if (p == Precision::Int4) return init_int4(quantize_int4(wp, n, k), bp, kc);
     avx = kc == KernelChoice::Auto && avx512_kernels(p);
     set_bias(bp, avx || p != Precision::F32);
     if (avx) {
@@ -238,6 +243,7 @@ struct PackedLinear::Impl {
         case Precision::F32: pack_f32(wp); break;
         case Precision::BF16: pack_bf16(wp); break;
         case Precision::Int8: pack_int8(quantize_int8(wp, n, k)); break;
+        case Precision::Int4: break;  // init_int4
       }
       return;
     }
@@ -252,7 +258,17 @@ struct PackedLinear::Impl {
         w = w_own.data();
         break;
       case Precision::Int8: generic_int8(quantize_int8(wp, n, k)); break;
+      case Precision::Int4: break;  // init_int4
     }
+  }
+
+  void init_int4(Int4Weights q, const float* bp, KernelChoice kc) {
+    n = q.n;
+    k = q.k;
+    prec = Precision::Int4;
+    set_bias(bp, true);
+    int4 = std::make_unique<Int4Packed>(pack_int4(std::move(q), kc));
+    avx = int4->avx;
   }
 
   void set_bias(const float* b, bool copy) {
@@ -386,6 +402,10 @@ PackedLinear::PackedLinear(const Int8Weights& q, const float* bias, KernelChoice
   else m.generic_int8(q);
 }
 
+PackedLinear::PackedLinear(Int4Weights q, const float* bias, KernelChoice kc) : impl_(std::make_unique<Impl>()) {
+  impl_->init_int4(std::move(q), bias, kc);
+}
+
 int PackedLinear::in_features() const { return impl_ ? impl_->k : 0; }
 int PackedLinear::out_features() const { return impl_ ? impl_->n : 0; }
 Precision PackedLinear::precision() const { return impl_ ? impl_->prec : Precision::F32; }
@@ -395,7 +415,7 @@ size_t PackedLinear::weight_bytes() const {
   if (!impl_) return 0;
   return impl_->panel_bytes + impl_->w_own.size() * sizeof(float) + impl_->bias_own.size() * sizeof(float) +
          impl_->b_scale.size() * sizeof(float) + impl_->b_colsum.size() * sizeof(int32_t) +
-         impl_->w_scale.size() * sizeof(float);
+         impl_->w_scale.size() * sizeof(float) + (impl_->int4 ? impl_->int4->bytes() : 0);
 }
 
 void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, ThreadPool* pool, LinearPost post,
@@ -410,6 +430,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     for (int r = 0; r < m; ++r) activate(post.act, y + r * ldy, n, pool);
     return;
   }
+  if (L.int4) return int4_forward(*L.int4, L.bias, x, m, ldx, y, ldy, pool, post, norm);
   int threads = pool ? pool->threads() : 1;
   if (static_cast<long>(m) * n * k < kMinParallelGemm) threads = 1;
   Scratch& s = scratch();
