@@ -150,6 +150,7 @@ nn::Int4Weights WeightLoader::int4_from_file(const std::vector<std::string>& wei
       const size_t s0 = dst.size();
       dst.resize(s0 + static_cast<size_t>(out * groups));
       std::memcpy(dst.data() + s0, t->data, static_cast<size_t>(out * groups) * sizeof(float));
+      release_pages(*t);  // 2 bits per weight at group 32: a third of the file, not to be held twice
     }
     release_pages(qt->second);  // copied: the packed layer is all that stays resident
   }
