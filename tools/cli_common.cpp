@@ -83,18 +83,19 @@ CLI::Option* add_precision_option(CLI::App& app, std::string* precision) {
                   "zeroshot-int8.safetensors from `zeroshot quantize` when the model folder has it). Caches of "
                   "embeddings are kept per precision")
       ->default_val("f32")
-      ->check(CLI::IsMember({"f32", "bf16", "int8"}));
+      ->check(CLI::IsMember({"f32", "bf16", "int8", "int4"}));
 }
 
 Precision parse_precision(const std::string& name) {
   if (name == "f32") return Precision::F32;
   if (name == "bf16") return Precision::BF16;
   if (name == "int8") return Precision::Int8;
-  throw Error("--precision " + name, "unknown precision (f32, bf16 or int8)");
+  if (name == "int4") return Precision::Int4;
+  throw Error("--precision " + name, "unknown precision (f32, bf16, int8 or int4)");
 }
 
 const char* precision_name(Precision p) {
-  return p == Precision::BF16 ? "bf16" : p == Precision::Int8 ? "int8" : "f32";
+  return p == Precision::BF16 ? "bf16" : p == Precision::Int8 ? "int8" : p == Precision::Int4 ? "int4" : "f32";
 }
 
 void add_format_option(CLI::App& app, std::string* format) {
@@ -142,7 +143,7 @@ void add_global_options(CLI::App& app) {
   app.add_option("--revision", "Hub revision (as the command's --revision)");
   app.add_flag("--offline")->description("Never use the network (as the command's --offline)");
   app.add_option("--threads", "Worker threads (as the command's --threads)");
-  app.add_option("--precision", "f32, bf16 or int8 (as the command's --precision)");
+  app.add_option("--precision", "f32, bf16, int8 or int4 (as the command's --precision)");
   app.add_option("--max-megapixels", "As the command's --max-megapixels");
   app.add_option("--max-audio-seconds", "As the command's --max-audio-seconds");
   app.add_flag("-q,--quiet")->description("No progress bars (as the command's --quiet)");

@@ -102,6 +102,7 @@ ModelOptions model_options(const BenchArgs& a, const std::string& precision) {
   o.offline = a.model.offline;
   o.progress = false;
   o.precision = precision == "bf16" ? Precision::BF16 : precision == "int8" ? Precision::Int8 : Precision::F32;
+  if (precision == "int4") o.precision = Precision::Int4;
   return o;
 }
 
@@ -346,6 +347,7 @@ int run(const BenchArgs& a) {
     nn::ThreadPool probe_pool(a.model.threads);
     const nn::Precision np = opt.precision == Precision::BF16   ? nn::Precision::BF16
                              : opt.precision == Precision::Int8 ? nn::Precision::Int8
+                             : opt.precision == Precision::Int4 ? nn::Precision::Int4
                                                                 : nn::Precision::F32;
     peak = nn::measure_peak(np, &probe_pool);
   }

@@ -1,5 +1,6 @@
-// zeroshot quantize: writes a model's int8 weights once (zeroshot-int8.safetensors, docs/quantized-format.md),
-// so that every later `--precision int8` load reads them instead of quantizing the f32 weights.
+// zeroshot quantize: writes a model's int8 or int4 weights once (zeroshot-int8.safetensors /
+// zeroshot-int4.safetensors, docs/quantized-format.md), so that every later `--precision int8` (int4) load reads
+// them instead of quantizing the f32 weights.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -47,7 +48,8 @@ void link_model_files(const fs::path& model, const fs::path& out) {
   if (ec) throw Error(out.string(), "cannot create the output folder: " + ec.message());
   for (const auto& e : fs::directory_iterator(model, ec)) {
     const std::string name = e.path().filename().string();
-    if (name == models::kInt8WeightsFile || !e.is_regular_file(ec)) continue;  // regular files, through links
+    if (name == models::kInt8WeightsFile || name == models::kInt4WeightsFile || !e.is_regular_file(ec))
+      continue;  // regular files, through links
     const fs::path link = out / name;
     if (fs::is_symlink(fs::symlink_status(link, ec))) fs::remove(link, ec);
     else if (fs::exists(fs::symlink_status(link, ec)))
@@ -61,7 +63,10 @@ void link_model_files(const fs::path& model, const fs::path& out) {
 }
 
 int run(const QuantizeArgs& a) {
-  if (a.precision != "int8") throw Error("--precision " + a.precision, "only int8 has a weights file");
+  if (a.precision != "int8" && a.precision != "int4")
+    throw Error("--precision " + a.precision, "only int8 and int4 have a weights file");
+  const bool int4 = a.precision == "int4";
+  const char* file_name = int4 ? models::kInt4WeightsFile : models::kInt8WeightsFile;
   if (a.output.empty() && !a.in_place)
     throw Error(a.model,
                 "quantize writes into the model folder only with --in-place (it may be shared); or give -o "
@@ -93,28 +98,29 @@ int run(const QuantizeArgs& a) {
     if (::access(dir.c_str(), W_OK) != 0 || (::stat(dir.c_str(), &st) == 0 && (st.st_mode & 0222) == 0))
       throw Error(dir, "read-only folder: quantize a writable copy of the model, or write a new folder with -o DIR");
     folder = dir;
-    out = (fs::path(dir) / models::kInt8WeightsFile).string();
+    out = (fs::path(dir) / file_name).string();
   } else if (fs::path(out).extension() != ".safetensors") {
     if (fs::exists(out, ec) && fs::equivalent(out, dir, ec))
       throw Error(out, "is the model folder itself: give --in-place to write into it");
     link_model_files(dir, out);
     folder = out;
-    out = (fs::path(out) / models::kInt8WeightsFile).string();
+    out = (fs::path(out) / file_name).string();
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  if (!a.quiet) std::fprintf(stderr, "quantizing %s to int8 -> %s\n", dir.c_str(), out.c_str());
+  if (!a.quiet) std::fprintf(stderr, "quantizing %s to %s -> %s\n", dir.c_str(), a.precision.c_str(), out.c_str());
   {
     // Every family's int8 layers, as its own int8 load quantizes them (api::save_int8_weights builds the model).
-    util::ProgressBar bar("int8 weights", 0, !a.quiet, 0, util::ProgressUnit::Items);
-    api::save_int8_weights(dir, out, [&](size_t done) { bar.update(done); });
+    util::ProgressBar bar(a.precision + " weights", 0, !a.quiet, 0, util::ProgressUnit::Items);
+    api::save_int8_weights(
+        dir, out, [&](size_t done) { bar.update(done); }, int4 ? Precision::Int4 : Precision::Int8);
     bar.finish();
   }
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto bytes = fs::file_size(out, ec);
   if (!a.quiet)
-    std::fprintf(stderr, "wrote %s (%s in %.1f s); `--precision int8` loads of %s now read it\n", out.c_str(),
-                 util::format_bytes(ec ? 0.0 : static_cast<double>(bytes)).c_str(), s,
+    std::fprintf(stderr, "wrote %s (%s in %.1f s); `--precision %s` loads of %s now read it\n", out.c_str(),
+                 util::format_bytes(ec ? 0.0 : static_cast<double>(bytes)).c_str(), s, a.precision.c_str(),
                  folder.empty() ? "a model whose folder holds it" : ("-m " + folder).c_str());
   std::printf("%s\n", out.c_str());
   return 0;
@@ -124,15 +130,17 @@ int run(const QuantizeArgs& a) {
 
 void add_quantize_command(CLI::App& app, std::function<int()>* action) {
   auto a = std::make_shared<QuantizeArgs>();
-  CLI::App* c = app.add_subcommand("quantize", "Write a model's int8 weights once, for fast --precision int8 loads");
+  CLI::App* c =
+      app.add_subcommand("quantize", "Write a model's int8 or int4 weights once, for fast --precision int8/int4 loads");
   c->add_option("-m,--model", a->model, "Hugging Face model folder (or hub id, with -o)")
       ->default_val(std::string(kDefaultModel))
       ->envname("ZEROSHOT_MODEL");
   c->add_option("--revision", a->revision, "Hub revision (branch, tag or commit) for hub ids")->default_val("main");
   c->add_flag("--offline", a->offline, "Never use the network (also HF_HUB_OFFLINE=1)");
-  c->add_option("--precision", a->precision, "The stored precision (int8: the one with a weights file)")
+  c->add_option("--precision", a->precision,
+                "The stored precision: int8 (zeroshot-int8.safetensors) or int4 (zeroshot-int4.safetensors)")
       ->default_val("int8")
-      ->check(CLI::IsMember({"int8"}));
+      ->check(CLI::IsMember({"int8", "int4"}));
   auto* in_place = c->add_flag("--in-place", a->in_place,
                                "Write zeroshot-int8.safetensors into the model folder itself (the file a load there "
                                "looks for)");
@@ -142,7 +150,8 @@ void add_quantize_command(CLI::App& app, std::function<int()>* action) {
       ->excludes(in_place);
   c->add_flag("-q,--quiet", a->quiet, "No progress messages");
   c->footer(
-      "The file holds every encoder layer's int8 weights and per-channel scales (docs/quantized-format.md) and the\n"
+      "The file holds every encoder layer's int8 weights and per-channel scales, or with --precision int4 the 4-bit\n"
+      "weights with a scale and minimum per group of 32 inputs (docs/quantized-format.md), and the\n"
       "fingerprint of the weights it was made from. A later load with --precision int8 uses it when the fingerprint\n"
       "matches (same embeddings as quantizing at load, bit for bit; less memory, faster start) and ignores it\n"
       "otherwise; a damaged file is an error naming it. Prints the path written.\n"

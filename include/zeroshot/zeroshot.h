@@ -40,9 +40,12 @@ enum class AudioCrop { Middle, Random };
 //   BF16  bfloat16 weights and activations, f32 accumulation (AVX512-BF16)
 //   Int8  int8 weights per output channel, int8 activations per row, exact int32 dot products (AVX512-VNNI;
 //         faster still); uses zeroshot-int8.safetensors next to the model when it matches the weights
+//   Int4  weight-only: 4-bit weights in groups of 32 inputs (scale and minimum per group), dequantized to f32
+//         inside the products; for big models in little memory (ViT-H/14 < 2 GB); uses
+//         zeroshot-int4.safetensors next to the model when it matches the weights
 // Measured agreement with F32 (min cosine of the embeddings): docs/quantized-format.md. CPUs without those
 // instructions run the same arithmetic on a slower portable path.
-enum class Precision { F32, BF16, Int8 };
+enum class Precision { F32, BF16, Int8, Int4 };
 
 struct ModelOptions {
   int threads = 0;  // <= 0: all cores

@@ -53,7 +53,8 @@ Precision parse_precision(const std::string& s) {
   if (s == "f32") return Precision::F32;
   if (s == "bf16") return Precision::BF16;
   if (s == "int8") return Precision::Int8;
-  throw nb::value_error(("precision must be \"f32\", \"bf16\" or \"int8\", not \"" + s + "\"").c_str());
+  if (s == "int4") return Precision::Int4;
+  throw nb::value_error(("precision must be \"f32\", \"bf16\", \"int8\" or \"int4\", not \"" + s + "\"").c_str());
 }
 
 AudioCrop parse_crop(const std::string& s) {

@@ -16,21 +16,31 @@
 namespace zeroshot::api {
 
 nn::Precision to_nn_precision(Precision p) {
-  return p == Precision::BF16 ? nn::Precision::BF16 : p == Precision::Int8 ? nn::Precision::Int8 : nn::Precision::F32;
+  switch (p) {
+    case Precision::F32: break;
+    case Precision::BF16: return nn::Precision::BF16;
+    case Precision::Int8: return nn::Precision::Int8;
+    case Precision::Int4: return nn::Precision::Int4;
+  }
+  return nn::Precision::F32;
 }
 
 std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& dir, Precision p,
                                                              const Int8Capture* capture) {
   // Weights quantized beforehand (`zeroshot quantize`) are used when made from these weights (else ignored: quantized
   // at load, same values). A capturing build writes the file, so it never reads one.
-  const std::filesystem::path file = std::filesystem::path(dir) / models::kInt8WeightsFile;
-  if (capture || p != Precision::Int8 || !std::filesystem::exists(file)) return nullptr;
+  if (capture || (p != Precision::Int8 && p != Precision::Int4)) return nullptr;
+  const char* kind = p == Precision::Int4 ? "int4" : "int8";
+  const std::filesystem::path file =
+      std::filesystem::path(dir) / (p == Precision::Int4 ? models::kInt4WeightsFile : models::kInt8WeightsFile);
+  if (!std::filesystem::exists(file)) return nullptr;
   try {
     return std::make_shared<const io::SafeTensorsFile>(file.string());
   } catch (const Error& e) {
     std::string why = e.what();
     if (why.rfind(file.string() + ": ", 0) == 0) why.erase(0, file.string().size() + 2);
-    throw Error(file.string(), "damaged int8 weights file (" + why + "); delete it or run `zeroshot quantize` again");
+    throw Error(file.string(), std::string("damaged ") + kind + " weights file (" + why +
+                                   "); delete it or run `zeroshot quantize` again");
   }
 }
 

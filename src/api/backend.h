@@ -151,9 +151,9 @@ std::vector<std::string> names_with_prefix(const std::vector<std::string>& names
 std::unique_ptr<Backend> load_backend(const std::string& dir, const ModelOptions& options,
                                       const Int8Capture* capture = nullptr);
 
-// Writes the int8 weights file of the model in `dir` (the layers an int8 load quantizes, under their tensor
-// names) to `path`. progress(done) after each weight. Throws zeroshot::Error.
+// Writes the int8 (precision Int8) or int4 (Int4) weights file of the model in `dir` (the layers a load at that
+// precision quantizes, under their tensor names) to `path`. progress(done) after each weight. Throws zeroshot::Error.
 void save_int8_weights(const std::string& dir, const std::string& path,
-                       const std::function<void(size_t)>& progress = {});
+                       const std::function<void(size_t)>& progress = {}, Precision precision = Precision::Int8);
 
 }  // namespace zeroshot::api

@@ -83,14 +83,15 @@ std::unique_ptr<Backend> load_backend(const std::string& dir, const ModelOptions
                   " (supported: " + supported() + ", or an OpenCLIP folder with open_clip_config.json)");
 }
 
-void save_int8_weights(const std::string& dir, const std::string& path, const std::function<void(size_t)>& progress) {
+void save_int8_weights(const std::string& dir, const std::string& path, const std::function<void(size_t)>& progress,
+                       Precision precision) {
   // The model built at int8 by its own family, with the weight loader capturing every weight it quantizes: the
   // file then holds exactly what an int8 load of this family quantizes, whatever the family.
   std::vector<models::Int8Record> records;
   const Int8Capture capture{&records, progress};
   ModelOptions o;
   o.threads = 1;
-  o.precision = Precision::Int8;
+  o.precision = precision == Precision::Int4 ? Precision::Int4 : Precision::Int8;
   const std::unique_ptr<Backend> b = load_backend(dir, o, &capture);
   models::write_int8_weights(records, b->weights(), path);
 }

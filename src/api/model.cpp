@@ -98,7 +98,9 @@ std::unique_ptr<Model> Model::load(const std::string& name_or_path, const ModelO
   }
   if (!fs::is_directory(impl->dir)) throw Error(name_or_path, "not a model folder");
   impl->backend = api::load_backend(impl->dir, opt);
-  if (impl->backend->int8_from_file()) trace::note("int8 weights read from zeroshot-int8.safetensors");
+  if (impl->backend->int8_from_file())
+    trace::note(opt.precision == Precision::Int4 ? "int4 weights read from zeroshot-int4.safetensors"
+                                                 : "int8 weights read from zeroshot-int8.safetensors");
   if (!std::getenv("ZEROSHOT_NO_PREFETCH"))
     impl->prefetch = std::thread(prefetch_weights, std::cref(impl->backend->weights()),
                                  impl->backend->prefetch_weights(), std::cref(impl->stop_prefetch));

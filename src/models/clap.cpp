@@ -392,7 +392,7 @@ struct ClapModel::Impl {
       throw Error("ClapModel", "audio input_frames " + std::to_string(cfg.audio.input_frames) + " outside [1, " +
                                    std::to_string(cfg.audio.spec_size * cfg.audio.freq_ratio()) + "]");
     LoaderOptions lo;
-    if (prec == Precision::Int8) lo.int8_file = opt.int8_weights;
+    if (prec == Precision::Int8 || prec == Precision::Int4) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
     WeightLoader w(ws, "CLAP", lo);

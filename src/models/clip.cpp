@@ -245,7 +245,7 @@ struct ClipModel::Impl {
     LoaderOptions lo;
     lo.zero_copy = zc;
     lo.pool = pool.get();
-    if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
+    if (opt.precision == Precision::Int8 || opt.precision == Precision::Int4) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
     lo.packed = packed = opt.packed;

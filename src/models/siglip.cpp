@@ -196,7 +196,7 @@ struct SiglipModel::Impl {
     const int64_t d = v.hidden_size, grid = v.image_size / v.patch_size;
     LoaderOptions lo;
     lo.zero_copy = true;
-    if (opt.precision == Precision::Int8) lo.int8_file = opt.int8_weights;
+    if (opt.precision == Precision::Int8 || opt.precision == Precision::Int4) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
     lo.packed = packed = opt.packed;

@@ -59,6 +59,7 @@ bool linear_is_converted(nn::Precision prec) {
 WeightLoader::WeightLoader(const io::WeightStore& store, std::string family, LoaderOptions options)
     : store_(store), family_(std::move(family)), opt_(std::move(options)) {
   from_file_ = opt_.int8_file && (opt_.int8_checked || int8_weights_match(*opt_.int8_file, store_));
+  if (from_file_) file_precision_ = quantized_file_precision(*opt_.int8_file);
 }
 
 WeightLoader::~WeightLoader() = default;
@@ -125,13 +126,53 @@ nn::Int8Weights WeightLoader::int8_from_file(const std::vector<std::string>& wei
   return q;
 }
 
-// Quantizes each weight on its own (scales are per output channel, so stacking does not change them).
-void WeightLoader::capture(const std::vector<const io::TensorView*>& views, int64_t out, int64_t in) {
+// The int4 weights of the file, stacked along the outputs (each [out, in] once flattened): "<W>" U8 [out, (in + 1)
+// / 2], "<W>_scale" and "<W>_min" F32 [out, groups], the group size from the file's metadata.
+nn::Int4Weights WeightLoader::int4_from_file(const std::vector<std::string>& weights, int64_t out, int64_t in) const {
+  const std::string& path = opt_.int8_file->path();
+  nn::Int4Weights q;
+  q.n = static_cast<int>(out * static_cast<int64_t>(weights.size()));
+  q.k = static_cast<int>(in);
+  q.group = int4_file_group(*opt_.int8_file);
+  const int64_t groups = q.groups(), row = static_cast<int64_t>(q.row_bytes());
+  const auto& tensors = opt_.int8_file->tensors();
+  for (const std::string& wn : weights) {
+    const auto qt = tensors.find(wn), st = tensors.find(int8_scale_name(wn)), mt = tensors.find(int4_min_name(wn));
+    if (qt == tensors.end() || st == tensors.end() || mt == tensors.end() || qt->second.dtype != io::DType::U8 ||
+        st->second.dtype != io::DType::F32 || mt->second.dtype != io::DType::F32 ||
+        qt->second.shape != std::vector<int64_t>{out, row} || st->second.shape != std::vector<int64_t>{out, groups} ||
+        mt->second.shape != std::vector<int64_t>{out, groups})
+      throw Error(path, "no valid int4 weight " + wn + " with " + std::to_string(out) + " x " + std::to_string(in) +
+                            " values in groups of " + std::to_string(q.group));
+    const auto* qd = reinterpret_cast<const uint8_t*>(qt->second.data);
+    q.q.insert(q.q.end(), qd, qd + qt->second.nbytes);
+    for (const auto* t : {&st->second, &mt->second}) {
+      std::vector<float>& dst = t == &st->second ? q.scale : q.minimum;
+      const size_t s0 = dst.size();
+      dst.resize(s0 + static_cast<size_t>(out * groups));
+      std::memcpy(dst.data() + s0, t->data, static_cast<size_t>(out * groups) * sizeof(float));
+      release_pages(*t);  // 2 bits per weight at group 32: a third of the file, not to be held twice
+    }
+    release_pages(qt->second);  // copied: the packed layer is all that stays resident
+  }
+  nn::check_int4(q, path);
+  return q;
+}
+
+// Quantizes each weight on its own (int8 scales are per output channel and int4 groups lie within a row, so
+// stacking does not change them).
+void WeightLoader::capture(const std::vector<const io::TensorView*>& views, int64_t out, int64_t in,
+                           nn::Precision prec) {
   std::vector<float> tmp;
   for (const io::TensorView* v : views) {
     const float* w = weight_f32(*v, tmp, true);
-    opt_.int8_capture->push_back(
-        {v->name, v->shape, nn::quantize_int8(w, static_cast<int>(out), static_cast<int>(in))});
+    if (prec == nn::Precision::Int4) {
+      Int8Record r{v->name, v->shape, {}, prec, nn::quantize_int4(w, static_cast<int>(out), static_cast<int>(in))};
+      opt_.int8_capture->push_back(std::move(r));
+    } else {
+      Int8Record r{v->name, v->shape, nn::quantize_int8(w, static_cast<int>(out), static_cast<int>(in)), prec, {}};
+      opt_.int8_capture->push_back(std::move(r));
+    }
     if (opt_.on_quantized) opt_.on_quantized(opt_.int8_capture->size());
   }
 }
@@ -197,10 +238,13 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
                                      int64_t in, nn::Precision prec) {
   const int64_t n = out * static_cast<int64_t>(views.size());
   const int ni = static_cast<int>(n), ki = static_cast<int>(in);
-  if (prec == nn::Precision::Int8 && from_file_) {
+  const bool quantized = prec == nn::Precision::Int8 || prec == nn::Precision::Int4;
+  if (quantized && from_file_ && prec == file_precision_) {
     // The f32 weights are never read, but the fingerprint's samples faulted some of their pages in (the kernel
     // maps whole page-cache folios around a fault): drop them.
     for (const io::TensorView* v : views) release_pages(*v);
+    if (prec == nn::Precision::Int4)
+      return nn::PackedLinear(int4_from_file(weights, out, in), b.empty() ? nullptr : b.data());
     return nn::PackedLinear(int8_from_file(weights, out, in), b.empty() ? nullptr : b.data());
   }
   std::string key;  // the layer in a packed weights file: its weight names, joined
@@ -214,7 +258,7 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
       return nn::PackedLinear::from_panels(panels, bytes, b.empty() ? nullptr : b.data(), ni, ki, prec);
     }
   }
-  if (prec == nn::Precision::Int8 && opt_.int8_capture) capture(views, out, in);
+  if (quantized && opt_.int8_capture) capture(views, out, in, prec);
   const bool conv = linear_is_converted(prec);
   std::vector<float> tmp;
   const float* w;

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/int4_gemm.h"
 #include "nn/linear.h"
 
 namespace zeroshot::io {
@@ -39,19 +40,22 @@ struct NormWeights {
   const float* b = nullptr;
 };
 
-// One weight quantized to int8 (per output channel), under the model's tensor name.
+// One weight quantized to int8 (per output channel) or, when precision is Int4, to int4 (w4: group-wise), under the
+// model's tensor name.
 struct Int8Record {
   std::string name;
   std::vector<int64_t> shape;  // the f32 weight's shape
   nn::Int8Weights w;
+  nn::Precision precision = nn::Precision::Int8;
+  nn::Int4Weights w4;
 };
 
 struct LoaderOptions {
   // Read F32 tensors in place (the caller keeps the store alive as long as the model); false: copy every tensor,
   // so the store may be destroyed after the build.
   bool zero_copy = true;
-  // Int8 weights made beforehand; used for the Int8 layers when the file matches the store (int8_weights_match),
-  // otherwise ignored (the weights are quantized at load: the same bytes either way).
+  // Int8 (or int4) weights made beforehand; used for the Int8 (Int4) layers when the file is of that precision
+  // and matches the store (int8_weights_match), otherwise ignored (the weights are quantized at load).
   std::shared_ptr<const io::SafeTensorsFile> int8_file;
   // int8_file is known to match the store (a second loader over the same store): not fingerprinted again.
   bool int8_checked = false;
@@ -114,7 +118,8 @@ class WeightLoader {
  private:
   const float* weight_f32(const io::TensorView& t, std::vector<float>& tmp, bool converted);
   nn::Int8Weights int8_from_file(const std::vector<std::string>& weights, int64_t out, int64_t in) const;
-  void capture(const std::vector<const io::TensorView*>& views, int64_t out, int64_t in);
+  nn::Int4Weights int4_from_file(const std::vector<std::string>& weights, int64_t out, int64_t in) const;
+  void capture(const std::vector<const io::TensorView*>& views, int64_t out, int64_t in, nn::Precision prec);
   nn::PackedLinear build(const std::vector<std::string>& weights, const std::vector<const io::TensorView*>& views,
                          std::vector<float> bias, int64_t out, int64_t in, nn::Precision prec);
 
@@ -122,6 +127,7 @@ class WeightLoader {
   std::string family_;
   LoaderOptions opt_;
   bool from_file_ = false;
+  nn::Precision file_precision_ = nn::Precision::Int8;  // of int8_file, when from_file_
   std::vector<std::unique_ptr<float[]>> owned_;
   std::vector<std::string> read_;  // every name asked for (sorted at check time)
   std::vector<std::string> in_place_;

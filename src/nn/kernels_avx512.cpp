@@ -321,6 +321,7 @@ TileFn pick_tile(Precision p, int rows) {
     case Precision::BF16:
       return bf16_by_fma() ? tile_for<Precision::BF16, true>(rows) : tile_for<Precision::BF16>(rows);
     case Precision::Int8: return tile_for<Precision::Int8>(rows);
+    case Precision::Int4: break;  // runs the F32 tiles on dequantized panels (int4_gemm.cpp)
   }
   return nullptr;
 }

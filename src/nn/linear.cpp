@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "nn/gemm.h"
+#include "nn/int4_gemm.h"
 #include "nn/kernels.h"
 #include "zeroshot/error.h"
 
@@ -63,6 +64,7 @@ const char* precision_name(Precision p) {
     case Precision::F32: return "f32";
     case Precision::BF16: return "bf16";
     case Precision::Int8: return "int8";
+    case Precision::Int4: return "int4";
   }
   return "?";
 }
@@ -72,6 +74,7 @@ bool avx512_kernels(Precision p) {
     case Precision::F32: return kern::cpu_has_avx512();
     case Precision::BF16: return kern::cpu_has_avx512_bf16();
     case Precision::Int8: return kern::cpu_has_avx512_vnni();
+    case Precision::Int4: return kern::cpu_has_avx512();  // f32 FMA over dequantized panels
   }
   return false;
 }
@@ -217,6 +220,7 @@ struct PackedLinear::Impl {
   std::vector<float> w_scale;
 
   bool borrowed = false;
+  std::unique_ptr<Int4Packed> int4;  // Int4: its own packing and forward (nn/int4_gemm.h)
 
   // Splits [0, count) over pool's threads when the layer is big enough to pay for waking them.
   void pack_parallel(ThreadPool* pool, int count, const std::function<void(long, long)>& fn) const {
@@ -232,6 +236,7 @@ struct PackedLinear::Impl {
     n = n_;
     k = k_;
     prec = p;
+    if (p == Precision::Int4) return init_int4(quantize_int4(wp, n, k), bp, kc);
     avx = kc == KernelChoice::Auto && avx512_kernels(p);
     set_bias(bp, avx || p != Precision::F32);
     if (avx) {
@@ -239,6 +244,7 @@ struct PackedLinear::Impl {
         case Precision::F32: pack_f32(wp); break;
         case Precision::BF16: pack_bf16(wp); break;
         case Precision::Int8: pack_int8(quantize_int8(wp, n, k)); break;
+        case Precision::Int4: break;  // init_int4
       }
       return;
     }
@@ -253,7 +259,17 @@ struct PackedLinear::Impl {
         w = w_own.data();
         break;
       case Precision::Int8: generic_int8(quantize_int8(wp, n, k)); break;
+      case Precision::Int4: break;  // init_int4
     }
+  }
+
+  void init_int4(Int4Weights q, const float* bp, KernelChoice kc) {
+    n = q.n;
+    k = q.k;
+    prec = Precision::Int4;
+    set_bias(bp, true);
+    int4 = std::make_unique<Int4Packed>(pack_int4(std::move(q), kc));
+    avx = int4->avx;
   }
 
   void set_bias(const float* b, bool copy) {
@@ -400,6 +416,7 @@ const char* packed_layout(Precision p) {
     case Precision::F32: return f32.c_str();
     case Precision::BF16: return bf16.c_str();
     case Precision::Int8: break;  // also needs per-column scales and sums: its own file (models/int8_weights.h)
+    case Precision::Int4: break;  // its own packing (nn/int4_gemm.h) and file (zeroshot-int4.safetensors)
   }
   return "";
 }
@@ -429,9 +446,14 @@ PackedLinear PackedLinear::from_panels(const uint8_t* panels, size_t bytes, cons
 }
 
 const uint8_t* PackedLinear::panels() const {
-  return impl_ && impl_->avx && impl_->prec != Precision::Int8 ? impl_->b_panels : nullptr;
+  return impl_ && impl_->avx && (impl_->prec == Precision::F32 || impl_->prec == Precision::BF16) ? impl_->b_panels
+                                                                                                  : nullptr;
 }
 size_t PackedLinear::panel_bytes() const { return panels() ? impl_->panel_bytes : 0; }
+
+PackedLinear::PackedLinear(Int4Weights q, const float* bias, KernelChoice kc) : impl_(std::make_unique<Impl>()) {
+  impl_->init_int4(std::move(q), bias, kc);
+}
 
 int PackedLinear::in_features() const { return impl_ ? impl_->k : 0; }
 int PackedLinear::out_features() const { return impl_ ? impl_->n : 0; }
@@ -442,7 +464,8 @@ size_t PackedLinear::weight_bytes() const {
   if (!impl_) return 0;
   return (impl_->panels ? impl_->panel_bytes : 0) + impl_->w_own.size() * sizeof(float) +
          impl_->bias_own.size() * sizeof(float) + impl_->b_scale.size() * sizeof(float) +
-         impl_->b_colsum.size() * sizeof(int32_t) + impl_->w_scale.size() * sizeof(float);
+         impl_->b_colsum.size() * sizeof(int32_t) + impl_->w_scale.size() * sizeof(float) +
+         (impl_->int4 ? impl_->int4->bytes() : 0);
 }
 
 void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, ThreadPool* pool, LinearPost post,
@@ -457,6 +480,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     for (int r = 0; r < m; ++r) activate(post.act, y + r * ldy, n, pool);
     return;
   }
+  if (L.int4) return int4_forward(*L.int4, L.bias, x, m, ldx, y, ldy, pool, post, norm);
   int threads = pool ? pool->threads() : 1;
   if (static_cast<long>(m) * n * k < kMinParallelGemm) threads = 1;
   Scratch& s = scratch();

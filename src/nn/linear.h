@@ -14,6 +14,8 @@
 //   Int8  weights int8 per output channel, symmetric: w[j][i] ~= scale[j] * q[j][i], q in [-127, 127];
 //         activations quantized per call and per row, asymmetric: x[r][i] ~= s[r] * (u[r][i] - z[r]),
 //         u in [0, 255], the range always holding 0; exact int32 dot products (VNNI vpdpbusd), dequantized in f32.
+//   Int4  weight-only: 4-bit weights in groups along K (nn/int4_gemm.h), dequantized to f32 panels inside the
+//         GEMM; activations and products f32.
 #pragma once
 
 #include <cstddef>
@@ -47,6 +49,8 @@ struct Int8Weights {
   std::vector<float> scale;  // n
 };
 Int8Weights quantize_int8(const float* w, int n, int k);
+
+struct Int4Weights;  // nn/int4_gemm.h
 
 // bfloat16 of a float, round to nearest even (NaN stays NaN).
 uint16_t f32_to_bf16(float x);
@@ -94,6 +98,8 @@ class PackedLinear {
   // equal layer, e.g. memory-mapped from a file. They are used in place (they must outlive this object and be
   // 64-byte aligned); bias (n values or null) is copied. Throws zeroshot::Error for a size or layout mismatch.
   static PackedLinear from_panels(const uint8_t* panels, size_t bytes, const float* bias, int n, int k, Precision p);
+  // Int4 from weights quantized beforehand (nn/int4_gemm.h: quantize_int4's output, e.g. read from a saved file).
+  PackedLinear(Int4Weights w, const float* bias, KernelChoice kc = KernelChoice::Auto);
   ~PackedLinear();
   PackedLinear(PackedLinear&&) noexcept;
   PackedLinear& operator=(PackedLinear&&) noexcept;

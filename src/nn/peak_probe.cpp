@@ -88,6 +88,7 @@ PeakRate measure_peak(Precision p, ThreadPool* pool, double seconds) {
   float (*loop)(long) = nullptr;
   switch (p) {
     case Precision::F32:
+    case Precision::Int4:  // f32 FMA on dequantized weights
       per_instr = 32;
       loop = loop_f32;
       r.instruction = "vfmadd231ps";

@@ -5,7 +5,8 @@
 
 namespace zeroshot::nn {
 
-enum class Precision { F32, BF16, Int8 };
-const char* precision_name(Precision p);  // "f32", "bf16", "int8"
+// Int4: weight-only, group-wise 4-bit weights dequantized to f32 inside the GEMM (nn/int4_gemm.h).
+enum class Precision { F32, BF16, Int8, Int4 };
+const char* precision_name(Precision p);  // "f32", "bf16", "int8", "int4"
 
 }  // namespace zeroshot::nn
