@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -21,25 +22,42 @@ namespace {
 
 constexpr const char* kHeadFormat = "zeroshot-head";
 
-// One logistic problem for libLBFGS: variables are W (K x d) then b (K). Everything is double (dgemm): with float
-// products the optimum of C = 10 moved probabilities by 1e-4 against scikit-learn's (which is double throughout).
+// One logistic problem for libLBFGS: variables are W (K x d) then b (K), always double (libLBFGS's). The products
+// are in T: double (dgemm) for the fits that must match scikit-learn (with float products the optimum of C = 10
+// moved probabilities by 1e-4 against scikit-learn's, which is double throughout); float (sgemm, half the time and
+// memory traffic) for the C sweep, which only ranks values of C by validation score. Sums over rows (the loss, the
+// intercept's gradient) are double in both.
+template <typename T>
 struct Problem {
   const LabeledEmbeddings* d = nullptr;
   const LogisticOptions* opt = nullptr;
-  std::vector<double> x, logits, resid, gw;
+  std::vector<T> x, w, logits, gw;  // w: the variables' W in T (float only; double uses them in place)
 };
 
-void init_problem(Problem& p, const LabeledEmbeddings& d, const LogisticOptions& opt) {
+template <typename T>
+void init_problem(Problem<T>& p, const LabeledEmbeddings& d, const LogisticOptions& opt) {
   p.d = &d;
   p.opt = &opt;
   p.x.assign(d.x.begin(), d.x.end());
+  if constexpr (!std::is_same_v<T, double>) p.w.resize(d.num_classes * d.dim);
   p.gw.resize(d.num_classes * d.dim);
   p.logits.resize(d.n * d.num_classes);
-  p.resid.resize(d.n * d.num_classes);
 }
 
-// f = C * sum_i loss_i + 1/2 ||W - P||^2 and its gradient.
-double evaluate(Problem& p, const double* v, double* g) {
+// C = A B^T (trans_a false) or A^T B (trans_a true), row-major, in T.
+void gemm(bool trans_a, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? CblasNoTrans : CblasTrans, m, n, k, 1.f, a,
+              lda, b, ldb, 0.f, c, ldc);
+}
+void gemm(bool trans_a, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? CblasNoTrans : CblasTrans, m, n, k, 1.0, a,
+              lda, b, ldb, 0.0, c, ldc);
+}
+
+// f = C * sum_i loss_i + 1/2 ||W - P||^2 and its gradient. The logits are overwritten by the residuals
+// C * (p - t), the gradient's left factor.
+template <typename T>
+double evaluate(Problem<T>& p, const double* v, double* g) {
   const LabeledEmbeddings& d = *p.d;
   const size_t K = d.num_classes, D = d.dim, n = d.n;
   const double C = p.opt->C;
@@ -47,58 +65,66 @@ double evaluate(Problem& p, const double* v, double* g) {
   const double* b = v + K * D;
   double loss = 0;
   std::vector<double> gb(K, 0.0);
+  const T* w = nullptr;
+  if constexpr (std::is_same_v<T, double>) {
+    w = v;
+  } else {
+    for (size_t i = 0; i < K * D; ++i) p.w[i] = static_cast<T>(v[i]);
+    w = p.w.data();
+  }
+  const auto Ki = static_cast<int>(K), Di = static_cast<int>(D), ni = static_cast<int>(n);
   if (n > 0) {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(K), static_cast<int>(D),
-                1.0, p.x.data(), static_cast<int>(D), v, static_cast<int>(D), 0.0, p.logits.data(),
-                static_cast<int>(K));
+    gemm(false, ni, Ki, Di, p.x.data(), Di, w, Di, p.logits.data(), Ki);
     for (size_t i = 0; i < n; ++i) {
-      double* z = p.logits.data() + i * K;
-      double* r = p.resid.data() + i * K;
-      for (size_t k = 0; k < K; ++k) z[k] += b[k];
+      T* z = p.logits.data() + i * K;
+      for (size_t k = 0; k < K; ++k) z[k] += static_cast<T>(b[k]);
       if (d.multi_label) {
         const uint8_t* t = d.targets.data() + i * K;
         for (size_t k = 0; k < K; ++k) {
           // log(1 + e^z) - t z, stably; d/dz = sigmoid(z) - t.
-          const double sp = z[k] > 0 ? z[k] + std::log1p(std::exp(-z[k])) : std::log1p(std::exp(z[k]));
-          loss += sp - (t[k] ? z[k] : 0.0);
-          const double s = z[k] >= 0 ? 1 / (1 + std::exp(-z[k])) : std::exp(z[k]) / (1 + std::exp(z[k]));
-          r[k] = C * (s - t[k]);
-          gb[k] += r[k];
+          const T e = std::exp(-std::abs(z[k]));
+          const T sp = std::max(z[k], T(0)) + std::log1p(e);
+          loss += static_cast<double>(sp) - (t[k] ? static_cast<double>(z[k]) : 0.0);
+          const T s = z[k] >= 0 ? 1 / (1 + e) : e / (1 + e);
+          z[k] = static_cast<T>(C * (static_cast<double>(s) - t[k]));
+          gb[k] += static_cast<double>(z[k]);
         }
       } else {
-        const double m = *std::max_element(z, z + K);
-        double sum = 0;
-        for (size_t k = 0; k < K; ++k) sum += std::exp(z[k] - m);
-        const double lse = m + std::log(sum);
+        const T m = *std::max_element(z, z + K);
         const auto y = static_cast<size_t>(d.y[i]);
-        loss += lse - z[y];
+        loss += static_cast<double>(m - z[y]);
+        double sum = 0;
         for (size_t k = 0; k < K; ++k) {
-          r[k] = C * (std::exp(z[k] - lse) - (k == y ? 1.0 : 0.0));
-          gb[k] += r[k];
+          z[k] = std::exp(z[k] - m);
+          sum += static_cast<double>(z[k]);
+        }
+        loss += std::log(sum);
+        const double scale = C / sum;
+        for (size_t k = 0; k < K; ++k) {
+          z[k] = static_cast<T>(scale * static_cast<double>(z[k]) - (k == y ? C : 0.0));
+          gb[k] += static_cast<double>(z[k]);
         }
       }
     }
-    if (g)
-      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(D),
-                  static_cast<int>(n), 1.0, p.resid.data(), static_cast<int>(K), p.x.data(), static_cast<int>(D), 0.0,
-                  p.gw.data(), static_cast<int>(D));
+    if (g) gemm(true, Ki, Di, ni, p.logits.data(), Ki, p.x.data(), Di, p.gw.data(), Di);
   } else {
-    std::fill(p.gw.begin(), p.gw.end(), 0.0);
+    std::fill(p.gw.begin(), p.gw.end(), T(0));
   }
   double reg = 0;
   for (size_t i = 0; i < K * D; ++i) {
     const double delta = v[i] - (prior ? static_cast<double>(prior[i]) : 0.0);
     reg += delta * delta;
-    if (g) g[i] = p.gw[i] + delta;
+    if (g) g[i] = static_cast<double>(p.gw[i]) + delta;
   }
   if (g)
     for (size_t k = 0; k < K; ++k) g[K * D + k] = p.opt->fit_intercept ? gb[k] : 0.0;
   return C * loss + 0.5 * reg;
 }
 
+template <typename T>
 lbfgsfloatval_t lbfgs_evaluate(void* instance, const lbfgsfloatval_t* x, lbfgsfloatval_t* g, int /*n*/,
                                lbfgsfloatval_t /*step*/) {
-  return evaluate(*static_cast<Problem*>(instance), x, g);
+  return evaluate(*static_cast<Problem<T>*>(instance), x, g);
 }
 
 void check_data(const LabeledEmbeddings& d) {
@@ -195,6 +221,7 @@ Head fit_logistic_head(const LabeledEmbeddings& all, const FitOptions& opt, cons
   const auto val_rows = validation_rows(all, opt.validation_fraction, opt.seed);
   double best_c = 1.0;  // scikit-learn's default C, when there is nothing to validate on
   Score best_score{-std::numeric_limits<double>::infinity(), 0};
+  LogisticFit best_fit;  // the sweep's fit at best_c: the refit starts there
   if (!val_rows.empty()) {
     std::vector<size_t> train_rows;
     size_t j = 0;
@@ -203,31 +230,58 @@ Head fit_logistic_head(const LabeledEmbeddings& all, const FitOptions& opt, cons
       else train_rows.push_back(i);
     }
     const LabeledEmbeddings train = subset(all, train_rows), val = subset(all, val_rows);
-    // Small C first (strong regularization: quick), each fit warm-started from the previous one.
-    LogisticFit warm;
-    bool have_warm = false;
-    // The sweep compares validation scores, which settle long before the weights do: a looser stop than the refit's.
+    // The sweep compares validation scores, which settle long before the weights do: float products and a looser
+    // stop than the refit's.
     LogisticOptions sweep = lo;
+    sweep.single_precision = true;
     sweep.epsilon = 1e-4;
     sweep.max_iterations = 500;
-    auto try_c = [&](double c) {
-      sweep.C = c;
-      warm = fit_logistic(train, sweep, have_warm ? &warm : nullptr);
-      have_warm = true;
-      const Score s = validate(linear_head(train, warm), val);
-      if (s > best_score) {
-        best_score = s;
-        best_c = c;
-      }
+    // Fits by log10(C); the exponents are sums of powers of two, exact in a double, so they are exact map keys.
+    struct Tried {
+      LogisticFit fit;
+      Score score;
     };
-    for (int e = opt.log10_c_lo; e <= opt.log10_c_hi; ++e) try_c(std::pow(10.0, e));
-    // Refine between the best coarse value's neighbours (a decade each way).
-    const double lo_c = std::log10(best_c) - 1, hi_c = std::log10(best_c) + 1;
-    have_warm = false;
-    for (int r = 1; r <= opt.refine; ++r) try_c(std::pow(10.0, lo_c + (hi_c - lo_c) * r / (opt.refine + 1)));
+    std::map<double, Tried> tried;
+    auto try_c = [&](double e) {
+      if (tried.count(e)) return;
+      // Warm start from the nearest C tried (the solutions move smoothly with log C).
+      const LogisticFit* warm = nullptr;
+      double gap = std::numeric_limits<double>::infinity();
+      for (const auto& [e2, t] : tried)
+        if (std::abs(e2 - e) < gap) {
+          gap = std::abs(e2 - e);
+          warm = &t.fit;
+        }
+      sweep.C = std::pow(10.0, e);
+      Tried t{fit_logistic(train, sweep, warm), {}};
+      t.score = validate(linear_head(train, t.fit), val);
+      tried.emplace(e, std::move(t));
+    };
+    // The best exponent so far; ties go to the smaller C (stronger regularization).
+    auto best = [&] {
+      auto it = tried.begin();
+      for (auto i = tried.begin(); i != tried.end(); ++i)
+        if (i->second.score > it->second.score) it = i;
+      return it->first;
+    };
+    // The CLIP paper's protocol (Radford et al. 2021, appendix A.3): a coarse log-spaced sweep, then a parametric
+    // binary search that halves the step around the best value, instead of every value at the final resolution.
+    const double lo_e = opt.log10_c_lo, hi_e = std::max(opt.log10_c_hi, opt.log10_c_lo);
+    const double step = std::max(opt.log10_c_step, 1);
+    for (double e = lo_e; e < hi_e; e += step) try_c(e);  // small C first (strong regularization: quick)
+    try_c(hi_e);
+    for (int r = 1; r <= opt.refine; ++r) {
+      const double s = step / std::pow(2.0, r), e0 = best();
+      if (e0 - s >= lo_e) try_c(e0 - s);
+      if (e0 + s <= hi_e) try_c(e0 + s);
+    }
+    const auto& chosen = *tried.find(best());
+    best_c = std::pow(10.0, chosen.first);
+    best_score = chosen.second.score;
+    best_fit = chosen.second.fit;
   }
   lo.C = best_c;
-  Head h = linear_head(all, fit_logistic(all, lo));
+  Head h = linear_head(all, fit_logistic(all, lo, best_fit.w.empty() ? nullptr : &best_fit));
   h.C = best_c;
   h.train = all.n - val_rows.size();
   h.validation = val_rows.size();
@@ -329,11 +383,12 @@ LabeledEmbeddings normalized(LabeledEmbeddings d) {
   return d;
 }
 
-LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
-  check_data(d);
-  if (!(opt.C > 0) || !std::isfinite(opt.C)) throw Error("few-shot fit", "C must be positive");
+namespace {
+
+template <typename T>
+LogisticFit minimize(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
   const size_t K = d.num_classes, D = d.dim, nv = K * D + K;
-  Problem p;
+  Problem<T> p;
   init_problem(p, d, opt);
   lbfgsfloatval_t* v = lbfgs_malloc(static_cast<int>(nv));
   if (!v) throw Error("few-shot fit", "out of memory");
@@ -350,7 +405,7 @@ LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt,
   param.max_iterations = opt.max_iterations;
   lbfgsfloatval_t fx = 0;
   LogisticFit f;
-  f.status = lbfgs(static_cast<int>(nv), v, &fx, lbfgs_evaluate, nullptr, &p, &param);
+  f.status = lbfgs(static_cast<int>(nv), v, &fx, lbfgs_evaluate<T>, nullptr, &p, &param);
   // Stops at the rounding limit (or the iteration cap) keep the best point reached; anything else is a parameter
   // error, i.e. a bug here.
   if (f.status < 0 && f.status != LBFGSERR_ROUNDING_ERROR && f.status != LBFGSERR_MAXIMUMITERATION &&
@@ -367,10 +422,18 @@ LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt,
   return f;
 }
 
+}  // namespace
+
+LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
+  check_data(d);
+  if (!(opt.C > 0) || !std::isfinite(opt.C)) throw Error("few-shot fit", "C must be positive");
+  return opt.single_precision ? minimize<float>(d, opt, start) : minimize<double>(d, opt, start);
+}
+
 double logistic_objective(const LabeledEmbeddings& d, const LogisticOptions& opt, const std::vector<double>& w,
                           const std::vector<double>& b) {
   check_data(d);
-  Problem p;
+  Problem<double> p;
   init_problem(p, d, opt);
   std::vector<double> v(w);
   v.insert(v.end(), b.begin(), b.end());
