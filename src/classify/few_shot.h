@@ -58,6 +58,7 @@ struct LogisticOptions {
   // Products in float (sgemm) instead of double, sums over rows still double: about twice as fast, but the optimum
   // is only float-accurate (the C sweep's fits; the final fit and the scikit-learn parity are double).
   bool single_precision = false;
+  double delta = 0;  // > 0: also stop when the objective fell by less than delta (relative) over 3 iterations
 };
 
 struct LogisticFit {

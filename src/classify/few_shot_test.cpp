@@ -118,6 +118,37 @@ TEST(FewShot, OneLogisticPerLabelMatchesScikitLearn) {
   for (const auto& ref : r.json["multi"]) expect_same_optimum(r.multi, ref, true);
 }
 
+// The C sweep's fits (float products, loose stop) land near the double optimum: the objective within 1e-4 relative,
+// the probabilities within 1e-2 (what ranking values of C needs, not what a head needs).
+TEST(FewShot, SinglePrecisionFitIsNearTheOptimum) {
+  Reference r;
+  if (!load_reference(&r)) GTEST_SKIP() << "no scikit-learn reference (python3-sklearn)";
+  for (const auto& ref : r.json["single"]) {
+    LogisticOptions opt;
+    opt.C = ref["C"];
+    opt.single_precision = true;
+    opt.epsilon = 1e-4;
+    opt.delta = 1e-5;
+    const LogisticFit f = fit_logistic(r.single, opt);
+    opt.single_precision = false;
+    const double ours = logistic_objective(r.single, opt, f.w, f.b);
+    const double sk = logistic_objective(r.single, opt, ref["coef"].get<std::vector<double>>(),
+                                         ref["intercept"].get<std::vector<double>>());
+    SCOPED_TRACE("C=" + std::to_string(opt.C));
+    EXPECT_LE(std::abs(ours - sk), 1e-4 * sk);
+    Head h;
+    h.num_classes = r.single.num_classes;
+    h.dim = r.single.dim;
+    h.weight.assign(f.w.begin(), f.w.end());
+    h.bias.assign(f.b.begin(), f.b.end());
+    const std::vector<double> proba = ref["proba"];
+    for (size_t i = 0; i < r.single.n; ++i) {
+      const auto p = head_scores(h, r.single.x.data() + i * r.single.dim);
+      for (size_t k = 0; k < h.num_classes; ++k) ASSERT_NEAR(p[k], proba[i * h.num_classes + k], 1e-2);
+    }
+  }
+}
+
 // Random clustered data: K classes x `shots` rows of `dim`, unnormalized.
 LabeledEmbeddings clusters(size_t K, size_t shots, size_t dim, uint64_t seed, std::vector<float>* centers) {
   std::mt19937_64 rng(seed);
