@@ -319,11 +319,22 @@ Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
   h.validation = n;
   h.validation_score = std::numeric_limits<double>::quiet_NaN();
   if (n < 2) return h;  // nothing to choose with: alpha = 0, the zero-shot classifier
-  // Rows in chunks, so that the n x n affinities are never held at once (16,000 shots: 1 GB).
+  // The keys in class order, so that a class's cache term is a sum over a contiguous run instead of a scatter.
+  std::vector<size_t> order(n), seg(K + 1, 0), pos(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return d.y[i] < d.y[j]; });
+  for (int y : d.y) ++seg[static_cast<size_t>(y) + 1];
+  for (size_t k = 0; k < K; ++k) seg[k + 1] += seg[k];
+  std::vector<float> keys(n * D);
+  for (size_t q = 0; q < n; ++q) {
+    pos[order[q]] = q;
+    std::copy_n(d.x.data() + order[q] * D, D, keys.data() + q * D);
+  }
   constexpr int kBetas = 14, kAlphas = 31;  // beta = 0.5 .. 7 step 0.5, alpha = 0 .. 3 step 0.1
   std::vector<size_t> correct(static_cast<size_t>(kBetas * kAlphas), 0);
+  // Rows in chunks, so that the n x n affinities are never held at once (16,000 shots: 1 GB).
   const size_t chunk = 256;
-  std::vector<float> zs(chunk * K), aff(chunk * n), cache(chunk * K);
+  std::vector<float> zs(chunk * K), aff(chunk * n), e(n), p(n), cache(K);
   for (size_t r0 = 0; r0 < n; r0 += chunk) {
     const size_t m = std::min(chunk, n - r0);
     const float* xr = d.x.data() + r0 * D;
@@ -331,28 +342,37 @@ Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
                 1.f, xr, static_cast<int>(D), h.weight.data(), static_cast<int>(D), 0.f, zs.data(),
                 static_cast<int>(K));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(D),
-                1.f, xr, static_cast<int>(D), d.x.data(), static_cast<int>(D), 0.f, aff.data(), static_cast<int>(n));
-    for (int bi = 0; bi < kBetas; ++bi) {
-      const float beta = 0.5f * static_cast<float>(bi + 1);
-      std::fill(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(m * K), 0.f);
-      for (size_t i = 0; i < m; ++i)
-        for (size_t j = 0; j < n; ++j)
-          if (j != r0 + i) cache[i * K + static_cast<size_t>(d.y[j])] += std::exp(-beta * (1 - aff[i * n + j]));
-      for (int ai = 0; ai < kAlphas; ++ai) {
-        const float alpha = 0.1f * static_cast<float>(ai);
-        for (size_t i = 0; i < m; ++i) {
-          size_t arg = 0;
-          float top = -std::numeric_limits<float>::infinity();
-          for (size_t k = 0; k < K; ++k) {
-            const float l = zs[i * K + k] + alpha * cache[i * K + k];
-            if (l > top) {
-              top = l;
-              arg = k;
-            }
-          }
-          correct[(static_cast<size_t>(bi) * kAlphas) + static_cast<size_t>(ai)] +=
-              arg == static_cast<size_t>(d.y[r0 + i]);
+                1.f, xr, static_cast<int>(D), keys.data(), static_cast<int>(D), 0.f, aff.data(), static_cast<int>(n));
+    for (size_t i = 0; i < m; ++i) {
+      // exp(-beta (1 - a)) for beta = 0.5 (b + 1) is e^(b + 1), e = exp(-0.5 (1 - a)): one exp per pair, then a
+      // product per beta. The row's own key is left out (leave-one-out): e = 0.
+      const float* a = aff.data() + i * n;
+      for (size_t j = 0; j < n; ++j) e[j] = std::exp(0.5f * (a[j] - 1.f));
+      e[pos[r0 + i]] = 0.f;
+      p = e;
+      const auto y = static_cast<size_t>(d.y[r0 + i]);
+      const float* z = zs.data() + i * K;
+      for (int bi = 0; bi < kBetas; ++bi) {
+        for (size_t k = 0; k < K; ++k)
+          cache[k] = std::accumulate(p.begin() + static_cast<std::ptrdiff_t>(seg[k]),
+                                     p.begin() + static_cast<std::ptrdiff_t>(seg[k + 1]), 0.f);
+        // y's logit z_y + alpha c_y beats z_k + alpha c_k on a half-line of alpha (or everywhere, or nowhere):
+        // the alphas where y wins against every k are an interval (lo, hi). Ties count as wrong.
+        float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+        bool never = false;
+        for (size_t k = 0; k < K; ++k) {
+          if (k == y) continue;
+          const float dz = z[y] - z[k], dc = cache[y] - cache[k];
+          if (dc > 0) lo = std::max(lo, -dz / dc);
+          else if (dc < 0) hi = std::min(hi, -dz / dc);
+          else never = never || dz <= 0;
         }
+        if (!never)
+          for (int ai = 0; ai < kAlphas; ++ai) {
+            const float alpha = 0.1f * static_cast<float>(ai);
+            correct[(static_cast<size_t>(bi) * kAlphas) + static_cast<size_t>(ai)] += alpha > lo && alpha < hi;
+          }
+        for (size_t j = 0; j < n; ++j) p[j] *= e[j];
       }
     }
   }
