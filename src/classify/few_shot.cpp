@@ -187,23 +187,32 @@ struct Score {
   }
 };
 
+// v's rows are L2-normalized (they are fit_head's), so the logits of all of them are one sgemm; head_logits row by
+// row took 4,000 x 1,000 x 512 scalar double products for every C of a 1,000-class sweep.
 Score validate(const Head& h, const LabeledEmbeddings& v) {
   Score s;
+  const size_t K = v.num_classes;
+  std::vector<float> logits(v.n * K);
+  if (v.n)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(v.n), static_cast<int>(K),
+                static_cast<int>(v.dim), 1.f, v.x.data(), static_cast<int>(v.dim), h.weight.data(),
+                static_cast<int>(v.dim), 0.f, logits.data(), static_cast<int>(K));
   for (size_t i = 0; i < v.n; ++i) {
-    const auto l = head_logits(h, v.x.data() + i * v.dim);
+    float* l = logits.data() + i * K;
+    for (size_t k = 0; k < K; ++k) l[k] += h.bias[k];
     if (v.multi_label) {
-      for (size_t k = 0; k < v.num_classes; ++k) {
+      for (size_t k = 0; k < K; ++k) {
         const double z = l[k];
         const double sp = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-        s.primary -= sp - (v.targets[i * v.num_classes + k] ? z : 0.0);
+        s.primary -= sp - (v.targets[i * K + k] ? z : 0.0);
       }
     } else {
       const auto y = static_cast<size_t>(v.y[i]);
-      const size_t best = static_cast<size_t>(std::max_element(l.begin(), l.end()) - l.begin());
-      s.primary += best == y ? 1 : 0;
-      const double m = *std::max_element(l.begin(), l.end());
+      const float* top = std::max_element(l, l + K);
+      s.primary += static_cast<size_t>(top - l) == y ? 1 : 0;
+      const double m = *top;
       double sum = 0;
-      for (float z : l) sum += std::exp(z - m);
+      for (size_t k = 0; k < K; ++k) sum += std::exp(l[k] - m);
       s.secondary -= m + std::log(sum) - l[y];
     }
   }
