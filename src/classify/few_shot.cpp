@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 #include <random>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -21,25 +22,42 @@ namespace {
 
 constexpr const char* kHeadFormat = "zeroshot-head";
 
-// One logistic problem for libLBFGS: variables are W (K x d) then b (K). Everything is double (dgemm): with float
-// products the optimum of C = 10 moved probabilities by 1e-4 against scikit-learn's (which is double throughout).
+// One logistic problem for libLBFGS: variables are W (K x d) then b (K), always double (libLBFGS's). The products
+// are in T: double (dgemm) for the fits that must match scikit-learn (with float products the optimum of C = 10
+// moved probabilities by 1e-4 against scikit-learn's, which is double throughout); float (sgemm, half the time and
+// memory traffic) for the C sweep, which only ranks values of C by validation score. Sums over rows (the loss, the
+// intercept's gradient) are double in both.
+template <typename T>
 struct Problem {
   const LabeledEmbeddings* d = nullptr;
   const LogisticOptions* opt = nullptr;
-  std::vector<double> x, logits, resid, gw;
+  std::vector<T> x, w, logits, gw;  // w: the variables' W in T (float only; double uses them in place)
 };
 
-void init_problem(Problem& p, const LabeledEmbeddings& d, const LogisticOptions& opt) {
+template <typename T>
+void init_problem(Problem<T>& p, const LabeledEmbeddings& d, const LogisticOptions& opt) {
   p.d = &d;
   p.opt = &opt;
   p.x.assign(d.x.begin(), d.x.end());
+  if constexpr (!std::is_same_v<T, double>) p.w.resize(d.num_classes * d.dim);
   p.gw.resize(d.num_classes * d.dim);
   p.logits.resize(d.n * d.num_classes);
-  p.resid.resize(d.n * d.num_classes);
 }
 
-// f = C * sum_i loss_i + 1/2 ||W - P||^2 and its gradient.
-double evaluate(Problem& p, const double* v, double* g) {
+// C = A B^T (trans_a false) or A^T B (trans_a true), row-major, in T.
+void gemm(bool trans_a, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? CblasNoTrans : CblasTrans, m, n, k, 1.f, a,
+              lda, b, ldb, 0.f, c, ldc);
+}
+void gemm(bool trans_a, int m, int n, int k, const double* a, int lda, const double* b, int ldb, double* c, int ldc) {
+  cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_a ? CblasNoTrans : CblasTrans, m, n, k, 1.0, a,
+              lda, b, ldb, 0.0, c, ldc);
+}
+
+// f = C * sum_i loss_i + 1/2 ||W - P||^2 and its gradient. The logits are overwritten by the residuals
+// C * (p - t), the gradient's left factor.
+template <typename T>
+double evaluate(Problem<T>& p, const double* v, double* g) {
   const LabeledEmbeddings& d = *p.d;
   const size_t K = d.num_classes, D = d.dim, n = d.n;
   const double C = p.opt->C;
@@ -47,58 +65,66 @@ double evaluate(Problem& p, const double* v, double* g) {
   const double* b = v + K * D;
   double loss = 0;
   std::vector<double> gb(K, 0.0);
+  const T* w = nullptr;
+  if constexpr (std::is_same_v<T, double>) {
+    w = v;
+  } else {
+    for (size_t i = 0; i < K * D; ++i) p.w[i] = static_cast<T>(v[i]);
+    w = p.w.data();
+  }
+  const auto Ki = static_cast<int>(K), Di = static_cast<int>(D), ni = static_cast<int>(n);
   if (n > 0) {
-    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n), static_cast<int>(K), static_cast<int>(D),
-                1.0, p.x.data(), static_cast<int>(D), v, static_cast<int>(D), 0.0, p.logits.data(),
-                static_cast<int>(K));
+    gemm(false, ni, Ki, Di, p.x.data(), Di, w, Di, p.logits.data(), Ki);
     for (size_t i = 0; i < n; ++i) {
-      double* z = p.logits.data() + i * K;
-      double* r = p.resid.data() + i * K;
-      for (size_t k = 0; k < K; ++k) z[k] += b[k];
+      T* z = p.logits.data() + i * K;
+      for (size_t k = 0; k < K; ++k) z[k] += static_cast<T>(b[k]);
       if (d.multi_label) {
         const uint8_t* t = d.targets.data() + i * K;
         for (size_t k = 0; k < K; ++k) {
           // log(1 + e^z) - t z, stably; d/dz = sigmoid(z) - t.
-          const double sp = z[k] > 0 ? z[k] + std::log1p(std::exp(-z[k])) : std::log1p(std::exp(z[k]));
-          loss += sp - (t[k] ? z[k] : 0.0);
-          const double s = z[k] >= 0 ? 1 / (1 + std::exp(-z[k])) : std::exp(z[k]) / (1 + std::exp(z[k]));
-          r[k] = C * (s - t[k]);
-          gb[k] += r[k];
+          const T e = std::exp(-std::abs(z[k]));
+          const T sp = std::max(z[k], T(0)) + std::log1p(e);
+          loss += static_cast<double>(sp) - (t[k] ? static_cast<double>(z[k]) : 0.0);
+          const T s = z[k] >= 0 ? 1 / (1 + e) : e / (1 + e);
+          z[k] = static_cast<T>(C * (static_cast<double>(s) - t[k]));
+          gb[k] += static_cast<double>(z[k]);
         }
       } else {
-        const double m = *std::max_element(z, z + K);
-        double sum = 0;
-        for (size_t k = 0; k < K; ++k) sum += std::exp(z[k] - m);
-        const double lse = m + std::log(sum);
+        const T m = *std::max_element(z, z + K);
         const auto y = static_cast<size_t>(d.y[i]);
-        loss += lse - z[y];
+        loss += static_cast<double>(m - z[y]);
+        double sum = 0;
         for (size_t k = 0; k < K; ++k) {
-          r[k] = C * (std::exp(z[k] - lse) - (k == y ? 1.0 : 0.0));
-          gb[k] += r[k];
+          z[k] = std::exp(z[k] - m);
+          sum += static_cast<double>(z[k]);
+        }
+        loss += std::log(sum);
+        const double scale = C / sum;
+        for (size_t k = 0; k < K; ++k) {
+          z[k] = static_cast<T>(scale * static_cast<double>(z[k]) - (k == y ? C : 0.0));
+          gb[k] += static_cast<double>(z[k]);
         }
       }
     }
-    if (g)
-      cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, static_cast<int>(K), static_cast<int>(D),
-                  static_cast<int>(n), 1.0, p.resid.data(), static_cast<int>(K), p.x.data(), static_cast<int>(D), 0.0,
-                  p.gw.data(), static_cast<int>(D));
+    if (g) gemm(true, Ki, Di, ni, p.logits.data(), Ki, p.x.data(), Di, p.gw.data(), Di);
   } else {
-    std::fill(p.gw.begin(), p.gw.end(), 0.0);
+    std::fill(p.gw.begin(), p.gw.end(), T(0));
   }
   double reg = 0;
   for (size_t i = 0; i < K * D; ++i) {
     const double delta = v[i] - (prior ? static_cast<double>(prior[i]) : 0.0);
     reg += delta * delta;
-    if (g) g[i] = p.gw[i] + delta;
+    if (g) g[i] = static_cast<double>(p.gw[i]) + delta;
   }
   if (g)
     for (size_t k = 0; k < K; ++k) g[K * D + k] = p.opt->fit_intercept ? gb[k] : 0.0;
   return C * loss + 0.5 * reg;
 }
 
+template <typename T>
 lbfgsfloatval_t lbfgs_evaluate(void* instance, const lbfgsfloatval_t* x, lbfgsfloatval_t* g, int /*n*/,
                                lbfgsfloatval_t /*step*/) {
-  return evaluate(*static_cast<Problem*>(instance), x, g);
+  return evaluate(*static_cast<Problem<T>*>(instance), x, g);
 }
 
 void check_data(const LabeledEmbeddings& d) {
@@ -161,23 +187,32 @@ struct Score {
   }
 };
 
+// v's rows are L2-normalized (they are fit_head's), so the logits of all of them are one sgemm; head_logits row by
+// row took 4,000 x 1,000 x 512 scalar double products for every C of a 1,000-class sweep.
 Score validate(const Head& h, const LabeledEmbeddings& v) {
   Score s;
+  const size_t K = v.num_classes;
+  std::vector<float> logits(v.n * K);
+  if (v.n)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(v.n), static_cast<int>(K),
+                static_cast<int>(v.dim), 1.f, v.x.data(), static_cast<int>(v.dim), h.weight.data(),
+                static_cast<int>(v.dim), 0.f, logits.data(), static_cast<int>(K));
   for (size_t i = 0; i < v.n; ++i) {
-    const auto l = head_logits(h, v.x.data() + i * v.dim);
+    float* l = logits.data() + i * K;
+    for (size_t k = 0; k < K; ++k) l[k] += h.bias[k];
     if (v.multi_label) {
-      for (size_t k = 0; k < v.num_classes; ++k) {
+      for (size_t k = 0; k < K; ++k) {
         const double z = l[k];
         const double sp = z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-        s.primary -= sp - (v.targets[i * v.num_classes + k] ? z : 0.0);
+        s.primary -= sp - (v.targets[i * K + k] ? z : 0.0);
       }
     } else {
       const auto y = static_cast<size_t>(v.y[i]);
-      const size_t best = static_cast<size_t>(std::max_element(l.begin(), l.end()) - l.begin());
-      s.primary += best == y ? 1 : 0;
-      const double m = *std::max_element(l.begin(), l.end());
+      const float* top = std::max_element(l, l + K);
+      s.primary += static_cast<size_t>(top - l) == y ? 1 : 0;
+      const double m = *top;
       double sum = 0;
-      for (float z : l) sum += std::exp(z - m);
+      for (size_t k = 0; k < K; ++k) sum += std::exp(l[k] - m);
       s.secondary -= m + std::log(sum) - l[y];
     }
   }
@@ -195,6 +230,7 @@ Head fit_logistic_head(const LabeledEmbeddings& all, const FitOptions& opt, cons
   const auto val_rows = validation_rows(all, opt.validation_fraction, opt.seed);
   double best_c = 1.0;  // scikit-learn's default C, when there is nothing to validate on
   Score best_score{-std::numeric_limits<double>::infinity(), 0};
+  LogisticFit best_fit;  // the sweep's fit at best_c: the refit starts there
   if (!val_rows.empty()) {
     std::vector<size_t> train_rows;
     size_t j = 0;
@@ -203,31 +239,70 @@ Head fit_logistic_head(const LabeledEmbeddings& all, const FitOptions& opt, cons
       else train_rows.push_back(i);
     }
     const LabeledEmbeddings train = subset(all, train_rows), val = subset(all, val_rows);
-    // Small C first (strong regularization: quick), each fit warm-started from the previous one.
-    LogisticFit warm;
-    bool have_warm = false;
-    // The sweep compares validation scores, which settle long before the weights do: a looser stop than the refit's.
+    // The sweep compares validation scores, which settle long before the weights do: float products and a looser
+    // stop than the refit's.
     LogisticOptions sweep = lo;
+    sweep.single_precision = true;
     sweep.epsilon = 1e-4;
+    // Float objectives are noisy at about 1e-7 relative: near the optimum the line search fails on rounding after
+    // dozens of evaluations without this test (measured: 745 evaluations for the sweep of 200 classes, 278 with it,
+    // the same C chosen).
+    sweep.delta = 1e-5;
     sweep.max_iterations = 500;
-    auto try_c = [&](double c) {
-      sweep.C = c;
-      warm = fit_logistic(train, sweep, have_warm ? &warm : nullptr);
-      have_warm = true;
-      const Score s = validate(linear_head(train, warm), val);
-      if (s > best_score) {
-        best_score = s;
-        best_c = c;
-      }
+    // Fits by log10(C); the exponents are sums of powers of two, exact in a double, so they are exact map keys.
+    struct Tried {
+      LogisticFit fit;
+      Score score;
     };
-    for (int e = opt.log10_c_lo; e <= opt.log10_c_hi; ++e) try_c(std::pow(10.0, e));
-    // Refine between the best coarse value's neighbours (a decade each way).
-    const double lo_c = std::log10(best_c) - 1, hi_c = std::log10(best_c) + 1;
-    have_warm = false;
-    for (int r = 1; r <= opt.refine; ++r) try_c(std::pow(10.0, lo_c + (hi_c - lo_c) * r / (opt.refine + 1)));
+    std::map<double, Tried> tried;
+    auto try_c = [&](double e) {
+      if (tried.count(e)) return;
+      // Warm start from the nearest C tried (the solutions move smoothly with log C).
+      const LogisticFit* warm = nullptr;
+      double gap = std::numeric_limits<double>::infinity();
+      for (const auto& [e2, t] : tried)
+        if (std::abs(e2 - e) < gap) {
+          gap = std::abs(e2 - e);
+          warm = &t.fit;
+        }
+      sweep.C = std::pow(10.0, e);
+      Tried t{fit_logistic(train, sweep, warm), {}};
+      t.score = validate(linear_head(train, t.fit), val);
+      tried.emplace(e, std::move(t));
+    };
+    // The best exponent so far; ties go to the smaller C (stronger regularization).
+    auto best = [&] {
+      auto it = tried.begin();
+      for (auto i = tried.begin(); i != tried.end(); ++i)
+        if (i->second.score > it->second.score) it = i;
+      return it->first;
+    };
+    // The CLIP paper's protocol (Radford et al. 2021, appendix A.3): a coarse log-spaced sweep, then a parametric
+    // binary search that halves the step around the best value, instead of every value at the final resolution.
+    const double lo_e = opt.log10_c_lo, hi_e = std::max(opt.log10_c_hi, opt.log10_c_lo);
+    const double step = std::max(opt.log10_c_step, 1);
+    for (double e = lo_e; e < hi_e; e += step) try_c(e);  // small C first (strong regularization: quick)
+    try_c(hi_e);
+    for (int r = 1; r <= opt.refine; ++r) {
+      const double s = step / std::pow(2.0, r), e0 = best();
+      if (e0 - s >= lo_e) try_c(e0 - s);
+      if (e0 + s <= hi_e) try_c(e0 + s);
+    }
+    const auto& chosen = *tried.find(best());
+    best_c = std::pow(10.0, chosen.first);
+    best_score = chosen.second.score;
+    best_fit = chosen.second.fit;
   }
   lo.C = best_c;
-  Head h = linear_head(all, fit_logistic(all, lo));
+  if (!best_fit.w.empty()) {  // most of the way on all the rows in float, from the sweep's fit; then the double fit
+    LogisticOptions rough = lo;
+    rough.single_precision = true;
+    rough.epsilon = 1e-4;
+    rough.delta = 1e-5;
+    rough.max_iterations = 500;
+    best_fit = fit_logistic(all, rough, &best_fit);
+  }
+  Head h = linear_head(all, fit_logistic(all, lo, best_fit.w.empty() ? nullptr : &best_fit));
   h.C = best_c;
   h.train = all.n - val_rows.size();
   h.validation = val_rows.size();
@@ -253,11 +328,22 @@ Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
   h.validation = n;
   h.validation_score = std::numeric_limits<double>::quiet_NaN();
   if (n < 2) return h;  // nothing to choose with: alpha = 0, the zero-shot classifier
-  // Rows in chunks, so that the n x n affinities are never held at once (16,000 shots: 1 GB).
+  // The keys in class order, so that a class's cache term is a sum over a contiguous run instead of a scatter.
+  std::vector<size_t> order(n), seg(K + 1, 0), pos(n);
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return d.y[i] < d.y[j]; });
+  for (int y : d.y) ++seg[static_cast<size_t>(y) + 1];
+  for (size_t k = 0; k < K; ++k) seg[k + 1] += seg[k];
+  std::vector<float> keys(n * D);
+  for (size_t q = 0; q < n; ++q) {
+    pos[order[q]] = q;
+    std::copy_n(d.x.data() + order[q] * D, D, keys.data() + q * D);
+  }
   constexpr int kBetas = 14, kAlphas = 31;  // beta = 0.5 .. 7 step 0.5, alpha = 0 .. 3 step 0.1
   std::vector<size_t> correct(static_cast<size_t>(kBetas * kAlphas), 0);
+  // Rows in chunks, so that the n x n affinities are never held at once (16,000 shots: 1 GB).
   const size_t chunk = 256;
-  std::vector<float> zs(chunk * K), aff(chunk * n), cache(chunk * K);
+  std::vector<float> zs(chunk * K), aff(chunk * n), e(n), p(n), cache(K);
   for (size_t r0 = 0; r0 < n; r0 += chunk) {
     const size_t m = std::min(chunk, n - r0);
     const float* xr = d.x.data() + r0 * D;
@@ -265,28 +351,37 @@ Head fit_tip_adapter(const LabeledEmbeddings& d, const FitOptions& opt) {
                 1.f, xr, static_cast<int>(D), h.weight.data(), static_cast<int>(D), 0.f, zs.data(),
                 static_cast<int>(K));
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n), static_cast<int>(D),
-                1.f, xr, static_cast<int>(D), d.x.data(), static_cast<int>(D), 0.f, aff.data(), static_cast<int>(n));
-    for (int bi = 0; bi < kBetas; ++bi) {
-      const float beta = 0.5f * static_cast<float>(bi + 1);
-      std::fill(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(m * K), 0.f);
-      for (size_t i = 0; i < m; ++i)
-        for (size_t j = 0; j < n; ++j)
-          if (j != r0 + i) cache[i * K + static_cast<size_t>(d.y[j])] += std::exp(-beta * (1 - aff[i * n + j]));
-      for (int ai = 0; ai < kAlphas; ++ai) {
-        const float alpha = 0.1f * static_cast<float>(ai);
-        for (size_t i = 0; i < m; ++i) {
-          size_t arg = 0;
-          float top = -std::numeric_limits<float>::infinity();
-          for (size_t k = 0; k < K; ++k) {
-            const float l = zs[i * K + k] + alpha * cache[i * K + k];
-            if (l > top) {
-              top = l;
-              arg = k;
-            }
-          }
-          correct[(static_cast<size_t>(bi) * kAlphas) + static_cast<size_t>(ai)] +=
-              arg == static_cast<size_t>(d.y[r0 + i]);
+                1.f, xr, static_cast<int>(D), keys.data(), static_cast<int>(D), 0.f, aff.data(), static_cast<int>(n));
+    for (size_t i = 0; i < m; ++i) {
+      // exp(-beta (1 - a)) for beta = 0.5 (b + 1) is e^(b + 1), e = exp(-0.5 (1 - a)): one exp per pair, then a
+      // product per beta. The row's own key is left out (leave-one-out): e = 0.
+      const float* a = aff.data() + i * n;
+      for (size_t j = 0; j < n; ++j) e[j] = std::exp(0.5f * (a[j] - 1.f));
+      e[pos[r0 + i]] = 0.f;
+      p = e;
+      const auto y = static_cast<size_t>(d.y[r0 + i]);
+      const float* z = zs.data() + i * K;
+      for (int bi = 0; bi < kBetas; ++bi) {
+        for (size_t k = 0; k < K; ++k)
+          cache[k] = std::accumulate(p.begin() + static_cast<std::ptrdiff_t>(seg[k]),
+                                     p.begin() + static_cast<std::ptrdiff_t>(seg[k + 1]), 0.f);
+        // y's logit z_y + alpha c_y beats z_k + alpha c_k on a half-line of alpha (or everywhere, or nowhere):
+        // the alphas where y wins against every k are an interval (lo, hi). Ties count as wrong.
+        float lo = -std::numeric_limits<float>::infinity(), hi = std::numeric_limits<float>::infinity();
+        bool never = false;
+        for (size_t k = 0; k < K; ++k) {
+          if (k == y) continue;
+          const float dz = z[y] - z[k], dc = cache[y] - cache[k];
+          if (dc > 0) lo = std::max(lo, -dz / dc);
+          else if (dc < 0) hi = std::min(hi, -dz / dc);
+          else never = never || dz <= 0;
         }
+        if (!never)
+          for (int ai = 0; ai < kAlphas; ++ai) {
+            const float alpha = 0.1f * static_cast<float>(ai);
+            correct[(static_cast<size_t>(bi) * kAlphas) + static_cast<size_t>(ai)] += alpha > lo && alpha < hi;
+          }
+        for (size_t j = 0; j < n; ++j) p[j] *= e[j];
       }
     }
   }
@@ -329,11 +424,12 @@ LabeledEmbeddings normalized(LabeledEmbeddings d) {
   return d;
 }
 
-LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
-  check_data(d);
-  if (!(opt.C > 0) || !std::isfinite(opt.C)) throw Error("few-shot fit", "C must be positive");
+namespace {
+
+template <typename T>
+LogisticFit minimize(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
   const size_t K = d.num_classes, D = d.dim, nv = K * D + K;
-  Problem p;
+  Problem<T> p;
   init_problem(p, d, opt);
   lbfgsfloatval_t* v = lbfgs_malloc(static_cast<int>(nv));
   if (!v) throw Error("few-shot fit", "out of memory");
@@ -348,9 +444,13 @@ LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt,
   lbfgs_parameter_init(&param);
   param.epsilon = opt.epsilon;
   param.max_iterations = opt.max_iterations;
+  if (opt.delta > 0) {
+    param.past = 3;
+    param.delta = opt.delta;
+  }
   lbfgsfloatval_t fx = 0;
   LogisticFit f;
-  f.status = lbfgs(static_cast<int>(nv), v, &fx, lbfgs_evaluate, nullptr, &p, &param);
+  f.status = lbfgs(static_cast<int>(nv), v, &fx, lbfgs_evaluate<T>, nullptr, &p, &param);
   // Stops at the rounding limit (or the iteration cap) keep the best point reached; anything else is a parameter
   // error, i.e. a bug here.
   if (f.status < 0 && f.status != LBFGSERR_ROUNDING_ERROR && f.status != LBFGSERR_MAXIMUMITERATION &&
@@ -367,10 +467,18 @@ LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt,
   return f;
 }
 
+}  // namespace
+
+LogisticFit fit_logistic(const LabeledEmbeddings& d, const LogisticOptions& opt, const LogisticFit* start) {
+  check_data(d);
+  if (!(opt.C > 0) || !std::isfinite(opt.C)) throw Error("few-shot fit", "C must be positive");
+  return opt.single_precision ? minimize<float>(d, opt, start) : minimize<double>(d, opt, start);
+}
+
 double logistic_objective(const LabeledEmbeddings& d, const LogisticOptions& opt, const std::vector<double>& w,
                           const std::vector<double>& b) {
   check_data(d);
-  Problem p;
+  Problem<double> p;
   init_problem(p, d, opt);
   std::vector<double> v(w);
   v.insert(v.end(), b.begin(), b.end());

@@ -18,10 +18,11 @@
 //               chosen by leave-one-out accuracy over the shots (each shot scored by the cache without itself).
 // Single-label only for ZeroInit and TipAdapter.
 //
-// The optimizer is libLBFGS (Debian liblbfgs-dev); objective and gradient are double (OpenBLAS dgemm), as
-// scikit-learn's. Results are deterministic for a given seed (the seed only drives the validation split).
-// Errors: zeroshot::Error (bad shapes, a class without samples when the method needs one, non-finite input).
-// Thread safety: every function is reentrant.
+// The optimizer is libLBFGS (Debian liblbfgs-dev). The C sweep's fits use float products (sgemm) to a loose stop;
+// the refit at the chosen C, warm-started from the sweep's fit, is double (dgemm) to the strict stop, as
+// scikit-learn's, so its optimum is scikit-learn's. Results are deterministic for a given seed (the seed only drives
+// the validation split). Errors: zeroshot::Error (bad shapes, a class without samples when the method needs one,
+// non-finite input). Thread safety: every function is reentrant.
 #pragma once
 
 #include <cstddef>
@@ -54,6 +55,10 @@ struct LogisticOptions {
   const float* prior = nullptr;  // num_classes x dim: regularize toward this (and start there); nullptr: zeros
   double epsilon = 1e-6;         // stop when ||grad|| < epsilon * max(1, ||w||) (libLBFGS's test)
   int max_iterations = 2000;
+  // Products in float (sgemm) instead of double, sums over rows still double: about twice as fast, but the optimum
+  // is only float-accurate (the C sweep's fits; the final fit and the scikit-learn parity are double).
+  bool single_precision = false;
+  double delta = 0;  // > 0: also stop when the objective fell by less than delta (relative) over 3 iterations
 };
 
 struct LogisticFit {
@@ -93,9 +98,10 @@ struct FitOptions {
   const float* zero_shot = nullptr;  // num_classes x dim normalized class embeddings (ZeroInit, TipAdapter)
   float scale = 100.f;               // exp(logit_scale) (ZeroInit, TipAdapter)
   double validation_fraction = 0.25;
-  // Linear / ZeroInit: the C sweep. Coarse: 10^lo .. 10^hi, one value per decade; then `refine` log-spaced values
-  // between the best one's neighbours.
-  int log10_c_lo = -6, log10_c_hi = 6, refine = 8;
+  // Linear / ZeroInit: the C sweep (the CLIP paper's linear-probe protocol). Coarse: 10^lo, 10^(lo + step), ..
+  // and 10^hi; then `refine` rounds that halve the step and try the best value's two neighbours at it (4 rounds
+  // from 2 decades: 8 values per decade around the best). The defaults take 7 + 8 fits.
+  int log10_c_lo = -6, log10_c_hi = 6, log10_c_step = 2, refine = 4;
 };
 
 // Fits a head (see the methods above). A class with no samples is an error (Linear: it could never be predicted;

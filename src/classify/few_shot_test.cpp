@@ -118,6 +118,37 @@ TEST(FewShot, OneLogisticPerLabelMatchesScikitLearn) {
   for (const auto& ref : r.json["multi"]) expect_same_optimum(r.multi, ref, true);
 }
 
+// The C sweep's fits (float products, loose stop) land near the double optimum: the objective within 1e-4 relative,
+// the probabilities within 1e-2 (what ranking values of C needs, not what a head needs).
+TEST(FewShot, SinglePrecisionFitIsNearTheOptimum) {
+  Reference r;
+  if (!load_reference(&r)) GTEST_SKIP() << "no scikit-learn reference (python3-sklearn)";
+  for (const auto& ref : r.json["single"]) {
+    LogisticOptions opt;
+    opt.C = ref["C"];
+    opt.single_precision = true;
+    opt.epsilon = 1e-4;
+    opt.delta = 1e-5;
+    const LogisticFit f = fit_logistic(r.single, opt);
+    opt.single_precision = false;
+    const double ours = logistic_objective(r.single, opt, f.w, f.b);
+    const double sk = logistic_objective(r.single, opt, ref["coef"].get<std::vector<double>>(),
+                                         ref["intercept"].get<std::vector<double>>());
+    SCOPED_TRACE("C=" + std::to_string(opt.C));
+    EXPECT_LE(std::abs(ours - sk), 1e-4 * sk);
+    Head h;
+    h.num_classes = r.single.num_classes;
+    h.dim = r.single.dim;
+    h.weight.assign(f.w.begin(), f.w.end());
+    h.bias.assign(f.b.begin(), f.b.end());
+    const std::vector<double> proba = ref["proba"];
+    for (size_t i = 0; i < r.single.n; ++i) {
+      const auto p = head_scores(h, r.single.x.data() + i * r.single.dim);
+      for (size_t k = 0; k < h.num_classes; ++k) ASSERT_NEAR(p[k], proba[i * h.num_classes + k], 1e-2);
+    }
+  }
+}
+
 // Random clustered data: K classes x `shots` rows of `dim`, unnormalized.
 LabeledEmbeddings clusters(size_t K, size_t shots, size_t dim, uint64_t seed, std::vector<float>* centers) {
   std::mt19937_64 rng(seed);
@@ -246,6 +277,44 @@ TEST(FewShot, TipAdapterBlendsCacheAndZeroShot) {
   const auto p = head_scores(h, x.data());
   const auto z = zero_shot_probs(x.data(), centers.data(), 3, 8, 100.f);
   for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(p[k], z[k], 1e-6);
+}
+
+// Tip-Adapter's (alpha, beta) search against a brute-force leave-one-out: every grid point's accuracy from the
+// logits computed directly (double, argmax), the chosen point must have the best of them. Noisy zero-shot weights, so
+// the cache has something to add and the best alpha is not 0.
+TEST(FewShot, TipAdapterSearchMatchesBruteForce) {
+  std::vector<float> centers;
+  const LabeledEmbeddings d = normalized(clusters(6, 5, 8, 9, &centers));
+  std::mt19937_64 rng(10);
+  std::normal_distribution<float> g;
+  std::vector<float> zs = centers;
+  for (float& v : zs) v += 0.6f * g(rng);
+  l2_normalize_rows(zs.data(), 6, 8);
+  FitOptions opt;
+  opt.method = FewShotMethod::TipAdapter;
+  opt.zero_shot = zs.data();
+  opt.scale = 10.f;
+  const Head h = fit_head(d, opt);
+  auto accuracy = [&](double alpha, double beta) {
+    size_t correct = 0;
+    for (size_t i = 0; i < d.n; ++i) {
+      const float* x = d.x.data() + i * d.dim;
+      std::vector<double> l(6);
+      for (size_t k = 0; k < 6; ++k) l[k] = 10.0 * cosines(x, zs.data() + k * 8, 1, 8)[0];
+      for (size_t j = 0; j < d.n; ++j)
+        if (j != i)
+          l[static_cast<size_t>(d.y[j])] += alpha * std::exp(-beta * (1 - cosines(x, d.x.data() + j * 8, 1, 8)[0]));
+      correct += static_cast<int>(std::max_element(l.begin(), l.end()) - l.begin()) == d.y[i];
+    }
+    return correct;
+  };
+  size_t best = 0;
+  for (int b = 1; b <= 14; ++b)
+    for (int a = 0; a <= 30; ++a) best = std::max(best, accuracy(0.1f * static_cast<float>(a), 0.5 * b));
+  EXPECT_GT(best, accuracy(0, 1));  // the cache helps: a search that ignored it would fail below
+  EXPECT_GT(h.alpha, 0.f);
+  EXPECT_EQ(accuracy(h.alpha, h.beta), best);
+  EXPECT_DOUBLE_EQ(h.validation_score, static_cast<double>(best) / static_cast<double>(d.n));
 }
 
 TEST(FewShot, BadInput) {
