@@ -207,6 +207,25 @@ TEST(Siglip2Naflex, ImageSmallerThanAPatchIsEnlarged) {
   EXPECT_EQ(rgb[1], 7.0f);
 }
 
+// bench feeds a NaFlex model packed records of random images (a pixel grid is not a record), and its texts stay
+// inside the fixture's small vocabulary.
+TEST(Siglip2Naflex, BenchRuns) {
+  for (const std::string precision : {"f32", "bf16"}) {
+    Args args = {"bench", "-m", kDir, "--iters", "1"};
+    if (precision != "f32") args.insert(args.end(), {"--batch", "2", "--no-imagenet", "--precision", precision});
+    const CliResult r = run_cli(args);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto lines = json_lines(r.out);
+    ASSERT_EQ(lines.size(), 1u) << r.out;
+    EXPECT_GT(lines[0]["images_per_s"].get<double>(), 0) << r.out;
+    EXPECT_GT(lines[0]["texts_per_s"].get<double>(), 0) << r.out;
+    if (precision == "bf16") {
+      EXPECT_EQ(lines[0]["cosine_inputs"], "random 512 x 384 RGB images") << r.out;
+      EXPECT_GE(lines[0]["min_cosine_vs_f32"].get<double>(), 0.999) << r.out;
+    }
+  }
+}
+
 // A copy of the fixture (files symlinked) with one file replaced.
 fs::path variant(const std::string& tag, const std::string& file, const std::string& bytes) {
   fs::path dir = fs::temp_directory_path() / ("zs_naflex_" + tag + "_" + std::to_string(::getpid()));
