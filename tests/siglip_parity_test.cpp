@@ -1,8 +1,9 @@
 // The SigLIP family against its references, one parameterized suite over every fixture: transformers' SiglipModel
-// (tests/reference/make_siglip.py: siglip-tiny, siglip-tiny-nomask), SIGLIP 2 fixed resolution with a Gemma
+// (tests/reference/make_siglip.py: siglip-tiny, siglip-tiny-nomask), SigLIP 2 fixed resolution with a Gemma
 // tokenizer.json (make_siglip2.py: siglip2-tiny, siglip2-tiny-left), SigLIP 2 NaFlex (Siglip2Model; the committed
 // tests/fixtures-generated/siglip2-naflex, whose generator needs a newer transformers than CI's reference venv) and
-// OpenCLIP-format SigLIP (make_open_clip_siglip.py: three timm trunks, each from its safetensors and from its .bin).
+// OpenCLIP-format SigLIP (make_open_clip_siglip.py: three timm trunks and a T5Tokenizer folder, each from its
+// safetensors and from its .bin).
 // Through the public API and the CLI: score head, pixel values (NaFlex: packed records), image and text
 // embeddings, token ids, logits, the zero-shot pipeline's sigmoid scores (not renormalized), and --precision
 // bf16 / int8 against f32.
@@ -20,6 +21,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -111,8 +113,9 @@ std::vector<Case> cases() {
        "",
        {"--multi-label"}},
   };
+  // t5-tokenizer: the tokenizer saved as the timm hub repos' (T5Tokenizer over spiece.model).
   for (const auto& [trunk, tag] : std::vector<std::pair<std::string, std::string>>{
-           {"gelu", "Gelu"}, {"gelu-tanh", "GeluTanh"}, {"remainder", "Remainder"}}) {
+           {"gelu", "Gelu"}, {"gelu-tanh", "GeluTanh"}, {"remainder", "Remainder"}, {"t5-tokenizer", "T5Tokenizer"}}) {
     const std::string name = "OpenClipSiglip" + tag, dir = oc + "siglip-test-" + trunk;
     c.push_back({name,
                  dir,
@@ -135,6 +138,9 @@ std::vector<Case> cases() {
   }
   return c;
 }
+
+// gtest names a failing case by its parameter: the case's name, not its bytes.
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 std::vector<Case> image_cases() {
   std::vector<Case> c = cases();

@@ -140,6 +140,16 @@ TEST(OpenClipSiglipBad, UnknownTimmTrunk) {
                     "is not a timm SigLIP trunk this engine knows");
 }
 
+// The timm hub repos' T5Tokenizer is read (siglip_parity_test's OpenClipSiglipT5Tokenizer case); other classes are
+// not.
+TEST(OpenClipSiglipBad, OtherTokenizerClass) {
+  const ModelCopy m(kRef + "open_clip_siglip/siglip-test-gelu");
+  m.replace("tokenizer_config.json", R"({"tokenizer_class": "BertTokenizer"})");
+  expect_load_error(m.path(),
+                    "tokenizer_config.json: tokenizer_class \"BertTokenizer\" is not supported for OpenCLIP "
+                    "SigLIP (SiglipTokenizer and T5Tokenizer are)");
+}
+
 TEST(OpenClipSiglipBad, MissingTokenizer) {
   expect_load_error(kRef + "open_clip_siglip-bad/no-tokenizer", "spiece.model: not found");
 }

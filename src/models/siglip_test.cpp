@@ -124,6 +124,24 @@ TEST(SiglipTokenizer, MissingOrCorruptSpieceModel) {
                                                                              "of this SentencePiece model");
 }
 
+// model_max_length: SigLIP's 64, another limit, or transformers' VERY_LARGE_INTEGER (int(1e30), a float to a JSON
+// reader; T5Tokenizer folders carry it) for none of the tokenizer's own; anything else is refused.
+TEST(SiglipTokenizer, ModelMaxLength) {
+  const TempDir d("siglip");
+  fs::copy_file(kDir + "/spiece.model", d / "spiece.model");
+  auto max_length = [&](const std::string& value) {
+    d.file("tokenizer_config.json", R"({"model_max_length": )" + value + "}");
+    return text::SiglipTokenizer::from_dir(d.str()).max_length();
+  };
+  EXPECT_EQ(max_length("16"), 16u);
+  EXPECT_EQ(max_length("1000000000000000019884624838656"), 64u);
+  EXPECT_EQ(max_length("18446744073709551615"), 64u);
+  for (const std::string bad : {"1", "-5", "2.5", "\"64\""})
+    EXPECT_EQ(error_of([&] { max_length(bad); }),
+              (d / "tokenizer_config.json") + ": model_max_length must be an integer >= 2")
+        << bad;
+}
+
 TEST(SiglipModel, EmbeddingsAndLogitsMatchTransformers) {
   const Expected e;
   const SiglipConfig cfg = SiglipConfig::load(kDir + "/config.json");
