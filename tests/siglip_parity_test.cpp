@@ -61,80 +61,38 @@ struct Case {
   std::vector<std::string> cli_modes;  // classify through the CLI: "" (plain), "--multi-label"
 };
 
+// A transformers fixture of tests/reference (model and expected outputs in one folder).
+Case transformers_case(const std::string& name, const std::string& folder, const std::string& model_type, Pixels pixels,
+                       Ids ids, bool long_texts, const std::vector<std::string>& cli_modes) {
+  const std::string dir = kRef + "siglip/" + folder;
+  return {name, dir, dir, model_type, pixels, ids, long_texts, "", cli_modes};
+}
+
+// An OpenCLIP SigLIP fixture, read without one of its two weights files.
+Case open_clip_case(const std::string& name, const std::string& folder, const std::string& without,
+                    const std::vector<std::string>& cli_modes) {
+  const std::string dir = kRef + "open_clip_siglip/" + folder;
+  return {name, dir, dir, "open_clip_siglip", Pixels::Grid, Ids::PadTo1, false, without, cli_modes};
+}
+
 // Every fixture (SiglipTexts) and those with images (SiglipImages).
 std::vector<Case> cases() {
-  const std::string s = kRef + "siglip/", oc = kRef + "open_clip_siglip/";
+  const std::vector<std::string> both = {"", "--multi-label"}, multi = {"--multi-label"};
   std::vector<Case> c = {
-      {"Siglip",
-       s + "siglip-tiny",
-       s + "siglip-tiny",
-       "siglip",
-       Pixels::Grid,
-       Ids::Lengths,
-       true,
-       "",
-       {"", "--multi-label"}},
+      transformers_case("Siglip", "siglip-tiny", "siglip", Pixels::Grid, Ids::Lengths, true, both),
       // A tokenizer without "attention_mask" in its model_input_names: the pipeline attends to the padding, as we do.
-      {"SiglipNomask",
-       s + "siglip-tiny-nomask",
-       s + "siglip-tiny-nomask",
-       "siglip",
-       Pixels::None,
-       Ids::None,
-       false,
-       "",
-       {}},
-      {"Siglip2",
-       s + "siglip2-tiny",
-       s + "siglip2-tiny",
-       "siglip",
-       Pixels::Grid,
-       Ids::Lengths,
-       true,
-       "",
-       {"--multi-label"}},
+      transformers_case("SiglipNomask", "siglip-tiny-nomask", "siglip", Pixels::None, Ids::None, false, {}),
+      transformers_case("Siglip2", "siglip2-tiny", "siglip", Pixels::Grid, Ids::Lengths, true, multi),
       // padding_side left (tokenizer_config.json): the texts at the end of the 64 positions.
-      {"Siglip2Left",
-       s + "siglip2-tiny-left",
-       s + "siglip2-tiny-left",
-       "siglip",
-       Pixels::None,
-       Ids::None,
-       false,
-       "",
-       {}},
-      {"Siglip2Naflex",
-       kNaflex + "/model",
-       kNaflex,
-       "siglip2",
-       Pixels::Naflex,
-       Ids::StripPad0,
-       false,
-       "",
-       {"--multi-label"}},
+      transformers_case("Siglip2Left", "siglip2-tiny-left", "siglip", Pixels::None, Ids::None, false, {}),
+      {"Siglip2Naflex", kNaflex + "/model", kNaflex, "siglip2", Pixels::Naflex, Ids::StripPad0, false, "", multi},
   };
   // t5-tokenizer: the tokenizer saved as the timm hub repos' (T5Tokenizer over spiece.model).
   for (const auto& [trunk, tag] : std::vector<std::pair<std::string, std::string>>{
            {"gelu", "Gelu"}, {"gelu-tanh", "GeluTanh"}, {"remainder", "Remainder"}, {"t5-tokenizer", "T5Tokenizer"}}) {
-    const std::string name = "OpenClipSiglip" + tag, dir = oc + "siglip-test-" + trunk;
-    c.push_back({name,
-                 dir,
-                 dir,
-                 "open_clip_siglip",
-                 Pixels::Grid,
-                 Ids::PadTo1,
-                 false,
-                 "open_clip_pytorch_model.bin",
-                 {"", "--multi-label"}});
-    c.push_back({name + "Bin",
-                 dir,
-                 dir,
-                 "open_clip_siglip",
-                 Pixels::Grid,
-                 Ids::PadTo1,
-                 false,
-                 "open_clip_model.safetensors",
-                 {}});
+    c.push_back(open_clip_case("OpenClipSiglip" + tag, "siglip-test-" + trunk, "open_clip_pytorch_model.bin", both));
+    c.push_back(
+        open_clip_case("OpenClipSiglip" + tag + "Bin", "siglip-test-" + trunk, "open_clip_model.safetensors", {}));
   }
   return c;
 }
