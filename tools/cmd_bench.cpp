@@ -264,6 +264,46 @@ double vit_flops_per_image(const Model& m) {
                        c.projection_dim);
 }
 
+// The text tower's vocabulary size from the checkpoint's config (Hugging Face text_config.vocab_size, OpenCLIP
+// model_cfg.text_cfg.vocab_size), 0 when neither says: the timed texts' word ids must stay inside it (the test
+// fixtures have vocabularies of a few hundred ids; every real checkpoint's is far above the ids used).
+int64_t text_vocab_size(const Model& m) {
+  for (const auto& [file, keys] : {std::pair<const char*, std::vector<const char*>>{"config.json", {"text_config"}},
+                                   {"open_clip_config.json", {"model_cfg", "text_cfg"}}}) {
+    std::ifstream in(fs::path(m.directory()) / file);
+    if (!in) continue;
+    const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    const nlohmann::json* node = &j;
+    for (const char* k : keys) node = node->is_object() && node->contains(k) ? &(*node)[k] : nullptr;
+    if (node && node->is_object() && node->contains("vocab_size") && (*node)["vocab_size"].is_number_integer())
+      return (*node)["vocab_size"].get<int64_t>();
+  }
+  return 0;
+}
+
+// A batch of n images as the model takes them. Fixed-size towers: random pixel values (the processor's output
+// range). A NaFlex model (siglip2) takes packed records (image/naflex_processor.h), not a pixel grid, so its batch is
+// random 8-bit RGB images of 512 x 384 (a camera's 4:3) through its own preprocessing, which packs them.
+std::vector<float> random_image_batch(const Model& m, size_t n, std::mt19937& rng) {
+  const size_t per_image = size_t(3) * m.image_size() * m.image_size();
+  std::vector<float> pixels(n * per_image);
+  if (std::string(m.model_type()) != "siglip2") {
+    std::normal_distribution<float> normal(0.f, 1.f);
+    for (float& v : pixels) v = normal(rng);
+    return pixels;
+  }
+  constexpr int kWidth = 512, kHeight = 384;
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<uint8_t> rgb(size_t(3) * kWidth * kHeight);
+  for (size_t i = 0; i < n; ++i) {
+    for (uint8_t& v : rgb) v = static_cast<uint8_t>(byte(rng));
+    const std::vector<float> rec = m.preprocess_rgb(rgb.data(), kWidth, kHeight, "random image");
+    if (rec.size() != per_image) throw Error("random image", "preprocessed to an unexpected size");
+    std::copy(rec.begin(), rec.end(), pixels.begin() + static_cast<std::ptrdiff_t>(i * per_image));
+  }
+  return pixels;
+}
+
 void machine_facts(const BenchArgs& a, nlohmann::ordered_json& j) {
   const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
   j["threads"] = a.model.threads > 0 ? static_cast<unsigned>(a.model.threads) : hw;
@@ -325,15 +365,10 @@ int run(const BenchArgs& a) {
     print(a, j);
     return 0;
   }
-  const int side = model->image_size();
-  const size_t per_image = size_t(3) * side * side;
-
-  // Images: random pixel values (the processor's output range), the first batch timed on its own (it faults in
-  // the vision weights), then `iters` batches.
+  // Images: random_image_batch, the first batch timed on its own (it faults in the vision weights), then `iters`
+  // batches.
   std::mt19937 rng(1234);
-  std::normal_distribution<float> normal(0.f, 1.f);
-  std::vector<float> pixels(n * per_image);
-  for (float& v : pixels) v = normal(rng);
+  const std::vector<float> pixels = random_image_batch(*model, n, rng);
   t = Clock::now();
   const Embeddings first_images = model->embed_pixel_values(pixels.data(), n);
   const double first_image_s = seconds_since(t);
@@ -354,10 +389,14 @@ int run(const BenchArgs& a) {
 
   // Texts: n sequences of 12 tokens (bos, 10 words, eos) as the PyTorch peer builds them.
   const std::vector<int32_t> empty = model->tokenize("");  // [bos, eos]
+  const int64_t vocab = text_vocab_size(*model);
   std::vector<std::vector<int32_t>> ids(n);
   for (size_t i = 0; i < n; ++i) {
     ids[i].push_back(empty.front());
-    for (size_t j = 0; j < 10; ++j) ids[i].push_back(static_cast<int32_t>(320 + (i * 7 + j) % 4000));
+    for (size_t j = 0; j < 10; ++j) {
+      const auto id = static_cast<int64_t>(320 + (i * 7 + j) % 4000);
+      ids[i].push_back(static_cast<int32_t>(vocab > 0 ? id % vocab : id));  // the same ids wherever vocab > 4320
+    }
     ids[i].push_back(empty.back());
   }
   t = Clock::now();
@@ -444,7 +483,9 @@ int run(const BenchArgs& a) {
     j["min_cosine_vs_f32"] = std::min(ci, ct);
     j["min_cosine_vs_f32_images"] = ci;
     j["min_cosine_vs_f32_texts"] = ct;
-    j["cosine_inputs"] = image_files.empty() ? std::string("random pixel values") : a.images_dir;
+    j["cosine_inputs"] = !image_files.empty()                            ? a.images_dir
+                         : std::string(model->model_type()) == "siglip2" ? std::string("random 512 x 384 RGB images")
+                                                                         : std::string("random pixel values");
   }
 
   machine_facts(a, j);
@@ -482,9 +523,10 @@ void add_bench_command(CLI::App& app, std::function<int()>* action) {
   c->footer(
       "Keys: load_s (Model::load), first_image_batch_s / first_text_batch_s (the first call, which faults in the\n"
       "weights), images_per_s and texts_per_s (the next --iters calls of --batch random pixel values / 12-token\n"
-      "texts), texts_per_s_imagenet1000 (the 1,000 ImageNet class names through \"a photo of a {}.\", tokenizer\n"
-      "included), peak_rss_mb (VmHWM before any f32 reference is loaded), min_cosine_vs_f32 (lower precisions: the\n"
-      "smallest cosine between this model's and an f32 model's embeddings of the same images and ImageNet prompts;\n"
+      "texts; NaFlex models: random 512 x 384 RGB images through their preprocessing), texts_per_s_imagenet1000\n"
+      "(the 1,000 ImageNet class names through \"a photo of a {}.\", tokenizer included), peak_rss_mb (VmHWM\n"
+      "before any f32 reference is loaded), min_cosine_vs_f32 (lower precisions: the smallest cosine between this "
+      "model's and an f32 model's embeddings of the same images and ImageNet prompts;\n"
       "null for f32), and the machine: threads, gemm_backend, cpu, load_average, date.\n"
       "Audio models (CLAP): clips_per_s_batch1 / clips_per_s_batch8 (generated 10 s clips at 48 kHz through\n"
       "embed_audio_files: decoding, features and encoder; 2 x batch clips per timed call), seconds_per_clip_batch1,\n"

@@ -25,14 +25,19 @@ class OpenClipSiglipBackend final : public Backend {
     const fs::path d(dir);
     const fs::path config = d / models::kOpenClipConfigFile;
     cfg_ = models::load_open_clip_siglip_config(config.string());
-    // open_clip builds the tokenizer with AutoTokenizer over the repo's files; SiglipTokenizer's (spiece.model) are
-    // the ones read here.
+    // open_clip builds the tokenizer with AutoTokenizer over the repo's files. The timm/ViT-*-SigLIP repos' were
+    // made by open_clip's SigLipTokenizer, a T5TokenizerFast (tokenizer_config.json: T5Tokenizer) over the big_vision
+    // spiece.model; on text open_clip has canonicalized (lower-case, no ASCII punctuation, single spaces) its ids
+    // are SiglipTokenizer's (make_open_clip_siglip.py's siglip-test-t5-tokenizer checks it), so either class is
+    // read here as SiglipTokenizer over spiece.model.
     const fs::path tok_cfg = d / "tokenizer_config.json";
     if (fs::exists(tok_cfg)) {
       const io::Json j = io::load_json(tok_cfg.string());
-      if (j.is_object() && j.contains("tokenizer_class") && j["tokenizer_class"] != "SiglipTokenizer")
-        throw Error(tok_cfg.string(), "tokenizer_class " + j["tokenizer_class"].dump() +
-                                          " is not supported for OpenCLIP SigLIP (SiglipTokenizer is)");
+      if (j.is_object() && j.contains("tokenizer_class") && j["tokenizer_class"] != "SiglipTokenizer" &&
+          j["tokenizer_class"] != "T5Tokenizer" && j["tokenizer_class"] != "T5TokenizerFast")
+        throw Error(tok_cfg.string(),
+                    "tokenizer_class " + j["tokenizer_class"].dump() +
+                        " is not supported for OpenCLIP SigLIP (SiglipTokenizer and T5Tokenizer are)");
     }
     if (!fs::is_regular_file(d / "spiece.model"))
       throw Error((d / "spiece.model").string(),

@@ -380,31 +380,50 @@ OpenClipPreprocess load_open_clip_preprocess(const std::string& path, int image_
 
 // ---------------------------------------------------------------------------------------------- weights
 
+OpenClipStateDict::OpenClipStateDict(const io::WeightStore& s) : s_(s), names_(s.names()) {
+  if (!names_.empty() &&
+      std::all_of(names_.begin(), names_.end(), [](const std::string& n) { return n.rfind("module.", 0) == 0; }))
+    prefix_ = "module.";
+}
+
+bool OpenClipStateDict::has(const std::string& name) const { return s_.has(prefix_ + name); }
+
+const io::TensorView& OpenClipStateDict::take(const std::string& name) {
+  used_.insert(prefix_ + name);
+  return s_.get(prefix_ + name);
+}
+
+// Shapes are checked here, so that an error names the open_clip tensor and the config it disagrees with.
+const io::TensorView& OpenClipStateDict::get(const std::string& name, const std::vector<int64_t>& shape) {
+  const io::TensorView& t = take(name);
+  if (!t.is_float())
+    throw Error(t.file, "tensor " + t.name + " has dtype " + io::dtype_name(t.dtype) + ", expected F32, F16 or BF16");
+  if (t.shape != shape)
+    throw Error(t.file, "tensor " + t.name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape) +
+                            " from open_clip_config.json");
+  return t;
+}
+
+void OpenClipStateDict::check_all_used(const std::string& what,
+                                       const std::function<bool(const std::string&)>& skip) const {
+  for (const std::string& name : names_) {
+    if (used_.count(name)) continue;
+    const io::TensorView& tv = s_.get(name);
+    if (!tv.is_float() || (skip && skip(name.substr(prefix_.size())))) continue;
+    throw Error(tv.file, "unexpected tensor " + name + " (not part of " + what + " with this open_clip_config.json)");
+  }
+}
+
 std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src,
                                                        const ClipConfig& cfg) {
-  const io::WeightStore& s = *src;
-  const std::vector<std::string> names = s.names();
-  // A state dict saved from a DataParallel-wrapped model: open_clip strips "module." when every name has it.
-  const std::string mod = !names.empty() && std::all_of(names.begin(), names.end(),
-                                                        [](const std::string& n) { return n.rfind("module.", 0) == 0; })
-                              ? "module."
-                              : "";
+  OpenClipStateDict s(*src);
   // CustomTextCLIP keeps the text tower under "text."; CLIP at the top level.
-  const std::string tp = s.has(mod + "text.token_embedding.weight") ? "text." : "";
+  const std::string tp = s.has("text.token_embedding.weight") ? "text." : "";
 
   auto out = std::make_shared<io::WeightStore>();
-  out->set_origin(s.origin());
-  std::set<std::string> used;
-  // Shapes are checked here, so that an error names the open_clip tensor and the config it disagrees with.
+  out->set_origin(src->origin());
   auto get = [&](const std::string& name, const std::vector<int64_t>& shape) -> const io::TensorView& {
-    used.insert(mod + name);
-    const io::TensorView& t = s.get(mod + name);
-    if (!t.is_float())
-      throw Error(t.file, "tensor " + t.name + " has dtype " + io::dtype_name(t.dtype) + ", expected F32, F16 or BF16");
-    if (t.shape != shape)
-      throw Error(t.file, "tensor " + t.name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape) +
-                              " from open_clip_config.json");
-    return t;
+    return s.get(name, shape);
   };
   auto alias = [&](const std::string& from, const std::vector<int64_t>& shape, const std::string& to) {
     io::TensorView v = get(from, shape);
@@ -478,23 +497,15 @@ std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io:
   transposed(tp + "text_projection", td, proj, "text_projection.weight");
 
   {  // a scalar ([] or [1]); ClipModel checks which
-    used.insert(mod + "logit_scale");
-    io::TensorView ls = s.get(mod + "logit_scale");
+    io::TensorView ls = s.take("logit_scale");
     ls.name = "logit_scale";
     out->add(std::move(ls), src);
   }
 
-  for (const std::string& name : names) {
-    if (used.count(name)) continue;
-    const io::TensorView& tv = s.get(name);
-    const std::string base = name.substr(mod.size());
-    // Integer buffers are not parameters; older open_clip saved the causal mask buffer with the weights.
-    if (!tv.is_float() || base == "attn_mask" ||
-        (base.size() > 10 && base.compare(base.size() - 10, 10, ".attn_mask") == 0))
-      continue;
-    throw Error(tv.file, "unexpected tensor " + name +
-                             " (not part of an OpenCLIP ViT CLIP model with this open_clip_config.json)");
-  }
+  // Older open_clip saved the causal mask buffer with the weights.
+  s.check_all_used("an OpenCLIP ViT CLIP model", [](const std::string& base) {
+    return base == "attn_mask" || (base.size() > 10 && base.compare(base.size() - 10, 10, ".attn_mask") == 0);
+  });
   return out;
 }
 

@@ -19,7 +19,9 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -27,7 +29,8 @@
 
 namespace zeroshot::io {
 class WeightStore;
-}
+struct TensorView;
+}  // namespace zeroshot::io
 
 namespace zeroshot::models {
 
@@ -80,5 +83,29 @@ OpenClipConfig load_open_clip_config(const std::string& open_clip_config_json);
 // the open_clip tensor name. The result keeps `src` alive.
 std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src,
                                                        const ClipConfig& cfg);
+
+// An open_clip state dict as the converters (open_clip_to_hf, open_clip_siglip_to_hf) read it: DataParallel's
+// "module." prefix dropped when every name has it (as open_clip does), each tensor taken checked, and the names
+// taken recorded so that check_all_used can refuse the rest. Holds a reference to `s`; not thread-safe.
+class OpenClipStateDict {
+ public:
+  explicit OpenClipStateDict(const io::WeightStore& s);
+  bool has(const std::string& name) const;  // `name` without the prefix, as for the rest
+  // The tensor `name`: a zeroshot::Error naming its file and the tensor when it is missing, not F32 / F16 / BF16,
+  // or not of `shape` (the one open_clip_config.json implies).
+  const io::TensorView& get(const std::string& name, const std::vector<int64_t>& shape);
+  // The tensor as it is (a scalar whose form the model checks); missing is an error.
+  const io::TensorView& take(const std::string& name);
+  // Throws zeroshot::Error("<file>", "unexpected tensor NAME (not part of `what` with this
+  // open_clip_config.json)") for the first float tensor not taken, unless `skip` (given the name without the
+  // prefix) says so. Integer buffers are never parameters.
+  void check_all_used(const std::string& what, const std::function<bool(const std::string&)>& skip = {}) const;
+
+ private:
+  const io::WeightStore& s_;
+  std::vector<std::string> names_;
+  std::string prefix_;
+  std::set<std::string> used_;
+};
 
 }  // namespace zeroshot::models

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <set>
 #include <vector>
 
 #include "io/json.h"
@@ -264,28 +263,11 @@ OpenClipSiglipConfig load_open_clip_siglip_config(const std::string& path) {
 
 std::shared_ptr<const io::WeightStore> open_clip_siglip_to_hf(std::shared_ptr<const io::WeightStore> src,
                                                               const SiglipConfig& cfg) {
-  const io::WeightStore& s = *src;
-  const std::vector<std::string> names = s.names();
-  const std::string mod = !names.empty() && std::all_of(names.begin(), names.end(),
-                                                        [](const std::string& n) { return n.rfind("module.", 0) == 0; })
-                              ? "module."
-                              : "";
+  OpenClipStateDict s(*src);  // open_clip.h: the "module." prefix, checked tensors, the names taken
   auto out = std::make_shared<io::WeightStore>();
-  out->set_origin(s.origin());
-  std::set<std::string> used;
+  out->set_origin(src->origin());
   auto get = [&](const std::string& name, const std::vector<int64_t>& shape) -> const io::TensorView& {
-    used.insert(mod + name);
-    const io::TensorView& t = s.get(mod + name);
-    if (!t.is_float())
-      throw Error(t.file, "tensor " + t.name + " has dtype " + io::dtype_name(t.dtype) + ", expected F32, F16 or BF16");
-    if (t.shape != shape) {
-      std::string got, want;
-      for (int64_t d : t.shape) got += (got.empty() ? "" : ", ") + std::to_string(d);
-      for (int64_t d : shape) want += (want.empty() ? "" : ", ") + std::to_string(d);
-      throw Error(t.file,
-                  "tensor " + t.name + " has shape [" + got + "], expected [" + want + "] from open_clip_config.json");
-    }
-    return t;
+    return s.get(name, shape);
   };
   // `shape`: the open_clip tensor's; `to_shape`: SiglipModel's (the same bytes, e.g. pos_embed's leading 1 dropped).
   auto alias = [&](const std::string& from, const std::vector<int64_t>& shape, const std::string& to,
@@ -366,7 +348,7 @@ std::shared_ptr<const io::WeightStore> open_clip_siglip_to_hf(std::shared_ptr<co
   linear(ap + "mlp.fc2", vd, vi, hd + "mlp.fc2");
 
   // CustomTextCLIP keeps the text tower under "text." (every SigLIP config sets custom_text); CLIP at the top.
-  const std::string tp = s.has(mod + "text.token_embedding.weight") ? "text." : "";
+  const std::string tp = s.has("text.token_embedding.weight") ? "text." : "";
   const int64_t td = t.hidden_size, ti = t.intermediate_size;
   alias(tp + "token_embedding.weight", {t.vocab_size, td}, "text_model.embeddings.token_embedding.weight");
   alias(tp + "positional_embedding", {t.max_positions, td}, "text_model.embeddings.position_embedding.weight");
@@ -384,17 +366,12 @@ std::shared_ptr<const io::WeightStore> open_clip_siglip_to_hf(std::shared_ptr<co
   linear(tp + "text_projection", td, td, "text_model.head");  // nn.Linear (proj_bias): [out, in] as transformers'
 
   for (const char* scalar : {"logit_scale", "logit_bias"}) {  // [] or [1]; SiglipModel checks which
-    used.insert(mod + scalar);
-    io::TensorView view = s.get(mod + scalar);
+    io::TensorView view = s.take(scalar);
     view.name = scalar;
     out->add(std::move(view), src);
   }
 
-  for (const std::string& name : names) {
-    if (used.count(name) || !s.get(name).is_float()) continue;  // integer buffers are not parameters
-    throw Error(s.get(name).file, "unexpected tensor " + name +
-                                      " (not part of an OpenCLIP SigLIP model with this open_clip_config.json)");
-  }
+  s.check_all_used("an OpenCLIP SigLIP model");
   return out;
 }
 

@@ -1,6 +1,6 @@
 // OpenCLIP-format SigLIP configs: the trunk table against timm's own definitions and open_clip's own SigLIP model
 // configs (both captured by tests/reference/make_open_clip_siglip.py at test time), and the refusals (configs
-// written here). The weights and outputs are tested end to end in tests/open_clip_siglip_test.cpp.
+// written here). The weights and outputs are tested end to end in tests/siglip_parity_test.cpp.
 #include "models/open_clip_siglip.h"
 
 #include <gtest/gtest.h>

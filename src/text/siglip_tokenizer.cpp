@@ -141,11 +141,16 @@ SiglipTokenizer SiglipTokenizer::from_dir(const std::string& dir) {
     }
     if (cfg.contains("model_max_length")) {
       const io::Json& m = cfg["model_max_length"];
-      // transformers writes a huge number (VERY_LARGE_INTEGER) when the
-      // checkpoint sets none; SigLIP's is 64.
-      if (!m.is_number_integer() || m.get<int64_t>() < 2)
-        throw Error(cfg_file.string(), "model_max_length must be an integer >= 2");
-      if (m.get<int64_t>() <= 1 << 16) impl->max_length = static_cast<size_t>(m.get<int64_t>());
+      // transformers writes a huge number (VERY_LARGE_INTEGER, int(1e30): past 64 bits, so a JSON reader holds it as
+      // a float) when the checkpoint sets none, as the T5Tokenizer folders of OpenCLIP SigLIP do; SigLIP's is 64.
+      // Above 65536 is no limit of the tokenizer's own.
+      const bool unlimited =
+          (m.is_number_float() && m.get<double>() > 65536.0) || (m.is_number_unsigned() && m.get<uint64_t>() > 65536);
+      if (!unlimited) {
+        if (!m.is_number_integer() || m.get<int64_t>() < 2)
+          throw Error(cfg_file.string(), "model_max_length must be an integer >= 2");
+        impl->max_length = static_cast<size_t>(m.get<int64_t>());
+      }
     }
   }
   auto id_of = [&](const std::string& piece, const char* what) {

@@ -6,6 +6,9 @@ with bias, LayerNorm eps 1e-6; logit_scale and logit_bias) saved by open_clip's 
 timm/ViT-*-SigLIP* hub repos (open_clip_config.json, open_clip_model.safetensors, open_clip_pytorch_model.bin, the
 tokenizer files). The tokenizer is the SiglipTokenizer of make_siglip.py's siglip-tiny (its spiece.model), run as
 open_clip runs it: HFTokenizer(clean="canonicalize"), padded to context_length 64 without an attention mask.
+siglip-test-t5-tokenizer saves the same spiece.model as the timm/ViT-*-SigLIP hub repos' tokenizers were made: by
+open_clip's SigLipTokenizer (T5TokenizerFast, legacy=False, pad and eos "</s>"), so tokenizer_config.json says
+T5Tokenizer and open_clip's AutoTokenizer loads a T5TokenizerFast from tokenizer.json.
   expected.safetensors   pixel_values/<image> [3,S,S] (open_clip's transform from the saved preprocess_cfg: squash,
                          bicubic, mean/std 0.5), image_embeds, text_embeds (encode_text, un-normalized),
                          logits_per_image (exp(logit_scale) * cos + logit_bias, before the sigmoid)
@@ -33,7 +36,7 @@ from PIL import Image, ImageOps
 import open_clip
 import timm
 from open_clip.push_to_hf_hub import save_for_hf
-from open_clip.tokenizer import HFTokenizer
+from open_clip.tokenizer import HFTokenizer, SigLipTokenizer
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from timm.models import register_model
 from timm.models.vision_transformer import VisionTransformer
@@ -70,6 +73,7 @@ MODELS = {
     "siglip-test-gelu": "vit_test_patch16_siglip_64",
     "siglip-test-gelu-tanh": "vit_testtanh_patch8_siglip_40",
     "siglip-test-remainder": "vit_testrem_patch16_siglip_72",
+    "siglip-test-t5-tokenizer": "vit_test_patch16_siglip_64",
 }
 
 # Texts for open_clip's own cleaning (ftfy, html.unescape twice, "_" -> " ", ASCII punctuation removed, lower-case,
@@ -134,8 +138,11 @@ def make_one(name, trunk, out, shared, cfg_dir, tok_dir, seed):
     perturb(model, seed)
     model.eval()
     dst = out / "open_clip_siglip" / name
-    save_for_hf(model, HFTokenizer(str(tok_dir), context_length=make_siglip.MAX_LEN, clean="canonicalize"), cfg, dst,
-                safe_serialization="both")
+    if name.endswith("t5-tokenizer"):
+        saved_tokenizer = SigLipTokenizer(str(tok_dir / "spiece.model"), context_length=make_siglip.MAX_LEN)
+    else:
+        saved_tokenizer = HFTokenizer(str(tok_dir), context_length=make_siglip.MAX_LEN, clean="canonicalize")
+    save_for_hf(model, saved_tokenizer, cfg, dst, safe_serialization="both")
 
     # Everything below from the saved folder: a fresh model loads the .bin strictly, the tokenizer and the
     # transform come from the saved files.
@@ -147,6 +154,8 @@ def make_one(name, trunk, out, shared, cfg_dir, tok_dir, seed):
     preprocess = image_transform_v2(pp, is_train=False)
     tokenizer = HFTokenizer(str(dst), context_length=make_siglip.MAX_LEN,
                             **saved["model_cfg"]["text_cfg"]["tokenizer_kwargs"])
+    assert type(tokenizer.tokenizer).__name__ == ("T5TokenizerFast" if name.endswith("t5-tokenizer")
+                                                  else "SiglipTokenizer"), type(tokenizer.tokenizer)
 
     shared_texts = json.loads((shared / "clip" / "clip-tiny-quickgelu" / "expected.json").read_text())["texts"]
     texts = shared_texts + make_siglip.EXTRA_TEXTS + EXTRA_TEXTS
