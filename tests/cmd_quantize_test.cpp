@@ -17,6 +17,7 @@
 #include "nn/linear.h"
 #include "support/cli.h"
 #include "support/fixtures.h"
+#include "support/memory.h"
 #include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
 
@@ -375,9 +376,7 @@ TEST(Quantize, ClapModelsToo) {
 TEST(Quantize, FileKeepsPeakMemoryWellBelowF32) {
   // The portable path runs int8 through OpenBLAS on f32 copies of the quantized weights: no memory saving there.
   if (!nn::avx512_kernels(nn::Precision::Int8)) GTEST_SKIP() << "no AVX512-VNNI kernels on this CPU";
-#if defined(__SANITIZE_ADDRESS__)
-  GTEST_SKIP() << "AddressSanitizer's shadow memory and quarantine change the peak RSS";
-#endif
+  if (zeroshot::testing::kSanitized) GTEST_SKIP() << "the sanitizers' shadow memory and quarantine change the peak RSS";
   TempDir home;
   const fs::path dir = synthetic_model(home);
   const double f32 = bench(home, dir, "f32")["peak_rss_mb"].get<double>();

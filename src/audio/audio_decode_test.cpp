@@ -23,6 +23,7 @@
 #include "audio/audio.h"
 #include "io/safetensors.h"
 #include "support/alloc_watch.h"
+#include "support/memory.h"
 #include "zeroshot/error.h"
 
 using namespace zeroshot;
@@ -373,17 +374,11 @@ TEST(Decode, BadFilesRefused) {
   expect_one_line_error_naming([] { decode_memory(nullptr, 0, "null"); }, "null", "Malformed soundfile");
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAsan = true;
-#else
-constexpr bool kAsan = false;
-#endif
-
 // Under an address-space limit of what the process already uses + 256 MiB, an allocation sized from the bad
-// header (2^31 samples = 8 GiB of floats) would fail; the refusal must come first. (Not under ASan: its shadow
-// memory needs an unlimited address space.)
+// header (2^31 samples = 8 GiB of floats) would fail; the refusal must come first. (Not under the sanitizers:
+// their shadow memory needs an unlimited address space.)
 TEST(Decode, HugeHeaderUnderAddressSpaceLimit) {
-  if (kAsan) GTEST_SKIP() << "address-space limits do not work under AddressSanitizer";
+  if (zeroshot::testing::kSanitized) GTEST_SKIP() << "address-space limits do not work under the sanitizers";
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {

@@ -215,61 +215,13 @@ TEST_F(TokenizerFixture, ConcurrentEncodeIsDeterministic) {
   }
 }
 
-// ---- errors --------------------------------------------------------------------------------------------------------
+// ---- errors (the refusals shared with RoBERTa's tokenizer: bpe_tokenizer_errors_test.cpp) ---------------------
 
 using zeroshot::testing::TempDir;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
-
-void expect_one_line_error(const std::string& message, const std::string& starts_with, const std::string& contains) {
-  EXPECT_EQ(message.rfind(starts_with, 0), 0u) << message;
-  EXPECT_NE(message.find(contains), std::string::npos) << message;
-  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
-}
-
-TEST(ClipTokenizerErrors, MissingFiles) {
-  TempDir dir;
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_dir(dir.str()); }), dir.str(), "vocab.json and merges.txt");
-  dir.file("vocab.json", "{}");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_dir(dir.str()); }), dir.str(), "missing merges.txt");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(dir.str() + "/nope.json", dir.str() + "/m.txt"); }),
-                        dir.str() + "/nope.json", "cannot open");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_tokenizer_json(dir.str() + "/tokenizer.json"); }),
-                        dir.str() + "/tokenizer.json", "cannot open");
-}
-
-TEST(ClipTokenizerErrors, MalformedVocab) {
-  TempDir dir;
-  const std::string merges = model_dir("clip-tiny-quickgelu") + "/merges.txt";
-  const auto bad_json = dir.file("vocab.json", "{\"a\": 1,");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(bad_json, merges); }), bad_json, "not valid JSON");
-  const auto not_object = dir.file("v2.json", "[1, 2]");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(not_object, merges); }), not_object,
-                        "not a JSON object");
-  const auto bad_id = dir.file("v3.json", "{\"a\": \"x\"}");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(bad_id, merges); }), bad_id, "non-integer id");
-  const auto small = dir.file("v4.json", "{\"a\": 0}");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(small, merges); }), small, "byte symbol");
-  const auto bad_tok = dir.file("tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": {}, \"merges\": 3}}");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_tokenizer_json(bad_tok); }), bad_tok, "merges");
-}
-
-TEST(ClipTokenizerErrors, MalformedMerges) {
+TEST(ClipTokenizerErrors, ShortMergesLoad) {
   TempDir dir;
   const std::string vocab = model_dir("clip-tiny-quickgelu") + "/vocab.json";
-  const auto three = dir.file("merges.txt", "#version: 0.2\ni n\nt h e\n");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(vocab, three); }), three, "line 3");
-  const auto unknown = dir.file("m2.txt", "#version: 0.2\ni n\nqqqqqqqqqqqq zzzzzzzzzzzzzzzzz\n");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(vocab, unknown); }), unknown, "line 3");
-  const auto empty = dir.file("m3.txt", "#version: 0.2\n");
-  expect_one_line_error(error_of([&] { ClipTokenizer::from_files(vocab, empty); }), empty, "no merges");
   // A short but well-formed merges file loads (words just stay split more): "inx" -> "in" "x</w>".
   const auto short_ok = dir.file("m4.txt", "#version: 0.2\ni n\nt h\n");
   EXPECT_EQ(ClipTokenizer::from_files(vocab, short_ok).encode("inx").size(), 4u);

@@ -1,5 +1,7 @@
 #include "support/errors.h"
 
+#include <gtest/gtest.h>
+
 #include <exception>
 
 #include "zeroshot/error.h"
@@ -15,6 +17,12 @@ std::string error_of(const std::function<void()>& f) {
     return std::string("NOT a zeroshot::Error: ") + e.what();
   }
   return "(no error)";
+}
+
+void expect_one_line_error(const std::string& message, const std::string& starts_with, const std::string& contains) {
+  EXPECT_EQ(message.rfind(starts_with, 0), 0u) << message;
+  EXPECT_NE(message.find(contains), std::string::npos) << message;
+  EXPECT_EQ(message.find('\n'), std::string::npos) << message;
 }
 
 }  // namespace zeroshot::testing
