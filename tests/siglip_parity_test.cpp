@@ -1,8 +1,8 @@
 // The SigLIP family against its references, one parameterized suite over every fixture: transformers' SiglipModel
-// (tests/reference/make_siglip.py: siglip-tiny, siglip-tiny-nomask), SigLIP 2 fixed resolution with a Gemma
-// tokenizer.json (make_siglip2.py: siglip2-tiny, siglip2-tiny-left), SigLIP 2 NaFlex (Siglip2Model; the committed
-// tests/fixtures-generated/siglip2-naflex, whose generator needs a newer transformers than CI's reference venv) and
-// OpenCLIP-format SigLIP (make_open_clip_siglip.py: three timm trunks and a T5Tokenizer folder, each from its
+// (tests/reference/make_siglip.py: siglip-tiny, siglip-tiny-nomask, siglip-tiny-remainder), SigLIP 2 fixed resolution
+// with a Gemma tokenizer.json (make_siglip2.py: siglip2-tiny, siglip2-tiny-left), SigLIP 2 NaFlex (Siglip2Model; the
+// committed tests/fixtures-generated/siglip2-naflex, whose generator needs a newer transformers than CI's reference
+// venv) and OpenCLIP-format SigLIP (make_open_clip_siglip.py: three timm trunks and a T5Tokenizer folder, each from its
 // safetensors and from its .bin).
 // Through the public API and the CLI: score head, pixel values (NaFlex: packed records), image and text
 // embeddings, token ids, logits, the zero-shot pipeline's sigmoid scores (not renormalized), and --precision
@@ -82,6 +82,9 @@ std::vector<Case> cases() {
       transformers_case("Siglip", "siglip-tiny", "siglip", Pixels::Grid, Ids::Lengths, true, both),
       // A tokenizer without "attention_mask" in its model_input_names: the pipeline attends to the padding, as we do.
       transformers_case("SiglipNomask", "siglip-tiny-nomask", "siglip", Pixels::None, Ids::None, false, {}),
+      // image_size 72 with patch_size 16, as google/siglip-so400m-patch14-384's 384 with 14: the convolution drops
+      // the last 8 pixel rows and columns.
+      transformers_case("SiglipRemainder", "siglip-tiny-remainder", "siglip", Pixels::Grid, Ids::Lengths, true, {}),
       transformers_case("Siglip2", "siglip2-tiny", "siglip", Pixels::Grid, Ids::Lengths, true, multi),
       // padding_side left (tokenizer_config.json): the texts at the end of the 64 positions.
       transformers_case("Siglip2Left", "siglip2-tiny-left", "siglip", Pixels::None, Ids::None, false, {}),

@@ -52,8 +52,11 @@ ClipTowerConfig tower(const hf::Fields& f, bool vision, bool naflex = false) {
     }
     t.image_size = f.size("image_size", 224);
     t.patch_size = f.square("patch_size", 16);
-    if (t.image_size % t.patch_size != 0)
-      f.fail("image_size " + std::to_string(t.image_size) + " is not divisible by patch_size " +
+    // A remainder is allowed: SiglipVisionEmbeddings' stride-patch_size convolution drops the last image_size %
+    // patch_size rows and columns (google/siglip-so400m-patch14-384: 384 = 27 x 14 + 6), and so does the patch
+    // unrolling here (grid = image_size / patch_size, rows read at the image's own stride).
+    if (t.image_size < t.patch_size)
+      f.fail("image_size " + std::to_string(t.image_size) + " is smaller than patch_size " +
              std::to_string(t.patch_size));
     const int64_t grid = t.image_size / t.patch_size;
     if (grid * grid > hf::kMaxSize) f.fail("image_size / patch_size gives an absurd number of patches");

@@ -244,6 +244,9 @@ TEST(SiglipConfig, RefusesWhatIsNotBuilt) {
             0u)
       << err(j);
   j = base;
+  j["vision_config"]["image_size"] = 8;  // a remainder is fine (siglip-tiny-remainder), no whole patch is not
+  EXPECT_EQ(err(j), "FILE: vision_config.image_size 8 is smaller than patch_size 16");
+  j = base;
   j["model_type"] = "siglip3";
   EXPECT_EQ(err(j), "FILE: model_type \"siglip3\" is not supported (expected \"siglip\")");
   // siglip2 (NaFlex): the positional grid's num_patches (default 256) must be a square.

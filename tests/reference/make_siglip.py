@@ -76,7 +76,14 @@ def train_spm(repo, dst):
 
 
 def make(out, shared, repo):
-    dst = out / "siglip" / "siglip-tiny"
+    make_model(out, shared, repo, "siglip-tiny", 64, nomask=True)
+    # google/siglip-so400m-patch14-384's image_size is not a multiple of its patch_size (384 = 27 x 14 + 6): the
+    # stride-14 convolution drops the last 6 pixel rows and columns. The same here: 72 = 4 x 16 + 8.
+    make_model(out, shared, repo, "siglip-tiny-remainder", 72, nomask=False)
+
+
+def make_model(out, shared, repo, folder, image_size, nomask):
+    dst = out / "siglip" / folder
     dst.mkdir(parents=True)
     model_file = train_spm(repo, dst)
     tok = SiglipTokenizer(vocab_file=str(model_file), model_max_length=MAX_LEN)
@@ -89,7 +96,7 @@ def make(out, shared, repo):
         text_config={"vocab_size": vocab, "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 2,
                      "num_attention_heads": 4, "max_position_embeddings": MAX_LEN},
         vision_config={"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 3,
-                       "image_size": 64, "patch_size": 16},
+                       "image_size": image_size, "patch_size": 16},
     )
     model = SiglipModel(cfg).eval()
     with torch.no_grad():
@@ -102,7 +109,7 @@ def make(out, shared, repo):
         model.logit_scale.fill_(2.3)
         model.logit_bias.fill_(-1.7)
     model.save_pretrained(dst, safe_serialization=True)
-    proc = SiglipImageProcessor(size={"height": 64, "width": 64}, resample=3)
+    proc = SiglipImageProcessor(size={"height": image_size, "width": image_size}, resample=3)
     proc.save_pretrained(dst)
 
     shared_texts = json.loads((shared / "clip" / "clip-tiny-quickgelu" / "expected.json").read_text())["texts"]
@@ -152,7 +159,26 @@ def make(out, shared, repo):
                           "result": [{"label": r["label"], "score": r["score"]} for r in res]})
     # The same model with a tokenizer whose model_input_names lack "attention_mask" (the pipeline then runs the padded
     # ids unmasked: every pad token is attended to).
-    nomask = dst.parent / "siglip-tiny-nomask"
+    if nomask:
+        make_nomask(dst.parent / "siglip-tiny-nomask", model_file, model, proc, shared, cases, texts, enc)
+
+    expected = {
+        "model": folder,
+        "images": images,
+        "texts": texts,
+        "input_ids": enc["input_ids"].tolist(),
+        "lengths": enc["attention_mask"].sum(dim=1).tolist(),
+        "long_texts": long_texts,
+        "long_input_ids": long_ids,
+        "pad_token_id": tok.pad_token_id,
+        "logit_scale": float(model.logit_scale),
+        "logit_bias": float(model.logit_bias),
+        "zero_shot": zero_shot,
+    }
+    (dst / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False))
+
+
+def make_nomask(nomask, model_file, model, proc, shared, cases, texts, enc):
     nomask.mkdir()
     tok_nm = SiglipTokenizer(vocab_file=str(model_file), model_max_length=MAX_LEN, model_input_names=["input_ids"])
     tok_nm.save_pretrained(nomask)
@@ -171,18 +197,3 @@ def make(out, shared, repo):
     safetensors.torch.save_file({"text_embeds": txt_nm.contiguous()}, nomask / "expected.safetensors")
     (nomask / "expected.json").write_text(json.dumps({"texts": texts, "zero_shot": zero_shot_nm}, indent=1,
                                                      ensure_ascii=False))
-
-    expected = {
-        "model": "siglip-tiny",
-        "images": images,
-        "texts": texts,
-        "input_ids": enc["input_ids"].tolist(),
-        "lengths": enc["attention_mask"].sum(dim=1).tolist(),
-        "long_texts": long_texts,
-        "long_input_ids": long_ids,
-        "pad_token_id": tok.pad_token_id,
-        "logit_scale": float(model.logit_scale),
-        "logit_bias": float(model.logit_bias),
-        "zero_shot": zero_shot,
-    }
-    (dst / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False))
