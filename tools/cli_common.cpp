@@ -48,7 +48,7 @@ void ModelArgs::add_to(CLI::App& app) {
   app.add_option("--seed", seed, "Seed of --crop random")->default_val(0);
 }
 
-std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
+std::unique_ptr<Model> ModelArgs::load(bool quiet, bool no_cache) const {
   ModelOptions o;
   o.threads = threads;
   o.max_image_pixels = static_cast<uint64_t>(std::llround(max_megapixels * 1e6));
@@ -56,6 +56,7 @@ std::unique_ptr<Model> ModelArgs::load(bool quiet) const {
   o.offline = offline;
   o.precision = parse_precision(precision);
   o.fast_decode = fast_decode;
+  o.weights_cache = !no_cache;
   o.progress = !quiet;
   o.max_audio_seconds = max_audio_seconds;
   o.audio_crop = crop == "random" ? AudioCrop::Random : AudioCrop::Middle;

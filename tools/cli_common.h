@@ -28,7 +28,8 @@ struct ModelArgs {
   void add_to(CLI::App& app);
   // A hub id that can be neither downloaded nor found in the cache is an error that says what to do instead
   // (and, for the default model, that it is the default and what the first run downloads).
-  std::unique_ptr<Model> load(bool quiet) const;
+  // no_cache: the model's weights cache off too (ModelOptions::weights_cache), for the commands' --no-cache.
+  std::unique_ptr<Model> load(bool quiet, bool no_cache = false) const;
   const CLI::Option* model_option = nullptr;  // set by add_to
 };
 

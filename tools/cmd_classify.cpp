@@ -165,7 +165,7 @@ int run_multi_label(const ClassifyArgs& a) {
   TaggerSpec spec = resolve_tagger(a);
   if (a.no_cache) spec.opt.classifier.cache_dir = "none";
   spec.opt.classifier.progress = prompt_progress(!a.quiet);
-  auto model = a.model.load(a.quiet);
+  auto model = a.model.load(a.quiet, a.no_cache);
   // Image or audio files, by the model's modality (as in run).
   FetchedInputs fetched(a.url);
   const auto paths = gather_model_inputs(fetched.local(a.inputs), *model);
@@ -199,7 +199,7 @@ int run_head(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
   if (!a.templates.empty() || !a.templates_set.empty() || a.multi_label)
     throw Error("--head", "a head carries its own weights: --template, --templates and --multi-label do not apply");
-  auto model = a.model.load(a.quiet);
+  auto model = a.model.load(a.quiet, a.no_cache);
   const classify::LoadedHead head = classify::load_head(a.head, model->fingerprint());
   if (!a.labels.lists.empty() || !a.labels.exact.empty() || !a.labels.sets.empty() || !a.labels.file.empty()) {
     std::vector<std::string> given;
@@ -233,7 +233,7 @@ int run(const ClassifyArgs& a) {
   const Format fmt = resolve_format(a.format);
   const auto classes = resolve_labels(a.labels);
   const auto templates = resolve_templates(a.templates, a.templates_set);
-  auto model = a.model.load(a.quiet);
+  auto model = a.model.load(a.quiet, a.no_cache);
   // Image or audio files, by the model's modality (config.json's model_type); URLs fetched first.
   FetchedInputs fetched(a.url);
   const auto paths = gather_model_inputs(fetched.local(a.inputs), *model);
@@ -283,8 +283,10 @@ void add_classify_command(CLI::App& app, std::function<int()>* action) {
                 "they must be the head's)");
   add_format_option(*c, &a->format);
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
-  c->add_flag("--no-cache", a->no_cache,
-              "Do not read or write the label-embedding cache ($XDG_CACHE_HOME/zeroshot, default ~/.cache/zeroshot)");
+  c->add_flag(
+      "--no-cache", a->no_cache,
+      "Do not read or write the caches in $XDG_CACHE_HOME/zeroshot (default ~/.cache/zeroshot): label embeddings, "
+      "packed weights");
   CLI::Option* ml = c->add_flag("--multi-label", a->multi_label,
                                 "Score every label on its own (tagging) instead of a softmax across the labels");
   c->add_option("--multi-label-mode", a->multi_label_mode,

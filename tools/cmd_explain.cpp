@@ -80,7 +80,7 @@ int run(const ExplainArgs& a) {
     throw Error("--method", "\"" + a.method + "\" is not a map method (surgery or cosine)");
   const auto classes = resolve_labels(a.labels);
   const auto templates = resolve_templates(a.templates, a.templates_set);
-  auto model = a.model.load(a.quiet);
+  auto model = a.model.load(a.quiet, a.no_cache);
   if (model->patch_grid() <= 0)
     throw Error(model->name(), std::string("a ") + model->model_type() +
                                    " model has no patch tokens to explain with (explanation maps need a CLIP ViT)");
@@ -163,8 +163,10 @@ void add_explain_command(CLI::App& app, std::function<int()>* action) {
       ->default_val(0);
   c->add_flag("--json", a->json, "Print maps.json on stdout instead of a table");
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
-  c->add_flag("--no-cache", a->no_cache,
-              "Do not read or write the label-embedding cache ($XDG_CACHE_HOME/zeroshot, default ~/.cache/zeroshot)");
+  c->add_flag(
+      "--no-cache", a->no_cache,
+      "Do not read or write the caches in $XDG_CACHE_HOME/zeroshot (default ~/.cache/zeroshot): label embeddings, "
+      "packed weights");
   c->callback([a, action] { *action = [a] { return run(*a); }; });
 }
 

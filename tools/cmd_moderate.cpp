@@ -57,7 +57,7 @@ int run(const ModerateArgs& a) {
   classify::load_policy_file(a.policy);  // a bad policy is reported before the model is loaded
   const auto paths = gather_image_inputs(a.inputs);
   if (paths.empty()) throw Error("inputs", "no image files found");
-  auto model = a.model.load(a.quiet);
+  auto model = a.model.load(a.quiet, a.no_cache);
   ClassifierOptions copt;
   if (a.no_cache) copt.cache_dir = "none";
   copt.progress = prompt_progress(!a.quiet);
@@ -107,8 +107,10 @@ void add_moderate_command(CLI::App& app, std::function<int()>* action) {
   c->add_option("-b,--batch-size", a->batch, "Images encoded together")->default_val(8)->check(CLI::Range(1, 1024));
   add_format_option(*c, &a->format);
   c->add_flag("-q,--quiet", a->quiet, "No progress bar");
-  c->add_flag("--no-cache", a->no_cache,
-              "Do not read or write the prompt-embedding cache ($XDG_CACHE_HOME/zeroshot, default ~/.cache/zeroshot)");
+  c->add_flag(
+      "--no-cache", a->no_cache,
+      "Do not read or write the caches in $XDG_CACHE_HOME/zeroshot (default ~/.cache/zeroshot): prompt embeddings, "
+      "packed weights");
   c->footer(
       "Each category is scored on its own: the best of its prompts against its negative prompts as a two-way\n"
       "softmax of exp(logit_scale) x cosine (on = \"probability\"), or that prompt's cosine (on = \"cosine\"), and is\n"

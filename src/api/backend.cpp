@@ -44,11 +44,12 @@ std::shared_ptr<const io::SafeTensorsFile> int8_weights_file(const std::string& 
   }
 }
 
-PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, Precision p, const Int8Capture* capture) {
+PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, const ModelOptions& opt, const Int8Capture* capture) {
   PackedWeightsPlan plan;
-  plan.precision = to_nn_precision(p);
+  plan.precision = to_nn_precision(opt.precision);
   const char* env = std::getenv("ZEROSHOT_PACKED_WEIGHTS");
-  if (capture || (env && std::string(env) == "0") || !*nn::packed_layout(plan.precision)) return plan;
+  if (!opt.weights_cache || capture || (env && std::string(env) == "0") || !*nn::packed_layout(plan.precision))
+    return plan;
   const std::string cache = classify::resolve_cache_dir("");
   if (cache.empty()) return plan;
   trace::Phase phase("packed weights file");

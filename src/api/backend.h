@@ -117,7 +117,8 @@ O model_build_options(const std::string& dir, const ModelOptions& opt, const Int
 // writes that file (save_packed_weights) for the next load. Never in the model folder: it may be shared, read-only
 // or a hub snapshot. A stale or damaged file is rebuilt silently (ZEROSHOT_TRACE=1 notes why): it is a cache the
 // engine writes itself and can always remake, so a damaged one must not make the model unusable.
-// ZEROSHOT_PACKED_WEIGHTS=0 in the environment turns it off (no read, no write); so does an int8 capture, and there
+// ModelOptions::weights_cache false or ZEROSHOT_PACKED_WEIGHTS=0 in the environment turns it off (no read, no
+// write); so does an int8 capture, and there
 // is nothing to do at int8 or on the generic kernels.
 struct PackedWeightsPlan {
   std::shared_ptr<const models::PackedWeightsFile> file;  // a valid file: the layers map it
@@ -126,7 +127,7 @@ struct PackedWeightsPlan {
   nn::Precision precision = nn::Precision::F32;
   std::vector<models::PackedRecord> records;  // the layers packed at load (to write)
 };
-PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, Precision p, const Int8Capture* capture);
+PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, const ModelOptions& opt, const Int8Capture* capture);
 // Sets `o.packed` / `o.packed_capture` (models::ClipOptions, ...) from the plan.
 template <class O>
 void use_packed_weights(O& o, PackedWeightsPlan& plan) {

@@ -27,7 +27,7 @@ class ClipBackend final : public Backend {
  public:
   ClipBackend(ClipCheckpoint ck, const ModelOptions& opt, const Int8Capture* capture) : ck_(std::move(ck)) {
     auto copt = model_build_options<models::ClipOptions>(ck_.dir, opt, capture);
-    PackedWeightsPlan packed = packed_weights_plan(*ck_.weights, opt.precision, capture);
+    PackedWeightsPlan packed = packed_weights_plan(*ck_.weights, opt, capture);
     use_packed_weights(copt, packed);
     {
       trace::Phase p("build model");

@@ -51,7 +51,7 @@ class OpenClipSiglipBackend final : public Backend {
       auto src = std::make_shared<const io::WeightStore>(io::WeightStore::open(open_clip_weights(dir)));
       weights_ = models::open_clip_siglip_to_hf(std::move(src), cfg_.siglip);
     }
-    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt.precision, capture);
+    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt, capture);
     use_packed_weights(mo, packed);
     {
       trace::Phase p("build model");

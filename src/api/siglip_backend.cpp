@@ -128,7 +128,7 @@ class SiglipBackend final : public Backend {
       trace::Phase p("open weights");
       weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
     }
-    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt.precision, capture);
+    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt, capture);
     use_packed_weights(mo, packed);
     {
       trace::Phase p("build model");
