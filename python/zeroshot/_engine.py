@@ -101,7 +101,8 @@ class Model:
 
     Args:
         name_or_path: a model folder, or a hub id looked up in the Hugging Face cache (downloaded if missing).
-        precision: "f32" (exact), "bf16" or "int8" (faster; see the README's "Precision and speed").
+        precision: "f32" (exact), "bf16" or "int8" (faster), "int4" (least memory; see the README's "Precision and
+            speed").
         threads: threads of the encoders; 0 = all cores.
         offline: never download (also ``HF_HUB_OFFLINE=1``).
         revision: the hub revision (hub ids only).

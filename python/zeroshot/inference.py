@@ -547,7 +547,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--distributor", choices=("local", "dask"), default="local")
     p.add_argument("--scheduler", help="the Dask scheduler, tcp://HOST:PORT (with --distributor dask)")
     p.add_argument("--shard-size", type=int, default=10_000, help="images per shard (files; a .tar is one shard)")
-    p.add_argument("--precision", choices=("f32", "bf16", "int8"), default="f32")
+    p.add_argument("--precision", choices=("f32", "bf16", "int8", "int4"), default="f32")
     p.add_argument("--embedding-dtype", choices=EMBEDDING_DTYPES, default="float16")
     p.add_argument("--captions", action="store_true",
                    help="embed each image's caption too (NAME.txt beside it; the .txt member of a sample)")

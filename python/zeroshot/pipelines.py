@@ -180,7 +180,7 @@ def pipeline(
             the model's type.
         model: a Hugging Face hub id, a model folder, or a :class:`zeroshot.Model`; None: transformers' default
             for the task (openai/clip-vit-base-patch32, laion/clap-htsat-fused).
-        precision: "f32" (exact, default), "bf16" or "int8".
+        precision: "f32" (exact, default), "bf16", "int8" or "int4".
         threads: encoder threads (0: all cores).
         offline: never download (also HF_HUB_OFFLINE=1).
         revision: hub revision.
