@@ -12,17 +12,12 @@
 #include "nn/kernels.h"
 #include "nn/linear.h"
 #include "nn/thread_pool.h"
+#include "support/random.h"
 
 namespace zeroshot::nn {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using zeroshot::testing::randn;
 
 float bf16_value(float x) {
   const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;

@@ -14,18 +14,13 @@
 #include "nn/linear.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
+#include "support/random.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using zeroshot::testing::randn;
 
 double act_ref(Act a, double x) {
   switch (a) {
