@@ -19,6 +19,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "support/compare.h"
+#include "support/reference.h"
 #include "zeroshot/zeroshot.h"
 
 namespace fs = std::filesystem;
@@ -40,14 +41,7 @@ std::string shared_clap(const std::string& m) { return std::string(ZEROSHOT_FIXT
 std::string image(const std::string& name) { return std::string(ZEROSHOT_FIXTURES) + "/images/" + name; }
 std::string sound(const std::string& name) { return std::string(ZEROSHOT_FIXTURES) + "/audio/" + name; }
 
-struct Reference {
-  io::Json json;
-  io::SafeTensorsFile tensors;
-  explicit Reference(const std::string& dir)
-      : json(io::load_json(dir + "/expected.json")), tensors(dir + "/expected.safetensors") {}
-  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
-  std::vector<std::string> strings(const char* key) const { return json[key].get<std::vector<std::string>>(); }
-};
+using Reference = zeroshot::testing::ExpectedOutputs;
 
 // Embeddings against expected rows: max abs diff <= 1e-4 x max abs value (fixtures README, f32 compute).
 void expect_rows(const Embeddings& got, const std::vector<float>& want, const std::string& what) {

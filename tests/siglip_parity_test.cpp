@@ -30,6 +30,7 @@
 #include "support/cli.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
+#include "support/reference.h"
 #include "support/temp_dir.h"
 #include "zeroshot/tagging.h"
 #include "zeroshot/zeroshot.h"
@@ -109,14 +110,7 @@ std::vector<Case> image_cases() {
   return c;
 }
 
-struct Reference {
-  io::Json json;
-  io::SafeTensorsFile tensors;
-  explicit Reference(const std::string& dir)
-      : json(io::load_json(dir + "/expected.json")), tensors(dir + "/expected.safetensors") {}
-  std::vector<float> get(const std::string& name) const { return io::to_f32(tensors.tensors().at(name)); }
-  bool has(const std::string& name) const { return tensors.tensors().count(name) != 0; }
-};
+using Reference = zeroshot::testing::ExpectedOutputs;
 
 ModelOptions options(Precision p = Precision::F32) {
   ModelOptions o;

@@ -7,6 +7,19 @@
 
 namespace zeroshot::testing {
 
+ExpectedOutputs::ExpectedOutputs(const std::string& dir)
+    : json(io::load_json(dir + "/expected.json")), tensors(dir + "/expected.safetensors") {}
+
+std::vector<float> ExpectedOutputs::get(const std::string& name) const {
+  return io::to_f32(tensors.tensors().at(name));
+}
+
+bool ExpectedOutputs::has(const std::string& name) const { return tensors.tensors().count(name) != 0; }
+
+std::vector<std::string> ExpectedOutputs::strings(const char* key) const {
+  return json[key].get<std::vector<std::string>>();
+}
+
 const nlohmann::json& reference_manifest(const std::string& dir) {
   static std::mutex mu;
   static std::map<std::string, nlohmann::json> parsed;  // node-based: references stay valid as it grows

@@ -9,7 +9,21 @@
 #include <string>
 #include <vector>
 
+#include "io/json.h"
+#include "io/safetensors.h"
+
 namespace zeroshot::testing {
+
+// A reference fixture folder's expected outputs, as tests/reference's generators write them: DIR/expected.json
+// and DIR/expected.safetensors. Throws zeroshot::Error when either cannot be read.
+struct ExpectedOutputs {
+  io::Json json;
+  io::SafeTensorsFile tensors;
+  explicit ExpectedOutputs(const std::string& dir);
+  std::vector<float> get(const std::string& name) const;    // a tensor, converted to f32
+  bool has(const std::string& name) const;                  // whether expected.safetensors holds it
+  std::vector<std::string> strings(const char* key) const;  // a list of strings of expected.json
+};
 
 // DIR/manifest.json, parsed once per folder for the life of the test binary; null when absent.
 const nlohmann::json& reference_manifest(const std::string& dir);
