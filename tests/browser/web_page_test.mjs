@@ -48,6 +48,10 @@ try {
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(url);
   await page.waitForFunction(() => document.getElementById("model").textContent.includes("-d"), null, { timeout: 30000 });
+  // The page asks for /v1/label_sets only after /v1/models answered: wait for the list too (on a loaded machine the
+  // second answer can come well after the model line is shown).
+  await page.waitForFunction(() => document.querySelectorAll("#labelset option").length > 5, null, { timeout: 30000 })
+    .catch(() => {});
   check((await page.locator("#labelset option").count()) > 5, "built-in label sets not listed");
 
   const labels = ["an astronaut", "a cat", "a rocket", "a cup of coffee"];
@@ -195,7 +199,11 @@ try {
                 "a cup of coffee with milk foam"];
   await page.fill("#labels", long.join(", "));
   await page.click("#classify");
-  await page.waitForFunction((n) => document.querySelectorAll(".bar-row").length === n, long.length, { timeout: 30000 });
+  // The old answer also had four bars: wait for the new labels, not just the count.
+  await page.waitForFunction((want) => {
+    const shown = [...document.querySelectorAll(".bar-row .label")].map((l) => l.textContent);
+    return shown.length === want.length && want.every((w) => shown.includes(w));
+  }, long, { timeout: 30000 });
   const narrow = await page.$$eval(".bar-row", (rows) => rows.map((r) => {
     const l = r.querySelector(".label");
     return { row: r.getBoundingClientRect().width, track: r.querySelector(".track").getBoundingClientRect().width,
