@@ -2,6 +2,7 @@
 #include "image/resample.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <numbers>
@@ -9,9 +10,13 @@
 #include <thread>
 #include <vector>
 
+#include "image/resample_avx512.h"
+
 namespace zeroshot::image::detail {
 
 namespace {
+
+std::atomic<bool> simd_off{false};
 
 double box_filter(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
 
@@ -144,6 +149,10 @@ struct Plane {
 template <int C>
 void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
   const int n = static_cast<int>(c.first.size());
+  if (!simd_off.load(std::memory_order_relaxed) && resample_avx512_available()) {
+    horizontal_u8_avx512(in.base, in.stride, rows, C, n, c.first.data(), c.count.data(), c.k.data(), c.ksize, out);
+    return;
+  }
   for (int y = 0; y < rows; ++y) {
     const uint8_t* src = in.base + y * in.stride;
     uint8_t* dst = out + static_cast<size_t>(y) * n * C;
@@ -271,6 +280,8 @@ void resample_window(const T* src, int src_w, int src_h, int channels, int width
 }  // namespace
 
 bool valid_filter(int resample) { return filter_for(resample) != nullptr; }
+
+void use_resample_simd(bool on) { simd_off.store(!on); }
 
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out) {

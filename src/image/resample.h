@@ -18,6 +18,10 @@ namespace zeroshot::image::detail {
 
 bool valid_filter(int resample);
 
+// Tests only: off makes the 8-bit horizontal pass use the scalar code even where AVX-512 is there (the SIMD pass
+// must give the same bytes; ZEROSHOT_KERNELS=generic does the same for a whole process).
+void use_resample_simd(bool on);
+
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out);
 
