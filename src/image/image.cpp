@@ -9,6 +9,7 @@
 #include <memory>
 #include <new>
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "image/decode_internal.h"
@@ -29,11 +30,30 @@ void check_size(int64_t width, int64_t height, const std::string& name, const De
                           " pixels (possible decompression bomb)");
 }
 
+void size_pixels(std::vector<uint8_t>& pixels, size_t n) {
+  // A 12 MP photo's 36 MB come from a fresh mmap each time (glibc maps blocks over 32 MB), and faulting in its 9,000
+  // zeroed 4 KB pages costs more CPU than the zero-fill and ~a quarter of the JPEG decode (measured: ~16 ms per
+  // 36 MB buffer written once, ~6 ms with 2 MB pages). So the block is reserved first, untouched, and marked for
+  // transparent huge pages (a no-op where THP is off) before resize() first touches it. The zero-fill itself stays
+  // (~1.3 ms; std::vector cannot skip it).
+  pixels.clear();
+  pixels.reserve(n);
+#ifdef MADV_HUGEPAGE
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (n >= 4 * kHuge) {
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(pixels.data()) + kHuge - 1) & ~(kHuge - 1);
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(pixels.data()) + n) & ~(kHuge - 1);
+    if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);  // advice only
+  }
+#endif
+  pixels.resize(n);
+}
+
 void allocate(PilImage& img, int width, int height, PilMode mode) {
   img.width = width;
   img.height = height;
   img.mode = mode;
-  img.pixels.assign(static_cast<size_t>(width) * static_cast<size_t>(height) * bytes_per_pixel(mode), 0);
+  size_pixels(img.pixels, static_cast<size_t>(width) * static_cast<size_t>(height) * bytes_per_pixel(mode));
 }
 
 std::vector<uint8_t> gray_palette() {
@@ -52,7 +72,7 @@ PilImage apply_orientation(PilImage img, int orientation) {
   out.palette = std::move(img.palette);
   out.width = swap ? h : w;
   out.height = swap ? w : h;
-  out.pixels.resize(img.pixels.size());
+  size_pixels(out.pixels, img.pixels.size());
   const uint8_t* src = img.pixels.data();
   uint8_t* dst = out.pixels.data();
   // Each of Pillow's Image.transpose methods maps output pixel (x, y) to a source pixel whose index is linear in x
