@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <utility>
 
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -140,7 +141,9 @@ Isobmff isobmff_kind(const uint8_t* data, size_t size) {
   return heif ? Isobmff::kHeif : Isobmff::kNone;
 }
 
-PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+// The image as stored and the orientation exif_transpose would apply (1 when none).
+std::pair<PilImage, int> decode_stored(const uint8_t* data, size_t size, const std::string& name,
+                                       const DecodeOptions& opt) {
   detail::Decoded d;
   if (starts_with(data, size, "\xFF\xD8\xFF", 3)) {
     d = detail::decode_jpeg(data, size, name, opt);
@@ -161,7 +164,13 @@ PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& na
   } else {
     throw Error(name, "not a JPEG, PNG, WebP, GIF, BMP, TIFF, HEIF or AVIF file");
   }
-  return detail::apply_orientation(std::move(d.image), detail::find_orientation(d));
+  const int o = detail::find_orientation(d);
+  return {std::move(d.image), o >= 2 && o <= 8 ? o : 1};
+}
+
+PilImage decode_by_magic(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+  auto [image, orientation] = decode_stored(data, size, name, opt);
+  return detail::apply_orientation(std::move(image), orientation);
 }
 
 }  // namespace
@@ -170,6 +179,17 @@ PilImage decode_native_memory(const uint8_t* data, size_t size, const std::strin
   if (size == 0) throw Error(name, "empty file");
   try {
     return decode_by_magic(data, size, name, opt);
+  } catch (const std::bad_alloc&) {
+    throw Error(name, "out of memory while decoding");
+  }
+}
+
+StoredRgbImage decode_memory_stored(const uint8_t* data, size_t size, const std::string& name,
+                                    const DecodeOptions& opt) {
+  if (size == 0) throw Error(name, "empty file");
+  try {
+    auto [image, orientation] = decode_stored(data, size, name, opt);
+    return {to_rgb(std::move(image)), orientation};  // convert("RGB") is per pixel: it commutes with the transpose
   } catch (const std::bad_alloc&) {
     throw Error(name, "out of memory while decoding");
   }
@@ -213,6 +233,11 @@ std::vector<uint8_t> read_file(const std::string& path) {
 RgbImage decode_file(const std::string& path, const DecodeOptions& opt) {
   const std::vector<uint8_t> bytes = read_file(path);
   return decode_memory(bytes.data(), bytes.size(), path, opt);
+}
+
+StoredRgbImage decode_file_stored(const std::string& path, const DecodeOptions& opt) {
+  const std::vector<uint8_t> bytes = read_file(path);
+  return decode_memory_stored(bytes.data(), bytes.size(), path, opt);
 }
 
 PilImage decode_native_file(const std::string& path, const DecodeOptions& opt) {

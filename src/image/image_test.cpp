@@ -17,6 +17,7 @@
 #include <tuple>
 #include <vector>
 
+#include "image/decode_internal.h"
 #include "image/image.h"
 #include "image/image_processor.h"
 #include "image/resample.h"
@@ -515,15 +516,18 @@ TEST(ImageProcessor, ResizeSplitAcrossThreadsIsExact) {
   }
 }
 
-// The AVX-512 horizontal pass (where the CPU has it) against the scalar one, which the Pillow parity tests check on
-// the fixtures: every band count, every filter, down- and upscaling, widths that leave partial vectors, and edge
+// The AVX-512 passes (where the CPU has them) against the scalar ones, which the Pillow parity tests check on
+// the fixtures: every band count, every filter, down- and upscaling in both directions, widths that leave partial
+// vectors, and edge
 // pixels with fewer taps; extreme pixel values (0 / 255 noise) to reach the clamps of both ends.
-TEST(ImageProcessor, SimdHorizontalPassIsExact) {
+TEST(ImageProcessor, SimdPassesAreExact) {
   if (!detail::resample_avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
   std::mt19937 rng(16);
   for (int channels = 1; channels <= 4; ++channels) {
-    for (const auto& [sw, sh, w, h] : {std::tuple{403, 37, 29, 11}, std::tuple{17, 9, 61, 9}, std::tuple{1000, 6, 7, 6},
-                                       std::tuple{5, 3, 4, 3}, std::tuple{64, 5, 64, 2}, std::tuple{3001, 4, 223, 4}}) {
+    for (const auto& [sw, sh, w, h] :
+         {std::tuple{403, 37, 29, 11}, std::tuple{17, 9, 61, 9}, std::tuple{1000, 6, 7, 6}, std::tuple{5, 3, 4, 3},
+          std::tuple{64, 5, 64, 2}, std::tuple{3001, 4, 223, 4}, std::tuple{7, 300, 5, 41}, std::tuple{70, 5, 70, 23},
+          std::tuple{90, 1000, 90, 77}}) {
       std::vector<uint8_t> src(static_cast<size_t>(sw) * sh * channels);
       for (auto& v : src)
         v = (rng() & 1) ? static_cast<uint8_t>(rng() >> 24) : static_cast<uint8_t>(rng() & 1 ? 255 : 0);
@@ -539,6 +543,45 @@ TEST(ImageProcessor, SimdHorizontalPassIsExact) {
       }
     }
   }
+}
+
+// Resampling in the stored orientation against Pillow's order (exif_transpose first, then resize; apply_orientation
+// is checked against Pillow's transposes above): every orientation, band count and filter, windows inside the
+// result, sizes that keep one axis (Pillow skips that pass), with and without the SIMD passes.
+TEST(ImageProcessor, ResampleInStoredOrientationIsExact) {
+  std::mt19937 rng(17);
+  const PilMode modes[] = {PilMode::L, PilMode::LA, PilMode::RGB, PilMode::RGBA};
+  for (const bool simd : {true, false}) {
+    detail::use_resample_simd(simd);
+    for (int channels = 1; channels <= 4; ++channels) {
+      PilImage stored;
+      stored.mode = modes[channels - 1];
+      stored.width = 203;
+      stored.height = 131;
+      stored.pixels.resize(static_cast<size_t>(stored.width) * stored.height * channels);
+      for (auto& v : stored.pixels) v = static_cast<uint8_t>(rng() >> 24);
+      for (int o = 1; o <= 8; ++o) {
+        const PilImage shown = detail::apply_orientation(stored, o);
+        for (const auto& [w, h, x0, y0, ww, wh] :
+             {std::tuple{17, 23, 0, 0, 17, 23}, std::tuple{shown.width / 3, 40, 5, 7, 20, 30},
+              std::tuple{shown.width, 29, 3, 2, shown.width - 9, 20}, std::tuple{31, shown.height, 0, 9, 31, 50},
+              std::tuple{shown.width, shown.height, 4, 4, 60, 60}, std::tuple{400, 333, 100, 90, 210, 200}}) {
+          for (int f = 1; f <= 5; ++f) {
+            SCOPED_TRACE("orientation " + std::to_string(o) + " bands " + std::to_string(channels) + " " +
+                         std::to_string(w) + "x" + std::to_string(h) + " filter " + std::to_string(f) +
+                         (simd ? " simd" : " scalar"));
+            std::vector<uint8_t> want(static_cast<size_t>(ww) * wh * channels), got(want.size());
+            detail::resample_window_u8(shown.pixels.data(), shown.width, shown.height, channels, w, h, f, x0, y0, ww,
+                                       wh, want.data());
+            detail::resample_window_u8_oriented(stored.pixels.data(), stored.width, stored.height, channels, o, w, h, f,
+                                                x0, y0, ww, wh, got.data());
+            ASSERT_EQ(got, want);
+          }
+        }
+      }
+    }
+  }
+  detail::use_resample_simd(true);
 }
 
 TEST(ImageProcessor, CropPadsSmallImagesWithNormalizedZeros) {

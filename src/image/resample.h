@@ -25,6 +25,14 @@ void use_resample_simd(bool on);
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out);
 
+// resample_window_u8 of the image ImageOps.exif_transpose would make of `src` (src_w x src_h as stored) with EXIF
+// `orientation` (2..8 flip / rotate; any other value: as stored): width, height and the window are in displayed
+// coordinates. The same bytes as rotating first (Pillow's order), without the full-size rotated copy: each pass
+// reads the stored pixels in displayed order (a transposing orientation turns Pillow's horizontal pass into a
+// vertical one over the stored rows, done first, so the rounding order is Pillow's).
+void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int channels, int orientation, int width,
+                                 int height, int resample, int x0, int y0, int ww, int wh, uint8_t* out);
+
 void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0, int y0,
                          int ww, int wh, int32_t* out);
 

@@ -136,6 +136,45 @@ void horizontal(const uint8_t* src, size_t stride, int rows, int n, const int* f
 
 }  // namespace
 
+void vertical_row_u8_avx512(const uint8_t* src, size_t stride, int count, const int32_t* k, size_t row_bytes,
+                            uint8_t* dst) {
+  const __m512i half = _mm512_set1_epi32(1 << (kPrecisionBits - 1)), zero = _mm512_setzero_si512();
+  // clip8 of 16 sums: the shift, then 0..255 (negative sums to 0 first, then unsigned saturation).
+  const auto clip = [&](__m512i a) {
+    return _mm512_cvtusepi32_epi8(_mm512_max_epi32(_mm512_srai_epi32(a, kPrecisionBits), zero));
+  };
+  size_t i = 0;
+  for (; i + 64 <= row_bytes; i += 64) {  // 64 bytes of the row in four accumulators, across every tap
+    __m512i a0 = half, a1 = half, a2 = half, a3 = half;
+    const uint8_t* p = src + i;
+    for (int t = 0; t < count; ++t, p += stride) {
+      const __m512i kv = _mm512_set1_epi32(k[t]);
+      a0 = _mm512_add_epi32(
+          a0, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), kv));
+      a1 = _mm512_add_epi32(
+          a1, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16))), kv));
+      a2 = _mm512_add_epi32(
+          a2, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 32))), kv));
+      a3 = _mm512_add_epi32(
+          a3, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 48))), kv));
+    }
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), clip(a0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 16), clip(a1));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 32), clip(a2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i + 48), clip(a3));
+  }
+  for (; i < row_bytes; i += 16) {  // the rest, 16 bytes at a time with masked loads and stores
+    const size_t rest = row_bytes - i;
+    const __mmask16 mask = rest >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << rest) - 1);
+    __m512i a = half;
+    const uint8_t* p = src + i;
+    for (int t = 0; t < count; ++t, p += stride)
+      a = _mm512_add_epi32(
+          a, _mm512_mullo_epi32(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, p)), _mm512_set1_epi32(k[t])));
+    _mm_mask_storeu_epi8(dst + i, mask, clip(a));
+  }
+}
+
 }  // namespace zeroshot::image::detail
 
 #if defined(__clang__)

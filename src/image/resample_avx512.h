@@ -21,4 +21,9 @@ bool resample_avx512_available();
 void horizontal_u8_avx512(const uint8_t* src, size_t stride, int rows, int channels, int n, const int* first,
                           const int* count, const int32_t* k, int ksize, uint8_t* out);
 
+// One output row of the vertical pass: dst[i] = clip8(sum over t < count of k[t] * src[t * stride + i]) for
+// i < row_bytes (Pillow's rounding half added), any band count (the bytes of a row are independent).
+void vertical_row_u8_avx512(const uint8_t* src, size_t stride, int count, const int32_t* k, size_t row_bytes,
+                            uint8_t* dst);
+
 }  // namespace zeroshot::image::detail
