@@ -210,6 +210,11 @@ TEST(ImageFixtures, ExifOrientation6IsTransposed) {
   const std::vector<float> got = proc.preprocess(img);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5) << i;
+  // The stored pixels with the orientation read, resampled in displayed order (the model's path): same values.
+  const StoredRgbImage stored = decode_file_stored(kImages + "/exif_orientation6.jpg");
+  EXPECT_EQ(stored.orientation, 6);
+  EXPECT_EQ(stored.image.width, 300);
+  EXPECT_EQ(proc.preprocess(stored), got);
 }
 
 TEST(ImageDecode, EveryOrientationAsExifTranspose) {
