@@ -336,7 +336,8 @@ void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int c
   Coeffs yc = height != dh ? precompute(dh, height, y0, y0 + wh, f, false) : identity(y0, y0 + wh);
   if (flip_x) mirror(xc, dw);
   if (flip_y) mirror(yc, dh);
-  const auto [r0, r1] = source_range(yc);  // stored rows (transposed: columns) the vertical pass needs
+  const std::pair<int, int> range = source_range(yc);  // stored rows (transposed: columns) the vertical pass needs
+  const int r0 = range.first, r1 = range.second;       // (not a structured binding: lambdas capture them)
   const int C = channels;
   void (*h)(Plane<uint8_t>, int, const Coeffs&, uint8_t*) = nullptr;
   switch (C) {
