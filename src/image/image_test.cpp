@@ -21,6 +21,7 @@
 #include "image/image.h"
 #include "image/image_processor.h"
 #include "image/resample.h"
+#include "image/resample_avx2.h"
 #include "image/resample_avx512.h"
 #include "io/safetensors.h"
 #include "support/alloc_watch.h"
@@ -521,12 +522,15 @@ TEST(ImageProcessor, ResizeSplitAcrossThreadsIsExact) {
   }
 }
 
-// The AVX-512 passes (where the CPU has them) against the scalar ones, which the Pillow parity tests check on
+// The AVX-512 and AVX2 passes (where the CPU has them) against the scalar ones, which the Pillow parity tests check on
 // the fixtures: every band count, every filter, down- and upscaling in both directions, widths that leave partial
 // vectors, and edge
 // pixels with fewer taps; extreme pixel values (0 / 255 noise) to reach the clamps of both ends.
 TEST(ImageProcessor, SimdPassesAreExact) {
-  if (!detail::resample_avx512_available()) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::vector<int> levels;
+  if (detail::resample_avx512_available()) levels.push_back(2);
+  if (detail::resample_avx2_available()) levels.push_back(1);
+  if (levels.empty()) GTEST_SKIP() << "neither AVX-512 nor AVX2 on this CPU";
   std::mt19937 rng(16);
   for (int channels = 1; channels <= 4; ++channels) {
     for (const auto& [sw, sh, w, h] :
@@ -540,11 +544,14 @@ TEST(ImageProcessor, SimdPassesAreExact) {
         SCOPED_TRACE(std::to_string(channels) + " bands " + std::to_string(sw) + "->" + std::to_string(w) + " filter " +
                      std::to_string(f));
         std::vector<uint8_t> simd(static_cast<size_t>(w) * h * channels), scalar(simd.size());
-        detail::resample_window_u8(src.data(), sw, sh, channels, w, h, f, 0, 0, w, h, simd.data());
-        detail::use_resample_simd(false);
+        detail::limit_resample_simd(0);
         detail::resample_window_u8(src.data(), sw, sh, channels, w, h, f, 0, 0, w, h, scalar.data());
-        detail::use_resample_simd(true);
-        ASSERT_EQ(simd, scalar);
+        for (const int level : levels) {
+          detail::limit_resample_simd(level);
+          detail::resample_window_u8(src.data(), sw, sh, channels, w, h, f, 0, 0, w, h, simd.data());
+          ASSERT_EQ(simd, scalar) << "SIMD level " << level;
+        }
+        detail::limit_resample_simd(2);
       }
     }
   }
@@ -556,8 +563,8 @@ TEST(ImageProcessor, SimdPassesAreExact) {
 TEST(ImageProcessor, ResampleInStoredOrientationIsExact) {
   std::mt19937 rng(17);
   const PilMode modes[] = {PilMode::L, PilMode::LA, PilMode::RGB, PilMode::RGBA};
-  for (const bool simd : {true, false}) {
-    detail::use_resample_simd(simd);
+  for (const int simd : {2, 1, 0}) {
+    detail::limit_resample_simd(simd);
     for (int channels = 1; channels <= 4; ++channels) {
       PilImage stored;
       stored.mode = modes[channels - 1];
@@ -573,8 +580,8 @@ TEST(ImageProcessor, ResampleInStoredOrientationIsExact) {
               std::tuple{shown.width, shown.height, 4, 4, 60, 60}, std::tuple{400, 333, 100, 90, 210, 200}}) {
           for (int f = 1; f <= 5; ++f) {
             SCOPED_TRACE("orientation " + std::to_string(o) + " bands " + std::to_string(channels) + " " +
-                         std::to_string(w) + "x" + std::to_string(h) + " filter " + std::to_string(f) +
-                         (simd ? " simd" : " scalar"));
+                         std::to_string(w) + "x" + std::to_string(h) + " filter " + std::to_string(f) + " SIMD level " +
+                         std::to_string(simd));
             std::vector<uint8_t> want(static_cast<size_t>(ww) * wh * channels), got(want.size());
             detail::resample_window_u8(shown.pixels.data(), shown.width, shown.height, channels, w, h, f, x0, y0, ww,
                                        wh, want.data());
@@ -586,7 +593,7 @@ TEST(ImageProcessor, ResampleInStoredOrientationIsExact) {
       }
     }
   }
-  detail::use_resample_simd(true);
+  detail::limit_resample_simd(2);
 }
 
 TEST(ImageProcessor, CropPadsSmallImagesWithNormalizedZeros) {

@@ -11,13 +11,17 @@
 #include <utility>
 #include <vector>
 
+#include "image/resample_avx2.h"
 #include "image/resample_avx512.h"
 
 namespace zeroshot::image::detail {
 
 namespace {
 
-std::atomic<bool> simd_off{false};
+std::atomic<int> simd_limit{2};  // limit_resample_simd
+
+bool use_avx512() { return simd_limit.load(std::memory_order_relaxed) >= 2 && resample_avx512_available(); }
+bool use_avx2() { return simd_limit.load(std::memory_order_relaxed) >= 1 && resample_avx2_available(); }
 
 double box_filter(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
 
@@ -150,8 +154,12 @@ struct Plane {
 template <int C>
 void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
   const int n = static_cast<int>(c.first.size());
-  if (!simd_off.load(std::memory_order_relaxed) && resample_avx512_available()) {
+  if (use_avx512()) {
     horizontal_u8_avx512(in.base, in.stride, rows, C, n, c.first.data(), c.count.data(), c.k.data(), c.ksize, out);
+    return;
+  }
+  if (use_avx2()) {
+    horizontal_u8_avx2(in.base, in.stride, rows, C, n, c.first.data(), c.count.data(), c.k.data(), c.ksize, out);
     return;
   }
   for (int y = 0; y < rows; ++y) {
@@ -174,10 +182,11 @@ void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
 // c.first.size(), each `row_bytes` long, at out + yy * row_bytes.
 void vertical_u8(Plane<uint8_t> in, int row0, size_t row_bytes, const Coeffs& c, int ya, int yb, uint8_t* out) {
   // Sums accumulate tap by tap over a whole row (integer sums: the order does not change the result).
-  if (!simd_off.load(std::memory_order_relaxed) && resample_avx512_available()) {
+  if (use_avx512() || use_avx2()) {
+    const auto row = use_avx512() ? vertical_row_u8_avx512 : vertical_row_u8_avx2;
     for (int yy = ya; yy < yb; ++yy)
-      vertical_row_u8_avx512(in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride, in.stride, c.count[yy],
-                             &c.k[static_cast<size_t>(yy) * c.ksize], row_bytes, out + yy * row_bytes);
+      row(in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride, in.stride, c.count[yy],
+          &c.k[static_cast<size_t>(yy) * c.ksize], row_bytes, out + yy * row_bytes);
     return;
   }
   std::vector<int> acc(row_bytes);
@@ -379,7 +388,7 @@ void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int c
 
 bool valid_filter(int resample) { return filter_for(resample) != nullptr; }
 
-void use_resample_simd(bool on) { simd_off.store(!on); }
+void limit_resample_simd(int level) { simd_limit.store(level); }
 
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out) {

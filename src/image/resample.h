@@ -18,9 +18,10 @@ namespace zeroshot::image::detail {
 
 bool valid_filter(int resample);
 
-// Tests only: off makes the 8-bit horizontal pass use the scalar code even where AVX-512 is there (the SIMD pass
-// must give the same bytes; ZEROSHOT_KERNELS=generic does the same for a whole process).
-void use_resample_simd(bool on);
+// Tests only: the widest SIMD the 8-bit passes may use: 2 AVX-512 (the default; each level only where the CPU has
+// it), 1 AVX2, 0 the scalar code. Every level must give the same bytes; ZEROSHOT_KERNELS=generic is 0 for a whole
+// process.
+void limit_resample_simd(int level);
 
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out);

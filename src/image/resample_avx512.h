@@ -12,7 +12,8 @@
 
 namespace zeroshot::image::detail {
 
-// The CPU has AVX-512 F/BW/VL, the OS saves its state, and ZEROSHOT_KERNELS is not "generic".
+// The CPU has AVX-512 F/BW/VL, the OS saves its state, and ZEROSHOT_KERNELS is neither "generic" nor "avx2" (the
+// AVX2 passes then, where the CPU has them: for measuring them on an AVX-512 machine).
 bool resample_avx512_available();
 
 // Rows [0, rows) of an interleaved image with `channels` (1..4) bands, row y at src + y * stride; n output pixels
