@@ -1,7 +1,7 @@
 // AVX2 resize passes (resample_avx2.h): the layout of resample_avx512.cpp with 8 lanes (6 bytes per vector for 3
 // bands, 8 otherwise). AVX2 has no masked byte loads, so a vector may read up to 7 bytes past a pixel's last tap
-// (weight 0): harmless inside the image, but the last row of a pass may end the buffer, so its taps are copied
-// into a zero-padded scratch row first.
+// (weight 0): harmless inside the image, but near the end of the pass's rows the buffer may end there, so those
+// pixels' taps are copied into a zero-padded scratch row first.
 //
 // As in nn/kernels_avx512.cpp, only the functions between the target pragmas are compiled for AVX2, so no AVX2
 // copy of an inline function of a standard header can leak into the rest of the program.
@@ -9,6 +9,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -86,16 +88,20 @@ inline __m256i dot(const uint8_t* p, const int32_t* wx, int vecs) {
 // room for a row's taps plus 8 bytes.
 template <int C>
 void horizontal(const uint8_t* src, size_t stride, int rows, int n, const int* first, const int* count,
-                const int32_t* w, int nvec, const int* vecs, uint8_t* scratch, uint8_t* out) {
+                const int32_t* w, int nvec, const int* vecs, size_t row_end, uint8_t* scratch, uint8_t* out) {
+  constexpr int kChunk = 8 - 8 % C;
+  // What is known to be readable: up to the last row's last tap. Narrow rows (< 8 bytes) can make a read overrun
+  // more than the next row, so the test is on the address, not on the row.
+  const size_t end = static_cast<size_t>(rows - 1) * stride + row_end;  // offsets from src (no pointer past it)
   const size_t out_row = static_cast<size_t>(n) * C;
   for (int y = 0; y < rows; ++y) {
     const uint8_t* r = src + y * stride;
     uint8_t* o = out + y * out_row;
-    const bool last = y == rows - 1;
     for (int xx = 0; xx < n; ++xx) {
       const int32_t* wx = w + static_cast<size_t>(xx) * nvec * 8;
       const uint8_t* p = r + static_cast<size_t>(first[xx]) * C;
-      if (last) {  // the buffer may end after the last tap: read a padded copy
+      const size_t reach = vecs[xx] > 0 ? static_cast<size_t>(vecs[xx] - 1) * kChunk + 8 : 0;
+      if (static_cast<size_t>(y) * stride + static_cast<size_t>(first[xx]) * C + reach > end) {  // padded copy
         const size_t bytes = static_cast<size_t>(count[xx]) * C;
         std::memcpy(scratch, p, bytes);
         std::memset(scratch + bytes, 0, 8);
@@ -166,8 +172,10 @@ void expand_and_run(const uint8_t* src, size_t stride, int rows, int n, const in
     int32_t* wx = &w[static_cast<size_t>(xx) * nvec * 8];
     for (int b = 0; b < bytes; ++b) wx[(b / kChunk) * 8 + b % kChunk] = k[static_cast<size_t>(xx) * ksize + b / C];
   }
+  size_t row_end = 0;  // bytes of a row the taps reach
+  for (int xx = 0; xx < n; ++xx) row_end = std::max(row_end, static_cast<size_t>(first[xx] + count[xx]) * C);
   std::vector<uint8_t> scratch(static_cast<size_t>(nvec) * kChunk + 8, 0);
-  horizontal<C>(src, stride, rows, n, first, count, w.data(), nvec, vecs.data(), scratch.data(), out);
+  horizontal<C>(src, stride, rows, n, first, count, w.data(), nvec, vecs.data(), row_end, scratch.data(), out);
 }
 
 }  // namespace
