@@ -16,7 +16,8 @@ Runners, each its own process, timed by wall clock from start to exit:
                        no spinning (ORT's best setting on 2 vCPUs); int8 uses export_onnx.py --int8's dynamic int8
 Round r runs the list in order, round r+1 reversed; the table shows medians over rounds and each round's load
 average, and each process's CPU time per photo (user + system of all its threads: on a loaded machine the wall
-times mostly measure the other jobs, the CPU times much less). Every index row also gives its fraction of the encoder's images/s (the issue's "0.16 today").
+times mostly measure the other jobs, the CPU times much less). Every index row also gives its fraction of the
+encoder's images/s (the issue's "0.16 today").
 Needs Pillow, numpy and onnxruntime (a virtualenv; see docs/benchmarks.md).
 """
 import argparse
