@@ -15,12 +15,15 @@ Runners, each its own process, timed by wall clock from start to exit:
                        center crop, normalize in numpy) + ONNX Runtime's visual(.int8).onnx at batch 8, 2 threads,
                        no spinning (ORT's best setting on 2 vCPUs); int8 uses export_onnx.py --int8's dynamic int8
 Round r runs the list in order, round r+1 reversed; the table shows medians over rounds and each round's load
-average. Every index row also gives its fraction of the encoder's images/s (the issue's "0.16 today").
+average, and each process's CPU time per photo (user + system of all its threads: on a loaded machine the wall
+times mostly measure the other jobs, the CPU times much less). Every index row also gives its fraction of the
+encoder's images/s (the issue's "0.16 today").
 Needs Pillow, numpy and onnxruntime (a virtualenv; see docs/benchmarks.md).
 """
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -61,14 +64,21 @@ print(json.dumps({"images": sum(len(o) for o in out)}))
 """
 
 
+def children_cpu_s():
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def timed(cmd):
-    t = time.time()
+    """Wall seconds, the last JSON line of stdout, and the process's CPU seconds (user + system, all threads: what
+    other jobs on a loaded machine take from the wall time does not count)."""
+    t, c = time.time(), children_cpu_s()
     r = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.time() - t
+    wall, cpu = time.time() - t, children_cpu_s() - c
     if r.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed ({r.returncode}): {r.stderr.strip()[-2000:]}")
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
-    return wall, (json.loads(lines[-1]) if lines else {})
+    return wall, (json.loads(lines[-1]) if lines else {}), cpu
 
 
 def main():
@@ -98,25 +108,25 @@ def main():
                 f.unlink()
             cmd = [binary, "index", "-q", "--format", "json", "--db", str(db), "-m", a.model, "--precision", p,
                    "--batch", "8", *env_threads, a.photos] + (["--fast-decode"] if fast else [])
-            wall, j = timed(cmd)
+            wall, j, cpu = timed(cmd)
             assert j.get("embedded") == n_photos, j
-            return {"wall_s": wall, "images_per_s": n_photos / wall}
+            return {"wall_s": wall, "images_per_s": n_photos / wall, "cpu_ms_per_photo": 1000 * cpu / n_photos}
         runners[f"index-{p}"] = lambda index=index: index(a.zeroshot, False)
         runners[f"index-{p}-fast"] = lambda index=index: index(a.zeroshot, True)
         if a.baseline:
             runners[f"baseline-index-{p}"] = lambda index=index: index(a.baseline, False)
 
         def encoder(p=p):
-            wall, j = timed([a.zeroshot, "bench", "-m", a.model, "--precision", p, "--batch", "8", "--iters", "5",
+            wall, j, _ = timed([a.zeroshot, "bench", "-m", a.model, "--precision", p, "--batch", "8", "--iters", "5",
                              "--no-imagenet", *env_threads])
             return {"wall_s": wall, "images_per_s": j["images_per_s"]}
         runners[f"encoder-{p}"] = encoder
 
         def rclip(p=p):
             onnx = Path(a.onnx) / ("visual.int8.onnx" if p == "int8" else "visual.onnx")
-            wall, j = timed([a.python, str(script), str(onnx), a.photos, str(a.threads)])
+            wall, j, cpu = timed([a.python, str(script), str(onnx), a.photos, str(a.threads)])
             assert j["images"] == n_photos, j
-            return {"wall_s": wall, "images_per_s": n_photos / wall}
+            return {"wall_s": wall, "images_per_s": n_photos / wall, "cpu_ms_per_photo": 1000 * cpu / n_photos}
         runners[f"rclip-{p}"] = rclip
 
     names = list(runners)
@@ -133,16 +143,24 @@ def main():
 
     med = {k: statistics.median(m["images_per_s"] for m in v) for k, v in results.items()}
     summary = {"photos": n_photos, "rounds": a.rounds, "load_avg_1min": loads, "median_images_per_s": med}
-    print(json.dumps(summary))
     print(f"\n{n_photos} photos, {a.rounds} rounds, load average at each round's start: "
           + ", ".join(f"{x:.1f}" for x in loads))
-    print("\n| runner | images/s (median) | vs encoder | vs rclip-style |\n| --- | --- | --- | --- |")
+    cpu = {k: statistics.median(m["cpu_ms_per_photo"] for m in v) for k, v in results.items()
+           if all("cpu_ms_per_photo" in m for m in v)}
+    summary["median_cpu_ms_per_photo"] = cpu
+    print(json.dumps(summary))
+    print("\n| runner | images/s (median) | per round | vs encoder | vs rclip-style | CPU ms/photo (median) | "
+          "CPU vs rclip-style |\n| --- | --- | --- | --- | --- | --- | --- |")
     for k in names:
         p = next(x for x in ("int8", "bf16", "f32") if x in k.split("-"))
         enc, rc = med.get(f"encoder-{p}"), med.get(f"rclip-{p}")
         vs_enc = f"{med[k] / enc:.3f}" if enc and "index" in k else ""
         vs_rc = f"{med[k] / rc:.2f}x" if rc and "index" in k else ""
-        print(f"| {k} | {med[k]:.2f} | {vs_enc} | {vs_rc} |")
+        rounds = " / ".join(f"{m['images_per_s']:.2f}" for m in results[k])
+        c, c_rc = cpu.get(k), cpu.get(f"rclip-{p}")
+        cpu_col = f"{c:.0f}" if c else ""
+        cpu_vs = f"{c_rc / c:.2f}x" if c and c_rc and "index" in k else ""
+        print(f"| {k} | {med[k]:.2f} | {rounds} | {vs_enc} | {vs_rc} | {cpu_col} | {cpu_vs} |")
     if a.json:
         Path(a.json).write_text(json.dumps({"summary": summary, "runs": results}, indent=1))
 

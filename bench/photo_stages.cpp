@@ -5,8 +5,9 @@
 //
 // Each photo goes through the stages of Model::embed_image_files one at a time, timed with the process's CPU clock
 // (other processes on a loaded machine do not count; a resize split across threads counts every thread): read (the file
-// into memory), decode (libjpeg-turbo / libpng into Pillow's mode), orient (EXIF rotation), rgb (Image.convert("RGB"))
-// and resize (Pillow-exact resize + center crop + normalize), once exactly and once with the draft decode. Encoding
+// into memory), decode (libjpeg-turbo / libpng into Pillow's mode), orient (reading the EXIF orientation; since round 2
+// it is applied inside the resize, not by rotating the full-size image), rgb (Image.convert("RGB")) and resize
+// (Pillow-exact resize + center crop + normalize), once exactly and once with the draft decode. Encoding
 // runs the pixel values in batches of --batch through Model::embed_pixel_values. Prints one JSON object: per stage the
 // mean CPU ms per photo (a mean, so that the rotation of the few portrait shots shows) for both paths, the encoder's ms
 // per photo, and the fast path's agreement with the exact one: min / mean cosine of the embeddings and recall@10 of
@@ -76,14 +77,19 @@ void run_one(const std::string& path, const image::ImageProcessor& proc, int dra
     d = image::detail::decode_jpeg(bytes.data(), bytes.size(), path, opt);
   else d = image::detail::decode_png(bytes.data(), bytes.size(), path, opt);
   st.decode.push_back(process_ms() - t);
+  // As Model::embed_image_files does it (decode_file_stored): the orientation is read, not applied; the resize
+  // reads the stored pixels in displayed order. "orient" is the EXIF parse; "resize" includes freeing the decoded
+  // full-size buffer.
   t = process_ms();
-  image::PilImage oriented = image::detail::apply_orientation(std::move(d.image), image::detail::find_orientation(d));
+  const int orientation = image::detail::find_orientation(d);
   st.orient.push_back(process_ms() - t);
   t = process_ms();
-  const image::RgbImage rgb = image::to_rgb(std::move(oriented));
+  image::StoredRgbImage stored{image::to_rgb(std::move(d.image)),
+                               orientation >= 2 && orientation <= 8 ? orientation : 1};
   st.rgb.push_back(process_ms() - t);
   t = process_ms();
-  const std::vector<float> v = proc.preprocess(rgb);
+  std::vector<float> v = proc.preprocess(stored);
+  stored = {};
   st.resize.push_back(process_ms() - t);
   pixels.insert(pixels.end(), v.begin(), v.end());
 }

@@ -38,6 +38,18 @@ RgbImage decode_file(const std::string& path, const DecodeOptions& opt = {});
 // `name` is used in error messages.
 RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt = {});
 
+// The same decode without ImageOps.exif_transpose: the pixels as the file stores them, and the orientation (2..8;
+// 1 = none) that decode_file would have applied. For callers that resample anyway
+// (ImageProcessor::preprocess(const StoredRgbImage&)), which read the stored pixels in displayed order instead of
+// rotating a full-size photo first.
+struct StoredRgbImage {
+  RgbImage image;
+  int orientation = 1;
+};
+StoredRgbImage decode_file_stored(const std::string& path, const DecodeOptions& opt = {});
+StoredRgbImage decode_memory_stored(const uint8_t* data, size_t size, const std::string& name,
+                                    const DecodeOptions& opt = {});
+
 // True if the file name has an image extension we decode (.jpg .jpeg .png .webp .gif .bmp .tif .tiff .heic .heif
 // .avif, any case).
 bool has_image_extension(const std::string& path);

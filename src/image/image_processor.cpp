@@ -134,9 +134,17 @@ RgbImage resize(const RgbImage& src, int width, int height, int resample) {
   return out;
 }
 
-void ImageProcessor::preprocess(const RgbImage& img, float* out) const {
-  if (img.width <= 0 || img.height <= 0 || img.pixels.size() != static_cast<size_t>(img.width) * img.height * 3)
+void ImageProcessor::preprocess(const RgbImage& img, float* out) const { run(img, 1, out); }
+
+void ImageProcessor::preprocess(const StoredRgbImage& img, float* out) const { run(img.image, img.orientation, out); }
+
+void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
+  if (s.width <= 0 || s.height <= 0 || s.pixels.size() != static_cast<size_t>(s.width) * s.height * 3)
     throw Error("preprocess", "empty or malformed image");
+  struct {
+    int width, height;
+  } img = {s.width, s.height};  // the displayed size
+  if (orientation >= 5 && orientation <= 8) std::swap(img.width, img.height);
   if (!detail::valid_filter(cfg_.resample))
     throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
 
@@ -178,8 +186,8 @@ void ImageProcessor::preprocess(const RgbImage& img, float* out) const {
   const int wh = std::max(y1 - y0, 0), ww = std::max(x1 - x0, 0);
   std::vector<uint8_t> window(static_cast<size_t>(wh) * ww * 3);
   if (wh > 0 && ww > 0)
-    detail::resample_window_u8(img.pixels.data(), img.width, img.height, 3, rw, rh, cfg_.resample, x0, y0, ww, wh,
-                               window.data());
+    detail::resample_window_u8_oriented(s.pixels.data(), s.width, s.height, 3, orientation, rw, rh, cfg_.resample, x0,
+                                        y0, ww, wh, window.data());
 
   // HF: rescale = (x as float64) * factor -> float32; normalize = (x - mean) / std in float32. One table per channel.
   float lut[3][256];
@@ -209,6 +217,12 @@ void ImageProcessor::preprocess(const RgbImage& img, float* out) const {
       }
     }
   }
+}
+
+std::vector<float> ImageProcessor::preprocess(const StoredRgbImage& img) const {
+  std::vector<float> out(static_cast<size_t>(3) * out_height() * out_width());
+  preprocess(img, out.data());
+  return out;
 }
 
 std::vector<float> ImageProcessor::preprocess(const RgbImage& img) const {

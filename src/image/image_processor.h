@@ -66,8 +66,15 @@ class ImageProcessor {
   // out_width (possible only with a config built by hand that load() would refuse).
   void preprocess(const RgbImage& img, float* out) const;
   std::vector<float> preprocess(const RgbImage& img) const;
+  // The same for the displayed image of a stored one (decode_file_stored): preprocess(exif_transpose(img)), byte for
+  // byte, without the rotated full-size copy.
+  void preprocess(const StoredRgbImage& img, float* out) const;
+  std::vector<float> preprocess(const StoredRgbImage& img) const;
 
  private:
+  // `s` as stored, shown with EXIF `orientation` (1: as it is).
+  void run(const RgbImage& s, int orientation, float* out) const;
+
   ImageProcessorConfig cfg_;
 };
 

@@ -17,9 +17,12 @@
 #include <tuple>
 #include <vector>
 
+#include "image/decode_internal.h"
 #include "image/image.h"
 #include "image/image_processor.h"
 #include "image/resample.h"
+#include "image/resample_avx2.h"
+#include "image/resample_avx512.h"
 #include "io/safetensors.h"
 #include "support/alloc_watch.h"
 #include "zeroshot/error.h"
@@ -208,6 +211,11 @@ TEST(ImageFixtures, ExifOrientation6IsTransposed) {
   const std::vector<float> got = proc.preprocess(img);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < got.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5) << i;
+  // The stored pixels with the orientation read, resampled in displayed order (the model's path): same values.
+  const StoredRgbImage stored = decode_file_stored(kImages + "/exif_orientation6.jpg");
+  EXPECT_EQ(stored.orientation, 6);
+  EXPECT_EQ(stored.image.width, 300);
+  EXPECT_EQ(proc.preprocess(stored), got);
 }
 
 TEST(ImageDecode, EveryOrientationAsExifTranspose) {
@@ -512,6 +520,80 @@ TEST(ImageProcessor, ResizeSplitAcrossThreadsIsExact) {
           << "rows " << y << ".." << y + n;
     }
   }
+}
+
+// The AVX-512 and AVX2 passes (where the CPU has them) against the scalar ones, which the Pillow parity tests check on
+// the fixtures: every band count, every filter, down- and upscaling in both directions, widths that leave partial
+// vectors, and edge
+// pixels with fewer taps; extreme pixel values (0 / 255 noise) to reach the clamps of both ends.
+TEST(ImageProcessor, SimdPassesAreExact) {
+  std::vector<int> levels;
+  if (detail::resample_avx512_available()) levels.push_back(2);
+  if (detail::resample_avx2_available()) levels.push_back(1);
+  if (levels.empty()) GTEST_SKIP() << "neither AVX-512 nor AVX2 on this CPU";
+  std::mt19937 rng(16);
+  for (int channels = 1; channels <= 4; ++channels) {
+    for (const auto& [sw, sh, w, h] :
+         {std::tuple{403, 37, 29, 11}, std::tuple{17, 9, 61, 9}, std::tuple{1000, 6, 7, 6}, std::tuple{5, 3, 4, 3},
+          std::tuple{64, 5, 64, 2}, std::tuple{3001, 4, 223, 4}, std::tuple{7, 300, 5, 41}, std::tuple{70, 5, 70, 23},
+          std::tuple{90, 1000, 90, 77}}) {
+      std::vector<uint8_t> src(static_cast<size_t>(sw) * sh * channels);
+      for (auto& v : src)
+        v = (rng() & 1) ? static_cast<uint8_t>(rng() >> 24) : static_cast<uint8_t>(rng() & 1 ? 255 : 0);
+      for (int f = 1; f <= 5; ++f) {
+        SCOPED_TRACE(std::to_string(channels) + " bands " + std::to_string(sw) + "->" + std::to_string(w) + " filter " +
+                     std::to_string(f));
+        std::vector<uint8_t> simd(static_cast<size_t>(w) * h * channels), scalar(simd.size());
+        detail::limit_resample_simd(0);
+        detail::resample_window_u8(src.data(), sw, sh, channels, w, h, f, 0, 0, w, h, scalar.data());
+        for (const int level : levels) {
+          detail::limit_resample_simd(level);
+          detail::resample_window_u8(src.data(), sw, sh, channels, w, h, f, 0, 0, w, h, simd.data());
+          ASSERT_EQ(simd, scalar) << "SIMD level " << level;
+        }
+        detail::limit_resample_simd(2);
+      }
+    }
+  }
+}
+
+// Resampling in the stored orientation against Pillow's order (exif_transpose first, then resize; apply_orientation
+// is checked against Pillow's transposes above): every orientation, band count and filter, windows inside the
+// result, sizes that keep one axis (Pillow skips that pass), with and without the SIMD passes.
+TEST(ImageProcessor, ResampleInStoredOrientationIsExact) {
+  std::mt19937 rng(17);
+  const PilMode modes[] = {PilMode::L, PilMode::LA, PilMode::RGB, PilMode::RGBA};
+  for (const int simd : {2, 1, 0}) {
+    detail::limit_resample_simd(simd);
+    for (int channels = 1; channels <= 4; ++channels) {
+      PilImage stored;
+      stored.mode = modes[channels - 1];
+      stored.width = 203;
+      stored.height = 131;
+      stored.pixels.resize(static_cast<size_t>(stored.width) * stored.height * channels);
+      for (auto& v : stored.pixels) v = static_cast<uint8_t>(rng() >> 24);
+      for (int o = 1; o <= 8; ++o) {
+        const PilImage shown = detail::apply_orientation(stored, o);
+        for (const auto& [w, h, x0, y0, ww, wh] :
+             {std::tuple{17, 23, 0, 0, 17, 23}, std::tuple{shown.width / 3, 40, 5, 7, 20, 30},
+              std::tuple{shown.width, 29, 3, 2, shown.width - 9, 20}, std::tuple{31, shown.height, 0, 9, 31, 50},
+              std::tuple{shown.width, shown.height, 4, 4, 60, 60}, std::tuple{400, 333, 100, 90, 210, 200}}) {
+          for (int f = 1; f <= 5; ++f) {
+            SCOPED_TRACE("orientation " + std::to_string(o) + " bands " + std::to_string(channels) + " " +
+                         std::to_string(w) + "x" + std::to_string(h) + " filter " + std::to_string(f) + " SIMD level " +
+                         std::to_string(simd));
+            std::vector<uint8_t> want(static_cast<size_t>(ww) * wh * channels), got(want.size());
+            detail::resample_window_u8(shown.pixels.data(), shown.width, shown.height, channels, w, h, f, x0, y0, ww,
+                                       wh, want.data());
+            detail::resample_window_u8_oriented(stored.pixels.data(), stored.width, stored.height, channels, o, w, h, f,
+                                                x0, y0, ww, wh, got.data());
+            ASSERT_EQ(got, want);
+          }
+        }
+      }
+    }
+  }
+  detail::limit_resample_simd(2);
 }
 
 TEST(ImageProcessor, CropPadsSmallImagesWithNormalizedZeros) {

@@ -2,16 +2,26 @@
 #include "image/resample.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <numbers>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "image/resample_avx2.h"
+#include "image/resample_avx512.h"
 
 namespace zeroshot::image::detail {
 
 namespace {
+
+std::atomic<int> simd_limit{2};  // limit_resample_simd
+
+bool use_avx512() { return simd_limit.load(std::memory_order_relaxed) >= 2 && resample_avx512_available(); }
+bool use_avx2() { return simd_limit.load(std::memory_order_relaxed) >= 1 && resample_avx2_available(); }
 
 double box_filter(double x) { return (x > -0.5 && x <= 0.5) ? 1.0 : 0.0; }
 
@@ -144,6 +154,14 @@ struct Plane {
 template <int C>
 void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
   const int n = static_cast<int>(c.first.size());
+  if (use_avx512()) {
+    horizontal_u8_avx512(in.base, in.stride, rows, C, n, c.first.data(), c.count.data(), c.k.data(), c.ksize, out);
+    return;
+  }
+  if (use_avx2()) {
+    horizontal_u8_avx2(in.base, in.stride, rows, C, n, c.first.data(), c.count.data(), c.k.data(), c.ksize, out);
+    return;
+  }
   for (int y = 0; y < rows; ++y) {
     const uint8_t* src = in.base + y * in.stride;
     uint8_t* dst = out + static_cast<size_t>(y) * n * C;
@@ -164,6 +182,13 @@ void horizontal_u8(Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
 // c.first.size(), each `row_bytes` long, at out + yy * row_bytes.
 void vertical_u8(Plane<uint8_t> in, int row0, size_t row_bytes, const Coeffs& c, int ya, int yb, uint8_t* out) {
   // Sums accumulate tap by tap over a whole row (integer sums: the order does not change the result).
+  if (use_avx512() || use_avx2()) {
+    const auto row = use_avx512() ? vertical_row_u8_avx512 : vertical_row_u8_avx2;
+    for (int yy = ya; yy < yb; ++yy)
+      row(in.base + static_cast<size_t>(c.first[yy] - row0) * in.stride, in.stride, c.count[yy],
+          &c.k[static_cast<size_t>(yy) * c.ksize], row_bytes, out + yy * row_bytes);
+    return;
+  }
   std::vector<int> acc(row_bytes);
   for (int yy = ya; yy < yb; ++yy) {
     const int32_t* k = &c.k[static_cast<size_t>(yy) * c.ksize];
@@ -268,9 +293,102 @@ void resample_window(const T* src, int src_w, int src_h, int channels, int width
   }
 }
 
+// A pass that Pillow skips (the size does not change on that axis) as one tap of weight 1.0: (p << 22) + half,
+// shifted back, is p, so the bytes are those of no pass at all.
+Coeffs identity(int o0, int o1) {
+  Coeffs c;
+  c.ksize = 1;
+  for (int o = o0; o < o1; ++o) {
+    c.first.push_back(o);
+    c.count.push_back(1);
+    c.k.push_back(int32_t{1} << kPrecisionBits);
+  }
+  return c;
+}
+
+// The same coefficients for an axis of length n read backwards (display index d at stored index n - 1 - d): taps
+// [first, first + count) become [n - first - count, n - first) with the weights reversed, so a pass reads the
+// stored pixels forwards and sums the same products.
+void mirror(Coeffs& c, int n) {
+  for (size_t o = 0; o < c.first.size(); ++o) {
+    c.first[o] = n - c.first[o] - c.count[o];
+    std::reverse(c.k.begin() + static_cast<ptrdiff_t>(o * c.ksize),
+                 c.k.begin() + static_cast<ptrdiff_t>(o * c.ksize + c.count[o]));
+  }
+}
+
+// [lowest first, highest first + count) of a set of coefficients: the source range a pass reads.
+std::pair<int, int> source_range(const Coeffs& c) {
+  int lo = c.first.front(), hi = c.first.front() + c.count.front();
+  for (size_t o = 0; o < c.first.size(); ++o) {
+    lo = std::min(lo, c.first[o]);
+    hi = std::max(hi, c.first[o] + c.count[o]);
+  }
+  return {lo, hi};
+}
+
 }  // namespace
 
+void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int channels, int orientation, int width,
+                                 int height, int resample, int x0, int y0, int ww, int wh, uint8_t* out) {
+  if (orientation < 2 || orientation > 8) {
+    resample_window_u8(src, src_w, src_h, channels, width, height, resample, x0, y0, ww, wh, out);
+    return;
+  }
+  const Filter& f = *filter_for(resample);
+  const bool transposed = orientation >= 5;
+  // Displayed axes: x runs along stored rows (or, transposed, down stored columns); each may be reversed.
+  const bool flip_x = orientation == 2 || orientation == 3 || orientation == 6 || orientation == 7;
+  const bool flip_y = orientation == 3 || orientation == 4 || orientation == 7 || orientation == 8;
+  const int dw = transposed ? src_h : src_w, dh = transposed ? src_w : src_h;
+  Coeffs xc = width != dw ? precompute(dw, width, x0, x0 + ww, f, false) : identity(x0, x0 + ww);
+  Coeffs yc = height != dh ? precompute(dh, height, y0, y0 + wh, f, false) : identity(y0, y0 + wh);
+  if (flip_x) mirror(xc, dw);
+  if (flip_y) mirror(yc, dh);
+  const std::pair<int, int> range = source_range(yc);  // stored rows (transposed: columns) the vertical pass needs
+  const int r0 = range.first, r1 = range.second;       // (not a structured binding: lambdas capture them)
+  const int C = channels;
+  void (*h)(Plane<uint8_t>, int, const Coeffs&, uint8_t*) = nullptr;
+  switch (C) {
+    case 1: h = horizontal_u8<1>; break;
+    case 2: h = horizontal_u8<2>; break;
+    case 3: h = horizontal_u8<3>; break;
+    default: h = horizontal_u8<4>; break;
+  }
+  const size_t stride = static_cast<size_t>(src_w) * C;
+  if (!transposed) {
+    // Pillow's order as it is: horizontal pass over the stored rows r0..r1, then the vertical pass.
+    const size_t row = static_cast<size_t>(ww) * C;
+    std::vector<uint8_t> tmp(static_cast<size_t>(r1 - r0) * row);
+    split_rows(r1 - r0, static_cast<size_t>(r1 - r0) * row * xc.ksize, [&](int a, int b) {
+      h({src + static_cast<size_t>(r0 + a) * stride, stride}, b - a, xc, tmp.data() + static_cast<size_t>(a) * row);
+    });
+    split_rows(wh, static_cast<size_t>(wh) * row * yc.ksize, [&](int a, int b) {
+      vertical_u8({tmp.data(), row}, r0, row, yc, a, b, out);
+    });
+    return;
+  }
+  // Transposed: the displayed rows are stored columns. Pillow's horizontal pass (along displayed x = down the
+  // stored columns) is a vertical pass over the stored rows, producing for each output x the stored columns
+  // r0..r1 (tmp: ww rows); its vertical pass (along displayed y = across stored columns) is then a horizontal pass
+  // over those rows (out_t: ww rows of wh pixels), transposed into the window at the end. The same passes in the
+  // same order with the same coefficients, so the same bytes, without rotating the full-size image first.
+  const size_t span = static_cast<size_t>(r1 - r0) * C;
+  std::vector<uint8_t> tmp(static_cast<size_t>(ww) * span);
+  split_rows(ww, static_cast<size_t>(ww) * span * xc.ksize, [&](int a, int b) {
+    vertical_u8({src + static_cast<size_t>(r0) * C, stride}, 0, span, xc, a, b, tmp.data());
+  });
+  for (int& first : yc.first) first -= r0;
+  std::vector<uint8_t> out_t(static_cast<size_t>(ww) * wh * C);
+  h({tmp.data(), span}, ww, yc, out_t.data());
+  for (int x = 0; x < ww; ++x)
+    for (int y = 0; y < wh; ++y)
+      std::memcpy(out + (static_cast<size_t>(y) * ww + x) * C, &out_t[(static_cast<size_t>(x) * wh + y) * C], C);
+}
+
 bool valid_filter(int resample) { return filter_for(resample) != nullptr; }
+
+void limit_resample_simd(int level) { simd_limit.store(level); }
 
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out) {

@@ -18,8 +18,21 @@ namespace zeroshot::image::detail {
 
 bool valid_filter(int resample);
 
+// Tests only: the widest SIMD the 8-bit passes may use: 2 AVX-512 (the default; each level only where the CPU has
+// it), 1 AVX2, 0 the scalar code. Every level must give the same bytes; ZEROSHOT_KERNELS=generic is 0 for a whole
+// process.
+void limit_resample_simd(int level);
+
 void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, int width, int height, int resample,
                         int x0, int y0, int ww, int wh, uint8_t* out);
+
+// resample_window_u8 of the image ImageOps.exif_transpose would make of `src` (src_w x src_h as stored) with EXIF
+// `orientation` (2..8 flip / rotate; any other value: as stored): width, height and the window are in displayed
+// coordinates. The same bytes as rotating first (Pillow's order), without the full-size rotated copy: each pass
+// reads the stored pixels in displayed order (a transposing orientation turns Pillow's horizontal pass into a
+// vertical one over the stored rows, done first, so the rounding order is Pillow's).
+void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int channels, int orientation, int width,
+                                 int height, int resample, int x0, int y0, int ww, int wh, uint8_t* out);
 
 void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0, int y0,
                          int ww, int wh, int32_t* out);
