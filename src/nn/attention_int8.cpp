@@ -37,17 +37,15 @@ int8_t quantize(float x, float inv) {
 
 float exp_softmax(float x) {
   x = std::fmin(std::fmax(x, -104.0f), 88.0f);
-  const float n = std::nearbyint(x * 1.44269504088896341f);
-  float r = std::fma(-n, 0.693145751953125f, x);
-  r = std::fma(-n, 1.428606765330187045e-06f, r);
-  float p = 1.0f / 5040;
-  p = std::fma(p, r, 1.0f / 720);
-  p = std::fma(p, r, 1.0f / 120);
-  p = std::fma(p, r, 1.0f / 24);
-  p = std::fma(p, r, 1.0f / 6);
-  p = std::fma(p, r, 0.5f);
-  p = std::fma(p, r, 1.0f);
-  p = std::fma(p, r, 1.0f);
+  const float t = x * 1.44269504088896341f;
+  const float n = std::nearbyint(t);
+  const float f = t - n;
+  float p = kExp2C5;
+  p = std::fma(p, f, kExp2C4);
+  p = std::fma(p, f, kExp2C3);
+  p = std::fma(p, f, kExp2C2);
+  p = std::fma(p, f, kExp2C1);
+  p = std::fma(p, f, 1.0f);
   return std::scalbn(p, static_cast<int>(n));
 }
 

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "nn/attention_int8.h"
 #include "nn/kernels.h"
 
 #if defined(__clang__)
@@ -645,13 +646,15 @@ inline int32_t load32(const uint8_t* p) {
 }
 
 // Scores of 4 query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads, kq[t][j]):
-// s[r][j] = float(sum q8 k8) * rs[r] * sk[j], the + 128 taken back out with kcorr[j] = 128 sum_d k8[j][d].
+// s[r][j] = float(sum q8 k8) * rs[r] * sk[j], the + 128 taken back out by starting from kneg[j] = -128 sum_d k8[j][d].
 template <int JB>
-void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kcorr,
+void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
                 const float* sk, const float* rs, float* s) {
   __m512i acc[4][JB];
-  for (auto& row : acc)
-    for (__m512i& a : row) a = _mm512_setzero_si512();
+  for (int j = 0; j < JB; ++j) {
+    const __m512i c = _mm512_loadu_si512(kneg + (jb0 + j) * 16);
+    for (auto& row : acc) row[j] = c;
+  }
   for (int t = 0; t < dq; ++t) {
     __m512i kv[JB];
     for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + static_cast<long>(t) * l16 + (jb0 + j) * 16);
@@ -665,9 +668,8 @@ void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0,
     const __m512 rv = _mm512_set1_ps(rs[r]);
     for (int j = 0; j < JB; ++j) {
       const int o = (jb0 + j) * 16;
-      const __m512i a = _mm512_sub_epi32(acc[r][j], _mm512_loadu_si512(kcorr + o));
       _mm512_storeu_ps(s + static_cast<long>(r) * l16 + o,
-                       _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), rv), _mm512_loadu_ps(sk + o)));
+                       _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), rv), _mm512_loadu_ps(sk + o)));
     }
   }
 }
@@ -699,6 +701,22 @@ void pv4_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int 
   }
 }
 
+// nn/attention_int8.h's exp_softmax: e^x = 2^(x log2 e), 2^n exact by scalef, 2^f (|f| <= 1/2) by its degree-5
+// Taylor polynomial (2.4e-6 relative: far below the u8 step the result is rounded to).
+inline __m512 exp_softmax_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.0f));
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(kExp2C5);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C4));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C3));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C2));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C1));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
 // Softmax weights of one row of scores as u8 (nn/attention_int8.h), zeros in [valid, l16b); returns 1 / their sum.
 float softmax_u8(const float* row, int valid, int l16b, uint8_t* p) {
   __m512 mx = _mm512_set1_ps(-__builtin_inff());
@@ -707,7 +725,7 @@ float softmax_u8(const float* row, int valid, int l16b, uint8_t* p) {
   __m512i sum = _mm512_setzero_si512();
   for (int j = 0; j < l16b; j += 16) {
     const __mmask16 k = j < valid ? tail_mask(valid - j) : 0;
-    const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_softmax_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
     const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.0f)));
     sum = _mm512_add_epi32(sum, u);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p + j), _mm512_cvtepi32_epi8(u));
@@ -731,27 +749,45 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
   auto* kq = reinterpret_cast<uint32_t*>(take(static_cast<size_t>(dq) * l16 * 4));
   auto* vq = take(static_cast<size_t>(lq) * h16 * 4);
   auto* qu = take(static_cast<size_t>(len) * dq * 4);
-  auto* kcorr = reinterpret_cast<int32_t*>(take(static_cast<size_t>(l16) * 4));
+  auto* kneg = reinterpret_cast<int32_t*>(take(static_cast<size_t>(l16) * 4));
   auto* sk = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
   auto* rs = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
   auto* sv = reinterpret_cast<float*>(take(static_cast<size_t>(h16) * 4));
   auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(4) * l16 * 4));
   auto* pu = take(static_cast<size_t>(4) * l16);
   const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi32(128);
-  // Q as u8 (q8 + 128; 128 past hd: q8 = 0), rows of dq quads.
-  for (int i = 0; i < len; ++i) {
-    const float* x = q + i * ld;
-    float sc = 0.0f, inv = 0.0f;
-    scales(row_absmax(x, hd), &sc, &inv);
-    rs[i] = sc * scale;
-    const __m512 iv = _mm512_set1_ps(inv);
-    for (int d = 0; d < dq * 4; d += 16) {
-      const __m512i u = _mm512_add_epi32(quantize16(_mm512_maskz_loadu_ps(tail_mask(hd - d), x + d), iv), off);
-      _mm_mask_storeu_epi8(qu + static_cast<long>(i) * dq * 4 + d, tail_mask(dq * 4 - d), _mm512_cvtepi32_epi8(u));
-    }
-  }
-  // K^T: quads of int8 per key, keys padded to l16 with zeros; kcorr = 128 sum_d k8.
+  // One pass over the rows (q, k and v of a row share its pages, 3 x dim floats apart from the next row's: a TLB
+  // miss each, and no hardware prefetch across them, so the rows a few ahead are prefetched): Q as u8 (q8 + 128;
+  // 128 past hd: q8 = 0) in rows of dq quads; K^T as quads of int8 per key, keys padded to l16 with zeros,
+  // kneg = -128 sum_d k8; V's per-channel max |v| (in sv until the scales replace it).
+  constexpr int kAhead = 8;
+  const int lines = (hd * 4 + 63) / 64;
+  for (int d = 0; d < h16; d += 16) _mm512_storeu_ps(sv + d, _mm512_setzero_ps());
   for (int j = 0; j < l16; ++j) {
+    if (j + kAhead < len) {
+      const char* ahead = reinterpret_cast<const char*>(q + (j + kAhead) * ld);
+      const long kofs = (k - q) * 4, vofs = (v - q) * 4;
+      for (int t = 0; t < lines; ++t) {
+        _mm_prefetch(ahead + 64 * t, _MM_HINT_T0);
+        _mm_prefetch(ahead + kofs + 64 * t, _MM_HINT_T0);
+        _mm_prefetch(ahead + vofs + 64 * t, _MM_HINT_T0);
+      }
+    }
+    if (j < len) {
+      const float* x = q + j * ld;
+      float sc = 0.0f, inv = 0.0f;
+      scales(row_absmax(x, hd), &sc, &inv);
+      rs[j] = sc * scale;
+      const __m512 iv = _mm512_set1_ps(inv);
+      for (int d = 0; d < dq * 4; d += 16) {
+        const __m512i u = _mm512_add_epi32(quantize16(_mm512_maskz_loadu_ps(tail_mask(hd - d), x + d), iv), off);
+        _mm_mask_storeu_epi8(qu + static_cast<long>(j) * dq * 4 + d, tail_mask(dq * 4 - d), _mm512_cvtepi32_epi8(u));
+      }
+      const float* y = v + j * ld;
+      for (int d = 0; d < hd; d += 16)
+        _mm512_storeu_ps(sv + d, _mm512_max_ps(_mm512_loadu_ps(sv + d),
+                                               _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(hd - d), y + d))));
+    }
     alignas(64) uint32_t row[64];  // up to 256 channels per 16-value pass below
     float sc = 0.0f, inv = 0.0f;
     if (j < len) scales(row_absmax(k + j * ld, hd), &sc, &inv);
@@ -768,16 +804,13 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
       }
       for (int t = 0; t < (n + 3) / 4; ++t) kq[static_cast<long>(d0 / 4 + t) * l16 + j] = row[t];
     }
-    kcorr[j] = 128 * _mm512_reduce_add_epi32(ksum);
+    kneg[j] = -128 * _mm512_reduce_add_epi32(ksum);
   }
   // V: int8 per channel; vq[jq][c][t] = v8 of key 4 jq + t, channel c (keys past len and channels past hd: 0).
   for (int d = 0; d < h16; d += 16) {
     const __mmask16 m = tail_mask(hd - d);
-    __m512 mx = _mm512_setzero_ps();
-    for (int j = 0; j < len; ++j) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(m, v + j * ld + d)));
-    alignas(64) float mv[16], iv[16];
-    _mm512_store_ps(mv, mx);
-    for (int c = 0; c < 16; ++c) scales(mv[c], sv + d + c, iv + c);
+    alignas(64) float iv[16];
+    for (int c = 0; c < 16; ++c) scales(sv[d + c], sv + d + c, iv + c);
     const __m512 inv = _mm512_load_ps(iv);
     for (int jq = 0; jq < lq; ++jq) {
       __m128i b[4];
@@ -811,23 +844,29 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
     }
     for (int jb = 0; jb < kb; jb += 4) {
       switch (imin(4, kb - jb)) {
-        case 1: scores4_i8<1>(qr, kq, l16, jb, dq, kcorr, sk, rq, s); break;
-        case 2: scores4_i8<2>(qr, kq, l16, jb, dq, kcorr, sk, rq, s); break;
-        case 3: scores4_i8<3>(qr, kq, l16, jb, dq, kcorr, sk, rq, s); break;
-        default: scores4_i8<4>(qr, kq, l16, jb, dq, kcorr, sk, rq, s); break;
+        case 1: scores4_i8<1>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+        case 2: scores4_i8<2>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+        case 3: scores4_i8<3>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+        default: scores4_i8<4>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
       }
     }
     for (int r = 0; r < 4; ++r)
       inv[r] = softmax_u8(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16,
                           pu + static_cast<long>(r) * l16);
     const int jq1 = (kn + 3) / 4;
-    for (int d0 = 0; d0 < hd; d0 += 64) {
-      switch (imin(4, (hd - d0 + 15) / 16)) {
+    // Passes of at most 5 blocks of 16 channels (20 accumulators), as even as they go: hd 72 in one pass of 5,
+    // not 4 + a pass of 1 that reloads every weight for one vector of products.
+    const int nb = h16 / 16, passes = (nb + 4) / 5;
+    for (int b0 = 0, pass = 0; pass < passes; ++pass) {
+      const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
+      switch (b1 - b0) {
         case 1: pv4_i8<1>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
         case 2: pv4_i8<2>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
         case 3: pv4_i8<3>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        default: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+        case 4: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+        default: pv4_i8<5>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
       }
+      b0 = b1;
     }
   }
 }
