@@ -145,7 +145,8 @@ class Workspace {
 
 // The layers that run in the model's precision: the encoder blocks and the patch embedding (int8 there moved the
 // min cosine to f32 on 64 imagenet-samples photos with random ViT-B/32 weights from 0.99960 to 0.99957, and it is
-// ~20% of the int8 work when left in f32). The projections (tiny) and everything outside the GEMMs stay f32.
+// ~20% of the int8 work when left in f32). The projections (tiny) and everything outside the GEMMs stay f32, except
+// attention at int8 (nn::attention_precision).
 struct Plan {
   Precision blocks = Precision::F32;
   Precision patch = Precision::F32;

@@ -4,8 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
-#include <cstring>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -66,7 +67,8 @@ TEST(AttentionInt8, KernelGivesThePortableBytes) {
     force_generic_kernels(false);
     ASSERT_EQ(kernel.size(), portable.size());
     size_t differ = 0;
-    for (size_t i = 0; i < kernel.size(); ++i) differ += std::memcmp(&kernel[i], &portable[i], sizeof(float)) != 0;
+    for (size_t i = 0; i < kernel.size(); ++i)
+      differ += std::bit_cast<uint32_t>(kernel[i]) != std::bit_cast<uint32_t>(portable[i]);
     EXPECT_EQ(differ, 0u) << "len " << s.lens[0] << " hd " << s.hd << (s.causal ? " causal" : "");
   }
 }
