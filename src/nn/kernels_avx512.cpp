@@ -691,12 +691,15 @@ void pv4_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int 
       for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], pb, vv[h]);
     }
   }
-  for (int r = 0; r < rows_out; ++r) {
+  // r runs to the constant 4 (a runtime bound here made GCC keep acc in memory, stored on every key quad).
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
     const __m512 iv = _mm512_set1_ps(inv[r]);
+#pragma GCC unroll 8
     for (int h = 0; h < HB; ++h) {
       const int d = d0 + 16 * h;
-      _mm512_mask_storeu_ps(out[r] + d, tail_mask(hd - d),
-                            _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][h]), iv), _mm512_loadu_ps(sv + d)));
+      const __m512 o = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][h]), iv), _mm512_loadu_ps(sv + d));
+      if (r < rows_out) _mm512_mask_storeu_ps(out[r] + d, tail_mask(hd - d), o);
     }
   }
 }
