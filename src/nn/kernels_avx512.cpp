@@ -857,17 +857,17 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
       inv[r] = softmax_u8(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16,
                           pu + static_cast<long>(r) * l16);
     const int jq1 = (kn + 3) / 4;
-    // Passes of at most 5 blocks of 16 channels (20 accumulators), as even as they go: hd 72 in one pass of 5,
-    // not 4 + a pass of 1 that reloads every weight for one vector of products.
-    const int nb = h16 / 16, passes = (nb + 4) / 5;
+    // Passes of at most 4 blocks of 16 channels (16 accumulators), as even as they go: hd 72 as 3 + 2, not 4 + a
+    // pass of 1 that reloads every weight for one vector of products; 5 in one pass made GCC spill the 20
+    // accumulators on every key quad (so400m: 1.49-1.53 CPU s per image as 3 + 2, 1.57-1.62 as 5).
+    const int nb = h16 / 16, passes = (nb + 3) / 4;
     for (int b0 = 0, pass = 0; pass < passes; ++pass) {
       const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
       switch (b1 - b0) {
         case 1: pv4_i8<1>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
         case 2: pv4_i8<2>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
         case 3: pv4_i8<3>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        case 4: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        default: pv4_i8<5>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+        default: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
       }
       b0 = b1;
     }
