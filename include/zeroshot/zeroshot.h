@@ -35,11 +35,12 @@ enum class Modality { Image, Audio };
 // np.random.seed(audio_seed), reseeded for every clip.
 enum class AudioCrop { Middle, Random };
 
-// Arithmetic of the encoders' linear layers (everything else is always f32):
+// Arithmetic of the encoders' linear layers (and, at Int8, attention's two products; everything else is f32):
 //   F32   exact (the default; matches the reference implementation within float rounding)
 //   BF16  bfloat16 weights and activations, f32 accumulation (AVX512-BF16)
 //   Int8  int8 weights per output channel, int8 activations per row, exact int32 dot products (AVX512-VNNI;
-//         faster still); uses zeroshot-int8.safetensors next to the model when it matches the weights
+//         faster still); uses zeroshot-int8.safetensors next to the model when it matches the weights.
+//         Attention's q k^T and weights x v run in int8 too (softmax in f32; docs/quantized-format.md)
 //   Int4  weight-only: 4-bit weights in groups of 32 inputs (scale and minimum per group), dequantized to f32
 //         inside the products; for big models in little memory (ViT-H/14 < 2 GB); uses
 //         zeroshot-int4.safetensors next to the model when it matches the weights

@@ -16,6 +16,7 @@
 #include "api/model_fingerprint.h"
 #include "io/hub.h"
 #include "io/safetensors.h"
+#include "nn/ops.h"
 #include "util/trace.h"
 #include "zeroshot/zeroshot.h"
 
@@ -128,7 +129,10 @@ std::string Model::fingerprint() const {
     if (files.size() > 1) small.push_back(ws.origin());  // the shard index
     // The decoding mode is a setting of the image path like the precision is of the encoder: the same text
     // goes in next to it (the exact default keeps the fingerprints it always had).
-    std::string setting = nn::precision_name(api::to_nn_precision(impl_->opt.precision));
+    const nn::Precision prec = api::to_nn_precision(impl_->opt.precision);
+    std::string setting = nn::precision_name(prec);
+    // Int8 attention changed int8 embeddings: label caches and indexes made with f32 attention must not match.
+    if (nn::attention_precision(prec) == nn::AttnPrecision::Int8) setting += "+int8-attention";
     if (impl_->opt.fast_decode) setting += "+fast-decode";
     impl_->fingerprint = api::model_fingerprint(small, {files.begin(), files.end()}, setting);
   }

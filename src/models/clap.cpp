@@ -615,7 +615,7 @@ struct ClapModel::Impl {
       // Post-LN: x = LN(attn(x) + x); x = LN(fc2(act(fc1(x))) + x). The residual adds happen in the epilogues.
       l.qkv.forward(x.get(), r, qkv.get(), p);
       nn::attention(qkv.get(), qkv.get() + h, qkv.get() + 2 * h, 3L * h, lens, t.num_heads, head_dim, scale, false,
-                    ctx.get(), h, p);
+                    ctx.get(), h, p, nn::attention_precision(prec));
       l.o.forward(ctx.get(), r, x.get(), p, nn::LinearPost::accumulate());
       nn::layer_norm(x.get(), rows, h, l.ln_attn.g, l.ln_attn.b, t.layer_norm_eps, x.get(), p);
       linear_act(l.fc1, t.act, x.get(), r, m.get(), p);

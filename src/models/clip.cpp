@@ -145,7 +145,8 @@ class Workspace {
 
 // The layers that run in the model's precision: the encoder blocks and the patch embedding (int8 there moved the
 // min cosine to f32 on 64 imagenet-samples photos with random ViT-B/32 weights from 0.99960 to 0.99957, and it is
-// ~20% of the int8 work when left in f32). The projections (tiny) and everything outside the GEMMs stay f32.
+// ~20% of the int8 work when left in f32). The projections (tiny) and everything outside the GEMMs stay f32, except
+// attention at int8 (nn::attention_precision).
 struct Plan {
   Precision blocks = Precision::F32;
   Precision patch = Precision::F32;
@@ -303,10 +304,11 @@ struct ClipModel::Impl {
       // Value-value attention: softmax(v v^T * scale) v per head, with the block's own v and scale, then out_proj
       // (its bias included) added to the v-v path; the path skips the MLP (CLIP Surgery's dual-path block).
       nn::attention(qkv + 2 * d, qkv + 2 * d, qkv + 2 * d, 3L * d, lens, tc.num_heads, head_dim, scale, false, ctx, d,
-                    p);
+                    p, nn::attention_precision(plan.blocks));
       l.out.forward(ctx, m, vv_x, p, nn::LinearPost::accumulate());
     }
-    nn::attention(qkv, qkv + d, qkv + 2 * d, 3L * d, lens, tc.num_heads, head_dim, scale, causal, ctx, d, p);
+    nn::attention(qkv, qkv + d, qkv + 2 * d, 3L * d, lens, tc.num_heads, head_dim, scale, causal, ctx, d, p,
+                  nn::attention_precision(plan.blocks));
     l.out.forward(ctx, m, x, p, nn::LinearPost::accumulate());  // x += out_proj(ctx)
     l.fc1.forward(x, m, mlp, p, nn::LinearPost::activate(tc.act), &ln2);
     l.fc2.forward(mlp, m, x, p, nn::LinearPost::accumulate());  // x += fc2(act(fc1(ln2(x))))

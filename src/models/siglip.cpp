@@ -264,7 +264,8 @@ struct SiglipModel::Impl {
     const float scale = head_scale(tc);
     const nn::RowLayerNorm ln1{l.ln1.g, l.ln1.b, tc.layer_norm_eps}, ln2{l.ln2.g, l.ln2.b, tc.layer_norm_eps};
     l.qkv.forward(x, m, qkv, p, nn::LinearPost::store(), &ln1);
-    nn::attention(qkv, qkv + d, qkv + 2 * d, 3L * d, lens, tc.num_heads, hd, scale, false, ctx, d, p);
+    nn::attention(qkv, qkv + d, qkv + 2 * d, 3L * d, lens, tc.num_heads, hd, scale, false, ctx, d, p,
+                  nn::attention_precision(prec));
     const int64_t real = rows - static_cast<int64_t>(extra.size());
     for (size_t i = 0; i < extra.size(); ++i) {
       const float* q = qkv + static_cast<size_t>(real + static_cast<int64_t>(i)) * 3 * d;

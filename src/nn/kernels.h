@@ -91,6 +91,10 @@ void gemm(const GemmCall& g, int p0, int p1, int rb0, int rb1);
 size_t attention_work_floats(int len, int hd);
 void attention_head(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale, bool causal,
                     float* out, long ldo, float* work);
+// nn/attention_int8.h's arithmetic of one sequence and head (the same bytes as nn::attention_head_int8) with
+// vpdpbusd. work: attention_int8_work_bytes(len, hd) bytes, 4-byte aligned. Call only when cpu_has_avx512_vnni().
+void attention_head_int8(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale,
+                         bool causal, float* out, long ldo, unsigned char* work);
 // nn::layer_norm's arithmetic (two passes, double sums), vectorized; y may equal x.
 void layer_norm(const float* x, long rows, int dim, const float* gamma, const float* beta, float eps, float* y);
 // x[i] = act(x[i]) for n values (vectorized exp / erfc; a few ulp from the scalar functions).

@@ -24,6 +24,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "nn/attention_int8.h"
 #include "nn/kernels.h"
 
 #if defined(__clang__)
@@ -607,6 +608,268 @@ void attention_head(const float* q, const float* k, const float* v, long ld, int
           }
         }
       }
+    }
+  }
+}
+
+// ------------------------------------------------------------------------------------------- int8 attention
+
+namespace {
+
+size_t round64(size_t n) { return (n + 63) / 64 * 64; }
+
+// Symmetric int8 of 16 values (nn/attention_int8.h: the factor inv = 127 / m), as int32 lanes.
+inline __m512i quantize16(__m512 x, __m512 inv) {
+  const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x, inv), _mm512_set1_ps(-127.0f)), _mm512_set1_ps(127.0f));
+  return _mm512_cvtps_epi32(t);
+}
+
+// The scale and factor of values with max |x| = m (attention_int8.cpp's scales()).
+inline void scales(float m, float* s, float* inv) {
+  const bool ok = m > 0.0f && m < 3.0e38f;
+  *s = ok ? m / 127.0f : 0.0f;
+  *inv = ok ? 127.0f / m : 0.0f;
+}
+
+// max |x| of a row of hd values.
+inline float row_absmax(const float* x, int hd) {
+  __m512 mx = _mm512_setzero_ps();
+  for (int d = 0; d < hd; d += 16)
+    mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(hd - d), x + d)));
+  return _mm512_reduce_max_ps(mx);
+}
+
+inline int32_t load32(const uint8_t* p) {
+  int32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+}
+
+// Scores of 4 query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads, kq[t][j]):
+// s[r][j] = float(sum q8 k8) * rs[r] * sk[j], the + 128 taken back out by starting from kneg[j] = -128 sum_d k8[j][d].
+template <int JB>
+void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
+                const float* sk, const float* rs, float* s) {
+  __m512i acc[4][JB];
+  for (int j = 0; j < JB; ++j) {
+    const __m512i c = _mm512_loadu_si512(kneg + (jb0 + j) * 16);
+    for (auto& row : acc) row[j] = c;
+  }
+  for (int t = 0; t < dq; ++t) {
+    __m512i kv[JB];
+    for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + static_cast<long>(t) * l16 + (jb0 + j) * 16);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512i qb = _mm512_set1_epi32(load32(q[r] + 4 * t));
+      for (int j = 0; j < JB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], qb, kv[j]);
+    }
+  }
+  for (int r = 0; r < 4; ++r) {
+    const __m512 rv = _mm512_set1_ps(rs[r]);
+    for (int j = 0; j < JB; ++j) {
+      const int o = (jb0 + j) * 16;
+      _mm512_storeu_ps(s + static_cast<long>(r) * l16 + o,
+                       _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][j]), rv), _mm512_loadu_ps(sk + o)));
+    }
+  }
+}
+
+// out_r[d0 .. d0 + 16 HB) = float(sum_j p[r][j] v8[j]) * inv[r] * sv over key quads [0, jq1), for 4 rows of u8
+// weights (rows >= rows_out are not stored); vq[jq][h16][4]: the int8 values of keys 4 jq .. 4 jq + 3 per channel.
+template <int HB>
+void pv4_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int d0, int hd, const float* inv,
+            const float* sv, float* const out[4], int rows_out) {
+  __m512i acc[4][HB];
+  for (auto& row : acc)
+    for (__m512i& a : row) a = _mm512_setzero_si512();
+  for (int jq = 0; jq < jq1; ++jq) {
+    __m512i vv[HB];
+    for (int h = 0; h < HB; ++h) vv[h] = _mm512_loadu_si512(vq + (static_cast<long>(jq) * h16 + d0 + 16 * h) * 4);
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      const __m512i pb = _mm512_set1_epi32(load32(p + static_cast<long>(r) * l16 + 4 * jq));
+      for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], pb, vv[h]);
+    }
+  }
+  // r runs to the constant 4 (a runtime bound here made GCC keep acc in memory, stored on every key quad).
+#pragma GCC unroll 4
+  for (int r = 0; r < 4; ++r) {
+    const __m512 iv = _mm512_set1_ps(inv[r]);
+#pragma GCC unroll 8
+    for (int h = 0; h < HB; ++h) {
+      const int d = d0 + 16 * h;
+      const __m512 o = _mm512_mul_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[r][h]), iv), _mm512_loadu_ps(sv + d));
+      if (r < rows_out) _mm512_mask_storeu_ps(out[r] + d, tail_mask(hd - d), o);
+    }
+  }
+}
+
+// nn/attention_int8.h's exp_softmax: e^x = 2^(x log2 e), 2^n exact by scalef, 2^f (|f| <= 1/2) by its degree-5
+// Taylor polynomial (3.2e-6 relative: far below the u8 step the result is rounded to).
+inline __m512 exp_softmax_ps(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.0f));
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(kExp2C5);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C4));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C3));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C2));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(kExp2C1));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// Softmax weights of one row of scores as u8 (nn/attention_int8.h), zeros in [valid, l16b); returns 1 / their sum.
+float softmax_u8(const float* row, int valid, int l16b, uint8_t* p) {
+  __m512 mx = _mm512_set1_ps(-__builtin_inff());
+  for (int j = 0; j < valid; j += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(valid - j), row + j));
+  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  __m512i sum = _mm512_setzero_si512();
+  for (int j = 0; j < l16b; j += 16) {
+    const __mmask16 k = j < valid ? tail_mask(valid - j) : 0;
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_softmax_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
+    const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.0f)));
+    sum = _mm512_add_epi32(sum, u);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(p + j), _mm512_cvtepi32_epi8(u));
+  }
+  const int total = _mm512_reduce_add_epi32(sum);
+  return 1.0f / static_cast<float>(total > 0 ? total : 1);
+}
+
+}  // namespace
+
+void attention_head_int8(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale,
+                         bool causal, float* out, long ldo, unsigned char* work) {
+  if (len <= 0 || hd <= 0) return;
+  const int l16 = (len + 15) / 16 * 16, h16 = (hd + 15) / 16 * 16, dq = (hd + 3) / 4, lq = (len + 3) / 4;
+  unsigned char* at = work;
+  auto take = [&at](size_t bytes) {
+    unsigned char* p = at;
+    at += round64(bytes);
+    return p;
+  };
+  auto* kq = reinterpret_cast<uint32_t*>(take(static_cast<size_t>(dq) * l16 * 4));
+  auto* vq = take(static_cast<size_t>(lq) * h16 * 4);
+  auto* qu = take(static_cast<size_t>(len) * dq * 4);
+  auto* kneg = reinterpret_cast<int32_t*>(take(static_cast<size_t>(l16) * 4));
+  auto* sk = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
+  auto* rs = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
+  auto* sv = reinterpret_cast<float*>(take(static_cast<size_t>(h16) * 4));
+  auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(4) * l16 * 4));
+  auto* pu = take(static_cast<size_t>(4) * l16);
+  const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi32(128);
+  // One pass over the rows (q, k and v of a row share its pages, 3 x dim floats apart from the next row's: a TLB
+  // miss each, and no hardware prefetch across them, so the rows a few ahead are prefetched): Q as u8 (q8 + 128;
+  // 128 past hd: q8 = 0) in rows of dq quads; K^T as quads of int8 per key, keys padded to l16 with zeros,
+  // kneg = -128 sum_d k8; V's per-channel max |v| (in sv until the scales replace it).
+  constexpr int kAhead = 8;
+  const int lines = (hd * 4 + 63) / 64;
+  for (int d = 0; d < h16; d += 16) _mm512_storeu_ps(sv + d, _mm512_setzero_ps());
+  for (int j = 0; j < l16; ++j) {
+    if (j + kAhead < len) {
+      const char* ahead = reinterpret_cast<const char*>(q + (j + kAhead) * ld);
+      const long kofs = (k - q) * 4, vofs = (v - q) * 4;
+      for (int t = 0; t < lines; ++t) {
+        _mm_prefetch(ahead + 64 * t, _MM_HINT_T0);
+        _mm_prefetch(ahead + kofs + 64 * t, _MM_HINT_T0);
+        _mm_prefetch(ahead + vofs + 64 * t, _MM_HINT_T0);
+      }
+    }
+    if (j < len) {
+      const float* x = q + j * ld;
+      float sc = 0.0f, inv = 0.0f;
+      scales(row_absmax(x, hd), &sc, &inv);
+      rs[j] = sc * scale;
+      const __m512 iv = _mm512_set1_ps(inv);
+      for (int d = 0; d < dq * 4; d += 16) {
+        const __m512i u = _mm512_add_epi32(quantize16(_mm512_maskz_loadu_ps(tail_mask(hd - d), x + d), iv), off);
+        _mm_mask_storeu_epi8(qu + static_cast<long>(j) * dq * 4 + d, tail_mask(dq * 4 - d), _mm512_cvtepi32_epi8(u));
+      }
+      const float* y = v + j * ld;
+      for (int d = 0; d < hd; d += 16)
+        _mm512_storeu_ps(sv + d, _mm512_max_ps(_mm512_loadu_ps(sv + d),
+                                               _mm512_abs_ps(_mm512_maskz_loadu_ps(tail_mask(hd - d), y + d))));
+    }
+    alignas(64) uint32_t row[64];  // up to 256 channels per 16-value pass below
+    float sc = 0.0f, inv = 0.0f;
+    if (j < len) scales(row_absmax(k + j * ld, hd), &sc, &inv);
+    sk[j] = sc;
+    const __m512 iv = _mm512_set1_ps(inv);
+    __m512i ksum = zero;
+    for (int d0 = 0; d0 < dq * 4; d0 += 256) {
+      const int n = imin(dq * 4 - d0, 256);
+      for (int d = 0; d < n; d += 16) {
+        const __m512i kv =
+            j < len ? quantize16(_mm512_maskz_loadu_ps(tail_mask(hd - d0 - d), k + j * ld + d0 + d), iv) : zero;
+        ksum = _mm512_add_epi32(ksum, kv);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(reinterpret_cast<uint8_t*>(row) + d), _mm512_cvtepi32_epi8(kv));
+      }
+      for (int t = 0; t < (n + 3) / 4; ++t) kq[static_cast<long>(d0 / 4 + t) * l16 + j] = row[t];
+    }
+    kneg[j] = -128 * _mm512_reduce_add_epi32(ksum);
+  }
+  // V: int8 per channel; vq[jq][c][t] = v8 of key 4 jq + t, channel c (keys past len and channels past hd: 0).
+  for (int d = 0; d < h16; d += 16) {
+    const __mmask16 m = tail_mask(hd - d);
+    alignas(64) float iv[16];
+    for (int c = 0; c < 16; ++c) scales(sv[d + c], sv + d + c, iv + c);
+    const __m512 inv = _mm512_load_ps(iv);
+    for (int jq = 0; jq < lq; ++jq) {
+      __m128i b[4];
+      for (int t = 0; t < 4; ++t) {
+        const int j = 4 * jq + t;
+        b[t] = j < len ? _mm512_cvtepi32_epi8(quantize16(_mm512_maskz_loadu_ps(m, v + j * ld + d), inv))
+                       : _mm_setzero_si128();
+      }
+      // Interleave the 4 keys' bytes per channel: (k0 k1 k2 k3) for channels 0..15.
+      const __m128i lo01 = _mm_unpacklo_epi8(b[0], b[1]), hi01 = _mm_unpackhi_epi8(b[0], b[1]);
+      const __m128i lo23 = _mm_unpacklo_epi8(b[2], b[3]), hi23 = _mm_unpackhi_epi8(b[2], b[3]);
+      auto* dst = reinterpret_cast<__m128i*>(vq + (static_cast<long>(jq) * h16 + d) * 4);
+      _mm_storeu_si128(dst + 0, _mm_unpacklo_epi16(lo01, lo23));
+      _mm_storeu_si128(dst + 1, _mm_unpackhi_epi16(lo01, lo23));
+      _mm_storeu_si128(dst + 2, _mm_unpacklo_epi16(hi01, hi23));
+      _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(hi01, hi23));
+    }
+  }
+  for (int i0 = 0; i0 < len; i0 += 4) {
+    const int rows = imin(4, len - i0);
+    const int kn = causal ? i0 + rows : len;  // causal rows only ever see keys up to the last of the 4
+    const int kb = (kn + 15) / 16;
+    const uint8_t* qr[4];
+    float* orow[4];
+    float rq[4], inv[4];
+    for (int r = 0; r < 4; ++r) {
+      const int i = imin(i0 + r, len - 1);  // past the sequence: the last row again (computed, never stored)
+      qr[r] = qu + static_cast<long>(i) * dq * 4;
+      orow[r] = out + i * ldo;
+      rq[r] = rs[i];
+    }
+    for (int jb = 0; jb < kb; jb += 4) {
+      switch (imin(4, kb - jb)) {
+        case 1: scores4_i8<1>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+        case 2: scores4_i8<2>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+        case 3: scores4_i8<3>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+        default: scores4_i8<4>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
+      }
+    }
+    for (int r = 0; r < 4; ++r)
+      inv[r] = softmax_u8(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16,
+                          pu + static_cast<long>(r) * l16);
+    const int jq1 = (kn + 3) / 4;
+    // Passes of at most 4 blocks of 16 channels (16 accumulators), as even as they go: hd 72 as 3 + 2, not 4 + a
+    // pass of 1 that reloads every weight for one vector of products; 5 in one pass made GCC spill the 20
+    // accumulators on every key quad (so400m: 1.49-1.53 CPU s per image as 3 + 2, 1.57-1.62 as 5).
+    const int nb = h16 / 16, passes = (nb + 3) / 4;
+    for (int b0 = 0, pass = 0; pass < passes; ++pass) {
+      const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
+      switch (b1 - b0) {
+        case 1: pv4_i8<1>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+        case 2: pv4_i8<2>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+        case 3: pv4_i8<3>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+        default: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
+      }
+      b0 = b1;
     }
   }
 }

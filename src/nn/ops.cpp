@@ -3,10 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
+#include "nn/attention_int8.h"
 #include "nn/audio_ops.h"
 #include "nn/gemm.h"
 #include "nn/kernels.h"
@@ -165,8 +168,16 @@ void attention(const float* q, const float* k, const float* v, const std::vector
   attention(q, k, v, dim, lens, heads, head_dim, scale, causal, out, dim, pool);
 }
 
+AttnPrecision attention_precision(Precision p) {
+  static const bool int8_off = [] {
+    const char* e = std::getenv("ZEROSHOT_INT8_ATTENTION");
+    return e && std::string(e) == "0";
+  }();
+  return p == Precision::Int8 && !int8_off ? AttnPrecision::Int8 : AttnPrecision::F32;
+}
+
 void attention(const float* q, const float* k, const float* v, long ld, const std::vector<int>& lens, int heads,
-               int head_dim, float scale, bool causal, float* out, long ld_out, ThreadPool* pool) {
+               int head_dim, float scale, bool causal, float* out, long ld_out, ThreadPool* pool, AttnPrecision ap) {
   std::vector<long> starts(lens.size());
   long rows = 0, max_len = 0, work = 0;
   for (size_t s = 0; s < lens.size(); ++s) {
@@ -178,7 +189,8 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
   const long pairs = static_cast<long>(lens.size()) * heads;
   if (pairs == 0 || max_len == 0) return;
   const long min_pairs = std::max(1L, kMinParallelGemm * pairs / (work + 1));
-  const bool avx = kern::cpu_has_avx512();
+  const bool int8 = ap == AttnPrecision::Int8;
+  const bool avx = int8 ? kern::cpu_has_avx512_vnni() : kern::cpu_has_avx512();
   // A few ranges of (sequence, head) pairs per thread, taken in turn (a preempted thread's share moves on).
   const long threads = pool ? pool->threads() : 1;
   const long chunks = std::max(1L, std::min({pairs / min_pairs, threads * 4, pairs}));
@@ -189,8 +201,9 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
     // Per thread, kept between calls (like PackedLinear's scratch): a fresh vector per chunk was an mmap of
     // ~0.3 MB at 729 tokens, its pages faulted in and zeroed by the kernel on every layer.
     thread_local std::vector<float> scratch;
-    const size_t need = avx ? kern::avx512::attention_work_floats(static_cast<int>(max_len), head_dim)
-                            : static_cast<size_t>(max_len * max_len);
+    const size_t need = int8  ? (attention_int8_work_bytes(static_cast<int>(max_len), head_dim) + 3) / 4
+                        : avx ? kern::avx512::attention_work_floats(static_cast<int>(max_len), head_dim)
+                              : static_cast<size_t>(max_len * max_len);
     if (scratch.size() < need) scratch.resize(need);
     for (long p = p0; p < p1; ++p) {
       const long s = p / heads, h = p % heads;
@@ -201,6 +214,12 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
       const float* ks = k + row0 * ld + h * head_dim;
       const float* vs = v + row0 * ld + h * head_dim;
       float* os = out + row0 * ld_out + h * head_dim;
+      if (int8) {
+        auto* w = reinterpret_cast<unsigned char*>(scratch.data());
+        if (avx) kern::avx512::attention_head_int8(qs, ks, vs, ld, len, head_dim, scale, causal, os, ld_out, w);
+        else attention_head_int8(qs, ks, vs, ld, len, head_dim, scale, causal, os, ld_out, w);
+        continue;
+      }
       if (avx) {
         kern::avx512::attention_head(qs, ks, vs, ld, len, head_dim, scale, causal, os, ld_out, scratch.data());
         continue;
