@@ -60,20 +60,7 @@ Embeds run(const ClipModel& m, const Inputs& in) {
   return e;
 }
 
-double min_cosine(const std::vector<float>& a, const std::vector<float>& b, size_t dim) {
-  double worst = 1.0;
-  for (size_t r = 0; r < a.size() / dim; ++r) {
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = r * dim; i < (r + 1) * dim; ++i) {
-      ab += static_cast<double>(a[i]) * b[i];
-      aa += static_cast<double>(a[i]) * a[i];
-      bb += static_cast<double>(b[i]) * b[i];
-    }
-    worst = std::min(worst, ab / std::sqrt(aa * bb));
-  }
-  return worst;
-}
-
+using zeroshot::testing::min_cosine;
 using zeroshot::testing::rel_err;
 
 std::unique_ptr<ClipModel> load(const std::string& dir, Precision p,

@@ -151,6 +151,26 @@ TEST(Compare, ErrorsAndNaN) {
   EXPECT_EQ(d, std::numeric_limits<float>::infinity());
 }
 
+TEST(Compare, Cosines) {
+  const float a[] = {3, 4}, b[] = {4, 3}, c[] = {-6, -8};
+  EXPECT_DOUBLE_EQ(cosine(a, b, 2), 24.0 / 25.0);
+  EXPECT_DOUBLE_EQ(cosine(a, c, 2), -1.0);
+  const double x[] = {1, 0}, y[] = {0, 2};
+  EXPECT_EQ(cosine(x, y, 2), 0.0);
+  // Rows {3,4}~{3,4} (1) and {3,4}~{4,3} (24/25): the worst row counts, in both layouts.
+  const std::vector<float> got = {3, 4, 3, 4}, want = {3, 4, 4, 3};
+  EXPECT_DOUBLE_EQ(min_cosine(got, want, 2), 24.0 / 25.0);
+  EXPECT_DOUBLE_EQ(min_cosine(std::vector<std::vector<float>>{{3, 4}, {3, 4}}, {{3, 4}, {4, 3}}), 24.0 / 25.0);
+  // A NaN row (here a zero vector) is never close, wherever it stands.
+  EXPECT_TRUE(std::isnan(min_cosine({0, 0, 3, 4}, want, 2)));
+  EXPECT_TRUE(std::isnan(min_cosine({3, 4, 0, 0}, want, 2)));
+  double m = 0;
+  EXPECT_NONFATAL_FAILURE(m = min_cosine(got, {3, 4}, 2), "size");
+  EXPECT_TRUE(std::isnan(m));
+  EXPECT_NONFATAL_FAILURE(m = min_cosine(std::vector<std::vector<float>>{{3, 4}}, {{3, 4, 0}}), "size");
+  EXPECT_TRUE(std::isnan(m));
+}
+
 TEST(Compare, RowsNear) {
   const std::vector<float> got = {0, 0, 1, 1}, want = {0, 0.01f, 1, 1.5f};
   EXPECT_TRUE(rows_near(got.data(), want.data(), 1, 2, 0.02f));
