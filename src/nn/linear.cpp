@@ -89,14 +89,14 @@ uint16_t f32_to_bf16(float x) {
   return static_cast<uint16_t>(b >> 16);
 }
 
-namespace {
-
 float bf16_round(float x) {
   const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;
   float r;
   std::memcpy(&r, &b, 4);
   return r;
 }
+
+namespace {
 
 // Per-row activation quantization, bit for bit what kern::avx512::convert_a computes.
 void quant_params(const float* x, int k, float* scale, int* zp) {

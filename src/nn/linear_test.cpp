@@ -25,13 +25,6 @@ namespace {
 
 using zeroshot::testing::randn;
 
-float bf16_value(float x) {
-  const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;
-  float r;
-  std::memcpy(&r, &b, 4);
-  return r;
-}
-
 double act_ref(Act a, double x) {
   switch (a) {
     case Act::QuickGelu: return x / (1.0 + std::exp(-1.702 * x));
@@ -166,8 +159,8 @@ TEST(PackedLinear, Bf16IsExactProductsOfRoundedOperands) {
         const std::vector<float> y0 = randn(static_cast<size_t>(c.m) * c.n, seed++);
         const PackedLinear L(t.w.data(), t.b.data(), c.n, c.k, Precision::BF16, kc);
         std::vector<float> xr(t.x.size()), wr(t.w.size());
-        for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_value(t.x[i]);
-        for (size_t i = 0; i < wr.size(); ++i) wr[i] = bf16_value(t.w[i]);
+        for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_round(t.x[i]);
+        for (size_t i = 0; i < wr.size(); ++i) wr[i] = bf16_round(t.w[i]);
         std::vector<double> err(static_cast<size_t>(c.m) * c.n);
         for (int r = 0; r < c.m; ++r)
           for (int j = 0; j < c.n; ++j) {
