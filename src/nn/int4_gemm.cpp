@@ -10,14 +10,13 @@
 #include "nn/gemm.h"
 #include "nn/int4_kernels.h"
 #include "nn/kernels.h"
+#include "nn/scratch.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
 
 namespace {
 
-constexpr long kMinParallelGemm = 1L << 18;  // multiply-adds below which one thread does it all (as linear.cpp)
-constexpr int kChunksPerThread = 4;
 constexpr long kAChunkBytes = 1L << 20;  // activation rows per dequantized panel: they stay in L2 (kernels_avx512)
 constexpr int kGenericCols = 64;         // columns dequantized at a time on the generic path
 
@@ -41,15 +40,7 @@ struct Scratch {
     return panel.get();
   }
 };
-Scratch& scratch() {
-  thread_local Scratch s;
-  return s;
-}
-
-template <class T>
-void grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
+Scratch& scratch() { return thread_scratch<Scratch>(); }
 
 float act_scalar(Act a, float x) {
   switch (a) {

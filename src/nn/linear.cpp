@@ -14,6 +14,7 @@
 #include "nn/gemm.h"
 #include "nn/int4_gemm.h"
 #include "nn/kernels.h"
+#include "nn/scratch.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
@@ -119,12 +120,10 @@ int quantize_u8(float x, float inv, int zp) {
   return static_cast<int>(std::clamp<long>(r + zp, 0, 255));
 }
 
-constexpr long kMinParallelGemm = 1L << 18;  // multiply-adds below which one thread does it all
 // Activation values below which the conversion (layer norm, bf16 / int8) runs in the calling thread: it takes
 // microseconds, less than waking a worker (ViT-B/32 int8 batch 1, 3 alternating runs: 20-24 images/s serial
 // against 16-21 with the conversions of every GEMM split at 32K values).
 constexpr long kMinParallelPack = 1L << 20;
-constexpr int kChunksPerThread = 4;
 // Weights below which a layer is packed by the calling thread alone (~0.1 ms of work).
 constexpr long kMinParallelWeights = 1L << 16;
 
@@ -134,15 +133,7 @@ struct Scratch {
   std::vector<float> scale, tmp, normed, row;
   std::vector<int32_t> zp;
 };
-Scratch& scratch() {
-  thread_local Scratch s;
-  return s;
-}
-
-template <class T>
-void grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
+Scratch& scratch() { return thread_scratch<Scratch>(); }
 
 // Maps the pages of a fresh buffer of `bytes` in one call (MADV_POPULATE_WRITE, Linux 5.14; best effort) instead
 // of one page fault per 4 KB page as the packing first writes them.
