@@ -10,6 +10,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/open_clip_json.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -172,10 +173,9 @@ void check_options(const Json& obj, const Options& options, const std::string& p
   }
 }
 
-const Json& object_at(const Json& j, const char* key, const std::string& prefix, const std::string& file) {
+void check_object(const Json& j, const char* key, const std::string& prefix, const std::string& file) {
   if (!j.contains(key)) throw Error(file, prefix + key + " is missing");
   if (!j[key].is_object()) throw Error(file, prefix + key + " is not an object");
-  return j[key];
 }
 
 int get_int(const Json& obj, const char* key, int def, const std::string& prefix, const std::string& file) {
@@ -281,10 +281,9 @@ OpenClipPreprocess read_preprocess(const Json& j, int image_size, const std::str
   return p;
 }
 
-// The architectures open_clip builds that this engine does not, each refused by name before any other option.
-void refuse_architectures(const Json& m, const Json& v, const Json& t, const std::string& file) {
-  if (m.contains("multimodal_cfg") && !m["multimodal_cfg"].is_null())
-    throw Error(file, "model_cfg.multimodal_cfg: CoCa models (captioning decoder) are not supported");
+// The architectures open_clip builds that this engine does not, each refused by name before any other option
+// (CoCa already by read_open_clip_json).
+void refuse_architectures(const Json& v, const Json& t, const std::string& file) {
   if (v.contains("timm_model_name") && !v["timm_model_name"].is_null())
     throw Error(file, "model_cfg.vision_cfg.timm_model_name " + v["timm_model_name"].dump() +
                           ": timm vision towers are not supported (only ViT CLIP towers)");
@@ -310,18 +309,28 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+OpenClipJson read_open_clip_json(const std::string& path) {
+  OpenClipJson o;
+  o.root = io::load_json(path);
+  if (!o.root.is_object()) throw Error(path, "not a JSON object");
+  const bool nested = o.root.contains("model_cfg");
+  if (nested && !o.root["model_cfg"].is_object()) throw Error(path, "model_cfg is not an object");
+  o.model_prefix = nested ? "model_cfg." : "";
+  o.vision_prefix = o.model_prefix + "vision_cfg.";
+  o.text_prefix = o.model_prefix + "text_cfg.";
+  const Json& m = o.model();
+  if (m.contains("multimodal_cfg") && !m["multimodal_cfg"].is_null())
+    throw Error(path, o.model_prefix + "multimodal_cfg: CoCa models (captioning decoder) are not supported");
+  check_object(m, "vision_cfg", o.model_prefix, path);
+  check_object(m, "text_cfg", o.model_prefix, path);
+  return o;
+}
+
 OpenClipConfig load_open_clip_config(const std::string& path) {
-  const Json j = io::load_json(path);
-  if (!j.is_object()) throw Error(path, "not a JSON object");
-  // open_clip_config.json nests the model under model_cfg; open_clip's own model_configs/*.json are bare.
-  const bool nested = j.contains("model_cfg");
-  const std::string mp = nested ? "model_cfg." : "";
-  if (nested && !j["model_cfg"].is_object()) throw Error(path, "model_cfg is not an object");
-  const Json& m = nested ? j["model_cfg"] : j;
-  const Json& v = object_at(m, "vision_cfg", mp, path);
-  const Json& t = object_at(m, "text_cfg", mp, path);
-  const std::string vp = mp + "vision_cfg.", tp = mp + "text_cfg.";
-  refuse_architectures(m, v, t, path);
+  const OpenClipJson o = read_open_clip_json(path);
+  const Json &j = o.root, &m = o.model(), &v = o.vision(), &t = o.text();
+  const std::string &mp = o.model_prefix, &vp = o.vision_prefix, &tp = o.text_prefix;
+  refuse_architectures(v, t, path);
   check_options(m, model_options(), mp, path);
   check_options(v, vision_options(), vp, path);
   check_options(t, text_options(), tp, path);

@@ -8,6 +8,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/hf_config.h"
+#include "models/open_clip_json.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -139,12 +140,6 @@ void check_rules(const Json& obj, const Rules& rules, const std::string& prefix,
   }
 }
 
-const Json& object_at(const Json& j, const char* key, const std::string& prefix, const std::string& file) {
-  if (!j.contains(key)) throw Error(file, prefix + key + " is missing");
-  if (!j[key].is_object()) throw Error(file, prefix + key + " is not an object");
-  return j[key];
-}
-
 // Python's int(width * mlp_ratio).
 int mlp_width(const hf::Fields& f, int width) {
   double ratio = 4.0;
@@ -170,17 +165,9 @@ bool is_open_clip_siglip(const std::string& path) {
 }
 
 OpenClipSiglipConfig load_open_clip_siglip_config(const std::string& path) {
-  const Json j = io::load_json(path);
-  if (!j.is_object()) throw Error(path, "not a JSON object");
-  const bool nested = j.contains("model_cfg");
-  const std::string mp = nested ? "model_cfg." : "";
-  if (nested && !j["model_cfg"].is_object()) throw Error(path, "model_cfg is not an object");
-  const Json& m = nested ? j["model_cfg"] : j;
-  if (m.contains("multimodal_cfg") && !m["multimodal_cfg"].is_null())
-    throw Error(path, mp + "multimodal_cfg: CoCa models (captioning decoder) are not supported");
-  const Json& v = object_at(m, "vision_cfg", mp, path);
-  const Json& t = object_at(m, "text_cfg", mp, path);
-  const std::string vp = mp + "vision_cfg.", tp = mp + "text_cfg.";
+  const OpenClipJson o = read_open_clip_json(path);
+  const Json &m = o.model(), &v = o.vision(), &t = o.text();
+  const std::string &mp = o.model_prefix, &vp = o.vision_prefix, &tp = o.text_prefix;
   if (!v.contains("timm_model_name") || !v["timm_model_name"].is_string())
     throw Error(path, vp + "timm_model_name is missing: only OpenCLIP SigLIP models with a timm trunk are supported");
   if (t.contains("hf_model_name") && !t["hf_model_name"].is_null())
