@@ -20,6 +20,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/temp_model.h"
 #include "zeroshot/error.h"
 
@@ -310,16 +311,13 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClipFixture, ::testing::Values("clip-tiny-qui
 // A writable copy of a fixture model (tests/support), and the loader's verdict on it.
 struct TempModel : zeroshot::testing::TempModel {
   explicit TempModel(const std::string& model = "clip-tiny-quickgelu") : zeroshot::testing::TempModel(fixture(model)) {}
-  // Loads config + weights and builds the model; returns the error message or "ok".
+  // Loads config + weights and builds the model: the error message, or "(no error)" (support/errors.h).
   std::string build() const {
-    try {
+    return zeroshot::testing::error_of([&] {
       const ClipConfig cfg = ClipConfig::load(config_path());
       const auto ws = io::WeightStore::open_dir(dir());
       ClipModel m(cfg, ws, 1);
-      return "ok";
-    } catch (const Error& e) {
-      return e.what();
-    }
+    });
   }
 };
 
@@ -327,9 +325,9 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 TEST(ClipRefusals, UnmodifiedCopyLoads) {
   TempModel t;
-  EXPECT_EQ(t.build(), "ok");
+  EXPECT_EQ(t.build(), "(no error)");
   TempModel f16("clip-tiny-gelu-f16");
-  EXPECT_EQ(f16.build(), "ok");
+  EXPECT_EQ(f16.build(), "(no error)");
 }
 
 TEST(ClipRefusals, WrongVisionHiddenSize) {
@@ -512,7 +510,7 @@ TEST(ClipRefusals, UnexpectedTensor) {
   TempModel ok;
   ok.tensors()["text_model.some_buffer_ids"] = {io::DType::I64, {2}, std::vector<uint8_t>(16, 0)};
   ok.write_weights();
-  EXPECT_EQ(ok.build(), "ok");
+  EXPECT_EQ(ok.build(), "(no error)");
 }
 
 TEST(ClipRefusals, WrongDtype) {

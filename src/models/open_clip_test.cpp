@@ -16,6 +16,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/temp_dir.h"
 #include "text/clip_tokenizer.h"
 #include "zeroshot/error.h"
@@ -28,6 +29,7 @@ using io::Json;
 
 const std::string kReference = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures";
 
+using zeroshot::testing::file_placeholder;
 using zeroshot::testing::max_abs;
 using zeroshot::testing::max_abs_diff;
 using zeroshot::testing::TempDir;
@@ -59,14 +61,7 @@ OpenClipConfig load(const Json& j) {
 std::string error_of(const Json& j) {
   const TempDir dir;
   const std::string path = dir.file("open_clip_config.json", j.dump());
-  try {
-    load_open_clip_config(path);
-  } catch (const Error& e) {
-    std::string m = e.what();
-    if (m.rfind(path + ": ", 0) == 0) return "FILE: " + m.substr(path.size() + 2);
-    return m;
-  }
-  return "(no error)";
+  return file_placeholder(zeroshot::testing::error_of([&] { load_open_clip_config(path); }), path);
 }
 
 TEST(OpenClipConfig, ViTB32Defaults) {

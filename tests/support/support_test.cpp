@@ -8,10 +8,12 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <stdexcept>
 
 #include "io/safetensors.h"
 #include "support/cli.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "support/temp_dir.h"
 #include "support/temp_model.h"
@@ -169,6 +171,16 @@ TEST(Compare, Cosines) {
   EXPECT_TRUE(std::isnan(m));
   EXPECT_NONFATAL_FAILURE(m = min_cosine(std::vector<std::vector<float>>{{3, 4}}, {{3, 4, 0}}), "size");
   EXPECT_TRUE(std::isnan(m));
+}
+
+TEST(Errors, ErrorOfAndFilePlaceholder) {
+  EXPECT_EQ(error_of([] {}), "(no error)");
+  EXPECT_EQ(error_of([] { throw Error("/tmp/x/c.json", "bad key"); }), "/tmp/x/c.json: bad key");
+  EXPECT_EQ(error_of([] { throw std::runtime_error("boom"); }), "NOT a zeroshot::Error: boom");
+  EXPECT_EQ(file_placeholder("/tmp/x/c.json: bad key", "/tmp/x/c.json"), "FILE: bad key");
+  // Only a leading path is replaced: another file's message stays as it is and fails the comparison.
+  EXPECT_EQ(file_placeholder("/tmp/y/c.json: bad key", "/tmp/x/c.json"), "/tmp/y/c.json: bad key");
+  EXPECT_EQ(file_placeholder("(no error)", "/tmp/x/c.json"), "(no error)");
 }
 
 TEST(Compare, RowsNear) {
