@@ -17,6 +17,7 @@
 #include "models/encoder_layers.h"
 #include "models/hf_config.h"
 #include "models/int8_weights.h"
+#include "models/token_ids.h"
 #include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
@@ -491,17 +492,8 @@ void ClipModel::encode_image_tokens(const float* pixel_values, int vv_blocks, fl
 
 void ClipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const {
   const ClipTowerConfig& t = impl_->cfg.text;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string where = "input_ids[" + std::to_string(i) + "]";
-    if (ids[i].empty()) throw Error(where, "empty token sequence");
-    if (ids[i].size() > static_cast<size_t>(t.max_positions))
-      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than max_position_embeddings " +
-                             std::to_string(t.max_positions));
-    for (int32_t id : ids[i])
-      if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                               std::to_string(t.vocab_size) + ")");
-  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    check_token_ids(ids[i], i, t.max_positions, "max_position_embeddings", t.vocab_size);
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");
   impl_->ensure_text();

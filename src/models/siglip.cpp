@@ -9,6 +9,7 @@
 #include "models/encoder_layers.h"
 #include "models/hf_config.h"
 #include "models/siglip2_naflex.h"
+#include "models/token_ids.h"
 #include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
@@ -480,18 +481,8 @@ void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int
   if (pad_id < 0 || pad_id >= t.vocab_size)
     throw Error("pad_id", "token id " + std::to_string(pad_id) + " is outside the vocabulary (size " +
                               std::to_string(t.vocab_size) + ")");
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string where = "input_ids[" + std::to_string(i) + "]";
-    if (ids[i].empty()) throw Error(where, "empty token sequence");
-    if (ids[i].size() > static_cast<size_t>(padded))
-      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than " +
-                             (padded == t.max_positions ? "max_position_embeddings " : "the padded length ") +
-                             std::to_string(padded));
-    for (int32_t id : ids[i])
-      if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                               std::to_string(t.vocab_size) + ")");
-  }
+  const char* limit = padded == t.max_positions ? "max_position_embeddings" : "the padded length";
+  for (size_t i = 0; i < ids.size(); ++i) check_token_ids(ids[i], i, padded, limit, t.vocab_size);
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");
   const size_t dim = static_cast<size_t>(impl_->cfg.embedding_dim());
