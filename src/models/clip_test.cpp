@@ -108,33 +108,26 @@ class ClipFixture : public ::testing::TestWithParam<std::string> {
 
 TEST_P(ClipFixture, ConfigAsDocumented) {
   // The geometry stated in fixtures/README.md.
-  if (GetParam() == "clip-tiny-quickgelu") {
-    EXPECT_EQ(cfg_.vision.hidden_size, 96);
-    EXPECT_EQ(cfg_.vision.num_heads, 4);
-    EXPECT_EQ(cfg_.vision.num_layers, 2);
-    EXPECT_EQ(cfg_.vision.image_size, 224);
-    EXPECT_EQ(cfg_.vision.patch_size, 32);
-    EXPECT_EQ(cfg_.text.hidden_size, 64);
-    EXPECT_EQ(cfg_.text.num_heads, 4);
-    EXPECT_EQ(cfg_.text.num_layers, 2);
-    EXPECT_EQ(cfg_.projection_dim, 48);
-    EXPECT_EQ(cfg_.text.eos_token_id, 2);
-    EXPECT_EQ(cfg_.vision.act, nn::Act::QuickGelu);
-    EXPECT_EQ(cfg_.text.act, nn::Act::QuickGelu);
-  } else {
-    EXPECT_EQ(cfg_.vision.hidden_size, 80);
-    EXPECT_EQ(cfg_.vision.num_heads, 5);
-    EXPECT_EQ(cfg_.vision.num_layers, 3);
-    EXPECT_EQ(cfg_.vision.image_size, 96);
-    EXPECT_EQ(cfg_.vision.patch_size, 16);
-    EXPECT_EQ(cfg_.text.hidden_size, 72);
-    EXPECT_EQ(cfg_.text.num_heads, 6);
-    EXPECT_EQ(cfg_.text.num_layers, 2);
-    EXPECT_EQ(cfg_.projection_dim, 40);
-    EXPECT_EQ(cfg_.text.eos_token_id, 49407);
-    EXPECT_EQ(cfg_.vision.act, nn::Act::Gelu);
-    EXPECT_EQ(cfg_.text.act, nn::Act::Gelu);
-  }
+  struct Geometry {
+    int vision_hidden, vision_heads, vision_layers, image_size, patch_size;
+    int text_hidden, text_heads, text_layers, projection_dim, eos_token_id;
+    nn::Act act;  // both towers
+  };
+  const Geometry g = GetParam() == "clip-tiny-quickgelu"
+                         ? Geometry{96, 4, 2, 224, 32, 64, 4, 2, 48, 2, nn::Act::QuickGelu}
+                         : Geometry{80, 5, 3, 96, 16, 72, 6, 2, 40, 49407, nn::Act::Gelu};
+  EXPECT_EQ(cfg_.vision.hidden_size, g.vision_hidden);
+  EXPECT_EQ(cfg_.vision.num_heads, g.vision_heads);
+  EXPECT_EQ(cfg_.vision.num_layers, g.vision_layers);
+  EXPECT_EQ(cfg_.vision.image_size, g.image_size);
+  EXPECT_EQ(cfg_.vision.patch_size, g.patch_size);
+  EXPECT_EQ(cfg_.text.hidden_size, g.text_hidden);
+  EXPECT_EQ(cfg_.text.num_heads, g.text_heads);
+  EXPECT_EQ(cfg_.text.num_layers, g.text_layers);
+  EXPECT_EQ(cfg_.projection_dim, g.projection_dim);
+  EXPECT_EQ(cfg_.text.eos_token_id, g.eos_token_id);
+  EXPECT_EQ(cfg_.vision.act, g.act);
+  EXPECT_EQ(cfg_.text.act, g.act);
   EXPECT_EQ(cfg_.text.max_positions, 77);
   EXPECT_EQ(cfg_.text.vocab_size, 49408);
   EXPECT_FLOAT_EQ(cfg_.text.layer_norm_eps, 1e-5f);
