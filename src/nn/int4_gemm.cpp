@@ -8,9 +8,9 @@
 #include <string>
 
 #include "nn/gemm.h"
+#include "nn/gemm_common.h"
 #include "nn/int4_kernels.h"
 #include "nn/kernels.h"
-#include "nn/scratch.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
@@ -41,17 +41,6 @@ struct Scratch {
   }
 };
 Scratch& scratch() { return thread_scratch<Scratch>(); }
-
-float act_scalar(Act a, float x) {
-  switch (a) {
-    case Act::QuickGelu: return quick_gelu(x);
-    case Act::Gelu: return gelu_erf(x);
-    case Act::GeluTanh: return gelu_tanh(x);
-    case Act::Relu:
-    case Act::Silu: break;
-  }
-  return x;
-}
 
 int nibble(const Int4Weights& q, int j, int i) {
   const uint8_t b = q.q[static_cast<size_t>(j) * q.row_bytes() + static_cast<size_t>(i) / 2];
@@ -245,7 +234,7 @@ void int4_forward(const Int4Packed& L, const float* bias, const float* x, int m,
         float v = t.prod[static_cast<size_t>(r) * nc + j];
         if (bias) v += bias[j0 + j];
         if (post.kind == LinearPost::Accumulate) yr[j] += v;
-        else yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
+        else yr[j] = post.kind == LinearPost::Activate ? epilogue_act(post.act, v) : v;
       }
     }
   };

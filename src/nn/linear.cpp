@@ -12,9 +12,9 @@
 #include <unistd.h>
 
 #include "nn/gemm.h"
+#include "nn/gemm_common.h"
 #include "nn/int4_gemm.h"
 #include "nn/kernels.h"
-#include "nn/scratch.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
@@ -153,17 +153,6 @@ void prefault(void* p, size_t bytes) {
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
-
-float act_scalar(Act a, float x) {
-  switch (a) {
-    case Act::QuickGelu: return quick_gelu(x);
-    case Act::Gelu: return gelu_erf(x);
-    case Act::GeluTanh: return gelu_tanh(x);
-    case Act::Relu:
-    case Act::Silu: break;  // not in the epilogue: forward() runs them as a pass
-  }
-  return x;
-}
 
 }  // namespace
 
@@ -605,7 +594,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
           v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0) + static_cast<size_t>(j)];
         if (L.bias) v += L.bias[j0 + j];
         if (acc) yr[j] += v;
-        else yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
+        else yr[j] = post.kind == LinearPost::Activate ? epilogue_act(post.act, v) : v;
       }
     }
   };
