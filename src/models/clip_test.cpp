@@ -21,6 +21,7 @@
 #include "io/safetensors.h"
 #include "support/compare.h"
 #include "support/errors.h"
+#include "support/reference.h"
 #include "support/temp_model.h"
 #include "zeroshot/error.h"
 
@@ -41,22 +42,17 @@ struct Expected {
 };
 
 Expected load_expected(const std::string& dir) {
+  const zeroshot::testing::ExpectedOutputs ref(dir);
   Expected e;
-  const Json j = io::load_json(dir + "/expected.json");
-  for (const auto& s : j.at("images")) e.images.push_back(s.get<std::string>());
-  for (const auto& ids : j.at("input_ids")) e.input_ids.push_back(ids.get<std::vector<int32_t>>());
-  io::SafeTensorsFile st(dir + "/expected.safetensors");
-  const auto& t = st.tensors();
-  for (const auto& name : e.images) {
-    auto v = io::to_f32(t.at("pixel_values/" + name));
-    e.pixels.insert(e.pixels.end(), v.begin(), v.end());
-  }
-  e.image_embeds = io::to_f32(t.at("image_embeds"));
-  e.image_embeds_shape = t.at("image_embeds").shape;
-  e.text_embeds = io::to_f32(t.at("text_embeds"));
-  e.text_embeds_shape = t.at("text_embeds").shape;
-  e.logits = io::to_f32(t.at("logits_per_image"));
-  e.logits_shape = t.at("logits_per_image").shape;
+  e.images = ref.strings("images");
+  e.input_ids = ref.input_ids();
+  e.pixels = ref.all_pixel_values();
+  e.image_embeds = ref.get("image_embeds");
+  e.image_embeds_shape = ref.shape("image_embeds");
+  e.text_embeds = ref.get("text_embeds");
+  e.text_embeds_shape = ref.shape("text_embeds");
+  e.logits = ref.get("logits_per_image");
+  e.logits_shape = ref.shape("logits_per_image");
   return e;
 }
 

@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not <csignal>'s std::signal
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -15,6 +17,7 @@
 #include "support/compare.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
+#include "support/reference.h"
 #include "support/temp_dir.h"
 #include "support/temp_model.h"
 #include "zeroshot/error.h"
@@ -181,6 +184,23 @@ TEST(Errors, ErrorOfAndFilePlaceholder) {
   // Only a leading path is replaced: another file's message stays as it is and fails the comparison.
   EXPECT_EQ(file_placeholder("/tmp/y/c.json: bad key", "/tmp/x/c.json"), "/tmp/y/c.json: bad key");
   EXPECT_EQ(file_placeholder("(no error)", "/tmp/x/c.json"), "(no error)");
+}
+
+TEST(ExpectedOutputsTest, ModelInputsInFixtureOrder) {
+  const ExpectedOutputs ref(clip_dir("clip-tiny-quickgelu"));
+  const std::vector<std::string> images = ref.strings("images");
+  ASSERT_GE(images.size(), 2u);
+  const std::vector<float> first = ref.get("pixel_values/" + images[0]),
+                           last = ref.get("pixel_values/" + images.back());
+  const std::vector<float> all = ref.all_pixel_values();
+  ASSERT_EQ(all.size(), first.size() * images.size());  // every image is [3, S, S]
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), all.begin()));
+  EXPECT_TRUE(std::equal(last.begin(), last.end(), all.end() - static_cast<std::ptrdiff_t>(last.size())));
+  EXPECT_EQ(ref.shape("pixel_values/" + images[0]), (std::vector<int64_t>{3, 224, 224}));
+  const auto ids = ref.input_ids();
+  ASSERT_EQ(ids.size(), ref.strings("texts").size());
+  EXPECT_EQ(ids[0], ref.json.at("input_ids")[0].get<std::vector<int32_t>>());
+  EXPECT_THROW(ref.strings("no such key"), std::exception);
 }
 
 TEST(Compare, RowsNear) {
