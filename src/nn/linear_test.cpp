@@ -17,24 +17,15 @@
 #include "nn/ops.h"
 #include "nn/peak_probe.h"
 #include "nn/thread_pool.h"
+#include "support/activations.h"
 #include "support/random.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
 namespace {
 
+using zeroshot::testing::act_ref;
 using zeroshot::testing::randn;
-
-double act_ref(Act a, double x) {
-  switch (a) {
-    case Act::QuickGelu: return x / (1.0 + std::exp(-1.702 * x));
-    case Act::Gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
-    case Act::GeluTanh: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Act::Relu: return x > 0 ? x : 0.0;
-    case Act::Silu: return x / (1.0 + std::exp(-x));
-  }
-  return x;
-}
 
 // The paths a precision can take on this machine.
 std::vector<KernelChoice> choices(Precision p) {
