@@ -17,6 +17,7 @@
 #include "io/safetensors.h"
 #include "nn/linear.h"
 #include "support/cli.h"
+#include "support/compare.h"
 #include "support/fixtures.h"
 #include "support/memory.h"
 #include "support/temp_dir.h"
@@ -49,17 +50,6 @@ std::vector<std::vector<float>> embeddings(const std::string& out) {
   for (std::string line; std::getline(in, line);)
     if (!line.empty()) v.push_back(io::parse_json(line, "embed output").at("embedding").get<std::vector<float>>());
   return v;
-}
-
-double min_cosine(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
-  double worst = 1;
-  for (size_t r = 0; r < a.size(); ++r) {
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = 0; i < a[r].size(); ++i)
-      ab += double(a[r][i]) * b[r][i], aa += double(a[r][i]) * a[r][i], bb += double(b[r][i]) * b[r][i];
-    worst = std::min(worst, ab / std::sqrt(aa * bb));
-  }
-  return worst;
 }
 
 // A CLIP checkpoint whose weights are mostly vision encoder layers (8 x 384-wide, ~57 MB of f32 layer weights,

@@ -126,20 +126,9 @@ ClassifierOptions no_cache() {
   return c;
 }
 
-double cosine(const float* a, const float* b, size_t n) {
-  double ab = 0, aa = 0, bb = 0;
-  for (size_t i = 0; i < n; ++i) {
-    ab += static_cast<double>(a[i]) * b[i];
-    aa += static_cast<double>(a[i]) * a[i];
-    bb += static_cast<double>(b[i]) * b[i];
-  }
-  return ab / std::sqrt(aa * bb);
-}
-
 double min_cosine(const Embeddings& a, const Embeddings& b) {
-  double worst = 1;
-  for (size_t i = 0; i < a.data.size() / a.dim; ++i) worst = std::min(worst, cosine(a.row(i), b.row(i), a.dim));
-  return worst;
+  EXPECT_EQ(a.dim, b.dim);
+  return zeroshot::testing::min_cosine(a.data, b.data, a.dim);
 }
 
 class SiglipTexts : public ::testing::TestWithParam<Case> {

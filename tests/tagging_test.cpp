@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "support/cli.h"
+#include "support/compare.h"
 #include "support/fixtures.h"
 #include "support/temp_dir.h"
 #include "zeroshot/tagging.h"
@@ -53,12 +54,7 @@ Vec normalized(Vec v) {
   return v;
 }
 
-double cosine(const Vec& a, const Vec& b) {
-  const Vec na = normalized(a), nb = normalized(b);
-  double d = 0;
-  for (size_t i = 0; i < na.size(); ++i) d += na[i] * nb[i];
-  return d;
-}
+double cosine(const Vec& a, const Vec& b) { return zeroshot::testing::cosine(a.data(), b.data(), a.size()); }
 
 double two_way(double cp, double cn, double s) { return std::exp(s * cp) / (std::exp(s * cp) + std::exp(s * cn)); }
 

@@ -6,19 +6,16 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/errors.h"
 #include "zeroshot/error.h"
 
 using namespace zeroshot::classify;
 
 namespace {
 
+// The message of parsing `toml` as the policy file `source` (support/errors.h: "(no error)" when it parses).
 std::string error_of(const std::string& toml, const std::string& source = "p.toml") {
-  try {
-    parse_policy(toml, source);
-  } catch (const zeroshot::Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return zeroshot::testing::error_of([&] { parse_policy(toml, source); });
 }
 
 }  // namespace

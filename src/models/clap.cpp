@@ -11,6 +11,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/hf_config.h"
+#include "models/token_ids.h"
 #include "models/weight_loader.h"
 #include "nn/audio_ops.h"
 #include "nn/linear.h"
@@ -646,21 +647,13 @@ struct ClapModel::Impl {
 
   void check_ids(const std::vector<int32_t>& ids, size_t i) const {
     const ClapTextConfig& t = cfg.text;
-    const std::string where = "input_ids[" + std::to_string(i) + "]";
-    if (ids.empty()) throw Error(where, "empty token sequence");
-    if (ids.size() > static_cast<size_t>(t.max_positions))
-      throw Error(where, std::to_string(ids.size()) + " tokens, more than max_position_embeddings " +
-                             std::to_string(t.max_positions));
-    int64_t count = 0;
-    for (int32_t id : ids) {
-      if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                               std::to_string(t.vocab_size) + ")");
-      if (id != t.pad_token_id) ++count;
-    }
+    check_token_ids(ids, i, t.max_positions, "max_position_embeddings", t.vocab_size);
+    // RoBERTa's positions count the non-pad tokens from pad_token_id + 1: they must stay inside the table.
+    const int64_t count = std::count_if(ids.begin(), ids.end(), [&](int32_t id) { return id != t.pad_token_id; });
     if (count + t.pad_token_id >= t.max_positions)
-      throw Error(where, std::to_string(count) + " tokens, more than the " +
-                             std::to_string(t.max_positions - t.pad_token_id - 1) + " positions of the model");
+      throw Error("input_ids[" + std::to_string(i) + "]", std::to_string(count) + " tokens, more than the " +
+                                                              std::to_string(t.max_positions - t.pad_token_id - 1) +
+                                                              " positions of the model");
   }
 };
 

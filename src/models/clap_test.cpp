@@ -24,6 +24,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/temp_model.h"
 #include "zeroshot/error.h"
 
@@ -565,15 +566,12 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClapFixture, ::testing::Values("clap-tiny-unf
 // A writable copy of a fixture model (tests/support), and the loader's verdict on it.
 struct TempModel : zeroshot::testing::TempModel {
   explicit TempModel(const std::string& model = "clap-tiny-unfused") : zeroshot::testing::TempModel(fixture(model)) {}
-  // Loads config + weights and builds the model; returns the error message or "ok".
+  // Loads config + weights and builds the model: the error message, or "(no error)" (support/errors.h).
   std::string build() const {
-    try {
+    return zeroshot::testing::error_of([&] {
       const ClapConfig cfg = ClapConfig::load(config_path());
       ClapModel m(cfg, std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir())), 1);
-      return "ok";
-    } catch (const Error& e) {
-      return e.what();
-    }
+    });
   }
   // Drops a tensor.
   void erase(const std::string& name) { tensors().erase(name); }
@@ -583,9 +581,9 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 TEST(ClapRefusals, UnmodifiedCopiesLoad) {
   TempModel t;
-  EXPECT_EQ(t.build(), "ok");
+  EXPECT_EQ(t.build(), "(no error)");
   TempModel f("clap-tiny-fused");
-  EXPECT_EQ(f.build(), "ok");
+  EXPECT_EQ(f.build(), "(no error)");
 }
 
 TEST(ClapRefusals, IntegerBuffersAreOptional) {
@@ -597,7 +595,7 @@ TEST(ClapRefusals, IntegerBuffersAreOptional) {
   EXPECT_GT(ints.size(), 10u);
   for (const auto& k : ints) t.erase(k);
   t.write_weights();
-  EXPECT_EQ(t.build(), "ok");
+  EXPECT_EQ(t.build(), "(no error)");
 }
 
 TEST(ClapRefusals, WrongSizesInConfig) {
@@ -683,7 +681,7 @@ TEST(ClapRefusals, FusedGeometry) {
       << t.build();
   t.config()["audio_config"]["fusion_type"] = "aff_2d";  // any other value: the AFF block, as in HF
   t.write_config();
-  EXPECT_EQ(t.build(), "ok");
+  EXPECT_EQ(t.build(), "(no error)");
   t.config()["audio_config"]["aff_block_r"] = 8;
   t.write_config();
   EXPECT_TRUE(contains(t.build(),
@@ -749,7 +747,7 @@ TEST(ClapRefusals, WrongDtypeAndScalarShape) {
   TempModel s;
   s.tensors().at("logit_scale_a").shape = {};
   s.write_weights();
-  EXPECT_EQ(s.build(), "ok");  // [] (HF) and [1] both accepted
+  EXPECT_EQ(s.build(), "(no error)");  // [] (HF) and [1] both accepted
   s.tensors()["logit_scale_a"] = {io::DType::F32, {2}, std::vector<uint8_t>(8, 0)};
   s.write_weights();
   EXPECT_TRUE(contains(s.build(), s.weights_path() + ": tensor logit_scale_a has F32 [2], expected a float scalar"))

@@ -14,8 +14,10 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/encoder_layers.h"
 #include "models/hf_config.h"
 #include "models/int8_weights.h"
+#include "models/token_ids.h"
 #include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
@@ -98,11 +100,7 @@ namespace {
 
 using Norm = NormWeights;
 
-struct Layer {
-  Norm ln1, ln2;
-  nn::PackedLinear qkv;  // q_proj | k_proj | v_proj stacked: one GEMM with 3 x hidden outputs
-  nn::PackedLinear out, fc1, fc2;
-};
+using Layer = EncoderLayer;
 
 // Rows (tokens x sequences) run through the encoder at once: bounds the activation memory of a large batch
 // (~70 MB for ViT-B, ~90 MB for ViT-L) while keeping GEMMs large enough to be efficient.
@@ -185,23 +183,8 @@ struct ClipModel::Impl {
   LoaderOptions text_options;
   std::once_flag text_once;
 
-  // The shape checks of load_layers, for a tower built later.
-  static void check_layers(WeightLoader& w, const std::string& prefix, const ClipTowerConfig& t) {
-    const int64_t d = t.hidden_size, inter = t.intermediate_size;
-    for (int i = 0; i < t.num_layers; ++i) {
-      const std::string p = prefix + ".encoder.layers." + std::to_string(i);
-      w.norm(p + ".layer_norm1", d);
-      const std::string a = p + ".self_attn.";
-      w.check_linear({a + "q_proj", a + "k_proj", a + "v_proj"}, d, d, true);
-      w.check_linear({a + "out_proj"}, d, d, true);
-      w.norm(p + ".layer_norm2", d);
-      w.check_linear({p + ".mlp.fc1"}, inter, d, true);
-      w.check_linear({p + ".mlp.fc2"}, d, inter, true);
-    }
-  }
-
   void load_text_layers(WeightLoader& w) {
-    text_layers = load_layers(w, "text_model", cfg.text);
+    text_layers = load_encoder_layers(w, "text_model", cfg.text, plan.blocks);
     text_proj = w.matrix("text_projection.weight", {cfg.projection_dim, cfg.text.hidden_size}, "", Precision::F32);
   }
 
@@ -215,25 +198,6 @@ struct ClipModel::Impl {
       load_text_layers(w);
       for (auto& b : w.take_buffers()) owned.push_back(std::move(b));
     });
-  }
-
-  std::vector<Layer> load_layers(WeightLoader& w, const std::string& prefix, const ClipTowerConfig& t) {
-    std::vector<Layer> layers;
-    const int64_t d = t.hidden_size, inter = t.intermediate_size;
-    const Precision pr = plan.blocks;
-    for (int i = 0; i < t.num_layers; ++i) {
-      const std::string p = prefix + ".encoder.layers." + std::to_string(i);
-      Layer l;
-      l.ln1 = w.norm(p + ".layer_norm1", d);
-      const std::string a = p + ".self_attn.";
-      l.qkv = w.linear({a + "q_proj", a + "k_proj", a + "v_proj"}, d, d, true, pr);
-      l.out = w.linear({a + "out_proj"}, d, d, true, pr);
-      l.ln2 = w.norm(p + ".layer_norm2", d);
-      l.fc1 = w.linear({p + ".mlp.fc1"}, inter, d, true, pr);
-      l.fc2 = w.linear({p + ".mlp.fc2"}, d, inter, true, pr);
-      layers.push_back(std::move(l));
-    }
-    return layers;
   }
 
   Impl(const ClipConfig& c, const io::WeightStore& ws, bool zc, const ClipOptions& opt)
@@ -259,7 +223,7 @@ struct ClipModel::Impl {
                      "", plan.patch);
     vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {grid * grid + 1, vd});
     pre_ln = w.norm("vision_model.pre_layrnorm", vd);
-    vision_layers = load_layers(w, "vision_model", v);
+    vision_layers = load_encoder_layers(w, "vision_model", v, plan.blocks);
     post_ln = w.norm("vision_model.post_layernorm", vd);
     visual_proj = w.matrix("visual_projection.weight", {proj, vd}, "", Precision::F32);
 
@@ -269,7 +233,7 @@ struct ClipModel::Impl {
     // (save_int8_weights captures every quantized layer, a packed weights capture every packed one).
     text_deferred = zc && !opt.int8_capture && !opt.packed_capture;
     if (text_deferred) {
-      check_layers(w, "text_model", t);
+      check_encoder_layers(w, "text_model", t);
       w.check_matrix("text_projection.weight", {proj, td});
       text_options = lo;
       text_options.int8_checked = w.int8_from_file();
@@ -530,17 +494,8 @@ void ClipModel::encode_image_tokens(const float* pixel_values, int vv_blocks, fl
 
 void ClipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, float* out) const {
   const ClipTowerConfig& t = impl_->cfg.text;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string where = "input_ids[" + std::to_string(i) + "]";
-    if (ids[i].empty()) throw Error(where, "empty token sequence");
-    if (ids[i].size() > static_cast<size_t>(t.max_positions))
-      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than max_position_embeddings " +
-                             std::to_string(t.max_positions));
-    for (int32_t id : ids[i])
-      if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                               std::to_string(t.vocab_size) + ")");
-  }
+  for (size_t i = 0; i < ids.size(); ++i)
+    check_token_ids(ids[i], i, t.max_positions, "max_position_embeddings", t.vocab_size);
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");
   impl_->ensure_text();

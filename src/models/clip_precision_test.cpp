@@ -16,6 +16,7 @@
 #include "models/clip.h"
 #include "nn/linear.h"
 #include "support/compare.h"
+#include "support/reference.h"
 
 namespace zeroshot::models {
 namespace {
@@ -32,17 +33,13 @@ struct Inputs {
 };
 
 Inputs load_inputs(const std::string& dir) {
+  const zeroshot::testing::ExpectedOutputs ref(dir);
   Inputs in;
-  const io::Json j = io::load_json(dir + "/expected.json");
-  io::SafeTensorsFile st(dir + "/expected.safetensors");
-  for (const auto& name : j.at("images")) {
-    const auto v = io::to_f32(st.tensors().at("pixel_values/" + name.get<std::string>()));
-    in.pixels.insert(in.pixels.end(), v.begin(), v.end());
-    ++in.n_images;
-  }
-  for (const auto& ids : j.at("input_ids")) in.ids.push_back(ids.get<std::vector<int32_t>>());
-  in.image_embeds = io::to_f32(st.tensors().at("image_embeds"));
-  in.text_embeds = io::to_f32(st.tensors().at("text_embeds"));
+  in.pixels = ref.all_pixel_values();
+  in.n_images = static_cast<int>(ref.strings("images").size());
+  in.ids = ref.input_ids();
+  in.image_embeds = ref.get("image_embeds");
+  in.text_embeds = ref.get("text_embeds");
   return in;
 }
 
@@ -60,20 +57,7 @@ Embeds run(const ClipModel& m, const Inputs& in) {
   return e;
 }
 
-double min_cosine(const std::vector<float>& a, const std::vector<float>& b, size_t dim) {
-  double worst = 1.0;
-  for (size_t r = 0; r < a.size() / dim; ++r) {
-    double ab = 0, aa = 0, bb = 0;
-    for (size_t i = r * dim; i < (r + 1) * dim; ++i) {
-      ab += static_cast<double>(a[i]) * b[i];
-      aa += static_cast<double>(a[i]) * a[i];
-      bb += static_cast<double>(b[i]) * b[i];
-    }
-    worst = std::min(worst, ab / std::sqrt(aa * bb));
-  }
-  return worst;
-}
-
+using zeroshot::testing::min_cosine;
 using zeroshot::testing::rel_err;
 
 std::unique_ptr<ClipModel> load(const std::string& dir, Precision p,

@@ -20,6 +20,8 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "support/compare.h"
+#include "support/errors.h"
+#include "support/reference.h"
 #include "support/temp_model.h"
 #include "zeroshot/error.h"
 
@@ -40,22 +42,17 @@ struct Expected {
 };
 
 Expected load_expected(const std::string& dir) {
+  const zeroshot::testing::ExpectedOutputs ref(dir);
   Expected e;
-  const Json j = io::load_json(dir + "/expected.json");
-  for (const auto& s : j.at("images")) e.images.push_back(s.get<std::string>());
-  for (const auto& ids : j.at("input_ids")) e.input_ids.push_back(ids.get<std::vector<int32_t>>());
-  io::SafeTensorsFile st(dir + "/expected.safetensors");
-  const auto& t = st.tensors();
-  for (const auto& name : e.images) {
-    auto v = io::to_f32(t.at("pixel_values/" + name));
-    e.pixels.insert(e.pixels.end(), v.begin(), v.end());
-  }
-  e.image_embeds = io::to_f32(t.at("image_embeds"));
-  e.image_embeds_shape = t.at("image_embeds").shape;
-  e.text_embeds = io::to_f32(t.at("text_embeds"));
-  e.text_embeds_shape = t.at("text_embeds").shape;
-  e.logits = io::to_f32(t.at("logits_per_image"));
-  e.logits_shape = t.at("logits_per_image").shape;
+  e.images = ref.strings("images");
+  e.input_ids = ref.input_ids();
+  e.pixels = ref.all_pixel_values();
+  e.image_embeds = ref.get("image_embeds");
+  e.image_embeds_shape = ref.shape("image_embeds");
+  e.text_embeds = ref.get("text_embeds");
+  e.text_embeds_shape = ref.shape("text_embeds");
+  e.logits = ref.get("logits_per_image");
+  e.logits_shape = ref.shape("logits_per_image");
   return e;
 }
 
@@ -107,33 +104,26 @@ class ClipFixture : public ::testing::TestWithParam<std::string> {
 
 TEST_P(ClipFixture, ConfigAsDocumented) {
   // The geometry stated in fixtures/README.md.
-  if (GetParam() == "clip-tiny-quickgelu") {
-    EXPECT_EQ(cfg_.vision.hidden_size, 96);
-    EXPECT_EQ(cfg_.vision.num_heads, 4);
-    EXPECT_EQ(cfg_.vision.num_layers, 2);
-    EXPECT_EQ(cfg_.vision.image_size, 224);
-    EXPECT_EQ(cfg_.vision.patch_size, 32);
-    EXPECT_EQ(cfg_.text.hidden_size, 64);
-    EXPECT_EQ(cfg_.text.num_heads, 4);
-    EXPECT_EQ(cfg_.text.num_layers, 2);
-    EXPECT_EQ(cfg_.projection_dim, 48);
-    EXPECT_EQ(cfg_.text.eos_token_id, 2);
-    EXPECT_EQ(cfg_.vision.act, nn::Act::QuickGelu);
-    EXPECT_EQ(cfg_.text.act, nn::Act::QuickGelu);
-  } else {
-    EXPECT_EQ(cfg_.vision.hidden_size, 80);
-    EXPECT_EQ(cfg_.vision.num_heads, 5);
-    EXPECT_EQ(cfg_.vision.num_layers, 3);
-    EXPECT_EQ(cfg_.vision.image_size, 96);
-    EXPECT_EQ(cfg_.vision.patch_size, 16);
-    EXPECT_EQ(cfg_.text.hidden_size, 72);
-    EXPECT_EQ(cfg_.text.num_heads, 6);
-    EXPECT_EQ(cfg_.text.num_layers, 2);
-    EXPECT_EQ(cfg_.projection_dim, 40);
-    EXPECT_EQ(cfg_.text.eos_token_id, 49407);
-    EXPECT_EQ(cfg_.vision.act, nn::Act::Gelu);
-    EXPECT_EQ(cfg_.text.act, nn::Act::Gelu);
-  }
+  struct Geometry {
+    int vision_hidden, vision_heads, vision_layers, image_size, patch_size;
+    int text_hidden, text_heads, text_layers, projection_dim, eos_token_id;
+    nn::Act act;  // both towers
+  };
+  const Geometry g = GetParam() == "clip-tiny-quickgelu"
+                         ? Geometry{96, 4, 2, 224, 32, 64, 4, 2, 48, 2, nn::Act::QuickGelu}
+                         : Geometry{80, 5, 3, 96, 16, 72, 6, 2, 40, 49407, nn::Act::Gelu};
+  EXPECT_EQ(cfg_.vision.hidden_size, g.vision_hidden);
+  EXPECT_EQ(cfg_.vision.num_heads, g.vision_heads);
+  EXPECT_EQ(cfg_.vision.num_layers, g.vision_layers);
+  EXPECT_EQ(cfg_.vision.image_size, g.image_size);
+  EXPECT_EQ(cfg_.vision.patch_size, g.patch_size);
+  EXPECT_EQ(cfg_.text.hidden_size, g.text_hidden);
+  EXPECT_EQ(cfg_.text.num_heads, g.text_heads);
+  EXPECT_EQ(cfg_.text.num_layers, g.text_layers);
+  EXPECT_EQ(cfg_.projection_dim, g.projection_dim);
+  EXPECT_EQ(cfg_.text.eos_token_id, g.eos_token_id);
+  EXPECT_EQ(cfg_.vision.act, g.act);
+  EXPECT_EQ(cfg_.text.act, g.act);
   EXPECT_EQ(cfg_.text.max_positions, 77);
   EXPECT_EQ(cfg_.text.vocab_size, 49408);
   EXPECT_FLOAT_EQ(cfg_.text.layer_norm_eps, 1e-5f);
@@ -310,16 +300,13 @@ INSTANTIATE_TEST_SUITE_P(Fixtures, ClipFixture, ::testing::Values("clip-tiny-qui
 // A writable copy of a fixture model (tests/support), and the loader's verdict on it.
 struct TempModel : zeroshot::testing::TempModel {
   explicit TempModel(const std::string& model = "clip-tiny-quickgelu") : zeroshot::testing::TempModel(fixture(model)) {}
-  // Loads config + weights and builds the model; returns the error message or "ok".
+  // Loads config + weights and builds the model: the error message, or "(no error)" (support/errors.h).
   std::string build() const {
-    try {
+    return zeroshot::testing::error_of([&] {
       const ClipConfig cfg = ClipConfig::load(config_path());
       const auto ws = io::WeightStore::open_dir(dir());
       ClipModel m(cfg, ws, 1);
-      return "ok";
-    } catch (const Error& e) {
-      return e.what();
-    }
+    });
   }
 };
 
@@ -327,9 +314,9 @@ bool contains(const std::string& s, const std::string& part) { return s.find(par
 
 TEST(ClipRefusals, UnmodifiedCopyLoads) {
   TempModel t;
-  EXPECT_EQ(t.build(), "ok");
+  EXPECT_EQ(t.build(), "(no error)");
   TempModel f16("clip-tiny-gelu-f16");
-  EXPECT_EQ(f16.build(), "ok");
+  EXPECT_EQ(f16.build(), "(no error)");
 }
 
 TEST(ClipRefusals, WrongVisionHiddenSize) {
@@ -512,7 +499,7 @@ TEST(ClipRefusals, UnexpectedTensor) {
   TempModel ok;
   ok.tensors()["text_model.some_buffer_ids"] = {io::DType::I64, {2}, std::vector<uint8_t>(16, 0)};
   ok.write_weights();
-  EXPECT_EQ(ok.build(), "ok");
+  EXPECT_EQ(ok.build(), "(no error)");
 }
 
 TEST(ClipRefusals, WrongDtype) {

@@ -10,6 +10,7 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/open_clip_json.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -172,10 +173,9 @@ void check_options(const Json& obj, const Options& options, const std::string& p
   }
 }
 
-const Json& object_at(const Json& j, const char* key, const std::string& prefix, const std::string& file) {
+void check_object(const Json& j, const char* key, const std::string& prefix, const std::string& file) {
   if (!j.contains(key)) throw Error(file, prefix + key + " is missing");
   if (!j[key].is_object()) throw Error(file, prefix + key + " is not an object");
-  return j[key];
 }
 
 int get_int(const Json& obj, const char* key, int def, const std::string& prefix, const std::string& file) {
@@ -281,10 +281,9 @@ OpenClipPreprocess read_preprocess(const Json& j, int image_size, const std::str
   return p;
 }
 
-// The architectures open_clip builds that this engine does not, each refused by name before any other option.
-void refuse_architectures(const Json& m, const Json& v, const Json& t, const std::string& file) {
-  if (m.contains("multimodal_cfg") && !m["multimodal_cfg"].is_null())
-    throw Error(file, "model_cfg.multimodal_cfg: CoCa models (captioning decoder) are not supported");
+// The architectures open_clip builds that this engine does not, each refused by name before any other option
+// (CoCa already by read_open_clip_json).
+void refuse_architectures(const Json& v, const Json& t, const std::string& file) {
   if (v.contains("timm_model_name") && !v["timm_model_name"].is_null())
     throw Error(file, "model_cfg.vision_cfg.timm_model_name " + v["timm_model_name"].dump() +
                           ": timm vision towers are not supported (only ViT CLIP towers)");
@@ -310,18 +309,28 @@ std::string shape_str(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+OpenClipJson read_open_clip_json(const std::string& path) {
+  OpenClipJson o;
+  o.root = io::load_json(path);
+  if (!o.root.is_object()) throw Error(path, "not a JSON object");
+  const bool nested = o.root.contains("model_cfg");
+  if (nested && !o.root["model_cfg"].is_object()) throw Error(path, "model_cfg is not an object");
+  o.model_prefix = nested ? "model_cfg." : "";
+  o.vision_prefix = o.model_prefix + "vision_cfg.";
+  o.text_prefix = o.model_prefix + "text_cfg.";
+  const Json& m = o.model();
+  if (m.contains("multimodal_cfg") && !m["multimodal_cfg"].is_null())
+    throw Error(path, o.model_prefix + "multimodal_cfg: CoCa models (captioning decoder) are not supported");
+  check_object(m, "vision_cfg", o.model_prefix, path);
+  check_object(m, "text_cfg", o.model_prefix, path);
+  return o;
+}
+
 OpenClipConfig load_open_clip_config(const std::string& path) {
-  const Json j = io::load_json(path);
-  if (!j.is_object()) throw Error(path, "not a JSON object");
-  // open_clip_config.json nests the model under model_cfg; open_clip's own model_configs/*.json are bare.
-  const bool nested = j.contains("model_cfg");
-  const std::string mp = nested ? "model_cfg." : "";
-  if (nested && !j["model_cfg"].is_object()) throw Error(path, "model_cfg is not an object");
-  const Json& m = nested ? j["model_cfg"] : j;
-  const Json& v = object_at(m, "vision_cfg", mp, path);
-  const Json& t = object_at(m, "text_cfg", mp, path);
-  const std::string vp = mp + "vision_cfg.", tp = mp + "text_cfg.";
-  refuse_architectures(m, v, t, path);
+  const OpenClipJson o = read_open_clip_json(path);
+  const Json &j = o.root, &m = o.model(), &v = o.vision(), &t = o.text();
+  const std::string &mp = o.model_prefix, &vp = o.vision_prefix, &tp = o.text_prefix;
+  refuse_architectures(v, t, path);
   check_options(m, model_options(), mp, path);
   check_options(v, vision_options(), vp, path);
   check_options(t, text_options(), tp, path);
@@ -414,87 +423,95 @@ void OpenClipStateDict::check_all_used(const std::string& what,
   }
 }
 
+void OpenClipRenaming::alias(const std::string& from, const std::vector<int64_t>& shape, const std::string& to,
+                             const std::vector<int64_t>& to_shape) {
+  io::TensorView v = s.get(from, shape);
+  v.name = to;
+  if (!to_shape.empty()) v.shape = to_shape;
+  out->add(std::move(v), src);
+}
+
+void OpenClipRenaming::norm(const std::string& from, int64_t d, const std::string& to) {
+  alias(from + ".weight", {d}, to + ".weight");
+  alias(from + ".bias", {d}, to + ".bias");
+}
+
+void OpenClipRenaming::linear(const std::string& from, int64_t out_dim, int64_t in_dim, const std::string& to) {
+  alias(from + ".weight", {out_dim, in_dim}, to + ".weight");
+  alias(from + ".bias", {out_dim}, to + ".bias");
+}
+
+void OpenClipRenaming::qkv(const std::string& weight, const std::string& bias, int64_t d, const std::string& to) {
+  const io::TensorView& w = s.get(weight, {3 * d, d});
+  const io::TensorView& b = s.get(bias, {3 * d});
+  // Rows [r0, r0 + d) of a tensor, in place: the slice of a row-major tensor along its first dim is contiguous.
+  auto rows = [&](const io::TensorView& t, int64_t r0, const std::string& name) {
+    io::TensorView v = t;
+    const size_t row_bytes = t.nbytes / static_cast<size_t>(t.shape[0]);
+    v.name = name;
+    v.data = t.data + static_cast<size_t>(r0) * row_bytes;
+    v.nbytes = static_cast<size_t>(d) * row_bytes;
+    v.shape[0] = d;
+    out->add(std::move(v), src);
+  };
+  const char* parts[] = {"q_proj", "k_proj", "v_proj"};  // torch's in_proj and timm's qkv: q, k, v in this order
+  for (int k = 0; k < 3; ++k) {
+    rows(w, k * d, to + parts[k] + ".weight");
+    rows(b, k * d, to + parts[k] + ".bias");
+  }
+}
+
+void OpenClipRenaming::transposed(const std::string& from, int64_t in_dim, int64_t out_dim, const std::string& to) {
+  const io::TensorView& t = s.get(from, {in_dim, out_dim});
+  const size_t es = io::dtype_size(t.dtype);
+  std::vector<uint8_t> bytes(t.nbytes);
+  for (int64_t i = 0; i < in_dim; ++i)
+    for (int64_t o = 0; o < out_dim; ++o)
+      std::memcpy(bytes.data() + (static_cast<size_t>(o) * in_dim + i) * es,
+                  t.data + (static_cast<size_t>(i) * out_dim + o) * es, es);
+  out->add_owned(to, t.dtype, {out_dim, in_dim}, std::move(bytes), t.file);
+}
+
+void OpenClipRenaming::resblocks(const std::string& from, const ClipTowerConfig& t, const std::string& to) {
+  const int64_t d = t.hidden_size, inter = t.intermediate_size;
+  for (int i = 0; i < t.num_layers; ++i) {
+    const std::string f = from + ".resblocks." + std::to_string(i) + ".",
+                      h = to + ".encoder.layers." + std::to_string(i) + ".";
+    norm(f + "ln_1", d, h + "layer_norm1");
+    qkv(f + "attn.in_proj_weight", f + "attn.in_proj_bias", d, h + "self_attn.");
+    linear(f + "attn.out_proj", d, d, h + "self_attn.out_proj");
+    norm(f + "ln_2", d, h + "layer_norm2");
+    linear(f + "mlp.c_fc", inter, d, h + "mlp.fc1");
+    linear(f + "mlp.c_proj", d, inter, h + "mlp.fc2");
+  }
+}
+
 std::shared_ptr<const io::WeightStore> open_clip_to_hf(std::shared_ptr<const io::WeightStore> src,
                                                        const ClipConfig& cfg) {
   OpenClipStateDict s(*src);
   // CustomTextCLIP keeps the text tower under "text."; CLIP at the top level.
   const std::string tp = s.has("text.token_embedding.weight") ? "text." : "";
-
   auto out = std::make_shared<io::WeightStore>();
   out->set_origin(src->origin());
-  auto get = [&](const std::string& name, const std::vector<int64_t>& shape) -> const io::TensorView& {
-    return s.get(name, shape);
-  };
-  auto alias = [&](const std::string& from, const std::vector<int64_t>& shape, const std::string& to) {
-    io::TensorView v = get(from, shape);
-    v.name = to;
-    out->add(std::move(v), src);
-  };
-  // Rows [r0, r0 + n) of a tensor, in place: the slice of a row-major tensor along its first dim is contiguous.
-  auto rows = [&](const io::TensorView& t, int64_t r0, int64_t n, const std::string& to) {
-    io::TensorView v = t;
-    const size_t row_bytes = t.nbytes / static_cast<size_t>(t.shape[0]);
-    v.name = to;
-    v.data = t.data + static_cast<size_t>(r0) * row_bytes;
-    v.nbytes = static_cast<size_t>(n) * row_bytes;
-    v.shape[0] = n;
-    out->add(std::move(v), src);
-  };
-  // open_clip multiplies by [in, out] matrices (x @ proj); HF stores the Linear weight [out, in].
-  auto transposed = [&](const std::string& from, int64_t in, int64_t outd, const std::string& to) {
-    const io::TensorView& t = get(from, {in, outd});
-    const size_t es = io::dtype_size(t.dtype);
-    std::vector<uint8_t> bytes(t.nbytes);
-    for (int64_t i = 0; i < in; ++i)
-      for (int64_t o = 0; o < outd; ++o)
-        std::memcpy(bytes.data() + (static_cast<size_t>(o) * in + i) * es,
-                    t.data + (static_cast<size_t>(i) * outd + o) * es, es);
-    out->add_owned(to, t.dtype, {outd, in}, std::move(bytes), t.file);
-  };
-  auto norm = [&](const std::string& from, int64_t d, const std::string& to) {
-    alias(from + ".weight", {d}, to + ".weight");
-    alias(from + ".bias", {d}, to + ".bias");
-  };
-  auto blocks = [&](const std::string& from, const ClipTowerConfig& t, const std::string& to) {
-    const int64_t d = t.hidden_size, inter = t.intermediate_size;
-    for (int i = 0; i < t.num_layers; ++i) {
-      const std::string f = from + ".resblocks." + std::to_string(i) + ".",
-                        h = to + ".encoder.layers." + std::to_string(i) + ".";
-      norm(f + "ln_1", d, h + "layer_norm1");
-      const io::TensorView& w = get(f + "attn.in_proj_weight", {3 * d, d});
-      const io::TensorView& b = get(f + "attn.in_proj_bias", {3 * d});
-      const char* qkv[] = {"q_proj", "k_proj", "v_proj"};  // nn.MultiheadAttention stacks q, k, v in this order
-      for (int k = 0; k < 3; ++k) {
-        rows(w, k * d, d, h + "self_attn." + qkv[k] + ".weight");
-        rows(b, k * d, d, h + "self_attn." + qkv[k] + ".bias");
-      }
-      alias(f + "attn.out_proj.weight", {d, d}, h + "self_attn.out_proj.weight");
-      alias(f + "attn.out_proj.bias", {d}, h + "self_attn.out_proj.bias");
-      norm(f + "ln_2", d, h + "layer_norm2");
-      alias(f + "mlp.c_fc.weight", {inter, d}, h + "mlp.fc1.weight");
-      alias(f + "mlp.c_fc.bias", {inter}, h + "mlp.fc1.bias");
-      alias(f + "mlp.c_proj.weight", {d, inter}, h + "mlp.fc2.weight");
-      alias(f + "mlp.c_proj.bias", {d}, h + "mlp.fc2.bias");
-    }
-  };
+  OpenClipRenaming r{s, src, out};
 
   const ClipTowerConfig& v = cfg.vision;
   const ClipTowerConfig& t = cfg.text;
   const int64_t vd = v.hidden_size, td = t.hidden_size, proj = cfg.projection_dim, grid = v.image_size / v.patch_size;
-  alias("visual.conv1.weight", {vd, v.num_channels, v.patch_size, v.patch_size},
-        "vision_model.embeddings.patch_embedding.weight");
-  alias("visual.class_embedding", {vd}, "vision_model.embeddings.class_embedding");
-  alias("visual.positional_embedding", {grid * grid + 1, vd}, "vision_model.embeddings.position_embedding.weight");
-  norm("visual.ln_pre", vd, "vision_model.pre_layrnorm");
-  blocks("visual.transformer", v, "vision_model");
-  norm("visual.ln_post", vd, "vision_model.post_layernorm");
-  transposed("visual.proj", vd, proj, "visual_projection.weight");
+  r.alias("visual.conv1.weight", {vd, v.num_channels, v.patch_size, v.patch_size},
+          "vision_model.embeddings.patch_embedding.weight");
+  r.alias("visual.class_embedding", {vd}, "vision_model.embeddings.class_embedding");
+  r.alias("visual.positional_embedding", {grid * grid + 1, vd}, "vision_model.embeddings.position_embedding.weight");
+  r.norm("visual.ln_pre", vd, "vision_model.pre_layrnorm");
+  r.resblocks("visual.transformer", v, "vision_model");
+  r.norm("visual.ln_post", vd, "vision_model.post_layernorm");
+  r.transposed("visual.proj", vd, proj, "visual_projection.weight");
 
-  alias(tp + "token_embedding.weight", {t.vocab_size, td}, "text_model.embeddings.token_embedding.weight");
-  alias(tp + "positional_embedding", {t.max_positions, td}, "text_model.embeddings.position_embedding.weight");
-  blocks(tp + "transformer", t, "text_model");
-  norm(tp + "ln_final", td, "text_model.final_layer_norm");
-  transposed(tp + "text_projection", td, proj, "text_projection.weight");
+  r.alias(tp + "token_embedding.weight", {t.vocab_size, td}, "text_model.embeddings.token_embedding.weight");
+  r.alias(tp + "positional_embedding", {t.max_positions, td}, "text_model.embeddings.position_embedding.weight");
+  r.resblocks(tp + "transformer", t, "text_model");
+  r.norm(tp + "ln_final", td, "text_model.final_layer_norm");
+  r.transposed(tp + "text_projection", td, proj, "text_projection.weight");
 
   {  // a scalar ([] or [1]); ClipModel checks which
     io::TensorView ls = s.take("logit_scale");

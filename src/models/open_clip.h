@@ -108,4 +108,29 @@ class OpenClipStateDict {
   std::set<std::string> used_;
 };
 
+// How the converters put the tensors they take from `s` into `out` under Hugging Face names: in place (a view of
+// the source's bytes; `out` keeps `src` alive) wherever the layout allows. Each call takes its tensors in the order
+// it lists them, so a bad checkpoint is reported on the same tensor whichever converter reads it.
+struct OpenClipRenaming {
+  OpenClipStateDict& s;
+  std::shared_ptr<const io::WeightStore> src;
+  std::shared_ptr<io::WeightStore> out;
+
+  // `from` of `shape` as `to`, reshaped to `to_shape` when given (the same bytes, e.g. a leading 1 dropped).
+  void alias(const std::string& from, const std::vector<int64_t>& shape, const std::string& to,
+             const std::vector<int64_t>& to_shape = {});
+  // LayerNorm: from.weight and from.bias, each [d].
+  void norm(const std::string& from, int64_t d, const std::string& to);
+  // Linear: from.weight [out, in] and from.bias [out].
+  void linear(const std::string& from, int64_t out_dim, int64_t in_dim, const std::string& to);
+  // q|k|v stacked along the rows (torch's in_proj, timm's qkv): weight [3d, d] and bias [3d] as
+  // to{q,k,v}_proj.{weight,bias}, row slices in place.
+  void qkv(const std::string& weight, const std::string& bias, int64_t d, const std::string& to);
+  // A projection open_clip multiplies by ([in, out]: x @ proj) as the Linear weight [out, in] HF stores (a copy).
+  void transposed(const std::string& from, int64_t in_dim, int64_t out_dim, const std::string& to);
+  // open_clip's Transformer (from.resblocks.<i>: ln_1, attn.in_proj, attn.out_proj, ln_2, mlp.c_fc, mlp.c_proj)
+  // as the HF encoder layers to.encoder.layers.<i> of a tower of t's geometry.
+  void resblocks(const std::string& from, const ClipTowerConfig& t, const std::string& to);
+};
+
 }  // namespace zeroshot::models

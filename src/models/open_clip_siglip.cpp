@@ -8,6 +8,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/hf_config.h"
+#include "models/open_clip_json.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::models {
@@ -139,12 +140,6 @@ void check_rules(const Json& obj, const Rules& rules, const std::string& prefix,
   }
 }
 
-const Json& object_at(const Json& j, const char* key, const std::string& prefix, const std::string& file) {
-  if (!j.contains(key)) throw Error(file, prefix + key + " is missing");
-  if (!j[key].is_object()) throw Error(file, prefix + key + " is not an object");
-  return j[key];
-}
-
 // Python's int(width * mlp_ratio).
 int mlp_width(const hf::Fields& f, int width) {
   double ratio = 4.0;
@@ -170,17 +165,9 @@ bool is_open_clip_siglip(const std::string& path) {
 }
 
 OpenClipSiglipConfig load_open_clip_siglip_config(const std::string& path) {
-  const Json j = io::load_json(path);
-  if (!j.is_object()) throw Error(path, "not a JSON object");
-  const bool nested = j.contains("model_cfg");
-  const std::string mp = nested ? "model_cfg." : "";
-  if (nested && !j["model_cfg"].is_object()) throw Error(path, "model_cfg is not an object");
-  const Json& m = nested ? j["model_cfg"] : j;
-  if (m.contains("multimodal_cfg") && !m["multimodal_cfg"].is_null())
-    throw Error(path, mp + "multimodal_cfg: CoCa models (captioning decoder) are not supported");
-  const Json& v = object_at(m, "vision_cfg", mp, path);
-  const Json& t = object_at(m, "text_cfg", mp, path);
-  const std::string vp = mp + "vision_cfg.", tp = mp + "text_cfg.";
+  const OpenClipJson o = read_open_clip_json(path);
+  const Json &m = o.model(), &v = o.vision(), &t = o.text();
+  const std::string &mp = o.model_prefix, &vp = o.vision_prefix, &tp = o.text_prefix;
   if (!v.contains("timm_model_name") || !v["timm_model_name"].is_string())
     throw Error(path, vp + "timm_model_name is missing: only OpenCLIP SigLIP models with a timm trunk are supported");
   if (t.contains("hf_model_name") && !t["hf_model_name"].is_null())
@@ -266,72 +253,36 @@ std::shared_ptr<const io::WeightStore> open_clip_siglip_to_hf(std::shared_ptr<co
   OpenClipStateDict s(*src);  // open_clip.h: the "module." prefix, checked tensors, the names taken
   auto out = std::make_shared<io::WeightStore>();
   out->set_origin(src->origin());
-  auto get = [&](const std::string& name, const std::vector<int64_t>& shape) -> const io::TensorView& {
-    return s.get(name, shape);
-  };
-  // `shape`: the open_clip tensor's; `to_shape`: SiglipModel's (the same bytes, e.g. pos_embed's leading 1 dropped).
-  auto alias = [&](const std::string& from, const std::vector<int64_t>& shape, const std::string& to,
-                   const std::vector<int64_t>& to_shape = {}) {
-    io::TensorView view = get(from, shape);
-    view.name = to;
-    if (!to_shape.empty()) view.shape = to_shape;
-    out->add(std::move(view), src);
-  };
-  auto linear = [&](const std::string& from, int64_t o, int64_t i, const std::string& to) {
-    alias(from + ".weight", {o, i}, to + ".weight");
-    alias(from + ".bias", {o}, to + ".bias");
-  };
-  auto norm = [&](const std::string& from, int64_t d, const std::string& to) {
-    alias(from + ".weight", {d}, to + ".weight");
-    alias(from + ".bias", {d}, to + ".bias");
-  };
-  // Rows [r0, r0 + n) of a stacked q|k|v tensor, in place (a slice along the first dim is contiguous).
-  auto rows = [&](const io::TensorView& t, int64_t r0, int64_t n, const std::string& to) {
-    io::TensorView view = t;
-    const size_t row_bytes = t.nbytes / static_cast<size_t>(t.shape[0]);
-    view.name = to;
-    view.data = t.data + static_cast<size_t>(r0) * row_bytes;
-    view.nbytes = static_cast<size_t>(n) * row_bytes;
-    view.shape[0] = n;
-    out->add(std::move(view), src);
-  };
-  auto qkv = [&](const std::string& w, const std::string& b, int64_t d, const std::string& to) {
-    const io::TensorView& wt = get(w, {3 * d, d});
-    const io::TensorView& bt = get(b, {3 * d});
-    const char* parts[] = {"q_proj", "k_proj", "v_proj"};  // timm's qkv and torch's in_proj: q, k, v in this order
-    for (int k = 0; k < 3; ++k) {
-      rows(wt, k * d, d, to + parts[k] + ".weight");
-      rows(bt, k * d, d, to + parts[k] + ".bias");
-    }
-  };
+  OpenClipRenaming r{s, src, out};
 
   const ClipTowerConfig& v = cfg.vision;
   const ClipTowerConfig& t = cfg.text;
   const int64_t vd = v.hidden_size, grid = v.image_size / v.patch_size, vi = v.intermediate_size;
   const std::string tr = "visual.trunk.";
-  alias(tr + "patch_embed.proj.weight", {vd, v.num_channels, v.patch_size, v.patch_size},
-        "vision_model.embeddings.patch_embedding.weight");
-  alias(tr + "patch_embed.proj.bias", {vd}, "vision_model.embeddings.patch_embedding.bias");
-  alias(tr + "pos_embed", {1, grid * grid, vd}, "vision_model.embeddings.position_embedding.weight", {grid * grid, vd});
+  r.alias(tr + "patch_embed.proj.weight", {vd, v.num_channels, v.patch_size, v.patch_size},
+          "vision_model.embeddings.patch_embedding.weight");
+  r.alias(tr + "patch_embed.proj.bias", {vd}, "vision_model.embeddings.patch_embedding.bias");
+  r.alias(tr + "pos_embed", {1, grid * grid, vd}, "vision_model.embeddings.position_embedding.weight",
+          {grid * grid, vd});
   for (int i = 0; i < v.num_layers; ++i) {
     const std::string f = tr + "blocks." + std::to_string(i) + ".",
                       h = "vision_model.encoder.layers." + std::to_string(i) + ".";
-    norm(f + "norm1", vd, h + "layer_norm1");
-    qkv(f + "attn.qkv.weight", f + "attn.qkv.bias", vd, h + "self_attn.");
-    linear(f + "attn.proj", vd, vd, h + "self_attn.out_proj");
-    norm(f + "norm2", vd, h + "layer_norm2");
-    linear(f + "mlp.fc1", vi, vd, h + "mlp.fc1");
-    linear(f + "mlp.fc2", vd, vi, h + "mlp.fc2");
+    r.norm(f + "norm1", vd, h + "layer_norm1");
+    r.qkv(f + "attn.qkv.weight", f + "attn.qkv.bias", vd, h + "self_attn.");
+    r.linear(f + "attn.proj", vd, vd, h + "self_attn.out_proj");
+    r.norm(f + "norm2", vd, h + "layer_norm2");
+    r.linear(f + "mlp.fc1", vi, vd, h + "mlp.fc1");
+    r.linear(f + "mlp.fc2", vd, vi, h + "mlp.fc2");
   }
-  norm(tr + "norm", vd, "vision_model.post_layernorm");
+  r.norm(tr + "norm", vd, "vision_model.post_layernorm");
   const std::string ap = tr + "attn_pool.", hd = "vision_model.head.";
-  alias(ap + "latent", {1, 1, vd}, hd + "probe");
+  r.alias(ap + "latent", {1, 1, vd}, hd + "probe");
   {  // nn.MultiheadAttention's in_proj (what SiglipModel reads) = timm's q stacked over kv: owned copies
     for (const char* kind : {"weight", "bias"}) {
       const bool w = std::strcmp(kind, "weight") == 0;
-      const io::TensorView& q = get(ap + "q." + kind, w ? std::vector<int64_t>{vd, vd} : std::vector<int64_t>{vd});
+      const io::TensorView& q = s.get(ap + "q." + kind, w ? std::vector<int64_t>{vd, vd} : std::vector<int64_t>{vd});
       const io::TensorView& kv =
-          get(ap + "kv." + kind, w ? std::vector<int64_t>{2 * vd, vd} : std::vector<int64_t>{2 * vd});
+          s.get(ap + "kv." + kind, w ? std::vector<int64_t>{2 * vd, vd} : std::vector<int64_t>{2 * vd});
       if (q.dtype != kv.dtype)
         throw Error(kv.file, "tensor " + kv.name + " has dtype " + io::dtype_name(kv.dtype) + ", " + q.name + " has " +
                                  io::dtype_name(q.dtype) + " (expected one dtype)");
@@ -342,28 +293,19 @@ std::shared_ptr<const io::WeightStore> open_clip_siglip_to_hf(std::shared_ptr<co
                      w ? std::vector<int64_t>{3 * vd, vd} : std::vector<int64_t>{3 * vd}, std::move(bytes), q.file);
     }
   }
-  linear(ap + "proj", vd, vd, hd + "attention.out_proj");
-  norm(ap + "norm", vd, hd + "layernorm");
-  linear(ap + "mlp.fc1", vi, vd, hd + "mlp.fc1");
-  linear(ap + "mlp.fc2", vd, vi, hd + "mlp.fc2");
+  r.linear(ap + "proj", vd, vd, hd + "attention.out_proj");
+  r.norm(ap + "norm", vd, hd + "layernorm");
+  r.linear(ap + "mlp.fc1", vi, vd, hd + "mlp.fc1");
+  r.linear(ap + "mlp.fc2", vd, vi, hd + "mlp.fc2");
 
   // CustomTextCLIP keeps the text tower under "text." (every SigLIP config sets custom_text); CLIP at the top.
   const std::string tp = s.has("text.token_embedding.weight") ? "text." : "";
-  const int64_t td = t.hidden_size, ti = t.intermediate_size;
-  alias(tp + "token_embedding.weight", {t.vocab_size, td}, "text_model.embeddings.token_embedding.weight");
-  alias(tp + "positional_embedding", {t.max_positions, td}, "text_model.embeddings.position_embedding.weight");
-  for (int i = 0; i < t.num_layers; ++i) {
-    const std::string f = tp + "transformer.resblocks." + std::to_string(i) + ".",
-                      h = "text_model.encoder.layers." + std::to_string(i) + ".";
-    norm(f + "ln_1", td, h + "layer_norm1");
-    qkv(f + "attn.in_proj_weight", f + "attn.in_proj_bias", td, h + "self_attn.");
-    linear(f + "attn.out_proj", td, td, h + "self_attn.out_proj");
-    norm(f + "ln_2", td, h + "layer_norm2");
-    linear(f + "mlp.c_fc", ti, td, h + "mlp.fc1");
-    linear(f + "mlp.c_proj", td, ti, h + "mlp.fc2");
-  }
-  norm(tp + "ln_final", td, "text_model.final_layer_norm");
-  linear(tp + "text_projection", td, td, "text_model.head");  // nn.Linear (proj_bias): [out, in] as transformers'
+  const int64_t td = t.hidden_size;
+  r.alias(tp + "token_embedding.weight", {t.vocab_size, td}, "text_model.embeddings.token_embedding.weight");
+  r.alias(tp + "positional_embedding", {t.max_positions, td}, "text_model.embeddings.position_embedding.weight");
+  r.resblocks(tp + "transformer", t, "text_model");
+  r.norm(tp + "ln_final", td, "text_model.final_layer_norm");
+  r.linear(tp + "text_projection", td, td, "text_model.head");  // nn.Linear (proj_bias): [out, in] as transformers'
 
   for (const char* scalar : {"logit_scale", "logit_bias"}) {  // [] or [1]; SiglipModel checks which
     io::TensorView view = s.take(scalar);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "io/json.h"
+#include "support/errors.h"
 #include "support/temp_dir.h"
 #include "zeroshot/error.h"
 
@@ -18,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using io::Json;
+using zeroshot::testing::file_placeholder;
 using zeroshot::testing::TempDir;
 
 const std::string kConfigs = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/open_clip_siglip-configs";
@@ -47,14 +49,7 @@ OpenClipSiglipConfig load(const Json& j) {
 std::string error_of(const Json& j) {
   const TempDir dir;
   const std::string path = dir.file("open_clip_config.json", j.dump());
-  try {
-    load_open_clip_siglip_config(path);
-  } catch (const Error& e) {
-    std::string m = e.what();
-    if (m.rfind(path + ": ", 0) == 0) return "FILE: " + m.substr(path.size() + 2);
-    return m;
-  }
-  return "(no error)";
+  return file_placeholder(zeroshot::testing::error_of([&] { load_open_clip_siglip_config(path); }), path);
 }
 
 TEST(OpenClipSiglipConfig, ViTB16) {

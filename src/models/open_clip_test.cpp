@@ -16,6 +16,8 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "support/compare.h"
+#include "support/errors.h"
+#include "support/reference.h"
 #include "support/temp_dir.h"
 #include "text/clip_tokenizer.h"
 #include "zeroshot/error.h"
@@ -28,6 +30,7 @@ using io::Json;
 
 const std::string kReference = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures";
 
+using zeroshot::testing::file_placeholder;
 using zeroshot::testing::max_abs;
 using zeroshot::testing::max_abs_diff;
 using zeroshot::testing::TempDir;
@@ -59,14 +62,7 @@ OpenClipConfig load(const Json& j) {
 std::string error_of(const Json& j) {
   const TempDir dir;
   const std::string path = dir.file("open_clip_config.json", j.dump());
-  try {
-    load_open_clip_config(path);
-  } catch (const Error& e) {
-    std::string m = e.what();
-    if (m.rfind(path + ": ", 0) == 0) return "FILE: " + m.substr(path.size() + 2);
-    return m;
-  }
-  return "(no error)";
+  return file_placeholder(zeroshot::testing::error_of([&] { load_open_clip_config(path); }), path);
 }
 
 TEST(OpenClipConfig, ViTB32Defaults) {
@@ -261,19 +257,15 @@ struct Expected {
 };
 
 Expected load_expected(const std::string& dir) {
+  const zeroshot::testing::ExpectedOutputs ref(dir);
   Expected e;
-  e.json = io::load_json(dir + "/expected.json");
-  for (const auto& s : e.json.at("images")) e.images.push_back(s.get<std::string>());
-  for (const auto& ids : e.json.at("input_ids")) e.input_ids.push_back(ids.get<std::vector<int32_t>>());
-  io::SafeTensorsFile st(dir + "/expected.safetensors");
-  const auto& t = st.tensors();
-  for (const auto& name : e.images) {
-    auto v = io::to_f32(t.at("pixel_values/" + name));
-    e.pixels.insert(e.pixels.end(), v.begin(), v.end());
-  }
-  e.image_embeds = io::to_f32(t.at("image_embeds"));
-  e.text_embeds = io::to_f32(t.at("text_embeds"));
-  e.logits = io::to_f32(t.at("logits_per_image"));
+  e.json = ref.json;
+  e.images = ref.strings("images");
+  e.input_ids = ref.input_ids();
+  e.pixels = ref.all_pixel_values();
+  e.image_embeds = ref.get("image_embeds");
+  e.text_embeds = ref.get("text_embeds");
+  e.logits = ref.get("logits_per_image");
   return e;
 }
 

@@ -6,8 +6,10 @@
 
 #include "io/json.h"
 #include "io/safetensors.h"
+#include "models/encoder_layers.h"
 #include "models/hf_config.h"
 #include "models/siglip2_naflex.h"
+#include "models/token_ids.h"
 #include "models/weight_loader.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
@@ -105,11 +107,7 @@ SiglipConfig SiglipConfig::load(const std::string& path) {
 
 namespace {
 
-struct Layer {
-  NormWeights ln1, ln2;
-  nn::PackedLinear qkv;  // q_proj | k_proj | v_proj stacked
-  nn::PackedLinear out, fc1, fc2;
-};
+using Layer = EncoderLayer;
 
 // Rows per encoder run: bounds the activation memory of a large batch.
 constexpr int64_t kMaxRowsPerChunk = 2048;
@@ -175,24 +173,6 @@ struct SiglipModel::Impl {
   nn::PackedLinear text_head;
   float logit_scale = 0.0f, logit_bias = 0.0f;
 
-  std::vector<Layer> load_layers(WeightLoader& w, const std::string& prefix, const ClipTowerConfig& t) {
-    std::vector<Layer> layers;
-    const int64_t d = t.hidden_size, inter = t.intermediate_size;
-    for (int i = 0; i < t.num_layers; ++i) {
-      const std::string p = prefix + ".encoder.layers." + std::to_string(i);
-      Layer l;
-      l.ln1 = w.norm(p + ".layer_norm1", d);
-      const std::string a = p + ".self_attn.";
-      l.qkv = w.linear({a + "q_proj", a + "k_proj", a + "v_proj"}, d, d, true, prec);
-      l.out = w.linear({a + "out_proj"}, d, d, true, prec);
-      l.ln2 = w.norm(p + ".layer_norm2", d);
-      l.fc1 = w.linear({p + ".mlp.fc1"}, inter, d, true, prec);
-      l.fc2 = w.linear({p + ".mlp.fc2"}, d, inter, true, prec);
-      layers.push_back(std::move(l));
-    }
-    return layers;
-  }
-
   Impl(const SiglipConfig& c, const io::WeightStore& ws, const ClipOptions& opt) : cfg(c), prec(opt.precision) {
     const ClipTowerConfig& v = cfg.vision;
     const ClipTowerConfig& t = cfg.text;
@@ -217,7 +197,7 @@ struct SiglipModel::Impl {
                    "vision_model.embeddings.patch_embedding.bias", prec);
       vision_pos = w.tensor("vision_model.embeddings.position_embedding.weight", {grid * grid, d});
     }
-    vision_layers = load_layers(w, "vision_model", v);
+    vision_layers = load_encoder_layers(w, "vision_model", v, prec);
     post_ln = w.norm("vision_model.post_layernorm", d);
     // The pooling head stays f32 (one query row per image; small next to the
     // encoder), as CLIP's projections do.
@@ -236,7 +216,7 @@ struct SiglipModel::Impl {
     const int64_t td = t.hidden_size;
     token_emb = w.tensor("text_model.embeddings.token_embedding.weight", {t.vocab_size, td});
     text_pos = w.tensor("text_model.embeddings.position_embedding.weight", {t.max_positions, td});
-    text_layers = load_layers(w, "text_model", t);
+    text_layers = load_encoder_layers(w, "text_model", t, prec);
     final_ln = w.norm("text_model.final_layer_norm", td);
     text_head = w.linear({"text_model.head"}, td, td, true, Precision::F32);
     logit_scale = w.scalar("logit_scale");
@@ -502,18 +482,8 @@ void SiglipModel::encode_texts(const std::vector<std::vector<int32_t>>& ids, int
   if (pad_id < 0 || pad_id >= t.vocab_size)
     throw Error("pad_id", "token id " + std::to_string(pad_id) + " is outside the vocabulary (size " +
                               std::to_string(t.vocab_size) + ")");
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string where = "input_ids[" + std::to_string(i) + "]";
-    if (ids[i].empty()) throw Error(where, "empty token sequence");
-    if (ids[i].size() > static_cast<size_t>(padded))
-      throw Error(where, std::to_string(ids[i].size()) + " tokens, more than " +
-                             (padded == t.max_positions ? "max_position_embeddings " : "the padded length ") +
-                             std::to_string(padded));
-    for (int32_t id : ids[i])
-      if (id < 0 || id >= t.vocab_size)
-        throw Error(where, "token id " + std::to_string(id) + " is outside the vocabulary (size " +
-                               std::to_string(t.vocab_size) + ")");
-  }
+  const char* limit = padded == t.max_positions ? "max_position_embeddings" : "the padded length";
+  for (size_t i = 0; i < ids.size(); ++i) check_token_ids(ids[i], i, padded, limit, t.vocab_size);
   if (ids.empty()) return;
   if (!out) throw Error("encode_texts", "null output buffer");
   const size_t dim = static_cast<size_t>(impl_->cfg.embedding_dim());

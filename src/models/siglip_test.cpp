@@ -31,6 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using io::Json;
 using testing::error_of;
+using testing::file_placeholder;
 using testing::TempDir;
 
 const std::string kFixtures = std::string(ZEROSHOT_BINARY_DIR) + "/reference-fixtures/siglip/";
@@ -220,9 +221,7 @@ TEST(SiglipConfig, RefusesWhatIsNotBuilt) {
   Json base = io::load_json(kDir + "/config.json");
   auto err = [&](const Json& j) {
     const std::string p = d.file("config.json", j.dump());
-    std::string m = error_of([&] { SiglipConfig::load(p); });
-    if (m.rfind(p + ": ", 0) == 0) m = "FILE: " + m.substr(p.size() + 2);
-    return m;
+    return file_placeholder(error_of([&] { SiglipConfig::load(p); }), p);
   };
   EXPECT_EQ(err(base), "(no error)");
   Json j = base;

@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -18,13 +17,6 @@ namespace zeroshot::nn {
 namespace {
 
 using zeroshot::testing::randn;
-
-float bf16_value(float x) {
-  const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;
-  float r;
-  std::memcpy(&r, &b, 4);
-  return r;
-}
 
 // Restores the probe's choice when a test ends (the mode is process-wide).
 struct ModeGuard {
@@ -58,8 +50,8 @@ TEST(Bf16Kernels, BothProductsAreExactOnRoundedOperands) {
           for (int j = 0; j < c.n; ++j) {
             double s = b[j], mag = std::fabs(b[j]);
             for (int i = 0; i < c.k; ++i) {
-              const double p = static_cast<double>(bf16_value(x[static_cast<size_t>(r) * c.k + i])) *
-                               bf16_value(w[static_cast<size_t>(j) * c.k + i]);
+              const double p = static_cast<double>(bf16_round(x[static_cast<size_t>(r) * c.k + i])) *
+                               bf16_round(w[static_cast<size_t>(j) * c.k + i]);
               s += p;
               mag += std::fabs(p);
             }

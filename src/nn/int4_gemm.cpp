@@ -8,6 +8,7 @@
 #include <string>
 
 #include "nn/gemm.h"
+#include "nn/gemm_common.h"
 #include "nn/int4_kernels.h"
 #include "nn/kernels.h"
 #include "zeroshot/error.h"
@@ -16,8 +17,6 @@ namespace zeroshot::nn {
 
 namespace {
 
-constexpr long kMinParallelGemm = 1L << 18;  // multiply-adds below which one thread does it all (as linear.cpp)
-constexpr int kChunksPerThread = 4;
 constexpr long kAChunkBytes = 1L << 20;  // activation rows per dequantized panel: they stay in L2 (kernels_avx512)
 constexpr int kGenericCols = 64;         // columns dequantized at a time on the generic path
 
@@ -41,26 +40,7 @@ struct Scratch {
     return panel.get();
   }
 };
-Scratch& scratch() {
-  thread_local Scratch s;
-  return s;
-}
-
-template <class T>
-void grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
-
-float act_scalar(Act a, float x) {
-  switch (a) {
-    case Act::QuickGelu: return quick_gelu(x);
-    case Act::Gelu: return gelu_erf(x);
-    case Act::GeluTanh: return gelu_tanh(x);
-    case Act::Relu:
-    case Act::Silu: break;
-  }
-  return x;
-}
+Scratch& scratch() { return thread_scratch<Scratch>(); }
 
 int nibble(const Int4Weights& q, int j, int i) {
   const uint8_t b = q.q[static_cast<size_t>(j) * q.row_bytes() + static_cast<size_t>(i) / 2];
@@ -254,7 +234,7 @@ void int4_forward(const Int4Packed& L, const float* bias, const float* x, int m,
         float v = t.prod[static_cast<size_t>(r) * nc + j];
         if (bias) v += bias[j0 + j];
         if (post.kind == LinearPost::Accumulate) yr[j] += v;
-        else yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
+        else yr[j] = post.kind == LinearPost::Activate ? epilogue_act(post.act, v) : v;
       }
     }
   };

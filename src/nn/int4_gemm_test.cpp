@@ -14,21 +14,15 @@
 #include "nn/linear.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
+#include "support/activations.h"
 #include "support/random.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
 namespace {
 
+using zeroshot::testing::act_ref;
 using zeroshot::testing::randn;
-
-double act_ref(Act a, double x) {
-  switch (a) {
-    case Act::QuickGelu: return x / (1.0 + std::exp(-1.702 * x));
-    case Act::Gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
-    default: return x;
-  }
-}
 
 std::vector<KernelChoice> choices() {
   std::vector<KernelChoice> c = {KernelChoice::Generic};

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "nn/gemm.h"
+#include "nn/gemm_common.h"
 #include "nn/int4_gemm.h"
 #include "nn/kernels.h"
 #include "zeroshot/error.h"
@@ -89,14 +90,14 @@ uint16_t f32_to_bf16(float x) {
   return static_cast<uint16_t>(b >> 16);
 }
 
-namespace {
-
 float bf16_round(float x) {
   const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;
   float r;
   std::memcpy(&r, &b, 4);
   return r;
 }
+
+namespace {
 
 // Per-row activation quantization, bit for bit what kern::avx512::convert_a computes.
 void quant_params(const float* x, int k, float* scale, int* zp) {
@@ -119,12 +120,10 @@ int quantize_u8(float x, float inv, int zp) {
   return static_cast<int>(std::clamp<long>(r + zp, 0, 255));
 }
 
-constexpr long kMinParallelGemm = 1L << 18;  // multiply-adds below which one thread does it all
 // Activation values below which the conversion (layer norm, bf16 / int8) runs in the calling thread: it takes
 // microseconds, less than waking a worker (ViT-B/32 int8 batch 1, 3 alternating runs: 20-24 images/s serial
 // against 16-21 with the conversions of every GEMM split at 32K values).
 constexpr long kMinParallelPack = 1L << 20;
-constexpr int kChunksPerThread = 4;
 // Weights below which a layer is packed by the calling thread alone (~0.1 ms of work).
 constexpr long kMinParallelWeights = 1L << 16;
 
@@ -134,15 +133,7 @@ struct Scratch {
   std::vector<float> scale, tmp, normed, row;
   std::vector<int32_t> zp;
 };
-Scratch& scratch() {
-  thread_local Scratch s;
-  return s;
-}
-
-template <class T>
-void grow(std::vector<T>& v, size_t n) {
-  if (v.size() < n) v.resize(n);
-}
+Scratch& scratch() { return thread_scratch<Scratch>(); }
 
 // Maps the pages of a fresh buffer of `bytes` in one call (MADV_POPULATE_WRITE, Linux 5.14; best effort) instead
 // of one page fault per 4 KB page as the packing first writes them.
@@ -162,17 +153,6 @@ void prefault(void* p, size_t bytes) {
 struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
-
-float act_scalar(Act a, float x) {
-  switch (a) {
-    case Act::QuickGelu: return quick_gelu(x);
-    case Act::Gelu: return gelu_erf(x);
-    case Act::GeluTanh: return gelu_tanh(x);
-    case Act::Relu:
-    case Act::Silu: break;  // not in the epilogue: forward() runs them as a pass
-  }
-  return x;
-}
 
 }  // namespace
 
@@ -614,7 +594,7 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
           v *= row_scale[static_cast<size_t>(r)] * L.w_scale[static_cast<size_t>(j0) + static_cast<size_t>(j)];
         if (L.bias) v += L.bias[j0 + j];
         if (acc) yr[j] += v;
-        else yr[j] = post.kind == LinearPost::Activate ? act_scalar(post.act, v) : v;
+        else yr[j] = post.kind == LinearPost::Activate ? epilogue_act(post.act, v) : v;
       }
     }
   };

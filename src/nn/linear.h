@@ -54,6 +54,8 @@ struct Int4Weights;  // nn/int4_gemm.h
 
 // bfloat16 of a float, round to nearest even (NaN stays NaN).
 uint16_t f32_to_bf16(float x);
+// The float that x becomes stored as bfloat16: f32_to_bf16 widened back (what the BF16 kernels multiply).
+float bf16_round(float x);
 
 // The AVX-512 weight panels of F32 and BF16 layers, for storing them and mapping them back (models/packed_weights.h):
 // the name of the layout that the packing writes on this machine for `p` ("" when the layer would not be packed

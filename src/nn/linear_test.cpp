@@ -17,31 +17,15 @@
 #include "nn/ops.h"
 #include "nn/peak_probe.h"
 #include "nn/thread_pool.h"
+#include "support/activations.h"
 #include "support/random.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::nn {
 namespace {
 
+using zeroshot::testing::act_ref;
 using zeroshot::testing::randn;
-
-float bf16_value(float x) {
-  const uint32_t b = static_cast<uint32_t>(f32_to_bf16(x)) << 16;
-  float r;
-  std::memcpy(&r, &b, 4);
-  return r;
-}
-
-double act_ref(Act a, double x) {
-  switch (a) {
-    case Act::QuickGelu: return x / (1.0 + std::exp(-1.702 * x));
-    case Act::Gelu: return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
-    case Act::GeluTanh: return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
-    case Act::Relu: return x > 0 ? x : 0.0;
-    case Act::Silu: return x / (1.0 + std::exp(-x));
-  }
-  return x;
-}
 
 // The paths a precision can take on this machine.
 std::vector<KernelChoice> choices(Precision p) {
@@ -166,8 +150,8 @@ TEST(PackedLinear, Bf16IsExactProductsOfRoundedOperands) {
         const std::vector<float> y0 = randn(static_cast<size_t>(c.m) * c.n, seed++);
         const PackedLinear L(t.w.data(), t.b.data(), c.n, c.k, Precision::BF16, kc);
         std::vector<float> xr(t.x.size()), wr(t.w.size());
-        for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_value(t.x[i]);
-        for (size_t i = 0; i < wr.size(); ++i) wr[i] = bf16_value(t.w[i]);
+        for (size_t i = 0; i < xr.size(); ++i) xr[i] = bf16_round(t.x[i]);
+        for (size_t i = 0; i < wr.size(); ++i) wr[i] = bf16_round(t.w[i]);
         std::vector<double> err(static_cast<size_t>(c.m) * c.n);
         for (int r = 0; r < c.m; ++r)
           for (int j = 0; j < c.n; ++j) {

@@ -11,6 +11,7 @@
 #include "nn/gemm.h"
 #include "nn/ops.h"
 #include "nn/thread_pool.h"
+#include "support/activations.h"
 
 namespace zeroshot::nn {
 namespace {
@@ -184,16 +185,7 @@ TEST(Activations, MatchReferenceFormulas) {
   std::vector<float> x;
   for (float v = -12.0f; v <= 12.0f; v += 0.0371f) x.push_back(v);
   for (float v : {0.0f, -0.0f, 1e-8f, -1e-8f, 50.0f, -50.0f, 100.0f, -100.0f, 1e4f, -1e4f}) x.push_back(v);
-  auto ref = [](Act a, double v) {
-    switch (a) {
-      case Act::QuickGelu: return v / (1.0 + std::exp(-1.702 * v));
-      case Act::Gelu: return 0.5 * v * (1.0 + std::erf(v / std::sqrt(2.0)));
-      case Act::GeluTanh: return 0.5 * v * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (v + 0.044715 * v * v * v)));
-      case Act::Relu: return v > 0 ? v : 0.0;
-      case Act::Silu: return v / (1.0 + std::exp(-v));
-    }
-    return 0.0;
-  };
+  const auto ref = zeroshot::testing::act_ref;
   ThreadPool pool(2);
   for (Act a : {Act::QuickGelu, Act::Gelu, Act::GeluTanh, Act::Relu, Act::Silu}) {
     // Long enough to be split across the pool.

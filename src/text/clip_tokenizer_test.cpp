@@ -3,19 +3,17 @@
 #include "text/clip_tokenizer.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/temp_dir.h"
+#include "support/tokenizer_checks.h"
 #include "text/ftfy.h"
 #include "text/text_normalize.h"
 #include "zeroshot/error.h"
@@ -28,11 +26,8 @@ namespace fs = std::filesystem;
 const std::string kFixtures = ZEROSHOT_FIXTURES;
 const std::vector<std::string> kModels = {"clip-tiny-quickgelu", "clip-tiny-gelu-f16"};
 
-nlohmann::json load_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << path;
-  return nlohmann::json::parse(in);
-}
+using io::load_json;
+using zeroshot::testing::expect_concurrent_encode_deterministic;
 
 std::string model_dir(const std::string& model) { return kFixtures + "/clip/" + model; }
 
@@ -40,15 +35,7 @@ std::string u8(std::u32string_view s) { return encode_utf8(s); }
 
 // All fixture texts must tokenize to the reference's ids.
 void expect_fixture_ids(const ClipTokenizer& tok, const std::string& model) {
-  const auto expected = load_json(model_dir(model) + "/expected.json");
-  const auto& texts = expected.at("texts");
-  const auto& ids = expected.at("input_ids");
-  ASSERT_EQ(texts.size(), ids.size());
-  ASSERT_GE(texts.size(), 20u);
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
-    EXPECT_EQ(tok.encode(text), ids[i].get<std::vector<int32_t>>()) << model << " text #" << i << ": " << text;
-  }
+  zeroshot::testing::expect_fixture_ids(tok, model_dir(model));
 }
 
 TEST(ClipTokenizer, FixtureIdsFromVocabAndMerges) {
@@ -194,25 +181,8 @@ TEST_F(TokenizerFixture, ConcurrentEncodeIsDeterministic) {
     texts.push_back("a photo of a " + c.get<std::string>());
   for (int i = 0; i < 300; ++i) texts.push_back("a photo of thing number " + std::to_string(i * 37) + ", zürich");
   const auto fresh = ClipTokenizer::from_dir(model_dir("clip-tiny-gelu-f16"));  // empty cache
-  std::vector<std::vector<std::vector<int32_t>>> results(8);
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < results.size(); ++t) {
-    threads.emplace_back([&, t] {
-      for (int round = 0; round < 3; ++round)
-        for (size_t i = 0; i < texts.size(); ++i) {
-          const size_t k = (i + t * 13) % texts.size();
-          auto ids = fresh.encode(texts[k]);
-          if (round == 0) results[t].resize(texts.size());
-          results[t][k] = std::move(ids);
-        }
-    });
-  }
-  for (auto& th : threads) th.join();
   const auto single = ClipTokenizer::from_dir(model_dir("clip-tiny-gelu-f16"));
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const auto expected = single.encode(texts[i]);
-    for (const auto& r : results) ASSERT_EQ(r[i], expected) << texts[i];
-  }
+  expect_concurrent_encode_deterministic(fresh, single, texts);
 }
 
 // ---- errors (the refusals shared with RoBERTa's tokenizer: bpe_tokenizer_errors_test.cpp) ---------------------

@@ -14,11 +14,11 @@
 #include <fstream>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "support/errors.h"
 #include "support/temp_dir.h"
+#include "support/tokenizer_checks.h"
 #include "zeroshot/error.h"
 
 namespace zeroshot::text {
@@ -32,11 +32,8 @@ const std::vector<std::string> kModels = {"clap-tiny-unfused", "clap-tiny-fused"
 
 std::string model_dir(const std::string& model) { return kFixtures + "/clap/" + model; }
 
-nlohmann::json load_json(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in) << path;
-  return nlohmann::json::parse(in);
-}
+using io::load_json;
+using zeroshot::testing::expect_concurrent_encode_deterministic;
 
 // str.format with one "{}".
 std::string format(std::string templ, const std::string& label) {
@@ -46,15 +43,7 @@ std::string format(std::string templ, const std::string& label) {
 }
 
 void expect_fixture_ids(const RobertaTokenizer& tok, const std::string& model) {
-  const auto expected = load_json(model_dir(model) + "/expected.json");
-  const auto& texts = expected.at("texts");
-  const auto& ids = expected.at("input_ids");
-  ASSERT_EQ(texts.size(), ids.size());
-  ASSERT_GE(texts.size(), 20u);
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const std::string text = texts[i].get<std::string>();
-    EXPECT_EQ(tok.encode(text), ids[i].get<Ids>()) << model << " text #" << i << ": " << text;
-  }
+  zeroshot::testing::expect_fixture_ids(tok, model_dir(model));
 }
 
 TEST(RobertaTokenizer, FixtureIdsFromVocabAndMerges) {
@@ -260,24 +249,8 @@ TEST_F(Roberta, ConcurrentEncodeIsDeterministic) {
   for (int i = 0; i < 300; ++i)
     texts.push_back("a sound of thing number " + std::to_string(i * 37) + ", zürich <mask>");
   const auto fresh = RobertaTokenizer::from_dir(model_dir("clap-tiny-fused"));  // empty cache
-  std::vector<std::vector<Ids>> results(8);
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < results.size(); ++t) {
-    threads.emplace_back([&, t] {
-      results[t].resize(texts.size());
-      for (int round = 0; round < 3; ++round)
-        for (size_t i = 0; i < texts.size(); ++i) {
-          const size_t k = (i + t * 13) % texts.size();
-          results[t][k] = fresh.encode(texts[k]);
-        }
-    });
-  }
-  for (auto& th : threads) th.join();
   const auto single = RobertaTokenizer::from_dir(model_dir("clap-tiny-fused"));
-  for (size_t i = 0; i < texts.size(); ++i) {
-    const auto expected = single.encode(texts[i]);
-    for (const auto& r : results) ASSERT_EQ(r[i], expected) << texts[i];
-  }
+  expect_concurrent_encode_deterministic(fresh, single, texts);
 }
 
 // ---- loading and errors ------------------------------------------------------------------------------------------

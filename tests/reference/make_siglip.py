@@ -21,17 +21,14 @@ and OUT/siglip/siglip-tiny-nomask/: the same model with a tokenizer whose model_
 (the pipeline then attends to the padding): expected.safetensors text_embeds, expected.json texts + zero_shot.
 """
 import json
-from pathlib import Path
 
-import numpy as np
 import safetensors.torch
 import sentencepiece as spm
 import torch
-from PIL import Image
-from transformers import SiglipConfig, SiglipImageProcessor, SiglipModel, SiglipTokenizer, pipeline
-from transformers.image_utils import load_image
+from transformers import SiglipImageProcessor, SiglipTokenizer, pipeline
 
-MAX_LEN = 64  # SiglipTokenizer's model_max_length in google/siglip-* tokenizer_config.json
+import siglip_common
+from siglip_common import MAX_LEN
 
 # Texts beyond the shared fixtures': SigLIP's punctuation removal, whitespace collapse, lower-casing, U+2581 in text.
 EXTRA_TEXTS = [
@@ -48,24 +45,18 @@ EXTRA_TEXTS = [
     "İstanbul ẞ",
 ]
 
-
-def corpus(repo):
-    lines = []
-    prompts = json.loads((repo / "data" / "zero_shot_prompts.json").read_text())
-    for ds in prompts["datasets"].values():
-        classes = ds.get("classes", [])
-        templates = ds.get("templates", ["a photo of a {}."])
-        names = [n for c in classes for n in (c if isinstance(c, list) else [c]) if isinstance(n, str)]
-        templates = [t for t in templates if isinstance(t, str)] or ["a photo of a {}."]
-        for i, c in enumerate(names):
-            lines.append(templates[i % len(templates)].replace("{}", c).lower())
-            lines.append(c.lower())
-    return lines
+# The zero-shot pipeline runs: (image, candidate labels, hypothesis template).
+CASES = [
+    ("astronaut.png", ["cat", "dog", "astronaut", "rocket", "coffee", "motorcycle", "horse", "coins"],
+     "This is a photo of {}."),
+    ("coffee.png", ["a cup of coffee", "Coffee!", "tea", "an astronaut in space"], "a photo of {}"),
+    ("green_palette.png", ["green", "red", "blue"], "This is a photo of {}."),
+]
 
 
 def train_spm(repo, dst):
     text = dst / "corpus.txt"
-    text.write_text("\n".join(corpus(repo)) + "\n")
+    text.write_text("\n".join(siglip_common.corpus(repo)) + "\n")
     spm.SentencePieceTrainer.train(
         input=str(text), model_prefix=str(dst / "spiece"), vocab_size=600, model_type="unigram",
         pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>", unk_piece="<unk>",
@@ -89,96 +80,21 @@ def make_model(out, shared, repo, folder, image_size, nomask):
     tok = SiglipTokenizer(vocab_file=str(model_file), model_max_length=MAX_LEN)
     tok.save_pretrained(dst)
     tok = SiglipTokenizer.from_pretrained(dst)
-    vocab = tok.vocab_size
-
-    torch.manual_seed(12)
-    cfg = SiglipConfig(
-        text_config={"vocab_size": vocab, "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": MAX_LEN},
-        vision_config={"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 3,
-                       "image_size": image_size, "patch_size": 16},
-    )
-    model = SiglipModel(cfg).eval()
-    with torch.no_grad():
-        # Random init leaves logit_scale 0, logit_bias 0, biases 0 and the layer norms at identity: perturb them all so
-        # every parameter matters.
-        g = torch.Generator().manual_seed(7)
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or "norm" in name or "logit" in name:
-                p.add_(torch.randn(p.shape, generator=g) * 0.1)
-        model.logit_scale.fill_(2.3)
-        model.logit_bias.fill_(-1.7)
+    model = siglip_common.tiny_model(tok.vocab_size, image_size, seed=12, perturb_seed=7, logit_scale=2.3,
+                                     logit_bias=-1.7)
     model.save_pretrained(dst, safe_serialization=True)
     proc = SiglipImageProcessor(size={"height": image_size, "width": image_size}, resample=3)
     proc.save_pretrained(dst)
 
-    shared_texts = json.loads((shared / "clip" / "clip-tiny-quickgelu" / "expected.json").read_text())["texts"]
-    # Texts the pipeline would not run (over 64 tokens: the reference fails without truncation) are tested
-    # separately, truncated as tokenizer(..., truncation=True) does.
-    texts, long_texts = [], []
-    for t in shared_texts + EXTRA_TEXTS:
-        (texts if len(tok(t)["input_ids"]) <= MAX_LEN else long_texts).append(t)
-    enc = tok(texts, padding="max_length", return_tensors="pt")
-    assert enc["input_ids"].shape[1] == MAX_LEN
-    long_enc = tok(long_texts, padding="max_length", truncation=True, max_length=MAX_LEN, return_tensors="pt")
-    long_ids = long_enc["input_ids"].tolist()
-
-    images = sorted(p.name for p in (shared / "images").iterdir() if not p.name.startswith("bad_"))
-    tensors = {}
-    pixels = []
-    for name in images:
-        # channels_last stated: transformers otherwise guesses the layout, and reads foo3x5x4indexed.png's (3, 5, 3)
-        # array (3 pixels high) as channels-first (its "channel dimension is ambiguous" warning). The pipeline
-        # guesses; no zero_shot case below uses an image 3 pixels high or wide.
-        px = proc(images=load_image(str(shared / "images" / name)), input_data_format="channels_last",
-                  return_tensors="pt")["pixel_values"][0]
-        tensors["pixel_values/" + name] = px.contiguous()
-        pixels.append(px)
-    with torch.no_grad():
-        img = model.get_image_features(pixel_values=torch.stack(pixels))
-        txt = model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-        both = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], pixel_values=torch.stack(pixels))
-        long_txt = model.get_text_features(input_ids=long_enc["input_ids"], attention_mask=long_enc["attention_mask"])
-    tensors["long_text_embeds"] = long_txt.contiguous()
-    tensors["image_embeds"] = img.contiguous()
-    tensors["text_embeds"] = txt.contiguous()
-    tensors["logits_per_image"] = both.logits_per_image.contiguous()
-    safetensors.torch.save_file(tensors, dst / "expected.safetensors")
-
-    pipe = pipeline("zero-shot-image-classification", model=model, tokenizer=tok, image_processor=proc)
-    cases = [
-        ("astronaut.png", ["cat", "dog", "astronaut", "rocket", "coffee", "motorcycle", "horse", "coins"],
-         "This is a photo of {}."),
-        ("coffee.png", ["a cup of coffee", "Coffee!", "tea", "an astronaut in space"], "a photo of {}"),
-        ("green_palette.png", ["green", "red", "blue"], "This is a photo of {}."),
-    ]
-    zero_shot = []
-    for image, labels, template in cases:
-        res = pipe(str(shared / "images" / image), candidate_labels=labels, hypothesis_template=template)
-        zero_shot.append({"image": image, "labels": labels, "template": template,
-                          "result": [{"label": r["label"], "score": r["score"]} for r in res]})
+    texts, long_texts = siglip_common.split_texts(tok, shared, EXTRA_TEXTS)
+    enc = siglip_common.write_expected(dst, folder, model, tok, proc, shared, texts, long_texts, CASES)
     # The same model with a tokenizer whose model_input_names lack "attention_mask" (the pipeline then runs the padded
     # ids unmasked: every pad token is attended to).
     if nomask:
-        make_nomask(dst.parent / "siglip-tiny-nomask", model_file, model, proc, shared, cases, texts, enc)
-
-    expected = {
-        "model": folder,
-        "images": images,
-        "texts": texts,
-        "input_ids": enc["input_ids"].tolist(),
-        "lengths": enc["attention_mask"].sum(dim=1).tolist(),
-        "long_texts": long_texts,
-        "long_input_ids": long_ids,
-        "pad_token_id": tok.pad_token_id,
-        "logit_scale": float(model.logit_scale),
-        "logit_bias": float(model.logit_bias),
-        "zero_shot": zero_shot,
-    }
-    (dst / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False))
+        make_nomask(dst.parent / "siglip-tiny-nomask", model_file, model, proc, shared, texts, enc)
 
 
-def make_nomask(nomask, model_file, model, proc, shared, cases, texts, enc):
+def make_nomask(nomask, model_file, model, proc, shared, texts, enc):
     nomask.mkdir()
     tok_nm = SiglipTokenizer(vocab_file=str(model_file), model_max_length=MAX_LEN, model_input_names=["input_ids"])
     tok_nm.save_pretrained(nomask)
@@ -187,11 +103,7 @@ def make_nomask(nomask, model_file, model, proc, shared, cases, texts, enc):
     model.save_pretrained(nomask, safe_serialization=True)
     proc.save_pretrained(nomask)
     pipe_nm = pipeline("zero-shot-image-classification", model=model, tokenizer=tok_nm, image_processor=proc)
-    zero_shot_nm = []
-    for image, labels, template in cases:
-        res = pipe_nm(str(shared / "images" / image), candidate_labels=labels, hypothesis_template=template)
-        zero_shot_nm.append({"image": image, "labels": labels, "template": template,
-                             "result": [{"label": r["label"], "score": r["score"]} for r in res]})
+    zero_shot_nm = siglip_common.zero_shot(pipe_nm, shared, CASES)
     with torch.no_grad():
         txt_nm = model.get_text_features(input_ids=enc["input_ids"])
     safetensors.torch.save_file({"text_embeds": txt_nm.contiguous()}, nomask / "expected.safetensors")

@@ -30,12 +30,11 @@ import json
 import safetensors.torch
 import torch
 from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-from transformers import GemmaTokenizerFast, SiglipConfig, SiglipImageProcessor, SiglipModel, pipeline
-from transformers.image_utils import load_image
+from transformers import GemmaTokenizerFast, SiglipImageProcessor, pipeline
 
-import make_siglip
+import siglip_common
+from siglip_common import MAX_LEN
 
-MAX_LEN = 64
 SPECIALS = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>", "[@BOS@]", "<unused0>", "<unused1>", "<start_of_turn>",
             "<end_of_turn>"]
 BYTES = [f"<0x{b:02X}>" for b in range(256)]
@@ -63,8 +62,8 @@ EXTRA_TEXTS = [
 
 
 def train_tokenizer(repo):
-    lines = make_siglip.corpus(repo)
-    # The corpus lower-cased by make_siglip.corpus: add the cased forms too, so upper-case pieces exist.
+    lines = siglip_common.corpus(repo)
+    # The corpus lower-cased by siglip_common.corpus: add the cased forms too, so upper-case pieces exist.
     lines += [line.title() for line in lines[::3]]
     # Whitespace pieces, as Gemma's vocabulary has ("\t\t" is then a merge of two tab symbols).
     lines += ["a\t\tb", "\t\tindented", "col\tcol\tcol", "x\t\t\ty"] * 20
@@ -92,19 +91,14 @@ def tokenizer(tk, padding_side):
                               unk_token="<unk>", mask_token="<mask>")
 
 
-def zero_shot(pipe, shared):
-    cases = [
-        ("astronaut.png", ["cat", "dog", "astronaut", "rocket", "coffee", "motorcycle", "horse", "coins"],
-         "This is a photo of {}."),
-        ("coffee.png", ["a cup of coffee", "Coffee!", "tea", "an Astronaut in space"], "a photo of {}"),
-        ("green_palette.png", ["green", "red", "blue"], "This is a photo of {}."),
-    ]
-    out = []
-    for image, labels, template in cases:
-        res = pipe(str(shared / "images" / image), candidate_labels=labels, hypothesis_template=template)
-        out.append({"image": image, "labels": labels, "template": template,
-                    "result": [{"label": r["label"], "score": r["score"]} for r in res]})
-    return out
+# The zero-shot pipeline runs: (image, candidate labels, hypothesis template); labels as users type them (SigLIP 2's
+# tokenizer keeps case).
+CASES = [
+    ("astronaut.png", ["cat", "dog", "astronaut", "rocket", "coffee", "motorcycle", "horse", "coins"],
+     "This is a photo of {}."),
+    ("coffee.png", ["a cup of coffee", "Coffee!", "tea", "an Astronaut in space"], "a photo of {}"),
+    ("green_palette.png", ["green", "red", "blue"], "This is a photo of {}."),
+]
 
 
 def make(out, shared, repo):
@@ -115,62 +109,13 @@ def make(out, shared, repo):
     tok = GemmaTokenizerFast.from_pretrained(dst)
     assert not tok.add_bos_token and tok.add_eos_token and tok.padding_side == "right"
 
-    torch.manual_seed(22)
-    cfg = SiglipConfig(
-        text_config={"vocab_size": len(tok), "hidden_size": 48, "intermediate_size": 80, "num_hidden_layers": 2,
-                     "num_attention_heads": 4, "max_position_embeddings": MAX_LEN},
-        vision_config={"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 3,
-                       "image_size": 64, "patch_size": 16},
-    )
-    model = SiglipModel(cfg).eval()
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(9)
-        for name, p in model.named_parameters():
-            if name.endswith("bias") or "norm" in name or "logit" in name:
-                p.add_(torch.randn(p.shape, generator=g) * 0.1)
-        model.logit_scale.fill_(2.1)
-        model.logit_bias.fill_(-1.3)
+    model = siglip_common.tiny_model(len(tok), 64, seed=22, perturb_seed=9, logit_scale=2.1, logit_bias=-1.3)
     model.save_pretrained(dst, safe_serialization=True)
     proc = SiglipImageProcessor(size={"height": 64, "width": 64}, resample=2)
     proc.save_pretrained(dst)
 
-    shared_texts = json.loads((shared / "clip" / "clip-tiny-quickgelu" / "expected.json").read_text())["texts"]
-    texts, long_texts = [], []
-    for t in shared_texts + EXTRA_TEXTS:
-        (texts if len(tok(t)["input_ids"]) <= MAX_LEN else long_texts).append(t)
-    assert long_texts, "no text over 64 tokens"
-    enc = tok(texts, padding="max_length", return_tensors="pt")
-    assert enc["input_ids"].shape[1] == MAX_LEN
-    long_enc = tok(long_texts, padding="max_length", truncation=True, max_length=MAX_LEN, return_tensors="pt")
-
-    images = sorted(p.name for p in (shared / "images").iterdir() if not p.name.startswith("bad_"))
-    tensors, pixels = {}, []
-    for name in images:
-        px = proc(images=load_image(str(shared / "images" / name)), input_data_format="channels_last",
-                  return_tensors="pt")["pixel_values"][0]
-        tensors["pixel_values/" + name] = px.contiguous()
-        pixels.append(px)
-    with torch.no_grad():
-        tensors["image_embeds"] = model.get_image_features(pixel_values=torch.stack(pixels)).contiguous()
-        tensors["text_embeds"] = model.get_text_features(**enc).contiguous()
-        tensors["logits_per_image"] = model(**enc, pixel_values=torch.stack(pixels)).logits_per_image.contiguous()
-        tensors["long_text_embeds"] = model.get_text_features(**long_enc).contiguous()
-    safetensors.torch.save_file(tensors, dst / "expected.safetensors")
-    pipe = pipeline("zero-shot-image-classification", model=model, tokenizer=tok, image_processor=proc)
-    expected = {
-        "model": "siglip2-tiny",
-        "images": images,
-        "texts": texts,
-        "input_ids": enc["input_ids"].tolist(),
-        "lengths": enc["attention_mask"].sum(dim=1).tolist(),
-        "long_texts": long_texts,
-        "long_input_ids": long_enc["input_ids"].tolist(),
-        "pad_token_id": tok.pad_token_id,
-        "logit_scale": float(model.logit_scale),
-        "logit_bias": float(model.logit_bias),
-        "zero_shot": zero_shot(pipe, shared),
-    }
-    (dst / "expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False))
+    texts, long_texts = siglip_common.split_texts(tok, shared, EXTRA_TEXTS)
+    siglip_common.write_expected(dst, "siglip2-tiny", model, tok, proc, shared, texts, long_texts, CASES)
 
     # padding_side left: the pad tokens come first, the pooled last position is the text's own <eos>.
     left = dst.parent / "siglip2-tiny-left"
@@ -185,6 +130,7 @@ def make(out, shared, repo):
         txt_l = model.get_text_features(**enc_l)
     safetensors.torch.save_file({"text_embeds": txt_l.contiguous()}, left / "expected.safetensors")
     pipe_l = pipeline("zero-shot-image-classification", model=model, tokenizer=tok_l, image_processor=proc)
+    zero_shot_l = siglip_common.zero_shot(pipe_l, shared, CASES)
     (left / "expected.json").write_text(json.dumps(
-        {"texts": texts, "input_ids": enc_l["input_ids"].tolist(), "zero_shot": zero_shot(pipe_l, shared)}, indent=1,
+        {"texts": texts, "input_ids": enc_l["input_ids"].tolist(), "zero_shot": zero_shot_l}, indent=1,
         ensure_ascii=False))

@@ -34,6 +34,34 @@ float rel_err(const std::vector<float>& got, const std::vector<float>& want) {
   return max_abs_diff(got, want) / max_abs(want);
 }
 
+namespace {
+
+// std::min would drop a NaN (every comparison with it is false) and let a broken row pass.
+double worse(double worst, double c) { return std::isnan(c) || c < worst ? c : worst; }
+
+}  // namespace
+
+double min_cosine(const std::vector<float>& a, const std::vector<float>& b, size_t dim) {
+  EXPECT_EQ(a.size(), b.size());
+  if (a.size() != b.size() || dim == 0) return std::numeric_limits<double>::quiet_NaN();
+  double worst = 1;
+  for (size_t r = 0; r < a.size() / dim && !std::isnan(worst); ++r)
+    worst = worse(worst, cosine(&a[r * dim], &b[r * dim], dim));
+  return worst;
+}
+
+double min_cosine(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  if (a.size() != b.size()) return std::numeric_limits<double>::quiet_NaN();
+  double worst = 1;
+  for (size_t r = 0; r < a.size() && !std::isnan(worst); ++r) {
+    EXPECT_EQ(a[r].size(), b[r].size()) << "row " << r;
+    if (a[r].size() != b[r].size()) return std::numeric_limits<double>::quiet_NaN();
+    worst = worse(worst, cosine(a[r].data(), b[r].data(), a[r].size()));
+  }
+  return worst;
+}
+
 ::testing::AssertionResult rows_near(const float* got, const float* want, size_t rows, size_t cols, float tol,
                                      const std::vector<std::string>& names) {
   for (size_t r = 0; r < rows; ++r) {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -33,6 +34,24 @@ float max_abs_diff(const float* a, const float* b, size_t n);
 float max_abs_diff(const std::vector<float>& got, const std::vector<float>& want);
 // max_abs_diff(got, want) / max_abs(want): the error relative to the expected tensor's scale.
 float rel_err(const std::vector<float>& got, const std::vector<float>& want);
+
+// a.b / (|a| |b|), accumulated in double (a test's measure of an embedding's direction, not the engine's own).
+template <class T>
+double cosine(const T* a, const T* b, size_t n) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < n; ++i) {
+    ab += static_cast<double>(a[i]) * static_cast<double>(b[i]);
+    aa += static_cast<double>(a[i]) * static_cast<double>(a[i]);
+    bb += static_cast<double>(b[i]) * static_cast<double>(b[i]);
+  }
+  return ab / std::sqrt(aa * bb);
+}
+// The smallest cosine of a row of `a` with the same row of `b` (rows of `dim` floats, row-major): how far a lower
+// precision turned the worst embedding. NaN when any row's cosine is NaN; sizes that differ are a test failure and
+// give NaN.
+double min_cosine(const std::vector<float>& a, const std::vector<float>& b, size_t dim);
+// The same over one vector per row.
+double min_cosine(const std::vector<std::vector<float>>& a, const std::vector<std::vector<float>>& b);
 
 // Row by row (rows x cols, row-major): each row of `got` within `tol` (max abs diff) of the same row of `want`;
 // the failure names the first row that is not, `what` and `names[row]` when given.

@@ -17,7 +17,22 @@ std::vector<float> ExpectedOutputs::get(const std::string& name) const {
 bool ExpectedOutputs::has(const std::string& name) const { return tensors.tensors().count(name) != 0; }
 
 std::vector<std::string> ExpectedOutputs::strings(const char* key) const {
-  return json[key].get<std::vector<std::string>>();
+  return json.at(key).get<std::vector<std::string>>();
+}
+
+std::vector<int64_t> ExpectedOutputs::shape(const std::string& name) const { return tensors.tensors().at(name).shape; }
+
+std::vector<float> ExpectedOutputs::all_pixel_values() const {
+  std::vector<float> all;
+  for (const std::string& image : strings("images")) {
+    const std::vector<float> v = get("pixel_values/" + image);
+    all.insert(all.end(), v.begin(), v.end());
+  }
+  return all;
+}
+
+std::vector<std::vector<int32_t>> ExpectedOutputs::input_ids() const {
+  return json.at("input_ids").get<std::vector<std::vector<int32_t>>>();
 }
 
 const nlohmann::json& reference_manifest(const std::string& dir) {

@@ -23,6 +23,11 @@ struct ExpectedOutputs {
   std::vector<float> get(const std::string& name) const;    // a tensor, converted to f32
   bool has(const std::string& name) const;                  // whether expected.safetensors holds it
   std::vector<std::string> strings(const char* key) const;  // a list of strings of expected.json
+  std::vector<int64_t> shape(const std::string& name) const;
+  // The model inputs the reference ran: "pixel_values/<image>" of every image of expected.json's "images",
+  // concatenated in that order, and expected.json's "input_ids".
+  std::vector<float> all_pixel_values() const;
+  std::vector<std::vector<int32_t>> input_ids() const;
 };
 
 // DIR/manifest.json, parsed once per folder for the life of the test binary; null when absent.

@@ -4,15 +4,20 @@
 #include <gtest/gtest.h>
 #include <signal.h>  // NOLINT(modernize-deprecated-headers): POSIX kill(), not <csignal>'s std::signal
 
+#include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <stdexcept>
 
 #include "io/safetensors.h"
 #include "support/cli.h"
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
+#include "support/reference.h"
 #include "support/temp_dir.h"
 #include "support/temp_model.h"
 #include "zeroshot/error.h"
@@ -149,6 +154,53 @@ TEST(Compare, ErrorsAndNaN) {
   float d = 0;
   EXPECT_NONFATAL_FAILURE(d = max_abs_diff(a, std::vector<float>{1, 2}), "size");
   EXPECT_EQ(d, std::numeric_limits<float>::infinity());
+}
+
+TEST(Compare, Cosines) {
+  const float a[] = {3, 4}, b[] = {4, 3}, c[] = {-6, -8};
+  EXPECT_DOUBLE_EQ(cosine(a, b, 2), 24.0 / 25.0);
+  EXPECT_DOUBLE_EQ(cosine(a, c, 2), -1.0);
+  const double x[] = {1, 0}, y[] = {0, 2};
+  EXPECT_EQ(cosine(x, y, 2), 0.0);
+  // Rows {3,4}~{3,4} (1) and {3,4}~{4,3} (24/25): the worst row counts, in both layouts.
+  const std::vector<float> got = {3, 4, 3, 4}, want = {3, 4, 4, 3};
+  EXPECT_DOUBLE_EQ(min_cosine(got, want, 2), 24.0 / 25.0);
+  EXPECT_DOUBLE_EQ(min_cosine(std::vector<std::vector<float>>{{3, 4}, {3, 4}}, {{3, 4}, {4, 3}}), 24.0 / 25.0);
+  // A NaN row (here a zero vector) is never close, wherever it stands.
+  EXPECT_TRUE(std::isnan(min_cosine({0, 0, 3, 4}, want, 2)));
+  EXPECT_TRUE(std::isnan(min_cosine({3, 4, 0, 0}, want, 2)));
+  double m = 0;
+  EXPECT_NONFATAL_FAILURE(m = min_cosine(got, {3, 4}, 2), "size");
+  EXPECT_TRUE(std::isnan(m));
+  EXPECT_NONFATAL_FAILURE(m = min_cosine(std::vector<std::vector<float>>{{3, 4}}, {{3, 4, 0}}), "size");
+  EXPECT_TRUE(std::isnan(m));
+}
+
+TEST(Errors, ErrorOfAndFilePlaceholder) {
+  EXPECT_EQ(error_of([] {}), "(no error)");
+  EXPECT_EQ(error_of([] { throw Error("/tmp/x/c.json", "bad key"); }), "/tmp/x/c.json: bad key");
+  EXPECT_EQ(error_of([] { throw std::runtime_error("boom"); }), "NOT a zeroshot::Error: boom");
+  EXPECT_EQ(file_placeholder("/tmp/x/c.json: bad key", "/tmp/x/c.json"), "FILE: bad key");
+  // Only a leading path is replaced: another file's message stays as it is and fails the comparison.
+  EXPECT_EQ(file_placeholder("/tmp/y/c.json: bad key", "/tmp/x/c.json"), "/tmp/y/c.json: bad key");
+  EXPECT_EQ(file_placeholder("(no error)", "/tmp/x/c.json"), "(no error)");
+}
+
+TEST(ExpectedOutputsTest, ModelInputsInFixtureOrder) {
+  const ExpectedOutputs ref(clip_dir("clip-tiny-quickgelu"));
+  const std::vector<std::string> images = ref.strings("images");
+  ASSERT_GE(images.size(), 2u);
+  const std::vector<float> first = ref.get("pixel_values/" + images[0]),
+                           last = ref.get("pixel_values/" + images.back());
+  const std::vector<float> all = ref.all_pixel_values();
+  ASSERT_EQ(all.size(), first.size() * images.size());  // every image is [3, S, S]
+  EXPECT_TRUE(std::equal(first.begin(), first.end(), all.begin()));
+  EXPECT_TRUE(std::equal(last.begin(), last.end(), all.end() - static_cast<std::ptrdiff_t>(last.size())));
+  EXPECT_EQ(ref.shape("pixel_values/" + images[0]), (std::vector<int64_t>{3, 224, 224}));
+  const auto ids = ref.input_ids();
+  ASSERT_EQ(ids.size(), ref.strings("texts").size());
+  EXPECT_EQ(ids[0], ref.json.at("input_ids")[0].get<std::vector<int32_t>>());
+  EXPECT_THROW(ref.strings("no such key"), std::exception);
 }
 
 TEST(Compare, RowsNear) {
