@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Cold start of `zeroshot classify`: one image (one audio clip for a CLAP model) x 10 labels as a new process, label
-cache warm, weights in the page cache; several builds of the CLI side by side and the PyTorch peer's load + first inference, in alternating rounds
-(so that drift in the machine's load hits every entry alike). Standard library only.
+cache warm, weights in the page cache; several builds of the CLI side by side and the PyTorch peer's load + first
+inference, in alternating rounds (so that drift in the machine's load hits every entry alike). Standard library only.
 
   /usr/bin/python3 bench/cold_start.py --model /work/models-cache/vitb32 --runs 10 \\
       --zeroshot before=/path/to/old/zeroshot --zeroshot after=build/zeroshot [--peer] [--markdown]
@@ -115,7 +115,8 @@ def main():
     if not a.markdown:
         print(json.dumps({"facts": facts, "rows": rows}))
         return 0
-    print(f"cold start, classify 1 {'audio clip' if audio else 'image'} x 10 labels, label cache warm, weights in the page cache; {a.runs} "
+    print(f"cold start, classify 1 {'audio clip' if audio else 'image'} x 10 labels, label cache warm, weights in "
+          f"the page cache; {a.runs} "
           f"alternating rounds; load average {load_before} before, {load_after} after ({facts['date']})\n")
     print("| entry | runs | wall median s | wall min s | CPU median s | peak RSS MB |")
     print("|---|---|---|---|---|---|")
