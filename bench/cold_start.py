@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Cold start of `zeroshot classify`: one image x 10 labels as a new process, label cache warm, weights in the page
-cache; several builds of the CLI side by side and the PyTorch peer's load + first inference, in alternating rounds
-(so that drift in the machine's load hits every entry alike). Standard library only.
+"""Cold start of `zeroshot classify`: one image (one audio clip for a CLAP model) x 10 labels as a new process, label
+cache warm, weights in the page cache; several builds of the CLI side by side and the PyTorch peer's load + first
+inference, in alternating rounds (so that drift in the machine's load hits every entry alike). Standard library only.
 
   /usr/bin/python3 bench/cold_start.py --model /work/models-cache/vitb32 --runs 10 \\
       --zeroshot before=/path/to/old/zeroshot --zeroshot after=build/zeroshot [--peer] [--markdown]
@@ -15,12 +15,16 @@ The warm-up run of each build also writes what that build caches besides the lab
 2: the packed weights file, $XDG_CACHE_HOME/zeroshot/packed-weights/), so the timed runs measure later loads; set
 XDG_CACHE_HOME to keep those files out of ~/.cache; `--zeroshot packing=build/zeroshot,ZEROSHOT_PACKED_WEIGHTS=0`
 times the same build packing at load.
+A CLAP folder (config.json model_type "clap") classifies a 10 s audio clip against 10 sound labels instead; the
+PyTorch peer is CLIP only.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
 TOOLS = "/work/shared/tools"
 IMAGE = "/work/shared/fixtures/images/chelsea.png"
 LABELS10 = "cat,dog,car,bird,fish,tree,house,boat,plane,horse"
+AUDIO = "/work/shared/fixtures/audio/exact_10s.wav"
+AUDIO_LABELS10 = "dog barking,rain,speech,music,siren,engine,birds singing,applause,footsteps,wind"
 PEER = """
 import sys, torch
 sys.path.insert(0, {tools!r})
@@ -59,11 +63,17 @@ def main():
                          "e.g. packing=build/zeroshot,ZEROSHOT_PACKED_WEIGHTS=0")
     ap.add_argument("--runs", type=int, default=10, help="rounds (each runs every entry once)")
     ap.add_argument("--threads", type=int, default=0, help="zeroshot --threads (0: all cores)")
-    ap.add_argument("--image", default=IMAGE)
+    ap.add_argument("--image", help=f"the input to classify (default: {IMAGE}, or {AUDIO} for CLAP)")
     ap.add_argument("--peer", action="store_true", help="also the PyTorch peer (/usr/bin/python3 + Debian torch)")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for zeroshot")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table instead of JSON")
     a = ap.parse_args()
+    with open(os.path.join(a.model, "config.json")) as f:
+        audio = json.load(f).get("model_type") == "clap"
+    if audio and a.peer:
+        sys.exit("cold_start.py: --peer times the PyTorch CLIP peer; this is a CLAP model")
+    a.image = a.image or (AUDIO if audio else IMAGE)
+    labels = AUDIO_LABELS10 if audio else LABELS10
 
     env = dict(os.environ, **dict(kv.split("=", 1) for kv in a.env))
     entries = []
@@ -72,7 +82,7 @@ def main():
         if not path:
             name, path = os.path.basename(spec), spec
         path, *pairs = path.split(",")
-        cmd = [path, "classify", a.image, "-m", a.model, "-l", LABELS10, "-f", "json", "-q",
+        cmd = [path, "classify", a.image, "-m", a.model, "-l", labels, "-f", "json", "-q",
                "--threads", str(a.threads)]
         entries.append((f"zeroshot {name}", cmd, dict(env, **dict(kv.split("=", 1) for kv in pairs))))
     if a.peer:
@@ -99,13 +109,14 @@ def main():
         rows.append({"entry": name, "runs": len(walls), "wall_median_s": statistics.median(walls),
                      "wall_min_s": min(walls), "cpu_median_s": statistics.median(cpus),
                      "peak_rss_mb": max(rss)})
-    facts = {"model": a.model, "image": a.image, "labels": LABELS10, "threads": a.threads,
+    facts = {"model": a.model, "image": a.image, "labels": labels, "threads": a.threads,
              "load_before": load_before, "load_after": load_after, "cpus": os.cpu_count(),
              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if not a.markdown:
         print(json.dumps({"facts": facts, "rows": rows}))
         return 0
-    print(f"cold start, classify 1 image x 10 labels, label cache warm, weights in the page cache; {a.runs} "
+    print(f"cold start, classify 1 {'audio clip' if audio else 'image'} x 10 labels, label cache warm, weights in "
+          f"the page cache; {a.runs} "
           f"alternating rounds; load average {load_before} before, {load_after} after ({facts['date']})\n")
     print("| entry | runs | wall median s | wall min s | CPU median s | peak RSS MB |")
     print("|---|---|---|---|---|---|")

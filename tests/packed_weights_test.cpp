@@ -1,7 +1,8 @@
 // The packed weights cache through the public API (api/backend.h, PackedWeightsPlan): the first F32 load writes
 // $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-f32.bin, later loads map it; every load embeds bit for bit
 // what a load without the cache embeds; a truncated or stale file is rebuilt silently; an unusable cache folder
-// only costs the speed-up; the model folder is never written.
+// only costs the speed-up; the model folder is never written. The same for CLAP (HTSAT + RoBERTa, also at bf16,
+// where the file holds only the bf16 layers), and `--no-cache` writes nothing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 
 #include "models/packed_weights.h"
 #include "nn/linear.h"
+#include "support/cli.h"
 #include "support/fixtures.h"
 #include "support/temp_dir.h"
 #include "zeroshot/zeroshot.h"
@@ -24,11 +26,17 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::string kModel = clip_dir("clip-tiny-quickgelu");
+const std::string kClap = clap_dir("clap-tiny-unfused");
 
-class PackedCache : public ::testing::Test {
+// The cache in a fresh XDG_CACHE_HOME, and reference_: what embed() gives with the cache off. A subclass names the
+// model and what it embeds.
+class PackedCacheTest : public ::testing::Test {
  protected:
+  virtual std::vector<float> embed() const = 0;
+  virtual nn::Precision precision() const { return nn::Precision::F32; }
+
   void SetUp() override {
-    if (!*nn::packed_layout(nn::Precision::F32)) GTEST_SKIP() << "no AVX-512 panels on this CPU";
+    if (!*nn::packed_layout(precision())) GTEST_SKIP() << "no AVX-512 panels at this precision on this CPU";
     if (const char* old = std::getenv("XDG_CACHE_HOME")) old_xdg_ = old;
     ::setenv("XDG_CACHE_HOME", cache_.str().c_str(), 1);
     ::setenv("ZEROSHOT_PACKED_WEIGHTS", "0", 1);
@@ -42,16 +50,6 @@ class PackedCache : public ::testing::Test {
     else ::setenv("XDG_CACHE_HOME", old_xdg_.c_str(), 1);
   }
 
-  // An image and two texts, embedded by a freshly loaded model.
-  static std::vector<float> embed() {
-    ModelOptions o;
-    o.threads = 2;
-    const auto m = Model::load(kModel, o);
-    std::vector<float> v = m->embed_image_files({image_path("chelsea.png")}).data;
-    const std::vector<float> t = m->embed_texts({"a photo of a cat", "a dog"}).data;
-    v.insert(v.end(), t.begin(), t.end());
-    return v;
-  }
   bool same_as_reference(const std::vector<float>& v) const {
     return v.size() == reference_.size() && std::memcmp(v.data(), reference_.data(), v.size() * sizeof(float)) == 0;
   }
@@ -67,6 +65,41 @@ class PackedCache : public ::testing::Test {
   TempDir cache_{"xdg"};
   std::string old_xdg_;
   std::vector<float> reference_;
+};
+
+// Non-text inputs and two texts, embedded by a freshly loaded model.
+std::vector<float> embed_with(const std::string& model, Precision p, const std::vector<std::string>& files) {
+  ModelOptions o;
+  o.threads = 2;
+  o.precision = p;
+  const auto m = Model::load(model, o);
+  std::vector<float> v =
+      m->modality() == Modality::Audio ? m->embed_audio_files(files).data : m->embed_image_files(files).data;
+  const std::vector<float> t = m->embed_texts({"a photo of a cat", "a dog"}).data;
+  v.insert(v.end(), t.begin(), t.end());
+  return v;
+}
+
+class PackedCache : public PackedCacheTest {
+ protected:
+  std::vector<float> embed() const override { return embed_with(kModel, Precision::F32, {image_path("chelsea.png")}); }
+};
+
+// CLAP (the HTSAT audio tower and the RoBERTa text tower through the same plan).
+class ClapPackedCache : public PackedCacheTest {
+ protected:
+  std::vector<float> embed() const override {
+    return embed_with(kClap, Precision::F32, {audio_path("tone_440hz_3s.wav"), audio_path("speech_espeak.wav")});
+  }
+};
+
+// At bf16 the file holds the bf16 layers; the f32 ones (patch embedding, projections) are packed at load.
+class ClapPackedCacheBf16 : public ClapPackedCache {
+ protected:
+  nn::Precision precision() const override { return nn::Precision::BF16; }
+  std::vector<float> embed() const override {
+    return embed_with(kClap, Precision::BF16, {audio_path("tone_440hz_3s.wav"), audio_path("speech_espeak.wav")});
+  }
 };
 
 std::vector<std::string> listing(const std::string& dir) {
@@ -117,6 +150,53 @@ TEST_F(PackedCache, UnusableCacheFolderOnlyCostsTheSpeedUp) {
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_TRUE(fs::is_regular_file(not_a_folder));
+}
+
+TEST_F(ClapPackedCache, FirstLoadWritesItLaterLoadsMapItBitIdentical) {
+  const auto model_files = listing(kClap);
+  EXPECT_TRUE(same_as_reference(embed()));
+  const fs::path file = cached_file();
+  EXPECT_EQ(file.filename().string().substr(16), "-f32.bin");
+  const auto written = fs::last_write_time(file);
+  // Every linear layer of both towers is in it (a CLAP without any would still write a header-only file).
+  EXPECT_GT(fs::file_size(file), 100000u);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+  EXPECT_EQ(listing(kClap), model_files);
+}
+
+TEST_F(ClapPackedCache, TruncatedFileIsRebuilt) {
+  embed();
+  const fs::path file = cached_file();
+  const auto size = fs::file_size(file);
+  fs::resize_file(file, size - 1);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::file_size(file), size);
+}
+
+TEST_F(ClapPackedCacheBf16, MappedBitIdentical) {
+  EXPECT_TRUE(same_as_reference(embed()));
+  const fs::path file = cached_file();
+  EXPECT_EQ(file.filename().string().substr(16), "-bf16.bin");
+  const auto written = fs::last_write_time(file);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+}
+
+// `zeroshot classify --no-cache` (ModelOptions::weights_cache = false): no packed weights file, no label cache,
+// the same scores as a run with the caches.
+TEST(ClapPackedCacheCli, NoCacheLeavesNoFile) {
+  TempDir home;
+  const Args args = {"classify", "-q", "-m", kClap, "-l", "tone,speech,rain", "-f", "json", audio_path("chord_3s.wav")};
+  const CliResult nocache = run_cli_in(home.str(), args + Args{"--no-cache"});
+  ASSERT_EQ(nocache.code, 0) << nocache.err;
+  const fs::path folder = home.path / "xdg" / "zeroshot" / "packed-weights";
+  EXPECT_FALSE(fs::exists(folder));
+  if (!*nn::packed_layout(nn::Precision::F32)) return;  // nothing to cache on this CPU
+  const CliResult cached = run_cli_in(home.str(), args);
+  ASSERT_EQ(cached.code, 0) << cached.err;
+  EXPECT_EQ(std::distance(fs::directory_iterator(folder), fs::directory_iterator()), 1);
+  EXPECT_EQ(cached.out, nocache.out);
 }
 
 }  // namespace

@@ -110,7 +110,7 @@ O model_build_options(const std::string& dir, const ModelOptions& opt, const Int
   }
   return o;
 }
-// The packed weights file of a load (models/packed_weights.h; the CLIP and SigLIP backends, not yet CLAP): an F32
+// The packed weights file of a load (models/packed_weights.h; the CLIP, SigLIP and CLAP backends): an F32
 // or BF16 load on the AVX-512 kernels maps the panels of its linear layers from
 // $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-<precision>.bin (classify::resolve_cache_dir's folder) when
 // that file was made from these weights, by this layout; otherwise it packs at load, both towers at once, and then

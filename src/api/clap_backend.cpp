@@ -56,9 +56,14 @@ class ClapBackend final : public Backend {
       trace::Phase p("open weights");
       weights_ = std::make_shared<const io::WeightStore>(io::WeightStore::open_dir(dir));
     }
-    const auto mopt = model_build_options<models::ClapOptions>(dir, opt, capture);
-    trace::Phase p("build model");
-    model_ = std::make_unique<models::ClapModel>(cfg_, weights_, mopt);
+    auto mopt = model_build_options<models::ClapOptions>(dir, opt, capture);
+    PackedWeightsPlan packed = packed_weights_plan(*weights_, opt, capture);
+    use_packed_weights(mopt, packed);
+    {
+      trace::Phase p("build model");
+      model_ = std::make_unique<models::ClapModel>(cfg_, weights_, mopt);
+    }
+    save_packed_weights(packed);
     extractor_ = std::make_unique<audio::ClapFeatureExtractor>(fcfg);
   }
 

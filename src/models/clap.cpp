@@ -265,6 +265,7 @@ struct ClapModel::Impl {
   std::vector<std::unique_ptr<float[]>> owned;
   std::vector<std::string> in_place;
   bool from_file = false;
+  std::shared_ptr<const PackedWeightsFile> packed;  // mapped panels that layers use in place
   std::unique_ptr<nn::ThreadPool> pool;
 
   // audio
@@ -392,10 +393,15 @@ struct ClapModel::Impl {
     if (cfg.audio.input_frames < 1 || cfg.audio.input_frames > cfg.audio.spec_size * cfg.audio.freq_ratio())
       throw Error("ClapModel", "audio input_frames " + std::to_string(cfg.audio.input_frames) + " outside [1, " +
                                    std::to_string(cfg.audio.spec_size * cfg.audio.freq_ratio()) + "]");
+    // The pool first: it shares the packing of each layer at load (the cold start of a load without packed file).
+    pool = std::make_unique<nn::ThreadPool>(opt.threads);
     LoaderOptions lo;
+    lo.pool = pool.get();
     if (prec == Precision::Int8 || prec == Precision::Int4) lo.int8_file = opt.int8_weights;
     lo.int8_capture = opt.int8_capture;
     lo.on_quantized = opt.on_quantized;
+    lo.packed = packed = opt.packed;
+    lo.packed_capture = opt.packed_capture;
     WeightLoader w(ws, "CLAP", lo);
     from_file = w.int8_from_file();
     load_audio(w);
@@ -405,7 +411,6 @@ struct ClapModel::Impl {
     w.check_unused();
     owned = w.take_buffers();
     in_place = w.in_place();
-    pool = std::make_unique<nn::ThreadPool>(opt.threads);
   }
 
   // ------------------------------------------------------------------------------------------ audio
@@ -659,7 +664,7 @@ struct ClapModel::Impl {
 
 ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights, int threads,
                      nn::Precision precision)
-    : ClapModel(cfg, std::move(weights), ClapOptions{threads, precision, nullptr, nullptr, {}}) {}
+    : ClapModel(cfg, std::move(weights), ClapOptions{threads, precision, nullptr, nullptr, {}, nullptr, nullptr}) {}
 
 ClapModel::ClapModel(const ClapConfig& cfg, std::shared_ptr<const io::WeightStore> weights,
                      const ClapOptions& options) {
