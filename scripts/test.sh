@@ -23,7 +23,10 @@ run_suite() {  # build-dir, extra cmake args...
   # shellcheck disable=SC2086  # CTEST_ARGS: extra ctest arguments, word-split on purpose
   (cd "$dir" && ctest --output-on-failure -j "$JOBS" --timeout 900 ${CTEST_ARGS:-})
 }
-run_suite build -DCMAKE_BUILD_TYPE=Release
+# Position-independent, so that scripts/test-python.sh builds the wheel's module in this tree and links the engine's
+# libraries from it instead of compiling the engine again (ZEROSHOT_WHEEL_BUILD_DIR); the Python targets are off here
+# (the wheel's build turns them on with its own nanobind).
+run_suite build -DCMAKE_BUILD_TYPE=Release -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DZEROSHOT_BUILD_PYTHON=OFF
 # Format and lint (.clang-format, .clang-tidy; warnings are errors) over the Release build's compile database.
 if [ "${SKIP_LINT:-0}" != 1 ]; then LINT_BUILD_DIR=build JOBS="$JOBS" scripts/lint.sh --check; fi
 if [ "${1:-}" != "--fast" ]; then
@@ -50,4 +53,4 @@ if [ "${1:-}" != "--fast" ]; then
     -DZEROSHOT_SANITIZE_THREAD=ON -DZEROSHOT_BUILD_BENCHMARKS=OFF
 fi
 # The Python package: wheel, fresh virtualenv, pytest (scripts/test-python.sh); uses the Release build's CLI.
-bash scripts/test-python.sh
+ZEROSHOT_WHEEL_BUILD_DIR=build bash scripts/test-python.sh
