@@ -13,6 +13,7 @@
 
 #include "image/resample_avx2.h"
 #include "image/resample_avx512.h"
+#include "image/resample_lanes.h"
 
 namespace zeroshot::image::detail {
 
@@ -328,6 +329,24 @@ std::pair<int, int> source_range(const Coeffs& c) {
 }
 
 }  // namespace
+
+LaneWeights lane_weights(int channels, int lanes, int n, const int* first, const int* count, const int32_t* k,
+                         int ksize) {
+  LaneWeights lw;
+  lw.chunk = lanes - lanes % channels;
+  lw.nvec = (channels * ksize + lw.chunk - 1) / lw.chunk;
+  lw.w.assign(static_cast<size_t>(n) * lw.nvec * lanes, 0);
+  lw.vecs.resize(n);
+  for (int xx = 0; xx < n; ++xx) {
+    const int bytes = channels * count[xx];
+    lw.vecs[xx] = (bytes + lw.chunk - 1) / lw.chunk;
+    int32_t* wx = &lw.w[static_cast<size_t>(xx) * lw.nvec * lanes];
+    for (int b = 0; b < bytes; ++b)
+      wx[(b / lw.chunk) * lanes + b % lw.chunk] = k[static_cast<size_t>(xx) * ksize + b / channels];
+    lw.row_end = std::max(lw.row_end, static_cast<size_t>(first[xx] + count[xx]) * channels);
+  }
+  return lw;
+}
 
 void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int channels, int orientation, int width,
                                  int height, int resample, int x0, int y0, int ww, int wh, uint8_t* out) {

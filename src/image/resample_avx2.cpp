@@ -9,12 +9,13 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#include "image/resample_lanes.h"
 
 namespace zeroshot::image::detail {
 
@@ -162,20 +163,10 @@ namespace {
 template <int C>
 void expand_and_run(const uint8_t* src, size_t stride, int rows, int n, const int* first, const int* count,
                     const int32_t* k, int ksize, uint8_t* out) {
-  constexpr int kChunk = 8 - 8 % C;
-  const int nvec = (C * ksize + kChunk - 1) / kChunk;
-  std::vector<int32_t> w(static_cast<size_t>(n) * nvec * 8, 0);
-  std::vector<int> vecs(n);
-  for (int xx = 0; xx < n; ++xx) {
-    const int bytes = C * count[xx];
-    vecs[xx] = (bytes + kChunk - 1) / kChunk;
-    int32_t* wx = &w[static_cast<size_t>(xx) * nvec * 8];
-    for (int b = 0; b < bytes; ++b) wx[(b / kChunk) * 8 + b % kChunk] = k[static_cast<size_t>(xx) * ksize + b / C];
-  }
-  size_t row_end = 0;  // bytes of a row the taps reach
-  for (int xx = 0; xx < n; ++xx) row_end = std::max(row_end, static_cast<size_t>(first[xx] + count[xx]) * C);
-  std::vector<uint8_t> scratch(static_cast<size_t>(nvec) * kChunk + 8, 0);
-  horizontal<C>(src, stride, rows, n, first, count, w.data(), nvec, vecs.data(), row_end, scratch.data(), out);
+  const LaneWeights lw = lane_weights(C, 8, n, first, count, k, ksize);
+  std::vector<uint8_t> scratch(static_cast<size_t>(lw.nvec) * lw.chunk + 8, 0);
+  horizontal<C>(src, stride, rows, n, first, count, lw.w.data(), lw.nvec, lw.vecs.data(), lw.row_end, scratch.data(),
+                out);
 }
 
 }  // namespace

@@ -19,6 +19,8 @@
 #include <string>
 #include <vector>
 
+#include "image/resample_lanes.h"
+
 namespace zeroshot::image::detail {
 
 bool resample_avx512_available() {
@@ -191,19 +193,8 @@ namespace {
 template <int C>
 void expand_and_run(const uint8_t* src, size_t stride, int rows, int n, const int* first, const int* count,
                     const int32_t* k, int ksize, uint8_t* out) {
-  constexpr int kChunk = 16 - 16 % C;
-  const int nvec = (C * ksize + kChunk - 1) / kChunk;
-  // Per output pixel, nvec weight vectors: lane j of vector m weighs byte m * kChunk + j of its taps (band
-  // (m * kChunk + j) % C, tap (m * kChunk + j) / C); lanes past the taps weigh 0.
-  std::vector<int32_t> w(static_cast<size_t>(n) * nvec * 16, 0);
-  std::vector<int> vecs(n);
-  for (int xx = 0; xx < n; ++xx) {
-    const int bytes = C * count[xx];
-    vecs[xx] = (bytes + kChunk - 1) / kChunk;
-    int32_t* wx = &w[static_cast<size_t>(xx) * nvec * 16];
-    for (int b = 0; b < bytes; ++b) wx[(b / kChunk) * 16 + b % kChunk] = k[static_cast<size_t>(xx) * ksize + b / C];
-  }
-  horizontal<C>(src, stride, rows, n, first, count, w.data(), nvec, vecs.data(), out);
+  const LaneWeights lw = lane_weights(C, 16, n, first, count, k, ksize);
+  horizontal<C>(src, stride, rows, n, first, count, lw.w.data(), lw.nvec, lw.vecs.data(), out);
 }
 
 }  // namespace
