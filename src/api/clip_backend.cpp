@@ -139,10 +139,10 @@ ClipCheckpoint load_hf_clip(const std::string& dir, const ModelOptions& options)
   decode.max_pixels = options.max_image_pixels;
   if (options.fast_decode) decode.draft_size = processor->draft_size();
   ck.preprocess.file = [processor, decode](const std::string& path) {
-    return processor->preprocess(image::decode_file_stored(path, decode));  // no rotated full-size copy
+    return processor->preprocess_file(path, decode);  // JPEGs decoded into the resize; no rotated full-size copy
   };
   ck.preprocess.bytes = [processor, decode](const uint8_t* data, size_t size, const std::string& name) {
-    return processor->preprocess(image::decode_memory_stored(data, size, name, decode));
+    return processor->preprocess_encoded(data, size, name, decode);
   };
   ck.preprocess.rgb = [processor](const uint8_t* rgb, int width, int height, const std::string& name) {
     return processor->preprocess(rgb_image(rgb, width, height, name));

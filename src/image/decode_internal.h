@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,25 @@ struct Decoded {
 };
 
 Decoded decode_jpeg(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
+// decode_jpeg handed out strip by strip, for a caller that consumes rows as they come (ImageProcessor's streamed
+// preprocess): no full-size buffer exists. After the header, start(width, height, mode, orientation) is called
+// once with the decoded size, the mode decode_jpeg would give (L, RGB or CMYK) and the EXIF orientation
+// find_orientation reads (2..8, else 1); if it returns false nothing more is decoded and decode_jpeg_rows returns
+// false. Otherwise rows(data, stride, y, n) gets every row once, top to bottom, in strips: row y + i at
+// data + i * stride, in decode_jpeg's bytes (CMYK inverted as it stores it); the strip is reused after the call.
+// Every row is decoded even if the caller needs only some (a file damaged further on fails as Pillow's load does).
+// Returns true when all rows were delivered. Errors as decode_jpeg (thrown, possibly after some strips: the
+// caller must drop what it made of them); an exception from the sink passes through.
+struct JpegRowSink {
+  std::function<bool(int width, int height, PilMode mode, int orientation)> start;
+  std::function<void(const uint8_t* data, size_t stride, int y, int n)> rows;
+};
+bool decode_jpeg_rows(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
+                      const JpegRowSink& sink);
+
+// The whole file in memory; Error(path, ...) when it cannot be read.
+std::vector<uint8_t> read_file(const std::string& path);
+
 Decoded decode_png(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 Decoded decode_gif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);
 Decoded decode_webp(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt);

@@ -204,9 +204,7 @@ RgbImage decode_memory(const uint8_t* data, size_t size, const std::string& name
   }
 }
 
-namespace {
-
-std::vector<uint8_t> read_file(const std::string& path) {
+std::vector<uint8_t> detail::read_file(const std::string& path) {
   struct Closer {
     void operator()(std::FILE* f) const { std::fclose(f); }
   };
@@ -228,20 +226,18 @@ std::vector<uint8_t> read_file(const std::string& path) {
   return bytes;
 }
 
-}  // namespace
-
 RgbImage decode_file(const std::string& path, const DecodeOptions& opt) {
-  const std::vector<uint8_t> bytes = read_file(path);
+  const std::vector<uint8_t> bytes = detail::read_file(path);
   return decode_memory(bytes.data(), bytes.size(), path, opt);
 }
 
 StoredRgbImage decode_file_stored(const std::string& path, const DecodeOptions& opt) {
-  const std::vector<uint8_t> bytes = read_file(path);
+  const std::vector<uint8_t> bytes = detail::read_file(path);
   return decode_memory_stored(bytes.data(), bytes.size(), path, opt);
 }
 
 PilImage decode_native_file(const std::string& path, const DecodeOptions& opt) {
-  const std::vector<uint8_t> bytes = read_file(path);
+  const std::vector<uint8_t> bytes = detail::read_file(path);
   return decode_native_memory(bytes.data(), bytes.size(), path, opt);
 }
 

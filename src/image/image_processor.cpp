@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
+#include <new>
 
+#include "image/decode_internal.h"
+#include "image/pil_image.h"
 #include "image/resample.h"
 #include "io/json.h"
 #include "zeroshot/error.h"
@@ -138,29 +142,20 @@ void ImageProcessor::preprocess(const RgbImage& img, float* out) const { run(img
 
 void ImageProcessor::preprocess(const StoredRgbImage& img, float* out) const { run(img.image, img.orientation, out); }
 
-void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
-  if (s.width <= 0 || s.height <= 0 || s.pixels.size() != static_cast<size_t>(s.width) * s.height * 3)
-    throw Error("preprocess", "empty or malformed image");
-  struct {
-    int width, height;
-  } img = {s.width, s.height};  // the displayed size
-  if (orientation >= 5 && orientation <= 8) std::swap(img.width, img.height);
-  if (!detail::valid_filter(cfg_.resample))
-    throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
-
+ImageProcessor::Layout ImageProcessor::layout(int width, int height) const {
   // Size after resize (HF get_resize_output_image_size; Python's int(S * long / short) truncates a double).
-  int rw = img.width, rh = img.height;
+  int rw = width, rh = height;
   if (cfg_.do_resize) {
     if (cfg_.resize_height > 0) {
       rw = cfg_.resize_width;
       rh = cfg_.resize_height;
     } else {
       const int s = cfg_.shortest_edge;
-      const int64_t shorter = std::min(img.width, img.height), longer = std::max(img.width, img.height);
+      const int64_t shorter = std::min(width, height), longer = std::max(width, height);
       const double scaled = static_cast<double>(int64_t{s} * longer) / static_cast<double>(shorter);
       if (!(scaled < (1 << 30))) throw Error("preprocess", "image aspect ratio too extreme to resize");
       const int new_long = static_cast<int>(scaled);
-      if (img.width <= img.height) {
+      if (width <= height) {
         rw = s;
         rh = new_long;
       } else {
@@ -183,12 +178,24 @@ void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
   // The part of the resized image inside the crop.
   const int y0 = std::max(top, 0), y1 = std::min(top + oh, rh);
   const int x0 = std::max(left, 0), x1 = std::min(left + ow, rw);
-  const int wh = std::max(y1 - y0, 0), ww = std::max(x1 - x0, 0);
-  std::vector<uint8_t> window(static_cast<size_t>(wh) * ww * 3);
-  if (wh > 0 && ww > 0)
-    detail::resample_window_u8_oriented(s.pixels.data(), s.width, s.height, 3, orientation, rw, rh, cfg_.resample, x0,
-                                        y0, ww, wh, window.data());
+  return {rw, rh, top, left, x0, y0, std::max(x1 - x0, 0), std::max(y1 - y0, 0)};
+}
 
+void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
+  if (s.width <= 0 || s.height <= 0 || s.pixels.size() != static_cast<size_t>(s.width) * s.height * 3)
+    throw Error("preprocess", "empty or malformed image");
+  const bool transposed = orientation >= 5 && orientation <= 8;
+  if (!detail::valid_filter(cfg_.resample))
+    throw Error("preprocess", "unsupported resampling filter " + std::to_string(cfg_.resample));
+  const Layout l = transposed ? layout(s.height, s.width) : layout(s.width, s.height);  // the displayed size
+  std::vector<uint8_t> window(static_cast<size_t>(l.wh) * l.ww * 3);
+  if (l.wh > 0 && l.ww > 0)
+    detail::resample_window_u8_oriented(s.pixels.data(), s.width, s.height, 3, orientation, l.rw, l.rh,
+                                        cfg_.resample, l.x0, l.y0, l.ww, l.wh, window.data());
+  write_pixels(l, window.data(), out);
+}
+
+void ImageProcessor::write_pixels(const Layout& l, const uint8_t* window, float* out) const {
   // HF: rescale = (x as float64) * factor -> float32; normalize = (x - mean) / std in float32. One table per channel.
   float lut[3][256];
   for (int c = 0; c < 3; ++c) {
@@ -199,14 +206,16 @@ void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
       lut[c][v] = x;
     }
   }
+  const int oh = out_height(), ow = out_width();
+  const int y1 = l.y0 + l.wh, x1 = l.x0 + l.ww;
   const size_t plane = static_cast<size_t>(oh) * ow;
   for (int y = 0; y < oh; ++y) {
-    const int sy = y + top;  // row in the resized image
+    const int sy = y + l.top;  // row in the resized image
     for (int x = 0; x < ow; ++x) {
-      const int sx = x + left;
+      const int sx = x + l.left;
       const size_t o = static_cast<size_t>(y) * ow + x;
-      if (sy >= y0 && sy < y1 && sx >= x0 && sx < x1) {
-        const uint8_t* p = &window[(static_cast<size_t>(sy - y0) * ww + (sx - x0)) * 3];
+      if (sy >= l.y0 && sy < y1 && sx >= l.x0 && sx < x1) {
+        const uint8_t* p = &window[(static_cast<size_t>(sy - l.y0) * l.ww + (sx - l.x0)) * 3];
         out[o] = lut[0][p[0]];
         out[plane + o] = lut[1][p[1]];
         out[2 * plane + o] = lut[2][p[2]];
@@ -217,6 +226,65 @@ void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
       }
     }
   }
+}
+
+bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::string& name,
+                                  const DecodeOptions& opt, float* out) const {
+  if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0 || !detail::valid_filter(cfg_.resample)) return false;
+  Layout l{};
+  std::unique_ptr<detail::RowStreamResampler> rs;
+  int width = 0;
+  PilMode mode = PilMode::RGB;
+  detail::JpegRowSink sink;
+  sink.start = [&](int w, int h, PilMode m, int orientation) {
+    if (!detail::RowStreamResampler::streams(orientation)) return false;  // the full decode takes these
+    try {
+      l = layout(w, h);
+    } catch (const Error&) {
+      return false;  // the full decode reports it, after any decode error, as before
+    }
+    if (l.ww <= 0 || l.wh <= 0) return false;
+    width = w;
+    mode = m;
+    rs = std::make_unique<detail::RowStreamResampler>(w, h, 3, orientation, l.rw, l.rh, cfg_.resample, l.x0, l.y0,
+                                                      l.ww, l.wh);
+    return true;
+  };
+  PilImage strip;  // L / CMYK rows, converted as Image.convert("RGB") does (per pixel, so strip by strip is exact)
+  sink.rows = [&](const uint8_t* rows, size_t stride, int y, int n) {
+    if (mode == PilMode::RGB) {
+      rs->push(rows, stride, y, n);
+      return;
+    }
+    strip.width = width;
+    strip.height = n;
+    strip.mode = mode;
+    strip.pixels.assign(rows, rows + stride * n);
+    const RgbImage rgb = to_rgb(strip);
+    rs->push(rgb.pixels.data(), static_cast<size_t>(width) * 3, y, n);
+  };
+  if (!detail::decode_jpeg_rows(data, size, name, opt, sink)) return false;
+  std::vector<uint8_t> window(static_cast<size_t>(l.wh) * l.ww * 3);
+  rs->finish(window.data());
+  write_pixels(l, window.data(), out);
+  return true;
+}
+
+std::vector<float> ImageProcessor::preprocess_encoded(const uint8_t* data, size_t size, const std::string& name,
+                                                      const DecodeOptions& opt) const {
+  std::vector<float> out(static_cast<size_t>(3) * out_height() * out_width());
+  try {
+    if (run_streamed(data, size, name, opt, out.data())) return out;
+  } catch (const std::bad_alloc&) {
+    throw Error(name, "out of memory while decoding");
+  }
+  preprocess(decode_memory_stored(data, size, name, opt), out.data());
+  return out;
+}
+
+std::vector<float> ImageProcessor::preprocess_file(const std::string& path, const DecodeOptions& opt) const {
+  const std::vector<uint8_t> bytes = detail::read_file(path);
+  return preprocess_encoded(bytes.data(), bytes.size(), path, opt);
 }
 
 std::vector<float> ImageProcessor::preprocess(const StoredRgbImage& img) const {

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -70,10 +72,32 @@ class ImageProcessor {
   // byte, without the rotated full-size copy.
   void preprocess(const StoredRgbImage& img, float* out) const;
   std::vector<float> preprocess(const StoredRgbImage& img) const;
+  // preprocess(decode_memory_stored(data, size, name, opt)), byte for byte, and the same errors. A JPEG whose
+  // orientation keeps stored rows as displayed rows (1-4: every photo but portrait shots stored sideways) is
+  // decoded strip by strip straight into the resize's horizontal pass (RowStreamResampler), so its full-size pixels
+  // never exist (36 MB for 12 MP: page faults and cache misses that cost more than the resize); anything else is
+  // decoded whole first.
+  std::vector<float> preprocess_encoded(const uint8_t* data, size_t size, const std::string& name,
+                                        const DecodeOptions& opt) const;
+  // The same for a file: preprocess(decode_file_stored(path, opt)).
+  std::vector<float> preprocess_file(const std::string& path, const DecodeOptions& opt) const;
 
  private:
+  // Where the crop falls in the resized image of a displayed width x height image.
+  struct Layout {
+    int rw, rh;      // size after the resize
+    int top, left;   // of the crop in the resized image (negative: zero padding)
+    int x0, y0;      // the part of the resized image inside the crop
+    int ww, wh;
+  };
+  Layout layout(int width, int height) const;
+  // The normalized CHW output from the resampled window (ww x wh RGB).
+  void write_pixels(const Layout& l, const uint8_t* window, float* out) const;
   // `s` as stored, shown with EXIF `orientation` (1: as it is).
   void run(const RgbImage& s, int orientation, float* out) const;
+  // The streamed JPEG path of preprocess_encoded; false when it does not apply (then nothing was written).
+  bool run_streamed(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
+                    float* out) const;
 
   ImageProcessorConfig cfg_;
 };

@@ -8,6 +8,7 @@
 #include <numbers>
 #include <system_error>
 #include <thread>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -403,6 +404,78 @@ void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int c
   for (int x = 0; x < ww; ++x)
     for (int y = 0; y < wh; ++y)
       std::memcpy(out + (static_cast<size_t>(y) * ww + x) * C, &out_t[(static_cast<size_t>(x) * wh + y) * C], C);
+}
+
+struct RowStreamResampler::State {
+  int channels = 0, src_w = 0, src_h = 0, ww = 0, wh = 0;
+  Coeffs xc, yc;
+  int r0 = 0, r1 = 0;  // stored rows the vertical pass reads
+  int level = 0;       // SIMD level of the horizontal pass, chosen once (2 AVX-512, 1 AVX2, 0 scalar)
+  LaneWeights lanes;   // its weights, laid out once for every strip
+  std::vector<uint8_t> tmp;  // (r1 - r0) rows of ww pixels: the horizontal pass's output
+};
+
+RowStreamResampler::RowStreamResampler(int src_w, int src_h, int channels, int orientation, int width, int height,
+                                       int resample, int x0, int y0, int ww, int wh)
+    : s_(std::make_unique<State>()) {
+  // The coefficients exactly as resample_window_u8_oriented sets them up for a non-transposing orientation (an
+  // axis that keeps its size gets the identity pass, which gives the bytes of no pass).
+  State& s = *s_;
+  const Filter& f = *filter_for(resample);
+  s.channels = channels;
+  s.src_w = src_w;
+  s.src_h = src_h;
+  s.ww = ww;
+  s.wh = wh;
+  const bool flip_x = orientation == 2 || orientation == 3;
+  const bool flip_y = orientation == 3 || orientation == 4;
+  s.xc = width != src_w ? precompute(src_w, width, x0, x0 + ww, f, false) : identity(x0, x0 + ww);
+  s.yc = height != src_h ? precompute(src_h, height, y0, y0 + wh, f, false) : identity(y0, y0 + wh);
+  if (flip_x) mirror(s.xc, src_w);
+  if (flip_y) mirror(s.yc, src_h);
+  std::tie(s.r0, s.r1) = source_range(s.yc);
+  const int n = static_cast<int>(s.xc.first.size());
+  if (use_avx512()) {
+    s.level = 2;
+    s.lanes = lane_weights(channels, 16, n, s.xc.first.data(), s.xc.count.data(), s.xc.k.data(), s.xc.ksize);
+  } else if (use_avx2()) {
+    s.level = 1;
+    s.lanes = lane_weights(channels, 8, n, s.xc.first.data(), s.xc.count.data(), s.xc.k.data(), s.xc.ksize);
+  }
+  s.tmp.resize(static_cast<size_t>(s.r1 - s.r0) * ww * channels);
+}
+
+RowStreamResampler::~RowStreamResampler() = default;
+
+void RowStreamResampler::push(const uint8_t* rows, size_t stride, int y, int n) {
+  State& s = *s_;
+  const int a = std::max(y, s.r0), b = std::min(y + n, s.r1);
+  if (a >= b) return;  // rows outside the vertical pass's reach (cropped away)
+  const uint8_t* src = rows + static_cast<size_t>(a - y) * stride;
+  const size_t row = static_cast<size_t>(s.ww) * s.channels;
+  uint8_t* out = s.tmp.data() + static_cast<size_t>(a - s.r0) * row;
+  const Coeffs& c = s.xc;
+  const int nx = static_cast<int>(c.first.size());
+  if (s.level == 2) {
+    horizontal_u8_avx512_lanes(src, stride, b - a, s.channels, nx, c.first.data(), c.count.data(), s.lanes, out);
+  } else if (s.level == 1) {
+    horizontal_u8_avx2_lanes(src, stride, b - a, s.channels, nx, c.first.data(), c.count.data(), s.lanes, out);
+  } else {
+    const Plane<uint8_t> in{src, stride};
+    switch (s.channels) {
+      case 1: horizontal_u8<1>(in, b - a, c, out); break;
+      case 2: horizontal_u8<2>(in, b - a, c, out); break;
+      case 3: horizontal_u8<3>(in, b - a, c, out); break;
+      default: horizontal_u8<4>(in, b - a, c, out); break;
+    }
+  }
+}
+
+void RowStreamResampler::finish(uint8_t* out) {
+  State& s = *s_;
+  const size_t row = static_cast<size_t>(s.ww) * s.channels;
+  split_rows(s.wh, static_cast<size_t>(s.wh) * row * s.yc.ksize,
+             [&](int a, int b) { vertical_u8({s.tmp.data(), row}, s.r0, row, s.yc, a, b, out); });
 }
 
 bool valid_filter(int resample) { return filter_for(resample) != nullptr; }

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 namespace zeroshot::image::detail {
 
@@ -33,6 +34,31 @@ void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, 
 // vertical one over the stored rows, done first, so the rounding order is Pillow's).
 void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int channels, int orientation, int width,
                                  int height, int resample, int x0, int y0, int ww, int wh, uint8_t* out);
+
+// resample_window_u8_oriented fed row by row: the stored rows arrive in strips, top to bottom (push), each is
+// horizontally resampled as it comes if the vertical pass reads it, and only those narrow rows (ww pixels wide)
+// are kept; finish() runs the vertical pass. So the full-size image never has to exist (a JPEG decoded strip by
+// strip). Only for the orientations that keep stored rows as displayed rows (streams(o): 1-4; 5-8 run Pillow's
+// horizontal pass down the stored columns). The same coefficients, passes and rounding as
+// resample_window_u8_oriented, so the same bytes. Arguments as there; the window must be non-empty.
+class RowStreamResampler {
+ public:
+  static bool streams(int orientation) { return orientation < 5 || orientation > 8; }
+  RowStreamResampler(int src_w, int src_h, int channels, int orientation, int width, int height, int resample, int x0,
+                     int y0, int ww, int wh);
+  ~RowStreamResampler();
+  RowStreamResampler(const RowStreamResampler&) = delete;
+  RowStreamResampler& operator=(const RowStreamResampler&) = delete;
+  // Stored rows [y, y + n), row y + i at rows + i * stride (src_w * channels bytes each). Strips come in order, each
+  // row once (y is the number of rows pushed before).
+  void push(const uint8_t* rows, size_t stride, int y, int n);
+  // After all src_h rows: the window, ww x wh pixels of `channels` bytes, packed.
+  void finish(uint8_t* out);
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 void resample_window_i32(const int32_t* src, int src_w, int src_h, int width, int height, int resample, int x0, int y0,
                          int ww, int wh, int32_t* out);

@@ -161,9 +161,8 @@ namespace {
 
 // Outside the AVX2 region: the std::vector code here must stay baseline.
 template <int C>
-void expand_and_run(const uint8_t* src, size_t stride, int rows, int n, const int* first, const int* count,
-                    const int32_t* k, int ksize, uint8_t* out) {
-  const LaneWeights lw = lane_weights(C, 8, n, first, count, k, ksize);
+void run(const uint8_t* src, size_t stride, int rows, int n, const int* first, const int* count, const LaneWeights& lw,
+         uint8_t* out) {
   std::vector<uint8_t> scratch(static_cast<size_t>(lw.nvec) * lw.chunk + 8, 0);
   horizontal<C>(src, stride, rows, n, first, count, lw.w.data(), lw.nvec, lw.vecs.data(), lw.row_end, scratch.data(),
                 out);
@@ -171,14 +170,20 @@ void expand_and_run(const uint8_t* src, size_t stride, int rows, int n, const in
 
 }  // namespace
 
+void horizontal_u8_avx2_lanes(const uint8_t* src, size_t stride, int rows, int channels, int n, const int* first,
+                              const int* count, const LaneWeights& lw, uint8_t* out) {
+  switch (channels) {
+    case 1: run<1>(src, stride, rows, n, first, count, lw, out); break;
+    case 2: run<2>(src, stride, rows, n, first, count, lw, out); break;
+    case 3: run<3>(src, stride, rows, n, first, count, lw, out); break;
+    default: run<4>(src, stride, rows, n, first, count, lw, out); break;
+  }
+}
+
 void horizontal_u8_avx2(const uint8_t* src, size_t stride, int rows, int channels, int n, const int* first,
                         const int* count, const int32_t* k, int ksize, uint8_t* out) {
-  switch (channels) {
-    case 1: expand_and_run<1>(src, stride, rows, n, first, count, k, ksize, out); break;
-    case 2: expand_and_run<2>(src, stride, rows, n, first, count, k, ksize, out); break;
-    case 3: expand_and_run<3>(src, stride, rows, n, first, count, k, ksize, out); break;
-    default: expand_and_run<4>(src, stride, rows, n, first, count, k, ksize, out); break;
-  }
+  horizontal_u8_avx2_lanes(src, stride, rows, channels, n, first, count,
+                           lane_weights(channels, 8, n, first, count, k, ksize), out);
 }
 
 }  // namespace zeroshot::image::detail

@@ -12,6 +12,8 @@
 
 namespace zeroshot::image::detail {
 
+struct LaneWeights;
+
 // The CPU has AVX-512 F/BW/VL, the OS saves its state, and ZEROSHOT_KERNELS is neither "generic" nor "avx2" (the
 // AVX2 passes then, where the CPU has them: for measuring them on an AVX-512 machine).
 bool resample_avx512_available();
@@ -24,6 +26,11 @@ void horizontal_u8_avx512(const uint8_t* src, size_t stride, int rows, int chann
 
 // One output row of the vertical pass: dst[i] = clip8(sum over t < count of k[t] * src[t * stride + i]) for
 // i < row_bytes (Pillow's rounding half added), any band count (the bytes of a row are independent).
+// The same with the weights laid out beforehand (lane_weights(channels, 16, ...) of the same coefficients), for
+// a caller that runs the pass strip by strip.
+void horizontal_u8_avx512_lanes(const uint8_t* src, size_t stride, int rows, int channels, int n, const int* first,
+                          const int* count, const LaneWeights& lw, uint8_t* out);
+
 void vertical_row_u8_avx512(const uint8_t* src, size_t stride, int count, const int32_t* k, size_t row_bytes,
                             uint8_t* dst);
 
