@@ -13,7 +13,10 @@
 // per photo, and the fast path's agreement with the exact one: min / mean cosine of the embeddings and recall@10 of
 // image-to-image search (each photo's exact embedding as the query against the other photos, top 10 of the fast
 // embeddings against top 10 of the exact ones; with fewer than 12 photos the top 10 is most of the set and the
-// number says little).
+// number says little). Since round 3 the exact path the model takes decodes JPEGs strip by strip into the resize
+// (ImageProcessor::preprocess_encoded), so decode and resize are one stage there: "streamed_ms" times it (read, then
+// decode + resize + crop + normalize) and "streamed_same" says whether its pixel values equal the staged exact ones
+// bit for bit (they must).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -94,6 +97,18 @@ void run_one(const std::string& path, const image::ImageProcessor& proc, int dra
   pixels.insert(pixels.end(), v.begin(), v.end());
 }
 
+// The same photo through the streamed path (what Model::embed_image_files does since round 3).
+void run_streamed(const std::string& path, const image::ImageProcessor& proc, Stages& st, std::vector<float>& pixels) {
+  double t = process_ms();
+  std::ifstream f(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  st.read.push_back(process_ms() - t);
+  t = process_ms();
+  const std::vector<float> v = proc.preprocess_encoded(bytes.data(), bytes.size(), path, {});
+  st.resize.push_back(process_ms() - t);
+  pixels.insert(pixels.end(), v.begin(), v.end());
+}
+
 std::string stage_json(const Stages& s) {
   char buf[256];
   std::snprintf(buf, sizeof buf,
@@ -141,12 +156,15 @@ int main(int argc, char** argv) {
     std::sort(files.begin(), files.end());
     if (files.empty()) throw Error(dir, "no photos");
     const image::ImageProcessor proc(image::ImageProcessorConfig::load(model_dir + "/preprocessor_config.json"));
-    Stages exact, fast;
-    std::vector<float> px_exact, px_fast;
+    Stages exact, fast, streamed;
+    std::vector<float> px_exact, px_fast, px_streamed;
     for (const auto& p : files) {
       run_one(p, proc, 0, exact, px_exact);
       run_one(p, proc, proc.draft_size(), fast, px_fast);
+      run_streamed(p, proc, streamed, px_streamed);
     }
+    const bool same = px_streamed.size() == px_exact.size() &&
+                      std::memcmp(px_streamed.data(), px_exact.data(), px_exact.size() * sizeof(float)) == 0;
     const auto model = Model::load(model_dir, mo);
     const size_t per = px_exact.size() / files.size();
     auto encode = [&](const std::vector<float>& px, double* ms_per_photo) {
@@ -176,9 +194,11 @@ int main(int argc, char** argv) {
       total += a.size();
     }
     std::printf(
-        "{\"photos\": %zu, \"exact_ms\": %s, \"fast_ms\": %s, \"encode_cpu_ms\": %.2f, \"cos_min\": %.6f, "
+        "{\"photos\": %zu, \"exact_ms\": %s, \"fast_ms\": %s, \"streamed_ms\": {\"read\": %.2f, "
+        "\"decode_resize\": %.2f}, \"streamed_same\": %s, \"encode_cpu_ms\": %.2f, \"cos_min\": %.6f, "
         "\"cos_mean\": %.6f, \"recall_at_10\": %.4f}\n",
-        files.size(), stage_json(exact).c_str(), stage_json(fast).c_str(), 0.5 * (enc_exact + enc_fast), cmin,
+        files.size(), stage_json(exact).c_str(), stage_json(fast).c_str(), mean(streamed.read), mean(streamed.resize),
+        same ? "true" : "false", 0.5 * (enc_exact + enc_fast), cmin,
         csum / static_cast<double>(files.size()), total ? static_cast<double>(hits) / static_cast<double>(total) : 1.0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "photo_stages: %s\n", e.what());

@@ -42,6 +42,12 @@ def main():
             enc = statistics.median(x["encode_cpu_ms"] for x in v) if path == "exact_ms" else None
             cells = " | ".join(f"{med[s]:.1f}" for s in ("read", "decode", "orient", "rgb", "resize"))
             print(f"| {k} | {path[:-3]} | {cells} | {sum(med.values()):.1f} | {f'{enc:.1f}' if enc else ''} |")
+        if "streamed_ms" in v[0]:  # round 3: decode + resize in one pass (the model's exact path)
+            rd = statistics.median(x["streamed_ms"]["read"] for x in v)
+            dr = statistics.median(x["streamed_ms"]["decode_resize"] for x in v)
+            same = all(x["streamed_same"] for x in v)
+            print(f"| {k} | exact, streamed (same bytes: {same}) | {rd:.1f} | decode + resize {dr:.1f} | | | | "
+                  f"{rd + dr:.1f} | |")
         print(f"| {k} | fast vs exact | cosine min {v[0]['cos_min']}, mean {v[0]['cos_mean']}, "
               f"recall@10 {v[0]['recall_at_10']} | | | | | | |")
 

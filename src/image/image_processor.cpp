@@ -237,9 +237,9 @@ bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::s
   PilMode mode = PilMode::RGB;
   detail::JpegRowSink sink;
   sink.start = [&](int w, int h, PilMode m, int orientation) {
-    if (!detail::RowStreamResampler::streams(orientation)) return false;  // the full decode takes these
+    const bool transposed = orientation >= 5 && orientation <= 8;
     try {
-      l = layout(w, h);
+      l = transposed ? layout(h, w) : layout(w, h);  // the displayed size
     } catch (const Error&) {
       return false;  // the full decode reports it, after any decode error, as before
     }

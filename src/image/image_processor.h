@@ -72,11 +72,10 @@ class ImageProcessor {
   // byte, without the rotated full-size copy.
   void preprocess(const StoredRgbImage& img, float* out) const;
   std::vector<float> preprocess(const StoredRgbImage& img) const;
-  // preprocess(decode_memory_stored(data, size, name, opt)), byte for byte, and the same errors. A JPEG whose
-  // orientation keeps stored rows as displayed rows (1-4: every photo but portrait shots stored sideways) is
-  // decoded strip by strip straight into the resize's horizontal pass (RowStreamResampler), so its full-size pixels
-  // never exist (36 MB for 12 MP: page faults and cache misses that cost more than the resize); anything else is
-  // decoded whole first.
+  // preprocess(decode_memory_stored(data, size, name, opt)), byte for byte, and the same errors. A JPEG is decoded
+  // strip by strip straight into the resize's first pass (RowStreamResampler, any EXIF orientation), so its
+  // full-size pixels never exist (36 MB for 12 MP: page faults and cache misses that cost more than the resize);
+  // other formats are decoded whole first.
   std::vector<float> preprocess_encoded(const uint8_t* data, size_t size, const std::string& name,
                                         const DecodeOptions& opt) const;
   // The same for a file: preprocess(decode_file_stored(path, opt)).

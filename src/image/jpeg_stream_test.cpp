@@ -177,7 +177,11 @@ TEST(JpegStream, GeneratedJpegsGiveTheFullSizePathsBytes) {
   for (const auto& [w, h] : std::vector<std::pair<int, int>>{{333, 251}, {251, 333}, {97, 401}, {1, 1}, {7, 5}})
     for (const auto& [hs, vs] : std::vector<std::pair<int, int>>{{2, 2}, {2, 1}, {1, 1}})
       specs.push_back({w, h, 3, hs, vs, false, 0});
-  for (int o = 1; o <= 8; ++o) specs.push_back({203, 150, 3, 2, 2, false, o});
+  for (int o = 1; o <= 8; ++o) {
+    specs.push_back({203, 150, 3, 2, 2, false, o});
+    specs.push_back({57, 311, 3, 1, 1, false, o});  // a tall one: the crop takes rows, or (5-8) columns
+    specs.push_back({1, 9, 3, 2, 2, false, o});
+  }
   for (int o : {0, 3, 6}) {
     specs.push_back({161, 122, 1, 1, 1, false, o});  // grayscale
     specs.push_back({161, 122, 4, 1, 1, false, o});  // CMYK (stored inverted, as Adobe's)
@@ -228,26 +232,27 @@ TEST(JpegStream, DamagedFilesFailLikeTheFullDecode) {
   EXPECT_THROW((void)proc.preprocess_file(kImages + "/no_such_file.jpg", {}), Error);
 }
 
-TEST(JpegStream, NoFullSizeBufferForRowOrientations) {
+TEST(JpegStream, NoFullSizeBuffer) {
   // The point of the streamed path: a 1600 x 1200 photo (5.8 MB of RGB) is resized without any allocation near its
-  // size, in the orientations that stream (the largest block is the horizontal pass's output, 1200 rows of the
-  // 224-pixel window: 0.8 MB); a sideways one (6) still takes the full-size path.
+  // size, in every orientation (the largest block is the first pass's output, e.g. 1200 rows of the 224-pixel
+  // window: 0.8 MB); a PNG of the same size still takes the full-size path.
   const ImageProcessor proc(config(224, 224, 3));
   const size_t full = size_t{1600} * 1200 * 3;
-  for (const int o : {1, 3, 6}) {
+  for (const int o : {1, 3, 6, 8}) {
     SCOPED_TRACE(o);
     const std::vector<uint8_t> file = make_jpeg({1600, 1200, 3, 2, 2, false, o}, 11);
     zeroshot::testing::AllocationWatch watch;
     const std::vector<float> v = proc.preprocess_encoded(file.data(), file.size(), "big.jpg", {});
     watch.stop();
-    if (o == 6) {
-      EXPECT_GE(watch.largest(), full);
-    } else {
-      EXPECT_LT(watch.largest(), full / 6);
-    }
+    EXPECT_LT(watch.largest(), full / 6);
     const std::vector<float> ref = proc.preprocess(decode_memory_stored(file.data(), file.size(), "big.jpg"));
     EXPECT_EQ(std::memcmp(v.data(), ref.data(), v.size() * sizeof(float)), 0);
   }
+  const std::vector<uint8_t> png = read_bytes(kImages + "/astronaut.png");
+  zeroshot::testing::AllocationWatch watch;
+  (void)proc.preprocess_encoded(png.data(), png.size(), "astronaut.png", {});
+  watch.stop();
+  EXPECT_GE(watch.largest(), size_t{512} * 512 * 3);  // decoded whole: the streamed path is JPEG only
 }
 
 }  // namespace

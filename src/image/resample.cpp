@@ -407,33 +407,55 @@ void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int c
 }
 
 struct RowStreamResampler::State {
-  int channels = 0, src_w = 0, src_h = 0, ww = 0, wh = 0;
-  Coeffs xc, yc;
-  int r0 = 0, r1 = 0;  // stored rows the vertical pass reads
-  int level = 0;       // SIMD level of the horizontal pass, chosen once (2 AVX-512, 1 AVX2, 0 scalar)
-  LaneWeights lanes;   // its weights, laid out once for every strip
-  std::vector<uint8_t> tmp;  // (r1 - r0) rows of ww pixels: the horizontal pass's output
+  int channels = 0, ww = 0, wh = 0;
+  bool transposed = false;
+  Coeffs xc, yc;       // Pillow's horizontal / vertical pass in displayed coordinates, read in stored order
+  int r0 = 0, r1 = 0;  // the range of yc's taps: stored rows (transposed: stored columns)
+  std::vector<uint8_t> tmp;  // the first pass's output (not transposed: rows r0..r1 of ww pixels; else ww rows)
+  // Not transposed: the horizontal pass runs on each strip as it comes.
+  int level = 0;      // its SIMD level, chosen once (2 AVX-512, 1 AVX2, 0 scalar)
+  LaneWeights lanes;  // its weights, laid out once for every strip
+  // Transposed: the first pass is a vertical one over the stored rows q0..q1 (columns r0..r1 of them); its output
+  // pixel x is computed as soon as rows xc.first[x] .. + count[x] have come. Rows [lo, lo + held) wait in `rows`.
+  int q0 = 0, q1 = 0, lo = 0, held = 0, cap = 0;
+  size_t span = 0;  // bytes of one held row: columns r0..r1
+  std::vector<uint8_t> rows;
+  std::vector<char> done;
+  int pending = 0;
 };
 
 RowStreamResampler::RowStreamResampler(int src_w, int src_h, int channels, int orientation, int width, int height,
                                        int resample, int x0, int y0, int ww, int wh)
     : s_(std::make_unique<State>()) {
-  // The coefficients exactly as resample_window_u8_oriented sets them up for a non-transposing orientation (an
-  // axis that keeps its size gets the identity pass, which gives the bytes of no pass).
+  // The coefficients exactly as resample_window_u8_oriented sets them up (an axis that keeps its size gets the
+  // identity pass, which gives the bytes of no pass).
   State& s = *s_;
   const Filter& f = *filter_for(resample);
   s.channels = channels;
-  s.src_w = src_w;
-  s.src_h = src_h;
   s.ww = ww;
   s.wh = wh;
-  const bool flip_x = orientation == 2 || orientation == 3;
-  const bool flip_y = orientation == 3 || orientation == 4;
-  s.xc = width != src_w ? precompute(src_w, width, x0, x0 + ww, f, false) : identity(x0, x0 + ww);
-  s.yc = height != src_h ? precompute(src_h, height, y0, y0 + wh, f, false) : identity(y0, y0 + wh);
-  if (flip_x) mirror(s.xc, src_w);
-  if (flip_y) mirror(s.yc, src_h);
+  s.transposed = orientation >= 5 && orientation <= 8;
+  const bool flip_x = orientation == 2 || orientation == 3 || orientation == 6 || orientation == 7;
+  const bool flip_y = orientation == 3 || orientation == 4 || orientation == 7 || orientation == 8;
+  const int dw = s.transposed ? src_h : src_w, dh = s.transposed ? src_w : src_h;
+  s.xc = width != dw ? precompute(dw, width, x0, x0 + ww, f, false) : identity(x0, x0 + ww);
+  s.yc = height != dh ? precompute(dh, height, y0, y0 + wh, f, false) : identity(y0, y0 + wh);
+  if (flip_x) mirror(s.xc, dw);
+  if (flip_y) mirror(s.yc, dh);
   std::tie(s.r0, s.r1) = source_range(s.yc);
+  if (s.transposed) {
+    std::tie(s.q0, s.q1) = source_range(s.xc);
+    s.lo = s.q0;
+    s.span = static_cast<size_t>(s.r1 - s.r0) * channels;
+    // Room for a window of taps and a few strips: the rows drop out as the outputs that read them are done.
+    s.cap = std::min(s.q1 - s.q0, 2 * s.xc.ksize + 128);
+    s.rows.resize(static_cast<size_t>(s.cap) * s.span);
+    s.done.assign(ww, 0);
+    s.pending = ww;
+    s.tmp.resize(static_cast<size_t>(ww) * s.span);
+    for (int& first : s.yc.first) first -= s.r0;  // the second pass reads tmp, whose column 0 is stored column r0
+    return;
+  }
   const int n = static_cast<int>(s.xc.first.size());
   if (use_avx512()) {
     s.level = 2;
@@ -447,8 +469,54 @@ RowStreamResampler::RowStreamResampler(int src_w, int src_h, int channels, int o
 
 RowStreamResampler::~RowStreamResampler() = default;
 
+namespace {
+
+// The horizontal pass over the C-band rows of one strip.
+void horizontal_any(int channels, Plane<uint8_t> in, int rows, const Coeffs& c, uint8_t* out) {
+  switch (channels) {
+    case 1: horizontal_u8<1>(in, rows, c, out); break;
+    case 2: horizontal_u8<2>(in, rows, c, out); break;
+    case 3: horizontal_u8<3>(in, rows, c, out); break;
+    default: horizontal_u8<4>(in, rows, c, out); break;
+  }
+}
+
+}  // namespace
+
 void RowStreamResampler::push(const uint8_t* rows, size_t stride, int y, int n) {
   State& s = *s_;
+  if (s.transposed) {
+    const int a = std::max(y, s.q0), b = std::min(y + n, s.q1);
+    if (a >= b) return;
+    if (s.held + (b - a) > s.cap) {
+      // Drop the rows no pending output reads (below the lowest first tap of those not done).
+      int need = s.lo + s.held;
+      for (int x = 0; x < s.ww; ++x)
+        if (!s.done[x]) need = std::min(need, s.xc.first[x]);
+      const int drop = need - s.lo;
+      if (drop > 0) {
+        std::memmove(s.rows.data(), s.rows.data() + static_cast<size_t>(drop) * s.span,
+                     static_cast<size_t>(s.held - drop) * s.span);
+        s.lo = need;
+        s.held -= drop;
+      }
+      if (s.held + (b - a) > s.cap) {  // taps wider than expected (cannot happen with the cap above): grow
+        s.cap = s.held + (b - a);
+        s.rows.resize(static_cast<size_t>(s.cap) * s.span);
+      }
+    }
+    for (int r = a; r < b; ++r, ++s.held)
+      std::memcpy(s.rows.data() + static_cast<size_t>(s.held) * s.span,
+                  rows + static_cast<size_t>(r - y) * stride + static_cast<size_t>(s.r0) * s.channels, s.span);
+    const int end = s.lo + s.held;
+    for (int x = 0; x < s.ww && s.pending > 0; ++x) {
+      if (s.done[x] || s.xc.first[x] + s.xc.count[x] > end) continue;
+      vertical_u8({s.rows.data(), s.span}, s.lo, s.span, s.xc, x, x + 1, s.tmp.data());
+      s.done[x] = 1;
+      --s.pending;
+    }
+    return;
+  }
   const int a = std::max(y, s.r0), b = std::min(y + n, s.r1);
   if (a >= b) return;  // rows outside the vertical pass's reach (cropped away)
   const uint8_t* src = rows + static_cast<size_t>(a - y) * stride;
@@ -461,19 +529,24 @@ void RowStreamResampler::push(const uint8_t* rows, size_t stride, int y, int n) 
   } else if (s.level == 1) {
     horizontal_u8_avx2_lanes(src, stride, b - a, s.channels, nx, c.first.data(), c.count.data(), s.lanes, out);
   } else {
-    const Plane<uint8_t> in{src, stride};
-    switch (s.channels) {
-      case 1: horizontal_u8<1>(in, b - a, c, out); break;
-      case 2: horizontal_u8<2>(in, b - a, c, out); break;
-      case 3: horizontal_u8<3>(in, b - a, c, out); break;
-      default: horizontal_u8<4>(in, b - a, c, out); break;
-    }
+    horizontal_any(s.channels, {src, stride}, b - a, c, out);
   }
 }
 
 void RowStreamResampler::finish(uint8_t* out) {
   State& s = *s_;
-  const size_t row = static_cast<size_t>(s.ww) * s.channels;
+  const int C = s.channels;
+  if (s.transposed) {
+    // As resample_window_u8_oriented: Pillow's vertical pass is a horizontal one over tmp's ww rows, then the
+    // result is transposed into the window.
+    std::vector<uint8_t> out_t(static_cast<size_t>(s.ww) * s.wh * C);
+    horizontal_any(C, {s.tmp.data(), s.span}, s.ww, s.yc, out_t.data());
+    for (int x = 0; x < s.ww; ++x)
+      for (int y = 0; y < s.wh; ++y)
+        std::memcpy(out + (static_cast<size_t>(y) * s.ww + x) * C, &out_t[(static_cast<size_t>(x) * s.wh + y) * C], C);
+    return;
+  }
+  const size_t row = static_cast<size_t>(s.ww) * C;
   split_rows(s.wh, static_cast<size_t>(s.wh) * row * s.yc.ksize,
              [&](int a, int b) { vertical_u8({s.tmp.data(), row}, s.r0, row, s.yc, a, b, out); });
 }

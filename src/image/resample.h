@@ -35,15 +35,15 @@ void resample_window_u8(const uint8_t* src, int src_w, int src_h, int channels, 
 void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int channels, int orientation, int width,
                                  int height, int resample, int x0, int y0, int ww, int wh, uint8_t* out);
 
-// resample_window_u8_oriented fed row by row: the stored rows arrive in strips, top to bottom (push), each is
-// horizontally resampled as it comes if the vertical pass reads it, and only those narrow rows (ww pixels wide)
-// are kept; finish() runs the vertical pass. So the full-size image never has to exist (a JPEG decoded strip by
-// strip). Only for the orientations that keep stored rows as displayed rows (streams(o): 1-4; 5-8 run Pillow's
-// horizontal pass down the stored columns). The same coefficients, passes and rounding as
+// resample_window_u8_oriented fed row by row: the stored rows arrive in strips, top to bottom (push), and only what
+// the passes need of them is kept, so the full-size image never has to exist (a JPEG decoded strip by strip).
+// Orientations 1-4: each strip is horizontally resampled as it comes, keeping rows of ww pixels; finish() runs the
+// vertical pass. Orientations 5-8 (Pillow's horizontal pass runs down the stored columns): the stored rows (the
+// crop's columns of them) are held only until the first pass's outputs that read them are done, a few dozen rows
+// at a time; finish() runs the second pass. The same coefficients, passes and rounding as
 // resample_window_u8_oriented, so the same bytes. Arguments as there; the window must be non-empty.
 class RowStreamResampler {
  public:
-  static bool streams(int orientation) { return orientation < 5 || orientation > 8; }
   RowStreamResampler(int src_w, int src_h, int channels, int orientation, int width, int height, int resample, int x0,
                      int y0, int ww, int wh);
   ~RowStreamResampler();
