@@ -198,8 +198,8 @@ int main(int argc, char** argv) {
         "\"decode_resize\": %.2f}, \"streamed_same\": %s, \"encode_cpu_ms\": %.2f, \"cos_min\": %.6f, "
         "\"cos_mean\": %.6f, \"recall_at_10\": %.4f}\n",
         files.size(), stage_json(exact).c_str(), stage_json(fast).c_str(), mean(streamed.read), mean(streamed.resize),
-        same ? "true" : "false", 0.5 * (enc_exact + enc_fast), cmin,
-        csum / static_cast<double>(files.size()), total ? static_cast<double>(hits) / static_cast<double>(total) : 1.0);
+        same ? "true" : "false", 0.5 * (enc_exact + enc_fast), cmin, csum / static_cast<double>(files.size()),
+        total ? static_cast<double>(hits) / static_cast<double>(total) : 1.0);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "photo_stages: %s\n", e.what());
     return 1;

@@ -35,7 +35,7 @@ struct JpegState {
   std::jmp_buf jump{};
   char message[JMSG_LENGTH_MAX]{};
   bool created = false;
-  std::vector<JSAMPROW> rows;   // output rows
+  std::vector<JSAMPROW> rows;  // output rows
   std::vector<uint8_t> strip;  // decode_jpeg_rows: the rows of one strip
   ~JpegState() {
     if (created) jpeg_destroy_decompress(&cinfo);
@@ -128,8 +128,7 @@ bool jpeg_start(JpegState* s, const uint8_t* data, size_t size, const std::strin
 }
 
 PilMode mode_of(const JpegState& s) {
-  return s.cinfo.output_components == 1 ? PilMode::L
-                                        : (s.cinfo.output_components == 3 ? PilMode::RGB : PilMode::CMYK);
+  return s.cinfo.output_components == 1 ? PilMode::L : (s.cinfo.output_components == 3 ? PilMode::RGB : PilMode::CMYK);
 }
 
 // Every row into out->image (allocated here). False after a libjpeg error, as jpeg_start.

@@ -190,8 +190,8 @@ void ImageProcessor::run(const RgbImage& s, int orientation, float* out) const {
   const Layout l = transposed ? layout(s.height, s.width) : layout(s.width, s.height);  // the displayed size
   std::vector<uint8_t> window(static_cast<size_t>(l.wh) * l.ww * 3);
   if (l.wh > 0 && l.ww > 0)
-    detail::resample_window_u8_oriented(s.pixels.data(), s.width, s.height, 3, orientation, l.rw, l.rh,
-                                        cfg_.resample, l.x0, l.y0, l.ww, l.wh, window.data());
+    detail::resample_window_u8_oriented(s.pixels.data(), s.width, s.height, 3, orientation, l.rw, l.rh, cfg_.resample,
+                                        l.x0, l.y0, l.ww, l.wh, window.data());
   write_pixels(l, window.data(), out);
 }
 
@@ -228,8 +228,8 @@ void ImageProcessor::write_pixels(const Layout& l, const uint8_t* window, float*
   }
 }
 
-bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::string& name,
-                                  const DecodeOptions& opt, float* out) const {
+bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
+                                  float* out) const {
   if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0 || !detail::valid_filter(cfg_.resample)) return false;
   Layout l{};
   std::unique_ptr<detail::RowStreamResampler> rs;
@@ -246,8 +246,8 @@ bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::s
     if (l.ww <= 0 || l.wh <= 0) return false;
     width = w;
     mode = m;
-    rs = std::make_unique<detail::RowStreamResampler>(w, h, 3, orientation, l.rw, l.rh, cfg_.resample, l.x0, l.y0,
-                                                      l.ww, l.wh);
+    rs = std::make_unique<detail::RowStreamResampler>(w, h, 3, orientation, l.rw, l.rh, cfg_.resample, l.x0, l.y0, l.ww,
+                                                      l.wh);
     return true;
   };
   PilImage strip;  // L / CMYK rows, converted as Image.convert("RGB") does (per pixel, so strip by strip is exact)

@@ -84,9 +84,9 @@ class ImageProcessor {
  private:
   // Where the crop falls in the resized image of a displayed width x height image.
   struct Layout {
-    int rw, rh;      // size after the resize
-    int top, left;   // of the crop in the resized image (negative: zero padding)
-    int x0, y0;      // the part of the resized image inside the crop
+    int rw, rh;     // size after the resize
+    int top, left;  // of the crop in the resized image (negative: zero padding)
+    int x0, y0;     // the part of the resized image inside the crop
     int ww, wh;
   };
   Layout layout(int width, int height) const;

@@ -39,17 +39,16 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 
 // An APP1 "Exif" block whose IFD0 holds only the orientation tag (little-endian TIFF).
 std::vector<uint8_t> exif_with_orientation(int orientation) {
-  std::vector<uint8_t> e = {'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0,  // header, IFD0 at 8
-                            1, 0,                                                   // one entry
-                            0x12, 0x01, 3, 0, 1, 0, 0, 0,                           // 0x0112 SHORT x1
-                            static_cast<uint8_t>(orientation), 0, 0, 0,             // value
-                            0, 0, 0, 0};                                            // no next IFD
+  // "Exif\0\0", TIFF header (IFD0 at 8), one entry: tag 0x0112 SHORT x1 = orientation, no next IFD.
+  static const char kBlock[] = "Exif\0\0II*\0\x08\0\0\0\x01\0\x12\x01\x03\0\x01\0\0\0\x01\0\0\0\0\0\0\0";
+  std::vector<uint8_t> e(kBlock, kBlock + sizeof kBlock - 1);
+  e[24] = static_cast<uint8_t>(orientation);
   return e;
 }
 
 struct JpegSpec {
   int width = 0, height = 0;
-  int components = 3;  // 1 gray, 3 YCbCr, 4 CMYK
+  int components = 3;          // 1 gray, 3 YCbCr, 4 CMYK
   int h_samp = 2, v_samp = 2;  // luma sampling factors (2, 2: 4:2:0; 2, 1: 4:2:2; 1, 1: 4:4:4)
   bool progressive = false;
   int orientation = 0;  // 0: no EXIF block
@@ -110,7 +109,7 @@ ImageProcessorConfig config(int shortest, int crop, int resample) {
 // a fixed size without crop, and the other filters.
 std::vector<ImageProcessorConfig> configs() {
   std::vector<ImageProcessorConfig> v = {config(224, 224, 3), config(64, 80, 3), config(300, 256, 1),
-                                         config(37, 31, 2), config(50, 50, 4), config(50, 50, 5)};
+                                         config(37, 31, 2),   config(50, 50, 4), config(50, 50, 5)};
   ImageProcessorConfig fixed = config(0, 0, 3);
   fixed.do_center_crop = false;
   fixed.resize_height = 61;

@@ -409,8 +409,8 @@ void resample_window_u8_oriented(const uint8_t* src, int src_w, int src_h, int c
 struct RowStreamResampler::State {
   int channels = 0, ww = 0, wh = 0;
   bool transposed = false;
-  Coeffs xc, yc;       // Pillow's horizontal / vertical pass in displayed coordinates, read in stored order
-  int r0 = 0, r1 = 0;  // the range of yc's taps: stored rows (transposed: stored columns)
+  Coeffs xc, yc;             // Pillow's horizontal / vertical pass in displayed coordinates, read in stored order
+  int r0 = 0, r1 = 0;        // the range of yc's taps: stored rows (transposed: stored columns)
   std::vector<uint8_t> tmp;  // the first pass's output (not transposed: rows r0..r1 of ww pixels; else ww rows)
   // Not transposed: the horizontal pass runs on each strip as it comes.
   int level = 0;      // its SIMD level, chosen once (2 AVX-512, 1 AVX2, 0 scalar)
@@ -547,8 +547,9 @@ void RowStreamResampler::finish(uint8_t* out) {
     return;
   }
   const size_t row = static_cast<size_t>(s.ww) * C;
-  split_rows(s.wh, static_cast<size_t>(s.wh) * row * s.yc.ksize,
-             [&](int a, int b) { vertical_u8({s.tmp.data(), row}, s.r0, row, s.yc, a, b, out); });
+  split_rows(s.wh, static_cast<size_t>(s.wh) * row * s.yc.ksize, [&](int a, int b) {
+    vertical_u8({s.tmp.data(), row}, s.r0, row, s.yc, a, b, out);
+  });
 }
 
 bool valid_filter(int resample) { return filter_for(resample) != nullptr; }

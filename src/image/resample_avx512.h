@@ -29,7 +29,7 @@ void horizontal_u8_avx512(const uint8_t* src, size_t stride, int rows, int chann
 // The same with the weights laid out beforehand (lane_weights(channels, 16, ...) of the same coefficients), for
 // a caller that runs the pass strip by strip.
 void horizontal_u8_avx512_lanes(const uint8_t* src, size_t stride, int rows, int channels, int n, const int* first,
-                          const int* count, const LaneWeights& lw, uint8_t* out);
+                                const int* count, const LaneWeights& lw, uint8_t* out);
 
 void vertical_row_u8_avx512(const uint8_t* src, size_t stride, int count, const int32_t* k, size_t row_bytes,
                             uint8_t* dst);
