@@ -7,14 +7,14 @@
 // otherwise), so the pixels are those of Pillow's draft + load. decode_jpeg_rows is the same decode handed out in
 // strips of rows as libjpeg produces them, for a caller that resamples them at once (no full-size buffer).
 //
-// libjpeg reports fatal errors through error_exit, which must not return: it longjmps back to jpeg_core(). All
-// state that outlives the jump lives in JpegState (reached through a pointer, never in registers), so nothing
-// C++ is skipped by the jump; the Error is thrown only after control is back in C++.
+// libjpeg reports fatal errors through error_exit, which must not return: it longjmps back to the step that called
+// setjmp (jpeg_start, jpeg_read_all, jpeg_read_strips). All state that outlives the jump lives in JpegState (reached
+// through a pointer, never in registers), so nothing C++ is skipped by the jump; the Error is thrown only after
+// control is back in C++. decode_jpeg_rows' sink runs between libjpeg calls, never inside one, so it may throw.
 #include <algorithm>
 #include <csetjmp>
 #include <cstdio>
 #include <cstring>
-#include <utility>
 // clang-format off
 #include <jpeglib.h>
 #include <jerror.h>
