@@ -245,6 +245,33 @@ TEST(PackedLinear, RowLayerNormEqualsLayerNormThenProduct) {
       }
 }
 
+TEST(PackedLinear, Int8RowLayerNormIsBitIdenticalToLayerNormThenProduct) {
+  // The AVX-512 int8 conversion takes the norm's statistics of two rows at once and the rows' ranges as it
+  // normalizes them: it must quantize exactly what nn::layer_norm then the plain conversion would (odd and even
+  // row counts, k with and without a tail, no gamma / beta, a zero row, several threads).
+  if (!avx512_kernels(Precision::Int8)) GTEST_SKIP() << "no VNNI on this CPU";
+  ThreadPool pool(2);
+  uint32_t seed = 900;
+  const Case cases[] = {{1, 5, 3}, {2, 16, 7}, {3, 17, 33}, {10, 768, 40}, {11, 257, 16}, {301, 3600, 9}};
+  for (const Case& c : cases)
+    for (bool affine : {true, false}) {
+      Linear t(c, seed++);
+      // Plain: rows far from 0, so that a lane past k taken as x = 0 would widen the row's range.
+      for (float& v : t.x) v = v * 3.0f + (affine ? 1.0f : 40.0f);
+      const std::vector<float> g = randn(c.k, seed++), be = randn(c.k, seed++);
+      const float* gp = affine ? g.data() : nullptr;
+      const float* bp = affine ? be.data() : nullptr;
+      const PackedLinear L(t.w.data(), t.b.data(), c.n, c.k, Precision::Int8);
+      std::vector<float> normed(t.x.size());
+      layer_norm(t.x.data(), c.m, c.k, gp, bp, 1e-5f, normed.data(), nullptr);
+      std::vector<float> want(static_cast<size_t>(c.m) * c.n), got(want.size());
+      L.forward(normed.data(), c.m, want.data(), &pool);
+      const RowLayerNorm rn{gp, bp, 1e-5f};
+      L.forward(t.x.data(), c.m, got.data(), &pool, LinearPost::store(), &rn);
+      EXPECT_EQ(got, want) << "m" << c.m << " k" << c.k << " n" << c.n << (affine ? " affine" : " plain");
+    }
+}
+
 TEST(PackedLinear, ParallelConversionEqualsSerial) {
   // Big enough (m x k > 2^20) that the input conversion is split across the pool; rows are independent, so the
   // AVX-512 result must be bit-identical to the serial run.
