@@ -653,12 +653,12 @@ inline int32_t load32(const uint8_t* p) {
   return w;
 }
 
-// Scores of 4 query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads, kq[t][j]):
+// Scores of R query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads, kq[t][j]):
 // s[r][j] = float(sum q8 k8) * rs[r] * sk[j], the + 128 taken back out by starting from kneg[j] = -128 sum_d k8[j][d].
-template <int JB>
-void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
-                const float* sk, const float* rs, float* s) {
-  __m512i acc[4][JB];
+template <int R, int JB>
+void scores_i8(const uint8_t* const q[], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
+               const float* sk, const float* rs, float* s) {
+  __m512i acc[R][JB];
   for (int j = 0; j < JB; ++j) {
     const __m512i c = _mm512_loadu_si512(kneg + (jb0 + j) * 16);
     for (auto& row : acc) row[j] = c;
@@ -666,13 +666,13 @@ void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0,
   for (int t = 0; t < dq; ++t) {
     __m512i kv[JB];
     for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + static_cast<long>(t) * l16 + (jb0 + j) * 16);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
       const __m512i qb = _mm512_set1_epi32(load32(q[r] + 4 * t));
       for (int j = 0; j < JB; ++j) acc[r][j] = dpbusd(acc[r][j], qb, kv[j]);
     }
   }
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < R; ++r) {
     const __m512 rv = _mm512_set1_ps(rs[r]);
     for (int j = 0; j < JB; ++j) {
       const int o = (jb0 + j) * 16;
@@ -682,26 +682,26 @@ void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0,
   }
 }
 
-// out_r[d0 .. d0 + 16 HB) = float(sum_j p[r][j] v8[j]) * inv[r] * sv over key quads [0, jq1), for 4 rows of u8
+// out_r[d0 .. d0 + 16 HB) = float(sum_j p[r][j] v8[j]) * inv[r] * sv over key quads [0, jq1), for R rows of u8
 // weights (rows >= rows_out are not stored); vq[jq][h16][4]: the int8 values of keys 4 jq .. 4 jq + 3 per channel.
-template <int HB>
-void pv4_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int d0, int hd, const float* inv,
-            const float* sv, float* const out[4], int rows_out) {
-  __m512i acc[4][HB];
+template <int R, int HB>
+void pv_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int d0, int hd, const float* inv,
+           const float* sv, float* const out[], int rows_out) {
+  __m512i acc[R][HB];
   for (auto& row : acc)
     for (__m512i& a : row) a = _mm512_setzero_si512();
   for (int jq = 0; jq < jq1; ++jq) {
     __m512i vv[HB];
     for (int h = 0; h < HB; ++h) vv[h] = _mm512_loadu_si512(vq + (static_cast<long>(jq) * h16 + d0 + 16 * h) * 4);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
       const __m512i pb = _mm512_set1_epi32(load32(p + static_cast<long>(r) * l16 + 4 * jq));
       for (int h = 0; h < HB; ++h) acc[r][h] = dpbusd(acc[r][h], pb, vv[h]);
     }
   }
-  // r runs to the constant 4 (a runtime bound here made GCC keep acc in memory, stored on every key quad).
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) {
+  // r runs to the constant R (a runtime bound here made GCC keep acc in memory, stored on every key quad).
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
     const __m512 iv = _mm512_set1_ps(inv[r]);
 #pragma GCC unroll 8
     for (int h = 0; h < HB; ++h) {
@@ -745,6 +745,65 @@ float softmax_u8(const float* row, int valid, int l16b, uint8_t* p) {
   return 1.0f / static_cast<float>(total > 0 ? total : 1);
 }
 
+// One head's int8 operands (attention_head_int8's layouts) and the scratch rows of a tile.
+struct HeadI8 {
+  const uint8_t* qu;
+  const uint32_t* kq;
+  const uint8_t* vq;
+  const int32_t* kneg;
+  const float *sk, *rs, *sv;
+  float* s;     // R rows of l16 scores
+  uint8_t* pu;  // R rows of l16 u8 weights
+  float* out;
+  long ldo;
+  int len, hd, l16, h16, dq;
+  bool causal;
+};
+
+// Query rows i0 .. i0 + R - 1 of a head (past the sequence: the last row again, computed and never stored).
+template <int R>
+void attention_tile_i8(const HeadI8& c, int i0) {
+  const int rows = imin(R, c.len - i0);
+  const int kn = c.causal ? i0 + rows : c.len;  // causal rows only ever see keys up to the tile's last row
+  const int kb = (kn + 15) / 16;
+  const uint8_t* qr[R];
+  float* orow[R];
+  float rq[R], inv[R];
+  for (int r = 0; r < R; ++r) {
+    const int i = imin(i0 + r, c.len - 1);
+    qr[r] = c.qu + static_cast<long>(i) * c.dq * 4;
+    orow[r] = c.out + i * c.ldo;
+    rq[r] = c.rs[i];
+  }
+  // Accumulators: R x (blocks of 16 keys or channels) <= 24 of the 32 registers.
+  constexpr int kB = R == 8 ? 3 : 4;
+  for (int jb = 0; jb < kb; jb += kB) {
+    switch (imin(kB, kb - jb)) {
+      case 1: scores_i8<R, 1>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+      case 2: scores_i8<R, 2>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+      case 3: scores_i8<R, 3>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+      default: scores_i8<R, kB>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    inv[r] = softmax_u8(c.s + static_cast<long>(r) * c.l16, c.causal ? imin(i0 + r, c.len - 1) + 1 : c.len, kb * 16,
+                        c.pu + static_cast<long>(r) * c.l16);
+  const int jq1 = (kn + 3) / 4;
+  // Passes of at most kB blocks of 16 channels, as even as they go: hd 72 as 3 + 2, not 4 + a pass of 1 that
+  // reloads every weight for one vector of products (so400m: 1.49-1.53 CPU s per image as 3 + 2, 1.57-1.62 as 5).
+  const int nb = c.h16 / 16, passes = (nb + kB - 1) / kB;
+  for (int b0 = 0, pass = 0; pass < passes; ++pass) {
+    const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
+    switch (b1 - b0) {
+      case 1: pv_i8<R, 1>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+      case 2: pv_i8<R, 2>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+      case 3: pv_i8<R, 3>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+      default: pv_i8<R, kB>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+    }
+    b0 = b1;
+  }
+}
+
 }  // namespace
 
 void attention_head_int8(const float* q, const float* k, const float* v, long ld, int len, int hd, float scale,
@@ -764,8 +823,8 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
   auto* sk = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
   auto* rs = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
   auto* sv = reinterpret_cast<float*>(take(static_cast<size_t>(h16) * 4));
-  auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(4) * l16 * 4));
-  auto* pu = take(static_cast<size_t>(4) * l16);
+  auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(8) * l16 * 4));
+  auto* pu = take(static_cast<size_t>(8) * l16);
   const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi32(128);
   // One pass over the rows (q, k and v of a row share its pages, 3 x dim floats apart from the next row's: a TLB
   // miss each, and no hardware prefetch across them, so the rows a few ahead are prefetched): Q as u8 (q8 + 128;
@@ -840,45 +899,14 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
       _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(hi01, hi23));
     }
   }
-  for (int i0 = 0; i0 < len; i0 += 4) {
-    const int rows = imin(4, len - i0);
-    const int kn = causal ? i0 + rows : len;  // causal rows only ever see keys up to the last of the 4
-    const int kb = (kn + 15) / 16;
-    const uint8_t* qr[4];
-    float* orow[4];
-    float rq[4], inv[4];
-    for (int r = 0; r < 4; ++r) {
-      const int i = imin(i0 + r, len - 1);  // past the sequence: the last row again (computed, never stored)
-      qr[r] = qu + static_cast<long>(i) * dq * 4;
-      orow[r] = out + i * ldo;
-      rq[r] = rs[i];
-    }
-    for (int jb = 0; jb < kb; jb += 4) {
-      switch (imin(4, kb - jb)) {
-        case 1: scores4_i8<1>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-        case 2: scores4_i8<2>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-        case 3: scores4_i8<3>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-        default: scores4_i8<4>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-      }
-    }
-    for (int r = 0; r < 4; ++r)
-      inv[r] = softmax_u8(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16,
-                          pu + static_cast<long>(r) * l16);
-    const int jq1 = (kn + 3) / 4;
-    // Passes of at most 4 blocks of 16 channels (16 accumulators), as even as they go: hd 72 as 3 + 2, not 4 + a
-    // pass of 1 that reloads every weight for one vector of products; 5 in one pass made GCC spill the 20
-    // accumulators on every key quad (so400m: 1.49-1.53 CPU s per image as 3 + 2, 1.57-1.62 as 5).
-    const int nb = h16 / 16, passes = (nb + 3) / 4;
-    for (int b0 = 0, pass = 0; pass < passes; ++pass) {
-      const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
-      switch (b1 - b0) {
-        case 1: pv4_i8<1>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        case 2: pv4_i8<2>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        case 3: pv4_i8<3>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        default: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-      }
-      b0 = b1;
-    }
+  const HeadI8 ctx{qu, kq, vq, kneg, sk, rs, sv, s, pu, out, ldo, len, hd, l16, h16, dq, causal};
+  for (int i0 = 0; i0 < len;) {
+    // Tiles of 8 query rows (each 16-key block of K^T and 16-channel block of V, streamed from L2 at long
+    // sequences, serves 8 rows: so400m's K^T and V are 53 and 59 KB, past L1), the last one of 4 where <= 4 rows
+    // are left (fewer rows computed twice).
+    if (len - i0 > 4) attention_tile_i8<8>(ctx, i0);
+    else attention_tile_i8<4>(ctx, i0);
+    i0 += len - i0 > 4 ? 8 : 4;
   }
 }
 
