@@ -653,7 +653,8 @@ inline int32_t load32(const uint8_t* p) {
   return w;
 }
 
-// Scores of R query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads, kq[t][j]):
+// Scores of R query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads,
+// kq[block][t][16]: a block's quads side by side, so the blocks are read as a few sequential streams):
 // s[r][j] = float(sum q8 k8) * rs[r] * sk[j], the + 128 taken back out by starting from kneg[j] = -128 sum_d k8[j][d].
 template <int R, int JB>
 void scores_i8(const uint8_t* const q[], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
@@ -665,7 +666,7 @@ void scores_i8(const uint8_t* const q[], const uint32_t* kq, int l16, int jb0, i
   }
   for (int t = 0; t < dq; ++t) {
     __m512i kv[JB];
-    for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + static_cast<long>(t) * l16 + (jb0 + j) * 16);
+    for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + (static_cast<long>(jb0 + j) * dq + t) * 16);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m512i qb = _mm512_set1_epi32(load32(q[r] + 4 * t));
@@ -828,8 +829,8 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
   const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi32(128);
   // One pass over the rows (q, k and v of a row share its pages, 3 x dim floats apart from the next row's: a TLB
   // miss each, and no hardware prefetch across them, so the rows a few ahead are prefetched): Q as u8 (q8 + 128;
-  // 128 past hd: q8 = 0) in rows of dq quads; K^T as quads of int8 per key, keys padded to l16 with zeros,
-  // kneg = -128 sum_d k8; V's per-channel max |v| (in sv until the scales replace it).
+  // 128 past hd: q8 = 0) in rows of dq quads; K^T as quads of int8 per key in blocks of 16 keys, keys padded to l16
+  // with zeros, kneg = -128 sum_d k8; V's per-channel max |v| (in sv until the scales replace it).
   constexpr int kAhead = 8;
   const int lines = (hd * 4 + 63) / 64;
   for (int d = 0; d < h16; d += 16) _mm512_storeu_ps(sv + d, _mm512_setzero_ps());
@@ -872,7 +873,7 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
         ksum = _mm512_add_epi32(ksum, kv);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(reinterpret_cast<uint8_t*>(row) + d), _mm512_cvtepi32_epi8(kv));
       }
-      for (int t = 0; t < (n + 3) / 4; ++t) kq[static_cast<long>(d0 / 4 + t) * l16 + j] = row[t];
+      for (int t = 0; t < (n + 3) / 4; ++t) kq[(static_cast<long>(j / 16) * dq + d0 / 4 + t) * 16 + j % 16] = row[t];
     }
     kneg[j] = -128 * _mm512_reduce_add_epi32(ksum);
   }
