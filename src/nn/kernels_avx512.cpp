@@ -713,10 +713,11 @@ void pv_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int d
   }
 }
 
-// nn/attention_int8.h's exp_softmax: e^x = 2^(x log2 e), 2^n exact by scalef, 2^f (|f| <= 1/2) by its degree-5
-// Taylor polynomial (3.2e-6 relative: far below the u8 step the result is rounded to).
-inline __m512 exp_softmax_ps(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.0f));
+// nn/attention_int8.h's exp_softmax for x <= 0 or NaN (x = s - max s): e^x = 2^(x log2 e), 2^n exact by scalef,
+// 2^f (|f| <= 1/2) by its degree-5 Taylor polynomial (3.2e-6 relative: far below the u8 step the result is rounded
+// to). The header's upper clamp at 88 is the identity there, so it is left out; the lower one also maps NaN to -104.
+inline __m512 exp_softmax_nonpos_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
   const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(t, n);
@@ -731,14 +732,33 @@ inline __m512 exp_softmax_ps(__m512 x) {
 
 // Softmax weights of one row of scores as u8 (nn/attention_int8.h), zeros in [valid, l16b); returns 1 / their sum.
 float softmax_u8(const float* row, int valid, int l16b, uint8_t* p) {
-  __m512 mx = _mm512_set1_ps(-__builtin_inff());
-  for (int j = 0; j < valid; j += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(valid - j), row + j));
-  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  // The max in 4 chains (one was a chain of max latencies); max(new, old) keeps old where new is NaN, so NaN
+  // scores (only from inputs near the float range) are skipped, as the portable fmax does, in any order.
+  const __m512 lowest = _mm512_set1_ps(-__builtin_inff());
+  __m512 mx[4] = {lowest, lowest, lowest, lowest};
+  int j = 0;
+  for (; j + 64 <= valid; j += 64)
+    for (int u = 0; u < 4; ++u) mx[u] = _mm512_max_ps(_mm512_loadu_ps(row + j + 16 * u), mx[u]);
+  for (; j < valid; j += 16) mx[0] = _mm512_max_ps(_mm512_mask_loadu_ps(mx[0], tail_mask(valid - j), row + j), mx[0]);
+  const __m512 m =
+      _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3]))));
+  // e * 255 rounded: in [0, 255] (e <= 1), so the saturating packs below keep every value.
+  auto weights = [&](int j0) {
+    const __mmask16 k = j0 < valid ? tail_mask(valid - j0) : 0;
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_softmax_nonpos_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j0), m)));
+    return _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.0f)));
+  };
   __m512i sum = _mm512_setzero_si512();
-  for (int j = 0; j < l16b; j += 16) {
-    const __mmask16 k = j < valid ? tail_mask(valid - j) : 0;
-    const __m512 e = _mm512_maskz_mov_ps(k, exp_softmax_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
-    const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.0f)));
+  // 64 weights per store: two packs and a dword permute instead of 4 two-uop vpmovdb.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (j = 0; j + 64 <= l16b; j += 64) {
+    const __m512i u0 = weights(j), u1 = weights(j + 16), u2 = weights(j + 32), u3 = weights(j + 48);
+    sum = _mm512_add_epi32(sum, _mm512_add_epi32(_mm512_add_epi32(u0, u1), _mm512_add_epi32(u2, u3)));
+    const __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(u0, u1), _mm512_packus_epi32(u2, u3));
+    _mm512_storeu_si512(p + j, _mm512_permutexvar_epi32(order, b));
+  }
+  for (; j < l16b; j += 16) {
+    const __m512i u = weights(j);
     sum = _mm512_add_epi32(sum, u);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p + j), _mm512_cvtepi32_epi8(u));
   }
