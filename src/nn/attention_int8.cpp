@@ -51,7 +51,7 @@ float exp_softmax(float x) {
 
 size_t attention_int8_work_bytes(int len, int hd) {
   // Bounds both layouts: the kernel's K^T and V panels pad keys to 16 and channels to 16 (3 int8 copies), its
-  // per-key / per-row / per-channel vectors and 4 rows of scores and weights.
+  // per-key / per-row / per-channel vectors and 8 rows of scores and weights.
   const size_t l16 = round_up(static_cast<size_t>(len > 0 ? len : 0), 16);
   const size_t h16 = round_up(static_cast<size_t>(hd > 0 ? hd : 0), 16);
   return 3 * l16 * h16 + 64 * l16 + 16 * h16 + 1024;

@@ -646,32 +646,41 @@ inline float row_absmax(const float* x, int hd) {
   return _mm512_reduce_max_ps(mx);
 }
 
+// acc + the dot products of 4 u8 of a with 4 int8 of b per lane: _mm512_dpbusd_epi32 in asm, because GCC 12 copies
+// every accumulator of the attention loops below twice per iteration from the intrinsic (the instruction overwrites
+// its accumulator; the intrinsic's result gets a register of its own), and spilled one: 30 moves per 16 products.
+inline __m512i dpbusd(__m512i acc, __m512i a, __m512i b) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+}
+
 inline int32_t load32(const uint8_t* p) {
   int32_t w;
   std::memcpy(&w, p, 4);
   return w;
 }
 
-// Scores of 4 query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads, kq[t][j]):
+// Scores of R query rows (u8 = q8 + 128, dq quads each) against JB blocks of 16 keys of K^T (int8 quads,
+// kq[block][t][16]: a block's quads side by side, so the blocks are read as a few sequential streams):
 // s[r][j] = float(sum q8 k8) * rs[r] * sk[j], the + 128 taken back out by starting from kneg[j] = -128 sum_d k8[j][d].
-template <int JB>
-void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
-                const float* sk, const float* rs, float* s) {
-  __m512i acc[4][JB];
+template <int R, int JB>
+void scores_i8(const uint8_t* const q[], const uint32_t* kq, int l16, int jb0, int dq, const int32_t* kneg,
+               const float* sk, const float* rs, float* s) {
+  __m512i acc[R][JB];
   for (int j = 0; j < JB; ++j) {
     const __m512i c = _mm512_loadu_si512(kneg + (jb0 + j) * 16);
     for (auto& row : acc) row[j] = c;
   }
   for (int t = 0; t < dq; ++t) {
     __m512i kv[JB];
-    for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + static_cast<long>(t) * l16 + (jb0 + j) * 16);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+    for (int j = 0; j < JB; ++j) kv[j] = _mm512_loadu_si512(kq + (static_cast<long>(jb0 + j) * dq + t) * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
       const __m512i qb = _mm512_set1_epi32(load32(q[r] + 4 * t));
-      for (int j = 0; j < JB; ++j) acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], qb, kv[j]);
+      for (int j = 0; j < JB; ++j) acc[r][j] = dpbusd(acc[r][j], qb, kv[j]);
     }
   }
-  for (int r = 0; r < 4; ++r) {
+  for (int r = 0; r < R; ++r) {
     const __m512 rv = _mm512_set1_ps(rs[r]);
     for (int j = 0; j < JB; ++j) {
       const int o = (jb0 + j) * 16;
@@ -681,26 +690,26 @@ void scores4_i8(const uint8_t* const q[4], const uint32_t* kq, int l16, int jb0,
   }
 }
 
-// out_r[d0 .. d0 + 16 HB) = float(sum_j p[r][j] v8[j]) * inv[r] * sv over key quads [0, jq1), for 4 rows of u8
+// out_r[d0 .. d0 + 16 HB) = float(sum_j p[r][j] v8[j]) * inv[r] * sv over key quads [0, jq1), for R rows of u8
 // weights (rows >= rows_out are not stored); vq[jq][h16][4]: the int8 values of keys 4 jq .. 4 jq + 3 per channel.
-template <int HB>
-void pv4_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int d0, int hd, const float* inv,
-            const float* sv, float* const out[4], int rows_out) {
-  __m512i acc[4][HB];
+template <int R, int HB>
+void pv_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int d0, int hd, const float* inv,
+           const float* sv, float* const out[], int rows_out) {
+  __m512i acc[R][HB];
   for (auto& row : acc)
     for (__m512i& a : row) a = _mm512_setzero_si512();
   for (int jq = 0; jq < jq1; ++jq) {
     __m512i vv[HB];
     for (int h = 0; h < HB; ++h) vv[h] = _mm512_loadu_si512(vq + (static_cast<long>(jq) * h16 + d0 + 16 * h) * 4);
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
       const __m512i pb = _mm512_set1_epi32(load32(p + static_cast<long>(r) * l16 + 4 * jq));
-      for (int h = 0; h < HB; ++h) acc[r][h] = _mm512_dpbusd_epi32(acc[r][h], pb, vv[h]);
+      for (int h = 0; h < HB; ++h) acc[r][h] = dpbusd(acc[r][h], pb, vv[h]);
     }
   }
-  // r runs to the constant 4 (a runtime bound here made GCC keep acc in memory, stored on every key quad).
-#pragma GCC unroll 4
-  for (int r = 0; r < 4; ++r) {
+  // r runs to the constant R (a runtime bound here made GCC keep acc in memory, stored on every key quad).
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
     const __m512 iv = _mm512_set1_ps(inv[r]);
 #pragma GCC unroll 8
     for (int h = 0; h < HB; ++h) {
@@ -711,10 +720,11 @@ void pv4_i8(const uint8_t* p, int l16, const uint8_t* vq, int h16, int jq1, int 
   }
 }
 
-// nn/attention_int8.h's exp_softmax: e^x = 2^(x log2 e), 2^n exact by scalef, 2^f (|f| <= 1/2) by its degree-5
-// Taylor polynomial (3.2e-6 relative: far below the u8 step the result is rounded to).
-inline __m512 exp_softmax_ps(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(88.0f));
+// nn/attention_int8.h's exp_softmax for x <= 0 or NaN (x = s - max s): e^x = 2^(x log2 e), 2^n exact by scalef,
+// 2^f (|f| <= 1/2) by its degree-5 Taylor polynomial (3.2e-6 relative: far below the u8 step the result is rounded
+// to). The header's upper clamp at 88 is the identity there, so it is left out; the lower one also maps NaN to -104.
+inline __m512 exp_softmax_nonpos_ps(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
   const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
   const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(t, n);
@@ -729,19 +739,97 @@ inline __m512 exp_softmax_ps(__m512 x) {
 
 // Softmax weights of one row of scores as u8 (nn/attention_int8.h), zeros in [valid, l16b); returns 1 / their sum.
 float softmax_u8(const float* row, int valid, int l16b, uint8_t* p) {
-  __m512 mx = _mm512_set1_ps(-__builtin_inff());
-  for (int j = 0; j < valid; j += 16) mx = _mm512_max_ps(mx, _mm512_mask_loadu_ps(mx, tail_mask(valid - j), row + j));
-  const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+  // The max in 4 chains (one was a chain of max latencies); max(new, old) keeps old where new is NaN, so NaN
+  // scores (only from inputs near the float range) are skipped, as the portable fmax does, in any order.
+  const __m512 lowest = _mm512_set1_ps(-__builtin_inff());
+  __m512 mx[4] = {lowest, lowest, lowest, lowest};
+  int j = 0;
+  for (; j + 64 <= valid; j += 64)
+    for (int u = 0; u < 4; ++u) mx[u] = _mm512_max_ps(_mm512_loadu_ps(row + j + 16 * u), mx[u]);
+  for (; j < valid; j += 16) mx[0] = _mm512_max_ps(_mm512_mask_loadu_ps(mx[0], tail_mask(valid - j), row + j), mx[0]);
+  const __m512 m =
+      _mm512_set1_ps(_mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(mx[0], mx[1]), _mm512_max_ps(mx[2], mx[3]))));
+  // e * 255 rounded: in [0, 255] (e <= 1), so the saturating packs below keep every value.
+  auto weights = [&](int j0) {
+    const __mmask16 k = j0 < valid ? tail_mask(valid - j0) : 0;
+    const __m512 e = _mm512_maskz_mov_ps(k, exp_softmax_nonpos_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j0), m)));
+    return _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.0f)));
+  };
   __m512i sum = _mm512_setzero_si512();
-  for (int j = 0; j < l16b; j += 16) {
-    const __mmask16 k = j < valid ? tail_mask(valid - j) : 0;
-    const __m512 e = _mm512_maskz_mov_ps(k, exp_softmax_ps(_mm512_sub_ps(_mm512_loadu_ps(row + j), m)));
-    const __m512i u = _mm512_cvtps_epi32(_mm512_mul_ps(e, _mm512_set1_ps(255.0f)));
+  // 64 weights per store: two packs and a dword permute instead of 4 two-uop vpmovdb.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (j = 0; j + 64 <= l16b; j += 64) {
+    const __m512i u0 = weights(j), u1 = weights(j + 16), u2 = weights(j + 32), u3 = weights(j + 48);
+    sum = _mm512_add_epi32(sum, _mm512_add_epi32(_mm512_add_epi32(u0, u1), _mm512_add_epi32(u2, u3)));
+    const __m512i b = _mm512_packus_epi16(_mm512_packus_epi32(u0, u1), _mm512_packus_epi32(u2, u3));
+    _mm512_storeu_si512(p + j, _mm512_permutexvar_epi32(order, b));
+  }
+  for (; j < l16b; j += 16) {
+    const __m512i u = weights(j);
     sum = _mm512_add_epi32(sum, u);
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p + j), _mm512_cvtepi32_epi8(u));
   }
   const int total = _mm512_reduce_add_epi32(sum);
   return 1.0f / static_cast<float>(total > 0 ? total : 1);
+}
+
+// One head's int8 operands (attention_head_int8's layouts) and the scratch rows of a tile.
+struct HeadI8 {
+  const uint8_t* qu;
+  const uint32_t* kq;
+  const uint8_t* vq;
+  const int32_t* kneg;
+  const float *sk, *rs, *sv;
+  float* s;     // R rows of l16 scores
+  uint8_t* pu;  // R rows of l16 u8 weights
+  float* out;
+  long ldo;
+  int len, hd, l16, h16, dq;
+  bool causal;
+};
+
+// Query rows i0 .. i0 + R - 1 of a head (past the sequence: the last row again, computed and never stored).
+template <int R>
+void attention_tile_i8(const HeadI8& c, int i0) {
+  const int rows = imin(R, c.len - i0);
+  const int kn = c.causal ? i0 + rows : c.len;  // causal rows only ever see keys up to the tile's last row
+  const int kb = (kn + 15) / 16;
+  const uint8_t* qr[R];
+  float* orow[R];
+  float rq[R], inv[R];
+  for (int r = 0; r < R; ++r) {
+    const int i = imin(i0 + r, c.len - 1);
+    qr[r] = c.qu + static_cast<long>(i) * c.dq * 4;
+    orow[r] = c.out + i * c.ldo;
+    rq[r] = c.rs[i];
+  }
+  // Accumulators: R x (blocks of 16 keys or channels) <= 24 of the 32 registers.
+  constexpr int kB = R == 8 ? 3 : 4;
+  for (int jb = 0; jb < kb; jb += kB) {
+    switch (imin(kB, kb - jb)) {
+      case 1: scores_i8<R, 1>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+      case 2: scores_i8<R, 2>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+      case 3: scores_i8<R, 3>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+      default: scores_i8<R, kB>(qr, c.kq, c.l16, jb, c.dq, c.kneg, c.sk, rq, c.s); break;
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    inv[r] = softmax_u8(c.s + static_cast<long>(r) * c.l16, c.causal ? imin(i0 + r, c.len - 1) + 1 : c.len, kb * 16,
+                        c.pu + static_cast<long>(r) * c.l16);
+  const int jq1 = (kn + 3) / 4;
+  // Passes of at most kB blocks of 16 channels, as even as they go: hd 72 as 3 + 2, not 4 + a pass of 1 that
+  // reloads every weight for one vector of products (so400m: 1.49-1.53 CPU s per image as 3 + 2, 1.57-1.62 as 5).
+  const int nb = c.h16 / 16, passes = (nb + kB - 1) / kB;
+  for (int b0 = 0, pass = 0; pass < passes; ++pass) {
+    const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
+    switch (b1 - b0) {
+      case 1: pv_i8<R, 1>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+      case 2: pv_i8<R, 2>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+      case 3: pv_i8<R, 3>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+      default: pv_i8<R, kB>(c.pu, c.l16, c.vq, c.h16, jq1, d0, c.hd, inv, c.sv, orow, rows); break;
+    }
+    b0 = b1;
+  }
 }
 
 }  // namespace
@@ -763,13 +851,13 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
   auto* sk = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
   auto* rs = reinterpret_cast<float*>(take(static_cast<size_t>(l16) * 4));
   auto* sv = reinterpret_cast<float*>(take(static_cast<size_t>(h16) * 4));
-  auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(4) * l16 * 4));
-  auto* pu = take(static_cast<size_t>(4) * l16);
+  auto* s = reinterpret_cast<float*>(take(static_cast<size_t>(8) * l16 * 4));
+  auto* pu = take(static_cast<size_t>(8) * l16);
   const __m512i zero = _mm512_setzero_si512(), off = _mm512_set1_epi32(128);
   // One pass over the rows (q, k and v of a row share its pages, 3 x dim floats apart from the next row's: a TLB
   // miss each, and no hardware prefetch across them, so the rows a few ahead are prefetched): Q as u8 (q8 + 128;
-  // 128 past hd: q8 = 0) in rows of dq quads; K^T as quads of int8 per key, keys padded to l16 with zeros,
-  // kneg = -128 sum_d k8; V's per-channel max |v| (in sv until the scales replace it).
+  // 128 past hd: q8 = 0) in rows of dq quads; K^T as quads of int8 per key in blocks of 16 keys, keys padded to l16
+  // with zeros, kneg = -128 sum_d k8; V's per-channel max |v| (in sv until the scales replace it).
   constexpr int kAhead = 8;
   const int lines = (hd * 4 + 63) / 64;
   for (int d = 0; d < h16; d += 16) _mm512_storeu_ps(sv + d, _mm512_setzero_ps());
@@ -812,7 +900,7 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
         ksum = _mm512_add_epi32(ksum, kv);
         _mm_storeu_si128(reinterpret_cast<__m128i*>(reinterpret_cast<uint8_t*>(row) + d), _mm512_cvtepi32_epi8(kv));
       }
-      for (int t = 0; t < (n + 3) / 4; ++t) kq[static_cast<long>(d0 / 4 + t) * l16 + j] = row[t];
+      for (int t = 0; t < (n + 3) / 4; ++t) kq[(static_cast<long>(j / 16) * dq + d0 / 4 + t) * 16 + j % 16] = row[t];
     }
     kneg[j] = -128 * _mm512_reduce_add_epi32(ksum);
   }
@@ -839,45 +927,14 @@ void attention_head_int8(const float* q, const float* k, const float* v, long ld
       _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(hi01, hi23));
     }
   }
-  for (int i0 = 0; i0 < len; i0 += 4) {
-    const int rows = imin(4, len - i0);
-    const int kn = causal ? i0 + rows : len;  // causal rows only ever see keys up to the last of the 4
-    const int kb = (kn + 15) / 16;
-    const uint8_t* qr[4];
-    float* orow[4];
-    float rq[4], inv[4];
-    for (int r = 0; r < 4; ++r) {
-      const int i = imin(i0 + r, len - 1);  // past the sequence: the last row again (computed, never stored)
-      qr[r] = qu + static_cast<long>(i) * dq * 4;
-      orow[r] = out + i * ldo;
-      rq[r] = rs[i];
-    }
-    for (int jb = 0; jb < kb; jb += 4) {
-      switch (imin(4, kb - jb)) {
-        case 1: scores4_i8<1>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-        case 2: scores4_i8<2>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-        case 3: scores4_i8<3>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-        default: scores4_i8<4>(qr, kq, l16, jb, dq, kneg, sk, rq, s); break;
-      }
-    }
-    for (int r = 0; r < 4; ++r)
-      inv[r] = softmax_u8(s + static_cast<long>(r) * l16, causal ? imin(i0 + r, len - 1) + 1 : len, kb * 16,
-                          pu + static_cast<long>(r) * l16);
-    const int jq1 = (kn + 3) / 4;
-    // Passes of at most 4 blocks of 16 channels (16 accumulators), as even as they go: hd 72 as 3 + 2, not 4 + a
-    // pass of 1 that reloads every weight for one vector of products; 5 in one pass made GCC spill the 20
-    // accumulators on every key quad (so400m: 1.49-1.53 CPU s per image as 3 + 2, 1.57-1.62 as 5).
-    const int nb = h16 / 16, passes = (nb + 3) / 4;
-    for (int b0 = 0, pass = 0; pass < passes; ++pass) {
-      const int b1 = nb * (pass + 1) / passes, d0 = 16 * b0;
-      switch (b1 - b0) {
-        case 1: pv4_i8<1>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        case 2: pv4_i8<2>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        case 3: pv4_i8<3>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-        default: pv4_i8<4>(pu, l16, vq, h16, jq1, d0, hd, inv, sv, orow, rows); break;
-      }
-      b0 = b1;
-    }
+  const HeadI8 ctx{qu, kq, vq, kneg, sk, rs, sv, s, pu, out, ldo, len, hd, l16, h16, dq, causal};
+  for (int i0 = 0; i0 < len;) {
+    // Tiles of 8 query rows (each 16-key block of K^T and 16-channel block of V, streamed from L2 at long
+    // sequences, serves 8 rows: so400m's K^T and V are 53 and 59 KB, past L1), the last one of 4 where <= 4 rows
+    // are left (fewer rows computed twice).
+    if (len - i0 > 4) attention_tile_i8<8>(ctx, i0);
+    else attention_tile_i8<4>(ctx, i0);
+    i0 += len - i0 > 4 ? 8 : 4;
   }
 }
 
