@@ -14,7 +14,8 @@
 // or panel layout: no load here can use it; a temporary file over an hour old, left by a writer that died);
 // "damaged" (unreadable, truncated, a bad header). prune removes stale and damaged files, then by --older-than, then
 // by --max-size, least recently used first (the last use is the later of the access time, which a load sets, and
-// the modification time).
+// the modification time). A label file names no model (its key hashes the model's fingerprint with the labels and
+// templates): only its last use tells that it is no longer needed.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

@@ -182,7 +182,10 @@ PackedWeightsFile::PackedWeightsFile(const std::string& path, const std::string&
 
 PackedWeightsHeader read_packed_weights_header(const std::string& path) {
   // Read, not mapped: listing a cache of 0.5 GB files needs only their first pages.
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  // O_NOATIME: the access time is the file's last use by a load (api/backend.cpp), which listing must not move
+  // (refused for a file of another owner: then without).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) throw Error(path, std::string("cannot open: ") + std::strerror(errno));
   std::string head;
   struct stat st {};
@@ -224,7 +227,7 @@ bool is_packed_weights_cache_name(const std::string& name) {
   const size_t dash = name.find('-');
   if (dash != 16) return false;
   for (size_t i = 0; i < dash; ++i)
-    if (!std::isxdigit(static_cast<unsigned char>(name[i]))) return false;
+    if (!std::isdigit(static_cast<unsigned char>(name[i])) && (name[i] < 'a' || name[i] > 'f')) return false;
   const std::string rest = name.substr(dash + 1);
   return rest == packed_weights_name_suffix(nn::Precision::F32) ||
          rest == packed_weights_name_suffix(nn::Precision::BF16);
