@@ -15,7 +15,8 @@ add_custom_target(zeroshot_thread_tests)
 # CTest runs them first, also under -R.
 function(zeroshot_add_test name)
   cmake_parse_arguments(T "" "" "SOURCES;LIBS;FIXTURES" ${ARGN})
-  add_executable(${name} ${T_SOURCES})
+  # isolated_cache.cpp: the test's $XDG_CACHE_HOME is a temporary folder, never the user's ~/.cache.
+  add_executable(${name} ${T_SOURCES} ${CMAKE_SOURCE_DIR}/tests/support/isolated_cache.cpp)
   target_link_libraries(${name} PRIVATE ${T_LIBS} zs_test_support GTest::gtest GTest::gtest_main)
   target_compile_definitions(${name} PRIVATE
     ZEROSHOT_FIXTURES="${ZEROSHOT_FIXTURES}" ZEROSHOT_SHARED="${ZEROSHOT_SHARED}"

@@ -21,5 +21,6 @@ void add_score_command(CLI::App& app, std::function<int()>* action);
 void add_rank_command(CLI::App& app, std::function<int()>* action);
 void add_fit_command(CLI::App& app, std::function<int()>* action);
 void add_explain_command(CLI::App& app, std::function<int()>* action);
+void add_cache_command(CLI::App& app, std::function<int()>* action);
 
 }  // namespace zeroshot::cli

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   zeroshot::cli::add_rank_command(app, &action);
   zeroshot::cli::add_fit_command(app, &action);
   zeroshot::cli::add_explain_command(app, &action);
+  zeroshot::cli::add_cache_command(app, &action);
   zeroshot::cli::add_global_options(app);
   zeroshot::cli::prepare_parse(app);
   try {

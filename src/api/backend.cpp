@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -59,20 +60,25 @@ PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, const ModelOpti
   const std::string fp = models::weights_fingerprint(ws);
   plan.identity = fp;
   std::set<std::string> files;
-  for (const std::string& n : ws.names()) files.insert(ws.get(n).file);
-  for (const std::string& f : files) {
-    struct stat st {};
-    if (::stat(f.c_str(), &st) != 0) return plan;
-    // (Appended piece by piece: gcc 12 warns falsely, -Wrestrict, on a chain of + here.)
-    plan.identity.append(";").append(std::to_string(st.st_size)).append("@");
-    plan.identity.append(std::to_string(st.st_mtim.tv_sec)).append(".").append(std::to_string(st.st_mtim.tv_nsec));
+  for (const std::string& n : ws.names()) {
+    std::error_code aec;
+    const std::filesystem::path abs = std::filesystem::absolute(ws.get(n).file, aec);
+    files.insert(aec ? ws.get(n).file : abs.string());
   }
+  plan.sources.assign(files.begin(), files.end());
+  std::string sources_id;
+  if (!models::source_identity(plan.sources, &sources_id)) return plan;
+  plan.identity += sources_id;
   const std::filesystem::path file = std::filesystem::path(cache) / "packed-weights" /
                                      (fp.substr(fp.find(':') + 1) + "-" + nn::precision_name(plan.precision) + ".bin");
   std::error_code ec;
   if (std::filesystem::exists(file, ec)) {
     try {
       plan.file = std::make_shared<const models::PackedWeightsFile>(file.string(), plan.identity, plan.precision);
+      // Its access time set to now, explicitly: the last use that `zeroshot cache prune` goes by (mapping does not
+      // update it, and noatime / relatime mounts would not). The modification time stays the write's. Best effort.
+      const struct timespec now_atime[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
+      ::utimensat(AT_FDCWD, file.c_str(), now_atime, 0);
       trace::note("packed weights mapped from the cache");
       return plan;
     } catch (const Error& e) {
@@ -89,7 +95,9 @@ void save_packed_weights(PackedWeightsPlan& plan) {
   try {
     std::error_code ec;
     std::filesystem::create_directories(std::filesystem::path(plan.write_to).parent_path(), ec);
-    models::write_packed_weights(plan.write_to, plan.identity, plan.precision, plan.records);
+    models::write_packed_weights(plan.write_to, plan.identity, plan.precision, plan.records, plan.sources);
+    for (const std::string& old : models::remove_superseded_packed_weights(plan.write_to))
+      trace::note(("removed the packed weights of an older version of these weights: " + old).c_str());
   } catch (const Error& e) {
     trace::note((std::string("packed weights not saved: ") + e.what()).c_str());
   }

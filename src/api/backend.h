@@ -124,6 +124,7 @@ struct PackedWeightsPlan {
   std::shared_ptr<const models::PackedWeightsFile> file;  // a valid file: the layers map it
   std::string write_to;                                   // else, when set: write what the load packs here
   std::string identity;                                   // what the file must have been made from
+  std::vector<std::string> sources;                       // the weight files (absolute paths), recorded in the file
   nn::Precision precision = nn::Precision::F32;
   std::vector<models::PackedRecord> records;  // the layers packed at load (to write)
 };
@@ -134,8 +135,10 @@ void use_packed_weights(O& o, PackedWeightsPlan& plan) {
   o.packed = plan.file;
   if (!plan.write_to.empty()) o.packed_capture = &plan.records;
 }
-// After the build: writes the captured layers (while the model holds them) when the plan says so. Best effort: a
-// failure (a full disk, a read-only cache) only costs the next load its speed-up, and is noted in the trace.
+// After the build: writes the captured layers (while the model holds them) when the plan says so, then removes the
+// files made from an older version of the same weight files (models::remove_superseded_packed_weights; each one
+// noted in the trace). Best effort: a failure (a full disk, a read-only cache) only costs the next load its
+// speed-up, and is noted in the trace.
 void save_packed_weights(PackedWeightsPlan& plan);
 // n inputs of one size back to back (pixel_values for the image encoders); throws for mixed sizes.
 std::vector<float> concat_inputs(const Input* const* inputs, size_t n);

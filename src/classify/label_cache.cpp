@@ -127,6 +127,10 @@ bool load_label_embeddings(const std::string& path, const std::array<uint8_t, 32
   if (std::memcmp(sum.data(), header + 64, 32) != 0) return false;
   for (float v : data)
     if (!std::isfinite(v)) return false;
+  // Its access time set to now, explicitly: the last use that `zeroshot cache prune` goes by (noatime / relatime
+  // mounts would not update it). Best effort: a read-only cache is still read.
+  const struct timespec now_atime[2] = {{0, UTIME_NOW}, {0, UTIME_OMIT}};
+  ::utimensat(AT_FDCWD, path.c_str(), now_atime, 0);
   *out = std::move(data);
   return true;
 }

@@ -9,8 +9,9 @@
 // and, by the caller, recomputed and rewritten. Writes go to a unique temporary file in the same folder that is then
 // renamed over the target, so readers never see a partial file and concurrent writers (same content) are safe.
 // Cache failures (read-only or missing home, full disk) are never errors: the embeddings are just computed.
-// Nothing is ever evicted: each file is K * dim * 4 bytes (ImageNet's 1,000 classes x 512: 2 MB); delete the folder
-// to reclaim it.
+// Nothing is evicted automatically: each file is K * dim * 4 bytes (ImageNet's 1,000 classes x 512: 2 MB). A hit
+// sets the file's access time to now, so that `zeroshot cache prune --older-than/--max-size` (tools/
+// cmd_cache.cpp) removes the least recently used first.
 #pragma once
 
 #include <array>

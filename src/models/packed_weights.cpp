@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -19,7 +21,8 @@ namespace zeroshot::models {
 namespace {
 
 constexpr char kMagic[8] = {'Z', 'S', 'P', 'A', 'C', 'K', 'E', 'D'};
-constexpr uint32_t kVersion = 1;
+// 2: the source weight files' paths after the layout (1 had none; a version 1 file is stale, and rebuilt).
+constexpr uint32_t kVersion = 2;
 // Panels start at page boundaries: aligned for the kernels' 64-byte loads, and each layer's pages are its own.
 constexpr uint64_t kAlign = 4096;
 
@@ -91,51 +94,189 @@ std::string temp_name(const std::string& path) {
 
 }  // namespace
 
+namespace {
+std::string packed_weights_name_suffix(nn::Precision p) { return std::string(nn::precision_name(p)) + ".bin"; }
+}  // namespace
+
 std::string packed_weights_name(nn::Precision p) {
   return std::string("zeroshot-packed-") + nn::precision_name(p) + ".bin";
 }
 
-PackedWeightsFile::PackedWeightsFile(const std::string& path, const std::string& fingerprint, nn::Precision p)
-    : map_(path), prec_(p) {
-  const uint8_t* d = map_.data();
-  const size_t size = map_.size();
+namespace {
+
+struct LayerEntry {
+  std::string name;
+  int n = 0, k = 0;
+  uint64_t offset = 0, bytes = 0;
+};
+
+// Parses and checks the header of a file of `file_size` bytes whose first `avail` bytes are at `d`: everything but
+// what must match the reader (identity, precision, layout), which the caller compares.
+PackedWeightsHeader parse_header(const uint8_t* d, size_t avail, uint64_t file_size, const std::string& path,
+                                 std::vector<LayerEntry>* layers) {
   auto damaged = [&](const std::string& why) { return Error(path, "damaged packed weights file (" + why + ")"); };
-  auto stale = [&](const std::string& why) { return Error(path, "stale packed weights file (" + why + ")"); };
-  if (size < 24 || std::memcmp(d, kMagic, sizeof kMagic) != 0) throw damaged("not a packed weights file");
-  Reader r{d + 8, d + size, path};
-  const uint32_t version = r.u32();
-  if (version != kVersion) throw stale("format version " + std::to_string(version) + ", this build reads 1");
+  if (file_size < 24 || avail < 24 || std::memcmp(d, kMagic, sizeof kMagic) != 0)
+    throw damaged("not a packed weights file");
+  PackedWeightsHeader h;
+  h.size = file_size;
+  Reader r{d + 8, d + avail, path};
+  h.version = r.u32();
+  if (h.version != kVersion)
+    throw Error(path, "stale packed weights file (format version " + std::to_string(h.version) + ", this build reads " +
+                          std::to_string(kVersion) + ")");
   const uint32_t header = r.u32();
-  if (header < 32 || header > size) throw damaged("truncated: header of " + std::to_string(header) + " bytes");
+  if (header < 32 || header > file_size) throw damaged("truncated: header of " + std::to_string(header) + " bytes");
   const uint64_t stored_size = r.u64();
-  if (stored_size != size)
-    throw damaged("truncated: " + std::to_string(size) + " of " + std::to_string(stored_size) + " bytes");
+  if (stored_size != file_size)
+    throw damaged("truncated: " + std::to_string(file_size) + " of " + std::to_string(stored_size) + " bytes");
+  if (header > avail) throw damaged("truncated header");
   const uint8_t* sum_at = d + header - 8;
   if (Reader{sum_at, d + header, path}.u64() != fnv1a(d, header - 8)) throw damaged("header checksum mismatch");
   r.end = sum_at;
-  if (r.str() != fingerprint) throw stale("made from other weights");
-  if (r.str() != nn::precision_name(p)) throw stale("another precision");
-  if (r.str() != nn::packed_layout(p)) throw stale("another panel layout or CPU kernels");
+  h.identity = r.str();
+  h.precision = r.str();
+  h.layout = r.str();
+  const uint32_t sources = r.u32();
+  for (uint32_t i = 0; i < sources; ++i) h.sources.push_back(r.str());
+  const bool f32 = h.precision == nn::precision_name(nn::Precision::F32);
+  const bool bf16 = h.precision == nn::precision_name(nn::Precision::BF16);
   const uint32_t count = r.u32();
   uint64_t prev_end = header;
   for (uint32_t i = 0; i < count; ++i) {
-    std::string name = r.str();
-    Entry e;
+    LayerEntry e;
+    e.name = r.str();
     const uint32_t n = r.u32(), k = r.u32();
     e.offset = r.u64();
     e.bytes = r.u64();
     if (n == 0 || k == 0 || n > std::numeric_limits<int>::max() || k > std::numeric_limits<int>::max())
-      throw damaged("layer " + name + " has size " + std::to_string(n) + " x " + std::to_string(k));
+      throw damaged("layer " + e.name + " has size " + std::to_string(n) + " x " + std::to_string(k));
     e.n = static_cast<int>(n);
     e.k = static_cast<int>(k);
-    if (e.bytes != nn::packed_panel_bytes(e.n, e.k, p))
-      throw damaged("layer " + name + " has " + std::to_string(e.bytes) + " bytes of panels");
-    if (e.offset % kAlign != 0 || e.offset < prev_end || e.offset > size || e.bytes > size - e.offset)
-      throw damaged("layer " + name + " lies outside the file");
+    if ((f32 || bf16) && e.bytes != nn::packed_panel_bytes(e.n, e.k, f32 ? nn::Precision::F32 : nn::Precision::BF16))
+      throw damaged("layer " + e.name + " has " + std::to_string(e.bytes) + " bytes of panels");
+    if (e.offset % kAlign != 0 || e.offset < prev_end || e.offset > file_size || e.bytes > file_size - e.offset)
+      throw damaged("layer " + e.name + " lies outside the file");
     prev_end = e.offset + e.bytes;
-    if (!layers_.emplace(std::move(name), e).second) throw damaged("a layer is listed twice");
+    if (layers) layers->push_back(std::move(e));
   }
   if (r.p != r.end) throw damaged("unexpected bytes after the layer table");
+  return h;
+}
+
+}  // namespace
+
+PackedWeightsFile::PackedWeightsFile(const std::string& path, const std::string& fingerprint, nn::Precision p)
+    : map_(path), prec_(p) {
+  std::vector<LayerEntry> layers;
+  const PackedWeightsHeader h = parse_header(map_.data(), map_.size(), map_.size(), path, &layers);
+  auto stale = [&](const std::string& why) { return Error(path, "stale packed weights file (" + why + ")"); };
+  if (h.identity != fingerprint) throw stale("made from other weights");
+  if (h.precision != nn::precision_name(p)) throw stale("another precision");
+  if (h.layout != nn::packed_layout(p)) throw stale("another panel layout or CPU kernels");
+  for (LayerEntry& l : layers) {
+    const Entry e{l.n, l.k, l.offset, l.bytes};
+    if (!layers_.emplace(std::move(l.name), e).second)
+      throw Error(path, "damaged packed weights file (a layer is listed twice)");
+  }
+}
+
+PackedWeightsHeader read_packed_weights_header(const std::string& path) {
+  // Read, not mapped: listing a cache of 0.5 GB files needs only their first pages.
+  // O_NOATIME: the access time is the file's last use by a load (api/backend.cpp), which listing must not move
+  // (refused for a file of another owner: then without).
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) throw Error(path, std::string("cannot open: ") + std::strerror(errno));
+  std::string head;
+  struct stat st {};
+  bool ok = ::fstat(fd, &st) == 0;
+  if (ok && !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw Error(path, "not a regular file");
+  }
+  if (ok) {
+    // The header's size is at offset 12; read at most that much (capped: a damaged size must not allocate GBs).
+    uint8_t fixed[24] = {};
+    const ssize_t got = ::pread(fd, fixed, sizeof fixed, 0);
+    ok = got >= 0;
+    uint64_t want = sizeof fixed;
+    if (got == static_cast<ssize_t>(sizeof fixed)) {
+      uint32_t header = 0;
+      for (int i = 0; i < 4; ++i) header |= static_cast<uint32_t>(fixed[12 + i]) << (8 * i);
+      want = std::min<uint64_t>({header, static_cast<uint64_t>(st.st_size), uint64_t{64} << 20});
+    }
+    head.resize(std::max<uint64_t>(want, sizeof fixed));
+    size_t have = 0;
+    while (ok && have < head.size()) {
+      const ssize_t n = ::pread(fd, head.data() + have, head.size() - have, static_cast<off_t>(have));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) ok = false;
+      if (n <= 0) break;
+      have += static_cast<size_t>(n);
+    }
+    head.resize(have);
+  }
+  const int err = errno;
+  ::close(fd);
+  if (!ok) throw Error(path, std::string("cannot read: ") + std::strerror(err));
+  return parse_header(reinterpret_cast<const uint8_t*>(head.data()), head.size(), static_cast<uint64_t>(st.st_size),
+                      path, nullptr);
+}
+
+bool is_packed_weights_cache_name(const std::string& name) {
+  const size_t dash = name.find('-');
+  if (dash != 16) return false;
+  for (size_t i = 0; i < dash; ++i)
+    if (!std::isdigit(static_cast<unsigned char>(name[i])) && (name[i] < 'a' || name[i] > 'f')) return false;
+  const std::string rest = name.substr(dash + 1);
+  return rest == packed_weights_name_suffix(nn::Precision::F32) ||
+         rest == packed_weights_name_suffix(nn::Precision::BF16);
+}
+
+std::vector<std::string> remove_superseded_packed_weights(const std::string& written) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> removed;
+  try {
+    const PackedWeightsHeader mine = read_packed_weights_header(written);
+    if (mine.sources.empty()) return removed;
+    std::vector<std::string> mine_sorted = mine.sources;
+    std::sort(mine_sorted.begin(), mine_sorted.end());
+    std::error_code ec;
+    const fs::path self(written);
+    for (fs::directory_iterator it(self.parent_path(), ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::path& f = it->path();
+      if (f.filename() == self.filename() || !is_packed_weights_cache_name(f.filename().string())) continue;
+      std::error_code sec;
+      if (!fs::is_regular_file(fs::symlink_status(f, sec))) continue;  // a link may lead out of the cache
+      try {
+        const PackedWeightsHeader other = read_packed_weights_header(f.string());
+        std::vector<std::string> other_sorted = other.sources;
+        std::sort(other_sorted.begin(), other_sorted.end());
+        if (other_sorted != mine_sorted || other.precision != mine.precision || other.identity == mine.identity)
+          continue;
+        // Unlinking a file another process maps is safe on Linux: its mapping keeps the inode (and the pages) until
+        // it is unmapped; only the name goes.
+        if (::unlink(f.c_str()) == 0) removed.push_back(f.string());
+      } catch (const Error&) {
+        // damaged or foreign: not this function's to judge
+      }
+    }
+  } catch (const Error&) {
+  }
+  return removed;
+}
+
+bool source_identity(const std::vector<std::string>& files, std::string* out) {
+  std::string id;
+  for (const std::string& f : files) {
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0) return false;
+    // (Appended piece by piece: gcc 12 warns falsely, -Wrestrict, on a chain of + here.)
+    id.append(";").append(std::to_string(st.st_size)).append("@");
+    id.append(std::to_string(st.st_mtim.tv_sec)).append(".").append(std::to_string(st.st_mtim.tv_nsec));
+  }
+  *out = std::move(id);
+  return true;
 }
 
 const uint8_t* PackedWeightsFile::find(const std::string& name, int n, int k, size_t* bytes) const {
@@ -146,7 +287,7 @@ const uint8_t* PackedWeightsFile::find(const std::string& name, int n, int k, si
 }
 
 void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
-                          const std::vector<PackedRecord>& captured) {
+                          const std::vector<PackedRecord>& captured, const std::vector<std::string>& sources) {
   std::vector<PackedRecord> layers;
   for (const PackedRecord& l : captured)
     if (l.prec == p) layers.push_back(l);
@@ -163,6 +304,8 @@ void write_packed_weights(const std::string& path, const std::string& fingerprin
   w.str(fingerprint);
   w.str(nn::precision_name(p));
   w.str(layout);
+  w.u32(static_cast<uint32_t>(sources.size()));
+  for (const std::string& s : sources) w.str(s);
   w.u32(static_cast<uint32_t>(layers.size()));
   size_t table = w.b.size();
   for (const PackedRecord& l : layers) table += 4 + l.name.size() + 4 + 4 + 8 + 8;

@@ -4,7 +4,9 @@
 //
 // A cache that the engine writes and rewrites by itself (api/backend.h says where and when): the file records the
 // format version, the fingerprint of the source weights (weights_fingerprint), the precision and the panel layout
-// of this build and CPU (nn::packed_layout), and every layer's name, sizes and offset. Opening checks all of it and
+// of this build and CPU (nn::packed_layout), the paths of the source weight files (not checked at open: they let
+// `zeroshot cache` and the writer tell a file whose source changed or vanished), and every layer's name, sizes and
+// offset. Opening checks all of it (but the paths) and
 // the file's size; the panel bytes themselves are trusted (reading 0.5 GB to check them would cost what the file
 // saves): the file is only ever written whole (temp file + rename), so it holds what the writer packed.
 // Thread safety: a PackedWeightsFile is immutable once opened; share it freely.
@@ -58,11 +60,39 @@ class PackedWeightsFile {
   std::map<std::string, Entry> layers_;
 };
 
+// What a packed weights file says about itself, read from its header alone (the panels are not touched), for the
+// cache's listing and pruning: no check against this build's precision or layout is made here.
+struct PackedWeightsHeader {
+  uint32_t version = 0;
+  std::string identity;              // the source identity: weights fingerprint + source_identity()
+  std::string precision, layout;     // as written ("f32", "bf16"; nn::packed_layout of the writer)
+  std::vector<std::string> sources;  // absolute paths of the source weight files, in source_identity()'s order
+  uint64_t size = 0;                 // the file's size
+};
+// Throws zeroshot::Error("<path>", why) for a file that is unreadable, damaged (as the constructor above says) or of
+// another format version ("stale packed weights file (format version 1, this build reads 2)").
+PackedWeightsHeader read_packed_weights_header(const std::string& path);
+
+// ";<size>@<mtime seconds>.<nanoseconds>" for each file, in order: the part of the identity that a weights file
+// edited in place changes even where the fingerprint's samples miss the edit. False when a file cannot be stat'ed.
+bool source_identity(const std::vector<std::string>& files, std::string* out);
+
 // Writes the captured layers at precision `p` to `path` (layers at another precision, such as the f32 projections of
 // a bf16 model, are left out: they are packed at load) atomically: the data goes to an unnamed (O_TMPFILE) or ".tmp"
 // file in the same folder, which is renamed over `path` only when complete, so `path` is never seen half written, and a
 // failure leaves nothing behind. Throws zeroshot::Error naming the path.
+// `sources`: the source weight files (absolute paths), recorded for read_packed_weights_header.
 void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
-                          const std::vector<PackedRecord>& layers);
+                          const std::vector<PackedRecord>& layers, const std::vector<std::string>& sources = {});
+
+// True for the names the cache gives packed weights files: "<16 hex digits>-<f32|bf16>.bin" (api/backend.h).
+bool is_packed_weights_cache_name(const std::string& file_name);
+
+// After `written` (just written by write_packed_weights with `sources`) replaced a model's weights: removes the files
+// of its folder made from the same source files at the same precision but from another version of them (another
+// identity), which no load can use again. Only regular files with a cache name and a readable header of this format
+// are considered (a symbolic link, a foreign or damaged file is left alone: `zeroshot cache prune` deals with
+// damaged ones). Returns the removed paths; never throws (a file that cannot be removed is left).
+std::vector<std::string> remove_superseded_packed_weights(const std::string& written);
 
 }  // namespace zeroshot::models

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <limits>
@@ -125,6 +126,15 @@ TEST(CliRunner, MissingProgramIsATestFailure) {
   CliResult r;
   EXPECT_NONFATAL_FAILURE(r = run_cli({}, o), "cannot start /no/such/program");
   EXPECT_EQ(r.code, -1);
+}
+
+// isolated_cache.cpp: an in-process load never writes the user's ~/.cache.
+TEST(IsolatedCache, XdgCacheHomeIsATemporaryFolderOfThisProcess) {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  ASSERT_NE(xdg, nullptr);
+  const std::filesystem::path p(xdg);
+  EXPECT_TRUE(std::filesystem::is_directory(p));
+  EXPECT_EQ(p.filename().string().rfind("zs_test_cache_", 0), 0u) << xdg;
 }
 
 TEST(TempDirTest, UniqueAndRemoved) {
