@@ -309,21 +309,21 @@ struct PackedLinear::Impl {
     pack_rows(src, reinterpret_cast<uint16_t*>(alloc_panels()), 2, [](float v) { return f32_to_bf16(v); });
   }
 
-  // The per-column scales and sums of an Int8 block of panels (alloc_panels / from_panels), after its panels.
-  void int8_columns(const uint8_t* block) {
+  // Points b_scale / b_colsum at the per-column scales and sums of an Int8 block of panels (alloc_panels /
+  // from_panels), after its panels; returns their offset in the block.
+  size_t int8_columns(const uint8_t* block) {
     const size_t padded = static_cast<size_t>(kern::panels(n)) * kern::kNR;
     const size_t panels_only = panel_bytes - padded * (sizeof(float) + sizeof(int32_t));
     b_scale = reinterpret_cast<const float*>(block + panels_only);
     b_colsum = reinterpret_cast<const int32_t*>(block + panels_only + padded * sizeof(float));
+    return panels_only;
   }
 
   void pack_int8(const Int8Weights& q) {
     uint8_t* dst = alloc_panels();
-    int8_columns(dst);
     const size_t padded = static_cast<size_t>(kern::panels(n)) * kern::kNR;
-    const size_t panels_only = panel_bytes - padded * (sizeof(float) + sizeof(int32_t));
-    auto* scale = reinterpret_cast<float*>(dst + panels_only);
-    auto* colsum = reinterpret_cast<int32_t*>(dst + panels_only + padded * sizeof(float));
+    auto* scale = reinterpret_cast<float*>(dst + int8_columns(dst));
+    auto* colsum = reinterpret_cast<int32_t*>(scale + padded);
     std::fill(scale, scale + padded, 0.0f);
     std::fill(colsum, colsum + padded, 0);
     const size_t panel_elems = static_cast<size_t>(kern::units(prec, k)) * kern::kNR * 4;
