@@ -2,7 +2,8 @@
 // $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-f32.bin, later loads map it; every load embeds bit for bit
 // what a load without the cache embeds; a truncated or stale file is rebuilt silently; an unusable cache folder
 // only costs the speed-up; the model folder is never written. The same for CLAP (HTSAT + RoBERTa, also at bf16,
-// where the file holds only the bf16 layers), and `--no-cache` writes nothing.
+// where the file holds only the bf16 layers), at int8 for both (also with an int8 weights file in the model folder),
+// and `--no-cache` writes nothing.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "api/backend.h"
+#include "models/int8_weights.h"
 #include "models/packed_weights.h"
 #include "nn/linear.h"
 #include "support/cli.h"
@@ -102,6 +105,22 @@ class ClapPackedCacheBf16 : public ClapPackedCache {
   }
 };
 
+// At int8 the file holds the int8 layers (panels, column scales and sums); the f32 projections are packed at load.
+class PackedCacheInt8 : public PackedCacheTest {
+ protected:
+  nn::Precision precision() const override { return nn::Precision::Int8; }
+  std::vector<float> embed() const override { return embed_with(model_, Precision::Int8, {image_path("chelsea.png")}); }
+  std::string model_ = kModel;
+};
+
+class ClapPackedCacheInt8 : public ClapPackedCache {
+ protected:
+  nn::Precision precision() const override { return nn::Precision::Int8; }
+  std::vector<float> embed() const override {
+    return embed_with(kClap, Precision::Int8, {audio_path("tone_440hz_3s.wav"), audio_path("speech_espeak.wav")});
+  }
+};
+
 std::vector<std::string> listing(const std::string& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
@@ -178,6 +197,51 @@ TEST_F(ClapPackedCacheBf16, MappedBitIdentical) {
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
   EXPECT_EQ(file.filename().string().substr(16), "-bf16.bin");
+  const auto written = fs::last_write_time(file);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+}
+
+TEST_F(PackedCacheInt8, MappedBitIdentical) {
+  EXPECT_TRUE(same_as_reference(embed()));
+  const fs::path file = cached_file();
+  EXPECT_EQ(file.filename().string().substr(16), "-int8.bin");
+  const auto written = fs::last_write_time(file);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+}
+
+TEST_F(PackedCacheInt8, TruncatedFileIsRebuilt) {
+  embed();
+  const fs::path file = cached_file();
+  const auto size = fs::file_size(file);
+  fs::resize_file(file, size - 1);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::file_size(file), size);
+}
+
+// With an int8 weights file in the model folder (`zeroshot quantize`): the packed file is made from its layers and
+// then used before it; every load embeds what a load with neither file embeds.
+TEST_F(PackedCacheInt8, WithInt8WeightsFileBitIdentical) {
+  TempDir model{"model"};  // the fixture's files, linked, and the int8 weights file beside them
+  for (const auto& e : fs::directory_iterator(kModel)) fs::create_symlink(e.path(), model.path / e.path().filename());
+  api::save_int8_weights(model.str(), (model.path / models::kInt8WeightsFile).string());
+  model_ = model.str();
+  EXPECT_TRUE(same_as_reference(embed()));
+  const fs::path file = cached_file();
+  EXPECT_EQ(file.filename().string().substr(16), "-int8.bin");
+  const auto written = fs::last_write_time(file);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+  fs::remove(model.path / models::kInt8WeightsFile);
+  EXPECT_TRUE(same_as_reference(embed()));  // the same file, made from the int8 weights file, without it
+  EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
+}
+
+TEST_F(ClapPackedCacheInt8, MappedBitIdentical) {
+  EXPECT_TRUE(same_as_reference(embed()));
+  const fs::path file = cached_file();
+  EXPECT_EQ(file.filename().string().substr(16), "-int8.bin");
   const auto written = fs::last_write_time(file);
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";

@@ -118,8 +118,10 @@ void check_packed(Entry* e) {
   e->precision = h.precision;
   e->sources = h.sources;
   e->status = "ok";
-  const nn::Precision p = h.precision == "bf16" ? nn::Precision::BF16 : nn::Precision::F32;
-  if (h.precision != "f32" && h.precision != "bf16") {
+  const nn::Precision p = h.precision == "bf16"   ? nn::Precision::BF16
+                          : h.precision == "int8" ? nn::Precision::Int8
+                                                  : nn::Precision::F32;
+  if (h.precision != "f32" && h.precision != "bf16" && h.precision != "int8") {
     e->status = "damaged";
     e->reason = "unknown precision " + h.precision;
     return;

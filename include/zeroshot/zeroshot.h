@@ -58,7 +58,7 @@ struct ModelOptions {
   // reference implementation's (docs/benchmarks.md, "Photo libraries", has the measured cosine and recall). Part
   // of fingerprint(), so caches of embeddings never mix the two.
   bool fast_decode = false;
-  // F32 / BF16 on the AVX-512 kernels: keep the weights in the layout the kernels read in the user cache
+  // F32 / BF16 / Int8 on the AVX-512 kernels: keep the weights in the layout the kernels read in the user cache
   // ($XDG_CACHE_HOME/zeroshot/packed-weights, written by the first load) and map it on later loads, which makes
   // them several times faster to start (docs/quantized-format.md). false: neither read nor write that file
   // (ZEROSHOT_PACKED_WEIGHTS=0 in the environment does the same for every load).

@@ -110,16 +110,17 @@ O model_build_options(const std::string& dir, const ModelOptions& opt, const Int
   }
   return o;
 }
-// The packed weights file of a load (models/packed_weights.h; the CLIP, SigLIP and CLAP backends): an F32
-// or BF16 load on the AVX-512 kernels maps the panels of its linear layers from
+// The packed weights file of a load (models/packed_weights.h; the CLIP, SigLIP and CLAP backends): an F32,
+// BF16 or Int8 load on the AVX-512 kernels maps the panels of its linear layers from
 // $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-<precision>.bin (classify::resolve_cache_dir's folder) when
 // that file was made from these weights, by this layout; otherwise it packs at load, both towers at once, and then
 // writes that file (save_packed_weights) for the next load. Never in the model folder: it may be shared, read-only
 // or a hub snapshot. A stale or damaged file is rebuilt silently (ZEROSHOT_TRACE=1 notes why): it is a cache the
 // engine writes itself and can always remake, so a damaged one must not make the model unusable.
 // ModelOptions::weights_cache false or ZEROSHOT_PACKED_WEIGHTS=0 in the environment turns it off (no read, no
-// write); so does an int8 capture, and there
-// is nothing to do at int8 or on the generic kernels.
+// write); so does an int8 capture (`zeroshot quantize`), and there is nothing to do at int4 or on the generic
+// kernels. At int8 the file holds the quantized, packed layers whether they came from the f32 weights or from an int8
+// weights file (the same values), and is used before that file.
 struct PackedWeightsPlan {
   std::shared_ptr<const models::PackedWeightsFile> file;  // a valid file: the layers map it
   std::string write_to;                                   // else, when set: write what the load packs here

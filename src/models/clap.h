@@ -95,9 +95,9 @@ struct ClapOptions {
   // Int8 only: every weight quantized at load is also appended here (to write an int8 weights file).
   std::vector<Int8Record>* int8_capture = nullptr;
   std::function<void(size_t)> on_quantized;
-  // F32 / BF16 on AVX-512: the layers' panels from a packed weights file (packed_weights.h) made from these weights
-  // at this precision, mapped instead of packed (bit-identical outputs); the model keeps the file open. Layers it
-  // lacks (at another precision: the f32 projections of a bf16 model) are packed at load.
+  // F32 / BF16 / Int8 on AVX-512: the layers' panels from a packed weights file (packed_weights.h) made from these
+  // weights at this precision, mapped instead of packed (bit-identical outputs); the model keeps the file open. Layers
+  // it lacks (at another precision: the f32 projections of a bf16 model) are packed at load.
   std::shared_ptr<const PackedWeightsFile> packed;
   // When set, every layer packed at load is listed here, to be written with write_packed_weights while the model
   // lives (api/backend.h's PackedWeightsPlan).

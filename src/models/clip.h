@@ -66,8 +66,8 @@ struct ClipOptions {
   // Int8 only: every weight quantized at load is also appended here (save_int8_weights), with a callback.
   std::vector<Int8Record>* int8_capture = nullptr;
   std::function<void(size_t)> on_quantized;
-  // F32 / BF16 on AVX-512: the layers' panels from a packed weights file (packed_weights.h) made from these weights
-  // at this precision, mapped instead of packed (bit-identical outputs). Layers it lacks are packed at load.
+  // F32 / BF16 / Int8 on AVX-512: the layers' panels from a packed weights file (packed_weights.h) made from these
+  // weights at this precision, mapped instead of packed (bit-identical outputs). Layers it lacks are packed at load.
   std::shared_ptr<const PackedWeightsFile> packed;
   // When set, both towers are built at load (none deferred) and every layer packed at load is listed here, to be
   // written with write_packed_weights while the model lives.

@@ -138,8 +138,10 @@ PackedWeightsHeader parse_header(const uint8_t* d, size_t avail, uint64_t file_s
   h.layout = r.str();
   const uint32_t sources = r.u32();
   for (uint32_t i = 0; i < sources; ++i) h.sources.push_back(r.str());
-  const bool f32 = h.precision == nn::precision_name(nn::Precision::F32);
-  const bool bf16 = h.precision == nn::precision_name(nn::Precision::BF16);
+  // The precisions whose panel sizes follow from [n, k] (every one this build writes).
+  nn::Precision sized = nn::Precision::Int4;
+  for (const nn::Precision q : {nn::Precision::F32, nn::Precision::BF16, nn::Precision::Int8})
+    if (h.precision == nn::precision_name(q)) sized = q;
   const uint32_t count = r.u32();
   uint64_t prev_end = header;
   for (uint32_t i = 0; i < count; ++i) {
@@ -152,7 +154,7 @@ PackedWeightsHeader parse_header(const uint8_t* d, size_t avail, uint64_t file_s
       throw damaged("layer " + e.name + " has size " + std::to_string(n) + " x " + std::to_string(k));
     e.n = static_cast<int>(n);
     e.k = static_cast<int>(k);
-    if ((f32 || bf16) && e.bytes != nn::packed_panel_bytes(e.n, e.k, f32 ? nn::Precision::F32 : nn::Precision::BF16))
+    if (sized != nn::Precision::Int4 && e.bytes != nn::packed_panel_bytes(e.n, e.k, sized))
       throw damaged("layer " + e.name + " has " + std::to_string(e.bytes) + " bytes of panels");
     if (e.offset % kAlign != 0 || e.offset < prev_end || e.offset > file_size || e.bytes > file_size - e.offset)
       throw damaged("layer " + e.name + " lies outside the file");
@@ -230,7 +232,8 @@ bool is_packed_weights_cache_name(const std::string& name) {
     if (!std::isdigit(static_cast<unsigned char>(name[i])) && (name[i] < 'a' || name[i] > 'f')) return false;
   const std::string rest = name.substr(dash + 1);
   return rest == packed_weights_name_suffix(nn::Precision::F32) ||
-         rest == packed_weights_name_suffix(nn::Precision::BF16);
+         rest == packed_weights_name_suffix(nn::Precision::BF16) ||
+         rest == packed_weights_name_suffix(nn::Precision::Int8);
 }
 
 std::vector<std::string> remove_superseded_packed_weights(const std::string& written) {

@@ -1,5 +1,6 @@
 // The packed weights file (docs/quantized-format.md, "The packed weights file"): the AVX-512 panels of every
-// linear layer of a model at one precision (F32 or BF16), exactly as PackedLinear packs them at load, so that a
+// linear layer of a model at one precision (F32, BF16 or Int8: the panels and their column scales and sums),
+// exactly as PackedLinear packs them at load, so that a
 // later load maps them read-only instead of packing (no packing loop, no fresh anonymous pages to zero and fault).
 //
 // A cache that the engine writes and rewrites by itself (api/backend.h says where and when): the file records the
@@ -65,7 +66,7 @@ class PackedWeightsFile {
 struct PackedWeightsHeader {
   uint32_t version = 0;
   std::string identity;              // the source identity: weights fingerprint + source_identity()
-  std::string precision, layout;     // as written ("f32", "bf16"; nn::packed_layout of the writer)
+  std::string precision, layout;     // as written ("f32", "bf16", "int8"; nn::packed_layout of the writer)
   std::vector<std::string> sources;  // absolute paths of the source weight files, in source_identity()'s order
   uint64_t size = 0;                 // the file's size
 };
@@ -85,7 +86,7 @@ bool source_identity(const std::vector<std::string>& files, std::string* out);
 void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
                           const std::vector<PackedRecord>& layers, const std::vector<std::string>& sources = {});
 
-// True for the names the cache gives packed weights files: "<16 hex digits>-<f32|bf16>.bin" (api/backend.h).
+// True for the names the cache gives packed weights files: "<16 hex digits>-<f32|bf16|int8>.bin" (api/backend.h).
 bool is_packed_weights_cache_name(const std::string& file_name);
 
 // After `written` (just written by write_packed_weights with `sources`) replaced a model's weights: removes the files

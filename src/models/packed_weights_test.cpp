@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +17,7 @@
 #include "io/json.h"
 #include "io/safetensors.h"
 #include "models/clip.h"
+#include "models/int8_weights.h"
 #include "nn/linear.h"
 #include "support/temp_dir.h"
 #include "zeroshot/error.h"
@@ -167,7 +170,45 @@ TEST_P(PackedWeights, FailedWriteLeavesNoFile) {
   EXPECT_TRUE(fs::is_directory(dir_ / "p.bin"));
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, PackedWeights, ::testing::Values(nn::Precision::F32, nn::Precision::BF16),
+// Int8: the packed file made while the layers come from an int8 weights file (`zeroshot quantize`) holds the same
+// panels as one made quantizing at load, and a model over it, with or without that file, computes the same bytes.
+TEST_P(PackedWeights, Int8FileAndPackedFileGiveBitIdenticalOutputs) {
+  if (GetParam() != nn::Precision::Int8) GTEST_SKIP() << "int8 only";
+  const Inputs in = fixture_inputs();
+  const Outputs packed_at_load = run(ClipModel(cfg_, store_, options()), in);
+  const std::string int8_path = dir_ / "int8.safetensors";
+  save_int8_weights(cfg_, *store_, int8_path);
+  ClipOptions with_file = options();
+  with_file.int8_weights = std::make_shared<const io::SafeTensorsFile>(int8_path);
+  {
+    const ClipModel m(cfg_, store_, with_file);
+    ASSERT_TRUE(m.int8_from_file());
+    const Outputs o = run(m, in);
+    EXPECT_TRUE(same_bytes(o.images, packed_at_load.images));
+    EXPECT_TRUE(same_bytes(o.texts, packed_at_load.texts));
+  }
+  const std::string quantized_at_load = dir_ / "a.bin", from_file = dir_ / "b.bin";
+  write(quantized_at_load, "id");
+  {
+    std::vector<PackedRecord> records;
+    ClipOptions o = with_file;
+    o.packed_capture = &records;
+    const ClipModel m(cfg_, store_, o);
+    write_packed_weights(from_file, "id", GetParam(), records);
+  }
+  std::ifstream a(quantized_at_load, std::ios::binary), b(from_file, std::ios::binary);
+  EXPECT_TRUE(std::equal(std::istreambuf_iterator<char>(a), {}, std::istreambuf_iterator<char>(b), {}));
+  for (const ClipOptions& base : {options(), with_file}) {
+    ClipOptions o = base;
+    o.packed = std::make_shared<const PackedWeightsFile>(from_file, "id", GetParam());
+    const Outputs mapped = run(ClipModel(cfg_, store_, o), in);
+    EXPECT_TRUE(same_bytes(mapped.images, packed_at_load.images));
+    EXPECT_TRUE(same_bytes(mapped.texts, packed_at_load.texts));
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, PackedWeights,
+                         ::testing::Values(nn::Precision::F32, nn::Precision::BF16, nn::Precision::Int8),
                          [](const auto& info) { return std::string(nn::precision_name(info.param)); });
 
 }  // namespace

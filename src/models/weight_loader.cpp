@@ -239,24 +239,28 @@ nn::PackedLinear WeightLoader::build(const std::vector<std::string>& weights,
   const int64_t n = out * static_cast<int64_t>(views.size());
   const int ni = static_cast<int>(n), ki = static_cast<int>(in);
   const bool quantized = prec == nn::Precision::Int8 || prec == nn::Precision::Int4;
-  if (quantized && from_file_ && prec == file_precision_) {
-    // The f32 weights are never read, but the fingerprint's samples faulted some of their pages in (the kernel
-    // maps whole page-cache folios around a fault): drop them.
-    for (const io::TensorView* v : views) release_pages(*v);
-    if (prec == nn::Precision::Int4)
-      return nn::PackedLinear(int4_from_file(weights, out, in), b.empty() ? nullptr : b.data());
-    return nn::PackedLinear(int8_from_file(weights, out, in), b.empty() ? nullptr : b.data());
-  }
   std::string key;  // the layer in a packed weights file: its weight names, joined
   if (opt_.packed || opt_.packed_capture)
     for (const std::string& wn : weights) key += (key.empty() ? "" : "|") + wn;
+  // The packed weights file first, before an int8 weights file: its int8 panels hold the same values (quantize_int8
+  // is deterministic and the int8 file must match these weights), already packed.
   if (opt_.packed && opt_.packed->precision() == prec) {
     size_t bytes = 0;
     if (const uint8_t* panels = opt_.packed->find(key, ni, ki, &bytes)) {
-      // As with the int8 file: the f32 weights are never read; drop the pages the fingerprint's samples touched.
+      // The f32 weights are never read, but the fingerprint's samples faulted some of their pages in (the kernel
+      // maps whole page-cache folios around a fault): drop them.
       for (const io::TensorView* v : views) release_pages(*v);
       return nn::PackedLinear::from_panels(panels, bytes, b.empty() ? nullptr : b.data(), ni, ki, prec);
     }
+  }
+  if (quantized && from_file_ && prec == file_precision_) {
+    for (const io::TensorView* v : views) release_pages(*v);  // as above: never read
+    if (prec == nn::Precision::Int4)
+      return nn::PackedLinear(int4_from_file(weights, out, in), b.empty() ? nullptr : b.data());
+    nn::PackedLinear l(int8_from_file(weights, out, in), b.empty() ? nullptr : b.data());
+    if (opt_.packed_capture && l.panels())
+      opt_.packed_capture->push_back({key, prec, ni, ki, l.panels(), l.panel_bytes()});
+    return l;
   }
   if (quantized && opt_.int8_capture) capture(views, out, in, prec);
   const bool conv = linear_is_converted(prec);

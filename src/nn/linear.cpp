@@ -192,8 +192,10 @@ struct PackedLinear::Impl {
   std::unique_ptr<uint8_t, AlignedFree> panels;
   const uint8_t* b_panels = nullptr;
   size_t panel_bytes = 0;
-  std::vector<float> b_scale;     // int8: per column, padded to whole panels
-  std::vector<int32_t> b_colsum;  // int8: sum of q over k, per column, padded
+  // Int8: per column, padded to whole panels: the scale and the sum of q over k. They follow the panels in the same
+  // block (panel_bytes counts them), so that the block is all a packed weights file needs to store and map back.
+  const float* b_scale = nullptr;
+  const int32_t* b_colsum = nullptr;
   // Generic path: f32 weights [n, k] (in place for F32, else the rounded / quantized values), int8 scales.
   const float* w = nullptr;
   std::vector<float> w_own;
@@ -265,8 +267,7 @@ struct PackedLinear::Impl {
   // No transparent huge pages for the panels: tried (2 MB-aligned, MADV_HUGEPAGE), the kernel's zeroing of each huge
   // page on this VM made the load's system time erratic (0.14 to 4.2 s for ViT-B/32, clear_page_erms in perf).
   uint8_t* alloc_panels() {
-    const int ku = kern::units(prec, k);
-    panel_bytes = static_cast<size_t>(kern::panels(n)) * ku * kern::kPanelRowBytes;
+    panel_bytes = packed_panel_bytes(n, k, prec);
     void* p = std::aligned_alloc(64, panel_bytes);
     if (!p) throw Error("PackedLinear", "out of memory for " + std::to_string(panel_bytes) + " bytes of weights");
     prefault(p, panel_bytes);
@@ -308,11 +309,23 @@ struct PackedLinear::Impl {
     pack_rows(src, reinterpret_cast<uint16_t*>(alloc_panels()), 2, [](float v) { return f32_to_bf16(v); });
   }
 
+  // Points b_scale / b_colsum at the per-column scales and sums of an Int8 block of panels (alloc_panels /
+  // from_panels), after its panels; returns their offset in the block.
+  size_t int8_columns(const uint8_t* block) {
+    const size_t padded = static_cast<size_t>(kern::panels(n)) * kern::kNR;
+    const size_t panels_only = panel_bytes - padded * (sizeof(float) + sizeof(int32_t));
+    b_scale = reinterpret_cast<const float*>(block + panels_only);
+    b_colsum = reinterpret_cast<const int32_t*>(block + panels_only + padded * sizeof(float));
+    return panels_only;
+  }
+
   void pack_int8(const Int8Weights& q) {
     uint8_t* dst = alloc_panels();
     const size_t padded = static_cast<size_t>(kern::panels(n)) * kern::kNR;
-    b_scale.assign(padded, 0.0f);
-    b_colsum.assign(padded, 0);
+    auto* scale = reinterpret_cast<float*>(dst + int8_columns(dst));
+    auto* colsum = reinterpret_cast<int32_t*>(scale + padded);
+    std::fill(scale, scale + padded, 0.0f);
+    std::fill(colsum, colsum + padded, 0);
     const size_t panel_elems = static_cast<size_t>(kern::units(prec, k)) * kern::kNR * 4;
     for (int j = 0; j < n; ++j) {
       const int8_t* row = q.q.data() + static_cast<size_t>(j) * k;
@@ -322,8 +335,8 @@ struct PackedLinear::Impl {
         col[static_cast<size_t>(i / 4) * kern::kNR * 4 + (i & 3)] = static_cast<uint8_t>(row[i]);
         sum += row[i];
       }
-      b_colsum[static_cast<size_t>(j)] = sum;
-      b_scale[static_cast<size_t>(j)] = q.scale[static_cast<size_t>(j)];
+      colsum[static_cast<size_t>(j)] = sum;
+      scale[static_cast<size_t>(j)] = q.scale[static_cast<size_t>(j)];
     }
   }
 
@@ -391,11 +404,14 @@ const char* packed_layout(Precision p) {
                                  " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=f32";
   static const std::string bf16 = "zeroshot-avx512-panels-v1 nr=" + std::to_string(kern::kNR) +
                                   " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=bf16x2";
+  // The panels of signed bytes, then the f32 scale and the int32 sum of each (padded) column.
+  static const std::string int8 = "zeroshot-avx512-panels-v1 nr=" + std::to_string(kern::kNR) +
+                                  " row=" + std::to_string(kern::kPanelRowBytes) + "B unit=s8x4 +scale,colsum";
   if (!avx512_kernels(p)) return "";
   switch (p) {
     case Precision::F32: return f32.c_str();
     case Precision::BF16: return bf16.c_str();
-    case Precision::Int8: break;  // also needs per-column scales and sums: its own file (models/int8_weights.h)
+    case Precision::Int8: return int8.c_str();
     case Precision::Int4: break;  // its own packing (nn/int4_gemm.h) and file (zeroshot-int4.safetensors)
   }
   return "";
@@ -403,7 +419,9 @@ const char* packed_layout(Precision p) {
 
 size_t packed_panel_bytes(int n, int k, Precision p) {
   if (n <= 0 || k <= 0) return 0;
-  return static_cast<size_t>(kern::panels(n)) * kern::units(p, k) * kern::kPanelRowBytes;
+  const size_t panels = static_cast<size_t>(kern::panels(n)) * kern::units(p, k) * kern::kPanelRowBytes;
+  if (p != Precision::Int8) return panels;
+  return panels + static_cast<size_t>(kern::panels(n)) * kern::kNR * (sizeof(float) + sizeof(int32_t));
 }
 
 PackedLinear PackedLinear::from_panels(const uint8_t* panels, size_t bytes, const float* bias, int n, int k,
@@ -422,12 +440,12 @@ PackedLinear PackedLinear::from_panels(const uint8_t* panels, size_t bytes, cons
   m.set_bias(bias, true);
   m.b_panels = panels;
   m.panel_bytes = bytes;
+  if (p == Precision::Int8) m.int8_columns(panels);
   return l;
 }
 
 const uint8_t* PackedLinear::panels() const {
-  return impl_ && impl_->avx && (impl_->prec == Precision::F32 || impl_->prec == Precision::BF16) ? impl_->b_panels
-                                                                                                  : nullptr;
+  return impl_ && impl_->avx && impl_->prec != Precision::Int4 ? impl_->b_panels : nullptr;
 }
 size_t PackedLinear::panel_bytes() const { return panels() ? impl_->panel_bytes : 0; }
 
@@ -443,8 +461,7 @@ bool PackedLinear::borrows_weights() const { return impl_ && impl_->borrowed; }
 size_t PackedLinear::weight_bytes() const {
   if (!impl_) return 0;
   return (impl_->panels ? impl_->panel_bytes : 0) + impl_->w_own.size() * sizeof(float) +
-         impl_->bias_own.size() * sizeof(float) + impl_->b_scale.size() * sizeof(float) +
-         impl_->b_colsum.size() * sizeof(int32_t) + impl_->w_scale.size() * sizeof(float) +
+         impl_->bias_own.size() * sizeof(float) + impl_->w_scale.size() * sizeof(float) +
          (impl_->int4 ? impl_->int4->bytes() : 0);
 }
 
@@ -505,8 +522,8 @@ void PackedLinear::forward(const float* x, int m, long ldx, float* y, long ldy, 
     g.a_scale = s.scale.data();
     g.a_zp = s.zp.data();
     g.b = L.b_panels;
-    g.b_scale = L.b_scale.data();
-    g.b_colsum = L.b_colsum.data();
+    g.b_scale = L.b_scale;
+    g.b_colsum = L.b_colsum;
     g.bias = L.bias;
     g.has_act = post.kind == LinearPost::Activate;
     g.act = post.act;

@@ -57,9 +57,10 @@ uint16_t f32_to_bf16(float x);
 // The float that x becomes stored as bfloat16: f32_to_bf16 widened back (what the BF16 kernels multiply).
 float bf16_round(float x);
 
-// The AVX-512 weight panels of F32 and BF16 layers, for storing them and mapping them back (models/packed_weights.h):
-// the name of the layout that the packing writes on this machine for `p` ("" when the layer would not be packed
-// that way: the generic path, or Int8), and the bytes of one [n, k] layer's panels in it. A stored copy is only
+// The AVX-512 weight panels of F32, BF16 and Int8 layers, for storing them and mapping them back
+// (models/packed_weights.h): the name of the layout that the packing writes on this machine for `p` ("" when the layer
+// would not be packed that way: the generic path, or Int4), and the bytes of one [n, k] layer's panels in it (Int8:
+// the panels of bytes followed by each padded column's f32 scale and int32 sum, one block). A stored copy is only
 // valid under the same name: it changes with the panel geometry, the unit per precision and the CPU's kernels.
 const char* packed_layout(Precision p);
 size_t packed_panel_bytes(int n, int k, Precision p);
@@ -96,8 +97,8 @@ class PackedLinear {
                KernelChoice kc = KernelChoice::Auto, ThreadPool* pool = nullptr);
   // Int8 from weights quantized beforehand (quantize_int8's output, e.g. read from a saved file). bias is copied.
   PackedLinear(const Int8Weights& w, const float* bias, KernelChoice kc = KernelChoice::Auto);
-  // F32 / BF16 on the AVX-512 path (packed_layout(p) not empty) over panels packed beforehand: the panels() of an
-  // equal layer, e.g. memory-mapped from a file. They are used in place (they must outlive this object and be
+  // F32 / BF16 / Int8 on the AVX-512 path (packed_layout(p) not empty) over panels packed beforehand: the panels() of
+  // an equal layer, e.g. memory-mapped from a file. They are used in place (they must outlive this object and be
   // 64-byte aligned); bias (n values or null) is copied. Throws zeroshot::Error for a size or layout mismatch.
   static PackedLinear from_panels(const uint8_t* panels, size_t bytes, const float* bias, int n, int k, Precision p);
   // Int4 from weights quantized beforehand (nn/int4_gemm.h: quantize_int4's output, e.g. read from a saved file).
@@ -112,7 +113,7 @@ class PackedLinear {
   bool uses_avx512() const;
   size_t weight_bytes() const;   // memory owned for the weights (0 when used in place)
   bool borrows_weights() const;  // the w passed in is used in place (generic F32 path, pointer constructor)
-  // The AVX-512 panels of an F32 / BF16 layer (null otherwise) and their size: what from_panels takes back.
+  // The AVX-512 panels of an F32 / BF16 / Int8 layer (null otherwise) and their size: what from_panels takes back.
   const uint8_t* panels() const;
   size_t panel_bytes() const;
 

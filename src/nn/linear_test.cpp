@@ -326,7 +326,7 @@ TEST(PackedLinear, OwningConstructorKeepsTheWeights) {
 // A layer over a copy of another's panels (as mapped from a packed weights file) computes the same bytes, for every
 // shape (padded columns and units included); panels of another size or alignment are refused.
 TEST(PackedLinear, FromPanelsEqualsPackingAtLoad) {
-  for (const Precision p : {Precision::F32, Precision::BF16}) {
+  for (const Precision p : {Precision::F32, Precision::BF16, Precision::Int8}) {
     if (!*packed_layout(p)) continue;
     for (const Case& c : kCases) {
       Linear t(c, 5);
@@ -347,7 +347,7 @@ TEST(PackedLinear, FromPanelsEqualsPackingAtLoad) {
       EXPECT_THROW(PackedLinear::from_panels(copy.get() + 4, packed.panel_bytes(), nullptr, c.n, c.k, p), Error);
     }
   }
-  EXPECT_EQ(std::string(packed_layout(Precision::Int8)), "");
+  EXPECT_EQ(std::string(packed_layout(Precision::Int4)), "");
 }
 
 TEST(Quantize, Int8PerChannelSymmetricRoundHalfEven) {
