@@ -173,10 +173,10 @@ ImagePreprocess open_clip_image_preprocess(const models::OpenClipPreprocess& p, 
   if (options.fast_decode) decode.draft_size = 2 * std::max(t.height, t.width);  // as ImageProcessor::draft_size
   ImagePreprocess out;
   out.file = [t, decode](const std::string& path) {
-    return image::open_clip_transform(image::decode_native_file(path, decode), t);
+    return image::open_clip_transform_file(path, decode, t);  // JPEGs decoded into the resize
   };
   out.bytes = [t, decode](const uint8_t* data, size_t size, const std::string& name) {
-    return image::open_clip_transform(image::decode_native_memory(data, size, name, decode), t);
+    return image::open_clip_transform_encoded(data, size, name, decode, t);
   };
   out.rgb = [t](const uint8_t* rgb, int width, int height, const std::string& name) {
     image::RgbImage decoded = rgb_image(rgb, width, height, name);

@@ -3,7 +3,8 @@
 // same floats bit for bit, or the same error, for every fixture JPEG and for generated JPEGs of every kind libjpeg
 // writes (odd sizes, 4:2:0 / 4:2:2 / 4:4:4, grayscale, CMYK, progressive, EXIF orientations 1-8, truncated), with
 // several processor settings (down- and upscaling, crop, fixed size, every filter, the draft decode) and at every
-// SIMD level of the resize passes.
+// SIMD level of the resize passes. The same for OpenCLIP's transform (open_clip_transform_encoded against
+// open_clip_transform(decode_native_memory(...)): the resize in the image's own mode, L, RGB or CMYK).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -20,6 +21,8 @@
 
 #include "image/image.h"
 #include "image/image_processor.h"
+#include "image/open_clip_transform.h"
+#include "image/pil_image.h"
 #include "image/resample.h"
 #include "support/alloc_watch.h"
 #include "zeroshot/error.h"
@@ -253,6 +256,134 @@ TEST(JpegStream, NoFullSizeBuffer) {
   (void)proc.preprocess_encoded(png.data(), png.size(), "astronaut.png", {});
   watch.stop();
   EXPECT_GE(watch.largest(), size_t{512} * 512 * 3);  // decoded whole: the streamed path is JPEG only
+}
+
+OpenClipTransformConfig oc_config(int height, int width, const std::string& mode, const std::string& interpolation,
+                                  int fill = 0) {
+  OpenClipTransformConfig c;
+  c.height = height;
+  c.width = width;
+  c.resize_mode = mode;
+  c.interpolation = interpolation;
+  c.fill_color = fill;
+  return c;
+}
+
+// OpenCLIP's settings: 224 shortest bicubic (most checkpoints), bilinear, non-square shortest (ResizeKeepRatio, with
+// and without open_clip 2.24's forced bicubic), longest with a fill (padding), squash, upscaling.
+std::vector<OpenClipTransformConfig> oc_configs() {
+  std::vector<OpenClipTransformConfig> v = {
+      oc_config(224, 224, "shortest", "bicubic"), oc_config(64, 64, "shortest", "bilinear"),
+      oc_config(40, 56, "shortest", "bilinear"),  oc_config(90, 70, "longest", "bicubic", 37),
+      oc_config(61, 45, "squash", "bilinear"),    oc_config(300, 300, "shortest", "bicubic")};
+  v[2].nonsquare_shortest_always_bicubic = false;
+  v.push_back(oc_config(40, 56, "shortest", "bilinear"));  // forced to bicubic, as open_clip 2.24
+  return v;
+}
+
+void expect_same_open_clip(const std::vector<uint8_t>& file, const std::string& name,
+                           const OpenClipTransformConfig& cfg, int draft_size = 0) {
+  DecodeOptions opt;
+  opt.draft_size = draft_size;
+  std::vector<float> full, streamed;
+  std::string full_error = "(none)", streamed_error = "(none)";
+  try {
+    full = open_clip_transform(decode_native_memory(file.data(), file.size(), name, opt), cfg);
+  } catch (const Error& e) {
+    full_error = e.what();
+  }
+  try {
+    streamed = open_clip_transform_encoded(file.data(), file.size(), name, opt, cfg);
+  } catch (const Error& e) {
+    streamed_error = e.what();
+  }
+  ASSERT_EQ(streamed_error, full_error);
+  ASSERT_EQ(streamed.size(), full.size());
+  if (full.empty()) return;  // both failed
+  EXPECT_EQ(std::memcmp(streamed.data(), full.data(), full.size() * sizeof(float)), 0)
+      << cfg.resize_mode << " " << cfg.height << "x" << cfg.width << " " << cfg.interpolation << " draft "
+      << draft_size;
+}
+
+TEST(JpegStream, OpenClipFixtureJpegsGiveTheFullSizePathsBytes) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(kImages)) {
+    const std::string p = e.path().string();
+    if (e.path().extension() != ".jpg") continue;
+    SCOPED_TRACE(p);
+    const std::vector<uint8_t> file = read_bytes(p);
+    ++n;
+    at_every_simd_level([&] {
+      for (const auto& cfg : oc_configs()) expect_same_open_clip(file, p, cfg);
+      expect_same_open_clip(file, p, oc_config(224, 224, "shortest", "bicubic"), 448);
+    });
+  }
+  EXPECT_GE(n, 7);
+}
+
+TEST(JpegStream, OpenClipGeneratedJpegsGiveTheFullSizePathsBytes) {
+  std::vector<JpegSpec> specs;
+  for (const auto& [w, h] : std::vector<std::pair<int, int>>{{333, 251}, {97, 401}, {1, 1}, {7, 5}})
+    specs.push_back({w, h, 3, 2, 2, false, 0});
+  for (int o = 1; o <= 8; ++o) {
+    specs.push_back({203, 150, 3, 2, 2, false, o});
+    specs.push_back({57, 311, 3, 1, 1, false, o});
+    specs.push_back({1, 9, 3, 2, 2, false, o});
+  }
+  for (int o : {0, 3, 6}) {
+    specs.push_back({161, 122, 1, 1, 1, false, o});  // grayscale: resized as L
+    specs.push_back({161, 122, 4, 1, 1, false, o});  // CMYK: resized as CMYK, converted after the crop
+    specs.push_back({161, 122, 3, 2, 2, true, o});   // progressive
+  }
+  uint32_t seed = 100;
+  for (const JpegSpec& s : specs) {
+    SCOPED_TRACE(std::to_string(s.width) + "x" + std::to_string(s.height) + " comps " + std::to_string(s.components) +
+                 " progressive " + std::to_string(s.progressive) + " orientation " + std::to_string(s.orientation));
+    const std::vector<uint8_t> file = make_jpeg(s, seed++);
+    at_every_simd_level([&] {
+      for (const auto& cfg : oc_configs()) expect_same_open_clip(file, "gen.jpg", cfg);
+      expect_same_open_clip(file, "gen.jpg", oc_config(40, 40, "shortest", "bicubic"), 80);
+    });
+  }
+}
+
+TEST(JpegStream, OpenClipDamagedFilesFailLikeTheFullDecode) {
+  const std::vector<uint8_t> good = make_jpeg({400, 300, 3, 2, 2, false, 6}, 17);
+  const std::vector<uint8_t> prog = make_jpeg({400, 300, 3, 2, 2, true, 1}, 18);
+  for (const auto* file : {&good, &prog}) {
+    for (const double cut : {0.02, 0.3, 0.6, 0.9, 0.995}) {
+      SCOPED_TRACE(cut);
+      const std::vector<uint8_t> part(file->begin(), file->begin() + static_cast<ptrdiff_t>(file->size() * cut));
+      expect_same_open_clip(part, "cut.jpg", oc_config(224, 224, "shortest", "bicubic"));
+      expect_same_open_clip(part, "cut.jpg", oc_config(60, 60, "shortest", "bicubic"));
+    }
+    std::mt19937 rng(5);
+    for (int i = 0; i < 20; ++i) {
+      std::vector<uint8_t> bad = *file;
+      bad[file->size() / 4 + rng() % (file->size() / 2)] ^= static_cast<uint8_t>(1 + rng() % 255);
+      expect_same_open_clip(bad, "flip.jpg", oc_config(224, 224, "shortest", "bicubic"));
+    }
+  }
+  OpenClipTransformConfig bad_cfg = oc_config(224, 224, "shortest", "bicubic");
+  bad_cfg.interpolation = "random";  // refused after the decode, on both paths
+  expect_same_open_clip(good, "good.jpg", bad_cfg);
+  EXPECT_THROW((void)open_clip_transform_encoded(good.data(), 0, "empty.jpg", {}, oc_configs()[0]), Error);
+  EXPECT_THROW((void)open_clip_transform_file(kImages + "/no_such_file.jpg", {}, oc_configs()[0]), Error);
+}
+
+TEST(JpegStream, OpenClipNoFullSizeBuffer) {
+  const size_t full = size_t{1600} * 1200 * 3;
+  const OpenClipTransformConfig cfg = oc_config(224, 224, "shortest", "bicubic");
+  for (const int o : {1, 3, 6, 8}) {
+    SCOPED_TRACE(o);
+    const std::vector<uint8_t> file = make_jpeg({1600, 1200, 3, 2, 2, false, o}, 21);
+    zeroshot::testing::AllocationWatch watch;
+    const std::vector<float> v = open_clip_transform_encoded(file.data(), file.size(), "big.jpg", {}, cfg);
+    watch.stop();
+    EXPECT_LT(watch.largest(), full / 6);
+    const std::vector<float> ref = open_clip_transform(decode_native_memory(file.data(), file.size(), "big.jpg"), cfg);
+    EXPECT_EQ(std::memcmp(v.data(), ref.data(), v.size() * sizeof(float)), 0);
+  }
 }
 
 }  // namespace

@@ -4,7 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <utility>
+
+#include "image/decode_internal.h"
+#include "image/resample.h"
 
 #include "zeroshot/error.h"
 
@@ -101,50 +106,121 @@ void OpenClipTransformConfig::check() const {
   }
 }
 
-void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg, float* out) {
-  cfg.check();
-  if (img.width <= 0 || img.height <= 0 ||
-      img.pixels.size() != static_cast<size_t>(img.width) * img.height * bytes_per_pixel(img.mode))
-    fail("empty or malformed image");
-  const ResizePlan r = plan_resize(img.height, img.width, cfg);
-  const int oh = cfg.height, ow = cfg.width;
+namespace {
+
+// Where the crop falls in the resized image of a displayed width x height image.
+struct Layout {
+  ResizePlan r;
+  int top, left;  // of the crop in the resized image (negative: padding)
+  int x0, y0;     // the part of the resized image inside the crop
+  int ww, wh;     // (0 when the crop holds only padding)
+};
+
+Layout layout(int height, int width, const OpenClipTransformConfig& cfg) {
+  const ResizePlan r = plan_resize(height, width, cfg);
   // Squash resizes straight to the output size; the other modes crop (and maybe pad) the resized image.
-  const int top = cfg.resize_mode == "squash" ? 0 : crop_offset(r.height, oh);
-  const int left = cfg.resize_mode == "squash" ? 0 : crop_offset(r.width, ow);
-  const int fill = cfg.resize_mode == "longest" ? cfg.fill_color : 0;  // torchvision's CenterCrop pads with 0
+  const int top = cfg.resize_mode == "squash" ? 0 : crop_offset(r.height, cfg.height);
+  const int left = cfg.resize_mode == "squash" ? 0 : crop_offset(r.width, cfg.width);
+  const int y0 = std::max(top, 0), y1 = std::min(top + cfg.height, r.height);
+  const int x0 = std::max(left, 0), x1 = std::min(left + cfg.width, r.width);
+  return {r, top, left, x0, y0, std::max(x1 - x0, 0), std::max(y1 - y0, 0)};
+}
 
-  // The part of the resized image inside the crop, resized in the image's own mode, then converted to RGB.
-  const int y0 = std::max(top, 0), y1 = std::min(top + oh, r.height);
-  const int x0 = std::max(left, 0), x1 = std::min(left + ow, r.width);
-  RgbImage window;
-  try {
-    if (y1 > y0 && x1 > x0)
-      window = to_rgb(resize_window(img, r.width, r.height, r.resample, x0, y0, x1 - x0, y1 - y0));
-  } catch (const std::bad_alloc&) {
-    fail("out of memory while resizing");
-  }
-  uint8_t pad[3];
-  fill_rgb(img, fill, pad);
-
+// ToTensor + Normalize of the crop, from the resampled window (ww x wh RGB) and the padding colour.
+void write_pixels(const Layout& l, const uint8_t* window, const uint8_t pad[3], const OpenClipTransformConfig& cfg,
+                  float* out) {
   // ToTensor: float(v) / 255 in float32; Normalize: (x - mean) / std in float32. One table per channel.
   float lut[3][256];
   for (int c = 0; c < 3; ++c) {
     for (int v = 0; v < 256; ++v) lut[c][v] = (static_cast<float>(v) / 255.0f - cfg.mean[c]) / cfg.std[c];
   }
+  const int oh = cfg.height, ow = cfg.width;
+  const int y1 = l.y0 + l.wh, x1 = l.x0 + l.ww;
   const size_t plane = static_cast<size_t>(oh) * ow;
   for (int y = 0; y < oh; ++y) {
-    const int sy = y + top;
+    const int sy = y + l.top;
     for (int x = 0; x < ow; ++x) {
-      const int sx = x + left;
+      const int sx = x + l.left;
       const uint8_t* p = pad;
-      if (sy >= y0 && sy < y1 && sx >= x0 && sx < x1)
-        p = &window.pixels[(static_cast<size_t>(sy - y0) * window.width + (sx - x0)) * 3];
+      if (sy >= l.y0 && sy < y1 && sx >= l.x0 && sx < x1)
+        p = &window[(static_cast<size_t>(sy - l.y0) * l.ww + (sx - l.x0)) * 3];
       const size_t o = static_cast<size_t>(y) * ow + x;
       out[o] = lut[0][p[0]];
       out[plane + o] = lut[1][p[1]];
       out[2 * plane + o] = lut[2][p[2]];
     }
   }
+}
+
+// The fill colour in RGB for an image of `mode` (no palette: a JPEG's modes).
+void fill_rgb(PilMode mode, int fill, uint8_t rgb[3]) {
+  PilImage img;
+  img.mode = mode;
+  fill_rgb(img, fill, rgb);
+}
+
+// The streamed JPEG path of open_clip_transform_encoded; false when it does not apply (then nothing was written and
+// the full decode runs, reporting any error in its own order).
+bool transform_streamed(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
+                        const OpenClipTransformConfig& cfg, float* out) {
+  if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0) return false;
+  Layout l{};
+  std::unique_ptr<detail::RowStreamResampler> rs;
+  PilMode mode = PilMode::RGB;
+  detail::JpegRowSink sink;
+  sink.start = [&](int w, int h, PilMode m, int orientation) {
+    // Pillow resizes in the image's own mode: L and CMYK band by band like RGB (8-bit, independent bands).
+    if (m != PilMode::L && m != PilMode::RGB && m != PilMode::CMYK) return false;
+    const bool transposed = orientation >= 5 && orientation <= 8;
+    const int dw = transposed ? h : w, dh = transposed ? w : h;  // the displayed size
+    try {
+      l = layout(dh, dw, cfg);
+    } catch (const Error&) {
+      return false;  // the full path reports it, after any decode error, as before
+    }
+    // Same size: Image.resize copies (resize_window too); nothing to gain from streaming such a small image.
+    if (l.ww <= 0 || l.wh <= 0 || (l.r.width == dw && l.r.height == dh)) return false;
+    mode = m;
+    rs = std::make_unique<detail::RowStreamResampler>(w, h, bytes_per_pixel(m), orientation, l.r.width, l.r.height,
+                                                      l.r.resample, l.x0, l.y0, l.ww, l.wh);
+    return true;
+  };
+  sink.rows = [&](const uint8_t* rows, size_t stride, int y, int n) { rs->push(rows, stride, y, n); };
+  if (!detail::decode_jpeg_rows(data, size, name, opt, sink)) return false;
+  PilImage window;
+  window.width = l.ww;
+  window.height = l.wh;
+  window.mode = mode;
+  window.pixels.resize(static_cast<size_t>(l.wh) * l.ww * bytes_per_pixel(mode));
+  rs->finish(window.pixels.data());
+  const RgbImage rgb = to_rgb(std::move(window));  // convert("RGB") after the crop, as the transform does
+  uint8_t pad[3];
+  fill_rgb(mode, cfg.resize_mode == "longest" ? cfg.fill_color : 0, pad);
+  write_pixels(l, rgb.pixels.data(), pad, cfg, out);
+  return true;
+}
+
+}  // namespace
+
+void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg, float* out) {
+  cfg.check();
+  if (img.width <= 0 || img.height <= 0 ||
+      img.pixels.size() != static_cast<size_t>(img.width) * img.height * bytes_per_pixel(img.mode))
+    fail("empty or malformed image");
+  const Layout l = layout(img.height, img.width, cfg);
+  const int fill = cfg.resize_mode == "longest" ? cfg.fill_color : 0;  // torchvision's CenterCrop pads with 0
+
+  // The part of the resized image inside the crop, resized in the image's own mode, then converted to RGB.
+  RgbImage window;
+  try {
+    if (l.wh > 0 && l.ww > 0)
+      window = to_rgb(resize_window(img, l.r.width, l.r.height, l.r.resample, l.x0, l.y0, l.ww, l.wh));
+  } catch (const std::bad_alloc&) {
+    fail("out of memory while resizing");
+  }
+  uint8_t pad[3];
+  fill_rgb(img, fill, pad);
+  write_pixels(l, window.pixels.data(), pad, cfg, out);
 }
 
 std::vector<float> open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg) {
@@ -156,6 +232,31 @@ std::vector<float> open_clip_transform(const PilImage& img, const OpenClipTransf
   } catch (const std::bad_alloc&) {
     fail("out of memory");
   }
+}
+
+std::vector<float> open_clip_transform_encoded(const uint8_t* data, size_t size, const std::string& name,
+                                               const DecodeOptions& opt, const OpenClipTransformConfig& cfg) {
+  bool valid = true;
+  try {
+    cfg.check();
+  } catch (const Error&) {
+    valid = false;  // the full path reports it after decoding, as before
+  }
+  if (valid) {
+    try {
+      std::vector<float> out(static_cast<size_t>(3) * cfg.height * cfg.width);
+      if (transform_streamed(data, size, name, opt, cfg, out.data())) return out;
+    } catch (const std::bad_alloc&) {
+      throw Error(name, "out of memory while decoding");
+    }
+  }
+  return open_clip_transform(decode_native_memory(data, size, name, opt), cfg);
+}
+
+std::vector<float> open_clip_transform_file(const std::string& path, const DecodeOptions& opt,
+                                            const OpenClipTransformConfig& cfg) {
+  const std::vector<uint8_t> bytes = detail::read_file(path);
+  return open_clip_transform_encoded(bytes.data(), bytes.size(), path, opt, cfg);
 }
 
 }  // namespace zeroshot::image

@@ -23,6 +23,8 @@
 // an image whose resized edge would be 0 pixels (Pillow refuses those too). Thread-safe; no state.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -47,5 +49,15 @@ struct OpenClipTransformConfig {
 // Writes [3, cfg.height, cfg.width] floats into `out`. Checks the config first.
 void open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg, float* out);
 std::vector<float> open_clip_transform(const PilImage& img, const OpenClipTransformConfig& cfg);
+
+// open_clip_transform(decode_native_memory(data, size, name, opt), cfg), byte for byte, and the same errors. A JPEG
+// (L, RGB or CMYK) is decoded strip by strip straight into the resize's first pass in its own mode
+// (RowStreamResampler, any EXIF orientation), so neither its full-size pixels nor a rotated copy ever exist; other
+// formats, and an image the resize would leave at its size, are decoded whole first.
+std::vector<float> open_clip_transform_encoded(const uint8_t* data, size_t size, const std::string& name,
+                                               const DecodeOptions& opt, const OpenClipTransformConfig& cfg);
+// The same for a file: open_clip_transform(decode_native_file(path, opt), cfg).
+std::vector<float> open_clip_transform_file(const std::string& path, const DecodeOptions& opt,
+                                            const OpenClipTransformConfig& cfg);
 
 }  // namespace zeroshot::image
