@@ -84,6 +84,16 @@ TEST(Siglip2Naflex, ImageSmallerThanAPatchIsEnlarged) {
   EXPECT_EQ(rgb[1], 7.0f);
 }
 
+// --fast-decode has no draft for NaFlex (its size depends on the image): the exact pixel values, and no crash (it
+// dereferenced the fixed-size processor NaFlex does not have).
+TEST(Siglip2Naflex, FastDecodeDecodesExactly) {
+  ModelOptions fast = no_hub();
+  fast.fast_decode = true;
+  const std::string jpeg = std::string(ZEROSHOT_FIXTURES) + "/images/exif_orientation6.jpg";
+  EXPECT_EQ(Model::load(kDir, fast)->preprocess_image_file(jpeg),
+            Model::load(kDir, no_hub())->preprocess_image_file(jpeg));
+}
+
 // bench feeds a NaFlex model packed records of random images (a pixel grid is not a record), and its texts stay
 // inside the fixture's small vocabulary.
 TEST(Siglip2Naflex, BenchRuns) {

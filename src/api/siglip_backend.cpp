@@ -121,7 +121,9 @@ class SiglipBackend final : public Backend {
                       " does not match vision_config.image_size " + std::to_string(cfg_.vision.image_size));
     }
     decode_.max_pixels = opt.max_image_pixels;
-    if (opt.fast_decode) decode_.draft_size = processor_->draft_size();
+    // NaFlex has no draft size: its resize depends on the displayed size, known only after the header is read, so
+    // --fast-decode decodes its images exactly (processor_ is null there).
+    if (opt.fast_decode && processor_) decode_.draft_size = processor_->draft_size();
 
     auto mo = model_build_options<models::ClipOptions>(dir, opt, capture);
     {
