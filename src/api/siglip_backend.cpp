@@ -166,16 +166,15 @@ class SiglipBackend final : public Backend {
     model_->encode_texts(padded, tok.pad_id(), out, static_cast<int>(tok.max_length()));
   }
 
-  // Without NaFlex, a JPEG is decoded strip by strip into the resize (ImageProcessor::preprocess_file, the same
-  // bytes as decode + preprocess, with no full-size or rotated copy). NaFlex picks its resize from the displayed
-  // size and keeps the full decode.
+  // A JPEG is decoded strip by strip into the resize (ImageProcessor::preprocess_file, naflex_preprocess_file: the
+  // same bytes as decode + preprocess, with no full-size or rotated copy).
   Input load_file(const std::string& path) const override {
-    if (!naflex_) return {processor_->preprocess_file(path, decode_), false};
-    return {preprocess(image::decode_file(path, decode_)), false};
+    if (naflex_) return {image::naflex_preprocess_file(path, decode_, *naflex_), false};
+    return {processor_->preprocess_file(path, decode_), false};
   }
   Input load_memory(const uint8_t* data, size_t size, const std::string& name) const override {
-    if (!naflex_) return {processor_->preprocess_encoded(data, size, name, decode_), false};
-    return {preprocess(image::decode_memory(data, size, name, decode_)), false};
+    if (naflex_) return {image::naflex_preprocess_encoded(data, size, name, decode_, *naflex_), false};
+    return {processor_->preprocess_encoded(data, size, name, decode_), false};
   }
   Input load_rgb(const uint8_t* rgb, int width, int height, const std::string& name) const override {
     return {preprocess(rgb_image(rgb, width, height, name)), false};

@@ -4,7 +4,8 @@
 // writes (odd sizes, 4:2:0 / 4:2:2 / 4:4:4, grayscale, CMYK, progressive, EXIF orientations 1-8, truncated), with
 // several processor settings (down- and upscaling, crop, fixed size, every filter, the draft decode) and at every
 // SIMD level of the resize passes. The same for OpenCLIP's transform (open_clip_transform_encoded against
-// open_clip_transform(decode_native_memory(...)): the resize in the image's own mode, L, RGB or CMYK).
+// open_clip_transform(decode_native_memory(...)): the resize in the image's own mode, L, RGB or CMYK), and for
+// SigLIP 2 NaFlex (naflex_preprocess_encoded against naflex_preprocess(decode_memory(...))).
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -21,6 +22,7 @@
 
 #include "image/image.h"
 #include "image/image_processor.h"
+#include "image/naflex_processor.h"
 #include "image/open_clip_transform.h"
 #include "image/pil_image.h"
 #include "image/resample.h"
@@ -382,6 +384,98 @@ TEST(JpegStream, OpenClipNoFullSizeBuffer) {
     watch.stop();
     EXPECT_LT(watch.largest(), full / 6);
     const std::vector<float> ref = open_clip_transform(decode_native_memory(file.data(), file.size(), "big.jpg"), cfg);
+    EXPECT_EQ(std::memcmp(v.data(), ref.data(), v.size() * sizeof(float)), 0);
+  }
+}
+
+NaflexConfig nf_config(int patch, int max_patches, int resample) {
+  NaflexConfig c;
+  c.patch_size = patch;
+  c.max_num_patches = max_patches;
+  c.resample = resample;
+  return c;
+}
+
+// Siglip2's default (16, 256, bilinear), a small budget that enlarges tiny images, and other filters.
+std::vector<NaflexConfig> nf_configs() {
+  return {nf_config(16, 256, 2), nf_config(14, 16, 3), nf_config(8, 1024, 1), nf_config(4, 9, 4)};
+}
+
+void expect_same_naflex(const std::vector<uint8_t>& file, const std::string& name, const NaflexConfig& cfg,
+                        int draft_size = 0) {
+  DecodeOptions opt;
+  opt.draft_size = draft_size;
+  std::vector<float> full, streamed;
+  std::string full_error = "(none)", streamed_error = "(none)";
+  try {
+    full = naflex_preprocess(decode_memory(file.data(), file.size(), name, opt), cfg);
+  } catch (const Error& e) {
+    full_error = e.what();
+  }
+  try {
+    streamed = naflex_preprocess_encoded(file.data(), file.size(), name, opt, cfg);
+  } catch (const Error& e) {
+    streamed_error = e.what();
+  }
+  ASSERT_EQ(streamed_error, full_error);
+  ASSERT_EQ(streamed.size(), full.size());
+  if (full.empty()) return;  // both failed
+  EXPECT_EQ(std::memcmp(streamed.data(), full.data(), full.size() * sizeof(float)), 0)
+      << "patch " << cfg.patch_size << " max " << cfg.max_num_patches << " filter " << cfg.resample << " draft "
+      << draft_size;
+}
+
+TEST(JpegStream, NaflexJpegsGiveTheFullSizePathsBytes) {
+  for (const auto& e : fs::directory_iterator(kImages)) {
+    const std::string p = e.path().string();
+    if (e.path().extension() != ".jpg") continue;
+    SCOPED_TRACE(p);
+    const std::vector<uint8_t> file = read_bytes(p);
+    at_every_simd_level([&] {
+      for (const auto& cfg : nf_configs()) expect_same_naflex(file, p, cfg);
+      expect_same_naflex(file, p, nf_config(16, 256, 2), 256);
+    });
+  }
+  std::vector<JpegSpec> specs;
+  for (int o = 1; o <= 8; ++o) {
+    specs.push_back({203, 150, 3, 2, 2, false, o});
+    specs.push_back({57, 311, 3, 1, 1, false, o});
+    specs.push_back({1, 9, 3, 2, 2, false, o});
+  }
+  for (int o : {0, 6}) {
+    specs.push_back({161, 122, 1, 1, 1, false, o});
+    specs.push_back({161, 122, 4, 1, 1, false, o});
+    specs.push_back({161, 122, 3, 2, 2, true, o});
+  }
+  uint32_t seed = 200;
+  for (const JpegSpec& s : specs) {
+    SCOPED_TRACE(std::to_string(s.width) + "x" + std::to_string(s.height) + " comps " + std::to_string(s.components) +
+                 " orientation " + std::to_string(s.orientation));
+    const std::vector<uint8_t> file = make_jpeg(s, seed++);
+    at_every_simd_level([&] {
+      for (const auto& cfg : nf_configs()) expect_same_naflex(file, "gen.jpg", cfg);
+    });
+  }
+  const std::vector<uint8_t> good = make_jpeg({400, 300, 3, 2, 2, false, 8}, 27);
+  for (const double cut : {0.02, 0.3, 0.9, 0.995}) {
+    const std::vector<uint8_t> part(good.begin(), good.begin() + static_cast<ptrdiff_t>(good.size() * cut));
+    expect_same_naflex(part, "cut.jpg", nf_config(16, 256, 2));
+  }
+}
+
+TEST(JpegStream, NaflexNoFullSizeBuffer) {
+  const size_t full = size_t{1600} * 1200 * 3;
+  for (const int o : {1, 6}) {
+    SCOPED_TRACE(o);
+    const std::vector<uint8_t> file = make_jpeg({1600, 1200, 3, 2, 2, false, o}, 31);
+    zeroshot::testing::AllocationWatch watch;
+    const std::vector<float> v =
+        naflex_preprocess_encoded(file.data(), file.size(), "big.jpg", {}, nf_config(16, 256, 2));
+    watch.stop();
+    // The first pass keeps the resized width (288 here) of every stored row: 288 x 1200 x 3 bytes, ~1/5.5 of it.
+    EXPECT_LT(watch.largest(), full / 5);
+    const std::vector<float> ref =
+        naflex_preprocess(decode_memory(file.data(), file.size(), "big.jpg"), nf_config(16, 256, 2));
     EXPECT_EQ(std::memcmp(v.data(), ref.data(), v.size() * sizeof(float)), 0);
   }
 }

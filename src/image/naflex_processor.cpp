@@ -2,9 +2,17 @@
 #include "image/naflex_processor.h"
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
+#include <memory>
+#include <new>
+#include <optional>
+#include <utility>
 
+#include "image/decode_internal.h"
 #include "image/image_processor.h"
+#include "image/pil_image.h"
+#include "image/resample.h"
 #include "io/json.h"
 #include "zeroshot/error.h"
 
@@ -86,11 +94,11 @@ int naflex_record_side(const NaflexConfig& cfg) {
   return static_cast<int>(side);
 }
 
-std::vector<float> naflex_preprocess(const RgbImage& img, const NaflexConfig& cfg) {
-  if (img.width <= 0 || img.height <= 0) throw Error("preprocess", "empty image");
+namespace {
+
+// The packed record of the resized image (s.width x s.height RGB).
+std::vector<float> pack(const uint8_t* resized, const NaflexSize& s, const NaflexConfig& cfg) {
   const int p = cfg.patch_size;
-  const NaflexSize s = naflex_target_size(img.height, img.width, p, cfg.max_num_patches);
-  const RgbImage r = resize(img, s.width, s.height, cfg.resample);
   // HF: rescale = (x as float64) * factor -> float32; normalize = (x - mean) / std in float32. One table per channel.
   float lut[3][256];
   for (int c = 0; c < 3; ++c)
@@ -110,10 +118,79 @@ std::vector<float> naflex_preprocess(const RgbImage& img, const NaflexConfig& cf
   for (int py = 0; py < gh; ++py)
     for (int px = 0; px < gw; ++px)
       for (int y = 0; y < p; ++y) {
-        const uint8_t* src = r.pixels.data() + ((static_cast<size_t>(py) * p + y) * s.width + px * p) * 3;
+        const uint8_t* src = resized + ((static_cast<size_t>(py) * p + y) * s.width + px * p) * 3;
         for (int i = 0; i < p * 3; ++i) *dst++ = lut[i % 3][src[i]];
       }
   return out;
+}
+
+// The streamed JPEG path of naflex_preprocess_encoded; nullopt when it does not apply (the full decode runs then,
+// reporting any error in its own order).
+std::optional<std::vector<float>> preprocess_streamed(const uint8_t* data, size_t size, const std::string& name,
+                                                      const DecodeOptions& opt, const NaflexConfig& cfg) {
+  if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0 || !detail::valid_filter(cfg.resample)) return std::nullopt;
+  NaflexSize s{};
+  std::unique_ptr<detail::RowStreamResampler> rs;
+  int width = 0;
+  PilMode mode = PilMode::RGB;
+  detail::JpegRowSink sink;
+  sink.start = [&](int w, int h, PilMode m, int orientation) {
+    const bool transposed = orientation >= 5 && orientation <= 8;
+    try {
+      s = transposed ? naflex_target_size(w, h, cfg.patch_size, cfg.max_num_patches)
+                     : naflex_target_size(h, w, cfg.patch_size, cfg.max_num_patches);  // the displayed size
+    } catch (const Error&) {
+      return false;
+    }
+    if (s.width <= 0 || s.height <= 0) return false;
+    width = w;
+    mode = m;
+    // The whole resized image is the window: resize() resamples even at the same size, and so does this.
+    rs = std::make_unique<detail::RowStreamResampler>(w, h, 3, orientation, s.width, s.height, cfg.resample, 0, 0,
+                                                      s.width, s.height);
+    return true;
+  };
+  PilImage strip;  // L / CMYK rows, converted as Image.convert("RGB") does (per pixel, so strip by strip is exact)
+  sink.rows = [&](const uint8_t* rows, size_t stride, int y, int n) {
+    if (mode == PilMode::RGB) {
+      rs->push(rows, stride, y, n);
+      return;
+    }
+    strip.width = width;
+    strip.height = n;
+    strip.mode = mode;
+    strip.pixels.assign(rows, rows + stride * n);
+    const RgbImage rgb = to_rgb(strip);
+    rs->push(rgb.pixels.data(), static_cast<size_t>(width) * 3, y, n);
+  };
+  if (!detail::decode_jpeg_rows(data, size, name, opt, sink)) return std::nullopt;
+  std::vector<uint8_t> resized(static_cast<size_t>(s.width) * s.height * 3);
+  rs->finish(resized.data());
+  return pack(resized.data(), s, cfg);
+}
+
+}  // namespace
+
+std::vector<float> naflex_preprocess(const RgbImage& img, const NaflexConfig& cfg) {
+  if (img.width <= 0 || img.height <= 0) throw Error("preprocess", "empty image");
+  const NaflexSize s = naflex_target_size(img.height, img.width, cfg.patch_size, cfg.max_num_patches);
+  const RgbImage r = resize(img, s.width, s.height, cfg.resample);
+  return pack(r.pixels.data(), s, cfg);
+}
+
+std::vector<float> naflex_preprocess_encoded(const uint8_t* data, size_t size, const std::string& name,
+                                             const DecodeOptions& opt, const NaflexConfig& cfg) {
+  try {
+    if (auto out = preprocess_streamed(data, size, name, opt, cfg)) return std::move(*out);
+  } catch (const std::bad_alloc&) {
+    throw Error(name, "out of memory while decoding");
+  }
+  return naflex_preprocess(decode_memory(data, size, name, opt), cfg);
+}
+
+std::vector<float> naflex_preprocess_file(const std::string& path, const DecodeOptions& opt, const NaflexConfig& cfg) {
+  const std::vector<uint8_t> bytes = detail::read_file(path);
+  return naflex_preprocess_encoded(bytes.data(), bytes.size(), path, opt, cfg);
 }
 
 }  // namespace zeroshot::image

@@ -15,6 +15,8 @@
 // Errors: zeroshot::Error naming the file (load) or "preprocess" / "pixel_values" (bad image or record).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -53,5 +55,12 @@ int naflex_record_side(const NaflexConfig& cfg);
 // Preprocesses into a packed record of 3 * S * S floats (see above). Throws zeroshot::Error("preprocess: ...")
 // for an empty image.
 std::vector<float> naflex_preprocess(const RgbImage& img, const NaflexConfig& cfg);
+// naflex_preprocess(decode_memory(data, size, name, opt), cfg), byte for byte, and the same errors. A JPEG is decoded
+// strip by strip straight into the resize's first pass (RowStreamResampler, any EXIF orientation: the target size
+// comes from the header), so neither its full-size pixels nor a rotated copy exist; other formats decode whole.
+std::vector<float> naflex_preprocess_encoded(const uint8_t* data, size_t size, const std::string& name,
+                                             const DecodeOptions& opt, const NaflexConfig& cfg);
+// The same for a file: naflex_preprocess(decode_file(path, opt), cfg).
+std::vector<float> naflex_preprocess_file(const std::string& path, const DecodeOptions& opt, const NaflexConfig& cfg);
 
 }  // namespace zeroshot::image
