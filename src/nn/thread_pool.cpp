@@ -243,4 +243,23 @@ void parallel_ranges(ThreadPool* pool, long total, long min_chunk, const std::fu
   });
 }
 
+void parallel_guided(ThreadPool* pool, long total, long min_chunk, const std::function<void(long, long)>& fn) {
+  if (total <= 0) return;
+  min_chunk = std::max(1L, min_chunk);
+  const long threads = pool ? pool->threads() : 1;
+  if (threads == 1 || total < 2 * min_chunk) {
+    fn(0, total);
+    return;
+  }
+  // A static split ends with the caller waiting for a late worker (or the reverse) for up to a whole half;
+  // shrinking ranges bound that wait by the last, smallest one.
+  std::vector<long> bounds{0};
+  for (long b = 0; b < total;) {
+    b = std::min(total, b + std::max(min_chunk, (total - b + 2 * threads - 1) / (2 * threads)));
+    bounds.push_back(b);
+  }
+  pool->parallel_for(static_cast<int>(bounds.size() - 1),
+                     [&](int c) { fn(bounds[static_cast<size_t>(c)], bounds[static_cast<size_t>(c) + 1]); });
+}
+
 }  // namespace zeroshot::nn
