@@ -191,12 +191,6 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
   const long min_pairs = std::max(1L, kMinParallelGemm * pairs / (work + 1));
   const bool int8 = ap == AttnPrecision::Int8;
   const bool avx = int8 ? kern::cpu_has_avx512_vnni() : kern::cpu_has_avx512();
-  // A few ranges of (sequence, head) pairs per thread, taken in turn (a preempted thread's share moves on).
-  const long threads = pool ? pool->threads() : 1;
-  const long chunks = std::max(1L, std::min({pairs / min_pairs, threads * 4, pairs}));
-  auto range = [&](long c, const std::function<void(long, long)>& fn) {
-    fn(pairs * c / chunks, pairs * (c + 1) / chunks);
-  };
   auto body = [&](long p0, long p1) {
     // Per thread, kept between calls (like PackedLinear's scratch): a fresh vector per chunk was an mmap of
     // ~0.3 MB at 729 tokens, its pages faulted in and zeroed by the kernel on every layer.
@@ -233,8 +227,9 @@ void attention(const float* q, const float* k, const float* v, long ld, const st
            static_cast<int>(ld_out));
     }
   };
-  if (chunks <= 1 || !pool) body(0, pairs);
-  else pool->parallel_for(static_cast<int>(chunks), [&](int c) { range(c, body); });
+  // Ranges of (sequence, head) pairs taken in turn, shrinking towards the end (a late or preempted thread's share
+  // moves on, and the last wait is short).
+  parallel_guided(pool, pairs, min_pairs, body);
 }
 
 void self_attention(const float* x, const std::vector<int>& lens, int dim, int heads, const AttentionWeights& w,

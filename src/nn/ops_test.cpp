@@ -1,11 +1,14 @@
 // Each kernel against a naive double-precision reference on random inputs (odd sizes included).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "nn/gemm.h"
@@ -367,6 +370,36 @@ TEST(ThreadPool, ParallelRangesCoverExactly) {
       });
       for (long i = 0; i < total; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
     }
+}
+
+// Every item once, no range below min_chunk but possibly the last, ranges shrinking (the point of the split), and
+// the same ranges for the same arguments (the callers' outputs must not depend on timing).
+TEST(ThreadPool, ParallelGuidedCoversExactlyWithShrinkingRanges) {
+  ThreadPool pool(2);
+  for (ThreadPool* p : {static_cast<ThreadPool*>(nullptr), &pool})
+    for (long total : {0L, 1L, 5L, 24L, 96L, 1576L})
+      for (long min_chunk : {1L, 8L, 1000L}) {
+        std::vector<std::atomic<int>> hits(static_cast<size_t>(total));
+        std::mutex mu;
+        std::vector<std::pair<long, long>> ranges;
+        parallel_guided(p, total, min_chunk, [&](long b, long e) {
+          for (long i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+          std::lock_guard<std::mutex> lock(mu);
+          ranges.emplace_back(b, e);
+        });
+        for (long i = 0; i < total; ++i) ASSERT_EQ(hits[static_cast<size_t>(i)].load(), 1);
+        std::sort(ranges.begin(), ranges.end());
+        for (size_t r = 0; r < ranges.size(); ++r) {
+          const long len = ranges[r].second - ranges[r].first;
+          if (r + 1 < ranges.size()) {
+            EXPECT_GE(len, min_chunk) << total << " " << min_chunk;
+            EXPECT_GE(len, ranges[r + 1].second - ranges[r + 1].first) << total << " " << min_chunk;
+          }
+        }
+        if (p && total == 1576 && min_chunk == 8) {
+          EXPECT_GT(ranges.size(), 8u);  // several ranges per thread, not a static halving
+        }
+      }
 }
 
 }  // namespace

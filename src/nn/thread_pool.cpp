@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 
@@ -49,6 +50,38 @@ bool spin_until(F&& ready) {
   }
 }
 
+// Measurement only (ZEROSHOT_POOL_STATS=1): where the time of parallel_for goes, printed at exit.
+bool stats_on() {
+  static const bool on = [] {
+    const char* v = std::getenv("ZEROSHOT_POOL_STATS");
+    return v && *v == '1';
+  }();
+  return on;
+}
+long long ns_now() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
+}
+struct Stats {
+  std::atomic<long long> regions{0}, region_ns{0}, caller_wait_ns{0}, wake_ns{0}, woken{0}, missed{0};
+  std::atomic<long long> worker_busy_ns{0}, caller_busy_ns{0}, first_ns{0}, last_ns{0}, items{0};
+  std::atomic<long long> by_n_regions[17]{}, by_n_wait[17]{}, by_n_ns[17]{};
+  ~Stats() {
+    if (!stats_on() || regions == 0) return;
+    for (int i = 0; i < 17; ++i)
+      if (by_n_regions[i])
+        std::fprintf(stderr, "pool: n=%d%s regions %lld wall %.4f s caller wait %.4f s\n", i, i == 16 ? "+" : "",
+                     by_n_regions[i].load(), by_n_ns[i] * 1e-9, by_n_wait[i] * 1e-9);
+    const double span = static_cast<double>(last_ns - first_ns) * 1e-9;
+    std::fprintf(stderr,
+                 "pool: regions %lld items %lld span %.4f s in regions %.4f s (serial %.4f s) caller wait %.4f s "
+                 "worker wake %.1f us avg over %lld, worker got none %lld, caller busy %.4f s worker busy %.4f s\n",
+                 regions.load(), items.load(), span, region_ns * 1e-9, span - region_ns * 1e-9, caller_wait_ns * 1e-9,
+                 woken ? wake_ns * 1e-3 / woken : 0.0, woken.load(), missed.load(), caller_busy_ns * 1e-9,
+                 worker_busy_ns * 1e-9);
+  }
+};
+Stats g_stats;
+
 }  // namespace
 
 // Workers keep a shared_ptr to the job, so the job outlives the last worker that touches it even after the
@@ -61,6 +94,8 @@ struct ThreadPool::Job {
   std::mutex mutex;
   std::condition_variable finished;
   std::exception_ptr error;
+  long long t_post = 0;              // stats only
+  std::atomic<long long> t_last{0};  // stats only: when the last index finished
 };
 
 ThreadPool::ThreadPool(int threads) {
@@ -89,6 +124,7 @@ void ThreadPool::work_on(Job& job) {
       std::lock_guard<std::mutex> lock(job.mutex);
       if (!job.error) job.error = std::current_exception();
     }
+    if (stats_on()) job.t_last.store(ns_now());
     if (job.done.fetch_add(1) + 1 == job.n) {
       std::lock_guard<std::mutex> lock(job.mutex);
       job.finished.notify_all();
@@ -116,6 +152,19 @@ void ThreadPool::worker_loop() {
       seen = posted_.load();
     }
     if (job) {
+      if (stats_on()) {
+        const long long t0 = ns_now();
+        const int before = job->next.load();
+        work_on(*job);
+        g_stats.worker_busy_ns += ns_now() - t0;
+        if (before < job->n) {
+          g_stats.wake_ns += t0 - job->t_post;
+          g_stats.woken += 1;
+        } else {
+          g_stats.missed += 1;
+        }
+        continue;
+      }
       work_on(*job);
       continue;
     }
@@ -139,6 +188,11 @@ void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
   auto job = std::make_shared<Job>();
   job->fn = &fn;
   job->n = n;
+  if (stats_on()) {
+    job->t_post = ns_now();
+    long long z = 0;
+    g_stats.first_ns.compare_exchange_strong(z, job->t_post);
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
     queue_.push_back(job);
@@ -146,6 +200,8 @@ void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
   }
   wake_.notify_all();
   work_on(*job);
+  const long long t_caller = stats_on() ? ns_now() : 0;
+  if (stats_on()) g_stats.caller_busy_ns += t_caller - job->t_post;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = std::find(queue_.begin(), queue_.end(), job);
@@ -154,6 +210,18 @@ void ThreadPool::parallel_for(int n, const std::function<void(int)>& fn) {
   if (!spin_until([&] { return job->done.load(std::memory_order_acquire) == n; })) {
     std::unique_lock<std::mutex> lock(job->mutex);
     job->finished.wait(lock, [&] { return job->done.load() == n; });
+  }
+  if (stats_on()) {
+    const long long t_end = ns_now();
+    g_stats.regions += 1;
+    g_stats.items += n;
+    g_stats.region_ns += t_end - job->t_post;
+    g_stats.caller_wait_ns += t_end - t_caller;
+    g_stats.last_ns = t_end;
+    const int b = std::min(n, 16);
+    g_stats.by_n_regions[b] += 1;
+    g_stats.by_n_ns[b] += t_end - job->t_post;
+    g_stats.by_n_wait[b] += t_end - t_caller;
   }
   // Every index is done (acquire on `done`), so the error slot is no longer written.
   if (job->error) std::rethrow_exception(job->error);
@@ -173,6 +241,25 @@ void parallel_ranges(ThreadPool* pool, long total, long min_chunk, const std::fu
     const long b = c * per, e = std::min(total, b + per);
     if (b < e) fn(b, e);
   });
+}
+
+void parallel_guided(ThreadPool* pool, long total, long min_chunk, const std::function<void(long, long)>& fn) {
+  if (total <= 0) return;
+  min_chunk = std::max(1L, min_chunk);
+  const long threads = pool ? pool->threads() : 1;
+  if (threads == 1 || total < 2 * min_chunk) {
+    fn(0, total);
+    return;
+  }
+  // A static split ends with the caller waiting for a late worker (or the reverse) for up to a whole half;
+  // shrinking ranges bound that wait by the last, smallest one.
+  std::vector<long> bounds{0};
+  for (long b = 0; b < total;) {
+    b = std::min(total, b + std::max(min_chunk, (total - b + 2 * threads - 1) / (2 * threads)));
+    bounds.push_back(b);
+  }
+  pool->parallel_for(static_cast<int>(bounds.size() - 1),
+                     [&](int c) { fn(bounds[static_cast<size_t>(c)], bounds[static_cast<size_t>(c) + 1]); });
 }
 
 }  // namespace zeroshot::nn

@@ -5,6 +5,8 @@
 // worker is busy elsewhere. An exception thrown by a task is rethrown in the caller (the first one wins).
 // Idle threads (workers without a job, a caller waiting for the last indices) poll for ZEROSHOT_SPIN_US
 // microseconds before they block (default 0: block at once; polling measured slower on a shared 2-vCPU machine).
+// ZEROSHOT_POOL_STATS=1 (measurement only) prints at exit where parallel_for's time went: the caller's wait for the
+// last indices, the workers' wake-up latency and busy time, the serial time between calls.
 #pragma once
 
 #include <atomic>
@@ -50,5 +52,11 @@ class ThreadPool {
 // Splits [0, total) into at most pool->threads() contiguous ranges of at least `min_chunk` items (except the
 // last) and runs fn(begin, end) on each; serial when pool is null.
 void parallel_ranges(ThreadPool* pool, long total, long min_chunk, const std::function<void(long, long)>& fn);
+
+// Like parallel_ranges, for loops whose items cost about the same: the ranges shrink as they go (each about
+// 1 / (2 x threads) of what is left, at least `min_chunk` items) and the threads take them in turn, so a thread
+// that starts late (woken up ~40-60 us after the caller on a quiet machine, ~1 ms under load) or is preempted
+// leaves only a short last range to wait for. The ranges depend only on total, min_chunk and the thread count.
+void parallel_guided(ThreadPool* pool, long total, long min_chunk, const std::function<void(long, long)>& fn);
 
 }  // namespace zeroshot::nn
