@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,6 +42,22 @@ struct JpegRowSink {
 };
 bool decode_jpeg_rows(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
                       const JpegRowSink& sink);
+
+// Where a streamed resize (RowStreamResampler) writes: the resized size, and the window of it that is kept.
+struct StreamWindow {
+  int width, height;  // after the resize
+  int x0, y0, ww, wh;
+};
+// A JPEG decoded strip by strip into a 3-band RowStreamResampler (`resample` is Pillow's filter), L and CMYK strips
+// converted to RGB first as Image.convert("RGB") does (per pixel, so strip by strip is exact); the kept window, ww x
+// wh RGB, into `window`. plan(width, height) gets the displayed size (the stored one with EXIF orientations 5-8
+// transposed) and gives the window, or nullopt (or throws zeroshot::Error) when streaming does not apply. False when
+// it does not apply (not a JPEG, a filter Pillow does not have, no plan): then nothing was written and the caller
+// decodes in full, which reports any error in its own order. Decode errors as decode_jpeg_rows (thrown).
+// Defined in image_processor.cpp; the fixed-size and NaFlex processors share it.
+bool stream_jpeg_rgb(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt, int resample,
+                     const std::function<std::optional<StreamWindow>(int width, int height)>& plan,
+                     std::vector<uint8_t>& window);
 
 // The whole file in memory; Error(path, ...) when it cannot be read.
 std::vector<uint8_t> read_file(const std::string& path);

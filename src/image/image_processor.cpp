@@ -228,26 +228,31 @@ void ImageProcessor::write_pixels(const Layout& l, const uint8_t* window, float*
   }
 }
 
-bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
-                                  float* out) const {
-  if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0 || !detail::valid_filter(cfg_.resample)) return false;
-  Layout l{};
-  std::unique_ptr<detail::RowStreamResampler> rs;
+namespace detail {
+
+bool stream_jpeg_rgb(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt, int resample,
+                     const std::function<std::optional<StreamWindow>(int width, int height)>& plan,
+                     std::vector<uint8_t>& window) {
+  if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0 || !valid_filter(resample)) return false;
+  StreamWindow win{};
+  std::unique_ptr<RowStreamResampler> rs;
   int width = 0;
   PilMode mode = PilMode::RGB;
-  detail::JpegRowSink sink;
+  JpegRowSink sink;
   sink.start = [&](int w, int h, PilMode m, int orientation) {
     const bool transposed = orientation >= 5 && orientation <= 8;
+    std::optional<StreamWindow> planned;
     try {
-      l = transposed ? layout(h, w) : layout(w, h);  // the displayed size
+      planned = transposed ? plan(h, w) : plan(w, h);  // the displayed size
     } catch (const Error&) {
       return false;  // the full decode reports it, after any decode error, as before
     }
-    if (l.ww <= 0 || l.wh <= 0) return false;
+    if (!planned) return false;
+    win = *planned;
     width = w;
     mode = m;
-    rs = std::make_unique<detail::RowStreamResampler>(w, h, 3, orientation, l.rw, l.rh, cfg_.resample, l.x0, l.y0, l.ww,
-                                                      l.wh);
+    rs = std::make_unique<RowStreamResampler>(w, h, 3, orientation, win.width, win.height, resample, win.x0, win.y0,
+                                              win.ww, win.wh);
     return true;
   };
   PilImage strip;  // L / CMYK rows, converted as Image.convert("RGB") does (per pixel, so strip by strip is exact)
@@ -263,9 +268,24 @@ bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::s
     const RgbImage rgb = to_rgb(strip);
     rs->push(rgb.pixels.data(), static_cast<size_t>(width) * 3, y, n);
   };
-  if (!detail::decode_jpeg_rows(data, size, name, opt, sink)) return false;
-  std::vector<uint8_t> window(static_cast<size_t>(l.wh) * l.ww * 3);
+  if (!decode_jpeg_rows(data, size, name, opt, sink)) return false;
+  window.assign(static_cast<size_t>(win.wh) * win.ww * 3, 0);
   rs->finish(window.data());
+  return true;
+}
+
+}  // namespace detail
+
+bool ImageProcessor::run_streamed(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt,
+                                  float* out) const {
+  Layout l{};
+  std::vector<uint8_t> window;
+  const auto plan = [&](int width, int height) -> std::optional<detail::StreamWindow> {
+    l = layout(width, height);
+    if (l.ww <= 0 || l.wh <= 0) return std::nullopt;
+    return detail::StreamWindow{l.rw, l.rh, l.x0, l.y0, l.ww, l.wh};
+  };
+  if (!detail::stream_jpeg_rgb(data, size, name, opt, cfg_.resample, plan, window)) return false;
   write_pixels(l, window.data(), out);
   return true;
 }

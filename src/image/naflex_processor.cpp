@@ -2,17 +2,12 @@
 #include "image/naflex_processor.h"
 
 #include <cmath>
-#include <cstring>
 #include <filesystem>
-#include <memory>
-#include <new>
 #include <optional>
 #include <utility>
 
 #include "image/decode_internal.h"
 #include "image/image_processor.h"
-#include "image/pil_image.h"
-#include "image/resample.h"
 #include "io/json.h"
 #include "zeroshot/error.h"
 
@@ -128,44 +123,15 @@ std::vector<float> pack(const uint8_t* resized, const NaflexSize& s, const Nafle
 // reporting any error in its own order).
 std::optional<std::vector<float>> preprocess_streamed(const uint8_t* data, size_t size, const std::string& name,
                                                       const DecodeOptions& opt, const NaflexConfig& cfg) {
-  if (size < 3 || std::memcmp(data, "\xFF\xD8\xFF", 3) != 0 || !detail::valid_filter(cfg.resample)) return std::nullopt;
   NaflexSize s{};
-  std::unique_ptr<detail::RowStreamResampler> rs;
-  int width = 0;
-  PilMode mode = PilMode::RGB;
-  detail::JpegRowSink sink;
-  sink.start = [&](int w, int h, PilMode m, int orientation) {
-    const bool transposed = orientation >= 5 && orientation <= 8;
-    try {
-      s = transposed ? naflex_target_size(w, h, cfg.patch_size, cfg.max_num_patches)
-                     : naflex_target_size(h, w, cfg.patch_size, cfg.max_num_patches);  // the displayed size
-    } catch (const Error&) {
-      return false;
-    }
-    if (s.width <= 0 || s.height <= 0) return false;
-    width = w;
-    mode = m;
+  std::vector<uint8_t> resized;
+  const auto plan = [&](int width, int height) -> std::optional<detail::StreamWindow> {
+    s = naflex_target_size(height, width, cfg.patch_size, cfg.max_num_patches);
+    if (s.width <= 0 || s.height <= 0) return std::nullopt;
     // The whole resized image is the window: resize() resamples even at the same size, and so does this.
-    rs = std::make_unique<detail::RowStreamResampler>(w, h, 3, orientation, s.width, s.height, cfg.resample, 0, 0,
-                                                      s.width, s.height);
-    return true;
+    return detail::StreamWindow{s.width, s.height, 0, 0, s.width, s.height};
   };
-  PilImage strip;  // L / CMYK rows, converted as Image.convert("RGB") does (per pixel, so strip by strip is exact)
-  sink.rows = [&](const uint8_t* rows, size_t stride, int y, int n) {
-    if (mode == PilMode::RGB) {
-      rs->push(rows, stride, y, n);
-      return;
-    }
-    strip.width = width;
-    strip.height = n;
-    strip.mode = mode;
-    strip.pixels.assign(rows, rows + stride * n);
-    const RgbImage rgb = to_rgb(strip);
-    rs->push(rgb.pixels.data(), static_cast<size_t>(width) * 3, y, n);
-  };
-  if (!detail::decode_jpeg_rows(data, size, name, opt, sink)) return std::nullopt;
-  std::vector<uint8_t> resized(static_cast<size_t>(s.width) * s.height * 3);
-  rs->finish(resized.data());
+  if (!detail::stream_jpeg_rgb(data, size, name, opt, cfg.resample, plan, resized)) return std::nullopt;
   return pack(resized.data(), s, cfg);
 }
 
