@@ -251,6 +251,20 @@ Scan scan(const std::string& kind) {
   return s;
 }
 
+struct KindTotal {
+  size_t files = 0;
+  uint64_t bytes = 0;
+};
+KindTotal kind_total(const std::vector<Entry>& entries, const std::string& kind) {
+  KindTotal t;
+  for (const Entry& e : entries)
+    if (e.kind == kind) {
+      ++t.files;
+      t.bytes += e.bytes;
+    }
+  return t;
+}
+
 std::string human(uint64_t b) {
   const char* units[] = {"B", "kB", "MB", "GB", "TB"};
   double v = static_cast<double>(b);
@@ -332,14 +346,9 @@ int run_list(const CacheArgs& a) {
     for (size_t i = 0; i < s.entries.size(); ++i) j += (i ? ", " : "") + entry_json(s.entries[i]);
     j += "], \"totals\": {\"files\": " + std::to_string(s.entries.size()) + ", \"bytes\": " + std::to_string(total);
     for (const char* k : {kPacked, kLabels}) {
-      size_t n = 0;
-      uint64_t b = 0;
-      for (const Entry& e : s.entries)
-        if (e.kind == k) {
-          ++n;
-          b += e.bytes;
-        }
-      j += std::string(", \"") + k + "\": {\"files\": " + std::to_string(n) + ", \"bytes\": " + std::to_string(b) + "}";
+      const KindTotal t = kind_total(s.entries, k);
+      j += std::string(", \"") + k + "\": {\"files\": " + std::to_string(t.files) +
+           ", \"bytes\": " + std::to_string(t.bytes) + "}";
     }
     j += ", \"stale_or_damaged\": {\"files\": " + std::to_string(stale) +
          ", \"bytes\": " + std::to_string(stale_bytes) + "}}, \"hub_cache\": " + json_string(hub) + "}";
@@ -348,13 +357,7 @@ int run_list(const CacheArgs& a) {
   }
   std::printf("cache folder: %s%s\n", s.dir.c_str(), s.entries.empty() ? " (empty)" : "");
   for (const char* k : {kPacked, kLabels}) {
-    size_t n = 0;
-    uint64_t b = 0;
-    for (const Entry& e : s.entries)
-      if (e.kind == k) {
-        ++n;
-        b += e.bytes;
-      }
+    const auto [n, b] = kind_total(s.entries, k);
     if (n == 0) continue;
     std::printf("\n%s: %zu file%s, %s\n", kind_title(k), n, n == 1 ? "" : "s", human(b).c_str());
     std::printf("  %10s  %-16s  %-7s  %s\n", "SIZE", "LAST USE", "STATUS",
