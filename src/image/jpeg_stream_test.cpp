@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <random>
 #include <string>
@@ -27,6 +28,7 @@
 #include "image/pil_image.h"
 #include "image/resample.h"
 #include "support/alloc_watch.h"
+#include "support/errors.h"
 #include "zeroshot/error.h"
 
 namespace fs = std::filesystem;
@@ -123,30 +125,29 @@ std::vector<ImageProcessorConfig> configs() {
   return v;
 }
 
-// The streamed path and the full-size path give the same floats, or throw the same message.
+// The full-size path and the streamed one give the same floats, or throw the same zeroshot::Error message (anything
+// else thrown fails the test); `what` names the case in a failure.
+void expect_same_output(const std::function<std::vector<float>()>& full_path,
+                        const std::function<std::vector<float>()>& streamed_path, const std::string& what) {
+  std::vector<float> full, streamed;
+  const std::string full_error = zeroshot::testing::error_of([&] { full = full_path(); });
+  const std::string streamed_error = zeroshot::testing::error_of([&] { streamed = streamed_path(); });
+  ASSERT_EQ(full_error.rfind("NOT a zeroshot::Error", 0), std::string::npos) << full_error << " " << what;
+  ASSERT_EQ(streamed_error, full_error) << what;
+  ASSERT_EQ(streamed.size(), full.size()) << what;
+  if (full.empty()) return;  // both failed
+  EXPECT_EQ(std::memcmp(streamed.data(), full.data(), full.size() * sizeof(float)), 0) << what;
+}
+
 void expect_same(const std::vector<uint8_t>& file, const std::string& name, const ImageProcessorConfig& cfg,
                  int draft_size = 0) {
   const ImageProcessor proc(cfg);
   DecodeOptions opt;
   opt.draft_size = draft_size;
-  std::vector<float> full, streamed;
-  std::string full_error = "(none)", streamed_error = "(none)";
-  try {
-    full = proc.preprocess(decode_memory_stored(file.data(), file.size(), name, opt));
-  } catch (const Error& e) {
-    full_error = e.what();
-  }
-  try {
-    streamed = proc.preprocess_encoded(file.data(), file.size(), name, opt);
-  } catch (const Error& e) {
-    streamed_error = e.what();
-  }
-  ASSERT_EQ(streamed_error, full_error);
-  ASSERT_EQ(streamed.size(), full.size());
-  if (full.empty()) return;  // both failed
-  EXPECT_EQ(std::memcmp(streamed.data(), full.data(), full.size() * sizeof(float)), 0)
-      << "resize " << cfg.shortest_edge << " crop " << cfg.crop_width << " filter " << cfg.resample << " draft "
-      << draft_size;
+  expect_same_output([&] { return proc.preprocess(decode_memory_stored(file.data(), file.size(), name, opt)); },
+                     [&] { return proc.preprocess_encoded(file.data(), file.size(), name, opt); },
+                     "resize " + std::to_string(cfg.shortest_edge) + " crop " + std::to_string(cfg.crop_width) +
+                         " filter " + std::to_string(cfg.resample) + " draft " + std::to_string(draft_size));
 }
 
 // Each SIMD level the resize has on this CPU (2 AVX-512, 1 AVX2, 0 scalar); the passes pick what the CPU has.
@@ -287,24 +288,11 @@ void expect_same_open_clip(const std::vector<uint8_t>& file, const std::string& 
                            const OpenClipTransformConfig& cfg, int draft_size = 0) {
   DecodeOptions opt;
   opt.draft_size = draft_size;
-  std::vector<float> full, streamed;
-  std::string full_error = "(none)", streamed_error = "(none)";
-  try {
-    full = open_clip_transform(decode_native_memory(file.data(), file.size(), name, opt), cfg);
-  } catch (const Error& e) {
-    full_error = e.what();
-  }
-  try {
-    streamed = open_clip_transform_encoded(file.data(), file.size(), name, opt, cfg);
-  } catch (const Error& e) {
-    streamed_error = e.what();
-  }
-  ASSERT_EQ(streamed_error, full_error);
-  ASSERT_EQ(streamed.size(), full.size());
-  if (full.empty()) return;  // both failed
-  EXPECT_EQ(std::memcmp(streamed.data(), full.data(), full.size() * sizeof(float)), 0)
-      << cfg.resize_mode << " " << cfg.height << "x" << cfg.width << " " << cfg.interpolation << " draft "
-      << draft_size;
+  expect_same_output(
+      [&] { return open_clip_transform(decode_native_memory(file.data(), file.size(), name, opt), cfg); },
+      [&] { return open_clip_transform_encoded(file.data(), file.size(), name, opt, cfg); },
+      cfg.resize_mode + " " + std::to_string(cfg.height) + "x" + std::to_string(cfg.width) + " " + cfg.interpolation +
+          " draft " + std::to_string(draft_size));
 }
 
 TEST(JpegStream, OpenClipFixtureJpegsGiveTheFullSizePathsBytes) {
@@ -405,24 +393,10 @@ void expect_same_naflex(const std::vector<uint8_t>& file, const std::string& nam
                         int draft_size = 0) {
   DecodeOptions opt;
   opt.draft_size = draft_size;
-  std::vector<float> full, streamed;
-  std::string full_error = "(none)", streamed_error = "(none)";
-  try {
-    full = naflex_preprocess(decode_memory(file.data(), file.size(), name, opt), cfg);
-  } catch (const Error& e) {
-    full_error = e.what();
-  }
-  try {
-    streamed = naflex_preprocess_encoded(file.data(), file.size(), name, opt, cfg);
-  } catch (const Error& e) {
-    streamed_error = e.what();
-  }
-  ASSERT_EQ(streamed_error, full_error);
-  ASSERT_EQ(streamed.size(), full.size());
-  if (full.empty()) return;  // both failed
-  EXPECT_EQ(std::memcmp(streamed.data(), full.data(), full.size() * sizeof(float)), 0)
-      << "patch " << cfg.patch_size << " max " << cfg.max_num_patches << " filter " << cfg.resample << " draft "
-      << draft_size;
+  expect_same_output([&] { return naflex_preprocess(decode_memory(file.data(), file.size(), name, opt), cfg); },
+                     [&] { return naflex_preprocess_encoded(file.data(), file.size(), name, opt, cfg); },
+                     "patch " + std::to_string(cfg.patch_size) + " max " + std::to_string(cfg.max_num_patches) +
+                         " filter " + std::to_string(cfg.resample) + " draft " + std::to_string(draft_size));
 }
 
 TEST(JpegStream, NaflexJpegsGiveTheFullSizePathsBytes) {
