@@ -2,13 +2,17 @@
 // decoded to 8-bit interleaved RGB, or RGBA when it has an alpha channel (HDR images converted to 8 bits), with
 // libheif applying the HEIF transformations (clap crop, irot rotation, imir mirroring). pillow-heif then resets the
 // EXIF orientation to 1 (the transformations are the authority in HEIF), so no EXIF orientation is applied here.
-// The size is read from the file's ispe property and checked before libheif decodes anything.
+// Before libheif reads the file, its boxes are read here (heif_geometry.h) for what libheif 1.15 mishandles: every
+// size the file declares (each ispe property, each grid or overlay canvas) is checked against the pixel limit, and a
+// derived image built from an item that is not an image is refused (libheif would abort). The primary image's
+// sizes are checked again through libheif's API.
 #include <libheif/heif.h>
 
 #include <cstring>
 #include <memory>
 
 #include "image/decode_internal.h"
+#include "image/heif_geometry.h"
 
 namespace zeroshot::image::detail {
 
@@ -38,6 +42,17 @@ void check(const heif_error& e, const std::string& name, const char* what) {
 }  // namespace
 
 Decoded decode_heif(const uint8_t* data, size_t size, const std::string& name, const DecodeOptions& opt) {
+  // libheif allocates a canvas for every grid and overlay it composes, hidden ones included, at up to 32768 x 32768
+  // (3 GB). Zero sizes are left to libheif, which refuses them where they matter.
+  for (const HeifDeclaredSize& s : heif_declared_sizes(data, size)) {
+    if (static_cast<uint64_t>(s.width) * s.height > opt.max_pixels)
+      throw Error(name, std::string("HEIF: ") + s.what + " of " + std::to_string(s.width) + "x" +
+                            std::to_string(s.height) + " pixels exceeds the limit of " +
+                            std::to_string(opt.max_pixels) + " pixels (possible decompression bomb)");
+  }
+  for (const HeifDanglingReference& r : heif_dangling_references(data, size))
+    throw Error(name, std::string("HEIF: ") + r.derived + " item " + std::to_string(r.item) + " is built from item " +
+                          std::to_string(r.missing) + ", which is not an image");
   std::unique_ptr<heif_context, ContextFree> ctx(heif_context_alloc());
   if (!ctx) throw Error(name, "HEIF: out of memory");
   check(heif_context_read_from_memory_without_copy(ctx.get(), data, size, nullptr), name, "invalid file");

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "image/heif_geometry.h"
 #include "image/image.h"
 #include "image/pil_image.h"
 #include "support/reference.h"
@@ -77,6 +78,30 @@ TEST(Formats, DecodeLikeTheReference) {
   }
   EXPECT_GT(n, 40u);
   for (const auto& note : manifest()["notes"]) std::printf("note: %s\n", note.get<std::string>().c_str());
+}
+
+// heif_geometry's box reader (decode_heif's bomb and dangling-reference checks) on files heif-enc wrote: it finds
+// the coded size libheif reports and nothing to refuse.
+TEST(Formats, HeifBoxReaderFindsTheSizesOfRealFiles) {
+  REQUIRE_REFERENCE();
+  size_t n = 0;
+  for (const auto& c : manifest()["cases"]) {
+    const std::string file = c["file"].get<std::string>();
+    if (fs::path(file).extension() != ".heic") continue;
+    SCOPED_TRACE(file);
+    const std::vector<uint8_t> bytes = read_bytes(kRef + "/" + file);
+    const auto sizes = detail::heif_declared_sizes(bytes.data(), bytes.size());
+    const auto w = c["width"].get<uint32_t>(), h = c["height"].get<uint32_t>();
+    bool found = false;
+    for (const auto& s : sizes) {
+      EXPECT_LE(uint64_t{s.width} * s.height, 100'000'000u) << s.what;
+      found |= std::string(s.what) == "image" && ((s.width == w && s.height == h) || (s.width == h && s.height == w));
+    }
+    EXPECT_TRUE(found) << "no ispe of " << w << "x" << h;
+    EXPECT_TRUE(detail::heif_dangling_references(bytes.data(), bytes.size()).empty());
+    ++n;
+  }
+  EXPECT_GE(n, 4u);
 }
 
 TEST(Formats, MalformedFilesAreRefusedNamingTheFile) {
