@@ -1,7 +1,8 @@
 // The packed weights cache through the public API (api/backend.h, PackedWeightsPlan): the first F32 load writes
-// $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-f32.bin, later loads map it; every load embeds bit for bit
-// what a load without the cache embeds; a truncated or stale file is rebuilt silently; an unusable cache folder
-// only costs the speed-up; the model folder is never written. The same for CLAP (HTSAT + RoBERTa, also at bf16,
+// $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-<paths hash>-f32.bin, later loads map it; every load embeds
+// bit for bit what a load without the cache embeds; a truncated or stale file is rebuilt silently; an unusable cache
+// folder only costs the speed-up; the model folder is never written; two folders of the same weights keep a file
+// each; a file under an earlier version's name is replaced. The same for CLAP (HTSAT + RoBERTa, also at bf16,
 // where the file holds only the bf16 layers), at int8 for both (also with an int8 weights file in the model folder),
 // and `--no-cache` writes nothing.
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -121,6 +123,13 @@ class ClapPackedCacheInt8 : public ClapPackedCache {
   }
 };
 
+// "<16 hex>-<8 hex>-<precision>.bin" (models::packed_weights_cache_name).
+void expect_cache_name(const fs::path& file, const std::string& precision) {
+  const std::string name = file.filename().string();
+  EXPECT_TRUE(std::regex_match(name, std::regex("[0-9a-f]{16}-[0-9a-f]{8}-" + precision + "\\.bin"))) << name;
+  EXPECT_TRUE(models::is_packed_weights_cache_name(name)) << name;
+}
+
 std::vector<std::string> listing(const std::string& dir) {
   std::vector<std::string> names;
   for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
@@ -132,7 +141,7 @@ TEST_F(PackedCache, FirstLoadWritesItLaterLoadsMapItBitIdentical) {
   const auto model_files = listing(kModel);
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
-  EXPECT_EQ(file.filename().string().substr(16), "-f32.bin");
+  expect_cache_name(file, "f32");
   const auto written = fs::last_write_time(file);
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
@@ -163,6 +172,43 @@ TEST_F(PackedCache, StaleFileIsRebuilt) {
   EXPECT_EQ(cached_file(), file);
 }
 
+// A copy of the model folder (same weights, other files): each folder keeps its own file, mapped on every later load.
+// With one file per fingerprint, each folder's load found the other's file stale (its sources differ) and rewrote it.
+TEST_F(PackedCache, TwoFoldersWithTheSameWeightsKeepAFileEach) {
+  TempDir a{"model-a"}, b{"model-b"};
+  for (const auto& e : fs::directory_iterator(kModel)) {
+    fs::copy_file(e.path(), a.path / e.path().filename());
+    fs::copy_file(e.path(), b.path / e.path().filename());
+  }
+  const auto embed_from = [](const TempDir& m) {
+    return embed_with(m.str(), Precision::F32, {image_path("chelsea.png")});
+  };
+  EXPECT_TRUE(same_as_reference(embed_from(a)));
+  EXPECT_TRUE(same_as_reference(embed_from(b)));
+  const auto files = listing(folder().string());
+  ASSERT_EQ(files.size(), 2u);
+  const auto a_written = fs::last_write_time(folder() / files[0]), b_written = fs::last_write_time(folder() / files[1]);
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_TRUE(same_as_reference(embed_from(a)));
+    EXPECT_TRUE(same_as_reference(embed_from(b)));
+  }
+  EXPECT_EQ(listing(folder().string()), files);
+  EXPECT_EQ(fs::last_write_time(folder() / files[0]), a_written) << "rewritten instead of mapped";
+  EXPECT_EQ(fs::last_write_time(folder() / files[1]), b_written) << "rewritten instead of mapped";
+}
+
+// A file of this format under the name earlier versions gave it ("<fingerprint>-f32.bin") is never read again: the
+// next load writes the file under its name now and removes the old one.
+TEST_F(PackedCache, FileUnderAnEarlierNameIsReplaced) {
+  embed();
+  const fs::path file = cached_file();
+  const fs::path old_name = folder() / (file.filename().string().substr(0, 16) + "-f32.bin");
+  ASSERT_TRUE(models::is_packed_weights_cache_name(old_name.filename().string()));
+  fs::rename(file, old_name);
+  EXPECT_TRUE(same_as_reference(embed()));
+  EXPECT_EQ(cached_file(), file);
+}
+
 TEST_F(PackedCache, UnusableCacheFolderOnlyCostsTheSpeedUp) {
   const std::string not_a_folder = cache_.file("blocked", "a file where the cache folder would be");
   ::setenv("XDG_CACHE_HOME", not_a_folder.c_str(), 1);
@@ -175,7 +221,7 @@ TEST_F(ClapPackedCache, FirstLoadWritesItLaterLoadsMapItBitIdentical) {
   const auto model_files = listing(kClap);
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
-  EXPECT_EQ(file.filename().string().substr(16), "-f32.bin");
+  expect_cache_name(file, "f32");
   const auto written = fs::last_write_time(file);
   // Every linear layer of both towers is in it (a CLAP without any would still write a header-only file).
   EXPECT_GT(fs::file_size(file), 100000u);
@@ -196,7 +242,7 @@ TEST_F(ClapPackedCache, TruncatedFileIsRebuilt) {
 TEST_F(ClapPackedCacheBf16, MappedBitIdentical) {
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
-  EXPECT_EQ(file.filename().string().substr(16), "-bf16.bin");
+  expect_cache_name(file, "bf16");
   const auto written = fs::last_write_time(file);
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
@@ -205,7 +251,7 @@ TEST_F(ClapPackedCacheBf16, MappedBitIdentical) {
 TEST_F(PackedCacheInt8, MappedBitIdentical) {
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
-  EXPECT_EQ(file.filename().string().substr(16), "-int8.bin");
+  expect_cache_name(file, "int8");
   const auto written = fs::last_write_time(file);
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
@@ -229,7 +275,7 @@ TEST_F(PackedCacheInt8, WithInt8WeightsFileBitIdentical) {
   model_ = model.str();
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
-  EXPECT_EQ(file.filename().string().substr(16), "-int8.bin");
+  expect_cache_name(file, "int8");
   const auto written = fs::last_write_time(file);
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";
@@ -241,7 +287,7 @@ TEST_F(PackedCacheInt8, WithInt8WeightsFileBitIdentical) {
 TEST_F(ClapPackedCacheInt8, MappedBitIdentical) {
   EXPECT_TRUE(same_as_reference(embed()));
   const fs::path file = cached_file();
-  EXPECT_EQ(file.filename().string().substr(16), "-int8.bin");
+  expect_cache_name(file, "int8");
   const auto written = fs::last_write_time(file);
   EXPECT_TRUE(same_as_reference(embed()));
   EXPECT_EQ(fs::last_write_time(file), written) << "rewritten instead of mapped";

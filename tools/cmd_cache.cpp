@@ -1,9 +1,9 @@
 // zeroshot cache [list | prune | clear]: what zeroshot keeps in its cache folder ($XDG_CACHE_HOME/zeroshot, else
 // ~/.cache/zeroshot: classify::resolve_cache_dir), and removing it.
 //
-// Kinds: packed weights (packed-weights/<16 hex>-<f32|bf16>.bin, models/packed_weights.h) and label embeddings
-// (label-embeddings/<32 hex>.bin, classify/label_cache.h), plus the temporary files of their writers. Downloaded
-// models are not here: they live in the Hugging Face hub cache, shared with Python tools (huggingface-cli
+// Kinds: packed weights (packed-weights/<16 hex>-<8 hex>-<f32|bf16|int8>.bin, models/packed_weights.h) and label
+// embeddings (label-embeddings/<32 hex>.bin, classify/label_cache.h), plus the temporary files of their writers.
+// Downloaded models are not here: they live in the Hugging Face hub cache, shared with Python tools (huggingface-cli
 // scan-cache / delete-cache manage it), and the listing only says where.
 //
 // Safety: only regular files whose name is one the engine gives are listed or removed; anything else (a foreign
@@ -481,10 +481,10 @@ void add_cache_command(CLI::App& app, std::function<int()>* action) {
   clear->add_flag("-n,--dry-run", a->dry_run, "Only say what would be removed");
   c->footer(
       "Kinds: packed weights (packed-weights/: the weights of a model in the AVX-512 kernels' layout, one file per\n"
-      "model and precision, made by the first f32/bf16 load) and label embeddings (label-embeddings/: one file per\n"
-      "model, label set and templates). A packed file is stale when its source weight files changed or vanished\n"
-      "(or it was made for another CPU or by another format version): no load can use it again. A load rewrites a\n"
-      "stale or damaged file and removes the file of an older version of the same weights by itself.\n"
+      "model folder and precision, made by the first f32/bf16/int8 load) and label embeddings (label-embeddings/:\n"
+      "one file per model, label set and templates). A packed file is stale when its source weight files changed or\n"
+      "vanished (or it was made for another CPU or by another format version): no load can use it again. A load\n"
+      "rewrites a stale or damaged file and removes the file of an older version of the same weights by itself.\n"
       "Only files named as zeroshot names them are listed or removed: nothing else in the folder is touched.\n"
       "Downloaded models live in the Hugging Face cache (huggingface-cli scan-cache / delete-cache).\n"
       "Exit code: 0 done; 2 error (a file that could not be removed is named on stderr).");

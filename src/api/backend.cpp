@@ -54,9 +54,9 @@ PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, const ModelOpti
   const std::string cache = classify::resolve_cache_dir("");
   if (cache.empty()) return plan;
   trace::Phase phase("packed weights file");
-  // The file must have been made from these weights: their fingerprint (which names the file), and the size and
-  // modification time of each weights file, so that weights edited in place (where the fingerprint's samples
-  // might miss the change) never meet stale panels.
+  // The file must have been made from these weights: their fingerprint (which names the file, with their paths),
+  // and the size and modification time of each weights file, so that weights edited in place (where the
+  // fingerprint's samples might miss the change) never meet stale panels.
   const std::string fp = models::weights_fingerprint(ws);
   plan.identity = fp;
   std::set<std::string> files;
@@ -70,7 +70,7 @@ PackedWeightsPlan packed_weights_plan(const io::WeightStore& ws, const ModelOpti
   if (!models::source_identity(plan.sources, &sources_id)) return plan;
   plan.identity += sources_id;
   const std::filesystem::path file = std::filesystem::path(cache) / "packed-weights" /
-                                     (fp.substr(fp.find(':') + 1) + "-" + nn::precision_name(plan.precision) + ".bin");
+                                     models::packed_weights_cache_name(fp, plan.sources, plan.precision);
   std::error_code ec;
   if (std::filesystem::exists(file, ec)) {
     try {

@@ -112,7 +112,8 @@ O model_build_options(const std::string& dir, const ModelOptions& opt, const Int
 }
 // The packed weights file of a load (models/packed_weights.h; the CLIP, SigLIP and CLAP backends): an F32,
 // BF16 or Int8 load on the AVX-512 kernels maps the panels of its linear layers from
-// $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-<precision>.bin (classify::resolve_cache_dir's folder) when
+// $XDG_CACHE_HOME/zeroshot/packed-weights/<fingerprint>-<paths hash>-<precision>.bin (classify::resolve_cache_dir's
+// folder; models::packed_weights_cache_name) when
 // that file was made from these weights, by this layout; otherwise it packs at load, both towers at once, and then
 // writes that file (save_packed_weights) for the next load. Never in the model folder: it may be shared, read-only
 // or a hub snapshot. A stale or damaged file is rebuilt silently (ZEROSHOT_TRACE=1 notes why): it is a cache the

@@ -225,12 +225,26 @@ PackedWeightsHeader read_packed_weights_header(const std::string& path) {
                       path, nullptr);
 }
 
+std::string packed_weights_cache_name(const std::string& fingerprint, std::vector<std::string> sources,
+                                      nn::Precision p) {
+  std::sort(sources.begin(), sources.end());
+  std::string joined;
+  for (const std::string& s : sources) joined.append(s).push_back('\0');
+  char where[9];
+  std::snprintf(where, sizeof where, "%08x",
+                static_cast<unsigned>(fnv1a(reinterpret_cast<const uint8_t*>(joined.data()), joined.size())));
+  return fingerprint.substr(fingerprint.find(':') + 1) + "-" + where + "-" + packed_weights_name_suffix(p);
+}
+
 bool is_packed_weights_cache_name(const std::string& name) {
-  const size_t dash = name.find('-');
-  if (dash != 16) return false;
-  for (size_t i = 0; i < dash; ++i)
-    if (!std::isdigit(static_cast<unsigned char>(name[i])) && (name[i] < 'a' || name[i] > 'f')) return false;
-  const std::string rest = name.substr(dash + 1);
+  const auto hex_run = [&](size_t from, size_t n) {
+    if (name.size() < from + n + 1 || name[from + n] != '-') return false;
+    for (size_t i = from; i < from + n; ++i)
+      if (!std::isdigit(static_cast<unsigned char>(name[i])) && (name[i] < 'a' || name[i] > 'f')) return false;
+    return true;
+  };
+  if (!hex_run(0, 16)) return false;
+  const std::string rest = name.substr(hex_run(17, 8) ? 26 : 17);
   return rest == packed_weights_name_suffix(nn::Precision::F32) ||
          rest == packed_weights_name_suffix(nn::Precision::BF16) ||
          rest == packed_weights_name_suffix(nn::Precision::Int8);
@@ -255,8 +269,7 @@ std::vector<std::string> remove_superseded_packed_weights(const std::string& wri
         const PackedWeightsHeader other = read_packed_weights_header(f.string());
         std::vector<std::string> other_sorted = other.sources;
         std::sort(other_sorted.begin(), other_sorted.end());
-        if (other_sorted != mine_sorted || other.precision != mine.precision || other.identity == mine.identity)
-          continue;
+        if (other_sorted != mine_sorted || other.precision != mine.precision) continue;
         // Unlinking a file another process maps is safe on Linux: its mapping keeps the inode (and the pages) until
         // it is unmapped; only the name goes.
         if (::unlink(f.c_str()) == 0) removed.push_back(f.string());

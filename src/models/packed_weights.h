@@ -86,14 +86,23 @@ bool source_identity(const std::vector<std::string>& files, std::string* out);
 void write_packed_weights(const std::string& path, const std::string& fingerprint, nn::Precision p,
                           const std::vector<PackedRecord>& layers, const std::vector<std::string>& sources = {});
 
-// True for the names the cache gives packed weights files: "<16 hex digits>-<f32|bf16|int8>.bin" (api/backend.h).
+// The file's name in the cache: "<fingerprint's 16 hex digits>-<8 hex digits>-<f32|bf16|int8>.bin", the middle part a
+// hash of the source files' paths (sorted). Two model folders holding the same weights (a copy, a second download)
+// get one file each: one shared name made each folder's load find the other's file stale (its source identity
+// differs) and rewrite it, every time the two were used in turn.
+std::string packed_weights_cache_name(const std::string& fingerprint, std::vector<std::string> sources,
+                                      nn::Precision p);
+
+// True for the names the cache gives packed weights files: packed_weights_cache_name's, and the
+// "<16 hex digits>-<f32|bf16|int8>.bin" of earlier versions (still listed and pruned by `zeroshot cache`, and removed
+// by remove_superseded_packed_weights once a file for the same sources is written).
 bool is_packed_weights_cache_name(const std::string& file_name);
 
-// After `written` (just written by write_packed_weights with `sources`) replaced a model's weights: removes the files
-// of its folder made from the same source files at the same precision but from another version of them (another
-// identity), which no load can use again. Only regular files with a cache name and a readable header of this format
-// are considered (a symbolic link, a foreign or damaged file is left alone: `zeroshot cache prune` deals with
-// damaged ones). Returns the removed paths; never throws (a file that cannot be removed is left).
+// After `written` (just written by write_packed_weights with `sources`) replaced a model's weights: removes the other
+// files of its folder made from the same source files at the same precision (from another version of them, or under
+// an earlier version's name), which no load can use again. Only regular files with a cache name and a readable header
+// of this format are considered (a symbolic link, a foreign or damaged file is left alone: `zeroshot cache prune` deals
+// with damaged ones). Returns the removed paths; never throws (a file that cannot be removed is left).
 std::vector<std::string> remove_superseded_packed_weights(const std::string& written);
 
 }  // namespace zeroshot::models
