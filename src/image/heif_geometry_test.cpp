@@ -48,9 +48,10 @@ void operator delete(void* p, std::size_t) noexcept { operator delete(p); }
 
 namespace {
 
+// `bytes` big-endian bytes of v (zeros above its 8: the reserved fields run to 12 bytes).
 Bytes be(uint64_t v, int bytes) {
   Bytes b;
-  for (int i = bytes - 1; i >= 0; --i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  for (int i = bytes - 1; i >= 0; --i) b.push_back(i < 8 ? static_cast<uint8_t>(v >> (8 * i)) : 0);
   return b;
 }
 Bytes cat(std::initializer_list<Bytes> parts) {
