@@ -1,6 +1,7 @@
 // Image decoding and CLIPImageProcessor against the fixtures (pixel_values produced by the reference pipeline:
 // Pillow load + exif_transpose + convert("RGB"), CLIPImageProcessor), plus refusal of bad input and robustness.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -323,6 +324,26 @@ TEST(ImageDecode, BombRefusedBeforeAllocating) {
   watch.stop();
   EXPECT_TRUE(refused);
   EXPECT_LT(watch.largest(), size_t{1} << 20);  // nothing near 60000 * 60000 * 3 bytes was requested
+}
+
+// A chunk before the image data declaring far more bytes than the file holds (a 1.5 GB tEXt in a 55-byte file, as
+// image_fuzz found): refused as truncated, as before, but libpng no longer allocates (and touches) the declared size
+// first: it did, 1.5 GB of RSS. libpng's malloc is not seen by AllocationWatch, so the process's peak RSS is.
+TEST(ImageDecode, PngChunkLongerThanTheFileIsNotAllocated) {
+  const std::vector<uint8_t> good = read_bytes(kImages + "/block.png");
+  std::vector<uint8_t> bad(good.begin(), good.begin() + 33);            // the signature and IHDR
+  const std::string text_chunk("\x5c\x00\x00\x19tEXtComment\x00", 16);  // length 0x5c000019, then 12 bytes
+  bad.insert(bad.end(), text_chunk.begin(), text_chunk.end());
+  rusage before{}, after{};
+  getrusage(RUSAGE_SELF, &before);
+  try {
+    decode_memory(bad.data(), bad.size(), "text.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "text.png: PNG: file is truncated");
+  }
+  getrusage(RUSAGE_SELF, &after);
+  EXPECT_LT(after.ru_maxrss - before.ru_maxrss, 256 * 1024) << "KB";
 }
 
 TEST(ImageDecode, PixelLimitOption) {
